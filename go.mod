@@ -3,3 +3,9 @@ module cafe
 go 1.26.8
 
 require github.com/buger/jsonparser v1.6.1
+
+require (
+	github.com/cenkalti/backoff/v5 v5.0.3 // indirect
+	github.com/rabbitmq/amqp091-go v1.16.0 // indirect
+	go.uber.org/goleak v1.3.0 // indirect
+)

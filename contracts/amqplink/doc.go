@@ -1,0 +1,36 @@
+// Package amqplink is how cafe's services speak to RabbitMQ: one Link per
+// connection that survives broker restarts, a Publisher whose nil error means
+// "confirmed and durable", and Consume, which delivers to a bounded pool of
+// handlers and re-subscribes after every reconnect.
+//
+// # Reconnection
+//
+// Link.Run dials with exponential backoff (100 ms up to Config.MaxBackoff),
+// checks the server (CheckServer: RabbitMQ 3.10+, confirms, nacks,
+// connection.blocked), declares the topology of package contracts (Declare),
+// and only then hands the connection to its users. When the connection drops,
+// users' channels close, Publisher fails every unconfirmed publish with
+// ErrConfirmLost, Consume's channel closes (RabbitMQ returns its unsettled
+// deliveries to the queue), and both wait for the next connection. Services
+// therefore start with the broker down and become ready when it comes up.
+//
+// This is written here rather than with amqp091-go's opt-in recovery so that
+// the two rules cafe depends on are explicit in one place: a publish is
+// reported as taken only after its own confirm, and a delivery is never
+// settled on a channel other than the one that carried it.
+//
+// # Notifications
+//
+// amqp091-go sends Notify* events synchronously and drops an event a
+// listener has not taken within five seconds. Every listener here is drained
+// by a goroutine that does nothing else: the connection's close and blocked
+// channels by Link.serve, a channel's confirms and returns by
+// Publisher.dispatch. Close channels are buffered.
+//
+// # Flow control
+//
+// Link.Blocked reports a connection.blocked alarm; Publisher.Publish then
+// fails at once with ErrBlocked instead of writing into a socket the broker
+// has stopped reading. Services that both consume and publish use two links,
+// so that a blocked publisher never holds back acks.
+package amqplink

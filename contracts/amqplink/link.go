@@ -1,0 +1,289 @@
+package amqplink
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cenkalti/backoff/v5"
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"cafe/contracts"
+)
+
+// Config says how to reach RabbitMQ and which topology to keep declared.
+type Config struct {
+	URL         string             // amqp://user:pass@host:port/vhost
+	Topology    contracts.Topology // declared on every connection
+	Name        string             // connection name shown by RabbitMQ (rabbitmqctl list_connections name)
+	MaxBackoff  time.Duration      // longest wait between connection attempts; default 5s
+	Heartbeat   time.Duration      // AMQP heartbeat; default 10s
+	DialTimeout time.Duration      // TCP + handshake; default 5s
+}
+
+func (c *Config) fill() {
+	if c.MaxBackoff <= 0 {
+		c.MaxBackoff = 5 * time.Second
+	}
+	if c.Heartbeat <= 0 {
+		c.Heartbeat = 10 * time.Second
+	}
+	if c.DialTimeout <= 0 {
+		c.DialTimeout = 5 * time.Second
+	}
+}
+
+// Validate reports what is wrong with c.
+func (c Config) Validate() error {
+	u, err := url.Parse(c.URL)
+	if err != nil || (u.Scheme != "amqp" && u.Scheme != "amqps") || u.Host == "" {
+		return fmt.Errorf("amqp url %q: want amqp://user:password@host:port/vhost", redact(c.URL))
+	}
+	return c.Topology.Validate()
+}
+
+// ErrClosed is returned by Conn and Channel once Run has returned.
+var ErrClosed = errors.New("amqp link closed")
+
+// Link keeps one AMQP connection up: it dials with backoff, checks the
+// server, declares the topology, and dials again whenever the connection
+// drops. Users ask it for the current connection or a fresh channel; it never
+// hands out a connection whose topology is not declared.
+type Link struct {
+	cfg Config
+	log *slog.Logger
+
+	mu      sync.Mutex
+	conn    *amqp.Connection
+	changed chan struct{} // closed and replaced whenever conn changes
+	done    bool
+	lastErr error
+
+	blocked atomic.Bool
+}
+
+// New returns a Link; Run starts it.
+func New(cfg Config, log *slog.Logger) (*Link, error) {
+	cfg.fill()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &Link{cfg: cfg, log: log.With("link", cfg.Name), changed: make(chan struct{})}, nil
+}
+
+// Topology is the topology this link declares.
+func (l *Link) Topology() contracts.Topology { return l.cfg.Topology }
+
+// Ready reports whether a connection is up (its topology declared).
+func (l *Link) Ready() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.conn != nil && !l.conn.IsClosed()
+}
+
+// Blocked reports whether RabbitMQ has blocked publishing on this
+// connection (a memory or disk alarm: connection.blocked).
+func (l *Link) Blocked() bool { return l.blocked.Load() }
+
+// LastError is the error of the last failed connection attempt, or nil.
+func (l *Link) LastError() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.lastErr
+}
+
+// Run keeps the connection up until ctx is done, then closes it. It returns
+// nil after ctx is done; it never gives up before.
+func (l *Link) Run(ctx context.Context) error {
+	defer l.finish()
+	b := backoff.NewExponentialBackOff()
+	b.InitialInterval = 100 * time.Millisecond
+	b.MaxInterval = l.cfg.MaxBackoff
+	failures := 0
+	for {
+		conn, err := l.connect()
+		if err != nil {
+			failures++
+			l.setErr(err)
+			if failures == 1 {
+				l.log.Warn("rabbitmq unreachable; retrying in the background", "err", err, "url", redact(l.cfg.URL))
+			} else {
+				l.log.Debug("rabbitmq still unreachable", "err", err, "attempt", failures)
+			}
+			if !sleep(ctx, b.NextBackOff()) {
+				return nil
+			}
+			continue
+		}
+		b.Reset()
+		l.log.Info("rabbitmq connected", "server", conn.Properties["version"], "failed_attempts", failures)
+		failures = 0
+		l.serve(ctx, conn)
+		if ctx.Err() != nil {
+			return nil
+		}
+	}
+}
+
+// serve publishes conn to users and watches it until it closes or ctx ends.
+func (l *Link) serve(ctx context.Context, conn *amqp.Connection) {
+	closed := conn.NotifyClose(make(chan *amqp.Error, 1))
+	blocked := conn.NotifyBlocked(make(chan amqp.Blocking, 4))
+	l.setConn(conn)
+	defer l.blocked.Store(false)
+	for {
+		select {
+		case <-ctx.Done():
+			l.setConn(nil)
+			_ = conn.CloseDeadline(time.Now().Add(2 * time.Second))
+			return
+		case err := <-closed:
+			l.setConn(nil)
+			l.log.Warn("rabbitmq connection lost; reconnecting", "err", err)
+			return
+		case b, ok := <-blocked:
+			if !ok {
+				blocked = nil
+				continue
+			}
+			l.blocked.Store(b.Active)
+			if b.Active {
+				l.log.Warn("rabbitmq blocked publishing (resource alarm)", "reason", b.Reason)
+			} else {
+				l.log.Info("rabbitmq unblocked publishing")
+			}
+		}
+	}
+}
+
+func (l *Link) connect() (*amqp.Connection, error) {
+	props := amqp.NewConnectionProperties()
+	props.SetClientConnectionName(l.cfg.Name)
+	conn, err := amqp.DialConfig(l.cfg.URL, amqp.Config{
+		Heartbeat:  l.cfg.Heartbeat,
+		Locale:     "en_US",
+		Properties: props,
+		Dial:       amqp.DefaultDial(l.cfg.DialTimeout),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("dial %s: %w", redact(l.cfg.URL), err)
+	}
+	if err := CheckServer(conn.Properties); err != nil {
+		_ = conn.Close()
+		return nil, err
+	}
+	ch, err := conn.Channel()
+	if err != nil {
+		_ = conn.Close()
+		return nil, fmt.Errorf("open channel: %w", err)
+	}
+	if err := Declare(ch, l.cfg.Topology); err != nil {
+		_ = conn.Close()
+		return nil, err
+	}
+	_ = ch.Close()
+	return conn, nil
+}
+
+// Conn returns the current connection, waiting for one until ctx is done.
+func (l *Link) Conn(ctx context.Context) (*amqp.Connection, error) {
+	for {
+		l.mu.Lock()
+		conn, changed, done := l.conn, l.changed, l.done
+		l.mu.Unlock()
+		if done {
+			return nil, ErrClosed
+		}
+		if conn != nil && !conn.IsClosed() {
+			return conn, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-changed:
+		}
+	}
+}
+
+// Channel opens a channel on the current connection, waiting for a
+// connection until ctx is done.
+func (l *Link) Channel(ctx context.Context) (*amqp.Channel, error) {
+	ch, _, err := l.channel(ctx)
+	return ch, err
+}
+
+// current reports whether conn is the link's live connection.
+func (l *Link) current(conn *amqp.Connection) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return conn != nil && l.conn == conn && !conn.IsClosed()
+}
+
+func (l *Link) channel(ctx context.Context) (*amqp.Channel, *amqp.Connection, error) {
+	for {
+		conn, err := l.Conn(ctx)
+		if err != nil {
+			return nil, nil, err
+		}
+		ch, err := conn.Channel()
+		if err == nil {
+			return ch, conn, nil
+		}
+		l.log.Debug("open channel failed; waiting for the connection to settle", "err", err)
+		if !sleep(ctx, 100*time.Millisecond) {
+			return nil, nil, ctx.Err()
+		}
+	}
+}
+
+func (l *Link) setConn(conn *amqp.Connection) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.conn = conn
+	if conn != nil {
+		l.lastErr = nil
+	}
+	close(l.changed)
+	l.changed = make(chan struct{})
+}
+
+func (l *Link) setErr(err error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.lastErr = err
+}
+
+func (l *Link) finish() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.done = true
+	l.conn = nil
+	close(l.changed)
+	l.changed = make(chan struct{})
+}
+
+// sleep waits d or until ctx is done; it reports whether d passed.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// redact hides the password of a broker URL for logs and errors.
+func redact(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable url)"
+	}
+	return u.Redacted()
+}

@@ -1,0 +1,208 @@
+package amqplink
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+)
+
+// ErrNotConfirmed is wrapped by every error of Publish: the broker did not
+// confirm the message, so the caller must not report it as taken. The
+// message may or may not be in the queue (a confirm can be lost after the
+// broker took it); callers say "try again", never "done".
+var ErrNotConfirmed = errors.New("message not confirmed by rabbitmq")
+
+var (
+	ErrNotConnected   = fmt.Errorf("%w: no connection to rabbitmq", ErrNotConfirmed)
+	ErrBlocked        = fmt.Errorf("%w: rabbitmq is blocking publishers (memory or disk alarm)", ErrNotConfirmed)
+	ErrNacked         = fmt.Errorf("%w: rabbitmq refused the message (queue full or broker error)", ErrNotConfirmed)
+	ErrReturned       = fmt.Errorf("%w: no queue is bound for the message", ErrNotConfirmed)
+	ErrConfirmLost    = fmt.Errorf("%w: the channel closed before the confirm arrived", ErrNotConfirmed)
+	ErrConfirmTimeout = fmt.Errorf("%w: no confirm before the deadline", ErrNotConfirmed)
+)
+
+// Publisher publishes persistent, mandatory messages on a confirm-mode
+// channel and tells each caller whether the broker confirmed its message.
+//
+// Confirms and returns are read by one dispatcher goroutine. RabbitMQ sends
+// basic.return before the basic.ack of an unroutable mandatory message, and
+// the client library hands the return to the (unbuffered) returns channel
+// before it processes the ack, so by the time the dispatcher reads an ack it
+// has already recorded any return for that message: no race between the two.
+// Both channels are always drained, as amqp091-go requires.
+type Publisher struct {
+	link *Link
+	log  *slog.Logger
+
+	mu      sync.Mutex // serialises publishing (tag order) and guards ch and pending
+	ch      *amqp.Channel
+	conn    *amqp.Connection // the connection ch belongs to
+	pending map[uint64]*waiter
+	changed chan struct{} // closed and replaced whenever ch changes
+}
+
+type waiter struct {
+	messageID string
+	done      chan error // buffered: the dispatcher never blocks on a caller who gave up
+}
+
+// NewPublisher returns a Publisher on link; Run starts it.
+func NewPublisher(link *Link, log *slog.Logger) *Publisher {
+	return &Publisher{link: link, log: log, pending: map[uint64]*waiter{}, changed: make(chan struct{})}
+}
+
+// Ready reports whether a confirm-mode channel is up.
+func (p *Publisher) Ready() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.ch != nil && !p.ch.IsClosed() && p.link.current(p.conn)
+}
+
+// Run keeps a confirm-mode channel open until ctx is done.
+func (p *Publisher) Run(ctx context.Context) error {
+	for {
+		ch, conn, err := p.link.channel(ctx)
+		if err != nil {
+			return nil // ctx done or link closed
+		}
+		if err := ch.Confirm(false); err != nil {
+			p.log.Warn("could not put channel in confirm mode", "err", err)
+			_ = ch.Close()
+			if !sleep(ctx, backoffStep) {
+				return nil
+			}
+			continue
+		}
+		confirms := ch.NotifyPublish(make(chan amqp.Confirmation, 1024))
+		returns := ch.NotifyReturn(make(chan amqp.Return))
+		p.setChannel(ch, conn)
+		p.dispatch(ctx, confirms, returns)
+		p.setChannel(nil, nil)
+		_ = ch.Close()
+		if ctx.Err() != nil {
+			return nil
+		}
+	}
+}
+
+// dispatch resolves waiters until the channel closes or ctx is done.
+func (p *Publisher) dispatch(ctx context.Context, confirms <-chan amqp.Confirmation, returns <-chan amqp.Return) {
+	returned := map[string]string{} // message id → reply text, until its confirm arrives
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case r, ok := <-returns:
+			if !ok {
+				returns = nil
+				continue
+			}
+			returned[r.MessageId] = r.ReplyText
+		case c, ok := <-confirms:
+			if !ok {
+				return
+			}
+			p.mu.Lock()
+			w := p.pending[c.DeliveryTag]
+			delete(p.pending, c.DeliveryTag)
+			p.mu.Unlock()
+			if w == nil {
+				continue
+			}
+			var err error
+			if text, wasReturned := returned[w.messageID]; wasReturned {
+				delete(returned, w.messageID)
+				err = fmt.Errorf("%w (%s)", ErrReturned, text)
+			} else if !c.Ack {
+				err = ErrNacked
+			}
+			w.done <- err
+		}
+	}
+}
+
+func (p *Publisher) setChannel(ch *amqp.Channel, conn *amqp.Connection) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.ch, p.conn = ch, conn
+	close(p.changed)
+	p.changed = make(chan struct{})
+	if ch != nil {
+		return
+	}
+	for tag, w := range p.pending {
+		w.done <- ErrConfirmLost
+		delete(p.pending, tag)
+	}
+}
+
+// WaitReady waits until a channel is up or ctx is done.
+func (p *Publisher) WaitReady(ctx context.Context) error {
+	for {
+		if p.Ready() {
+			return nil
+		}
+		p.mu.Lock()
+		changed := p.changed
+		p.mu.Unlock()
+		// The link may have moved to a new connection before this publisher
+		// noticed that its channel died; poll briefly as well as waiting.
+		t := time.NewTimer(20 * time.Millisecond)
+		select {
+		case <-changed:
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		}
+		t.Stop()
+	}
+}
+
+// Publish sends msg to exchange with routing key and waits for the broker's
+// confirm until ctx is done. msg.MessageId must be set (returns are matched
+// by it); the message is published persistent and mandatory. A nil error
+// means RabbitMQ has taken the message durably; any error wraps
+// ErrNotConfirmed.
+func (p *Publisher) Publish(ctx context.Context, exchange, key string, msg amqp.Publishing) error {
+	if msg.MessageId == "" {
+		return fmt.Errorf("%w: message has no id", ErrNotConfirmed)
+	}
+	if p.link.Blocked() {
+		return ErrBlocked
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("%w: %w", ErrConfirmTimeout, err)
+	}
+	msg.DeliveryMode = amqp.Persistent
+	w := &waiter{messageID: msg.MessageId, done: make(chan error, 1)}
+
+	p.mu.Lock()
+	ch := p.ch
+	if ch == nil {
+		p.mu.Unlock()
+		return ErrNotConnected
+	}
+	tag := ch.GetNextPublishSeqNo()
+	p.pending[tag] = w
+	if err := ch.Publish(exchange, key, true, false, msg); err != nil {
+		delete(p.pending, tag)
+		p.mu.Unlock()
+		return fmt.Errorf("%w: %w", ErrNotConnected, err)
+	}
+	p.mu.Unlock()
+
+	select {
+	case err := <-w.done:
+		return err
+	case <-ctx.Done():
+		// The waiter stays pending: the dispatcher removes it when the
+		// confirm (or the channel's end) comes.
+		return fmt.Errorf("%w: %w", ErrConfirmTimeout, ctx.Err())
+	}
+}
