@@ -1,0 +1,253 @@
+package mqttlink_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"cafe/contracts/brokertest"
+	"cafe/contracts/mqttlink"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// inbox collects what a handler receives.
+type inbox struct {
+	mu   sync.Mutex
+	msgs []string
+}
+
+func (b *inbox) handle(topic string, payload []byte) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.msgs = append(b.msgs, topic+" "+string(payload))
+}
+
+func (b *inbox) has(s string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, m := range b.msgs {
+		if m == s {
+			return true
+		}
+	}
+	return false
+}
+
+func (b *inbox) len() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.msgs)
+}
+
+func start(t *testing.T, cfg mqttlink.Config) *mqttlink.Link {
+	t.Helper()
+	if cfg.URL == "" {
+		cfg.URL = brokertest.MQTTURL()
+	}
+	cfg.MaxBackoff = 200 * time.Millisecond
+	l, err := mqttlink.New(cfg, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Start()
+	t.Cleanup(func() { l.Close(100*time.Millisecond, true) })
+	return l
+}
+
+func connected(t *testing.T, l *mqttlink.Link) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := l.WaitConnected(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func send(t *testing.T, l *mqttlink.Link, topic, payload string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := l.Publish(ctx, mqttlink.Message{Topic: topic, Payload: []byte(payload), QoS: 1}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func subscribe(t *testing.T, l *mqttlink.Link, filter string, b *inbox) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := l.Subscribe(ctx, filter, 1, b.handle); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func viaProxy(t *testing.T) (*brokertest.Proxy, string) {
+	t.Helper()
+	u, err := url.Parse(brokertest.MQTTURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := brokertest.NewProxy(t, u.Host)
+	u.Host = p.Addr()
+	return p, u.String()
+}
+
+func TestPublishSubscribeRoundTrip(t *testing.T) {
+	topic := "test/" + brokertest.ID(t, "topic")
+	var got inbox
+	sub := start(t, mqttlink.Config{ClientID: brokertest.ID(t, "sub"), CleanSession: true})
+	subscribe(t, sub, topic, &got) // before connecting: made on connect
+	connected(t, sub)
+	pub := start(t, mqttlink.Config{ClientID: brokertest.ID(t, "pub"), CleanSession: true})
+	send(t, pub, topic, "hello")
+	brokertest.Eventually(t, 5*time.Second, "message not received", func() bool { return got.has(topic + " hello") })
+}
+
+func TestStartsWithBrokerDownAndConnectsLater(t *testing.T) {
+	proxy, u := viaProxy(t)
+	proxy.Cut()
+	topic := "test/" + brokertest.ID(t, "topic")
+	var got inbox
+	l := start(t, mqttlink.Config{URL: u, ClientID: brokertest.ID(t, "c"), CleanSession: true})
+	subscribe(t, l, topic, &got)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	if err := l.Publish(ctx, mqttlink.Message{Topic: topic, Payload: []byte("x"), QoS: 1}); !errors.Is(err, mqttlink.ErrNotConnected) {
+		t.Fatalf("publish with the broker down: got %v, want ErrNotConnected", err)
+	}
+	if l.Connected() {
+		t.Fatal("connected with the broker down")
+	}
+	proxy.Restore()
+	connected(t, l)
+	send(t, start(t, mqttlink.Config{ClientID: brokertest.ID(t, "pub"), CleanSession: true}), topic, "late")
+	brokertest.Eventually(t, 5*time.Second, "subscription made before the broker came up does not work", func() bool { return got.has(topic + " late") })
+}
+
+func TestReconnectRenewsSubscriptions(t *testing.T) {
+	proxy, u := viaProxy(t)
+	topic := "test/" + brokertest.ID(t, "topic")
+	var got inbox
+	// A clean session loses its subscriptions with the connection, so only
+	// the renewal on reconnect can bring messages back.
+	l := start(t, mqttlink.Config{URL: u, ClientID: brokertest.ID(t, "c"), CleanSession: true})
+	subscribe(t, l, topic, &got)
+	connected(t, l)
+
+	proxy.Cut()
+	brokertest.Eventually(t, 5*time.Second, "link did not notice the cut", func() bool { return !l.Connected() })
+	proxy.Restore()
+	connected(t, l)
+	send(t, start(t, mqttlink.Config{ClientID: brokertest.ID(t, "pub"), CleanSession: true}), topic, "after")
+	brokertest.Eventually(t, 5*time.Second, "subscription not renewed after reconnect", func() bool { return got.has(topic + " after") })
+}
+
+func TestPersistentSessionKeepsMessagesWhileAway(t *testing.T) {
+	proxy, u := viaProxy(t)
+	topic := "test/" + brokertest.ID(t, "topic")
+	var got inbox
+	l := start(t, mqttlink.Config{URL: u, ClientID: brokertest.ID(t, "c"), CleanSession: false})
+	subscribe(t, l, topic, &got)
+	connected(t, l)
+
+	proxy.Cut()
+	brokertest.Eventually(t, 5*time.Second, "link did not notice the cut", func() bool { return !l.Connected() })
+	pub := start(t, mqttlink.Config{ClientID: brokertest.ID(t, "pub"), CleanSession: true})
+	send(t, pub, topic, "while-away")
+	proxy.Restore()
+	brokertest.Eventually(t, 10*time.Second, "message sent while away was not delivered after reconnect", func() bool { return got.has(topic + " while-away") })
+}
+
+func TestWillIsPublishedWhenClientVanishes(t *testing.T) {
+	proxy, u := viaProxy(t)
+	topic := "test/" + brokertest.ID(t, "will")
+	var got inbox
+	watcher := start(t, mqttlink.Config{ClientID: brokertest.ID(t, "w"), CleanSession: true})
+	subscribe(t, watcher, topic, &got)
+	connected(t, watcher)
+
+	l := start(t, mqttlink.Config{URL: u, ClientID: brokertest.ID(t, "c"), CleanSession: true,
+		Will: &mqttlink.Message{Topic: topic, Payload: []byte(`{"online":false}`), QoS: 1}})
+	connected(t, l)
+	proxy.Cut()
+	brokertest.Eventually(t, 5*time.Second, "will not published", func() bool { return got.has(topic + ` {"online":false}`) })
+}
+
+func TestOnConnectRunsOnEveryConnection(t *testing.T) {
+	proxy, u := viaProxy(t)
+	var mu sync.Mutex
+	n := 0
+	l := start(t, mqttlink.Config{URL: u, ClientID: brokertest.ID(t, "c"), CleanSession: true,
+		OnConnect: func(*mqttlink.Link) { mu.Lock(); n++; mu.Unlock() }})
+	connected(t, l)
+	proxy.Cut()
+	brokertest.Eventually(t, 5*time.Second, "link did not notice the cut", func() bool { return !l.Connected() })
+	proxy.Restore()
+	connected(t, l)
+	brokertest.Eventually(t, 5*time.Second, "OnConnect did not run twice", func() bool { mu.Lock(); defer mu.Unlock(); return n == 2 })
+}
+
+func TestCloseForgetsPersistentSession(t *testing.T) {
+	topic := "test/" + brokertest.ID(t, "topic")
+	id := brokertest.ID(t, "c")
+	var first inbox
+	l, err := mqttlink.New(mqttlink.Config{URL: brokertest.MQTTURL(), ClientID: id, CleanSession: false}, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Start()
+	subscribe(t, l, topic, &first)
+	connected(t, l)
+	l.Close(100*time.Millisecond, true)
+
+	pub := start(t, mqttlink.Config{ClientID: brokertest.ID(t, "pub"), CleanSession: true})
+	send(t, pub, topic, "after-close")
+
+	// Same client id, persistent session, no subscription of its own: if the
+	// old session survived, the message queued for it would arrive here.
+	var second inbox
+	again := start(t, mqttlink.Config{ClientID: id, CleanSession: false})
+	subscribe(t, again, "test/never-used/"+id, &second)
+	connected(t, again)
+	sentinel := "test/" + brokertest.ID(t, "sentinel")
+	subscribe(t, again, sentinel, &second)
+	send(t, pub, sentinel, "done")
+	brokertest.Eventually(t, 5*time.Second, "sentinel not received", func() bool { return second.has(sentinel + " done") })
+	if second.len() != 1 {
+		t.Fatalf("the forgotten session still delivered: %v", second.msgs)
+	}
+}
+
+func TestConfigIsValidated(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		cfg  mqttlink.Config
+	}{
+		{"no client id", mqttlink.Config{URL: "tcp://127.0.0.1:1883"}},
+		{"no host", mqttlink.Config{URL: "tcp://", ClientID: "c"}},
+		{"http scheme", mqttlink.Config{URL: "http://127.0.0.1:1883", ClientID: "c"}},
+		{"garbage", mqttlink.Config{URL: "::", ClientID: "c"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := mqttlink.New(tc.cfg, quiet()); err == nil {
+				t.Fatal("accepted")
+			}
+		})
+	}
+	_, err := mqttlink.New(mqttlink.Config{URL: "http://u:secret@h:1/", ClientID: "c"}, quiet())
+	if err == nil || strings.Contains(err.Error(), "secret") {
+		t.Fatalf("got %v; want an error that hides the password", err)
+	}
+}
