@@ -1,0 +1,32 @@
+// Package cashier takes commands from apps over HTTP and queues them; it is
+// the till of the coffee shop, and it never makes a customer wait for the
+// coffee.
+//
+// Consumes: POST /v1/devices/{deviceID}/commands with a JSON-RPC 2.0
+// request or batch, an "Authorization: Bearer <token>" header and an
+// optional "Cafe-Timeout: <Go duration>" header.
+//
+// Produces: one persistent AMQP message per request on the commands exchange
+// (contracts.Topology), whose body is the request object's bytes exactly as
+// the app sent them (validated by scanning, never decoded and re-encoded),
+// with the client id, device id, deadline and arrival time in headers
+// (contracts.CommandMeta) and a fresh command id as message id.
+//
+// Answers:
+//
+//	202  every request confirmed by RabbitMQ: {"client_id":"app-1","accepted":[7,"a"],"notifications":1}
+//	400  bad JSON (-32700), bad envelope, device id or Cafe-Timeout (-32600, data.field names it)
+//	401  no or unknown token (-32010)     403  device not entitled (-32011)
+//	413  body over the limit (-32012)     429  over the client's rate (-32013), with Retry-After
+//	503  RabbitMQ unreachable, blocked, queue full or no confirm in time (-32014), with Retry-After
+//
+// Every non-2xx body is a JSON-RPC error response with "id": null. Nothing is
+// published unless every check passes, so a 4xx never queues anything. A 202
+// is sent only after the broker's publisher confirm for every request in the
+// body; a batch that is only partly confirmed gets a 503 whose data lists the
+// accepted and refused ids.
+//
+// Also served: GET /healthz (the process is up), GET /readyz (503 while
+// there is no confirm channel to RabbitMQ or while shutting down), GET
+// /metrics (Prometheus), and /debug/pprof/ when Config.Pprof is set.
+package cashier

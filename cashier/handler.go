@@ -1,0 +1,280 @@
+package cashier
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"math"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"cafe/contracts"
+)
+
+// Queue is what the cashier needs of RabbitMQ: take one message durably (nil
+// only once the broker confirmed it) and say whether it can.
+type Queue interface {
+	Publish(ctx context.Context, exchange, key string, msg amqp.Publishing) error
+	Ready() bool
+}
+
+// HeaderTimeout is the request header that sets a command's deadline.
+const HeaderTimeout = "Cafe-Timeout"
+
+// submission is the per-request scratch space, pooled: the body buffer and
+// the parsed requests (slices of that buffer).
+type submission struct {
+	body bytes.Buffer
+	reqs []contracts.Request
+	errs []error
+}
+
+var submissions = sync.Pool{New: func() any { return &submission{reqs: make([]contracts.Request, 0, 8)} }}
+
+// submit handles POST /v1/devices/{deviceID}/commands. The checks run from
+// cheapest to dearest, and nothing is published unless all pass:
+// token (401), device id (400), entitlement (403), Cafe-Timeout (400), body
+// size (413), envelope (400), rate (429), broker (503).
+func (s *Server) submit(c echo.Context) error {
+	arrived := time.Now()
+	r := c.Request()
+
+	client, ok := s.registry().Lookup(bearer(r.Header.Get(echo.HeaderAuthorization)))
+	if !ok {
+		c.Response().Header().Set("WWW-Authenticate", `Bearer realm="cafe"`)
+		return s.fail(c, http.StatusUnauthorized, contracts.NewError(contracts.CodeUnauthorized,
+			contracts.Detail{Field: "Authorization", Reason: "send Authorization: Bearer <token> with a token from the client registry"}))
+	}
+	deviceID := c.Param("deviceID")
+	if !contracts.ValidDeviceID(deviceID) {
+		return s.fail(c, http.StatusBadRequest, contracts.NewError(contracts.CodeInvalidRequest,
+			contracts.Detail{Field: "deviceID", Reason: "device id must be 1 to 128 characters from A-Z a-z 0-9 . _ : -"}))
+	}
+	if !client.MayCommand(deviceID) {
+		return s.fail(c, http.StatusForbidden, contracts.NewError(contracts.CodeForbidden,
+			contracts.Detail{Field: "deviceID", Reason: "client " + client.ID + " may not command this device"}))
+	}
+	timeout, perr := s.timeout(r.Header)
+	if perr != nil {
+		return s.fail(c, http.StatusBadRequest, perr)
+	}
+
+	sub := submissions.Get().(*submission)
+	defer func() {
+		sub.body.Reset()
+		clear(sub.reqs) // drop references into the body
+		submissions.Put(sub)
+	}()
+	if status, err := s.readBody(c, &sub.body); err != nil {
+		return s.fail(c, status, err)
+	}
+	reqs, batch, err := contracts.ParseBody(sub.body.Bytes(), s.cfg.MaxBatch, sub.reqs)
+	sub.reqs = reqs
+	if err != nil {
+		var e *contracts.Error
+		errors.As(err, &e)
+		return s.fail(c, http.StatusBadRequest, e)
+	}
+	if client.limiter != nil && !client.limiter.AllowN(arrived, len(reqs)) {
+		return s.fail(c, http.StatusTooManyRequests, contracts.NewError(contracts.CodeRateLimited,
+			contracts.Detail{Reason: "client " + client.ID + " is over its rate; retry after the Retry-After delay"}))
+	}
+	if !s.q.Ready() {
+		s.m.commands.WithLabelValues("refused").Add(float64(len(reqs)))
+		return s.fail(c, http.StatusServiceUnavailable, contracts.NewError(contracts.CodeUnavailable,
+			contracts.Detail{Reason: "RabbitMQ is not reachable from this cashier; nothing was queued, retry later"}))
+	}
+
+	meta := contracts.CommandMeta{ClientID: client.ID, DeviceID: deviceID, Deadline: arrived.Add(timeout), AcceptedAt: arrived}
+	errs := s.publishAll(r.Context(), meta, reqs, sub)
+	if refused := countErrs(errs); refused > 0 {
+		s.m.commands.WithLabelValues("accepted").Add(float64(len(reqs) - refused))
+		s.m.commands.WithLabelValues("refused").Add(float64(refused))
+		return s.refuse(c, reqs, errs, batch)
+	}
+	s.m.commands.WithLabelValues("accepted").Add(float64(len(reqs)))
+	s.m.requests.WithLabelValues("202").Inc()
+	err = c.Blob(http.StatusAccepted, echo.MIMEApplicationJSON, acceptedBody(client.ID, reqs))
+	s.m.accept.Observe(time.Since(arrived).Seconds())
+	return err
+}
+
+// publishAll publishes every request, in parallel for a batch so that their
+// confirms overlap, and returns one error slot per request.
+func (s *Server) publishAll(ctx context.Context, meta contracts.CommandMeta, reqs []contracts.Request, sub *submission) []error {
+	sub.errs = append(sub.errs[:0], make([]error, len(reqs))...)
+	if len(reqs) == 1 {
+		sub.errs[0] = s.publish(ctx, meta, reqs[0])
+		return sub.errs
+	}
+	var wg sync.WaitGroup
+	for i := range reqs {
+		wg.Go(func() { sub.errs[i] = s.publish(ctx, meta, reqs[i]) })
+	}
+	wg.Wait()
+	return sub.errs
+}
+
+func (s *Server) publish(ctx context.Context, meta contracts.CommandMeta, req contracts.Request) error {
+	meta.CommandID = contracts.NewCommandID()
+	meta.MsgID = string(req.ID)
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.ConfirmTimeout)
+	defer cancel()
+	start := time.Now()
+	err := s.q.Publish(ctx, s.top.CommandsExchange(), contracts.RoutingKeyCommand, amqp.Publishing{
+		MessageId:   meta.CommandID,
+		ContentType: contracts.ContentTypeJSON,
+		Timestamp:   meta.AcceptedAt,
+		Headers:     meta.Headers(),
+		Body:        req.Raw, // the app's bytes, as they arrived
+	})
+	if err == nil {
+		s.m.confirm.Observe(time.Since(start).Seconds())
+		return nil
+	}
+	s.log.Warn("command not queued", "client_id", meta.ClientID, "device_id", meta.DeviceID, "msg_id", meta.MsgID, "err", err)
+	return err
+}
+
+// refuse answers 503 for a submission RabbitMQ did not fully confirm. For a
+// batch, data.accepted lists the ids that were confirmed anyway (their
+// results will come) and data.refused the others, to resubmit. A refused
+// command may still have reached the queue (a confirm can be lost after the
+// broker took it): resubmitting it can yield two results with one id, which
+// apps dedupe by id.
+func (s *Server) refuse(c echo.Context, reqs []contracts.Request, errs []error, batch bool) error {
+	var detail struct {
+		Reason   string  `json:"reason"`
+		Accepted []rawID `json:"accepted,omitempty"`
+		Refused  []rawID `json:"refused,omitempty"`
+	}
+	var first error
+	for i, err := range errs {
+		if err == nil {
+			detail.Accepted = append(detail.Accepted, rawID(reqs[i].ID))
+			continue
+		}
+		if first == nil {
+			first = err
+		}
+		detail.Refused = append(detail.Refused, rawID(reqs[i].ID))
+	}
+	detail.Reason = first.Error() + "; not known to be queued, retry later"
+	if !batch {
+		detail.Accepted, detail.Refused = nil, nil
+	}
+	return s.fail(c, http.StatusServiceUnavailable, contracts.NewError(contracts.CodeUnavailable, detail))
+}
+
+// rawID marshals as the app's id token (null for a notification).
+type rawID []byte
+
+func (r rawID) MarshalJSON() ([]byte, error) {
+	if len(r) == 0 {
+		return []byte("null"), nil
+	}
+	return r, nil
+}
+
+func countErrs(errs []error) int {
+	n := 0
+	for _, err := range errs {
+		if err != nil {
+			n++
+		}
+	}
+	return n
+}
+
+// acceptedBody is the 202 body: {"client_id":"app-1","accepted":[7,"a"],"notifications":1}.
+// accepted lists the ids of the requests, as the app sent them; one-way
+// commands have no id and are counted in notifications.
+func acceptedBody(clientID string, reqs []contracts.Request) []byte {
+	b := make([]byte, 0, 64+len(clientID)+16*len(reqs))
+	b = append(b, `{"client_id":"`...)
+	b = append(b, clientID...) // the charset needs no escaping
+	b = append(b, `","accepted":[`...)
+	n, first := 0, true
+	for _, r := range reqs {
+		if r.Notification() {
+			n++
+			continue
+		}
+		if !first {
+			b = append(b, ',')
+		}
+		first = false
+		b = append(b, r.ID...)
+	}
+	b = append(b, `],"notifications":`...)
+	b = strconv.AppendInt(b, int64(n), 10)
+	return append(b, '}')
+}
+
+// readBody reads the body into buf, enforcing the size limit.
+func (s *Server) readBody(c echo.Context, buf *bytes.Buffer) (int, *contracts.Error) {
+	r := c.Request()
+	tooLarge := func() (int, *contracts.Error) {
+		return http.StatusRequestEntityTooLarge, contracts.NewError(contracts.CodeTooLarge,
+			contracts.Detail{Reason: "body is larger than " + strconv.FormatInt(s.cfg.MaxBodyBytes, 10) + " bytes; send fewer or smaller commands"})
+	}
+	if r.ContentLength > s.cfg.MaxBodyBytes {
+		return tooLarge()
+	}
+	_, err := buf.ReadFrom(http.MaxBytesReader(c.Response(), r.Body, s.cfg.MaxBodyBytes))
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &mbe):
+		return tooLarge()
+	case err != nil:
+		return http.StatusBadRequest, contracts.NewError(contracts.CodeParseError, contracts.Detail{Reason: "could not read the body: " + err.Error()})
+	}
+	return 0, nil
+}
+
+// timeout reads Cafe-Timeout: a Go duration, more than 0 and at most MaxTimeout.
+func (s *Server) timeout(h http.Header) (time.Duration, *contracts.Error) {
+	values := h.Values(HeaderTimeout)
+	if len(values) == 0 {
+		return s.cfg.DefaultTimeout, nil
+	}
+	bad := func(reason string) (time.Duration, *contracts.Error) {
+		return 0, contracts.NewError(contracts.CodeInvalidRequest, contracts.Detail{Field: HeaderTimeout, Reason: reason})
+	}
+	if len(values) > 1 {
+		return bad("send the header once")
+	}
+	d, err := time.ParseDuration(strings.TrimSpace(values[0]))
+	if err != nil {
+		return bad("want a Go duration such as 5s or 1500ms")
+	}
+	if d <= 0 || d > s.cfg.MaxTimeout {
+		return bad("want more than 0 and at most " + s.cfg.MaxTimeout.String())
+	}
+	return d, nil
+}
+
+// bearer extracts the token of an "Authorization: Bearer <token>" header.
+func bearer(h string) string {
+	scheme, token, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return ""
+	}
+	return strings.TrimSpace(token)
+}
+
+// fail writes a JSON-RPC error response with id null (the pipeline could
+// not take the request, so no request id is echoed).
+func (s *Server) fail(c echo.Context, status int, e *contracts.Error) error {
+	if status == http.StatusServiceUnavailable || status == http.StatusTooManyRequests {
+		c.Response().Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(s.cfg.RetryAfter.Seconds()))))
+	}
+	s.m.requests.WithLabelValues(strconv.Itoa(status)).Inc()
+	return c.Blob(status, echo.MIMEApplicationJSON, contracts.ErrorResponse(nil, e))
+}

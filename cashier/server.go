@@ -1,0 +1,181 @@
+package cashier
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"sync/atomic"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"cafe/contracts"
+)
+
+// Server is the cashier: an HTTP server that validates commands and queues
+// them. It never waits for a device.
+type Server struct {
+	cfg Config
+	log *slog.Logger
+	q   Queue
+	top contracts.Topology
+	m   *metrics
+
+	reg      atomic.Pointer[Registry]
+	draining atomic.Bool
+
+	echo *echo.Echo
+	ln   net.Listener
+}
+
+// New builds the cashier and binds its listener (so a port clash fails here,
+// and Addr is known before Run).
+func New(cfg Config, reg *Registry, q Queue, top contracts.Topology, prom *prometheus.Registry, log *slog.Logger) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if reg == nil {
+		return nil, errors.New("cashier needs a client registry")
+	}
+	m, err := newMetrics(prom)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, log: log, q: q, top: top, m: m}
+	s.reg.Store(reg)
+
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = s.errorHandler
+	e.Use(s.recoverer)
+	e.POST("/v1/devices/:deviceID/commands", s.submit)
+	e.GET("/healthz", func(c echo.Context) error { return c.JSON(http.StatusOK, map[string]bool{"ok": true}) })
+	e.GET("/readyz", s.readyz)
+	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(prom, promhttp.HandlerOpts{Registry: prom})))
+	if cfg.Pprof {
+		e.GET("/debug/pprof/*", echo.WrapHandler(http.HandlerFunc(pprof.Index)))
+		e.GET("/debug/pprof/cmdline", echo.WrapHandler(http.HandlerFunc(pprof.Cmdline)))
+		e.GET("/debug/pprof/profile", echo.WrapHandler(http.HandlerFunc(pprof.Profile)))
+		e.GET("/debug/pprof/symbol", echo.WrapHandler(http.HandlerFunc(pprof.Symbol)))
+		e.GET("/debug/pprof/trace", echo.WrapHandler(http.HandlerFunc(pprof.Trace)))
+	}
+	s.echo = e
+
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w (set CAFE_HTTP_ADDR to a free address)", cfg.Addr, err)
+	}
+	s.ln = ln
+	return s, nil
+}
+
+// Addr is the address the server listens on.
+func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+
+// Handler is the HTTP handler, for tests and benchmarks.
+func (s *Server) Handler() http.Handler { return s.echo }
+
+// SetRegistry swaps the client registry (on SIGHUP); requests in flight
+// finish with the one they started with.
+func (s *Server) SetRegistry(r *Registry) { s.reg.Store(r) }
+
+func (s *Server) registry() *Registry { return s.reg.Load() }
+
+// Run serves until ctx is done, then shuts down gracefully: /readyz starts
+// failing at once, the listener stays open for DrainDelay (so a load
+// balancer notices), then closes, and requests in flight get ShutdownGrace
+// to finish (their publishes are confirmed or refused, never dropped).
+func (s *Server) Run(ctx context.Context) error {
+	srv := &http.Server{
+		Handler:           s.echo,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      s.cfg.ConfirmTimeout + 30*time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(s.ln) }()
+	s.log.Info("cashier listening", "addr", s.Addr().String())
+
+	select {
+	case err := <-errc:
+		return fmt.Errorf("http server: %w", err)
+	case <-ctx.Done():
+	}
+	s.draining.Store(true)
+	s.log.Info("cashier draining: /readyz fails, finishing requests in flight", "drain_delay", s.cfg.DrainDelay)
+	if s.cfg.DrainDelay > 0 {
+		time.Sleep(s.cfg.DrainDelay)
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownGrace)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		_ = srv.Close()
+		return fmt.Errorf("requests still in flight after %v: %w", s.cfg.ShutdownGrace, err)
+	}
+	<-errc
+	return nil
+}
+
+func (s *Server) readyz(c echo.Context) error {
+	type status struct {
+		Ready  bool   `json:"ready"`
+		Reason string `json:"reason,omitempty"`
+	}
+	switch {
+	case s.draining.Load():
+		return c.JSON(http.StatusServiceUnavailable, status{Reason: "shutting down"})
+	case !s.q.Ready():
+		return c.JSON(http.StatusServiceUnavailable, status{Reason: "no confirmed-publish channel to RabbitMQ"})
+	}
+	return c.JSON(http.StatusOK, status{Ready: true})
+}
+
+// errorHandler answers routing errors (404, 405) and anything a handler
+// returned as an error with a JSON-RPC error body like every other answer.
+func (s *Server) errorHandler(err error, c echo.Context) {
+	if c.Response().Committed {
+		return
+	}
+	status, reason := http.StatusInternalServerError, "internal error"
+	var he *echo.HTTPError
+	if errors.As(err, &he) {
+		status = he.Code
+		reason = fmt.Sprint(he.Message)
+	}
+	code := contracts.CodeInternal
+	switch status {
+	case http.StatusNotFound:
+		code, reason = contracts.CodeInvalidRequest, "no such endpoint; commands go to POST /v1/devices/{deviceID}/commands"
+	case http.StatusMethodNotAllowed:
+		code, reason = contracts.CodeInvalidRequest, "method not allowed; commands are submitted with POST"
+	default:
+		s.log.Error("request failed", "path", c.Path(), "err", err)
+	}
+	_ = s.fail(c, status, contracts.NewError(code, contracts.Detail{Reason: reason}))
+}
+
+// recoverer turns a panic in a handler into a 500 with a JSON-RPC error; the
+// process keeps serving.
+func (s *Server) recoverer(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) (err error) {
+		defer func() {
+			if r := recover(); r != nil {
+				if r == http.ErrAbortHandler {
+					panic(r)
+				}
+				s.log.Error("panic in handler", "path", c.Path(), "panic", r)
+				err = s.fail(c, http.StatusInternalServerError, contracts.NewError(contracts.CodeInternal, nil))
+			}
+		}()
+		return next(c)
+	}
+}
