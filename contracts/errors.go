@@ -127,9 +127,10 @@ func (e *Error) Is(target error) bool {
 // Detail is the "data" member of the errors the pipeline produces: what was
 // wrong and, where it helps, where.
 type Detail struct {
-	Index  *int   `json:"index,omitempty"`  // position in a batch
-	Field  string `json:"field,omitempty"`  // offending member, header or path parameter
-	Reason string `json:"reason,omitempty"` // what to fix, in words
+	Index    *int   `json:"index,omitempty"`     // position in a batch
+	Field    string `json:"field,omitempty"`     // offending member, header or path parameter
+	DeviceID string `json:"device_id,omitempty"` // the device a pipeline error is about
+	Reason   string `json:"reason,omitempty"`    // what happened or what to fix, in words
 }
 
 func invalid(index int, batch bool, field, reason string) *Error {

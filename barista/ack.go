@@ -1,0 +1,106 @@
+package barista
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"cafe/contracts"
+)
+
+// handle is the barista's ack policy, the only place that settles a command:
+//
+//   - not a valid command (headers, body, size): Reject without requeue, so
+//     RabbitMQ dead-letters it at once with reason "rejected";
+//   - the chain handed it back (shutdown, panic): Nack with requeue; RabbitMQ
+//     counts the delivery, and past the queue's delivery limit dead-letters
+//     it with reason "delivery_limit";
+//   - finished with a Body: publish the result and wait for its confirm,
+//     then Ack; if the result is not confirmed, Nack with requeue (the
+//     device sees the same repeat key again and need not act twice);
+//   - finished without a Body (one-way command): Ack.
+//
+// So a command leaves the queue only as a confirmed result or a dead letter.
+// If the barista dies anywhere in between, the command was not acked and
+// RabbitMQ delivers it again.
+func (b *Barista) handle(ctx context.Context, d *amqp.Delivery) {
+	cmd, err := b.decode(d)
+	if err != nil {
+		b.m.commands.WithLabelValues(outcomePoison).Inc()
+		b.log.Warn("not a valid command; rejecting it to the dead-letter queue", "message_id", clip(d.MessageId), "err", err)
+		b.settle(d.Reject(false))
+		return
+	}
+	b.m.inFlight.Inc()
+	defer b.m.inFlight.Dec()
+
+	res, err := b.chain(ctx, cmd)
+	if err != nil {
+		b.m.commands.WithLabelValues(outcomeRequeued).Inc()
+		b.log.Info("handing the command back to the queue", "client_id", cmd.Meta.ClientID, "device_id", cmd.Meta.DeviceID, "msg_id", cmd.Meta.MsgID, "err", err)
+		b.settle(d.Nack(false, true))
+		return
+	}
+	if res.Body != nil {
+		if err := b.publishResult(ctx, cmd, res); err != nil {
+			b.m.commands.WithLabelValues(outcomeRequeued).Inc()
+			b.log.Warn("result not confirmed; the command goes back to the queue", "client_id", cmd.Meta.ClientID, "device_id", cmd.Meta.DeviceID, "msg_id", cmd.Meta.MsgID, "err", err)
+			b.settle(d.Nack(false, true))
+			return
+		}
+	}
+	b.m.commands.WithLabelValues(string(res.Outcome)).Inc()
+	b.log.Debug("command done", "client_id", cmd.Meta.ClientID, "device_id", cmd.Meta.DeviceID, "msg_id", cmd.Meta.MsgID, "outcome", res.Outcome)
+	b.settle(d.Ack(false))
+}
+
+// decode reads a delivery as a command, re-checking what the cashier checked.
+func (b *Barista) decode(d *amqp.Delivery) (*Command, error) {
+	if len(d.Body) > b.cfg.MaxBodyBytes {
+		return nil, fmt.Errorf("body is %d bytes, over the %d-byte limit", len(d.Body), b.cfg.MaxBodyBytes)
+	}
+	meta, err := contracts.ParseCommandMeta(d.MessageId, d.Headers)
+	if err != nil {
+		return nil, err
+	}
+	req, err := contracts.ParseRequest(d.Body)
+	if err != nil {
+		return nil, fmt.Errorf("body is not a valid JSON-RPC request: %w", err)
+	}
+	if meta.MsgID != string(req.ID) {
+		return nil, fmt.Errorf("header %s %q does not match the body's id %q", contracts.HeaderMsgID, clip(meta.MsgID), clip(string(req.ID)))
+	}
+	return &Command{Meta: meta, Request: req, Redelivered: d.Redelivered}, nil
+}
+
+// publishResult publishes a finished command's result and waits for the
+// confirm. It does not use the handler's context: a result that is ready is
+// worth publishing even while the barista is shutting down.
+func (b *Barista) publishResult(ctx context.Context, cmd *Command, res Result) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), b.cfg.ResultTimeout)
+	defer cancel()
+	return b.results.Publish(ctx, b.top.ResultsExchange(), contracts.RoutingKeyResult, amqp.Publishing{
+		MessageId:   cmd.Meta.CommandID,
+		ContentType: contracts.ContentTypeJSON,
+		Timestamp:   time.Now(),
+		Headers: contracts.ResultMeta{
+			CommandID:  cmd.Meta.CommandID,
+			ClientID:   cmd.Meta.ClientID,
+			DeviceID:   cmd.Meta.DeviceID,
+			MsgID:      cmd.Meta.MsgID,
+			AcceptedAt: cmd.Meta.AcceptedAt,
+			Outcome:    res.Outcome,
+		}.Headers(),
+		Body: res.Body,
+	})
+}
+
+// settle logs a failed ack or nack: the channel is gone, and RabbitMQ has
+// already put the delivery back in the queue.
+func (b *Barista) settle(err error) {
+	if err != nil {
+		b.log.Debug("could not settle a delivery; RabbitMQ requeues it with the channel", "err", err)
+	}
+}

@@ -1,0 +1,173 @@
+package barista
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	amqp "github.com/rabbitmq/amqp091-go"
+	"github.com/sony/gobreaker/v2"
+
+	"cafe/contracts"
+	"cafe/contracts/amqplink"
+)
+
+// Config is the barista's configuration; zero fields take the defaults.
+type Config struct {
+	Route         string        // this barista's route level in command topics; default b-<random hex>
+	Concurrency   int           // commands handled at once, and the prefetch; default 256
+	Grace         time.Duration // on shutdown, time to finish the commands in hand; default 10s
+	ResultTimeout time.Duration // wait for RabbitMQ's confirm of a result; default 10s
+	MaxReplyBytes int           // larger device replies become bad-reply errors; default 256 KiB
+	MaxBodyBytes  int           // larger queued commands are poison; default 1 MiB (the cashier's limit)
+	Breaker       BreakerConfig
+}
+
+// NewRoute returns a fresh random route, b-<8 hex digits>.
+func NewRoute() string {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return "b-" + hex.EncodeToString(b[:])
+}
+
+func (c *Config) fill() {
+	if c.Route == "" {
+		c.Route = NewRoute()
+	}
+	if c.Concurrency == 0 {
+		c.Concurrency = 256
+	}
+	if c.Grace == 0 {
+		c.Grace = 10 * time.Second
+	}
+	if c.ResultTimeout == 0 {
+		c.ResultTimeout = 10 * time.Second
+	}
+	if c.MaxReplyBytes == 0 {
+		c.MaxReplyBytes = contracts.DefaultMaxReplyBytes
+	}
+	if c.MaxBodyBytes == 0 {
+		c.MaxBodyBytes = 1 << 20
+	}
+}
+
+// Validate reports every problem with c (after defaults are filled).
+func (c Config) Validate() error {
+	var errs []error
+	if !contracts.ValidRoute(c.Route) {
+		errs = append(errs, fmt.Errorf("route %q: want 1 to %d characters from A-Z a-z 0-9 . _ : -", c.Route, contracts.MaxRouteLen))
+	}
+	if c.Concurrency < 1 || c.Concurrency > 65535 {
+		errs = append(errs, fmt.Errorf("concurrency %d: want 1 to 65535", c.Concurrency))
+	}
+	if c.Grace < 0 || c.ResultTimeout <= 0 {
+		errs = append(errs, errors.New("grace must be 0 or more and result timeout more than 0"))
+	}
+	if c.MaxReplyBytes < 1 || c.MaxBodyBytes < 1 {
+		errs = append(errs, errors.New("reply and body limits must be positive"))
+	}
+	if c.Breaker.Failures < 0 || c.Breaker.OpenFor < 0 {
+		errs = append(errs, errors.New("breaker failures and open time must be 0 (default) or more"))
+	}
+	return errors.Join(errs...)
+}
+
+// Commands is what the barista needs of the commands queue.
+type Commands interface {
+	Consume(ctx context.Context, cfg amqplink.ConsumerConfig, log *slog.Logger, h amqplink.Handler) error
+}
+
+// Results is what the barista needs to publish results: nil only once
+// RabbitMQ confirmed the message.
+type Results interface {
+	Publish(ctx context.Context, exchange, key string, msg amqp.Publishing) error
+}
+
+// Barista takes commands from the queue, acts on devices, and publishes
+// results.
+type Barista struct {
+	cfg      Config
+	log      *slog.Logger
+	top      contracts.Topology
+	commands Commands
+	results  Results
+	mqtt     MQTT
+	m        *metrics
+
+	presence *Presence
+	replies  *Replies
+	breakers *Breakers
+	chain    Handler
+}
+
+// New builds a barista. Nothing runs until Run.
+func New(cfg Config, top contracts.Topology, commands Commands, results Results, mqtt MQTT, prom prometheus.Registerer, log *slog.Logger) (*Barista, error) {
+	cfg.fill()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	log = log.With("route", cfg.Route)
+	b := &Barista{cfg: cfg, log: log, top: top, commands: commands, results: results, mqtt: mqtt}
+	var m *metrics
+	b.presence = NewPresence(log, func() { m.badPresence.Inc() })
+	b.replies = NewReplies(cfg.Route, log, func(reason string) { m.stray.WithLabelValues(reason).Inc() })
+	b.breakers = NewBreakers(cfg.Breaker, time.Now, func(device string, to gobreaker.State) {
+		m.breakers.WithLabelValues(to.String()).Inc()
+		log.Info("device circuit breaker changed", "device_id", device, "state", to.String())
+	})
+	var err error
+	if m, err = newMetrics(prom, b.presence, b.replies); err != nil {
+		return nil, err
+	}
+	b.m = m
+	b.chain = Chain(
+		Device(mqtt, b.replies, cfg.Route, cfg.MaxReplyBytes, func(d time.Duration) { m.replyTime.Observe(d.Seconds()) }),
+		Recover(log),
+		Deadline(time.Now),
+		CheckPresence(b.presence),
+		Guard(b.breakers),
+	)
+	return b, nil
+}
+
+// Route is this barista's route level.
+func (b *Barista) Route() string { return b.cfg.Route }
+
+// Run subscribes to replies and presence, then handles commands until ctx
+// is done; it returns once the commands in hand are finished or handed back
+// (within Config.Grace).
+func (b *Barista) Run(ctx context.Context) error {
+	for filter, h := range map[string]func(string, []byte){
+		contracts.RepliesFilter(b.cfg.Route): b.replies.OnMessage,
+		contracts.PresenceFilter:             b.presence.OnMessage,
+	} {
+		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		if err := b.mqtt.Subscribe(sctx, filter, 1, h); err != nil {
+			b.log.Warn("subscribe failed; renewed on the next connection", "filter", filter, "err", err)
+		}
+		cancel()
+	}
+	sweep := time.NewTicker(time.Minute)
+	defer sweep.Stop()
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-sweep.C:
+				b.breakers.Sweep()
+			}
+		}
+	}()
+	return b.commands.Consume(ctx, amqplink.ConsumerConfig{
+		Queue:       b.top.CommandsQueue(),
+		Tag:         "barista-" + b.cfg.Route,
+		Concurrency: b.cfg.Concurrency,
+		Grace:       b.cfg.Grace,
+	}, b.log, b.handle)
+}
