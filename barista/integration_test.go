@@ -361,9 +361,9 @@ func TestPoisonIsDeadLetteredAndTheRestFlows(t *testing.T) {
 	good := contracts.CommandMeta{ClientID: "app-1", DeviceID: dev.id, Deadline: time.Now().Add(time.Minute), AcceptedAt: time.Now()}
 	poisons := []amqp.Publishing{
 		{Body: []byte(`garbage`), Headers: good.Headers()},
-		{Body: []byte(`{"jsonrpc":"2.0","method":"echo","id":1}`)},                            // no headers
+		{Body: []byte(`{"jsonrpc":"2.0","method":"echo","id":1}`)},                              // no headers
 		{Body: []byte(`{"jsonrpc":"2.0","method":"echo","id":1}`), Headers: amqp.Table{"x": 1}}, // foreign headers
-		{Body: []byte(`{"jsonrpc":"2.0","method":"echo","id":2}`), Headers: good.Headers()},   // id disagrees with header
+		{Body: []byte(`{"jsonrpc":"2.0","method":"echo","id":2}`), Headers: good.Headers()},     // id disagrees with header
 		{Body: []byte(`{"jsonrpc":"2.0","method":"echo","id":3,"pad":"` + strings.Repeat("x", 2<<20) + `"}`), Headers: good.Headers()},
 	}
 	for _, p := range poisons {

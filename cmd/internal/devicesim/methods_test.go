@@ -90,6 +90,23 @@ func TestMethodDecodesEscapes(t *testing.T) {
 	}
 }
 
+func TestRepeatKey(t *testing.T) {
+	for _, tc := range []struct{ topic, want string }{
+		{"devices/d/commands/r/k", "k"},
+		{"devices/d/commands/k", "k"},
+		{"devices/d/commands/a/b/c", "c"},
+		{"devices/d/commands", ""},
+		{"devices/d/commands/", ""},
+		{"devices/d/commands/r/", ""},
+		{"devices/d/replies/r/k", ""},
+		{"elsewhere", ""},
+	} {
+		if got := repeatKey(tc.topic); got != tc.want {
+			t.Errorf("%s: got %q, want %q", tc.topic, got, tc.want)
+		}
+	}
+}
+
 func TestStatsJSONNames(t *testing.T) {
 	b, err := json.Marshal(Stats{Devices: []DeviceStats{{ID: "d", Counters: Counters{RepliesSent: 2}}}})
 	if err != nil {
