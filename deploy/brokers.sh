@@ -190,7 +190,7 @@ listener_pids() {
 mosquitto_pids() {
 	local d comm
 	for d in /proc/[0-9]*; do
-		read -r comm <"$d/comm" 2>/dev/null || continue
+		{ read -r comm <"$d/comm"; } 2>/dev/null || continue # gone meanwhile
 		[[ $comm == mosquitto ]] && echo "${d#/proc/}"
 	done
 	return 0
