@@ -275,14 +275,19 @@ mqtt_check() {
 
 ensure_mosquitto() {
 	local pids pid
+	[[ -r $CAFE_CONF ]] || die "$CAFE_CONF is missing; not touching the running Mosquitto" \
+		"restore it: git checkout -- deploy/mosquitto/cafe.conf"
 	pids="$(listener_pids "$MQTT_PORT")"
 	if [[ -z $pids ]] && answers "$MQTT_HOST" "$MQTT_PORT"; then
 		die "something that is not mosquitto listens on port $MQTT_PORT" \
 			"find it: ss -ltnp 'sport = :$MQTT_PORT'; stop it, then run $0 again"
 	fi
+	local conf
 	for pid in $pids; do
 		if runs_our_config "$pid"; then
-			say "Mosquitto (pid $pid) answers on $MQTT_HOST:$MQTT_PORT with $CAFE_CONF"
+			conf="$(config_of "$pid")"
+			[[ $conf == "$CAFE_CONF" ]] || conf="$conf (the same as $CAFE_CONF)"
+			say "Mosquitto (pid $pid) answers on $MQTT_HOST:$MQTT_PORT with $conf"
 			return 0
 		fi
 	done
@@ -297,6 +302,8 @@ ensure_mosquitto() {
 
 restart_mosquitto() {
 	local pid
+	[[ -r $CAFE_CONF ]] || die "$CAFE_CONF is missing; not touching the running Mosquitto" \
+		"restore it: git checkout -- deploy/mosquitto/cafe.conf"
 	for pid in $(listener_pids "$MQTT_PORT"); do stop_mosquitto "$pid"; done
 	start_mosquitto
 	say "Mosquitto restarted: $(mqtt_check || echo 'no MQTT answer yet')"
