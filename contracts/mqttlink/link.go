@@ -11,11 +11,13 @@ package mqttlink
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
@@ -55,6 +57,9 @@ type Link struct {
 	cfg    Config
 	log    *slog.Logger
 	client paho.Client
+	store  *resumeStore
+
+	attemptGen atomic.Uint64 // store generation when the current connection attempt began
 
 	mu        sync.Mutex
 	subs      map[string]byte // filter → qos, renewed on every connection
@@ -86,7 +91,7 @@ func New(cfg Config, log *slog.Logger) (*Link, error) {
 	default:
 		return nil, fmt.Errorf("mqtt url %q: unknown scheme %q (want tcp, ssl, ws or wss)", Redact(cfg.URL), u.Scheme)
 	}
-	l := &Link{cfg: cfg, log: log.With("mqtt_client", cfg.ClientID), subs: map[string]byte{}, changed: make(chan struct{})}
+	l := &Link{cfg: cfg, log: log.With("mqtt_client", cfg.ClientID), subs: map[string]byte{}, changed: make(chan struct{}), store: newResumeStore()}
 
 	opts := paho.NewClientOptions()
 	broker := *u
@@ -113,6 +118,11 @@ func New(cfg Config, log *slog.Logger) (*Link, error) {
 	}
 	opts.SetDefaultPublishHandler(func(_ paho.Client, m paho.Message) {
 		l.log.Debug("mqtt message matched no handler", "topic", m.Topic())
+	})
+	opts.SetStore(l.store)
+	opts.SetConnectionAttemptHandler(func(_ *url.URL, tc *tls.Config) *tls.Config {
+		l.attemptGen.Store(l.store.Gen())
+		return tc
 	})
 	opts.SetOnConnectHandler(func(paho.Client) { l.onConnect() })
 	opts.SetConnectionLostHandler(func(_ paho.Client, err error) {
@@ -156,9 +166,13 @@ func (l *Link) WaitConnected(ctx context.Context) error {
 }
 
 func (l *Link) onConnect() {
-	// paho runs this in its own goroutine, so it may wait. Subscriptions are
-	// renewed before the link reports itself connected; a failed renewal is
-	// retried for as long as this connection lasts.
+	// paho runs this in its own goroutine, so it may wait. First for paho to
+	// take its snapshot of messages to resend (see resumeStore), then for
+	// the subscriptions to be renewed; only then is the link connected. A
+	// failed renewal is retried for as long as this connection lasts.
+	if !l.store.waitPast(l.attemptGen.Load(), l.cfg.ConnectTimeout) {
+		l.log.Warn("paho did not resume its session in time; publishing anyway")
+	}
 	for {
 		err := l.renew()
 		if err == nil {

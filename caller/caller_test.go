@@ -1,0 +1,266 @@
+package caller_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	amqp "github.com/rabbitmq/amqp091-go"
+	"go.uber.org/goleak"
+
+	"cafe/caller"
+	"cafe/contracts"
+	"cafe/contracts/amqplink"
+	"cafe/contracts/brokertest"
+	"cafe/contracts/mqttlink"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+type rig struct {
+	t    *testing.T
+	top  contracts.Topology
+	pub  *amqplink.Publisher
+	conn *amqp.Connection
+}
+
+func newRig(t *testing.T) *rig {
+	t.Helper()
+	top := brokertest.Topology(t)
+	link, err := amqplink.New(amqplink.Config{URL: brokertest.AMQPURL(), Topology: top, Name: "test-barista"}, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub := amqplink.NewPublisher(link, quiet())
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = link.Run(ctx) })
+	wg.Go(func() { _ = pub.Run(ctx) })
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	wctx, wcancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer wcancel()
+	if err := pub.WaitReady(wctx); err != nil {
+		t.Fatal(err)
+	}
+	conn := brokertest.Dial(t)
+	t.Cleanup(func() { conn.Close() })
+	return &rig{t: t, top: top, pub: pub, conn: conn}
+}
+
+// startCaller runs a caller whose MQTT link reaches the broker at mqttURL.
+func (r *rig) startCaller(mqttURL string, cfg caller.Config) (stop func()) {
+	t := r.t
+	t.Helper()
+	link, err := amqplink.New(amqplink.Config{URL: brokertest.AMQPURL(), Topology: r.top, Name: "caller", MaxBackoff: 200 * time.Millisecond}, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	mq, err := mqttlink.New(mqttlink.Config{URL: mqttURL, ClientID: brokertest.ID(t, "caller"), MaxBackoff: 200 * time.Millisecond}, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	mq.Start()
+	c, err := caller.New(cfg, r.top, link, mq, prometheus.NewRegistry(), quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	linkCtx, stopLink := context.WithCancel(context.Background())
+	runCtx, stopRun := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = link.Run(linkCtx) })
+	ran := make(chan struct{})
+	go func() { _ = c.Run(runCtx); close(ran) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			stopRun()
+			<-ran
+			stopLink()
+			wg.Wait()
+			mq.Close(100*time.Millisecond, true)
+		})
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+// result publishes a result as a barista would.
+func (r *rig) result(clientID, body string) {
+	r.t.Helper()
+	r.publish(amqp.Publishing{
+		MessageId: contracts.NewCommandID(),
+		Headers: contracts.ResultMeta{ClientID: clientID, DeviceID: "lamp-1", MsgID: "1", AcceptedAt: time.Now(),
+			Outcome: contracts.OutcomeReply}.Headers(),
+		Body: []byte(body),
+	})
+}
+
+func (r *rig) publish(m amqp.Publishing) {
+	r.t.Helper()
+	if m.MessageId == "" {
+		m.MessageId = contracts.NewCommandID()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := r.pub.Publish(ctx, r.top.ResultsExchange(), contracts.RoutingKeyResult, m); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+// app is an app's MQTT client listening to its results.
+type app struct {
+	id   string
+	link *mqttlink.Link
+	mu   sync.Mutex
+	got  []string
+}
+
+func startApp(t *testing.T, id string, clean bool) *app {
+	t.Helper()
+	a := &app{id: id}
+	link, err := mqttlink.New(mqttlink.Config{URL: brokertest.MQTTURL(), ClientID: "app-" + id, CleanSession: clean}, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.link = link
+	link.Start()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := link.Subscribe(ctx, contracts.ResultsTopic(id), 1, func(_ string, p []byte) {
+		a.mu.Lock()
+		a.got = append(a.got, string(p))
+		a.mu.Unlock()
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := link.WaitConnected(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+func (a *app) results() []string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return append([]string(nil), a.got...)
+}
+
+func TestResultReachesTheAppUnchangedAndIsAcked(t *testing.T) {
+	r := newRig(t)
+	r.startCaller(brokertest.MQTTURL(), caller.Config{})
+	a := startApp(t, brokertest.ID(t, "app"), true)
+	t.Cleanup(func() { a.link.Close(100*time.Millisecond, true) })
+	body := `{"jsonrpc":"2.0","id":"x-1","result":{"on":true}}`
+	r.result(a.id, body)
+	brokertest.Eventually(t, 5*time.Second, "result not delivered", func() bool { return len(a.results()) == 1 })
+	if got := a.results()[0]; got != body {
+		t.Fatalf("app got %s, want %s", got, body)
+	}
+	brokertest.Eventually(t, 5*time.Second, "delivered result still in the queue", func() bool {
+		return brokertest.QueueDepth(t, r.top.ResultsQueue()) == 0
+	})
+}
+
+func TestOfflineAppGetsResultsWhenItReturns(t *testing.T) {
+	r := newRig(t)
+	r.startCaller(brokertest.MQTTURL(), caller.Config{})
+	id := brokertest.ID(t, "app")
+	first := startApp(t, id, false) // persistent session, subscribed at QoS 1
+	first.link.Close(100*time.Millisecond, false)
+
+	for i := range 3 {
+		r.result(id, `{"jsonrpc":"2.0","id":`+string(rune('1'+i))+`,"result":null}`)
+	}
+	brokertest.Eventually(t, 5*time.Second, "results not taken by the caller", func() bool {
+		return brokertest.QueueDepth(t, r.top.ResultsQueue()) == 0
+	})
+	again := startApp(t, id, false)
+	t.Cleanup(func() { again.link.Close(100*time.Millisecond, true) })
+	brokertest.Eventually(t, 5*time.Second, "results queued while the app was away were not delivered", func() bool {
+		return len(again.results()) == 3
+	})
+}
+
+func TestUndeliverableResultsAreDeadLettered(t *testing.T) {
+	r := newRig(t)
+	r.startCaller(brokertest.MQTTURL(), caller.Config{MaxBodyBytes: 1024})
+	for _, m := range []amqp.Publishing{
+		{Body: []byte(`{"jsonrpc":"2.0","id":1,"result":1}`)},                                                       // no headers
+		{Body: []byte(`{"jsonrpc":"2.0","id":1,"result":1}`), Headers: amqp.Table{contracts.HeaderClientID: "a/#"}}, // wildcard client
+		{Body: []byte(`{"jsonrpc":"2.0","id":1,"result":1}`), Headers: amqp.Table{contracts.HeaderClientID: 42}},    // wrong type
+		{Body: []byte(`not json`), Headers: amqp.Table{contracts.HeaderClientID: "app-1"}},
+		{Body: []byte(`[1,2]`), Headers: amqp.Table{contracts.HeaderClientID: "app-1"}},
+		{Body: []byte(`{"pad":"` + strings.Repeat("x", 2000) + `"}`), Headers: amqp.Table{contracts.HeaderClientID: "app-1"}},
+	} {
+		r.publish(m)
+	}
+	brokertest.Eventually(t, 5*time.Second, "poison results not dead-lettered", func() bool {
+		return brokertest.QueueDepth(t, r.top.DeadQueue()) == 6
+	})
+}
+
+func TestMQTTOutageHoldsResultsWithoutSpendingDeliveries(t *testing.T) {
+	r := newRig(t)
+	u, _ := url.Parse(brokertest.MQTTURL())
+	proxy := brokertest.NewProxy(t, u.Host)
+	u.Host = proxy.Addr()
+	proxy.Cut()
+	r.startCaller(u.String(), caller.Config{})
+	a := startApp(t, brokertest.ID(t, "app"), true)
+	t.Cleanup(func() { a.link.Close(100*time.Millisecond, true) })
+
+	r.result(a.id, `{"jsonrpc":"2.0","id":1,"result":1}`)
+	brokertest.Eventually(t, 5*time.Second, "caller did not take the result", func() bool {
+		return brokertest.QueueDepth(t, r.top.ResultsQueue()) == 0 // taken, held unacked
+	})
+	if len(a.results()) != 0 {
+		t.Fatal("delivered with the MQTT broker unreachable")
+	}
+	proxy.Restore()
+	brokertest.Eventually(t, 10*time.Second, "result not delivered after the MQTT broker came back", func() bool { return len(a.results()) == 1 })
+	if n := brokertest.QueueDepth(t, r.top.DeadQueue()); n != 0 {
+		t.Fatalf("%d results dead-lettered during an outage", n)
+	}
+}
+
+func TestShutdownWithMQTTDownHandsResultsBack(t *testing.T) {
+	r := newRig(t)
+	u, _ := url.Parse(brokertest.MQTTURL())
+	proxy := brokertest.NewProxy(t, u.Host)
+	u.Host = proxy.Addr()
+	proxy.Cut()
+	stop := r.startCaller(u.String(), caller.Config{Grace: 200 * time.Millisecond})
+	r.result("app-1", `{"jsonrpc":"2.0","id":1,"result":1}`)
+	brokertest.Eventually(t, 5*time.Second, "caller did not take the result", func() bool {
+		return brokertest.QueueDepth(t, r.top.ResultsQueue()) == 0
+	})
+	begin := time.Now()
+	stop()
+	if took := time.Since(begin); took > 3*time.Second {
+		t.Fatalf("shutdown took %v with a 200ms grace", took)
+	}
+	brokertest.Eventually(t, 5*time.Second, "result not back in the queue", func() bool {
+		return brokertest.QueueDepth(t, r.top.ResultsQueue()) == 1
+	})
+}
+
+func TestConfigValidate(t *testing.T) {
+	for _, c := range []caller.Config{
+		{Instance: "a/b"},
+		{Concurrency: -1},
+		{WaitMQTT: time.Hour},
+		{Grace: -1},
+	} {
+		if _, err := caller.New(c, contracts.DefaultTopology(), nil, nil, prometheus.NewRegistry(), quiet()); err == nil {
+			t.Errorf("%+v accepted", c)
+		}
+	}
+}

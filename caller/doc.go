@@ -1,0 +1,31 @@
+// Package caller delivers results to apps: the vibrating pager of the
+// coffee shop. It consumes the results queue and publishes each result on
+// clients/{clientID}/results at QoS 1, and acks the AMQP message only after
+// the MQTT broker acknowledged the publish (PUBACK), so a result leaves
+// RabbitMQ only once Mosquitto holds it.
+//
+// Consumes: the results queue (contracts.Topology.ResultsQueue), with manual
+// acks; each message carries contracts.ResultMeta headers and a JSON-RPC
+// response body.
+//
+// Produces: the body, unchanged, on clients/{clientID}/results, QoS 1, not
+// retained.
+//
+// Ack policy (handle, the only place that settles a result):
+//
+//   - no valid client id, or a body that is not a JSON object within the
+//     size limit: Reject without requeue, to the dead-letter queue;
+//   - the MQTT broker is unreachable: wait for it, up to Config.WaitMQTT,
+//     holding the message (far below RabbitMQ's consumer timeout), so an
+//     outage does not spend the message's delivery limit; on shutdown or
+//     after that wait, Nack with requeue;
+//   - published and acknowledged by the broker: Ack; not acknowledged within
+//     Config.PublishTimeout: Nack with requeue.
+//
+// An app that is offline gets its results later if it keeps a persistent
+// session: connect with clean session false and a fixed client id, and
+// subscribe to its results topic at QoS 1. Mosquitto then queues results
+// for it (deploy/mosquitto/cafe.conf: up to max_queued_messages per client,
+// for persistent_client_expiration). A result can arrive twice (a redelivery
+// after a crash); apps dedupe by the JSON-RPC id, their MsgID.
+package caller
