@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	amqp "github.com/rabbitmq/amqp091-go"
 	"go.uber.org/goleak"
 
@@ -266,5 +268,27 @@ func TestConfigValidate(t *testing.T) {
 	}
 	if strings.Contains(err.Error(), "secret") {
 		t.Fatalf("error shows the password: %v", err)
+	}
+}
+
+func TestQueueCollectorReportsDepth(t *testing.T) {
+	top := brokertest.Topology(t)
+	link, pub := startLink(t, brokertest.AMQPURL(), top)
+	waitReady(t, pub)
+	for range 3 {
+		if err := publish(t, pub, top, msg("{}")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(link.QueueCollector())
+	n, err := testutil.GatherAndCount(reg, "cafe_queue_messages")
+	if err != nil || n != 3 {
+		t.Fatalf("%d cafe_queue_messages series (err %v), want one per queue", n, err)
+	}
+	want := strings.NewReader("# HELP cafe_queue_messages Messages ready in a cafe queue (commands, results, dead).\n# TYPE cafe_queue_messages gauge\n" +
+		"cafe_queue_messages{queue=\"commands\"} 3\ncafe_queue_messages{queue=\"dead\"} 0\ncafe_queue_messages{queue=\"results\"} 0\n")
+	if err := testutil.GatherAndCompare(reg, want, "cafe_queue_messages"); err != nil {
+		t.Fatal(err)
 	}
 }
