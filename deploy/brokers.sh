@@ -186,12 +186,15 @@ listener_pids() {
 	done
 }
 
-# mosquitto_pids: pids of every running mosquitto.
+# mosquitto_pids: pids of every running mosquitto (not zombies).
 mosquitto_pids() {
-	local d comm
+	local d comm state
 	for d in /proc/[0-9]*; do
 		{ read -r comm <"$d/comm"; } 2>/dev/null || continue # gone meanwhile
-		[[ $comm == mosquitto ]] && echo "${d#/proc/}"
+		[[ $comm == mosquitto ]] || continue
+		# /proc/PID/stat: pid (comm) state ...; Z is a zombie.
+		{ read -r _ _ state _ <"$d/stat"; } 2>/dev/null || continue
+		[[ $state != Z ]] && echo "${d#/proc/}"
 	done
 	return 0
 }
@@ -222,8 +225,21 @@ runs_our_config() {
 	conf="$(config_of "$pid")"
 	[[ -n $conf ]] || return 1
 	cmp -s -- "$conf" "$CAFE_CONF" || return 1
+	! edited_since_start "$pid" "$conf"
+}
+
+# edited_since_start PID FILE: true when FILE changed after process PID
+# started. Mosquitto writes its pid file as it starts, so the pid file's
+# mtime (nanoseconds) is the start; ps's whole seconds are the fallback.
+edited_since_start() {
+	local pid=$1 file=$2 pidfile started
+	pidfile="$(awk '$1 == "pid_file" { print $2 }' "$file")"
+	if [[ -n $pidfile && "$(cat -- "$pidfile" 2>/dev/null)" == "$pid" ]]; then
+		[[ $file -nt $pidfile ]]
+		return
+	fi
 	started=$(($(date +%s) - $(ps -o etimes= -p "$pid")))
-	(($(stat -c %Y -- "$conf") <= started))
+	(($(stat -c %Y -- "$file") > started))
 }
 
 prepare_mosquitto_dirs() {
