@@ -118,3 +118,9 @@ func (l Log) Logger(w io.Writer) (*slog.Logger, error) {
 func SignalContext() (context.Context, context.CancelFunc) {
 	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 }
+
+// Int64 registers an int64 flag mirrored by env.
+func (f Flags) Int64(p *int64, name, env string, def int64, usage string) {
+	f.fs.Int64Var(p, name, def, usage)
+	f.annotate(name, env)
+}

@@ -1,0 +1,81 @@
+// Command barista runs one of cafe's baristas: a competing consumer of the
+// commands queue that acts on devices over MQTT and publishes the results.
+// Start as many as the queue needs; they need nothing configured but the
+// brokers' URLs. See package cafe/barista.
+package main
+
+import (
+	"context"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"cafe/cmd/internal/cli"
+	"cafe/cmd/internal/run"
+)
+
+func main() {
+	if err := command().Execute(); err != nil {
+		os.Exit(1)
+	}
+}
+
+func command() *cobra.Command {
+	var (
+		brokers  cli.Brokers
+		settings run.BaristaSettings
+		logging  cli.Log
+		httpAddr string
+		pprof    bool
+	)
+	cmd := &cobra.Command{
+		Use:   "barista",
+		Short: "Take commands from RabbitMQ, act on devices over MQTT, publish results",
+		Long: `barista consumes the commands queue (competing with every other barista),
+sends each command to its device over MQTT, waits for the reply until the
+command's deadline, and publishes the result (or a JSON-RPC error: expired,
+device offline, device timeout, device unreachable, bad device reply) to the
+results queue. It acks a command only once its result is confirmed.
+
+Any number of baristas run side by side with nothing but the brokers' URLs:
+each picks a random route for its MQTT topics and a free port for
+/healthz, /readyz and /metrics (logged at start; set CAFE_HTTP_ADDR to fix it).
+SIGTERM: stop taking commands, finish those in hand within --grace, hand the
+rest back to the queue.`,
+		Example: `  barista
+  CAFE_AMQP_URL=amqp://cafe:secret@mq:5672/ CAFE_MQTT_URL=tcp://mqtt:1883 barista --concurrency 512`,
+		Args:         cobra.NoArgs,
+		SilenceUsage: true,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := cli.ApplyEnv(cmd.Flags()); err != nil {
+				return err
+			}
+			log, err := logging.Logger(os.Stderr)
+			if err != nil {
+				return err
+			}
+			prom := run.NewRegistry()
+			svc, err := run.NewBarista(brokers, settings, prom, log.With("role", "barista"))
+			if err != nil {
+				return err
+			}
+			ops, err := run.NewOps(httpAddr, prom, svc.Ready, pprof, log)
+			if err != nil {
+				return err
+			}
+			ctx, stop := cli.SignalContext()
+			defer stop()
+			opsCtx, stopOps := context.WithCancel(context.Background())
+			defer stopOps()
+			go func() { _ = ops.Run(opsCtx) }()
+			return svc.Run(ctx)
+		},
+	}
+	f := cli.On(cmd.Flags())
+	brokers.Register(f)
+	settings.Register(f)
+	f.String(&httpAddr, "http-addr", "CAFE_HTTP_ADDR", ":0", "address of /healthz, /readyz and /metrics (:0 picks a free port)")
+	f.Bool(&pprof, "pprof", "CAFE_PPROF", false, "serve /debug/pprof/ (profiles)")
+	logging.Register(f)
+	return cmd
+}
