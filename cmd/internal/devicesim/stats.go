@@ -28,7 +28,7 @@ type Counters struct {
 	RepliesSent      uint64 `json:"replies_sent"`      // replies the broker acknowledged, duplicates included
 	ErrorsReplied    uint64 `json:"errors_replied"`    // of replies_sent, those carrying an error object (any code)
 	ReplyFailures    uint64 `json:"reply_failures"`    // replies the broker did not acknowledge
-	Abandoned        uint64 `json:"abandoned"`         // replies not sent because the device went offline first (sleeping, waiting)
+	Abandoned        uint64 `json:"abandoned"`         // replies, and repeats waiting for one, cut short by going offline
 	OddTopics        uint64 `json:"odd_topics"`        // commands on a topic other than devices/{id}/commands/{route}/{key}; still handled
 	NoReplyTopic     uint64 `json:"no_reply_topic"`    // replies that had no topic to go to (command on devices/{id}/commands exactly)
 }

@@ -1,0 +1,253 @@
+package devicesim
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"math/rand/v2"
+	"sync"
+
+	"cafe/contracts/mqttlink"
+)
+
+// Errors of the fleet's lifecycle.
+var (
+	ErrUnknownDevice = errors.New("no such device in the fleet")
+	ErrNotRunning    = errors.New("fleet is not running")
+	ErrAlreadyRun    = errors.New("fleet has already been run")
+)
+
+type fleetState int
+
+const (
+	stateNew      fleetState = iota
+	stateStarting            // devices being started; WaitOnline must not look yet
+	stateRunning
+	stateStopping
+	stateDone
+)
+
+// Fleet is a set of simulated devices, each with an MQTT connection of its
+// own. Run it once; its methods are safe for concurrent use.
+type Fleet struct {
+	cfg     Config
+	log     *slog.Logger
+	linkLog *slog.Logger
+	devices []*device
+	byID    map[string]*device
+
+	mu     sync.Mutex
+	state  fleetState
+	change chan struct{} // closed and replaced whenever a device or the fleet changes state
+}
+
+// New validates cfg (after filling its defaults) and builds the fleet; Run
+// connects it. A nil logger discards.
+func New(cfg Config, log *slog.Logger) (*Fleet, error) {
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	cfg = cfg.withDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Seed == 0 {
+		cfg.Seed = 1 + rand.Int64N(math.MaxInt64) // positive, so --seed can take it back
+	}
+	ids, err := cfg.ids()
+	if err != nil {
+		return nil, err
+	}
+	f := &Fleet{
+		cfg:     cfg,
+		log:     log,
+		linkLog: slog.New(demote{log.Handler()}),
+		byID:    make(map[string]*device, len(ids)),
+		change:  make(chan struct{}),
+	}
+	keysEach, bytesEach := cfg.KeyMemory/len(ids), RememberedReplyBytes/len(ids)
+	for i, id := range ids {
+		d := &device{
+			id:    id,
+			fleet: f,
+			log:   log.With("device_id", id),
+			// One stream per device: its choices depend only on the order
+			// in which its own commands arrive.
+			rng:  rand.New(rand.NewPCG(uint64(cfg.Seed), uint64(i))),
+			keys: newKeyMemory(keysEach, bytesEach),
+		}
+		f.devices = append(f.devices, d)
+		f.byID[id] = d
+	}
+	return f, nil
+}
+
+// IDs returns the device ids, in order.
+func (f *Fleet) IDs() []string {
+	ids := make([]string, len(f.devices))
+	for i, d := range f.devices {
+		ids[i] = d.id
+	}
+	return ids
+}
+
+// Seed is the seed of the fleet's random choices (picked by New when the
+// config left it 0).
+func (f *Fleet) Seed() int64 { return f.cfg.Seed }
+
+// Run connects every device (in the background: devices keep trying while
+// the broker is away) and serves commands until ctx is done. Then every
+// device cuts its work short, publishes its offline presence and
+// disconnects, and Run returns nil. A fleet runs once.
+func (f *Fleet) Run(ctx context.Context) error {
+	f.mu.Lock()
+	if f.state != stateNew {
+		f.mu.Unlock()
+		return ErrAlreadyRun
+	}
+	f.state = stateStarting
+	f.mu.Unlock()
+	f.log.Info("fleet starting", "devices", len(f.devices), "seed", f.cfg.Seed, "mqtt_url", mqttlink.Redact(f.cfg.MQTTURL))
+	var err error
+	for _, d := range f.devices {
+		d.opMu.Lock()
+		err = d.start()
+		d.opMu.Unlock()
+		if err != nil {
+			err = fmt.Errorf("device %s: %w", d.id, err)
+			break
+		}
+	}
+	if err == nil {
+		f.setState(stateRunning)
+		<-ctx.Done()
+	}
+	f.setState(stateStopping)
+	var wg sync.WaitGroup
+	for _, d := range f.devices {
+		wg.Go(func() {
+			d.opMu.Lock()
+			defer d.opMu.Unlock()
+			d.stop()
+		})
+	}
+	wg.Wait()
+	f.setState(stateDone)
+	f.log.Info("fleet stopped", "devices", len(f.devices))
+	return err
+}
+
+func (f *Fleet) setState(to fleetState) {
+	f.mu.Lock()
+	f.state = to
+	f.mu.Unlock()
+	f.changed()
+}
+
+// changed wakes WaitOnline.
+func (f *Fleet) changed() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	close(f.change)
+	f.change = make(chan struct{})
+}
+
+// WaitOnline waits until the fleet runs and every device not taken offline
+// with GoOffline is connected and has announced its presence. It fails when
+// ctx ends first or the fleet stops.
+func (f *Fleet) WaitOnline(ctx context.Context) error {
+	for {
+		f.mu.Lock()
+		state, change := f.state, f.change
+		f.mu.Unlock()
+		if state > stateRunning {
+			return ErrNotRunning
+		}
+		if state == stateRunning && f.allOnline() {
+			return nil
+		}
+		select {
+		case <-change:
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for the devices to come online: %w", ctx.Err())
+		}
+	}
+}
+
+func (f *Fleet) allOnline() bool {
+	for _, d := range f.devices {
+		if d.wantsOnline() && !d.online() {
+			return false
+		}
+	}
+	return true
+}
+
+// GoOffline takes one device offline gracefully, as a device being switched
+// off would: work in progress is cut short, the retained presence says
+// offline, the connection closes cleanly (no last will). It returns once
+// all of that is done. Its key memory survives for GoOnline.
+func (f *Fleet) GoOffline(id string) error {
+	d, err := f.running(id)
+	if err != nil {
+		return err
+	}
+	d.opMu.Lock()
+	defer d.opMu.Unlock()
+	if !d.wantsOnline() {
+		return fmt.Errorf("device %s is already offline", id)
+	}
+	d.stop()
+	return nil
+}
+
+// GoOnline brings back a device taken offline with GoOffline. It returns at
+// once; the device connects in the background (see WaitOnline).
+func (f *Fleet) GoOnline(id string) error {
+	d, ok := f.byID[id]
+	if !ok {
+		return fmt.Errorf("%w: %q", ErrUnknownDevice, id)
+	}
+	d.opMu.Lock()
+	defer d.opMu.Unlock()
+	// Checked under opMu: Run stops each device under it after leaving
+	// the running state, so a device started here is always stopped.
+	if _, err := f.running(id); err != nil {
+		return err
+	}
+	if d.wantsOnline() {
+		return fmt.Errorf("device %s is already online", id)
+	}
+	return d.start()
+}
+
+func (f *Fleet) running(id string) (*device, error) {
+	d, ok := f.byID[id]
+	if !ok {
+		return nil, fmt.Errorf("%w: %q", ErrUnknownDevice, id)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.state != stateRunning {
+		return nil, ErrNotRunning
+	}
+	return d, nil
+}
+
+// Stats returns what every device has done so far, and the totals.
+func (f *Fleet) Stats() Stats {
+	s := Stats{Seed: f.cfg.Seed, Devices: make([]DeviceStats, len(f.devices))}
+	for i, d := range f.devices {
+		c := d.stats.snapshot()
+		online := d.online()
+		s.Devices[i] = DeviceStats{ID: d.id, Online: online, Counters: c}
+		s.Totals.add(c)
+		if online {
+			s.Online++
+		}
+	}
+	return s
+}
