@@ -3,7 +3,6 @@ package run
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net"
 	"sync"
@@ -54,6 +53,14 @@ func NewCashier(b cli.Brokers, s CashierSettings, prom *prometheus.Registry, log
 
 // Addr is the HTTP address.
 func (c *Cashier) Addr() net.Addr { return c.server.Addr() }
+
+// Ready says why the cashier cannot queue commands, or nil.
+func (c *Cashier) Ready() error {
+	if !c.pub.Ready() {
+		return errors.New("no confirmed-publish channel to RabbitMQ")
+	}
+	return nil
+}
 
 // Reload re-reads the client registry; on error the old one stays.
 func (c *Cashier) Reload() error {
@@ -208,12 +215,4 @@ func background(ctx context.Context, fns ...func(context.Context) error) (stop f
 		wg.Go(func() { _ = fn(bctx) })
 	}
 	return cancel, wg.Wait
-}
-
-// Wrap adds context to a service's error for the CLI.
-func Wrap(role string, err error) error {
-	if err == nil {
-		return nil
-	}
-	return fmt.Errorf("%s: %w", role, err)
 }

@@ -1,0 +1,69 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// The demo client: on a machine with no client registry, `cafe up` creates
+// one with a single client "demo" that may command every device, and keeps
+// its token next to it (mode 0600) so that `cafe up` can show it again and
+// `cafe order` can use it without flags. It is meant for trying cafe on one
+// machine; production registries are made with `cafe clients add`.
+const demoClientID = "demo"
+
+// demoPaths are the registry and token files of the demo client.
+func demoPaths() (registry, token string, err error) {
+	dir := os.Getenv("CAFE_CONFIG_DIR")
+	if dir == "" {
+		base, err := os.UserConfigDir()
+		if err != nil {
+			return "", "", fmt.Errorf("no config directory (set CAFE_CONFIG_DIR or CAFE_CLIENTS_FILE): %w", err)
+		}
+		dir = filepath.Join(base, "cafe")
+	}
+	return filepath.Join(dir, "clients.yaml"), filepath.Join(dir, "demo.token"), nil
+}
+
+// ensureDemo returns the demo registry path and token, creating both on
+// first use. created tells whether they were made now.
+func ensureDemo() (registry, token string, created bool, err error) {
+	registry, tokenFile, err := demoPaths()
+	if err != nil {
+		return "", "", false, err
+	}
+	if _, err := os.Stat(registry); err == nil {
+		b, err := os.ReadFile(tokenFile)
+		if err != nil {
+			return registry, "", false, nil // a registry of the user's own: nothing to show
+		}
+		return registry, strings.TrimSpace(string(b)), false, nil
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return "", "", false, err
+	}
+	token, err = addClient(registry, demoClientID, []string{"*"}, 0, 0)
+	if err != nil {
+		return "", "", false, err
+	}
+	if err := os.WriteFile(tokenFile, []byte(token+"\n"), 0o600); err != nil {
+		return "", "", false, err
+	}
+	return registry, token, true, nil
+}
+
+// demoToken is the demo client's token, if there is one.
+func demoToken() string {
+	_, tokenFile, err := demoPaths()
+	if err != nil {
+		return ""
+	}
+	b, err := os.ReadFile(tokenFile)
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
+}

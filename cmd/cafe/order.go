@@ -1,0 +1,248 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"cafe/cmd/internal/cli"
+	"cafe/contracts"
+	"cafe/contracts/mqttlink"
+)
+
+// Exit codes of `cafe order`.
+const (
+	exitErrorResult = 1 // the result is a JSON-RPC error (from the device or the pipeline)
+	exitUsage       = 2 // bad flags or setup
+	exitNoResult    = 3 // no result before the wait ended
+	exitRefused     = 4 // the cashier did not accept the command (non-202)
+)
+
+type orderOptions struct {
+	url, mqttURL, token, client string
+	device, method, params, id  string
+	timeout, extraWait          time.Duration
+	oneWay                      bool
+}
+
+func orderCommand() *cobra.Command {
+	o := orderOptions{}
+	cmd := &cobra.Command{
+		Use:   "order",
+		Short: "Submit one command over HTTP and wait for its result over MQTT",
+		Long: `order subscribes to the app's results topic (clients/{client}/results),
+submits one JSON-RPC request to the cashier, waits for the result with the
+same id, and prints it.
+
+Exit status: 0 a result, 1 an error result (from the device or the pipeline),
+2 bad usage, 3 no result in time, 4 the cashier refused the command.
+
+Without --token and --client it uses the demo client that ` + "`cafe up`" + ` creates.`,
+		Example: `  cafe order --device sim-1 --method echo --params '{"hello":"cafe"}'
+  cafe order --device lamp-7 --method on --timeout 2s --token "$TOKEN" --client app-1
+  cafe order --device sim-1 --method blink --one-way`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := cli.ApplyEnv(cmd.Flags()); err != nil {
+				return &exitError{exitUsage, err}
+			}
+			return order(cmd.Context(), o, cmd.OutOrStdout(), cmd.ErrOrStderr())
+		},
+	}
+	f := cli.On(cmd.Flags())
+	f.String(&o.url, "url", "CAFE_URL", "http://127.0.0.1:8080", "the cashier's base URL")
+	f.String(&o.mqttURL, "mqtt-url", "CAFE_MQTT_URL", "tcp://127.0.0.1:1883", "MQTT broker where results arrive")
+	f.String(&o.token, "token", "CAFE_TOKEN", "", "the app's bearer token (default: the demo client's)")
+	f.String(&o.client, "client", "CAFE_CLIENT_ID", "", "the app's client id, for its results topic (default: demo, with the demo token)")
+	cmd.Flags().StringVar(&o.device, "device", "", "device id to command")
+	cmd.Flags().StringVar(&o.method, "method", "", "JSON-RPC method")
+	cmd.Flags().StringVar(&o.params, "params", "", "JSON-RPC params: a JSON object or array")
+	cmd.Flags().StringVar(&o.id, "id", "", "the command's JSON-RPC id (default: order-<random>)")
+	cmd.Flags().DurationVar(&o.timeout, "timeout", 5*time.Second, "the command's deadline (Cafe-Timeout); order waits this long plus --extra-wait")
+	cmd.Flags().DurationVar(&o.extraWait, "extra-wait", 3*time.Second, "how long to wait for the result after the deadline (queueing and delivery)")
+	cmd.Flags().BoolVar(&o.oneWay, "one-way", false, "send a notification (no id): the device gets it, no result comes back")
+	_ = cmd.MarkFlagRequired("device")
+	_ = cmd.MarkFlagRequired("method")
+	return cmd
+}
+
+func (o *orderOptions) check() error {
+	if !contracts.ValidDeviceID(o.device) {
+		return fmt.Errorf("--device %q: want 1 to 128 characters from A-Z a-z 0-9 . _ : -", o.device)
+	}
+	if o.params != "" {
+		p := strings.TrimSpace(o.params)
+		if !json.Valid([]byte(p)) || (p[0] != '{' && p[0] != '[') {
+			return fmt.Errorf("--params %q: want a JSON object or array, like '{\"level\":3}'", o.params)
+		}
+	}
+	if o.timeout <= 0 {
+		return fmt.Errorf("--timeout %v: want more than 0", o.timeout)
+	}
+	if o.token == "" {
+		if o.token = demoToken(); o.token == "" {
+			return errors.New("no token: pass --token (or CAFE_TOKEN), or run `cafe up` once to create the demo client")
+		}
+		if o.client == "" {
+			o.client = demoClientID
+		}
+	}
+	if !o.oneWay && !contracts.ValidClientID(o.client) {
+		return errors.New("no client id: pass --client (or CAFE_CLIENT_ID), the id your token belongs to; results arrive on clients/{client}/results")
+	}
+	if o.id == "" {
+		var b [6]byte
+		_, _ = rand.Read(b[:])
+		o.id = "order-" + hex.EncodeToString(b[:])
+	}
+	return nil
+}
+
+// request builds the JSON-RPC request body.
+func (o *orderOptions) request() ([]byte, error) {
+	req := map[string]any{"jsonrpc": contracts.Version, "method": o.method}
+	if o.params != "" {
+		req["params"] = json.RawMessage(o.params)
+	}
+	if !o.oneWay {
+		req["id"] = o.id
+	}
+	body, err := json.Marshal(req)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := contracts.ParseRequest(body); err != nil {
+		return nil, fmt.Errorf("the request would be refused: %w", err)
+	}
+	return body, nil
+}
+
+func order(ctx context.Context, o orderOptions, stdout, stderr io.Writer) error {
+	if err := o.check(); err != nil {
+		return &exitError{exitUsage, err}
+	}
+	body, err := o.request()
+	if err != nil {
+		return &exitError{exitUsage, err}
+	}
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	wait := o.timeout + o.extraWait
+	ctx, cancel := context.WithTimeout(ctx, wait+10*time.Second)
+	defer cancel()
+
+	results := make(chan []byte, 16)
+	var link *mqttlink.Link
+	if !o.oneWay {
+		link, err = listen(ctx, o, results)
+		if err != nil {
+			return &exitError{exitUsage, err}
+		}
+		defer link.Close(100*time.Millisecond, false)
+	}
+	if err := submit(ctx, o, body, stdout); err != nil {
+		return err
+	}
+	if o.oneWay {
+		fmt.Fprintf(stderr, "one-way command accepted for %s; no result will come\n", o.device)
+		return nil
+	}
+	fmt.Fprintf(stderr, "accepted: %s on %s (id %q); waiting up to %v for the result on %s\n",
+		o.method, o.device, o.id, wait, contracts.ResultsTopic(o.client))
+	want := `"` + o.id + `"`
+	deadline := time.NewTimer(wait)
+	defer deadline.Stop()
+	for {
+		select {
+		case payload := <-results:
+			var resp contracts.Response
+			if json.Unmarshal(payload, &resp) != nil || string(resp.ID) != want {
+				continue // another command's result on the same topic
+			}
+			var pretty bytes.Buffer
+			if json.Indent(&pretty, payload, "", "  ") != nil {
+				pretty.Write(payload)
+			}
+			fmt.Fprintln(stdout, pretty.String())
+			if resp.Error != nil {
+				return &exitError{exitErrorResult, fmt.Errorf("error result %d: %s", resp.Error.Code, resp.Error.Message)}
+			}
+			return nil
+		case <-deadline.C:
+			return &exitError{exitNoResult, fmt.Errorf("no result for id %q within %v (is a barista and a caller running? is the device online?)", o.id, wait)}
+		}
+	}
+}
+
+// listen subscribes to the app's results topic and returns once the
+// subscription is in place, so no result can slip past.
+func listen(ctx context.Context, o orderOptions, results chan<- []byte) (*mqttlink.Link, error) {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	link, err := mqttlink.New(mqttlink.Config{URL: o.mqttURL, ClientID: "cafe-order-" + hex.EncodeToString(b[:]), CleanSession: true},
+		slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		return nil, err
+	}
+	link.Start()
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := link.Subscribe(cctx, contracts.ResultsTopic(o.client), 1, func(_ string, p []byte) {
+		select {
+		case results <- bytes.Clone(p):
+		default:
+		}
+	}); err != nil {
+		link.Close(0, false)
+		return nil, err
+	}
+	if err := link.WaitConnected(cctx); err != nil {
+		link.Close(0, false)
+		return nil, fmt.Errorf("cannot reach the MQTT broker at %s to receive the result: %w", mqttlink.Redact(o.mqttURL), err)
+	}
+	return link, nil
+}
+
+// submit posts the command and checks that it was accepted.
+func submit(ctx context.Context, o orderOptions, body []byte, stdout io.Writer) error {
+	u, err := url.JoinPath(o.url, "v1", "devices", o.device, "commands")
+	if err != nil {
+		return &exitError{exitUsage, fmt.Errorf("--url %q: %w", o.url, err)}
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
+	if err != nil {
+		return &exitError{exitUsage, err}
+	}
+	req.Header.Set("Authorization", "Bearer "+o.token)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Cafe-Timeout", o.timeout.String())
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return &exitError{exitRefused, fmt.Errorf("cannot reach the cashier at %s: %w (is `cafe up` running?)", o.url, err)}
+	}
+	defer res.Body.Close()
+	answer, _ := io.ReadAll(io.LimitReader(res.Body, 64<<10))
+	if res.StatusCode != http.StatusAccepted {
+		fmt.Fprintln(stdout, strings.TrimSpace(string(answer)))
+		hint := ""
+		if ra := res.Header.Get("Retry-After"); ra != "" {
+			hint = "; retry after " + ra + "s"
+		}
+		return &exitError{exitRefused, fmt.Errorf("the cashier answered %s%s", res.Status, hint)}
+	}
+	return nil
+}
+
