@@ -245,4 +245,3 @@ func submit(ctx context.Context, o orderOptions, body []byte, stdout io.Writer) 
 	}
 	return nil
 }
-
