@@ -31,7 +31,7 @@ at once and the result later, on clients/{clientID}/results.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(upCommand(), orderCommand(), clientsCommand())
+	root.AddCommand(upCommand(), orderCommand(), clientsCommand(), deadCommand())
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "cafe:", err)
 		var ee *exitError
