@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"math/big"
 	"strconv"
 	"unicode/utf8"
 
@@ -126,9 +127,13 @@ func sameID(tok []byte, dt jsonparser.ValueType, want []byte) bool {
 		if len(want) == 0 || want[0] == '"' {
 			return false
 		}
-		a, errA := strconv.ParseFloat(string(tok), 64)
-		b, errB := strconv.ParseFloat(string(want), 64)
-		return errA == nil && errB == nil && a == b
+		// Exact decimal comparison: 7, 7.0 and 7e0 are the same number, and
+		// two 19-digit ids that differ in the last digit are not (as they
+		// would be as float64s).
+		var a, b big.Rat
+		_, okA := a.SetString(string(tok))
+		_, okB := b.SetString(string(want))
+		return okA && okB && a.Cmp(&b) == 0
 	}
 	return false
 }

@@ -63,7 +63,7 @@ func ReplyTopic(deviceID, route, key string) string {
 // the level "commands" becomes "replies", everything else is copied.
 func ReplyTopicFor(commandTopic string) (string, bool) {
 	parts := strings.SplitN(commandTopic, "/", 4)
-	if len(parts) < 4 || parts[0] != LevelDevices || parts[2] != LevelCommands {
+	if len(parts) < 4 || parts[0] != LevelDevices || parts[2] != LevelCommands || parts[3] == "" {
 		return "", false
 	}
 	return parts[0] + "/" + parts[1] + "/" + LevelReplies + "/" + parts[3], true

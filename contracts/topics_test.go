@@ -33,6 +33,7 @@ func TestReplyTopicFor(t *testing.T) {
 		{"any levels are copied", "devices/d1/commands/a/b/c", "devices/d1/replies/a/b/c", true},
 		{"one level", "devices/d1/commands/X", "devices/d1/replies/X", true},
 		{"no levels", "devices/d1/commands", "", false},
+		{"empty level", "devices/d1/commands/", "", false},
 		{"not a command", "devices/d1/replies/X/Y", "", false},
 		{"other root", "clients/d1/commands/X/Y", "", false},
 	} {

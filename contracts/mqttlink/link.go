@@ -66,6 +66,10 @@ type Link struct {
 	connected bool
 	changed   chan struct{} // closed and replaced when connected changes
 	closed    bool
+
+	ctx      context.Context // cancelled by Close: ends waits in onConnect
+	cancel   context.CancelFunc
+	handlers sync.WaitGroup // onConnect runs; Close waits for them
 }
 
 // New returns a Link; Start connects it.
@@ -92,6 +96,7 @@ func New(cfg Config, log *slog.Logger) (*Link, error) {
 		return nil, fmt.Errorf("mqtt url %q: unknown scheme %q (want tcp, ssl, ws or wss)", Redact(cfg.URL), u.Scheme)
 	}
 	l := &Link{cfg: cfg, log: log.With("mqtt_client", cfg.ClientID), subs: map[string]byte{}, changed: make(chan struct{}), store: newResumeStore()}
+	l.ctx, l.cancel = context.WithCancel(context.Background())
 
 	opts := paho.NewClientOptions()
 	broker := *u
@@ -166,11 +171,20 @@ func (l *Link) WaitConnected(ctx context.Context) error {
 }
 
 func (l *Link) onConnect() {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return
+	}
+	l.handlers.Add(1) // under the lock, so never after Close began waiting
+	l.mu.Unlock()
+	defer l.handlers.Done()
+
 	// paho runs this in its own goroutine, so it may wait. First for paho to
 	// take its snapshot of messages to resend (see resumeStore), then for
 	// the subscriptions to be renewed; only then is the link connected. A
 	// failed renewal is retried for as long as this connection lasts.
-	if !l.store.waitPast(l.attemptGen.Load(), l.cfg.ConnectTimeout) {
+	if !l.store.waitPast(l.ctx, l.attemptGen.Load(), l.cfg.ConnectTimeout) && l.ctx.Err() == nil {
 		l.log.Warn("paho did not resume its session in time; publishing anyway")
 	}
 	for {
@@ -178,16 +192,22 @@ func (l *Link) onConnect() {
 		if err == nil {
 			break
 		}
+		if l.ctx.Err() != nil {
+			return
+		}
 		l.log.Warn("renewing subscriptions failed; retrying", "err", err)
-		time.Sleep(time.Second)
-		l.mu.Lock()
-		closed := l.closed
-		l.mu.Unlock()
-		if closed || !l.client.IsConnectionOpen() {
+		select {
+		case <-l.ctx.Done():
+			return
+		case <-time.After(time.Second):
+		}
+		if !l.client.IsConnectionOpen() {
 			return // the next connection renews them again
 		}
 	}
-	l.setConnected(true)
+	if !l.setConnected(true) {
+		return // closed meanwhile
+	}
 	l.log.Info("mqtt connected")
 	if l.cfg.OnConnect != nil {
 		l.cfg.OnConnect(l)
@@ -204,20 +224,25 @@ func (l *Link) renew() error {
 	if len(filters) == 0 {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), l.cfg.ConnectTimeout)
+	ctx, cancel := context.WithTimeout(l.ctx, l.cfg.ConnectTimeout)
 	defer cancel()
 	return wait(ctx, l.client.SubscribeMultiple(filters, nil), "renew subscriptions")
 }
 
-func (l *Link) setConnected(ok bool) {
+// setConnected records the connection state; a closed link never becomes
+// connected again. It reports whether the state is now ok.
+func (l *Link) setConnected(ok bool) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.connected == ok {
-		return
+	if ok && l.closed {
+		return false
 	}
-	l.connected = ok
-	close(l.changed)
-	l.changed = make(chan struct{})
+	if l.connected != ok {
+		l.connected = ok
+		close(l.changed)
+		l.changed = make(chan struct{})
+	}
+	return true
 }
 
 // Subscribe routes messages matching filter to h from now on, on this and
@@ -267,8 +292,10 @@ func (l *Link) Close(quiesce time.Duration, forgetSession bool) {
 	l.mu.Lock()
 	l.closed = true
 	l.mu.Unlock()
+	l.cancel()
 	l.client.Disconnect(uint(quiesce.Milliseconds()))
 	l.setConnected(false)
+	l.handlers.Wait()
 	if forgetSession && !l.cfg.CleanSession {
 		r := l.client.OptionsReader()
 		opts := paho.NewClientOptions().SetClientID(l.cfg.ClientID).SetCleanSession(true).

@@ -1,6 +1,7 @@
 package mqttlink
 
 import (
+	"context"
 	"sync"
 	"time"
 
@@ -55,8 +56,9 @@ func (s *resumeStore) Gen() uint64 {
 	return s.gen
 }
 
-// waitPast waits until a snapshot or reset happened after gen, or timeout.
-func (s *resumeStore) waitPast(gen uint64, timeout time.Duration) bool {
+// waitPast waits until a snapshot or reset happened after gen, timeout
+// passes, or ctx is done.
+func (s *resumeStore) waitPast(ctx context.Context, gen uint64, timeout time.Duration) bool {
 	t := time.NewTimer(timeout)
 	defer t.Stop()
 	for {
@@ -69,6 +71,8 @@ func (s *resumeStore) waitPast(gen uint64, timeout time.Duration) bool {
 		select {
 		case <-changed:
 		case <-t.C:
+			return false
+		case <-ctx.Done():
 			return false
 		}
 	}
