@@ -436,3 +436,67 @@ func TestShutdownHandsBackCommandsInHand(t *testing.T) {
 		t.Fatalf("a handed-back command produced %d results", n)
 	}
 }
+
+// crashingMQTT is the real MQTT link, except that publishing a command whose
+// method is "crash" panics, as a bug triggered by one command would.
+type crashingMQTT struct{ *mqttlink.Link }
+
+func (c crashingMQTT) Publish(ctx context.Context, m mqttlink.Message) error {
+	if strings.Contains(string(m.Payload), `"method":"crash"`) {
+		panic("a command that crashes its worker")
+	}
+	return c.Link.Publish(ctx, m)
+}
+
+func TestCommandThatKeepsCrashingIsDeadLetteredAfterTheLimit(t *testing.T) {
+	r := newRig(t)
+	r.top.DeliveryLimit = 3
+	brokertest.DeleteTopology(t, r.top) // redeclared below with the lower limit
+	mq, err := mqttlink.New(mqttlink.Config{URL: brokertest.MQTTURL(), ClientID: brokertest.ID(t, "barista")}, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	mq.Start()
+	defer mq.Close(100*time.Millisecond, true)
+	consume, _ := amqplink.New(amqplink.Config{URL: brokertest.AMQPURL(), Topology: r.top, Name: "consume"}, quiet())
+	publish, _ := amqplink.New(amqplink.Config{URL: brokertest.AMQPURL(), Topology: r.top, Name: "publish"}, quiet())
+	results := amqplink.NewPublisher(publish, quiet())
+	b, err := barista.New(barista.Config{}, r.top, consume, results, crashingMQTT{mq}, prometheus.NewRegistry(), quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = consume.Run(ctx) })
+	wg.Go(func() { _ = publish.Run(ctx) })
+	wg.Go(func() { _ = results.Run(ctx) })
+	wg.Go(func() { _ = b.Run(ctx) })
+	defer func() { cancel(); wg.Wait() }()
+	dev := startDevice(t, true)
+
+	// The queue must exist with the new limit before publishing.
+	wctx, wcancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer wcancel()
+	if err := results.WaitReady(wctx); err != nil {
+		t.Fatal(err)
+	}
+	crash := r.send(dev.id, `{"jsonrpc":"2.0","method":"crash","id":1}`, time.Minute)
+	r.send(dev.id, `{"jsonrpc":"2.0","method":"echo","params":[2],"id":2}`, time.Minute)
+
+	// The other command is not held up by the crashing one.
+	d, _ := r.result(10 * time.Second)
+	if !strings.Contains(string(d.Body), `"id":2`) {
+		t.Fatalf("result %s", d.Body)
+	}
+	dl := r.next(r.top.DeadQueue(), 20*time.Second)
+	if dl.MessageId != crash {
+		t.Fatalf("dead letter %s, want the crashing command %s", dl.MessageId, crash)
+	}
+	deaths, _ := dl.Headers["x-death"].([]any)
+	if len(deaths) == 0 || deaths[0].(amqp.Table)["reason"] != "delivery_limit" {
+		t.Fatalf("x-death %v, want reason delivery_limit", dl.Headers["x-death"])
+	}
+	if n := brokertest.QueueDepth(t, r.top.ResultsQueue()); n != 0 {
+		t.Fatalf("the crashing command produced %d results", n)
+	}
+}
