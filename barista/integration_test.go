@@ -119,21 +119,7 @@ type rig struct {
 func newRig(t *testing.T) *rig {
 	t.Helper()
 	top := brokertest.Topology(t)
-	link, err := amqplink.New(amqplink.Config{URL: brokertest.AMQPURL(), Topology: top, Name: "test-cashier"}, quiet())
-	if err != nil {
-		t.Fatal(err)
-	}
-	pub := amqplink.NewPublisher(link, quiet())
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Go(func() { _ = link.Run(ctx) })
-	wg.Go(func() { _ = pub.Run(ctx) })
-	t.Cleanup(func() { cancel(); wg.Wait() })
-	wctx, wcancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer wcancel()
-	if err := pub.WaitReady(wctx); err != nil {
-		t.Fatal(err)
-	}
+	pub := brokertest.Publisher(t, top)
 	conn := brokertest.Dial(t)
 	t.Cleanup(func() { conn.Close() })
 	return &rig{t: t, top: top, pub: pub, conn: conn}

@@ -2,7 +2,6 @@ package caller_test
 
 import (
 	"context"
-	"io"
 	"log/slog"
 	"net/url"
 	"strings"
@@ -23,7 +22,7 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
 type rig struct {
 	t    *testing.T
@@ -35,21 +34,7 @@ type rig struct {
 func newRig(t *testing.T) *rig {
 	t.Helper()
 	top := brokertest.Topology(t)
-	link, err := amqplink.New(amqplink.Config{URL: brokertest.AMQPURL(), Topology: top, Name: "test-barista"}, quiet())
-	if err != nil {
-		t.Fatal(err)
-	}
-	pub := amqplink.NewPublisher(link, quiet())
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Go(func() { _ = link.Run(ctx) })
-	wg.Go(func() { _ = pub.Run(ctx) })
-	t.Cleanup(func() { cancel(); wg.Wait() })
-	wctx, wcancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer wcancel()
-	if err := pub.WaitReady(wctx); err != nil {
-		t.Fatal(err)
-	}
+	pub := brokertest.Publisher(t, top)
 	conn := brokertest.Dial(t)
 	t.Cleanup(func() { conn.Close() })
 	return &rig{t: t, top: top, pub: pub, conn: conn}

@@ -5,7 +5,6 @@
 package main
 
 import (
-	"context"
 	"os"
 
 	"github.com/spf13/cobra"
@@ -25,8 +24,7 @@ func command() *cobra.Command {
 		brokers  cli.Brokers
 		settings run.BaristaSettings
 		logging  cli.Log
-		httpAddr string
-		pprof    bool
+		ops      run.OpsSettings
 	)
 	cmd := &cobra.Command{
 		Use:   "barista",
@@ -59,23 +57,13 @@ rest back to the queue.`,
 			if err != nil {
 				return err
 			}
-			ops, err := run.NewOps(httpAddr, prom, svc.Ready, pprof, log)
-			if err != nil {
-				return err
-			}
-			ctx, stop := cli.SignalContext()
-			defer stop()
-			opsCtx, stopOps := context.WithCancel(context.Background())
-			defer stopOps()
-			go func() { _ = ops.Run(opsCtx) }()
-			return svc.Run(ctx)
+			return run.RunWorker(ops, prom, svc, log)
 		},
 	}
 	f := cli.On(cmd.Flags())
 	brokers.Register(f)
 	settings.Register(f)
-	f.String(&httpAddr, "http-addr", "CAFE_HTTP_ADDR", ":0", "address of /healthz, /readyz and /metrics (:0 picks a free port)")
-	f.Bool(&pprof, "pprof", "CAFE_PPROF", false, "serve /debug/pprof/ (profiles)")
+	ops.Register(f)
 	logging.Register(f)
 	return cmd
 }

@@ -3,7 +3,6 @@ package amqplink_test
 import (
 	"context"
 	"errors"
-	"io"
 	"log/slog"
 	"net/url"
 	"strings"
@@ -24,7 +23,7 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
 // startLink runs a link (and a publisher on it) until the test ends.
 func startLink(t *testing.T, rawURL string, top contracts.Topology) (*amqplink.Link, *amqplink.Publisher) {

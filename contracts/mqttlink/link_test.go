@@ -3,7 +3,6 @@ package mqttlink_test
 import (
 	"context"
 	"errors"
-	"io"
 	"log/slog"
 	"net/url"
 	"strings"
@@ -19,7 +18,7 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
 // inbox collects what a handler receives.
 type inbox struct {

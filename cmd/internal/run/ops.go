@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"cafe/cmd/internal/cli"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
@@ -80,4 +82,40 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
+}
+
+// OpsSettings are the flags of a worker's ops server.
+type OpsSettings struct {
+	Addr  string
+	Pprof bool
+}
+
+// Register adds --http-addr and --pprof.
+func (s *OpsSettings) Register(f cli.Flags) {
+	f.String(&s.Addr, "http-addr", "CAFE_HTTP_ADDR", ":0", "address of /healthz, /readyz and /metrics (:0 picks a free port)")
+	f.Bool(&s.Pprof, "pprof", "CAFE_PPROF", false, "serve /debug/pprof/ (profiles)")
+}
+
+// Worker is a barista or caller service.
+type Worker interface {
+	Run(ctx context.Context) error
+	Ready() error
+}
+
+// RunWorker serves w's health and metrics and runs w until SIGINT or
+// SIGTERM; the ops server stays up until w has finished shutting down.
+func RunWorker(s OpsSettings, prom *prometheus.Registry, w Worker, log *slog.Logger) error {
+	ops, err := NewOps(s.Addr, prom, w.Ready, s.Pprof, log)
+	if err != nil {
+		return err
+	}
+	ctx, stop := cli.SignalContext()
+	defer stop()
+	opsCtx, stopOps := context.WithCancel(context.Background())
+	opsDone := make(chan struct{})
+	go func() { _ = ops.Run(opsCtx); close(opsDone) }()
+	err = w.Run(ctx)
+	stopOps()
+	<-opsDone
+	return err
 }
