@@ -1,0 +1,178 @@
+package e2e
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"cafe/contracts"
+	"cafe/contracts/brokertest"
+	"cafe/contracts/mqttlink"
+)
+
+// resultWait bounds the wait for a result that should come promptly.
+const resultWait = 15 * time.Second
+
+// result is one message an app received on its results topic.
+type result struct {
+	raw  []byte
+	resp contracts.Response // decoded; resp.ID is the raw id token
+	at   time.Time          // when it arrived
+}
+
+// app is an app as DESIGN.md describes one: it submits commands to the
+// cashier over HTTP and receives results on clients/{clientID}/results.
+type app struct {
+	t      testing.TB
+	base   string // the cashier's base URL
+	client client
+	http   *http.Client
+
+	mu      sync.Mutex
+	results []result
+}
+
+// newApp subscribes (QoS 1) to c's results topic before it returns, so
+// nothing submitted afterwards can be missed.
+func newApp(t testing.TB, base string, c client) *app {
+	t.Helper()
+	a := &app{t: t, base: base, client: c, http: &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{}}}
+	t.Cleanup(a.http.CloseIdleConnections)
+	connect(t, "app", map[string]mqttlink.Handler{
+		contracts.ResultsTopic(c.id): func(_ string, payload []byte) {
+			r := result{raw: append([]byte(nil), payload...), at: time.Now()}
+			_ = json.Unmarshal(r.raw, &r.resp) // an undecodable result keeps a nil id; tests see it in all()
+			a.mu.Lock()
+			a.results = append(a.results, r)
+			a.mu.Unlock()
+		},
+	})
+	return a
+}
+
+// pipelineApp is the app of p's client.
+func pipelineApp(p *pipeline) *app { return newApp(p.t, p.url(), p.client) }
+
+// post submits body for device with the app's token and the headers given
+// as name, value pairs (e.g. "Cafe-Timeout", "1s"). It returns the status
+// and body of the answer.
+func (a *app) post(device, body string, headers ...string) (int, []byte) {
+	a.t.Helper()
+	return a.send(a.client.token, device, body, false, headers...)
+}
+
+// send posts body for device with token ("" sends no Authorization
+// header); chunked hides the body's length from the server.
+func (a *app) send(token, device, body string, chunked bool, headers ...string) (int, []byte) {
+	a.t.Helper()
+	var r io.Reader = strings.NewReader(body)
+	if chunked {
+		r = io.MultiReader(r) // not a type net/http can take a length from
+	}
+	req, err := http.NewRequest(http.MethodPost, a.base+"/v1/devices/"+device+"/commands", r)
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	res, err := a.http.Do(req)
+	if err != nil {
+		a.t.Fatalf("POST %s: %v", req.URL, err)
+	}
+	defer res.Body.Close()
+	answer, err := io.ReadAll(res.Body)
+	if err != nil {
+		a.t.Fatalf("POST %s: reading the answer: %v", req.URL, err)
+	}
+	return res.StatusCode, answer
+}
+
+// submit posts and requires 202 Accepted; it returns the answer's body.
+func (a *app) submit(device, body string, headers ...string) []byte {
+	a.t.Helper()
+	status, answer := a.post(device, body, headers...)
+	if status != http.StatusAccepted {
+		a.t.Fatalf("POST %s: got %d %s, want 202", body, status, answer)
+	}
+	return answer
+}
+
+// all returns every result received so far, in arrival order.
+func (a *app) all() []result {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return append([]result(nil), a.results...)
+}
+
+// withID returns the results whose id is the raw JSON token id (7, "a-7").
+func (a *app) withID(id string) []result {
+	var out []result
+	for _, r := range a.all() {
+		if string(r.resp.ID) == id {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// wait waits for the first result with raw id token id.
+func (a *app) wait(id string, timeout time.Duration) result {
+	a.t.Helper()
+	var r result
+	brokertest.Eventually(a.t, timeout, fmt.Sprintf("no result with id %s on %s; got %s",
+		id, contracts.ResultsTopic(a.client.id), a.summary()), func() bool {
+		got := a.withID(id)
+		if len(got) > 0 {
+			r = got[0]
+		}
+		return len(got) > 0
+	})
+	return r
+}
+
+// summary lists the ids received, for failure messages.
+func (a *app) summary() string {
+	var ids []string
+	for _, r := range a.all() {
+		ids = append(ids, string(r.resp.ID))
+	}
+	return fmt.Sprintf("%d results %v", len(ids), ids)
+}
+
+// wantError checks that r is a JSON-RPC error response with code.
+func wantError(t testing.TB, r result, code contracts.Code) {
+	t.Helper()
+	if r.resp.Error == nil || r.resp.Error.Code != code {
+		t.Fatalf("got %s, want an error %d (%s)", r.raw, code, code.Message())
+	}
+	if r.resp.Error.Message != code.Message() {
+		t.Errorf("got message %q, want %q", r.resp.Error.Message, code.Message())
+	}
+	if r.resp.JSONRPC != contracts.Version || len(r.resp.Result) != 0 {
+		t.Errorf("not a JSON-RPC error response: %s", r.raw)
+	}
+}
+
+// rpcError decodes the JSON-RPC error of a refused submission.
+func rpcError(t testing.TB, body []byte) *contracts.Error {
+	t.Helper()
+	var resp contracts.Response
+	if err := json.Unmarshal(body, &resp); err != nil || resp.Error == nil {
+		t.Fatalf("answer %s is not a JSON-RPC error response (%v)", body, err)
+	}
+	if !bytes.Equal(resp.ID, []byte("null")) {
+		t.Errorf("answer %s: want id null", body)
+	}
+	return resp.Error
+}

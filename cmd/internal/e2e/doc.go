@@ -1,0 +1,19 @@
+// Package e2e tests cafe from the outside: the real binaries (cashier,
+// barista, caller, devicesim and the cafe CLI), built once by TestMain and
+// run as processes against the RabbitMQ and Mosquitto on this machine.
+//
+// Each test is isolated from every other test and from anything else using
+// the brokers: its own AMQP prefix (its queues and exchanges are deleted at
+// the end), its own client registry, client id and token, its own device
+// ids, its own HTTP ports, and the retained presence messages of its devices
+// are cleared at the end. So the tests run in parallel.
+//
+// The harness (harness_test.go) starts a process with its environment,
+// keeps its output (shown when the test fails), sends it signals, waits for
+// it with a bound, and always stops it at the end; readiness is /readyz,
+// polled, never a fixed sleep. pipeline_test.go starts a pipeline and its
+// devices; app_test.go is an app: HTTP to submit, MQTT to receive results.
+//
+// Set CAFE_E2E_RACE=1 to build the binaries with the race detector; a race
+// report in any process's output then fails its test.
+package e2e

@@ -1,0 +1,312 @@
+package e2e
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"cafe/cmd/internal/devicesim"
+	"cafe/contracts"
+	"cafe/contracts/brokertest"
+	"cafe/contracts/mqttlink"
+)
+
+// client is an app registered with the cashier.
+type client struct {
+	id, token string
+}
+
+// pipeline is one test's cafe: its AMQP prefix, client registry and
+// devices, and the processes started on them.
+type pipeline struct {
+	t        *testing.T
+	top      contracts.Topology
+	env      []string // the settings every process of this pipeline shares
+	client   client   // entitled to devices named devices+"-*"
+	devices  string   // prefix of this test's device ids
+	registry string   // path of the client registry file
+	cashier  *service
+	baristas []*service
+	callers  []*service
+}
+
+// setup is what newPipeline starts.
+type setup struct {
+	baristas, callers int
+	cashierEnv        []string // added to the cashier's environment
+	baristaEnv        []string // added to every barista's environment
+	callerEnv         []string // added to every caller's environment
+}
+
+// newPipeline gives the test its own prefix, client and registry, starts
+// a cashier and the baristas and callers asked for, and returns once all are
+// ready and every barista and caller consumes its queue.
+func newPipeline(t *testing.T, s setup) *pipeline {
+	t.Helper()
+	p := &pipeline{t: t, top: contracts.DefaultTopology(), devices: brokertest.ID(t, "dev")}
+	p.top.Prefix = brokertest.ID(t, "e2e")
+	// Registered first, so it runs last: after every process is gone.
+	t.Cleanup(func() { brokertest.DeleteTopology(t, p.top) })
+	p.env = []string{"CAFE_AMQP_PREFIX=" + p.top.Prefix}
+	p.client = client{id: brokertest.ID(t, "app"), token: randomToken()}
+	p.registry = writeRegistry(t, p.client, p.devices+"-*")
+
+	p.cashier = startService(t, "cashier", "cashier",
+		append(append([]string{"CAFE_CLIENTS_FILE=" + p.registry}, p.env...), s.cashierEnv...))
+	for range s.baristas {
+		p.addBarista(s.baristaEnv...)
+	}
+	for range s.callers {
+		p.addCaller(s.callerEnv...)
+	}
+	p.cashier.waitReady()
+	for _, w := range append(append([]*service{}, p.baristas...), p.callers...) {
+		w.waitReady()
+	}
+	p.waitConsumers(p.top.CommandsQueue(), len(p.baristas))
+	p.waitConsumers(p.top.ResultsQueue(), len(p.callers))
+	return p
+}
+
+// url is the cashier's base URL.
+func (p *pipeline) url() string { return "http://" + p.cashier.addr }
+
+// addBarista starts another barista (not waiting for it).
+func (p *pipeline) addBarista(env ...string) *service {
+	b := startService(p.t, fmt.Sprintf("barista#%d", len(p.baristas)+1), "barista",
+		append(append([]string{"CAFE_BARISTA_GRACE=3s"}, p.env...), env...))
+	p.baristas = append(p.baristas, b)
+	return b
+}
+
+// addCaller starts another caller (not waiting for it).
+func (p *pipeline) addCaller(env ...string) *service {
+	c := startService(p.t, fmt.Sprintf("caller#%d", len(p.callers)+1), "caller", append(append([]string{}, p.env...), env...))
+	p.callers = append(p.callers, c)
+	return c
+}
+
+// waitConsumers waits until queue has n consumers: the workers not only
+// connected but consuming, so no command reaches one worker only because
+// another had not started yet.
+func (p *pipeline) waitConsumers(queue string, n int) {
+	p.t.Helper()
+	conn := brokertest.Dial(p.t)
+	defer conn.Close()
+	got := -1
+	brokertest.Eventually(p.t, readyTimeout, fmt.Sprintf("queue %s: want %d consumers", queue, n), func() bool {
+		got = consumers(conn, queue)
+		return got == n
+	})
+}
+
+// consumers is the consumer count of queue, or -1 when it cannot be read
+// (the queue is not declared yet).
+func consumers(conn *amqp.Connection, queue string) int {
+	ch, err := conn.Channel()
+	if err != nil {
+		return -1
+	}
+	defer ch.Close()
+	q, err := ch.QueueDeclarePassive(queue, true, false, false, false, nil)
+	if err != nil {
+		return -1
+	}
+	return q.Consumers
+}
+
+func randomToken() string {
+	var b [24]byte
+	_, _ = rand.Read(b[:])
+	return "tok-" + hex.EncodeToString(b[:])
+}
+
+// writeRegistry writes a client registry (the format of cashier/registry.go)
+// with one client entitled to patterns, in the test's temp dir.
+func writeRegistry(t testing.TB, c client, patterns ...string) string {
+	t.Helper()
+	sum := sha256.Sum256([]byte(c.token))
+	quoted := make([]string, len(patterns))
+	for i, p := range patterns {
+		quoted[i] = strconv.Quote(p)
+	}
+	doc := fmt.Sprintf("clients:\n  - id: %s\n    token_sha256: %s\n    devices: [%s]\n",
+		c.id, hex.EncodeToString(sum[:]), strings.Join(quoted, ", "))
+	path := filepath.Join(t.TempDir(), "clients.yaml")
+	if err := os.WriteFile(path, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// fleet is a devicesim process.
+type fleet struct {
+	*proc
+	ids   []string
+	stats string // its --stats-file
+}
+
+// startDevices runs n simulated devices named after the pipeline's device
+// prefix (so the pipeline's client may command them), with extra devicesim
+// flags, and waits until they are all online. Their retained presence is
+// cleared when the test ends.
+func (p *pipeline) startDevices(n int, flags ...string) *fleet {
+	p.t.Helper()
+	var b [3]byte
+	_, _ = rand.Read(b[:])
+	pattern := p.devices + "-" + hex.EncodeToString(b[:]) + "-%d"
+	f := &fleet{stats: filepath.Join(p.t.TempDir(), "stats.json")}
+	for i := 1; i <= n; i++ {
+		f.ids = append(f.ids, fmt.Sprintf(pattern, i))
+	}
+	clearPresenceAtEnd(p.t, f.ids...) // before start: runs after the fleet stopped
+	args := append([]string{"--count", strconv.Itoa(n), "--pattern", pattern, "--stats-file", f.stats}, flags...)
+	f.proc = start(p.t, "devicesim", "devicesim", nil, args...)
+	f.waitOutput(fmt.Sprintf("%d devices online", n), readyTimeout)
+	return f
+}
+
+// stopAndStats stops the fleet gracefully and returns what it counted.
+func (f *fleet) stopAndStats() devicesim.Stats {
+	f.t.Helper()
+	f.stop(stopTimeout)
+	b, err := os.ReadFile(f.stats)
+	if err != nil {
+		f.t.Fatalf("devicesim stats: %v", err)
+	}
+	var s devicesim.Stats
+	if err := json.Unmarshal(b, &s); err != nil {
+		f.t.Fatalf("devicesim stats %s: %v", b, err)
+	}
+	return s
+}
+
+// quietLog discards the logs of the test's own MQTT links.
+var quietLog = slog.New(slog.DiscardHandler)
+
+// connect opens an MQTT link for the test itself, subscribed to subs (topic
+// filter to handler) before it counts as connected, and closes it at the end
+// of the test.
+func connect(t testing.TB, kind string, subs map[string]mqttlink.Handler) *mqttlink.Link {
+	t.Helper()
+	link, err := mqttlink.New(mqttlink.Config{URL: brokertest.MQTTURL(), ClientID: brokertest.ID(t, kind), CleanSession: true}, quietLog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), readyTimeout)
+	defer cancel()
+	for filter, h := range subs {
+		if err := link.Subscribe(ctx, filter, 1, h); err != nil {
+			t.Fatal(err)
+		}
+	}
+	link.Start()
+	t.Cleanup(func() { link.Close(100*time.Millisecond, false) })
+	if err := link.WaitConnected(ctx); err != nil {
+		t.Fatalf("test MQTT client: %v", err)
+	}
+	return link
+}
+
+// publish sends one message from the test at QoS 1 and waits for the
+// broker to take it.
+func publish(t testing.TB, link *mqttlink.Link, topic string, payload []byte, retained bool) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := link.Publish(ctx, mqttlink.Message{Topic: topic, Payload: payload, QoS: 1, Retained: retained}); err != nil {
+		t.Fatalf("publish to %s: %v", topic, err)
+	}
+}
+
+// clearPresenceAtEnd deletes the retained presence of devices when the test
+// ends (an empty retained message), so the shared broker keeps nothing of
+// the test. Call it before starting anything that announces them.
+func clearPresenceAtEnd(t testing.TB, devices ...string) {
+	t.Helper()
+	t.Cleanup(func() {
+		link, err := mqttlink.New(mqttlink.Config{URL: brokertest.MQTTURL(), ClientID: brokertest.ID(t, "clear"), CleanSession: true}, quietLog)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		link.Start()
+		defer link.Close(100*time.Millisecond, false)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		for _, d := range devices {
+			if err := link.Publish(ctx, mqttlink.Message{Topic: contracts.PresenceTopic(d), QoS: 1, Retained: true}); err != nil {
+				t.Errorf("clearing the presence of %s: %v", d, err)
+				return
+			}
+		}
+	})
+}
+
+// command is what a test device received.
+type command struct {
+	topic   string
+	payload []byte
+}
+
+// testDevice is a device the test plays itself: it records every command
+// and answers with whatever reply returns (nil: no answer).
+type testDevice struct {
+	id   string
+	link *mqttlink.Link
+
+	mu   sync.Mutex
+	got  []command
+	sent sync.WaitGroup
+}
+
+// newTestDevice connects a test-owned device with the given id, announcing
+// its presence as online, and answering each command with reply(payload).
+func newTestDevice(t testing.TB, id string, reply func(payload []byte) []byte) *testDevice {
+	t.Helper()
+	clearPresenceAtEnd(t, id)
+	d := &testDevice{id: id}
+	d.link = connect(t, "tdev", map[string]mqttlink.Handler{
+		contracts.CommandsFilter(id): func(topic string, payload []byte) {
+			payload = append([]byte(nil), payload...)
+			d.mu.Lock()
+			d.got = append(d.got, command{topic, payload})
+			d.mu.Unlock()
+			answer := reply(payload)
+			replyTopic, ok := contracts.ReplyTopicFor(topic)
+			if answer == nil || !ok {
+				return
+			}
+			d.sent.Add(1)
+			go func() { // a handler must not block on the PUBACK
+				defer d.sent.Done()
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				defer cancel()
+				_ = d.link.Publish(ctx, mqttlink.Message{Topic: replyTopic, Payload: answer, QoS: 1})
+			}()
+		},
+	})
+	t.Cleanup(d.sent.Wait) // runs before the link closes
+	publish(t, d.link, contracts.PresenceTopic(id), []byte(`{"online":true}`), true)
+	return d
+}
+
+// commands returns what the device received so far.
+func (d *testDevice) commands() []command {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return append([]command(nil), d.got...)
+}
