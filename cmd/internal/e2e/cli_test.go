@@ -1,0 +1,119 @@
+package e2e
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"cafe/contracts"
+	"cafe/contracts/brokertest"
+)
+
+// `cafe order` against a pipeline of separate processes: its exit status
+// says what became of the command.
+func TestOrderCLI(t *testing.T) {
+	t.Parallel()
+	p := newPipeline(t, setup{baristas: 1, callers: 1})
+	devices := p.startDevices(1)
+	order := func(t *testing.T, token string, args ...string) (code int, stdout, out string) {
+		t.Helper()
+		base := []string{"order", "--url", p.url(), "--token", token, "--client", p.client.id,
+			"--mqtt-url", brokertest.MQTTURL(), "--device", devices.ids[0]}
+		// Its own config dir: no demo token of this machine's may be used.
+		return run(t, 30*time.Second, "cafe", []string{"CAFE_CONFIG_DIR=" + t.TempDir()}, append(base, args...)...)
+	}
+	printed := func(t *testing.T, stdout string) contracts.Response {
+		t.Helper()
+		var resp contracts.Response
+		if err := json.Unmarshal([]byte(stdout), &resp); err != nil {
+			t.Fatalf("stdout is not the JSON-RPC response: %v\n%s", err, stdout)
+		}
+		return resp
+	}
+
+	t.Run("result exits 0", func(t *testing.T) {
+		code, stdout, out := order(t, p.client.token, "--method", "echo", "--params", `{"hello":"cafe"}`, "--id", "o-1")
+		if code != 0 {
+			t.Fatalf("exit %d, want 0:\n%s", code, out)
+		}
+		resp := printed(t, stdout)
+		if string(resp.ID) != `"o-1"` || resp.Error != nil || strings.Join(strings.Fields(string(resp.Result)), "") != `{"hello":"cafe"}` {
+			t.Errorf("printed %s, want the echo of {\"hello\":\"cafe\"} for id o-1", stdout)
+		}
+	})
+	t.Run("error result exits 1", func(t *testing.T) {
+		code, stdout, out := order(t, p.client.token, "--method", "fail", "--id", "o-2")
+		if code != 1 {
+			t.Fatalf("exit %d, want 1:\n%s", code, out)
+		}
+		if resp := printed(t, stdout); resp.Error == nil || resp.Error.Code != 1000 {
+			t.Errorf("printed %s, want the device's error 1000", stdout)
+		}
+	})
+	t.Run("refused exits 4", func(t *testing.T) {
+		code, _, out := order(t, "wrong-token", "--method", "echo")
+		if code != 4 {
+			t.Fatalf("exit %d, want 4:\n%s", code, out)
+		}
+		if !strings.Contains(out, "401") {
+			t.Errorf("output does not say the cashier answered 401:\n%s", out)
+		}
+	})
+	t.Run("no result in time exits 3", func(t *testing.T) {
+		p.baristas[0].stop(stopTimeout) // nothing will take the command
+		began := time.Now()
+		code, _, out := order(t, p.client.token, "--method", "echo", "--timeout", "500ms", "--extra-wait", "500ms")
+		if code != 3 {
+			t.Fatalf("exit %d, want 3:\n%s", code, out)
+		}
+		if took := time.Since(began); took < time.Second {
+			t.Errorf("gave up after %v, before its timeout plus extra wait (1s)", took)
+		}
+	})
+}
+
+// `cafe up --devices 3` runs the whole pipeline in one process: it shows a
+// demo token, `cafe order` with that token gets a result, and SIGTERM ends
+// it cleanly.
+func TestUpRunsWholePipeline(t *testing.T) {
+	t.Parallel()
+	top := contracts.DefaultTopology()
+	top.Prefix = brokertest.ID(t, "e2e")
+	t.Cleanup(func() { brokertest.DeleteTopology(t, top) })
+	pattern := brokertest.ID(t, "dev") + "-%d"
+	ids := []string{strings.Replace(pattern, "%d", "1", 1), strings.Replace(pattern, "%d", "2", 1), strings.Replace(pattern, "%d", "3", 1)}
+	clearPresenceAtEnd(t, ids...)
+	configDir := t.TempDir()
+	env := []string{"CAFE_CONFIG_DIR=" + configDir, "CAFE_AMQP_PREFIX=" + top.Prefix}
+
+	up := startService(t, "cafe up", "cafe", env, "up", "--devices", "3", "--device-pattern", pattern)
+	up.waitReady()
+	up.waitOutput("Stop with Ctrl-C.", readyTimeout) // the end of the banner
+	banner := up.stdout.String()
+	raw, err := os.ReadFile(filepath.Join(configDir, "demo.token"))
+	if err != nil {
+		t.Fatalf("no demo token next to the registry: %v\n%s", err, banner)
+	}
+	token := strings.TrimSpace(string(raw))
+	for _, want := range []string{"cafe is up", "3 simulated devices", ids[0], token} {
+		if token == "" || !strings.Contains(banner, want) {
+			t.Errorf("banner does not show %q:\n%s", want, banner)
+		}
+	}
+
+	code, stdout, out := run(t, 30*time.Second, "cafe", env, "order", "--url", "http://"+up.addr, "--token", token,
+		"--client", "demo", "--mqtt-url", brokertest.MQTTURL(), "--device", ids[0], "--method", "echo", "--params", `[1,"two"]`)
+	if code != 0 {
+		t.Fatalf("cafe order: exit %d, want 0:\n%s", code, out)
+	}
+	var resp contracts.Response
+	if err := json.Unmarshal([]byte(stdout), &resp); err != nil || resp.Error != nil || strings.Join(strings.Fields(string(resp.Result)), "") != `[1,"two"]` {
+		t.Errorf("cafe order printed %s, want the echo of [1,\"two\"]", stdout)
+	}
+
+	took := up.stop(5 * time.Second)
+	t.Logf("cafe up exited 0 %v after SIGTERM", took.Round(time.Millisecond))
+}
