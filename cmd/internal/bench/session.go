@@ -1,0 +1,261 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/buger/jsonparser"
+
+	"cafe/cmd/internal/devicesim"
+	"cafe/contracts"
+	"cafe/contracts/mqttlink"
+)
+
+// session is what every phase of one invocation shares: the HTTP client,
+// the simulated fleet, the subscription to the app's results, and the
+// phases themselves, so that a result is routed to the phase whose id it
+// carries.
+type session struct {
+	cfg     Config
+	run     string // random per invocation; the first part of every id
+	clock   Clock
+	parts   requestParts
+	http    *http.Client
+	devices []string
+	urls    []string // submit URL of each device
+	log     *slog.Logger
+
+	fleet     *devicesim.Fleet
+	stopFleet context.CancelFunc
+	fleetDone chan error
+	link      *mqttlink.Link
+
+	mu      sync.RWMutex
+	phases  []*phase
+	foreign atomic.Int64 // results on the topic that are not this bench's
+}
+
+func newRunID() string {
+	var b [3]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func newSession(cfg Config) (*session, error) {
+	s := &session{
+		cfg:   cfg,
+		run:   newRunID(),
+		clock: wallClock{},
+		parts: newRequestParts(cfg.Method, cfg.PayloadBytes),
+		log:   slog.New(slog.DiscardHandler),
+	}
+	s.http = &http.Client{
+		Transport: &http.Transport{
+			MaxIdleConns:        cfg.HTTPWorkers,
+			MaxIdleConnsPerHost: cfg.HTTPWorkers,
+			MaxConnsPerHost:     cfg.HTTPWorkers,
+			IdleConnTimeout:     90 * time.Second,
+			DisableCompression:  true,
+		},
+		Timeout: 30 * time.Second, // the cashier answers 503 after its confirm timeout (5s)
+	}
+	pattern := "bench-" + s.run + "-%d"
+	for i := 1; i <= cfg.Devices; i++ {
+		id := fmt.Sprintf(pattern, i)
+		u, err := url.JoinPath(cfg.URL, "v1", "devices", id, "commands")
+		if err != nil {
+			return nil, fmt.Errorf("--url %q: %w", cfg.URL, err)
+		}
+		s.devices = append(s.devices, id)
+		s.urls = append(s.urls, u)
+	}
+	return s, nil
+}
+
+// start brings up the fleet and subscribes to the app's results (QoS 1),
+// before anything is submitted. Cashier-only needs neither.
+func (s *session) start(ctx context.Context) error {
+	if s.cfg.CashierOnly {
+		return nil
+	}
+	fleet, err := devicesim.New(devicesim.Config{
+		MQTTURL:   s.cfg.MQTTURL,
+		Count:     s.cfg.Devices,
+		Pattern:   "bench-" + s.run + "-%d",
+		First:     1,
+		Latency:   s.cfg.DeviceLatency,
+		KeyMemory: max(devicesim.DefaultKeyMemory, s.cfg.Devices),
+	}, s.log)
+	if err != nil {
+		return fmt.Errorf("simulated devices: %w", err)
+	}
+	fctx, stop := context.WithCancel(context.Background())
+	s.fleet, s.stopFleet, s.fleetDone = fleet, stop, make(chan error, 1)
+	go func() { s.fleetDone <- fleet.Run(fctx) }()
+
+	link, err := mqttlink.New(mqttlink.Config{URL: s.cfg.MQTTURL, ClientID: "cafe-bench-" + s.run, CleanSession: true}, s.log)
+	if err != nil {
+		return err
+	}
+	s.link = link
+	link.Start()
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := link.Subscribe(wctx, contracts.ResultsTopic(s.cfg.ClientID), 1, s.onResult); err != nil {
+		return fmt.Errorf("subscribe to %s: %w", contracts.ResultsTopic(s.cfg.ClientID), err)
+	}
+	if err := link.WaitConnected(wctx); err != nil {
+		return fmt.Errorf("cannot reach the MQTT broker at %s to receive results: %w", mqttlink.Redact(s.cfg.MQTTURL), err)
+	}
+	if err := fleet.WaitOnline(wctx); err != nil {
+		return fmt.Errorf("%d simulated devices: %w", s.cfg.Devices, err)
+	}
+	return nil
+}
+
+// close stops the fleet, clears the retained presence its devices left on
+// the broker (so runs leave nothing behind), and disconnects.
+func (s *session) close() {
+	if s.fleet != nil {
+		s.stopFleet()
+		<-s.fleetDone
+		if s.link != nil {
+			s.clearPresence()
+		}
+	}
+	if s.link != nil {
+		s.link.Close(100*time.Millisecond, false)
+	}
+	s.http.CloseIdleConnections()
+}
+
+func (s *session) clearPresence() {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ids := make(chan string)
+	var wg sync.WaitGroup
+	for range min(64, len(s.devices)) {
+		wg.Go(func() {
+			for id := range ids {
+				_ = s.link.Publish(ctx, mqttlink.Message{Topic: contracts.PresenceTopic(id), QoS: 1, Retained: true})
+			}
+		})
+	}
+	for _, id := range s.devices {
+		ids <- id
+	}
+	close(ids)
+	wg.Wait()
+}
+
+// newPhase registers a phase, so results can find it.
+func (s *session) newPhase(spec phaseSpec) *phase {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := newPhase(s, len(s.phases), spec)
+	s.phases = append(s.phases, p)
+	return p
+}
+
+// onResult is the MQTT handler of the results topic. It never blocks.
+func (s *session) onResult(_ string, payload []byte) {
+	at := s.clock.Now()
+	var id []byte
+	var code int64
+	jsonparser.EachKey(payload, func(idx int, value []byte, vt jsonparser.ValueType, _ error) {
+		switch idx {
+		case 0:
+			if vt == jsonparser.String {
+				id = value
+			}
+		case 1:
+			code, _ = jsonparser.ParseInt(value)
+		}
+	}, []string{"id"}, []string{"error", "code"})
+	ph, seq, ok := parseCommandID(s.run, id)
+	s.mu.RLock()
+	var p *phase
+	if ok && ph < len(s.phases) {
+		p = s.phases[ph]
+	}
+	s.mu.RUnlock()
+	if p == nil {
+		s.foreign.Add(1)
+		return
+	}
+	p.onResult(seq, at, code)
+}
+
+// post submits one body for device dev and classifies the answer: 202, or
+// an HTTP status or statusTransport with its key in the errors table.
+func (s *session) post(ctx context.Context, dev int, body []byte) (int, string) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.urls[dev], bytes.NewReader(body))
+	if err != nil {
+		return statusTransport, "request: " + err.Error()
+	}
+	req.Header.Set("Authorization", "Bearer "+s.cfg.Token)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Cafe-Timeout", s.cfg.Timeout.String())
+	res, err := s.http.Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return statusTransport, "interrupted"
+		}
+		return statusTransport, transportKey(err)
+	}
+	_, _ = io.Copy(io.Discard, res.Body)
+	_ = res.Body.Close()
+	if res.StatusCode == http.StatusAccepted {
+		return res.StatusCode, ""
+	}
+	return res.StatusCode, httpKey(res.StatusCode)
+}
+
+// transportKey names a failed HTTP call without the URL, so that equal
+// failures count together.
+func transportKey(err error) string {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return "http: timeout"
+	}
+	return "http: " + err.Error()
+}
+
+// progressLoop prints p's progress once a second until stopped, and a last
+// line when stopped.
+func (s *session) progressLoop(p *phase) (stop func()) {
+	if s.cfg.Progress == nil {
+		return func() {}
+	}
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				fmt.Fprintln(s.cfg.Progress, p.progress(s.clock.Now()))
+				return
+			case now := <-t.C:
+				fmt.Fprintln(s.cfg.Progress, p.progress(now))
+			}
+		}
+	}()
+	return func() { close(done); <-finished }
+}

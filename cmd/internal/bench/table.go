@@ -1,0 +1,191 @@
+package bench
+
+import (
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// fmtMS formats milliseconds with a precision that suits their size.
+func fmtMS(v float64) string {
+	switch {
+	case v >= 1000:
+		return strconv.FormatFloat(v/1000, 'f', 2, 64) + "s"
+	case v >= 100:
+		return strconv.FormatFloat(v, 'f', 0, 64) + "ms"
+	case v >= 10:
+		return strconv.FormatFloat(v, 'f', 1, 64) + "ms"
+	default:
+		return strconv.FormatFloat(v, 'f', 2, 64) + "ms"
+	}
+}
+
+func fmtRate(v float64) string { return strconv.FormatFloat(v, 'f', 0, 64) + "/s" }
+
+// describe is the one-line description of the load.
+func (c Config) describe() string {
+	var b strings.Builder
+	if c.Knee {
+		fmt.Fprintf(&b, "knee: open loop from %s ×%g every %v until p99 > %v", fmtRate(c.Rate), c.KneeFactor, c.KneeStep, c.KneeP99)
+	} else if c.OpenLoop() {
+		fmt.Fprintf(&b, "open loop at %s", fmtRate(c.Rate))
+	} else {
+		fmt.Fprintf(&b, "closed loop, %d in flight", c.Concurrency)
+	}
+	if !c.Knee {
+		if c.Count > 0 {
+			fmt.Fprintf(&b, ", %d commands", c.Count)
+		} else {
+			fmt.Fprintf(&b, " for %v", c.Duration)
+		}
+	}
+	if c.Warmup > 0 {
+		fmt.Fprintf(&b, " (first %v not measured)", c.Warmup)
+	}
+	if c.CashierOnly {
+		b.WriteString("; cashier alone: only the 202s count")
+	} else {
+		fmt.Fprintf(&b, "; %d simulated devices replying after %v", c.Devices, c.DeviceLatency)
+	}
+	fmt.Fprintf(&b, "; %s, %d-byte requests, %d per HTTP call, %d HTTP workers", c.Method, c.PayloadBytes, c.Batch, c.HTTPWorkers)
+	return b.String()
+}
+
+// WriteTable writes the readable report.
+func (r *Report) WriteTable(w io.Writer, cfg Config) error {
+	ew := &errWriter{w: w}
+	fmt.Fprintf(ew, "cafe bench (run %s, %s)\n", r.Settings.RunID, r.Started.Format(time.RFC3339))
+	fmt.Fprintf(ew, "pipeline: %s, client %s", r.Settings.URL, r.Settings.ClientID)
+	if !cfg.CashierOnly {
+		fmt.Fprintf(ew, ", results on clients/%s/results", r.Settings.ClientID)
+	}
+	fmt.Fprintf(ew, "\nload:     %s\n", cfg.describe())
+	if r.Interrupted {
+		fmt.Fprintln(ew, "INTERRUPTED: the figures cover what ran before the interruption")
+	}
+	if f := r.Floor; f != nil {
+		r.writeFloor(ew, f)
+	}
+
+	fmt.Fprintln(ew)
+	what := "end to end: HTTP submit → result on MQTT, from the scheduled send"
+	if cfg.CashierOnly {
+		what = "cashier alone: 202 latency, from the scheduled send"
+	}
+	fmt.Fprintf(ew, "latency (%s; warmup excluded)\n", what)
+	tw := tabwriter.NewWriter(ew, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "phase\tload\tcommands\tp50\tp90\tp99\tp99.9\tmax\t202 p50\t202 p99\taccepted/s\tresults/s\tmissing\tdup\terrors\t")
+	for _, p := range r.phases() {
+		load := fmt.Sprintf("open %s", fmtRate(p.OfferedRate))
+		if p.Mode == "closed" {
+			load = fmt.Sprintf("closed ×%d", p.Concurrency)
+		}
+		results := fmtRate(p.ResultsPerS)
+		if p.CashierOnly {
+			results = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t\n", p.Name, load, p.Sent,
+			fmtMS(p.Latency.P50), fmtMS(p.Latency.P90), fmtMS(p.Latency.P99), fmtMS(p.Latency.P999), fmtMS(p.Latency.Max),
+			fmtMS(p.AcceptRaw.P50), fmtMS(p.AcceptRaw.P99), fmtRate(p.AcceptedPerS), results, p.Missing, p.Duplicates, errorCount(p))
+	}
+	_ = tw.Flush()
+	fmt.Fprintln(ew, "(202 p50/p99: the cashier's own answer time, from the actual send)")
+	for _, p := range r.phases() {
+		if p.Latency.Count > 0 && p.LatencyRaw.P99 > 0 && p.Latency.P99 > 1.5*p.LatencyRaw.P99 {
+			fmt.Fprintf(ew, "%s: p99 %s from the schedule vs %s from the actual send: the senders fell behind the schedule (more --http-workers?)\n",
+				p.Name, fmtMS(p.Latency.P99), fmtMS(p.LatencyRaw.P99))
+		}
+		if len(p.Errors) > 0 {
+			fmt.Fprintf(ew, "%s errors:", p.Name)
+			for _, k := range sortedKeys(p.Errors) {
+				fmt.Fprintf(ew, "  %s ×%d", k, p.Errors[k])
+			}
+			fmt.Fprintln(ew)
+		}
+		if p.Refused > 0 || p.Missing > 0 {
+			fmt.Fprintf(ew, "%s: %d sent, %d accepted, %d refused, %d results, %d missing after the drain\n",
+				p.Name, p.Sent, p.Accepted, p.Refused, p.Results, p.Missing)
+		}
+	}
+	if k := r.Knee; k != nil {
+		if ks := k.KneeStep(); ks != nil {
+			fmt.Fprintf(ew, "knee: %s offered (%s completed, p50 %s, p99 %s), the highest rate with p99 ≤ %s and every result in\n",
+				fmtRate(ks.OfferedRate), fmtRate(ks.Throughput()), fmtMS(ks.Latency.P50), fmtMS(ks.Latency.P99), fmtMS(k.P99LimitMS))
+		} else {
+			fmt.Fprintf(ew, "knee: none; even the first step missed the criteria\n")
+		}
+		fmt.Fprintf(ew, "knee stopped at %s\n", k.StopReason)
+	}
+	if r.Foreign > 0 {
+		fmt.Fprintf(ew, "%d results on the topic were not this bench's (another app or bench on the same client)\n", r.Foreign)
+	}
+	if len(r.Services) > 0 {
+		fmt.Fprintln(ew, "\nservices (from --scrape)")
+		tw := tabwriter.NewWriter(ew, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(tw, "service\tRSS end\tRSS max\tCPU s\tcores\tscrapes\t")
+		for _, s := range r.Services {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%.1f\t%.2f\t%d\t%s\n", s.Name, mib(s.RSSEnd), mib(s.RSSMax), s.CPUSeconds, s.Cores, s.Scrapes, s.Error)
+		}
+		_ = tw.Flush()
+	}
+	if len(r.Targets) > 0 {
+		fmt.Fprintln(ew, "\ntargets (pipeline against the floor, both measured in this run)")
+		for _, t := range r.Targets {
+			op := "≥"
+			if t.Name == "lone command" {
+				op = "≤"
+			}
+			meas, floor := fmtRate(t.Measured), fmtRate(t.Floor)
+			if t.Unit == "ms" {
+				meas, floor = fmtMS(t.Measured), fmtMS(t.Floor)
+			}
+			fmt.Fprintf(ew, "  %-13s %-12s %s vs floor %s: ratio %.2f (want %s %.2f)\n", t.Name, t.Verdict, meas, floor, t.Ratio, op, t.Threshold)
+			fmt.Fprintf(ew, "  %-13s %-12s %s\n", "", "", t.Rule)
+			if t.Note != "" {
+				fmt.Fprintf(ew, "  %-13s %-12s %s\n", "", "", t.Note)
+			}
+		}
+	}
+	if len(r.Files) > 0 {
+		fmt.Fprintln(ew, "\nfiles:")
+		for _, f := range r.Files {
+			fmt.Fprintln(ew, "  "+f)
+		}
+	}
+	return ew.err
+}
+
+func (r *Report) writeFloor(w io.Writer, f *FloorReport) {
+	fmt.Fprintf(w, "\nfloor (the brokers alone, same %d-byte messages, measured first in this run; %d in flight for rates)\n", f.MessageBytes, f.InFlight)
+	fmt.Fprintf(w, "  AMQP  publish+confirm %s   publish+confirm+consume+ack %s   one at a time: delivered p50 %s, confirmed p50 %s\n",
+		fmtRate(f.AMQP.PublishPerS), fmtRate(f.AMQP.HopPerS), fmtMS(f.AMQP.Lone.P50), fmtMS(f.AMQP.LoneConfirm.P50))
+	fmt.Fprintf(w, "  MQTT  QoS 1 round trip %s   one at a time: p50 %s\n", fmtRate(f.MQTT.RoundTripPerS), fmtMS(f.MQTT.Lone.P50))
+	fmt.Fprintln(w, "  hops a command crosses:")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	for _, h := range r.Hops {
+		fmt.Fprintf(tw, "    %s\t%s\tp50 %s\t%s\n", h.Name, h.Kind, fmtMS(h.FloorP50), fmtRate(h.FloorRate))
+	}
+	_ = tw.Flush()
+	fmt.Fprintf(w, "  sum of the hops' p50 + device latency %s = %s;  hops in series 1/Σ(1/rate) = %s\n",
+		fmtMS(f.DeviceLatency), fmtMS(f.SumP50), fmtRate(f.SeriesRate))
+}
+
+func mib(b int64) string { return strconv.FormatFloat(float64(b)/(1<<20), 'f', 1, 64) + " MiB" }
+
+// errWriter keeps the first write error.
+type errWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (e *errWriter) Write(p []byte) (int, error) {
+	if e.err != nil {
+		return len(p), nil
+	}
+	n, err := e.w.Write(p)
+	e.err = err
+	return n, nil
+}
