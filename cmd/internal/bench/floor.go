@@ -292,8 +292,15 @@ func measureMQTT(ctx context.Context, cfg Config, run string, size int) (MQTTFlo
 		return out, err
 	}
 	bctx, stopB := context.WithCancel(context.Background())
-	var echoes sync.WaitGroup
+	var (
+		echoes  sync.WaitGroup
+		echoMu  sync.Mutex
+		stopped bool // no echo starts once the measurement is over
+	)
 	defer func() {
+		echoMu.Lock()
+		stopped = true
+		echoMu.Unlock()
 		stopB()
 		echoes.Wait()
 		a.Close(100*time.Millisecond, false)
@@ -306,6 +313,11 @@ func measureMQTT(ctx context.Context, cfg Config, run string, size int) (MQTTFlo
 	// a device does (a handler must not block).
 	if err := b.Subscribe(ctx, ping, 1, func(_ string, p []byte) {
 		msg := mqttlink.Message{Topic: pong, Payload: append([]byte(nil), p...), QoS: 1}
+		echoMu.Lock()
+		defer echoMu.Unlock()
+		if stopped {
+			return
+		}
 		echoes.Go(func() {
 			pctx, cancel := context.WithTimeout(bctx, 10*time.Second)
 			defer cancel()

@@ -1,0 +1,129 @@
+package bench_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"cafe/cmd/internal/bench"
+	"cafe/cmd/internal/cli"
+	"cafe/cmd/internal/run"
+	"cafe/contracts/brokertest"
+)
+
+// pipeline runs cashier, barista and caller in this process, as `cafe up`
+// does, on a topology of the test's own, and returns the cashier's URL and
+// a token of a client that may command every device.
+func pipeline(t *testing.T) (url, token, client string) {
+	t.Helper()
+	top := brokertest.Topology(t)
+	b := cli.Brokers{AMQPURL: brokertest.AMQPURL(), MQTTURL: brokertest.MQTTURL(), Prefix: top.Prefix,
+		DeliveryLimit: top.DeliveryLimit, CommandsMaxLen: top.CommandsMaxLength, ResultsMaxLength: top.ResultsMaxLength}
+	client, token = brokertest.ID(t, "app"), brokertest.ID(t, "token")
+	sum := sha256.Sum256([]byte(token))
+	registry := filepath.Join(t.TempDir(), "clients.yaml")
+	doc := fmt.Sprintf("clients:\n  - id: %s\n    token_sha256: %s\n    devices: [\"*\"]\n", client, hex.EncodeToString(sum[:]))
+	if err := os.WriteFile(registry, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.DiscardHandler)
+	prom := run.NewRegistry()
+	var cs run.CashierSettings
+	cs.Register(cli.On(pflag.NewFlagSet("cashier", pflag.ContinueOnError))) // the defaults, as the binaries fill them
+	cs.Config.Addr, cs.ClientsFile = "127.0.0.1:0", registry
+	cash, err := run.NewCashier(b, cs, prom, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bar, err := run.NewBarista(b, run.BaristaSettings{}, prom, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	call, err := run.NewCaller(b, run.CallerSettings{}, prom, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	for _, svc := range []func(context.Context) error{cash.Run, bar.Run, call.Run} {
+		wg.Go(func() { _ = svc(ctx) })
+	}
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	brokertest.Eventually(t, 20*time.Second, "the pipeline did not become ready", func() bool {
+		return cash.Ready() == nil && bar.Ready() == nil && call.Ready() == nil
+	})
+	return "http://" + cash.Addr().String(), token, client
+}
+
+// A tiny bench against a real pipeline: every command gets its result,
+// once, and the report and pictures are written. The floor runs too, on
+// its own private queue, which is gone afterwards.
+func TestBenchAgainstAPipeline(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs the brokers and a pipeline")
+	}
+	url, token, client := pipeline(t)
+	cfg := bench.Defaults()
+	cfg.URL, cfg.Token, cfg.ClientID = url, token, client
+	cfg.MQTTURL, cfg.AMQPURL = brokertest.MQTTURL(), brokertest.AMQPURL()
+	cfg.Rate, cfg.Count, cfg.Duration = 100, 50, 0
+	cfg.Devices = 5
+	cfg.Floor, cfg.FloorDuration, cfg.LoneCount = true, 300*time.Millisecond, 20
+	cfg.Out = filepath.Join(t.TempDir(), "out")
+	var stdout bytes.Buffer
+	cfg.Stdout, cfg.Progress = &stdout, io.Discard
+
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	start := time.Now()
+	r, err := bench.Run(ctx, cfg)
+	if err != nil {
+		t.Fatalf("bench: %v\n%s", err, stdout.String())
+	}
+	t.Logf("bench took %v\n%s", time.Since(start).Round(time.Millisecond), stdout.String())
+	if r.Run == nil || r.Lone == nil || r.Floor == nil {
+		t.Fatalf("run %v, lone %v, floor %v: want all three", r.Run != nil, r.Lone != nil, r.Floor != nil)
+	}
+	if got := r.Run; got.Sent != 50 || got.Accepted != 50 || got.Results != 50 || got.Missing != 0 || got.Duplicates != 0 || len(got.Errors) != 0 {
+		t.Errorf("run: sent %d, accepted %d, results %d, missing %d, duplicates %d, errors %v; want 50 results, once each, no errors",
+			got.Sent, got.Accepted, got.Results, got.Missing, got.Duplicates, got.Errors)
+	}
+	if r.Lone.Results != 20 || r.Lone.Latency.Count != 20 {
+		t.Errorf("lone: %d results, %d latencies; want 20", r.Lone.Results, r.Lone.Latency.Count)
+	}
+	if f := r.Floor; f.AMQP.PublishPerS <= 0 || f.AMQP.HopPerS <= 0 || f.AMQP.Lone.Count != 20 || f.MQTT.RoundTripPerS <= 0 || f.MQTT.Lone.Count != 20 {
+		t.Errorf("floor: %+v", f)
+	}
+	if len(r.Targets) != 2 {
+		t.Errorf("targets: %+v, want lone command and throughput", r.Targets)
+	}
+	for _, name := range []string{"report.json", "latency-over-time.png", "throughput-over-time.png", "latency-histogram.png"} {
+		if fi, err := os.Stat(filepath.Join(cfg.Out, name)); err != nil || fi.Size() == 0 {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	if !strings.Contains(stdout.String(), "targets") {
+		t.Errorf("the table has no targets:\n%s", stdout.String())
+	}
+	conn := brokertest.Dial(t)
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ch.QueueDeclarePassive("bench-floor-"+r.Settings.RunID+".commands", true, false, false, false, nil); err == nil {
+		t.Error("the floor's private queue is still there")
+	}
+}
