@@ -14,6 +14,7 @@
 // polled, never a fixed sleep. pipeline_test.go starts a pipeline and its
 // devices; app_test.go is an app: HTTP to submit, MQTT to receive results.
 //
-// Set CAFE_E2E_RACE=1 to build the binaries with the race detector; a race
-// report in any process's output then fails its test.
+// With -race-binaries (go test ./cmd/internal/e2e/ -race-binaries) the
+// binaries are built with the race detector; a race report in any process's
+// output then fails its test.
 package e2e

@@ -17,6 +17,10 @@ import (
 // binDir holds the binaries TestMain built.
 var binDir string
 
+// raceBinaries builds the binaries with the race detector (slower, so not
+// the default): go test -race ./cmd/internal/e2e/ -race-binaries
+var raceBinaries = flag.Bool("race-binaries", false, "build the binaries under test with -race; a race report in any of them fails its test")
+
 // packages are the binaries under test.
 var packages = []string{"cafe/cmd/cashier", "cafe/cmd/barista", "cafe/cmd/caller", "cafe/cmd/devicesim", "cafe/cmd/cafe"}
 
@@ -63,7 +67,7 @@ func TestMain(m *testing.M) {
 // output.
 func build(dir string) error {
 	args := []string{"build", "-o", dir + string(filepath.Separator)}
-	if os.Getenv("CAFE_E2E_RACE") == "1" {
+	if *raceBinaries {
 		args = append(args, "-race")
 	}
 	cmd := exec.Command("go", append(args, packages...)...)
