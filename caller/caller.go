@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -114,18 +115,34 @@ func New(cfg Config, top contracts.Topology, results Results, mqtt MQTT, prom pr
 // Instance is this caller's name.
 func (c *Caller) Instance() string { return c.cfg.Instance }
 
-// Run delivers results until ctx is done; it returns once the deliveries in
-// hand are finished or handed back (within Config.Grace).
+// Run delivers results, and notices of dead-lettered commands, until ctx is
+// done; it returns once the deliveries in hand are finished or handed back
+// (within Config.Grace).
 func (c *Caller) Run(ctx context.Context) error {
-	return c.results.Consume(ctx, amqplink.ConsumerConfig{
+	var wg sync.WaitGroup
+	var noticeErr error
+	wg.Go(func() {
+		noticeErr = c.results.Consume(ctx, amqplink.ConsumerConfig{
+			Queue:       c.top.DeadNotifyQueue(),
+			Tag:         "caller-notices-" + c.cfg.Instance,
+			Concurrency: noticeConcurrency,
+			Grace:       c.cfg.Grace,
+		}, c.log, c.notice)
+	})
+	err := c.results.Consume(ctx, amqplink.ConsumerConfig{
 		Queue:       c.top.ResultsQueue(),
 		Tag:         "caller-" + c.cfg.Instance,
 		Concurrency: c.cfg.Concurrency,
 		Grace:       c.cfg.Grace,
 	}, c.log, c.handle)
+	wg.Wait()
+	return errors.Join(err, noticeErr)
 }
 
-// handle is the caller's ack policy; see the package doc.
+// noticeConcurrency bounds notices in flight: dead letters are rare.
+const noticeConcurrency = 16
+
+// handle is the caller's ack policy for results; see the package doc.
 func (c *Caller) handle(ctx context.Context, d *amqp.Delivery) {
 	meta, err := c.decode(d)
 	if err != nil {
@@ -134,8 +151,52 @@ func (c *Caller) handle(ctx context.Context, d *amqp.Delivery) {
 		c.settle(d.Reject(false))
 		return
 	}
+	c.deliver(ctx, d, meta, d.Body, outcomeDelivered)
+}
+
+// notice tells an app that its command was dead-lettered, with a
+// CodeDeadLettered error result, from the copy of every dead letter that
+// RabbitMQ routes to the notify queue (the dead letter itself stays in the
+// dead-letter queue). Dead letters that are not commands of an app waiting
+// for a result (dead results, one-way commands, messages without valid
+// headers) need no notice and are acked.
+func (c *Caller) notice(ctx context.Context, d *amqp.Delivery) {
+	meta, body, ok := c.noticeFor(d)
+	if !ok {
+		c.m.results.WithLabelValues(outcomeNoticeSkipped).Inc()
+		c.settle(d.Ack(false))
+		return
+	}
+	c.deliver(ctx, d, meta, body, outcomeNoticeDelivered)
+}
+
+func (c *Caller) noticeFor(d *amqp.Delivery) (contracts.ResultMeta, []byte, bool) {
+	death, ok := amqplink.FirstDeath(d.Headers)
+	if !ok || death.Queue != c.top.CommandsQueue() {
+		return contracts.ResultMeta{}, nil, false
+	}
+	meta, err := contracts.ParseResultMeta(d.MessageId, d.Headers)
+	if err != nil || !contracts.ValidIDToken(meta.MsgID) {
+		return meta, nil, false
+	}
+	meta.Outcome = contracts.OutcomeDeadLetter
+	why := "RabbitMQ dead-lettered it (" + death.Reason + ")"
+	switch death.Reason {
+	case "rejected":
+		why = "it could not be read as a command"
+	case "delivery_limit":
+		why = "it was delivered too often without finishing (it may crash workers)"
+	}
+	reason := "the command was set aside as a dead letter: " + why + "; a developer can inspect it and replay it with `cafe dead replay --id " + d.MessageId + "`"
+	return meta, contracts.ErrorResponse([]byte(meta.MsgID), contracts.NewError(contracts.CodeDeadLettered,
+		contracts.Detail{DeviceID: meta.DeviceID, Reason: reason})), true
+}
+
+// deliver publishes body to the app and settles d: acked once the MQTT
+// broker acknowledged it, handed back otherwise (see the package doc).
+func (c *Caller) deliver(ctx context.Context, d *amqp.Delivery, meta contracts.ResultMeta, body []byte, outcome string) {
 	wctx, cancel := context.WithTimeout(ctx, c.cfg.WaitMQTT)
-	err = c.mqtt.WaitConnected(wctx)
+	err := c.mqtt.WaitConnected(wctx)
 	cancel()
 	if err != nil {
 		c.m.results.WithLabelValues(outcomeRequeued).Inc()
@@ -145,7 +206,7 @@ func (c *Caller) handle(ctx context.Context, d *amqp.Delivery) {
 	}
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.PublishTimeout)
 	sent := time.Now()
-	err = c.mqtt.Publish(pctx, mqttlink.Message{Topic: contracts.ResultsTopic(meta.ClientID), Payload: d.Body, QoS: 1})
+	err = c.mqtt.Publish(pctx, mqttlink.Message{Topic: contracts.ResultsTopic(meta.ClientID), Payload: body, QoS: 1})
 	cancel()
 	if err != nil {
 		c.m.results.WithLabelValues(outcomeRequeued).Inc()
@@ -155,10 +216,10 @@ func (c *Caller) handle(ctx context.Context, d *amqp.Delivery) {
 	}
 	now := time.Now()
 	c.m.publish.Observe(now.Sub(sent).Seconds())
-	if !meta.AcceptedAt.IsZero() {
+	if !meta.AcceptedAt.IsZero() && outcome == outcomeDelivered {
 		c.m.endToEnd.Observe(now.Sub(meta.AcceptedAt).Seconds())
 	}
-	c.m.results.WithLabelValues(outcomeDelivered).Inc()
+	c.m.results.WithLabelValues(outcome).Inc()
 	c.log.Debug("result delivered", "client_id", meta.ClientID, "device_id", meta.DeviceID, "msg_id", meta.MsgID, "outcome", meta.Outcome)
 	c.settle(d.Ack(false))
 }

@@ -2,6 +2,7 @@ package caller_test
 
 import (
 	"context"
+	"encoding/json"
 	"log/slog"
 	"net/url"
 	"strings"
@@ -248,4 +249,72 @@ func TestConfigValidate(t *testing.T) {
 			t.Errorf("%+v accepted", c)
 		}
 	}
+}
+
+// reject takes the next message of queue and rejects it, so RabbitMQ
+// dead-letters it with reason "rejected".
+func (r *rig) reject(queue string) {
+	r.t.Helper()
+	ch, err := r.conn.Channel()
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	defer ch.Close()
+	var d amqp.Delivery
+	brokertest.Eventually(r.t, 5*time.Second, "nothing to reject in "+queue, func() bool {
+		var ok bool
+		d, ok, _ = ch.Get(queue, false)
+		return ok
+	})
+	if err := d.Reject(false); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+func TestDeadLetteredCommandIsReportedToItsApp(t *testing.T) {
+	r := newRig(t)
+	r.startCaller(brokertest.MQTTURL(), caller.Config{})
+	a := startApp(t, brokertest.ID(t, "app"), true)
+	t.Cleanup(func() { a.link.Close(100*time.Millisecond, true) })
+
+	send := func(msgID string) {
+		meta := contracts.CommandMeta{CommandID: contracts.NewCommandID(), ClientID: a.id, DeviceID: "lamp-1", MsgID: msgID,
+			Deadline: time.Now().Add(time.Minute), AcceptedAt: time.Now()}
+		body := `{"jsonrpc":"2.0","method":"m"}`
+		if msgID != "" {
+			body = `{"jsonrpc":"2.0","method":"m","id":` + msgID + `}`
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := r.pub.Publish(ctx, r.top.CommandsExchange(), contracts.RoutingKeyCommand,
+			amqp.Publishing{MessageId: meta.CommandID, Headers: meta.Headers(), Body: []byte(body)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send("") // a one-way command: nobody waits, no notice
+	r.reject(r.top.CommandsQueue())
+	send(`"cmd-7"`)
+	r.reject(r.top.CommandsQueue())
+	r.result(a.id, `{"jsonrpc":"2.0","id":"other","result":1}`) // an ordinary result still flows
+
+	brokertest.Eventually(t, 5*time.Second, "no notice and result", func() bool { return len(a.results()) == 2 })
+	var notice contracts.Response
+	for _, got := range a.results() {
+		if strings.Contains(got, "cmd-7") {
+			if err := json.Unmarshal([]byte(got), &notice); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if string(notice.ID) != `"cmd-7"` || notice.Error == nil || notice.Error.Code != contracts.CodeDeadLettered ||
+		!strings.Contains(string(notice.Error.Data), "cafe dead replay") {
+		t.Fatalf("notice %+v", notice)
+	}
+	// The dead letters themselves stay for inspection and replay.
+	if n := brokertest.QueueDepth(t, r.top.DeadQueue()); n != 2 {
+		t.Fatalf("dead queue holds %d, want both dead letters", n)
+	}
+	brokertest.Eventually(t, 5*time.Second, "notices not consumed", func() bool {
+		return brokertest.QueueDepth(t, r.top.DeadNotifyQueue()) == 0
+	})
 }

@@ -22,6 +22,13 @@
 //   - published and acknowledged by the broker: Ack; not acknowledged within
 //     Config.PublishTimeout: Nack with requeue.
 //
+// Dead letters: RabbitMQ routes a copy of every dead letter to the notify
+// queue (contracts.Topology.DeadNotifyQueue). For a dead-lettered command of
+// an app waiting for a result, the caller delivers a CodeDeadLettered error
+// result with the app's id, so errors travel even when the pipeline itself
+// sets a command aside; the dead letter stays in the dead-letter queue for
+// `cafe dead`.
+//
 // An app that is offline gets its results later if it keeps a persistent
 // session: connect with clean session false and a fixed client id, and
 // subscribe to its results topic at QoS 1. Mosquitto then queues results

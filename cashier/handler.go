@@ -15,6 +15,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"cafe/contracts"
+	"cafe/contracts/amqplink"
 )
 
 // Queue is what the cashier needs of RabbitMQ: take one message durably (nil
@@ -81,9 +82,17 @@ func (s *Server) submit(c echo.Context) error {
 		errors.As(err, &e)
 		return s.fail(c, http.StatusBadRequest, e)
 	}
-	if client.limiter != nil && !client.limiter.AllowN(arrived, len(reqs)) {
-		return s.fail(c, http.StatusTooManyRequests, contracts.NewError(contracts.CodeRateLimited,
-			contracts.Detail{Reason: "client " + client.ID + " is over its rate; retry after the Retry-After delay"}))
+	if client.limiter != nil {
+		if burst := client.limiter.Burst(); len(reqs) > burst {
+			// No wait would help: the limiter never allows more than its burst at once.
+			return s.fail(c, http.StatusTooManyRequests, contracts.NewError(contracts.CodeRateLimited,
+				contracts.Detail{Field: "batch", Reason: "a batch of " + strconv.Itoa(len(reqs)) + " is larger than client " + client.ID +
+					"'s burst of " + strconv.Itoa(burst) + "; split it into batches of at most " + strconv.Itoa(burst)}))
+		}
+		if !client.limiter.AllowN(arrived, len(reqs)) {
+			return s.fail(c, http.StatusTooManyRequests, contracts.NewError(contracts.CodeRateLimited,
+				contracts.Detail{Reason: "client " + client.ID + " is over its rate; retry after the Retry-After delay"}))
+		}
 	}
 	if !s.q.Ready() {
 		s.m.commands.WithLabelValues("refused").Add(float64(len(reqs)))
@@ -143,33 +152,54 @@ func (s *Server) publish(ctx context.Context, meta contracts.CommandMeta, req co
 }
 
 // refuse answers 503 for a submission RabbitMQ did not fully confirm. For a
-// batch, data.accepted lists the ids that were confirmed anyway (their
-// results will come) and data.refused the others, to resubmit. A refused
-// command may still have reached the queue (a confirm can be lost after the
-// broker took it): resubmitting it can yield two results with one id, which
-// apps dedupe by id.
+// batch, data lists the requests that were confirmed anyway (their results
+// will come) and the refused ones, to resubmit, by id and by position in the
+// batch (one-way commands have no id). A refused command may still have
+// reached the queue (a confirm can be lost after the broker took it):
+// resubmitting it can yield two results with one id, which apps dedupe.
 func (s *Server) refuse(c echo.Context, reqs []contracts.Request, errs []error, batch bool) error {
-	var detail struct {
-		Reason   string  `json:"reason"`
-		Accepted []rawID `json:"accepted,omitempty"`
-		Refused  []rawID `json:"refused,omitempty"`
+	type partial struct {
+		Reason          string  `json:"reason"`
+		Accepted        []rawID `json:"accepted"`
+		AcceptedIndexes []int   `json:"accepted_indexes"`
+		Refused         []rawID `json:"refused"`
+		RefusedIndexes  []int   `json:"refused_indexes"`
 	}
 	var first error
+	d := partial{Accepted: []rawID{}, AcceptedIndexes: []int{}, Refused: []rawID{}, RefusedIndexes: []int{}}
 	for i, err := range errs {
 		if err == nil {
-			detail.Accepted = append(detail.Accepted, rawID(reqs[i].ID))
+			d.Accepted = append(d.Accepted, rawID(reqs[i].ID))
+			d.AcceptedIndexes = append(d.AcceptedIndexes, i)
 			continue
 		}
 		if first == nil {
 			first = err
 		}
-		detail.Refused = append(detail.Refused, rawID(reqs[i].ID))
+		d.Refused = append(d.Refused, rawID(reqs[i].ID))
+		d.RefusedIndexes = append(d.RefusedIndexes, i)
 	}
-	detail.Reason = first.Error() + "; not known to be queued, retry later"
+	d.Reason = unavailable(first) + "; not known to be queued, retry later"
 	if !batch {
-		detail.Accepted, detail.Refused = nil, nil
+		return s.fail(c, http.StatusServiceUnavailable, contracts.NewError(contracts.CodeUnavailable, contracts.Detail{Reason: d.Reason}))
 	}
-	return s.fail(c, http.StatusServiceUnavailable, contracts.NewError(contracts.CodeUnavailable, detail))
+	return s.fail(c, http.StatusServiceUnavailable, contracts.NewError(contracts.CodeUnavailable, d))
+}
+
+// unavailable says in the app's terms why RabbitMQ did not take a command.
+// The full error, which names broker internals, goes to the log only.
+func unavailable(err error) string {
+	switch {
+	case errors.Is(err, amqplink.ErrNacked):
+		return "the commands queue is full or RabbitMQ refused the command"
+	case errors.Is(err, amqplink.ErrBlocked):
+		return "RabbitMQ is blocking publishers (memory or disk alarm)"
+	case errors.Is(err, amqplink.ErrConfirmTimeout):
+		return "RabbitMQ did not confirm the command in time"
+	case errors.Is(err, amqplink.ErrReturned):
+		return "no queue is bound for commands on RabbitMQ"
+	}
+	return "RabbitMQ is not reachable from this cashier"
 }
 
 // rawID marshals as the app's id token (null for a notification).

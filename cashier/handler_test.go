@@ -208,7 +208,7 @@ func TestSubmitRejectsAndPublishesNothing(t *testing.T) {
 		{"timeout zero", call{path: "/v1/devices/lamp-1/commands", token: tokenApp1, body: one, headers: map[string]string{"Cafe-Timeout": "0s"}}, 400, contracts.CodeInvalidRequest, "Cafe-Timeout"},
 		{"timeout over max", call{path: "/v1/devices/lamp-1/commands", token: tokenApp1, body: one, headers: map[string]string{"Cafe-Timeout": "11m"}}, 400, contracts.CodeInvalidRequest, "Cafe-Timeout"},
 		{"too large", call{path: "/v1/devices/lamp-1/commands", token: tokenApp1, body: big}, 413, contracts.CodeTooLarge, ""},
-		{"rate limited", call{path: "/v1/devices/lamp-1/commands", token: tokenSlow, body: `[` + one + `,` + strings.Replace(one, "7", "8", 1) + `,` + strings.Replace(one, "7", "9", 1) + `]`}, 429, contracts.CodeRateLimited, ""},
+		{"batch larger than the burst", call{path: "/v1/devices/lamp-1/commands", token: tokenSlow, body: `[` + one + `,` + strings.Replace(one, "7", "8", 1) + `,` + strings.Replace(one, "7", "9", 1) + `]`}, 429, contracts.CodeRateLimited, "batch"},
 		{"wrong method", call{method: http.MethodGet, path: "/v1/devices/lamp-1/commands", token: tokenApp1}, 405, contracts.CodeInvalidRequest, ""},
 		{"unknown path", call{path: "/v1/lamps", token: tokenApp1, body: one}, 404, contracts.CodeInvalidRequest, ""},
 	} {
@@ -241,6 +241,22 @@ func TestSubmitRejectsAndPublishesNothing(t *testing.T) {
 				t.Fatal("401 without WWW-Authenticate")
 			}
 		})
+	}
+}
+
+func TestSubmitOverTheRate(t *testing.T) {
+	q := &fakeQueue{}
+	s := newServer(t, q)
+	two := `[` + one + `,` + strings.Replace(one, "7", "8", 1) + `]`
+	if res, out := do(t, s, call{path: "/v1/devices/lamp-1/commands", token: tokenSlow, body: two}); res.StatusCode != 202 {
+		t.Fatalf("a batch within the burst: %d %s", res.StatusCode, out)
+	}
+	res, out := do(t, s, call{path: "/v1/devices/lamp-1/commands", token: tokenSlow, body: one})
+	if res.StatusCode != 429 || res.Header.Get("Retry-After") == "" || !strings.Contains(string(out), "over its rate") {
+		t.Fatalf("over the rate: %d %q %s", res.StatusCode, res.Header.Get("Retry-After"), out)
+	}
+	if n := len(q.published()); n != 2 {
+		t.Fatalf("published %d, want only the first batch's 2", n)
 	}
 }
 
@@ -277,6 +293,9 @@ func TestSubmitBrokerTrouble(t *testing.T) {
 			if json.Unmarshal(out, &resp) != nil || resp.Error == nil || resp.Error.Code != contracts.CodeUnavailable {
 				t.Fatalf("body %s", out)
 			}
+			if strings.Contains(string(out), "amqp") || strings.Contains(string(out), "message not confirmed") {
+				t.Fatalf("503 body shows internals: %s", out)
+			}
 		})
 	}
 }
@@ -289,25 +308,16 @@ func TestSubmitPartialBatchNamesAcceptedAndRefused(t *testing.T) {
 		return nil
 	}}
 	s := newServer(t, q)
-	body := `[{"jsonrpc":"2.0","method":"a","id":1},{"jsonrpc":"2.0","method":"b","id":2}]`
+	body := `[{"jsonrpc":"2.0","method":"a","id":1},{"jsonrpc":"2.0","method":"b","id":2},{"jsonrpc":"2.0","method":"b"}]`
 	res, out := do(t, s, call{path: "/v1/devices/lamp-1/commands", token: tokenApp1, body: body})
 	if res.StatusCode != 503 {
 		t.Fatalf("status %d: %s", res.StatusCode, out)
 	}
-	var resp struct {
-		Error struct {
-			Data struct {
-				Accepted []json.RawMessage `json:"accepted"`
-				Refused  []json.RawMessage `json:"refused"`
-			} `json:"data"`
-		} `json:"error"`
-	}
-	if err := json.Unmarshal(out, &resp); err != nil {
-		t.Fatal(err)
-	}
-	if len(resp.Error.Data.Accepted) != 1 || string(resp.Error.Data.Accepted[0]) != "1" ||
-		len(resp.Error.Data.Refused) != 1 || string(resp.Error.Data.Refused[0]) != "2" {
-		t.Fatalf("body %s: want accepted [1] refused [2]", out)
+	want := `{"jsonrpc":"2.0","id":null,"error":{"code":-32014,"message":"service unavailable","data":{` +
+		`"reason":"the commands queue is full or RabbitMQ refused the command; not known to be queued, retry later",` +
+		`"accepted":[1],"accepted_indexes":[0],"refused":[2,null],"refused_indexes":[1,2]}}}`
+	if string(out) != want {
+		t.Fatalf("body\n %s\nwant\n %s", out, want)
 	}
 }
 

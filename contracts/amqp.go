@@ -11,7 +11,8 @@ import (
 //
 //	{prefix}.commands  direct exchange ──"command"──▶ {prefix}.commands  quorum queue
 //	{prefix}.results   direct exchange ──"result"───▶ {prefix}.results   quorum queue
-//	{prefix}.dead      fanout exchange ─────────────▶ {prefix}.dead      quorum queue
+//	{prefix}.dead      fanout exchange ─┬───────────▶ {prefix}.dead         quorum queue (kept for `cafe dead`)
+//	                                    └───────────▶ {prefix}.dead.notify  quorum queue (the caller tells apps)
 //
 // The commands and results queues carry
 //
@@ -23,7 +24,10 @@ import (
 //	x-max-length            MaxLength       backpressure: the cashier answers 503 when full
 //
 // The dead-letter queue has no limits: nothing in it expires or is dropped;
-// `cafe dead` lists and replays it. Services declare this topology on every
+// `cafe dead` lists and replays it. The notify queue receives a copy of
+// every dead letter, so that the caller can tell an app that its command was
+// set aside (CodeDeadLettered) while the dead letter itself stays for
+// inspection. Services declare this topology on every
 // connection, so it is (re)created by whichever starts first. RabbitMQ
 // refuses to redeclare a queue with different arguments; changing a limit on
 // an existing queue means deleting the queue or moving to a new prefix.
@@ -81,6 +85,7 @@ func (t Topology) ResultsExchange() string  { return t.Prefix + ".results" }
 func (t Topology) ResultsQueue() string     { return t.Prefix + ".results" }
 func (t Topology) DeadExchange() string     { return t.Prefix + ".dead" }
 func (t Topology) DeadQueue() string        { return t.Prefix + ".dead" }
+func (t Topology) DeadNotifyQueue() string  { return t.Prefix + ".dead.notify" }
 
 // CommandsQueueArgs are the declaration arguments of the commands queue.
 func (t Topology) CommandsQueueArgs() map[string]any {
@@ -137,6 +142,7 @@ const (
 	OutcomeExpired     Outcome = "expired"     // CodeExpired
 	OutcomeUnreachable Outcome = "unreachable" // CodeDeviceUnreachable
 	OutcomeBadReply    Outcome = "bad_reply"   // CodeBadDeviceReply
+	OutcomeDeadLetter  Outcome = "dead_letter" // CodeDeadLettered
 	OutcomeSent        Outcome = "sent"        // one-way command handed to the MQTT broker; no result
 )
 
@@ -153,6 +159,8 @@ func OutcomeOf(c Code) Outcome {
 		return OutcomeUnreachable
 	case CodeBadDeviceReply:
 		return OutcomeBadReply
+	case CodeDeadLettered:
+		return OutcomeDeadLetter
 	}
 	return OutcomeReply
 }

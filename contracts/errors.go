@@ -35,6 +35,10 @@ const (
 	// The device answered, but not with a JSON-RPC response to this command
 	// (not JSON, wrong id, neither result nor error, over the size limit).
 	CodeBadDeviceReply Code = -32004
+	// The command was set aside as a dead letter (it was delivered too often
+	// without finishing, e.g. it kept crashing workers, or could not be
+	// read); a developer can inspect and replay it (`cafe dead`).
+	CodeDeadLettered Code = -32005
 )
 
 // Answered by the cashier over HTTP (in the body of a non-2xx response):
@@ -69,6 +73,8 @@ func (c Code) Message() string {
 		return "device unreachable"
 	case CodeBadDeviceReply:
 		return "bad device reply"
+	case CodeDeadLettered:
+		return "command dead-lettered"
 	case CodeUnauthorized:
 		return "unauthorized"
 	case CodeForbidden:

@@ -87,8 +87,18 @@ func validNumberID(raw []byte) bool {
 		}
 	}
 	// JSON forbids leading zeros; json.Valid already rejected them, but keep
-	// the rule local so this function stands on its own.
-	return !(len(digits) > 1 && digits[0] == '0')
+	// the rule local so this function stands on its own. -0 is refused: many
+	// JSON clients read it as 0, so it would not name a message of its own.
+	return !(len(digits) > 1 && digits[0] == '0') && string(raw) != "-0"
+}
+
+// ValidIDToken reports whether s is the raw token of a valid MsgID: a
+// numeric id, or a string id with its quotes (as in the cafe-msg-id header).
+func ValidIDToken(s string) bool {
+	if len(s) >= 2 && s[0] == '"' && s[len(s)-1] == '"' {
+		return validStringID([]byte(s[1 : len(s)-1]))
+	}
+	return validNumberID([]byte(s))
 }
 
 // NewCommandID returns a fresh command id: 32 lowercase hex digits from

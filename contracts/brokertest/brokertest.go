@@ -86,7 +86,7 @@ func DeleteTopology(t testing.TB, top contracts.Topology) {
 	t.Helper()
 	conn := Dial(t)
 	defer conn.Close()
-	for _, q := range []string{top.CommandsQueue(), top.ResultsQueue(), top.DeadQueue()} {
+	for _, q := range []string{top.CommandsQueue(), top.ResultsQueue(), top.DeadQueue(), top.DeadNotifyQueue()} {
 		if ch, err := conn.Channel(); err == nil {
 			_, _ = ch.QueueDelete(q, false, false, false)
 			_ = ch.Close()

@@ -20,6 +20,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"cafe/contracts"
+	"cafe/contracts/amqplink"
 )
 
 // Letter is one dead-lettered message.
@@ -57,18 +58,9 @@ func letterOf(d amqp.Delivery) Letter {
 	if n, ok := d.Headers[contracts.HeaderDeadline].(int64); ok && n > 0 {
 		l.Deadline = time.Unix(0, n)
 	}
-	deaths, _ := d.Headers["x-death"].([]any)
-	if len(deaths) > 0 {
-		if x, ok := deaths[0].(amqp.Table); ok {
-			l.Queue, _ = x["queue"].(string)
-			l.Exchange, _ = x["exchange"].(string)
-			l.Reason, _ = x["reason"].(string)
-			l.Count, _ = x["count"].(int64)
-			l.DiedAt, _ = x["time"].(time.Time)
-			if keys, ok := x["routing-keys"].([]any); ok && len(keys) > 0 {
-				l.RoutingKey, _ = keys[0].(string)
-			}
-		}
+	if death, ok := amqplink.FirstDeath(d.Headers); ok {
+		l.Queue, l.Exchange, l.RoutingKey = death.Queue, death.Exchange, death.RoutingKey
+		l.Reason, l.Count, l.DiedAt = death.Reason, death.Count, death.Time
 	}
 	return l
 }
