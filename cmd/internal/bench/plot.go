@@ -129,9 +129,14 @@ func clampMS(v float64) float64 { return math.Max(v, latencyMin) }
 func latencyOverTime(title string, r *PhaseReport) (*plot.Plot, error) {
 	p := newPlot(title, "seconds since the start (when each command was due)", "latency (ms, log scale)")
 	logMS(&p.Y)
+	bottom := latencyMin
+	if r.hist != nil && r.hist.TotalCount() > 0 {
+		bottom = clampMS(float64(r.hist.Min()) / 1000 / 2)
+	}
+	p.Y.Min = bottom
 	if r.warmupSeconds > 0 {
 		top := clampMS(r.Latency.Max) * 4
-		if w, err := plotter.NewPolygon(plotter.XYs{{X: 0, Y: latencyMin}, {X: r.warmupSeconds, Y: latencyMin}, {X: r.warmupSeconds, Y: top}, {X: 0, Y: top}}); err == nil {
+		if w, err := plotter.NewPolygon(plotter.XYs{{X: 0, Y: bottom}, {X: r.warmupSeconds, Y: bottom}, {X: r.warmupSeconds, Y: top}, {X: 0, Y: top}}); err == nil {
 			w.Color = colWarmup
 			w.LineStyle.Width = 0
 			p.Add(w)

@@ -92,8 +92,12 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	r.Finished = time.Now()
 
 	pictured := r.Run
-	if r.Knee != nil {
-		pictured = r.Knee.KneeStep()
+	if r.Knee != nil && len(r.Knee.Steps) > 0 {
+		// The knee's own step, or the step that stopped the search when
+		// none met the criteria.
+		if pictured = r.Knee.KneeStep(); pictured == nil {
+			pictured = r.Knee.Steps[len(r.Knee.Steps)-1]
+		}
 	}
 	title := "cafe bench " + r.Started.Format("2006-01-02 15:04:05") + ": " + shortDescribe(cfg, pictured)
 	files, perr := writePictures(cfg.Out, title, pictured, r.Knee)
