@@ -212,6 +212,12 @@ func TestAsyncAPIPayloadExamples(t *testing.T) {
 		if got, want := atString(t, e, "data", "device_id"), atString(t, as.root, "components", "parameters", "deviceID", "examples", "0"); got != want {
 			t.Errorf("result %s: device_id %q, the example device is %q", name, got, want)
 		}
+		// A dead-lettered command's reason tells how to replay it: by its
+		// command id, which devices see as the repeat key.
+		if want := "cafe dead replay --id " + atString(t, as.root, "components", "parameters", "key", "examples", "0"); code == contracts.CodeDeadLettered &&
+			!strings.Contains(atString(t, e, "data", "reason"), want) {
+			t.Errorf("result %s: the reason does not say %q", name, want)
+		}
 	}
 	for c := range resultCodes() {
 		if !covered[c] {

@@ -28,6 +28,7 @@ var allCodes = map[string]contracts.Code{
 	"CodeExpired":           contracts.CodeExpired,
 	"CodeDeviceUnreachable": contracts.CodeDeviceUnreachable,
 	"CodeBadDeviceReply":    contracts.CodeBadDeviceReply,
+	"CodeDeadLettered":      contracts.CodeDeadLettered,
 	"CodeUnauthorized":      contracts.CodeUnauthorized,
 	"CodeForbidden":         contracts.CodeForbidden,
 	"CodeTooLarge":          contracts.CodeTooLarge,
