@@ -45,8 +45,10 @@
 // sending at a fixed rate would see. The knee (--knee) is the open loop's
 // answer to "how fast": the rate goes up by --knee-factor every --knee-step
 // until a step's p99 exceeds --knee-p99, a result goes missing, an error
-// appears, or completions fall below 95% of the offered rate; the knee is
-// the highest step that met all of these.
+// appears, or completions fall below 95% of the offered rate. A step that
+// misses is run once more at the same rate, so that one stall from
+// elsewhere on the machine does not end the search; the knee is the
+// highest step that met all of these.
 //
 // # The floor: the hops a command crosses
 //

@@ -7,18 +7,24 @@ import (
 )
 
 // runKnee steps the open-loop rate up by cfg.KneeFactor, each step
-// cfg.KneeStep long and drained before the next, until a step misses the
-// criteria of kneeOK. The knee is the last step that met them.
+// cfg.KneeStep long and drained before the next, until a rate misses the
+// criteria of kneeOK twice in a row (a step that misses is run once more
+// at the same rate). The knee is the last step that met them.
 func runKnee(ctx context.Context, s *session, cfg Config, note func(string)) *KneeReport {
 	k := &KneeReport{P99LimitMS: ms(cfg.KneeP99), Factor: cfg.KneeFactor, StepS: cfg.KneeStep.Seconds(), Knee: -1}
 	rate := cfg.Rate
+	retried := false
 	for step := 1; step <= cfg.KneeMaxSteps; step++ {
 		if ctx.Err() != nil {
 			k.StopReason = "interrupted"
 			return k
 		}
+		name := fmt.Sprintf("knee%d", step)
+		if retried {
+			name += "b"
+		}
 		p := s.newPhase(phaseSpec{
-			Name: fmt.Sprintf("knee%d", step), Rate: rate, Batch: cfg.Batch, Duration: cfg.KneeStep, Warmup: cfg.Warmup,
+			Name: name, Rate: rate, Batch: cfg.Batch, Duration: cfg.KneeStep, Warmup: cfg.Warmup,
 			CashierOnly: cfg.CashierOnly, Drain: cfg.Drain,
 		})
 		p.run(ctx)
@@ -26,15 +32,27 @@ func runKnee(ctx context.Context, s *session, cfg Config, note func(string)) *Kn
 		k.Steps = append(k.Steps, r)
 		ok, why := kneeOK(r, cfg)
 		verdict := "ok"
-		if !ok {
+		switch {
+		case !ok && !retried && ctx.Err() == nil:
+			verdict = "missed (" + why + "); trying the same rate once more"
+		case !ok:
 			verdict = "stop: " + why
 		}
-		note(fmt.Sprintf("knee step %d: offered %.0f/s, got %.0f/s, p50 %s, p99 %s: %s",
-			step, r.OfferedRate, r.Throughput(), fmtMS(r.Latency.P50), fmtMS(r.Latency.P99), verdict))
+		note(fmt.Sprintf("knee step %s: offered %.0f/s, got %.0f/s, p50 %s, p99 %s: %s",
+			name, r.OfferedRate, r.Throughput(), fmtMS(r.Latency.P50), fmtMS(r.Latency.P99), verdict))
+		if !ok && !retried && ctx.Err() == nil {
+			// One stall (another process, a broker's garbage collection)
+			// should not end the search: a rate is given up only when it
+			// misses twice in a row.
+			retried = true
+			step--
+			continue
+		}
 		if !ok {
-			k.StopReason = fmt.Sprintf("step %d at %.0f/s: %s", step, rate, why)
+			k.StopReason = fmt.Sprintf("step %s at %.0f/s: %s", name, rate, why)
 			return k
 		}
+		retried = false
 		k.Knee, k.KneeRate = len(k.Steps)-1, rate
 		rate *= cfg.KneeFactor
 	}
