@@ -197,6 +197,7 @@ type service struct {
 	env    []string
 	args   []string
 	addr   string // host:port of its /readyz and /metrics
+	route  string // a barista's route level (CAFE_BARISTA_ROUTE)
 }
 
 // startService starts binary on a free local port, given to it as
@@ -256,8 +257,26 @@ func get(addr, path string) int {
 
 // metric returns the value of one sample on the service's /metrics; series
 // is its name with labels exactly as exposed, e.g.
-// cafe_barista_commands_total{outcome="reply"}.
+// cafe_barista_commands_total{outcome="reply"}. A series that is not
+// exposed fails the test.
 func (s *service) metric(series string) float64 {
+	s.t.Helper()
+	v, ok := s.sample(series)
+	if !ok {
+		s.t.Fatalf("%s exposes no %s", s.name, series)
+	}
+	return v
+}
+
+// counter is metric for a counter whose labelled series appears only once
+// it was first incremented: absent counts as 0.
+func (s *service) counter(series string) float64 {
+	s.t.Helper()
+	v, _ := s.sample(series)
+	return v
+}
+
+func (s *service) sample(series string) (float64, bool) {
 	s.t.Helper()
 	res, err := probe.Get("http://" + s.addr + "/metrics")
 	if err != nil {
@@ -272,11 +291,13 @@ func (s *service) metric(series string) float64 {
 			if err != nil {
 				s.t.Fatalf("%s: metric %s: %v", s.name, series, err)
 			}
-			return f
+			return f, true
 		}
 	}
-	s.t.Fatalf("%s exposes no %s", s.name, series)
-	return 0
+	if err := sc.Err(); err != nil {
+		s.t.Fatalf("scrape %s: %v", s.name, err)
+	}
+	return 0, false
 }
 
 // freeAddr returns a local address whose port was free a moment ago.

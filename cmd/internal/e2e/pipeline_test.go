@@ -84,12 +84,31 @@ func newPipeline(t *testing.T, s setup) *pipeline {
 // url is the cashier's base URL.
 func (p *pipeline) url() string { return "http://" + p.cashier.addr }
 
-// addBarista starts another barista (not waiting for it).
+// addBarista starts another barista (not waiting for it), with a route the
+// test knows.
 func (p *pipeline) addBarista(env ...string) *service {
+	route := brokertest.ID(p.t, "b")
 	b := startService(p.t, fmt.Sprintf("barista#%d", len(p.baristas)+1), "barista",
-		append(append([]string{"CAFE_BARISTA_GRACE=3s"}, p.env...), env...))
+		append(append([]string{"CAFE_BARISTA_GRACE=3s", "CAFE_BARISTA_ROUTE=" + route}, p.env...), env...))
+	b.route = route
 	p.baristas = append(p.baristas, b)
 	return b
+}
+
+// syncPresence returns once barista b has handled every presence message
+// the MQTT broker took before this call. It publishes, after them, a reply
+// that nobody waits for on b's own reply topic and waits for b to count it
+// as stray: the broker forwards messages to b in the order it took them,
+// and b handles its MQTT messages one at a time in arrival order.
+func (p *pipeline) syncPresence(b *service) {
+	p.t.Helper()
+	before := b.counter(`cafe_barista_stray_replies_total{reason="unknown_key"}`)
+	link := connect(p.t, "sync", nil)
+	publish(p.t, link, contracts.ReplyTopic(p.devices+"-sync", b.route, contracts.NewCommandID()),
+		[]byte(`{"jsonrpc":"2.0","id":0,"result":null}`), false)
+	brokertest.Eventually(p.t, resultWait, b.name+" never received the sync reply", func() bool {
+		return b.counter(`cafe_barista_stray_replies_total{reason="unknown_key"}`) > before
+	})
 }
 
 // addCaller starts another caller (not waiting for it).
@@ -256,10 +275,41 @@ func clearPresenceAtEnd(t testing.TB, devices ...string) {
 	})
 }
 
-// command is what a test device received.
+// command is what a test device or watcher received.
 type command struct {
 	topic   string
 	payload []byte
+}
+
+// watcher records what the MQTT broker forwards on a topic filter; on a
+// device's commands filter it sees what the device is sent.
+type watcher struct {
+	mu  sync.Mutex
+	got []command
+}
+
+func watch(t testing.TB, filter string) *watcher {
+	t.Helper()
+	w := &watcher{}
+	connect(t, "watch", map[string]mqttlink.Handler{filter: func(topic string, payload []byte) {
+		w.mu.Lock()
+		w.got = append(w.got, command{topic, append([]byte(nil), payload...)})
+		w.mu.Unlock()
+	}})
+	return w
+}
+
+// messages returns what was seen so far.
+func (w *watcher) messages() []command {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([]command(nil), w.got...)
+}
+
+// waitFor waits until n messages were seen.
+func (w *watcher) waitFor(t testing.TB, n int, what string) {
+	t.Helper()
+	brokertest.Eventually(t, resultWait, what, func() bool { return len(w.messages()) >= n })
 }
 
 // testDevice is a device the test plays itself: it records every command

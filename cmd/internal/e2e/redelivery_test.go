@@ -1,11 +1,13 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"syscall"
 	"testing"
 	"time"
 
+	"cafe/contracts"
 	"cafe/contracts/brokertest"
 	"cafe/contracts/mqttlink"
 )
@@ -18,16 +20,14 @@ func TestKilledBaristasCommandIsRedelivered(t *testing.T) {
 	p := newPipeline(t, setup{callers: 1})
 	devices := p.startDevices(1)
 	a := pipelineApp(p)
-	route := brokertest.ID(t, "r")
-	forgetMQTTSessionAtEnd(t, "cafe-barista-"+route) // SIGKILL leaves it on the broker
-	doomed := p.addBarista("CAFE_BARISTA_ROUTE=" + route)
+	sent := watch(t, contracts.CommandsFilter(devices.ids[0]))
+	doomed := p.addBarista()
+	forgetMQTTSessionAtEnd(t, "cafe-barista-"+doomed.route) // SIGKILL leaves it on the broker
 	doomed.waitReady()
 	p.waitConsumers(p.top.CommandsQueue(), 1)
 
 	a.submit(devices.ids[0], `{"jsonrpc":"2.0","method":"sleep","params":[500],"id":"k"}`, "Cafe-Timeout", "20s")
-	brokertest.Eventually(t, resultWait, "the barista never sent the command to the device", func() bool {
-		return doomed.metric("cafe_barista_replies_waiting") == 1
-	})
+	sent.waitFor(t, 1, "the barista never sent the command to the device")
 	doomed.signal(syscall.SIGKILL)
 	doomed.wait(stopTimeout)
 
@@ -42,6 +42,7 @@ func TestKilledBaristasCommandIsRedelivered(t *testing.T) {
 	if n := len(a.all()); n != 1 {
 		t.Errorf("app got %d results, want 1: %s", n, a.summary())
 	}
+	sameKeyTwice(t, sent.messages())
 }
 
 // A barista whose grace runs out hands the command back; the next barista
@@ -52,10 +53,9 @@ func TestBaristaHandsBackWhatGraceCannotFinish(t *testing.T) {
 	devices := p.startDevices(1)
 	a := pipelineApp(p)
 
+	sent := watch(t, contracts.CommandsFilter(devices.ids[0]))
 	a.submit(devices.ids[0], `{"jsonrpc":"2.0","method":"sleep","params":[1500],"id":"h"}`, "Cafe-Timeout", "20s")
-	brokertest.Eventually(t, resultWait, "the barista never sent the command to the device", func() bool {
-		return p.baristas[0].metric("cafe_barista_replies_waiting") == 1
-	})
+	sent.waitFor(t, 1, "the barista never sent the command to the device")
 	p.baristas[0].stop(stopTimeout)
 
 	p.addBarista().waitReady()
@@ -68,6 +68,28 @@ func TestBaristaHandsBackWhatGraceCannotFinish(t *testing.T) {
 	}
 	if n := len(a.all()); n != 1 {
 		t.Errorf("app got %d results, want 1: %s", n, a.summary())
+	}
+	sameKeyTwice(t, sent.messages())
+}
+
+// sameKeyTwice checks that a command was sent twice, by two baristas, with
+// the same bytes and the same repeat key.
+func sameKeyTwice(t *testing.T, sent []command) {
+	t.Helper()
+	if len(sent) != 2 {
+		t.Fatalf("command sent %d times, want 2", len(sent))
+	}
+	_, route1, key1, ok1 := contracts.ParseCommandTopic(sent[0].topic)
+	_, route2, key2, ok2 := contracts.ParseCommandTopic(sent[1].topic)
+	switch {
+	case !ok1 || !ok2:
+		t.Errorf("command topics %q, %q are not devices/{id}/commands/{route}/{key}", sent[0].topic, sent[1].topic)
+	case key1 != key2:
+		t.Errorf("repeat keys %q and %q differ; a redelivery must keep its key", key1, key2)
+	case route1 == route2:
+		t.Errorf("both sends came from route %q; want the second from another barista", route1)
+	case !bytes.Equal(sent[0].payload, sent[1].payload):
+		t.Errorf("payloads differ: %s and %s", sent[0].payload, sent[1].payload)
 	}
 }
 

@@ -94,6 +94,7 @@ func TestOfflineDeviceFailsFast(t *testing.T) {
 	t.Run("simulator stopped", func(t *testing.T) {
 		devices := p.startDevices(1)
 		devices.stop(stopTimeout) // publishes its retained offline presence, then exits
+		p.syncPresence(p.baristas[0])
 		began := time.Now()
 		a.submit(devices.ids[0], `{"jsonrpc":"2.0","method":"echo","id":"off-1"}`, "Cafe-Timeout", timeout.String())
 		got := a.wait(`"off-1"`, timeout)
@@ -108,6 +109,7 @@ func TestOfflineDeviceFailsFast(t *testing.T) {
 		clearPresenceAtEnd(t, dev)
 		link := connect(t, "presence", nil)
 		publish(t, link, contracts.PresenceTopic(dev), []byte(`{"online":false}`), true)
+		p.syncPresence(p.baristas[0])
 		began := time.Now()
 		a.submit(dev, `{"jsonrpc":"2.0","method":"echo","id":"off-2"}`, "Cafe-Timeout", timeout.String())
 		got := a.wait(`"off-2"`, timeout)

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"cafe/contracts"
 	"cafe/contracts/brokertest"
 )
 
@@ -26,10 +27,9 @@ func TestGracefulShutdown(t *testing.T) {
 	a := pipelineApp(p)
 	barista, caller, cashier := p.baristas[0], p.callers[0], p.cashier
 
+	sent := watch(t, contracts.CommandsFilter(devices.ids[0]))
 	a.submit(devices.ids[0], `{"jsonrpc":"2.0","method":"sleep","params":{"ms":1000},"id":"held"}`, "Cafe-Timeout", "20s")
-	brokertest.Eventually(t, resultWait, "the barista never sent the command to the device", func() bool {
-		return barista.metric("cafe_barista_replies_waiting") == 1
-	})
+	sent.waitFor(t, 1, "the barista never sent the command to the device")
 	took := barista.stop(grace + 2*time.Second)
 	t.Logf("barista holding a 1s command exited 0 %v after SIGTERM", took.Round(time.Millisecond))
 	if got := a.wait(`"held"`, resultWait); string(got.raw) != `{"jsonrpc":"2.0","id":"held","result":{"slept_ms":1000}}` {
