@@ -93,21 +93,42 @@ func TestOpenAPIRoutesMatchCashier(t *testing.T) {
 }
 
 // fakeQueue stands in for RabbitMQ: it confirms everything except the
-// requests whose raw id token is in refuse ("" for a one-way command).
+// requests whose raw id token is in refuse ("" for a one-way command),
+// which fail with fail (amqplink.ErrNacked when nil).
 type fakeQueue struct {
 	ready  bool
 	refuse []string
+	fail   error
 }
 
 func (q *fakeQueue) Publish(_ context.Context, _, _ string, m amqp.Publishing) error {
 	id, _ := m.Headers[contracts.HeaderMsgID].(string)
 	if slices.Contains(q.refuse, id) {
+		if q.fail != nil {
+			return q.fail
+		}
 		return amqplink.ErrNacked
 	}
 	return nil
 }
 
 func (q *fakeQueue) Ready() bool { return q.ready }
+
+// publishErrors are the ways a publish can fail, by the names x-cashier
+// fail-with uses, and more that the cashier must also put in the app's
+// terms.
+var publishErrors = map[string]error{
+	"nacked":          amqplink.ErrNacked,
+	"blocked":         amqplink.ErrBlocked,
+	"confirm-timeout": amqplink.ErrConfirmTimeout,
+	"returned":        amqplink.ErrReturned,
+	"not-connected":   amqplink.ErrNotConnected,
+	"confirm-lost":    amqplink.ErrConfirmLost,
+	"link-closed":     amqplink.ErrClosed,
+	"deadline":        context.DeadlineExceeded,
+	"canceled":        context.Canceled,
+	"other":           errors.New("some error of the AMQP client"),
+}
 
 // newCashier runs a cashier with the defaults and one client, app-1, that
 // may command lamp-* and door-7; slow gives it a rate of one command with
@@ -152,6 +173,7 @@ type exampleCall struct {
 	bodyIsJSON   bool // body came from x-request.json or x-request.raw (not size)
 	queueReady   bool
 	refuse       []string
+	failWith     error
 	rateSpent    bool
 }
 
@@ -193,6 +215,12 @@ func newExampleCall(t *testing.T, method, path string, ex map[string]any) exampl
 				c.queueReady = v.(bool)
 			case "rate-spent":
 				c.rateSpent = v.(bool)
+			case "fail-with":
+				err, ok := publishErrors[v.(string)]
+				if !ok {
+					t.Fatalf("x-cashier.fail-with %q: want one of %v", v, sortedKeys(publishErrors))
+				}
+				c.failWith = err
 			case "refuse":
 				for _, id := range v.([]any) {
 					tok := ""
@@ -212,7 +240,7 @@ func newExampleCall(t *testing.T, method, path string, ex map[string]any) exampl
 // do sends the call to a fresh cashier set up as the call says.
 func (c exampleCall) do(t *testing.T) (*http.Response, []byte) {
 	t.Helper()
-	s := newCashier(t, &fakeQueue{ready: c.queueReady, refuse: c.refuse}, c.rateSpent)
+	s := newCashier(t, &fakeQueue{ready: c.queueReady, refuse: c.refuse, fail: c.failWith}, c.rateSpent)
 	send := func() (*http.Response, []byte) {
 		path := strings.ReplaceAll(c.path, "{deviceID}", c.deviceID)
 		r := httptest.NewRequest(c.method, path, bytes.NewReader(c.body))
@@ -264,6 +292,13 @@ func withoutReason(t *testing.T, what string, v any) any {
 	}
 	delete(d, "reason")
 	return v
+}
+
+// exactReason says whether a response's error.data.reason is part of the
+// contract: a 503 from the commands route says why in one of a fixed set
+// of phrases (UnavailableData), so its examples must say it exactly.
+func exactReason(method, path, status string) bool {
+	return method == http.MethodPost && path == commandsPath && status == "503"
 }
 
 func TestOpenAPIRequestExamples(t *testing.T) {
@@ -397,8 +432,14 @@ func checkResponseExample(t *testing.T, oa spec, method, path, status, ctype str
 	}
 	switch ctype {
 	case "application/json":
-		got := withoutReason(t, id+" (cashier)", decodeJSON(t, out))
-		if want := withoutReason(t, id, decodeJSON(t, asJSON(t, value))); !jsonEqual(got, want) {
+		if errs := oa.validate(t, atMap(t, media, "schema"), decodeJSON(t, out)); len(errs) > 0 {
+			t.Errorf("the cashier's answer %s does not match the response's schema: %v", out, errs)
+		}
+		got, want := decodeJSON(t, out), decodeJSON(t, asJSON(t, value))
+		if !exactReason(method, path, status) {
+			got, want = withoutReason(t, id+" (cashier)", got), withoutReason(t, id, want)
+		}
+		if !jsonEqual(got, want) {
 			t.Errorf("the cashier answers\n  %s\nthe spec says\n  %s", out, asJSON(t, value))
 		}
 	default: // text: every line of the example is in the answer
@@ -424,6 +465,63 @@ func checkResponseExample(t *testing.T, oa spec, method, path, status, ctype str
 		}
 		if errs := oa.validate(t, atMap(t, def, "schema"), v); len(errs) > 0 {
 			t.Errorf("header %s: %q does not match its schema: %v", h, got, errs)
+		}
+	}
+}
+
+// TestOpenAPIUnavailableReasons provokes a 503 for every way a publish can
+// fail, for one request and for a batch, and from a cashier without a
+// confirm channel: every answer must match the 503 schema (so its reason is
+// one of the documented phrases and a batch lists every request), and
+// every documented reason must be one the cashier gives.
+func TestOpenAPIUnavailableReasons(t *testing.T) {
+	oa := loadSpec(t, "openapi.yaml")
+	schema := atMap(t, oa.root, "paths", commandsPath, "post", "responses", "503", "content", "application/json", "schema")
+	documented := map[string]bool{}
+	for i, shape := range at(t, oa.schema(t, "UnavailableData"), "oneOf").([]any) {
+		reason := atMap(t, oa.resolve(t, at(t, shape, "properties", "reason")))
+		switch {
+		case reason["const"] != nil:
+			documented[atString(t, reason, "const")] = true
+		case reason["enum"] != nil:
+			for _, r := range at(t, reason, "enum").([]any) {
+				documented[r.(string)] = true
+			}
+		default:
+			t.Fatalf("UnavailableData oneOf/%d: the reason is neither a const nor an enum", i)
+		}
+	}
+
+	given := map[string]bool{}
+	provoke := func(what string, q *fakeQueue, body string) {
+		t.Helper()
+		r := httptest.NewRequest(http.MethodPost, "/v1/devices/"+exampleDevice+"/commands", strings.NewReader(body))
+		r.Header.Set("Authorization", "Bearer "+exampleToken)
+		w := httptest.NewRecorder()
+		newCashier(t, q, false).Handler().ServeHTTP(w, r)
+		if w.Code != http.StatusServiceUnavailable {
+			t.Errorf("%s: the cashier answers %d %s, want 503", what, w.Code, w.Body)
+			return
+		}
+		answer := decodeJSON(t, w.Body.Bytes())
+		if errs := oa.validate(t, schema, answer); len(errs) > 0 {
+			t.Errorf("%s: the answer %s does not match the 503 schema: %v", what, w.Body, errs)
+		}
+		given[atString(t, answer, "error", "data", "reason")] = true
+	}
+	const (
+		single = `{"jsonrpc":"2.0","method":"m","id":7}`
+		batch  = `[{"jsonrpc":"2.0","method":"m","id":7},{"jsonrpc":"2.0","method":"m","id":8},{"jsonrpc":"2.0","method":"m"}]`
+	)
+	provoke("no confirm channel", &fakeQueue{}, single)
+	provoke("no confirm channel, batch", &fakeQueue{}, batch)
+	for _, name := range sortedKeys(publishErrors) {
+		provoke(name, &fakeQueue{ready: true, refuse: []string{"7"}, fail: publishErrors[name]}, single)
+		provoke(name+", batch", &fakeQueue{ready: true, refuse: []string{"7", ""}, fail: publishErrors[name]}, batch)
+	}
+	for _, r := range sortedKeys(documented) {
+		if !given[r] {
+			t.Errorf("openapi.yaml documents the 503 reason %q, which the cashier never gives", r)
 		}
 	}
 }
