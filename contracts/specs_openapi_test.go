@@ -40,7 +40,7 @@ const (
 
 func TestOpenAPIRoutesMatchCashier(t *testing.T) {
 	oa := loadSpec(t, "openapi.yaml")
-	s := newCashier(t, &fakeQueue{ready: true}, false)
+	s := newCashier(t, &fakeQueue{ready: true}, 0)
 	e, ok := s.Handler().(*echo.Echo)
 	if !ok {
 		t.Fatalf("the cashier's handler is a %T, no longer an *echo.Echo; adapt this test", s.Handler())
@@ -131,14 +131,14 @@ var publishErrors = map[string]error{
 }
 
 // newCashier runs a cashier with the defaults and one client, app-1, that
-// may command lamp-* and door-7; slow gives it a rate of one command with
-// no refill worth speaking of.
-func newCashier(t *testing.T, q cashier.Queue, slow bool) *cashier.Server {
+// may command lamp-* and door-7; a burst above 0 gives it a rate limit with
+// that burst and no refill worth speaking of.
+func newCashier(t *testing.T, q cashier.Queue, burst int) *cashier.Server {
 	t.Helper()
 	sum := sha256.Sum256([]byte(exampleToken))
 	reg := fmt.Sprintf("clients:\n  - id: %s\n    token_sha256: %s\n    devices: [\"lamp-*\", \"door-7\"]\n", exampleClient, hex.EncodeToString(sum[:]))
-	if slow {
-		reg += "    rate: 0.001\n    burst: 1\n"
+	if burst > 0 {
+		reg += fmt.Sprintf("    rate: 0.001\n    burst: %d\n", burst)
 	}
 	r, err := cashier.ParseRegistry([]byte(reg))
 	if err != nil {
@@ -174,6 +174,7 @@ type exampleCall struct {
 	queueReady   bool
 	refuse       []string
 	failWith     error
+	burst        int // 0: no rate limit
 	rateSpent    bool
 }
 
@@ -215,6 +216,12 @@ func newExampleCall(t *testing.T, method, path string, ex map[string]any) exampl
 				c.queueReady = v.(bool)
 			case "rate-spent":
 				c.rateSpent = v.(bool)
+			case "burst":
+				n, err := strconv.Atoi(v.(json.Number).String())
+				if err != nil || n < 1 {
+					t.Fatalf("x-cashier.burst %v: want a positive integer", v)
+				}
+				c.burst = n
 			case "fail-with":
 				err, ok := publishErrors[v.(string)]
 				if !ok {
@@ -234,13 +241,16 @@ func newExampleCall(t *testing.T, method, path string, ex map[string]any) exampl
 			}
 		}
 	}
+	if c.rateSpent && c.burst == 0 {
+		c.burst = 1
+	}
 	return c
 }
 
 // do sends the call to a fresh cashier set up as the call says.
 func (c exampleCall) do(t *testing.T) (*http.Response, []byte) {
 	t.Helper()
-	s := newCashier(t, &fakeQueue{ready: c.queueReady, refuse: c.refuse, fail: c.failWith}, c.rateSpent)
+	s := newCashier(t, &fakeQueue{ready: c.queueReady, refuse: c.refuse, fail: c.failWith}, c.burst)
 	send := func() (*http.Response, []byte) {
 		path := strings.ReplaceAll(c.path, "{deviceID}", c.deviceID)
 		r := httptest.NewRequest(c.method, path, bytes.NewReader(c.body))
@@ -498,7 +508,7 @@ func TestOpenAPIUnavailableReasons(t *testing.T) {
 		r := httptest.NewRequest(http.MethodPost, "/v1/devices/"+exampleDevice+"/commands", strings.NewReader(body))
 		r.Header.Set("Authorization", "Bearer "+exampleToken)
 		w := httptest.NewRecorder()
-		newCashier(t, q, false).Handler().ServeHTTP(w, r)
+		newCashier(t, q, 0).Handler().ServeHTTP(w, r)
 		if w.Code != http.StatusServiceUnavailable {
 			t.Errorf("%s: the cashier answers %d %s, want 503", what, w.Code, w.Body)
 			return
@@ -529,7 +539,7 @@ func TestOpenAPIUnavailableReasons(t *testing.T) {
 func TestOpenAPIMetricsAfterACommand(t *testing.T) {
 	oa := loadSpec(t, "openapi.yaml")
 	want := atString(t, oa.root, "paths", "/metrics", "get", "responses", "200", "content", "text/plain", "examples", "sample", "value")
-	s := newCashier(t, &fakeQueue{ready: true}, false)
+	s := newCashier(t, &fakeQueue{ready: true}, 0)
 	r := httptest.NewRequest(http.MethodPost, "/v1/devices/lamp-1/commands", strings.NewReader(`{"jsonrpc":"2.0","method":"m","id":1}`))
 	r.Header.Set("Authorization", "Bearer "+exampleToken)
 	w := httptest.NewRecorder()
