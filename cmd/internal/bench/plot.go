@@ -327,6 +327,16 @@ func kneePlot(title string, k *KneeReport) (*plot.Plot, error) {
 		p.Add(l, sc)
 		p.Legend.Add(s.name, l, sc)
 	}
+	bottom := math.Inf(1)
+	for _, r := range k.Steps {
+		if r.Latency.Count > 0 {
+			bottom = math.Min(bottom, clampMS(r.Latency.P50/2))
+		}
+	}
+	if math.IsInf(bottom, 1) {
+		bottom = latencyMin
+	}
+	p.Y.Min = bottom
 	first, last := k.Steps[0].OfferedRate, k.Steps[len(k.Steps)-1].OfferedRate
 	limit, err := plotter.NewLine(plotter.XYs{{X: first, Y: k.P99LimitMS}, {X: last, Y: k.P99LimitMS}})
 	if err != nil {
@@ -341,7 +351,7 @@ func kneePlot(title string, k *KneeReport) (*plot.Plot, error) {
 		for _, r := range k.Steps {
 			top = math.Max(top, clampMS(r.Latency.P99)*1.5)
 		}
-		v, err := plotter.NewLine(plotter.XYs{{X: ks.OfferedRate, Y: latencyMin}, {X: ks.OfferedRate, Y: top}})
+		v, err := plotter.NewLine(plotter.XYs{{X: ks.OfferedRate, Y: bottom}, {X: ks.OfferedRate, Y: top}})
 		if err != nil {
 			return nil, err
 		}
