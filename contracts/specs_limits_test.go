@@ -130,8 +130,46 @@ func TestIDPatternsMatchCharset(t *testing.T) {
 		_, _, err := contracts.ParseBody(b, 1, nil)
 		return err == nil
 	}
+	stringToken := func(s string) bool { return contracts.ValidIDToken(`"` + s + `"`) }
 	for _, s := range []spec{oa, as} {
 		check(s.name+" MsgID string", atString(t, s.schema(t, "MsgID"), "oneOf", "1", "pattern"), stringID)
+		check(s.name+" MsgID string token", atString(t, s.schema(t, "MsgID"), "oneOf", "1", "pattern"), stringToken)
+	}
+
+	// Numeric ids: the MsgID schemas, ParseBody and ValidIDToken (which
+	// reads the cafe-msg-id header) agree on every token, except where only
+	// the way a number is written differs: JSON Schema compares numbers by
+	// value, so to it -0, 7.0 and 1e3 are integers. The code refuses those,
+	// and the descriptions must say so.
+	nines := strings.Repeat("9", contracts.MaxNumberIDDigits)
+	writtenOnly := map[string]string{"-0": "`-0`", "7.0": "fraction", "1e3": "exponent"}
+	for _, tok := range []string{
+		"0", "-0", "7", "-7", "10", "-10", nines, "-" + nines, "1" + nines, "-1" + nines,
+		"7.0", "7.5", "1e3", "-00", "01", "-", "+7", "0x1", "",
+	} {
+		_, _, err := contracts.ParseBody([]byte(`{"jsonrpc":"2.0","method":"m","id":`+tok+`}`), 1, nil)
+		parsed := err == nil
+		if token := contracts.ValidIDToken(tok); token != parsed {
+			t.Errorf("numeric id %q: ValidIDToken says %v, ParseBody says valid %v", tok, token, parsed)
+		}
+		if !json.Valid([]byte(tok)) {
+			if parsed {
+				t.Errorf("numeric id %q is not JSON, and ParseBody accepts it", tok)
+			}
+			continue
+		}
+		for _, s := range []spec{oa, as} {
+			inSchema := len(s.validate(t, s.schema(t, "MsgID"), decodeJSON(t, []byte(tok)))) == 0
+			mention, only := writtenOnly[tok]
+			switch {
+			case only && parsed:
+				t.Errorf("ParseBody accepts the numeric id %s, which the %s MsgID description refuses", tok, s.name)
+			case only && !strings.Contains(atString(t, s.schema(t, "MsgID"), "description"), mention):
+				t.Errorf("%s MsgID: the schema accepts %s, which the code refuses, and the description does not mention %s", s.name, tok, mention)
+			case !only && inSchema != parsed:
+				t.Errorf("%s MsgID: the schema says %s is valid: %v; ParseBody says %v", s.name, tok, inSchema, parsed)
+			}
+		}
 	}
 	// The AsyncAPI parameters have no schema (AsyncAPI 3.0 parameters are
 	// plain strings); their examples must be valid in the code.
