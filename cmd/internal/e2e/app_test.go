@@ -28,8 +28,8 @@ type result struct {
 
 // app is an app as DESIGN.md describes one: it submits commands to the
 // cashier over HTTP and receives results on clients/{clientID}/results.
+// Its methods take the test or subtest calling them.
 type app struct {
-	t      testing.TB
 	base   string // the cashier's base URL
 	client client
 	http   *http.Client
@@ -42,7 +42,7 @@ type app struct {
 // nothing submitted afterwards can be missed.
 func newApp(t testing.TB, base string, c client) *app {
 	t.Helper()
-	a := &app{t: t, base: base, client: c, http: &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{}}}
+	a := &app{base: base, client: c, http: &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{}}}
 	t.Cleanup(a.http.CloseIdleConnections)
 	connect(t, "app", map[string]mqttlink.Handler{
 		contracts.ResultsTopic(c.id): func(_ string, payload []byte) {
@@ -62,22 +62,22 @@ func pipelineApp(p *pipeline) *app { return newApp(p.t, p.url(), p.client) }
 // post submits body for device with the app's token and the headers given
 // as name, value pairs (e.g. "Cafe-Timeout", "1s"). It returns the status
 // and body of the answer.
-func (a *app) post(device, body string, headers ...string) (int, []byte) {
-	a.t.Helper()
-	return a.send(a.client.token, device, body, false, headers...)
+func (a *app) post(t testing.TB, device, body string, headers ...string) (int, []byte) {
+	t.Helper()
+	return a.send(t, a.client.token, device, body, false, headers...)
 }
 
 // send posts body for device with token ("" sends no Authorization
 // header); chunked hides the body's length from the server.
-func (a *app) send(token, device, body string, chunked bool, headers ...string) (int, []byte) {
-	a.t.Helper()
+func (a *app) send(t testing.TB, token, device, body string, chunked bool, headers ...string) (int, []byte) {
+	t.Helper()
 	var r io.Reader = strings.NewReader(body)
 	if chunked {
 		r = io.MultiReader(r) // not a type net/http can take a length from
 	}
 	req, err := http.NewRequest(http.MethodPost, a.base+"/v1/devices/"+device+"/commands", r)
 	if err != nil {
-		a.t.Fatal(err)
+		t.Fatal(err)
 	}
 	req.Header.Set("Content-Type", "application/json")
 	if token != "" {
@@ -88,22 +88,22 @@ func (a *app) send(token, device, body string, chunked bool, headers ...string) 
 	}
 	res, err := a.http.Do(req)
 	if err != nil {
-		a.t.Fatalf("POST %s: %v", req.URL, err)
+		t.Fatalf("POST %s: %v", req.URL, err)
 	}
 	defer res.Body.Close()
 	answer, err := io.ReadAll(res.Body)
 	if err != nil {
-		a.t.Fatalf("POST %s: reading the answer: %v", req.URL, err)
+		t.Fatalf("POST %s: reading the answer: %v", req.URL, err)
 	}
 	return res.StatusCode, answer
 }
 
 // submit posts and requires 202 Accepted; it returns the answer's body.
-func (a *app) submit(device, body string, headers ...string) []byte {
-	a.t.Helper()
-	status, answer := a.post(device, body, headers...)
+func (a *app) submit(t testing.TB, device, body string, headers ...string) []byte {
+	t.Helper()
+	status, answer := a.post(t, device, body, headers...)
 	if status != http.StatusAccepted {
-		a.t.Fatalf("POST %s: got %d %s, want 202", body, status, answer)
+		t.Fatalf("POST %s: got %d %s, want 202", body, status, answer)
 	}
 	return answer
 }
@@ -127,10 +127,10 @@ func (a *app) withID(id string) []result {
 }
 
 // wait waits for the first result with raw id token id.
-func (a *app) wait(id string, timeout time.Duration) result {
-	a.t.Helper()
+func (a *app) wait(t testing.TB, id string, timeout time.Duration) result {
+	t.Helper()
 	var r result
-	brokertest.Eventually(a.t, timeout, fmt.Sprintf("no result with id %s on %s; got %s",
+	brokertest.Eventually(t, timeout, fmt.Sprintf("no result with id %s on %s; got %s",
 		id, contracts.ResultsTopic(a.client.id), a.summary()), func() bool {
 		got := a.withID(id)
 		if len(got) > 0 {

@@ -17,7 +17,7 @@ import (
 func TestOrderCLI(t *testing.T) {
 	t.Parallel()
 	p := newPipeline(t, setup{baristas: 1, callers: 1})
-	devices := p.startDevices(1)
+	devices := p.startDevices(t, 1)
 	order := func(t *testing.T, token string, args ...string) (code int, stdout, out string) {
 		t.Helper()
 		base := []string{"order", "--url", p.url(), "--token", token, "--client", p.client.id,
@@ -63,7 +63,7 @@ func TestOrderCLI(t *testing.T) {
 		}
 	})
 	t.Run("no result in time exits 3", func(t *testing.T) {
-		p.baristas[0].stop(stopTimeout) // nothing will take the command
+		p.baristas[0].stop(t, stopTimeout) // nothing will take the command
 		began := time.Now()
 		code, _, out := order(t, p.client.token, "--method", "echo", "--timeout", "500ms", "--extra-wait", "500ms")
 		if code != 3 {
@@ -90,8 +90,8 @@ func TestUpRunsWholePipeline(t *testing.T) {
 	env := []string{"CAFE_CONFIG_DIR=" + configDir, "CAFE_AMQP_PREFIX=" + top.Prefix}
 
 	up := startService(t, "cafe up", "cafe", env, "up", "--devices", "3", "--device-pattern", pattern)
-	up.waitReady()
-	up.waitOutput("Stop with Ctrl-C.", readyTimeout) // the end of the banner
+	up.waitReady(t)
+	up.waitOutput(t, "Stop with Ctrl-C.", readyTimeout) // the end of the banner
 	banner := up.stdout.String()
 	raw, err := os.ReadFile(filepath.Join(configDir, "demo.token"))
 	if err != nil {
@@ -114,6 +114,6 @@ func TestUpRunsWholePipeline(t *testing.T) {
 		t.Errorf("cafe order printed %s, want the echo of [1,\"two\"]", stdout)
 	}
 
-	took := up.stop(5 * time.Second)
+	took := up.stop(t, 5*time.Second)
 	t.Logf("cafe up exited 0 %v after SIGTERM", took.Round(time.Millisecond))
 }

@@ -46,9 +46,11 @@ func (b *lockedBuffer) String() string {
 	return b.buf.String()
 }
 
-// proc is one running binary.
+// proc is one running binary. It belongs to the test that started it,
+// which stops it at its end; its methods take the test (or subtest) that
+// calls them, since only that one may be failed from its goroutine.
 type proc struct {
-	t      testing.TB
+	owner  testing.TB
 	name   string // for messages: the binary and a role, e.g. "barista#2"
 	cmd    *exec.Cmd
 	out    lockedBuffer // stdout and stderr, interleaved as written
@@ -71,11 +73,11 @@ func baseEnv() []string {
 }
 
 // start runs binary with env (KEY=value, added to baseEnv) and args. The
-// process is stopped when the test ends (SIGTERM, then SIGKILL), and its
+// process is stopped when the test t ends (SIGTERM, then SIGKILL), and its
 // output is logged if the test failed.
 func start(t testing.TB, name, binary string, env []string, args ...string) *proc {
 	t.Helper()
-	p := &proc{t: t, name: name, done: make(chan struct{})}
+	p := &proc{owner: t, name: name, done: make(chan struct{})}
 	p.cmd = exec.Command(filepath.Join(binDir, binary), args...)
 	p.cmd.Env = append(baseEnv(), env...)
 	p.cmd.Stdout = io.MultiWriter(&p.stdout, &p.out)
@@ -101,17 +103,17 @@ func (p *proc) cleanup() {
 		select {
 		case <-p.done:
 		case <-time.After(stopTimeout):
-			p.t.Errorf("%s did not exit within %v of SIGTERM at cleanup; killed", p.name, stopTimeout)
+			p.owner.Errorf("%s did not exit within %v of SIGTERM at cleanup; killed", p.name, stopTimeout)
 			_ = p.cmd.Process.Kill()
 			<-p.done
 		}
 	}
 	out := p.out.String()
 	if strings.Contains(out, "WARNING: DATA RACE") {
-		p.t.Errorf("%s reported a data race", p.name)
+		p.owner.Errorf("%s reported a data race", p.name)
 	}
-	if p.t.Failed() {
-		p.t.Logf("output of %s (%s):\n%s", p.name, p.state, indent(out))
+	if p.owner.Failed() {
+		p.owner.Logf("output of %s (%s):\n%s", p.name, p.state, indent(out))
 	}
 }
 
@@ -133,49 +135,49 @@ func (p *proc) exited() bool {
 }
 
 // signal sends sig to the process.
-func (p *proc) signal(sig syscall.Signal) {
-	p.t.Helper()
+func (p *proc) signal(t testing.TB, sig syscall.Signal) {
+	t.Helper()
 	if err := p.cmd.Process.Signal(sig); err != nil && !errors.Is(err, os.ErrProcessDone) {
-		p.t.Fatalf("signal %s to %s: %v", sig, p.name, err)
+		t.Fatalf("signal %s to %s: %v", sig, p.name, err)
 	}
 }
 
 // wait waits up to timeout for the process to exit and returns its exit
 // code (-1 when a signal killed it). If it is still running then, the test
 // fails and the process is killed.
-func (p *proc) wait(timeout time.Duration) int {
-	p.t.Helper()
+func (p *proc) wait(t testing.TB, timeout time.Duration) int {
+	t.Helper()
 	select {
 	case <-p.done:
 	case <-time.After(timeout):
 		_ = p.cmd.Process.Kill()
 		<-p.done
-		p.t.Fatalf("%s still running %v later; killed it", p.name, timeout)
+		t.Fatalf("%s still running %v later; killed it", p.name, timeout)
 	}
 	return p.state.ExitCode()
 }
 
 // stop sends SIGTERM and checks that the process exits 0 within timeout.
 // It returns how long the exit took.
-func (p *proc) stop(timeout time.Duration) time.Duration {
-	p.t.Helper()
+func (p *proc) stop(t testing.TB, timeout time.Duration) time.Duration {
+	t.Helper()
 	began := time.Now()
-	p.signal(syscall.SIGTERM)
-	if code := p.wait(timeout); code != 0 {
-		p.t.Fatalf("%s exited with %d after SIGTERM, want 0", p.name, code)
+	p.signal(t, syscall.SIGTERM)
+	if code := p.wait(t, timeout); code != 0 {
+		t.Fatalf("%s exited with %d after SIGTERM, want 0", p.name, code)
 	}
 	return time.Since(began)
 }
 
 // waitOutput waits until stdout contains s.
-func (p *proc) waitOutput(s string, timeout time.Duration) {
-	p.t.Helper()
-	brokertest.Eventually(p.t, timeout, fmt.Sprintf("%s did not print %q", p.name, s), func() bool {
+func (p *proc) waitOutput(t testing.TB, s string, timeout time.Duration) {
+	t.Helper()
+	brokertest.Eventually(t, timeout, fmt.Sprintf("%s did not print %q", p.name, s), func() bool {
 		if strings.Contains(p.stdout.String(), s) {
 			return true
 		}
 		if p.exited() {
-			p.t.Fatalf("%s exited (%s) before printing %q", p.name, p.state, s)
+			t.Fatalf("%s exited (%s) before printing %q", p.name, p.state, s)
 		}
 		return false
 	})
@@ -186,7 +188,7 @@ func (p *proc) waitOutput(s string, timeout time.Duration) {
 func run(t testing.TB, timeout time.Duration, binary string, env []string, args ...string) (code int, stdout, out string) {
 	t.Helper()
 	p := start(t, binary+" "+strings.Join(args, " "), binary, env, args...)
-	code = p.wait(timeout)
+	code = p.wait(t, timeout)
 	return code, p.stdout.String(), p.out.String()
 }
 
@@ -216,12 +218,12 @@ func (s *service) launch(t testing.TB, name string) {
 
 // waitReady polls /readyz until it answers 200. A process that lost its
 // port to another between freeAddr and its own listen is started again on
-// another port.
-func (s *service) waitReady() {
-	s.t.Helper()
+// another port (belonging to the same test as before).
+func (s *service) waitReady(t testing.TB) {
+	t.Helper()
 	for attempt := 1; ; attempt++ {
 		ready := false
-		brokertest.Eventually(s.t, readyTimeout, s.name+" never answered /readyz with 200 at "+s.addr, func() bool {
+		brokertest.Eventually(t, readyTimeout, s.name+" never answered /readyz with 200 at "+s.addr, func() bool {
 			if s.exited() {
 				return true
 			}
@@ -232,11 +234,11 @@ func (s *service) waitReady() {
 			return
 		}
 		if attempt < 3 && strings.Contains(s.out.String(), "address already in use") {
-			s.t.Logf("%s lost its port %s to another process; starting it again", s.name, s.addr)
-			s.launch(s.t, s.name)
+			t.Logf("%s lost its port %s to another process; starting it again", s.name, s.addr)
+			s.launch(s.owner, s.name)
 			continue
 		}
-		s.t.Fatalf("%s exited (%s) before it was ready", s.name, s.state)
+		t.Fatalf("%s exited (%s) before it was ready", s.name, s.state)
 	}
 }
 
@@ -259,28 +261,28 @@ func get(addr, path string) int {
 // is its name with labels exactly as exposed, e.g.
 // cafe_barista_commands_total{outcome="reply"}. A series that is not
 // exposed fails the test.
-func (s *service) metric(series string) float64 {
-	s.t.Helper()
-	v, ok := s.sample(series)
+func (s *service) metric(t testing.TB, series string) float64 {
+	t.Helper()
+	v, ok := s.sample(t, series)
 	if !ok {
-		s.t.Fatalf("%s exposes no %s", s.name, series)
+		t.Fatalf("%s exposes no %s", s.name, series)
 	}
 	return v
 }
 
 // counter is metric for a counter whose labelled series appears only once
 // it was first incremented: absent counts as 0.
-func (s *service) counter(series string) float64 {
-	s.t.Helper()
-	v, _ := s.sample(series)
+func (s *service) counter(t testing.TB, series string) float64 {
+	t.Helper()
+	v, _ := s.sample(t, series)
 	return v
 }
 
-func (s *service) sample(series string) (float64, bool) {
-	s.t.Helper()
+func (s *service) sample(t testing.TB, series string) (float64, bool) {
+	t.Helper()
 	res, err := probe.Get("http://" + s.addr + "/metrics")
 	if err != nil {
-		s.t.Fatalf("scrape %s: %v", s.name, err)
+		t.Fatalf("scrape %s: %v", s.name, err)
 	}
 	defer res.Body.Close()
 	sc := bufio.NewScanner(res.Body)
@@ -289,13 +291,13 @@ func (s *service) sample(series string) (float64, bool) {
 		if v, ok := strings.CutPrefix(sc.Text(), series+" "); ok {
 			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
 			if err != nil {
-				s.t.Fatalf("%s: metric %s: %v", s.name, series, err)
+				t.Fatalf("%s: metric %s: %v", s.name, series, err)
 			}
 			return f, true
 		}
 	}
 	if err := sc.Err(); err != nil {
-		s.t.Fatalf("scrape %s: %v", s.name, err)
+		t.Fatalf("scrape %s: %v", s.name, err)
 	}
 	return 0, false
 }

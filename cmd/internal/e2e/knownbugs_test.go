@@ -24,7 +24,7 @@ func TestBaristaWaitsForMQTTBeforeTakingCommands(t *testing.T) {
 	}
 	t.Parallel()
 	p := newPipeline(t, setup{baristas: 1, callers: 1})
-	devices := p.startDevices(1)
+	devices := p.startDevices(t, 1)
 	a := pipelineApp(p)
 	proxy := brokertest.NewProxy(t, strings.TrimPrefix(brokertest.MQTTURL(), "tcp://"))
 	proxy.Cut()
@@ -32,27 +32,27 @@ func TestBaristaWaitsForMQTTBeforeTakingCommands(t *testing.T) {
 		append([]string{"CAFE_MQTT_URL=tcp://" + proxy.Addr(), "CAFE_BARISTA_GRACE=1s"}, p.env...))
 
 	t.Run("commands go to the barista that can send them", func(t *testing.T) {
-		p.waitConsumers(p.top.CommandsQueue(), 2) // the cut-off barista consumes too
+		p.waitConsumers(t, p.top.CommandsQueue(), 2) // the cut-off barista consumes too
 		for i := range 10 {
-			a.submit(devices.ids[0], fmt.Sprintf(`{"jsonrpc":"2.0","method":"echo","id":%d}`, i), "Cafe-Timeout", "2s")
+			a.submit(t, devices.ids[0], fmt.Sprintf(`{"jsonrpc":"2.0","method":"echo","id":%d}`, i), "Cafe-Timeout", "2s")
 		}
 		for i := range 10 {
-			if got := a.wait(fmt.Sprint(i), resultWait); got.resp.Error != nil {
+			if got := a.wait(t, fmt.Sprint(i), resultWait); got.resp.Error != nil {
 				t.Errorf("command %d: %s", i, got.raw)
 			}
 		}
 	})
 
 	t.Run("presence is known before a command is checked", func(t *testing.T) {
-		p.baristas[0].stop(stopTimeout) // only the cut-off barista is left
+		p.baristas[0].stop(t, stopTimeout) // only the cut-off barista is left
 		dev := p.devices + "-gone"
 		clearPresenceAtEnd(t, dev)
 		publish(t, connect(t, "presence", nil), contracts.PresenceTopic(dev), []byte(`{"online":false}`), true)
-		a.submit(dev, `{"jsonrpc":"2.0","method":"echo","id":"gone"}`, "Cafe-Timeout", "3s")
+		a.submit(t, dev, `{"jsonrpc":"2.0","method":"echo","id":"gone"}`, "Cafe-Timeout", "3s")
 		brokertest.Eventually(t, resultWait, "the cut-off barista never took the command", func() bool {
-			return cutOff.metric("cafe_barista_commands_in_flight") == 1
+			return cutOff.metric(t, "cafe_barista_commands_in_flight") == 1
 		})
 		proxy.Restore()
-		wantError(t, a.wait(`"gone"`, resultWait), contracts.CodeDeviceOffline)
+		wantError(t, a.wait(t, `"gone"`, resultWait), contracts.CodeDeviceOffline)
 	})
 }

@@ -14,7 +14,7 @@ import (
 // start, with the machine to itself.
 func TestLoneCommandLatency(t *testing.T) {
 	p := newPipeline(t, setup{baristas: 1, callers: 1})
-	devices := p.startDevices(1)
+	devices := p.startDevices(t, 1)
 	a := pipelineApp(p)
 	const warmup, n = 5, 100
 
@@ -22,8 +22,8 @@ func TestLoneCommandLatency(t *testing.T) {
 	for i := range warmup + n {
 		id := fmt.Sprint(i + 1)
 		began := time.Now()
-		a.submit(devices.ids[0], `{"jsonrpc":"2.0","method":"echo","params":{"n":`+id+`},"id":`+id+`}`, "Cafe-Timeout", "10s")
-		r := a.wait(id, resultWait)
+		a.submit(t, devices.ids[0], `{"jsonrpc":"2.0","method":"echo","params":{"n":`+id+`},"id":`+id+`}`, "Cafe-Timeout", "10s")
+		r := a.wait(t, id, resultWait)
 		if r.resp.Error != nil {
 			t.Fatalf("command %s: %s", id, r.raw)
 		}

@@ -30,9 +30,11 @@ type client struct {
 }
 
 // pipeline is one test's cafe: its AMQP prefix, client registry and
-// devices, and the processes started on them.
+// devices, and the processes started on them. Like a proc, its methods take
+// the test or subtest calling them; a process belongs to the one that
+// started it.
 type pipeline struct {
-	t        *testing.T
+	t        *testing.T // the test that owns it
 	top      contracts.Topology
 	env      []string // the settings every process of this pipeline shares
 	client   client   // entitled to devices named devices+"-*"
@@ -67,17 +69,17 @@ func newPipeline(t *testing.T, s setup) *pipeline {
 	p.cashier = startService(t, "cashier", "cashier",
 		append(append([]string{"CAFE_CLIENTS_FILE=" + p.registry}, p.env...), s.cashierEnv...))
 	for range s.baristas {
-		p.addBarista(s.baristaEnv...)
+		p.addBarista(t, s.baristaEnv...)
 	}
 	for range s.callers {
-		p.addCaller(s.callerEnv...)
+		p.addCaller(t, s.callerEnv...)
 	}
-	p.cashier.waitReady()
+	p.cashier.waitReady(t)
 	for _, w := range append(append([]*service{}, p.baristas...), p.callers...) {
-		w.waitReady()
+		w.waitReady(t)
 	}
-	p.waitConsumers(p.top.CommandsQueue(), len(p.baristas))
-	p.waitConsumers(p.top.ResultsQueue(), len(p.callers))
+	p.waitConsumers(t, p.top.CommandsQueue(), len(p.baristas))
+	p.waitConsumers(t, p.top.ResultsQueue(), len(p.callers))
 	return p
 }
 
@@ -86,9 +88,10 @@ func (p *pipeline) url() string { return "http://" + p.cashier.addr }
 
 // addBarista starts another barista (not waiting for it), with a route the
 // test knows.
-func (p *pipeline) addBarista(env ...string) *service {
-	route := brokertest.ID(p.t, "b")
-	b := startService(p.t, fmt.Sprintf("barista#%d", len(p.baristas)+1), "barista",
+func (p *pipeline) addBarista(t testing.TB, env ...string) *service {
+	t.Helper()
+	route := brokertest.ID(t, "b")
+	b := startService(t, fmt.Sprintf("barista#%d", len(p.baristas)+1), "barista",
 		append(append([]string{"CAFE_BARISTA_GRACE=3s", "CAFE_BARISTA_ROUTE=" + route}, p.env...), env...))
 	b.route = route
 	p.baristas = append(p.baristas, b)
@@ -100,20 +103,21 @@ func (p *pipeline) addBarista(env ...string) *service {
 // that nobody waits for on b's own reply topic and waits for b to count it
 // as stray: the broker forwards messages to b in the order it took them,
 // and b handles its MQTT messages one at a time in arrival order.
-func (p *pipeline) syncPresence(b *service) {
-	p.t.Helper()
-	before := b.counter(`cafe_barista_stray_replies_total{reason="unknown_key"}`)
-	link := connect(p.t, "sync", nil)
-	publish(p.t, link, contracts.ReplyTopic(p.devices+"-sync", b.route, contracts.NewCommandID()),
+func (p *pipeline) syncPresence(t testing.TB, b *service) {
+	t.Helper()
+	before := b.counter(t, `cafe_barista_stray_replies_total{reason="unknown_key"}`)
+	link := connect(t, "sync", nil)
+	publish(t, link, contracts.ReplyTopic(p.devices+"-sync", b.route, contracts.NewCommandID()),
 		[]byte(`{"jsonrpc":"2.0","id":0,"result":null}`), false)
-	brokertest.Eventually(p.t, resultWait, b.name+" never received the sync reply", func() bool {
-		return b.counter(`cafe_barista_stray_replies_total{reason="unknown_key"}`) > before
+	brokertest.Eventually(t, resultWait, b.name+" never received the sync reply", func() bool {
+		return b.counter(t, `cafe_barista_stray_replies_total{reason="unknown_key"}`) > before
 	})
 }
 
 // addCaller starts another caller (not waiting for it).
-func (p *pipeline) addCaller(env ...string) *service {
-	c := startService(p.t, fmt.Sprintf("caller#%d", len(p.callers)+1), "caller", append(append([]string{}, p.env...), env...))
+func (p *pipeline) addCaller(t testing.TB, env ...string) *service {
+	t.Helper()
+	c := startService(t, fmt.Sprintf("caller#%d", len(p.callers)+1), "caller", append(append([]string{}, p.env...), env...))
 	p.callers = append(p.callers, c)
 	return c
 }
@@ -121,12 +125,12 @@ func (p *pipeline) addCaller(env ...string) *service {
 // waitConsumers waits until queue has n consumers: the workers not only
 // connected but consuming, so no command reaches one worker only because
 // another had not started yet.
-func (p *pipeline) waitConsumers(queue string, n int) {
-	p.t.Helper()
-	conn := brokertest.Dial(p.t)
+func (p *pipeline) waitConsumers(t testing.TB, queue string, n int) {
+	t.Helper()
+	conn := brokertest.Dial(t)
 	defer conn.Close()
 	got := -1
-	brokertest.Eventually(p.t, readyTimeout, fmt.Sprintf("queue %s: want %d consumers", queue, n), func() bool {
+	brokertest.Eventually(t, readyTimeout, fmt.Sprintf("queue %s: want %d consumers", queue, n), func() bool {
 		got = consumers(conn, queue)
 		return got == n
 	})
@@ -182,33 +186,33 @@ type fleet struct {
 // prefix (so the pipeline's client may command them), with extra devicesim
 // flags, and waits until they are all online. Their retained presence is
 // cleared when the test ends.
-func (p *pipeline) startDevices(n int, flags ...string) *fleet {
-	p.t.Helper()
+func (p *pipeline) startDevices(t testing.TB, n int, flags ...string) *fleet {
+	t.Helper()
 	var b [3]byte
 	_, _ = rand.Read(b[:])
 	pattern := p.devices + "-" + hex.EncodeToString(b[:]) + "-%d"
-	f := &fleet{stats: filepath.Join(p.t.TempDir(), "stats.json")}
+	f := &fleet{stats: filepath.Join(t.TempDir(), "stats.json")}
 	for i := 1; i <= n; i++ {
 		f.ids = append(f.ids, fmt.Sprintf(pattern, i))
 	}
-	clearPresenceAtEnd(p.t, f.ids...) // before start: runs after the fleet stopped
+	clearPresenceAtEnd(t, f.ids...) // before start: runs after the fleet stopped
 	args := append([]string{"--count", strconv.Itoa(n), "--pattern", pattern, "--stats-file", f.stats}, flags...)
-	f.proc = start(p.t, "devicesim", "devicesim", nil, args...)
-	f.waitOutput(fmt.Sprintf("%d devices online", n), readyTimeout)
+	f.proc = start(t, "devicesim", "devicesim", nil, args...)
+	f.waitOutput(t, fmt.Sprintf("%d devices online", n), readyTimeout)
 	return f
 }
 
 // stopAndStats stops the fleet gracefully and returns what it counted.
-func (f *fleet) stopAndStats() devicesim.Stats {
-	f.t.Helper()
-	f.stop(stopTimeout)
+func (f *fleet) stopAndStats(t testing.TB) devicesim.Stats {
+	t.Helper()
+	f.stop(t, stopTimeout)
 	b, err := os.ReadFile(f.stats)
 	if err != nil {
-		f.t.Fatalf("devicesim stats: %v", err)
+		t.Fatalf("devicesim stats: %v", err)
 	}
 	var s devicesim.Stats
 	if err := json.Unmarshal(b, &s); err != nil {
-		f.t.Fatalf("devicesim stats %s: %v", b, err)
+		t.Fatalf("devicesim stats %s: %v", b, err)
 	}
 	return s
 }

@@ -18,24 +18,24 @@ import (
 func TestKilledBaristasCommandIsRedelivered(t *testing.T) {
 	t.Parallel()
 	p := newPipeline(t, setup{callers: 1})
-	devices := p.startDevices(1)
+	devices := p.startDevices(t, 1)
 	a := pipelineApp(p)
 	sent := watch(t, contracts.CommandsFilter(devices.ids[0]))
-	doomed := p.addBarista()
+	doomed := p.addBarista(t)
 	forgetMQTTSessionAtEnd(t, "cafe-barista-"+doomed.route) // SIGKILL leaves it on the broker
-	doomed.waitReady()
-	p.waitConsumers(p.top.CommandsQueue(), 1)
+	doomed.waitReady(t)
+	p.waitConsumers(t, p.top.CommandsQueue(), 1)
 
-	a.submit(devices.ids[0], `{"jsonrpc":"2.0","method":"sleep","params":[500],"id":"k"}`, "Cafe-Timeout", "20s")
+	a.submit(t, devices.ids[0], `{"jsonrpc":"2.0","method":"sleep","params":[500],"id":"k"}`, "Cafe-Timeout", "20s")
 	sent.waitFor(t, 1, "the barista never sent the command to the device")
-	doomed.signal(syscall.SIGKILL)
-	doomed.wait(stopTimeout)
+	doomed.signal(t, syscall.SIGKILL)
+	doomed.wait(t, stopTimeout)
 
-	p.addBarista().waitReady()
-	if got := a.wait(`"k"`, resultWait); string(got.raw) != `{"jsonrpc":"2.0","id":"k","result":{"slept_ms":500}}` {
+	p.addBarista(t).waitReady(t)
+	if got := a.wait(t, `"k"`, resultWait); string(got.raw) != `{"jsonrpc":"2.0","id":"k","result":{"slept_ms":500}}` {
 		t.Errorf("result: %s", got.raw)
 	}
-	stats := devices.stopAndStats()
+	stats := devices.stopAndStats(t)
 	if s := stats.Totals; s.Received != 2 || s.Executed != 1 || s.Duplicates != 1 {
 		t.Errorf("device counted %+v; want the command received twice and run once", s)
 	}
@@ -50,19 +50,19 @@ func TestKilledBaristasCommandIsRedelivered(t *testing.T) {
 func TestBaristaHandsBackWhatGraceCannotFinish(t *testing.T) {
 	t.Parallel()
 	p := newPipeline(t, setup{baristas: 1, callers: 1, baristaEnv: []string{"CAFE_BARISTA_GRACE=300ms"}})
-	devices := p.startDevices(1)
+	devices := p.startDevices(t, 1)
 	a := pipelineApp(p)
 
 	sent := watch(t, contracts.CommandsFilter(devices.ids[0]))
-	a.submit(devices.ids[0], `{"jsonrpc":"2.0","method":"sleep","params":[1500],"id":"h"}`, "Cafe-Timeout", "20s")
+	a.submit(t, devices.ids[0], `{"jsonrpc":"2.0","method":"sleep","params":[1500],"id":"h"}`, "Cafe-Timeout", "20s")
 	sent.waitFor(t, 1, "the barista never sent the command to the device")
-	p.baristas[0].stop(stopTimeout)
+	p.baristas[0].stop(t, stopTimeout)
 
-	p.addBarista().waitReady()
-	if got := a.wait(`"h"`, resultWait); string(got.raw) != `{"jsonrpc":"2.0","id":"h","result":{"slept_ms":1500}}` {
+	p.addBarista(t).waitReady(t)
+	if got := a.wait(t, `"h"`, resultWait); string(got.raw) != `{"jsonrpc":"2.0","id":"h","result":{"slept_ms":1500}}` {
 		t.Errorf("result: %s", got.raw)
 	}
-	stats := devices.stopAndStats()
+	stats := devices.stopAndStats(t)
 	if s := stats.Totals; s.Received != 2 || s.Executed != 1 || s.Duplicates != 1 {
 		t.Errorf("device counted %+v; want the command received twice and run once", s)
 	}

@@ -59,7 +59,7 @@ func TestRefusedRequestsPublishNothing(t *testing.T) {
 			if device == "" {
 				device = dev
 			}
-			status, answer := a.send(token, device, tc.body, tc.chunked, tc.headers...)
+			status, answer := a.send(t, token, device, tc.body, tc.chunked, tc.headers...)
 			if status != tc.status {
 				t.Errorf("got %d %s, want %d", status, answer, tc.status)
 			}
@@ -73,7 +73,7 @@ func TestRefusedRequestsPublishNothing(t *testing.T) {
 	}
 
 	// The same check sees a command that was accepted.
-	if status, answer := a.post(dev, valid); status != http.StatusAccepted {
+	if status, answer := a.post(t, dev, valid); status != http.StatusAccepted {
 		t.Fatalf("valid command: got %d %s, want 202", status, answer)
 	}
 	if n := brokertest.QueueDepth(t, p.top.CommandsQueue()); n != 1 {

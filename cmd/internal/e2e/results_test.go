@@ -15,7 +15,7 @@ import (
 func TestEchoResultReachesApp(t *testing.T) {
 	t.Parallel()
 	p := newPipeline(t, setup{baristas: 1, callers: 1})
-	devices := p.startDevices(1)
+	devices := p.startDevices(t, 1)
 	a := pipelineApp(p)
 	dev := devices.ids[0]
 
@@ -28,8 +28,8 @@ func TestEchoResultReachesApp(t *testing.T) {
 		{"big numeric id", "-9007199254740993"}, // not exact as a float64
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			a.submit(dev, `{"jsonrpc":"2.0","method":"echo","params":`+params+`,"id":`+tc.id+`}`, "Cafe-Timeout", "10s")
-			got := a.wait(tc.id, resultWait)
+			a.submit(t, dev, `{"jsonrpc":"2.0","method":"echo","params":`+params+`,"id":`+tc.id+`}`, "Cafe-Timeout", "10s")
+			got := a.wait(t, tc.id, resultWait)
 			want := `{"jsonrpc":"2.0","id":` + tc.id + `,"result":` + params + `}`
 			if string(got.raw) != want {
 				t.Errorf("got  %s\nwant %s", got.raw, want)
@@ -44,8 +44,8 @@ func TestEchoResultReachesApp(t *testing.T) {
 		reply := []byte("{ \"result\" :{\"z\":1, \"a\":\"\\u00e9\\/<>\"},\n \"id\": \"odd-1\",\"jsonrpc\":\"2.0\" }")
 		d := newTestDevice(t, p.devices+"-odd", func([]byte) []byte { return reply })
 		request := "{\"id\":\"odd-1\", \"method\":\"echo\",\n\"jsonrpc\":\"2.0\",\"x-extra\":[true]}"
-		a.submit(d.id, request, "Cafe-Timeout", "10s")
-		got := a.wait(`"odd-1"`, resultWait)
+		a.submit(t, d.id, request, "Cafe-Timeout", "10s")
+		got := a.wait(t, `"odd-1"`, resultWait)
 		if !bytes.Equal(got.raw, reply) {
 			t.Errorf("app got  %q\ndevice sent %q", got.raw, reply)
 		}
@@ -63,11 +63,11 @@ func TestEchoResultReachesApp(t *testing.T) {
 func TestDeviceErrorPassesThrough(t *testing.T) {
 	t.Parallel()
 	p := newPipeline(t, setup{baristas: 1, callers: 1})
-	devices := p.startDevices(1)
+	devices := p.startDevices(t, 1)
 	a := pipelineApp(p)
 
-	a.submit(devices.ids[0], `{"jsonrpc":"2.0","method":"fail","params":{"why": "testing"},"id":3}`, "Cafe-Timeout", "10s")
-	got := a.wait("3", resultWait)
+	a.submit(t, devices.ids[0], `{"jsonrpc":"2.0","method":"fail","params":{"why": "testing"},"id":3}`, "Cafe-Timeout", "10s")
+	got := a.wait(t, "3", resultWait)
 	want := `{"jsonrpc":"2.0","id":3,"error":{"code":1000,"message":"simulated failure","data":{"why": "testing"}}}`
 	if string(got.raw) != want {
 		t.Errorf("got  %s\nwant %s", got.raw, want)
@@ -77,8 +77,8 @@ func TestDeviceErrorPassesThrough(t *testing.T) {
 	// device's and passes through too.
 	reply := []byte(`{"jsonrpc":"2.0","id":"e","error":{"code":-32000,"message":"my own","data":[1]}}`)
 	d := newTestDevice(t, p.devices+"-err", func([]byte) []byte { return reply })
-	a.submit(d.id, `{"jsonrpc":"2.0","method":"x","id":"e"}`, "Cafe-Timeout", "10s")
-	if got := a.wait(`"e"`, resultWait); !bytes.Equal(got.raw, reply) {
+	a.submit(t, d.id, `{"jsonrpc":"2.0","method":"x","id":"e"}`, "Cafe-Timeout", "10s")
+	if got := a.wait(t, `"e"`, resultWait); !bytes.Equal(got.raw, reply) {
 		t.Errorf("got  %s\nwant %s", got.raw, reply)
 	}
 }
@@ -92,12 +92,12 @@ func TestOfflineDeviceFailsFast(t *testing.T) {
 	const timeout = 10 * time.Second
 
 	t.Run("simulator stopped", func(t *testing.T) {
-		devices := p.startDevices(1)
-		devices.stop(stopTimeout) // publishes its retained offline presence, then exits
-		p.syncPresence(p.baristas[0])
+		devices := p.startDevices(t, 1)
+		devices.stop(t, stopTimeout) // publishes its retained offline presence, then exits
+		p.syncPresence(t, p.baristas[0])
 		began := time.Now()
-		a.submit(devices.ids[0], `{"jsonrpc":"2.0","method":"echo","id":"off-1"}`, "Cafe-Timeout", timeout.String())
-		got := a.wait(`"off-1"`, timeout)
+		a.submit(t, devices.ids[0], `{"jsonrpc":"2.0","method":"echo","id":"off-1"}`, "Cafe-Timeout", timeout.String())
+		got := a.wait(t, `"off-1"`, timeout)
 		wantError(t, got, contracts.CodeDeviceOffline)
 		if took := got.at.Sub(began); took > 2*time.Second {
 			t.Errorf("offline result took %v; want it well under the %v deadline", took, timeout)
@@ -109,10 +109,10 @@ func TestOfflineDeviceFailsFast(t *testing.T) {
 		clearPresenceAtEnd(t, dev)
 		link := connect(t, "presence", nil)
 		publish(t, link, contracts.PresenceTopic(dev), []byte(`{"online":false}`), true)
-		p.syncPresence(p.baristas[0])
+		p.syncPresence(t, p.baristas[0])
 		began := time.Now()
-		a.submit(dev, `{"jsonrpc":"2.0","method":"echo","id":"off-2"}`, "Cafe-Timeout", timeout.String())
-		got := a.wait(`"off-2"`, timeout)
+		a.submit(t, dev, `{"jsonrpc":"2.0","method":"echo","id":"off-2"}`, "Cafe-Timeout", timeout.String())
+		got := a.wait(t, `"off-2"`, timeout)
 		wantError(t, got, contracts.CodeDeviceOffline)
 		if took := got.at.Sub(began); took > 2*time.Second {
 			t.Errorf("offline result took %v; want it well under the %v deadline", took, timeout)
@@ -125,13 +125,13 @@ func TestOfflineDeviceFailsFast(t *testing.T) {
 func TestSilentDeviceTimesOut(t *testing.T) {
 	t.Parallel()
 	p := newPipeline(t, setup{baristas: 1, callers: 1})
-	devices := p.startDevices(1)
+	devices := p.startDevices(t, 1)
 	a := pipelineApp(p)
 	const deadline = time.Second
 
 	began := time.Now()
-	a.submit(devices.ids[0], `{"jsonrpc":"2.0","method":"never","id":5}`, "Cafe-Timeout", deadline.String())
-	got := a.wait("5", deadline+resultWait)
+	a.submit(t, devices.ids[0], `{"jsonrpc":"2.0","method":"never","id":5}`, "Cafe-Timeout", deadline.String())
+	got := a.wait(t, "5", deadline+resultWait)
 	wantError(t, got, contracts.CodeDeviceTimeout)
 	took := got.at.Sub(began)
 	if took < deadline || took > deadline+3*time.Second {
@@ -145,7 +145,7 @@ func TestSilentDeviceTimesOut(t *testing.T) {
 func TestBatchMixed(t *testing.T) {
 	t.Parallel()
 	p := newPipeline(t, setup{baristas: 1, callers: 1})
-	devices := p.startDevices(1)
+	devices := p.startDevices(t, 1)
 	a := pipelineApp(p)
 
 	batch := `[
@@ -154,7 +154,7 @@ func TestBatchMixed(t *testing.T) {
 		{"jsonrpc":"2.0","method":"echo","params":["one-way"]},
 		{"jsonrpc":"2.0","method":"sleep","params":{"ms":50},"id":3}
 	]`
-	accepted := a.submit(devices.ids[0], batch, "Cafe-Timeout", "10s")
+	accepted := a.submit(t, devices.ids[0], batch, "Cafe-Timeout", "10s")
 	want := fmt.Sprintf(`{"client_id":%q,"accepted":[1,"two",3],"notifications":1}`, p.client.id)
 	if string(accepted) != want {
 		t.Errorf("202 body %s, want %s", accepted, want)
@@ -164,7 +164,7 @@ func TestBatchMixed(t *testing.T) {
 		`"two"`: `{"jsonrpc":"2.0","id":"two","error":{"code":1000,"message":"simulated failure","data":{"n":2}}}`,
 		"3":     `{"jsonrpc":"2.0","id":3,"result":{"slept_ms":50}}`,
 	} {
-		if got := a.wait(id, resultWait); string(got.raw) != body {
+		if got := a.wait(t, id, resultWait); string(got.raw) != body {
 			t.Errorf("result %s: got %s, want %s", id, got.raw, body)
 		}
 	}
@@ -177,28 +177,28 @@ func TestOneWayCommandGetsNoResult(t *testing.T) {
 	// order, so once a later command's result is in, any result of the
 	// one-way command would be in too.
 	p := newPipeline(t, setup{baristas: 1, callers: 1, callerEnv: []string{"CAFE_CALLER_CONCURRENCY=1"}})
-	devices := p.startDevices(1)
+	devices := p.startDevices(t, 1)
 	a := pipelineApp(p)
 	dev := devices.ids[0]
 
-	accepted := a.submit(dev, `{"jsonrpc":"2.0","method":"echo","params":["one-way"]}`, "Cafe-Timeout", "10s")
+	accepted := a.submit(t, dev, `{"jsonrpc":"2.0","method":"echo","params":["one-way"]}`, "Cafe-Timeout", "10s")
 	if want := fmt.Sprintf(`{"client_id":%q,"accepted":[],"notifications":1}`, p.client.id); string(accepted) != want {
 		t.Errorf("202 body %s, want %s", accepted, want)
 	}
 	// The barista counts a command only after publishing its result, if
 	// it has one: from here on, a result of the one-way command is queued.
 	brokertest.Eventually(t, resultWait, "the barista never handed the one-way command to the device", func() bool {
-		return p.baristas[0].metric(`cafe_barista_commands_total{outcome="sent"}`) == 1
+		return p.baristas[0].metric(t, `cafe_barista_commands_total{outcome="sent"}`) == 1
 	})
-	a.submit(dev, `{"jsonrpc":"2.0","method":"echo","id":"sentinel"}`, "Cafe-Timeout", "10s")
-	a.wait(`"sentinel"`, resultWait)
+	a.submit(t, dev, `{"jsonrpc":"2.0","method":"echo","id":"sentinel"}`, "Cafe-Timeout", "10s")
+	a.wait(t, `"sentinel"`, resultWait)
 	if got := a.all(); len(got) != 1 {
 		t.Errorf("app got %d results, want only the sentinel's: %s", len(got), a.summary())
 	}
-	if n := p.callers[0].metric(`cafe_caller_results_total{outcome="delivered"}`); n != 1 {
+	if n := p.callers[0].metric(t, `cafe_caller_results_total{outcome="delivered"}`); n != 1 {
 		t.Errorf("caller delivered %v results, want 1", n)
 	}
-	stats := devices.stopAndStats()
+	stats := devices.stopAndStats(t)
 	if stats.Totals.Notifications != 1 || stats.Totals.Executed != 2 || stats.Totals.RepliesSent != 1 {
 		t.Errorf("device counted %+v; want 2 executed, 1 of them a notification, 1 reply", stats.Totals)
 	}
@@ -209,12 +209,12 @@ func TestOneWayCommandGetsNoResult(t *testing.T) {
 func TestExpiredCommandNeverReachesDevice(t *testing.T) {
 	t.Parallel()
 	p := newPipeline(t, setup{callers: 1}) // no barista yet
-	devices := p.startDevices(1)
+	devices := p.startDevices(t, 1)
 	a := pipelineApp(p)
 	dev := devices.ids[0]
 	const timeout = 300 * time.Millisecond
 
-	a.submit(dev, `{"jsonrpc":"2.0","method":"echo","id":"late"}`, "Cafe-Timeout", timeout.String())
+	a.submit(t, dev, `{"jsonrpc":"2.0","method":"echo","id":"late"}`, "Cafe-Timeout", timeout.String())
 	// The cashier counted the deadline from the request's arrival, before
 	// its 202, so it has passed once this much time has gone by from now.
 	expired := time.Now().Add(timeout)
@@ -223,19 +223,19 @@ func TestExpiredCommandNeverReachesDevice(t *testing.T) {
 	}
 	time.Sleep(time.Until(expired) + 50*time.Millisecond) // the condition is the clock itself
 
-	b := p.addBarista()
-	b.waitReady()
-	wantError(t, a.wait(`"late"`, resultWait), contracts.CodeExpired)
+	b := p.addBarista(t)
+	b.waitReady(t)
+	wantError(t, a.wait(t, `"late"`, resultWait), contracts.CodeExpired)
 
 	// A live command afterwards proves the device was listening all along.
-	a.submit(dev, `{"jsonrpc":"2.0","method":"echo","id":"live"}`, "Cafe-Timeout", "10s")
-	if got := a.wait(`"live"`, resultWait); got.resp.Error != nil {
+	a.submit(t, dev, `{"jsonrpc":"2.0","method":"echo","id":"live"}`, "Cafe-Timeout", "10s")
+	if got := a.wait(t, `"live"`, resultWait); got.resp.Error != nil {
 		t.Fatalf("live command: %s", got.raw)
 	}
-	if n := b.metric(`cafe_barista_commands_total{outcome="expired"}`); n != 1 {
+	if n := b.metric(t, `cafe_barista_commands_total{outcome="expired"}`); n != 1 {
 		t.Errorf("barista counted %v expired commands, want 1", n)
 	}
-	stats := devices.stopAndStats()
+	stats := devices.stopAndStats(t)
 	if stats.Totals.Received != 1 {
 		t.Errorf("device received %d commands, want only the live one: %+v", stats.Totals.Received, stats.Totals)
 	}

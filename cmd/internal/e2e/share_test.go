@@ -14,7 +14,7 @@ import (
 func TestTwoBaristasShareCommands(t *testing.T) {
 	t.Parallel()
 	p := newPipeline(t, setup{baristas: 2, callers: 1})
-	devices := p.startDevices(4, "--latency", "2ms")
+	devices := p.startDevices(t, 4, "--latency", "2ms")
 	a := pipelineApp(p)
 	const total, batch = 200, 20
 
@@ -24,13 +24,13 @@ func TestTwoBaristasShareCommands(t *testing.T) {
 			reqs = append(reqs, fmt.Sprintf(`{"jsonrpc":"2.0","method":"echo","params":[%d],"id":%d}`, id, id))
 		}
 		device := devices.ids[(first/batch)%len(devices.ids)]
-		a.submit(device, "["+strings.Join(reqs, ",")+"]", "Cafe-Timeout", "30s")
+		a.submit(t, device, "["+strings.Join(reqs, ",")+"]", "Cafe-Timeout", "30s")
 	}
 
 	// Settled: the caller has had the MQTT broker take a result for every
 	// command, and the app has received that many.
 	brokertest.Eventually(t, 30*time.Second, "not every command was answered", func() bool {
-		return p.callers[0].metric(`cafe_caller_results_total{outcome="delivered"}`) >= total && len(a.all()) >= total
+		return p.callers[0].metric(t, `cafe_caller_results_total{outcome="delivered"}`) >= total && len(a.all()) >= total
 	})
 	seen := map[string]int{}
 	for _, r := range a.all() {
@@ -46,7 +46,7 @@ func TestTwoBaristasShareCommands(t *testing.T) {
 	if len(seen) > 0 {
 		t.Errorf("results for ids never submitted: %v", seen)
 	}
-	if n := p.callers[0].metric(`cafe_caller_results_total{outcome="delivered"}`); n != total {
+	if n := p.callers[0].metric(t, `cafe_caller_results_total{outcome="delivered"}`); n != total {
 		t.Errorf("caller delivered %v results, want %d", n, total)
 	}
 
@@ -55,17 +55,17 @@ func TestTwoBaristasShareCommands(t *testing.T) {
 	brokertest.Eventually(t, resultWait, "the baristas did not count every command", func() bool {
 		var sum float64
 		for _, b := range p.baristas {
-			sum += b.metric(`cafe_barista_commands_total{outcome="reply"}`)
+			sum += b.metric(t, `cafe_barista_commands_total{outcome="reply"}`)
 		}
 		return sum == total
 	})
 	for _, b := range p.baristas {
-		replies := b.metric(`cafe_barista_commands_total{outcome="reply"}`)
+		replies := b.metric(t, `cafe_barista_commands_total{outcome="reply"}`)
 		t.Logf("%s answered %v commands", b.name, replies)
 		if replies == 0 {
 			t.Errorf("%s did no work", b.name)
 		}
-		if n := b.metric(`cafe_barista_commands_total{outcome="requeued"}`); n != 0 {
+		if n := b.metric(t, `cafe_barista_commands_total{outcome="requeued"}`); n != 0 {
 			t.Errorf("%s handed %v commands back, want none", b.name, n)
 		}
 	}
