@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"reflect"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -264,18 +266,40 @@ func deleteTopology(amqpURL string, top contracts.Topology) {
 		return
 	}
 	defer conn.Close()
-	for _, q := range []string{top.CommandsQueue(), top.ResultsQueue(), top.DeadQueue()} {
+	queues, exchanges := topologyNames(top)
+	for _, q := range queues {
 		if ch, err := conn.Channel(); err == nil {
 			_, _ = ch.QueueDelete(q, false, false, false)
 			_ = ch.Close()
 		}
 	}
-	for _, e := range []string{top.CommandsExchange(), top.ResultsExchange(), top.DeadExchange()} {
+	for _, e := range exchanges {
 		if ch, err := conn.Channel(); err == nil {
 			_ = ch.ExchangeDelete(e, false, false)
 			_ = ch.Close()
 		}
 	}
+}
+
+// topologyNames lists every queue and exchange of top: what its methods
+// named …Queue and …Exchange return. AMQP cannot list queues by prefix, and
+// the topology grows (dead.notify came later): asking the type itself
+// keeps the floor from leaving a new queue behind.
+func topologyNames(top contracts.Topology) (queues, exchanges []string) {
+	v := reflect.ValueOf(top)
+	for i := range v.NumMethod() {
+		m, name := v.Method(i), v.Type().Method(i).Name
+		if m.Type().NumIn() != 0 || m.Type().NumOut() != 1 || m.Type().Out(0).Kind() != reflect.String {
+			continue
+		}
+		switch {
+		case strings.HasSuffix(name, "Queue"):
+			queues = append(queues, m.Call(nil)[0].String())
+		case strings.HasSuffix(name, "Exchange"):
+			exchanges = append(exchanges, m.Call(nil)[0].String())
+		}
+	}
+	return queues, exchanges
 }
 
 // measureMQTT runs QoS 1 round trips between two clients on the broker.

@@ -119,11 +119,15 @@ func TestBenchAgainstAPipeline(t *testing.T) {
 	}
 	conn := brokertest.Dial(t)
 	defer conn.Close()
-	ch, err := conn.Channel()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := ch.QueueDeclarePassive("bench-floor-"+r.Settings.RunID+".commands", true, false, false, false, nil); err == nil {
-		t.Error("the floor's private queue is still there")
+	for _, q := range []string{"commands", "results", "dead", "dead.notify"} {
+		ch, err := conn.Channel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		name := "bench-floor-" + r.Settings.RunID + "." + q
+		if _, err := ch.QueueDeclarePassive(name, true, false, false, false, nil); err == nil {
+			t.Errorf("the floor's queue %s is still there", name)
+			_ = ch.Close()
+		}
 	}
 }
