@@ -176,8 +176,16 @@ func (c *Caller) noticeFor(d *amqp.Delivery) (contracts.ResultMeta, []byte, bool
 		return contracts.ResultMeta{}, nil, false
 	}
 	meta, err := contracts.ParseResultMeta(d.MessageId, d.Headers)
-	if err != nil || !contracts.ValidIDToken(meta.MsgID) {
+	if err != nil {
 		return meta, nil, false
+	}
+	// The body's id is the app's, when the body can be read; a command
+	// rejected as unreadable still names its app's id in its headers.
+	if req, err := contracts.ParseRequest(d.Body); err == nil {
+		meta.MsgID = string(req.ID)
+	}
+	if !contracts.ValidIDToken(meta.MsgID) {
+		return meta, nil, false // a one-way command: nobody waits
 	}
 	meta.Outcome = contracts.OutcomeDeadLetter
 	why := "RabbitMQ dead-lettered it (" + death.Reason + ")"
@@ -187,7 +195,10 @@ func (c *Caller) noticeFor(d *amqp.Delivery) (contracts.ResultMeta, []byte, bool
 	case "delivery_limit":
 		why = "it was delivered too often without finishing (it may crash workers)"
 	}
-	reason := "the command was set aside as a dead letter: " + why + "; a developer can inspect it and replay it with `cafe dead replay --id " + d.MessageId + "`"
+	reason := "the command was set aside as a dead letter: " + why + "; a developer can inspect it with `cafe dead list`"
+	if contracts.ValidKey(d.MessageId) {
+		reason += " and replay it with `cafe dead replay --id " + d.MessageId + "`"
+	}
 	return meta, contracts.ErrorResponse([]byte(meta.MsgID), contracts.NewError(contracts.CodeDeadLettered,
 		contracts.Detail{DeviceID: meta.DeviceID, Reason: reason})), true
 }

@@ -102,6 +102,22 @@ func (t Topology) DeadQueueArgs() map[string]any {
 	return map[string]any{"x-queue-type": "quorum"}
 }
 
+// NotifyQueueMaxLength bounds the notify queue: it holds copies, so with no
+// caller running the oldest notices are dropped rather than piling up.
+const NotifyQueueMaxLength = 100_000
+
+// DeadNotifyQueueArgs are the declaration arguments of the notify queue. A
+// notice that cannot be delivered within the delivery limit is dropped (the
+// dead letter it announces stays in the dead-letter queue).
+func (t Topology) DeadNotifyQueueArgs() map[string]any {
+	return map[string]any{
+		"x-queue-type":     "quorum",
+		"x-max-length":     int64(NotifyQueueMaxLength),
+		"x-overflow":       "drop-head",
+		"x-delivery-limit": int64(t.DeliveryLimit),
+	}
+}
+
 func (t Topology) workQueueArgs(maxLength int) map[string]any {
 	args := map[string]any{
 		"x-queue-type":           "quorum",

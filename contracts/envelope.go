@@ -170,7 +170,7 @@ func parseObject(obj []byte, index int, batch bool) (Request, error) {
 			switch dt {
 			case jsonparser.Number:
 				if !validNumberID(value) {
-					bad = invalid(index, batch, "id", "a numeric id must be an integer of at most "+strconv.Itoa(MaxNumberIDDigits)+" digits")
+					bad = invalid(index, batch, "id", "a numeric id must be an integer of at most "+strconv.Itoa(MaxNumberIDDigits)+" digits, without fraction or exponent, and not -0")
 				}
 				r.ID = value
 			case jsonparser.String:

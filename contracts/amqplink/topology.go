@@ -73,7 +73,7 @@ func Declare(ch *amqp.Channel, t contracts.Topology) error {
 		{t.CommandsQueue(), t.CommandsExchange(), contracts.RoutingKeyCommand, t.CommandsQueueArgs()},
 		{t.ResultsQueue(), t.ResultsExchange(), contracts.RoutingKeyResult, t.ResultsQueueArgs()},
 		{t.DeadQueue(), t.DeadExchange(), "", t.DeadQueueArgs()},
-		{t.DeadNotifyQueue(), t.DeadExchange(), "", t.DeadQueueArgs()},
+		{t.DeadNotifyQueue(), t.DeadExchange(), "", t.DeadNotifyQueueArgs()},
 	}
 	for _, q := range queues {
 		if _, err := ch.QueueDeclare(q.name, true, false, false, false, amqp.Table(q.args)); err != nil {
