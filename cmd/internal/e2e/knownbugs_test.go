@@ -3,7 +3,7 @@ package e2e
 import (
 	"flag"
 	"fmt"
-	"strings"
+	"net/url"
 	"testing"
 
 	"cafe/contracts"
@@ -26,10 +26,15 @@ func TestBaristaWaitsForMQTTBeforeTakingCommands(t *testing.T) {
 	p := newPipeline(t, setup{baristas: 1, callers: 1})
 	devices := p.startDevices(t, 1)
 	a := pipelineApp(p)
-	proxy := brokertest.NewProxy(t, strings.TrimPrefix(brokertest.MQTTURL(), "tcp://"))
+	mqttURL, err := url.Parse(brokertest.MQTTURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := brokertest.NewProxy(t, mqttURL.Host)
 	proxy.Cut()
+	mqttURL.Host = proxy.Addr()
 	cutOff := startService(t, "barista without MQTT", "barista",
-		append([]string{"CAFE_MQTT_URL=tcp://" + proxy.Addr(), "CAFE_BARISTA_GRACE=1s"}, p.env...))
+		append([]string{"CAFE_MQTT_URL=" + mqttURL.String(), "CAFE_BARISTA_GRACE=1s"}, p.env...))
 
 	t.Run("commands go to the barista that can send them", func(t *testing.T) {
 		p.waitConsumers(t, p.top.CommandsQueue(), 2) // the cut-off barista consumes too
