@@ -4,8 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 )
 
@@ -36,6 +40,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		if cfg.Progress != nil {
 			fmt.Fprintln(cfg.Progress, msg)
 		}
+	}
+	if err := preflight(ctx, cfg.URL); err != nil {
+		return nil, err
 	}
 	r := &Report{Version: ReportVersion, Started: time.Now(), Settings: settings(cfg, s)}
 
@@ -141,4 +148,29 @@ func settings(cfg Config, s *session) Settings {
 		st.DurationS = cfg.Duration.Seconds()
 	}
 	return st
+}
+
+// preflight checks that the cashier answers and is ready, so that a bench
+// against nothing fails at once and says why.
+func preflight(ctx context.Context, base string) error {
+	u, err := url.JoinPath(base, "readyz")
+	if err != nil {
+		return fmt.Errorf("--url %q: %w", base, err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return fmt.Errorf("--url %q: %w", base, err)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("cannot reach the cashier at %s: %w (is the pipeline running? `cafe up`, or `task up` in another terminal)", base, err)
+	}
+	defer res.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(res.Body, 4<<10))
+	if res.StatusCode != http.StatusOK {
+		return fmt.Errorf("the cashier at %s is not ready (%s): %s", base, res.Status, strings.TrimSpace(string(body)))
+	}
+	return nil
 }
