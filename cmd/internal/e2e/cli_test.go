@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -84,7 +85,7 @@ func TestUpRunsWholePipeline(t *testing.T) {
 	top.Prefix = brokertest.ID(t, "e2e")
 	t.Cleanup(func() { brokertest.DeleteTopology(t, top) })
 	pattern := brokertest.ID(t, "dev") + "-%d"
-	ids := []string{strings.Replace(pattern, "%d", "1", 1), strings.Replace(pattern, "%d", "2", 1), strings.Replace(pattern, "%d", "3", 1)}
+	ids := []string{fmt.Sprintf(pattern, 1), fmt.Sprintf(pattern, 2), fmt.Sprintf(pattern, 3)}
 	clearPresenceAtEnd(t, ids...)
 	configDir := t.TempDir()
 	env := []string{"CAFE_CONFIG_DIR=" + configDir, "CAFE_AMQP_PREFIX=" + top.Prefix}

@@ -14,7 +14,12 @@
 // polled, never a fixed sleep. pipeline_test.go starts a pipeline and its
 // devices; app_test.go is an app: HTTP to submit, MQTT to receive results.
 //
-// With -race-binaries (go test ./cmd/internal/e2e/ -race-binaries) the
-// binaries are built with the race detector; a race report in any process's
-// output then fails its test.
+// Flags of this package (after the package on the go test command line):
+// -race-binaries builds the binaries with the race detector, and a race
+// report in any process's output then fails its test; -known-bugs also runs
+// the tests of reported bugs that are not fixed yet (knownbugs_test.go).
+//
+// TestMain raises -parallel to 16 unless it is given: the tests wait on
+// processes and brokers, not on the CPU. TestLoneCommandLatency is not
+// parallel, so it measures with the machine to itself.
 package e2e
