@@ -140,7 +140,9 @@ func (b *Barista) Route() string { return b.cfg.Route }
 
 // Run subscribes to replies and presence, then handles commands until ctx
 // is done; it returns once the commands in hand are finished or handed back
-// (within Config.Grace).
+// (within Config.Grace). It takes commands only while its MQTT link is up
+// and the devices' retained presence has been read: a barista that cannot
+// reach devices leaves the queue to the others.
 func (b *Barista) Run(ctx context.Context) error {
 	for filter, h := range map[string]func(string, []byte){
 		contracts.RepliesFilter(b.cfg.Route): b.replies.OnMessage,
@@ -169,5 +171,6 @@ func (b *Barista) Run(ctx context.Context) error {
 		Tag:         "barista-" + b.cfg.Route,
 		Concurrency: b.cfg.Concurrency,
 		Grace:       b.cfg.Grace,
+		Gate:        b.mqtt,
 	}, b.log, b.handle)
 }

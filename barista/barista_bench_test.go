@@ -86,6 +86,10 @@ func (m *echoMQTT) Subscribe(_ context.Context, filter string, _ byte, h mqttlin
 	return nil
 }
 
+// The benchmark's link is always up: never lost, always ready.
+func (m *echoMQTT) WaitReady(context.Context) error { return nil }
+func (m *echoMQTT) Lost() <-chan struct{}           { return nil }
+
 func (m *echoMQTT) Publish(_ context.Context, msg mqttlink.Message) error {
 	topic, ok := contracts.ReplyTopicFor(msg.Topic)
 	m.mu.Lock()

@@ -8,13 +8,17 @@ import (
 	"time"
 
 	"cafe/contracts"
+	"cafe/contracts/amqplink"
 	"cafe/contracts/mqttlink"
 )
 
-// MQTT is what the barista needs of the MQTT broker.
+// MQTT is what the barista needs of the MQTT broker: its subscriptions, a
+// way to send commands, and to know when it can work at all (the gate on
+// taking commands: connected, with the retained presence handled).
 type MQTT interface {
 	Subscribe(ctx context.Context, filter string, qos byte, h mqttlink.Handler) error
 	Publish(ctx context.Context, m mqttlink.Message) error
+	amqplink.Gate
 }
 
 // Device is the last step: it publishes the app's request bytes unchanged

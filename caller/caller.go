@@ -83,10 +83,12 @@ type Results interface {
 	Consume(ctx context.Context, cfg amqplink.ConsumerConfig, log *slog.Logger, h amqplink.Handler) error
 }
 
-// MQTT is what the caller needs of the MQTT broker.
+// MQTT is what the caller needs of the MQTT broker: publishing, and knowing
+// when it can (the gate on taking results).
 type MQTT interface {
 	WaitConnected(ctx context.Context) error
 	Publish(ctx context.Context, m mqttlink.Message) error
+	amqplink.Gate
 }
 
 // Caller delivers results.
@@ -127,6 +129,7 @@ func (c *Caller) Run(ctx context.Context) error {
 			Tag:         "caller-notices-" + c.cfg.Instance,
 			Concurrency: noticeConcurrency,
 			Grace:       c.cfg.Grace,
+			Gate:        c.mqtt,
 		}, c.log, c.notice)
 	})
 	err := c.results.Consume(ctx, amqplink.ConsumerConfig{
@@ -134,6 +137,7 @@ func (c *Caller) Run(ctx context.Context) error {
 		Tag:         "caller-" + c.cfg.Instance,
 		Concurrency: c.cfg.Concurrency,
 		Grace:       c.cfg.Grace,
+		Gate:        c.mqtt,
 	}, c.log, c.handle)
 	wg.Wait()
 	return errors.Join(err, noticeErr)

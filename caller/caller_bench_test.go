@@ -73,6 +73,8 @@ type acceptAll struct{}
 
 func (acceptAll) WaitConnected(context.Context) error             { return nil }
 func (acceptAll) Publish(context.Context, mqttlink.Message) error { return nil }
+func (acceptAll) WaitReady(context.Context) error                 { return nil }
+func (acceptAll) Lost() <-chan struct{}                           { return nil }
 
 type ackAll struct{}
 

@@ -25,6 +25,19 @@ type ConsumerConfig struct {
 	Tag         string        // consumer tag prefix, for rabbitmqctl list_consumers
 	Concurrency int           // deliveries handled at once; also the prefetch count
 	Grace       time.Duration // after ctx is done, how long handlers may finish what they hold
+	// Gate, if set, is what the handlers need besides RabbitMQ (the
+	// barista's MQTT link): nothing is taken until it is ready, and taking
+	// pauses while it is lost, so a consumer that cannot work leaves the
+	// queue to the others.
+	Gate Gate
+}
+
+// Gate tells a consumer when it may take work.
+type Gate interface {
+	// WaitReady returns when work may be taken, or with ctx's error.
+	WaitReady(ctx context.Context) error
+	// Lost returns a channel closed when work may no longer be taken.
+	Lost() <-chan struct{}
 }
 
 // Consume delivers messages from cfg.Queue to h on cfg.Concurrency workers
@@ -54,22 +67,51 @@ func (l *Link) Consume(ctx context.Context, cfg ConsumerConfig, log *slog.Logger
 
 	var last *amqp.Channel
 	for ctx.Err() == nil {
-		ch, deliveries, err := l.openConsumer(ctx, cfg)
-		if err != nil {
-			if ctx.Err() == nil {
-				log.Warn("cannot consume; retrying", "queue", cfg.Queue, "err", err)
-				sleep(ctx, backoffStep)
+		var lost <-chan struct{}
+		if cfg.Gate != nil {
+			if cfg.Gate.WaitReady(ctx) != nil {
+				continue // ctx is done
 			}
+			lost = cfg.Gate.Lost()
+		}
+		if last == nil || last.IsClosed() {
+			if last != nil {
+				_ = last.Close()
+			}
+			ch, err := l.openChannel(ctx, cfg)
+			if err != nil {
+				last = nil
+				if ctx.Err() == nil {
+					log.Warn("cannot consume; retrying", "queue", cfg.Queue, "err", err)
+					sleep(ctx, backoffStep)
+				}
+				continue
+			}
+			last = ch
+		}
+		deliveries, err := last.Consume(cfg.Queue, cfg.Tag, false, false, false, false, nil)
+		if err != nil {
+			log.Warn("cannot consume; retrying", "queue", cfg.Queue, "err", err)
+			_ = last.Close()
+			last = nil
+			sleep(ctx, backoffStep)
 			continue
 		}
-		if last != nil {
-			_ = last.Close()
-		}
-		last = ch
 		log.Info("consuming", "queue", cfg.Queue, "concurrency", cfg.Concurrency)
-		forward(ctx, deliveries, work)
-		if ctx.Err() == nil {
-			log.Warn("consumer channel closed; re-opening", "queue", cfg.Queue)
+		switch forward(ctx, deliveries, work, lost) {
+		case paused:
+			// Keep the channel, so the deliveries in hand can still be
+			// settled; stop the flow and give back what arrived meanwhile.
+			log.Warn("pausing: handlers cannot work (gate lost); the queue is left to other consumers", "queue", cfg.Queue)
+			if last.Cancel(cfg.Tag, false) == nil {
+				for d := range deliveries {
+					_ = d.Nack(false, true)
+				}
+			}
+		case closed:
+			if ctx.Err() == nil {
+				log.Warn("consumer channel closed; re-opening", "queue", cfg.Queue)
+			}
 		}
 	}
 
@@ -93,46 +135,50 @@ func (l *Link) Consume(ctx context.Context, cfg ConsumerConfig, log *slog.Logger
 	return nil
 }
 
-func (l *Link) openConsumer(ctx context.Context, cfg ConsumerConfig) (*amqp.Channel, <-chan amqp.Delivery, error) {
+// openChannel opens a channel with the topology declared and the prefetch set.
+func (l *Link) openChannel(ctx context.Context, cfg ConsumerConfig) (*amqp.Channel, error) {
 	ch, err := l.Channel(ctx)
 	if err != nil {
-		return nil, nil, err
-	}
-	fail := func(err error) (*amqp.Channel, <-chan amqp.Delivery, error) {
-		_ = ch.Close()
-		return nil, nil, err
+		return nil, err
 	}
 	// Re-declaring here heals a queue deleted under a running service.
 	if err := Declare(ch, l.cfg.Topology); err != nil {
-		return fail(err)
+		_ = ch.Close()
+		return nil, err
 	}
 	if err := ch.Qos(cfg.Concurrency, 0, false); err != nil {
-		return fail(fmt.Errorf("set prefetch: %w", err))
+		_ = ch.Close()
+		return nil, fmt.Errorf("set prefetch: %w", err)
 	}
-	deliveries, err := ch.Consume(cfg.Queue, cfg.Tag, false, false, false, false, nil)
-	if err != nil {
-		return fail(fmt.Errorf("consume %s: %w", cfg.Queue, err))
-	}
-	return ch, deliveries, nil
+	return ch, nil
 }
 
+type stop int
+
+const (
+	closed stop = iota // the delivery channel closed (channel, connection or consumer gone) or ctx is done
+	paused             // the gate was lost
+)
+
 // forward hands deliveries to the workers until the delivery channel closes
-// (channel or connection gone, or the broker cancelled the consumer) or ctx
-// is done. A delivery read but not handed over when ctx ends stays
+// (channel or connection gone, or the broker cancelled the consumer), ctx is
+// done, or lost is closed. A delivery read but not handed over stays
 // unsettled and goes back to the queue when the channel closes.
-func forward(ctx context.Context, deliveries <-chan amqp.Delivery, work chan<- *amqp.Delivery) {
+func forward(ctx context.Context, deliveries <-chan amqp.Delivery, work chan<- *amqp.Delivery, lost <-chan struct{}) stop {
 	for {
 		select {
 		case <-ctx.Done():
-			return
+			return closed
+		case <-lost:
+			return paused
 		case d, ok := <-deliveries:
 			if !ok {
-				return
+				return closed
 			}
 			select {
 			case work <- &d:
 			case <-ctx.Done():
-				return
+				return closed
 			}
 		}
 	}

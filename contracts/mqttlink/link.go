@@ -65,7 +65,10 @@ type Link struct {
 	subs      map[string]byte // filter → qos, renewed on every connection
 	connected bool
 	changed   chan struct{} // closed and replaced when connected changes
+	lost      chan struct{} // closed when the current connection is lost
 	closed    bool
+
+	sync syncer
 
 	ctx      context.Context // cancelled by Close: ends waits in onConnect
 	cancel   context.CancelFunc
@@ -96,6 +99,8 @@ func New(cfg Config, log *slog.Logger) (*Link, error) {
 		return nil, fmt.Errorf("mqtt url %q: unknown scheme %q (want tcp, ssl, ws or wss)", Redact(cfg.URL), u.Scheme)
 	}
 	l := &Link{cfg: cfg, log: log.With("mqtt_client", cfg.ClientID), subs: map[string]byte{}, changed: make(chan struct{}), store: newResumeStore()}
+	l.lost = make(chan struct{})
+	close(l.lost) // not connected yet
 	l.ctx, l.cancel = context.WithCancel(context.Background())
 
 	opts := paho.NewClientOptions()
@@ -241,8 +246,21 @@ func (l *Link) setConnected(ok bool) bool {
 		l.connected = ok
 		close(l.changed)
 		l.changed = make(chan struct{})
+		if ok {
+			l.lost = make(chan struct{})
+		} else {
+			close(l.lost)
+		}
 	}
 	return true
+}
+
+// Lost returns a channel that is closed when the current connection is lost
+// (already closed while not connected).
+func (l *Link) Lost() <-chan struct{} {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.lost
 }
 
 // Subscribe routes messages matching filter to h from now on, on this and

@@ -16,8 +16,7 @@
 //
 // Flags of this package (after the package on the go test command line):
 // -race-binaries builds the binaries with the race detector, and a race
-// report in any process's output then fails its test; -known-bugs also runs
-// the tests of reported bugs that are not fixed yet (knownbugs_test.go).
+// report in any process's output then fails its test.
 //
 // TestMain raises -parallel to 16 unless it is given: the tests wait on
 // processes and brokers, not on the CPU. TestLoneCommandLatency is not

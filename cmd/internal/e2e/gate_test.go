@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"flag"
 	"fmt"
 	"net/url"
 	"testing"
@@ -10,18 +9,10 @@ import (
 	"cafe/contracts/brokertest"
 )
 
-// knownBugs runs the tests of bugs that are reported but not fixed yet;
-// they fail until the fix lands, then lose their skip.
-var knownBugs = flag.Bool("known-bugs", false, "also run the tests of reported, unfixed bugs (they fail until fixed)")
-
-// A barista takes commands from the queue before its MQTT link is up (its
-// /readyz says 503 meanwhile), so commands it cannot send wait out their
-// deadline in it instead of going to a barista that can, and it checks
-// presence before it has seen any.
+// A barista takes no commands while its MQTT link is down (it would only
+// let them wait out their deadlines), and it reads the devices' retained
+// presence before it checks a command against it.
 func TestBaristaWaitsForMQTTBeforeTakingCommands(t *testing.T) {
-	if !*knownBugs {
-		t.Skip("known bug: a barista consumes commands while its MQTT link is down; run with -known-bugs")
-	}
 	t.Parallel()
 	p := newPipeline(t, setup{baristas: 1, callers: 1})
 	devices := p.startDevices(t, 1)
@@ -37,7 +28,15 @@ func TestBaristaWaitsForMQTTBeforeTakingCommands(t *testing.T) {
 		append([]string{"CAFE_MQTT_URL=" + mqttURL.String(), "CAFE_BARISTA_GRACE=1s"}, p.env...))
 
 	t.Run("commands go to the barista that can send them", func(t *testing.T) {
-		p.waitConsumers(t, p.top.CommandsQueue(), 2) // the cut-off barista consumes too
+		brokertest.Eventually(t, resultWait, "the cut-off barista never started", func() bool {
+			res, err := probe.Get("http://" + cutOff.addr + "/healthz")
+			if err != nil {
+				return false
+			}
+			res.Body.Close()
+			return res.StatusCode == 200
+		})
+		p.waitConsumers(t, p.top.CommandsQueue(), 1) // only the healthy barista consumes
 		for i := range 10 {
 			a.submit(t, devices.ids[0], fmt.Sprintf(`{"jsonrpc":"2.0","method":"echo","id":%d}`, i), "Cafe-Timeout", "2s")
 		}
@@ -53,10 +52,13 @@ func TestBaristaWaitsForMQTTBeforeTakingCommands(t *testing.T) {
 		dev := p.devices + "-gone"
 		clearPresenceAtEnd(t, dev)
 		publish(t, connect(t, "presence", nil), contracts.PresenceTopic(dev), []byte(`{"online":false}`), true)
-		a.submit(t, dev, `{"jsonrpc":"2.0","method":"echo","id":"gone"}`, "Cafe-Timeout", "3s")
-		brokertest.Eventually(t, resultWait, "the cut-off barista never took the command", func() bool {
-			return cutOff.metric(t, "cafe_barista_commands_in_flight") == 1
+		a.submit(t, dev, `{"jsonrpc":"2.0","method":"echo","id":"gone"}`, "Cafe-Timeout", "30s")
+		brokertest.Eventually(t, resultWait, "the command is not waiting in the queue", func() bool {
+			return brokertest.QueueDepth(t, p.top.CommandsQueue()) == 1
 		})
+		if n := cutOff.metric(t, "cafe_barista_commands_in_flight"); n != 0 {
+			t.Fatalf("the cut-off barista holds %v commands", n)
+		}
 		proxy.Restore()
 		wantError(t, a.wait(t, `"gone"`, resultWait), contracts.CodeDeviceOffline)
 	})
