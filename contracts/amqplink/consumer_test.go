@@ -147,3 +147,95 @@ func TestConsumeShutdownLetsHandlersFinishWithinGrace(t *testing.T) {
 		t.Fatalf("queue holds %d messages after a finished handler acked", n)
 	}
 }
+
+// testGate is a gate the test opens and closes.
+type testGate struct {
+	mu   sync.Mutex
+	open chan struct{} // closed while open
+	lost chan struct{} // closed when lost
+}
+
+func newTestGate() *testGate {
+	g := &testGate{open: make(chan struct{}), lost: make(chan struct{})}
+	close(g.lost)
+	return g
+}
+
+func (g *testGate) set(open bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if open {
+		close(g.open)
+		g.lost = make(chan struct{})
+	} else {
+		g.open = make(chan struct{})
+		close(g.lost)
+	}
+}
+
+func (g *testGate) WaitReady(ctx context.Context) error {
+	g.mu.Lock()
+	open := g.open
+	g.mu.Unlock()
+	select {
+	case <-open:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (g *testGate) Lost() <-chan struct{} {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.lost
+}
+
+func TestConsumeTakesNothingWhileTheGateIsClosed(t *testing.T) {
+	top := brokertest.Topology(t)
+	link, pub := startLink(t, brokertest.AMQPURL(), top)
+	waitReady(t, pub)
+	gate := newTestGate()
+	var handled atomic.Int64
+	held := make(chan *amqp.Delivery, 1)
+	consume(t, link, amqplink.ConsumerConfig{Queue: top.CommandsQueue(), Tag: "t", Concurrency: 2, Grace: time.Second, Gate: gate},
+		func(_ context.Context, d *amqp.Delivery) {
+			if string(d.Body) == "hold" {
+				held <- d // keeps it in hand across the pause
+				return
+			}
+			_ = d.Ack(false)
+			handled.Add(1)
+		})
+	if err := publish(t, pub, top, msg("before")); err != nil {
+		t.Fatal(err)
+	}
+	brokertest.Eventually(t, 5*time.Second, "a consumer registered with the gate closed", func() bool {
+		return brokertest.QueueDepth(t, top.CommandsQueue()) == 1 && handled.Load() == 0
+	})
+
+	gate.set(true)
+	brokertest.Eventually(t, 5*time.Second, "nothing taken after the gate opened", func() bool { return handled.Load() == 1 })
+	if err := publish(t, pub, top, msg("hold")); err != nil {
+		t.Fatal(err)
+	}
+	d := <-held
+
+	gate.set(false)
+	for range 3 {
+		if err := publish(t, pub, top, msg("while closed")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	brokertest.Eventually(t, 5*time.Second, "messages taken while the gate was closed", func() bool {
+		return brokertest.QueueDepth(t, top.CommandsQueue()) == 3
+	})
+	if err := d.Ack(false); err != nil {
+		t.Fatalf("a delivery held across the pause could not be acked: %v", err)
+	}
+	if handled.Load() != 1 {
+		t.Fatalf("handled %d while closed", handled.Load())
+	}
+	gate.set(true)
+	brokertest.Eventually(t, 5*time.Second, "consumption did not resume", func() bool { return handled.Load() == 4 })
+}

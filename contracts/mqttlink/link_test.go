@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -248,5 +249,59 @@ func TestConfigIsValidated(t *testing.T) {
 	_, err := mqttlink.New(mqttlink.Config{URL: "http://u:secret@h:1/", ClientID: "c"}, quiet())
 	if err == nil || strings.Contains(err.Error(), "secret") {
 		t.Fatalf("got %v; want an error that hides the password", err)
+	}
+}
+
+func TestWaitReadyHandlesRetainedMessagesFirst(t *testing.T) {
+	prefix := "test/" + brokertest.ID(t, "retained")
+	pub := start(t, mqttlink.Config{ClientID: brokertest.ID(t, "pub"), CleanSession: true})
+	connected(t, pub)
+	const n = 200
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for i := range n {
+		topic := prefix + "/" + strconv.Itoa(i)
+		if err := pub.Publish(ctx, mqttlink.Message{Topic: topic, Payload: []byte("r"), QoS: 1, Retained: true}); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_ = pub.Publish(ctx, mqttlink.Message{Topic: topic, QoS: 1, Retained: true})
+		})
+	}
+	var got inbox
+	l := start(t, mqttlink.Config{ClientID: brokertest.ID(t, "c"), CleanSession: true})
+	subscribe(t, l, prefix+"/+", &got)
+	if err := l.WaitReady(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got.len() != n {
+		t.Fatalf("ready after %d of %d retained messages", got.len(), n)
+	}
+}
+
+func TestLostIsClosedWhileNotConnected(t *testing.T) {
+	proxy, u := viaProxy(t)
+	l := start(t, mqttlink.Config{URL: u, ClientID: brokertest.ID(t, "c"), CleanSession: true})
+	connected(t, l)
+	lost := l.Lost()
+	select {
+	case <-lost:
+		t.Fatal("Lost is closed while connected")
+	default:
+	}
+	proxy.Cut()
+	select {
+	case <-lost:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Lost not closed after the connection was cut")
+	}
+	proxy.Restore()
+	connected(t, l)
+	select {
+	case <-l.Lost():
+		t.Fatal("the new connection's Lost is closed")
+	default:
 	}
 }
