@@ -2,12 +2,14 @@ package barista
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"cafe/contracts"
+	"cafe/contracts/amqplink"
 )
 
 // handle is the barista's ack policy, the only place that settles a command:
@@ -77,11 +79,16 @@ func (b *Barista) decode(d *amqp.Delivery) (*Command, error) {
 
 // publishResult publishes a finished command's result and waits for the
 // confirm. It does not use the handler's context: a result that is ready is
-// worth publishing even while the barista is shutting down.
+// worth publishing even while the barista is shutting down. While RabbitMQ
+// blocks publishers (a resource alarm) or refuses the result (results queue
+// full), it waits and tries again, up to Config.ResultTimeout: the command
+// is done, and handing it back would only make the device repeat it. A lost
+// connection ends the attempt at once: the command went back to the queue
+// with it.
 func (b *Barista) publishResult(ctx context.Context, cmd *Command, res Result) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), b.cfg.ResultTimeout)
 	defer cancel()
-	return b.results.Publish(ctx, b.top.ResultsExchange(), contracts.RoutingKeyResult, amqp.Publishing{
+	msg := amqp.Publishing{
 		MessageId:   cmd.Meta.CommandID,
 		ContentType: contracts.ContentTypeJSON,
 		Timestamp:   time.Now(),
@@ -94,8 +101,30 @@ func (b *Barista) publishResult(ctx context.Context, cmd *Command, res Result) e
 			Outcome:    res.Outcome,
 		}.Headers(),
 		Body: res.Body,
-	})
+	}
+	for {
+		err := b.results.Publish(ctx, b.top.ResultsExchange(), contracts.RoutingKeyResult, msg)
+		switch {
+		case err == nil:
+			return nil
+		case errors.Is(err, amqplink.ErrBlocked):
+			if werr := b.results.PublishGate().WaitReady(ctx); werr != nil {
+				return fmt.Errorf("%w (still blocked after %v)", err, b.cfg.ResultTimeout)
+			}
+		case errors.Is(err, amqplink.ErrNacked):
+			select {
+			case <-time.After(retryNacked):
+			case <-ctx.Done():
+				return err
+			}
+		default:
+			return err
+		}
+	}
 }
+
+// retryNacked is the pause before publishing a refused result again.
+const retryNacked = 250 * time.Millisecond
 
 // settle logs a failed ack or nack: the channel is gone, and RabbitMQ has
 // already put the delivery back in the queue.

@@ -22,7 +22,7 @@ type Config struct {
 	Route         string        // this barista's route level in command topics; default b-<random hex>
 	Concurrency   int           // commands handled at once, and the prefetch; default 256
 	Grace         time.Duration // on shutdown, time to finish the commands in hand; default 10s
-	ResultTimeout time.Duration // wait for RabbitMQ's confirm of a result; default 10s
+	ResultTimeout time.Duration // how long a result may wait for RabbitMQ (confirm, resource alarm, full queue); default 60s
 	MaxReplyBytes int           // larger device replies become bad-reply errors; default 256 KiB
 	MaxBodyBytes  int           // larger queued commands are poison; default 1 MiB (the cashier's limit)
 	Breaker       BreakerConfig
@@ -46,7 +46,7 @@ func (c *Config) fill() {
 		c.Grace = 10 * time.Second
 	}
 	if c.ResultTimeout == 0 {
-		c.ResultTimeout = 10 * time.Second
+		c.ResultTimeout = time.Minute
 	}
 	if c.MaxReplyBytes == 0 {
 		c.MaxReplyBytes = contracts.DefaultMaxReplyBytes
@@ -83,9 +83,11 @@ type Commands interface {
 }
 
 // Results is what the barista needs to publish results: nil only once
-// RabbitMQ confirmed the message.
+// RabbitMQ confirmed the message; and a gate that is ready while results
+// can be published (connected, not blocked by a resource alarm).
 type Results interface {
 	Publish(ctx context.Context, exchange, key string, msg amqp.Publishing) error
+	PublishGate() amqplink.Gate
 }
 
 // Barista takes commands from the queue, acts on devices, and publishes
@@ -141,8 +143,9 @@ func (b *Barista) Route() string { return b.cfg.Route }
 // Run subscribes to replies and presence, then handles commands until ctx
 // is done; it returns once the commands in hand are finished or handed back
 // (within Config.Grace). It takes commands only while its MQTT link is up
-// and the devices' retained presence has been read: a barista that cannot
-// reach devices leaves the queue to the others.
+// and the devices' retained presence has been read, and while its results
+// can be published: a barista that could not finish a command leaves the
+// queue to the others.
 func (b *Barista) Run(ctx context.Context) error {
 	for filter, h := range map[string]func(string, []byte){
 		contracts.RepliesFilter(b.cfg.Route): b.replies.OnMessage,
@@ -171,6 +174,6 @@ func (b *Barista) Run(ctx context.Context) error {
 		Tag:         "barista-" + b.cfg.Route,
 		Concurrency: b.cfg.Concurrency,
 		Grace:       b.cfg.Grace,
-		Gate:        b.mqtt,
+		Gates:       []amqplink.Gate{b.mqtt, b.results.PublishGate()},
 	}, b.log, b.handle)
 }

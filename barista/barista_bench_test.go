@@ -105,6 +105,13 @@ func (m *echoMQTT) Publish(_ context.Context, msg mqttlink.Message) error {
 type confirmAll struct{}
 
 func (confirmAll) Publish(context.Context, string, string, amqp.Publishing) error { return nil }
+func (confirmAll) PublishGate() amqplink.Gate                                     { return alwaysOpen{} }
+
+// alwaysOpen is a gate that never closes.
+type alwaysOpen struct{}
+
+func (alwaysOpen) WaitReady(context.Context) error { return nil }
+func (alwaysOpen) Lost() <-chan struct{}           { return nil }
 
 // nopAck settles deliveries without a broker.
 type nopAck struct{}

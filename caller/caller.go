@@ -129,7 +129,7 @@ func (c *Caller) Run(ctx context.Context) error {
 			Tag:         "caller-notices-" + c.cfg.Instance,
 			Concurrency: noticeConcurrency,
 			Grace:       c.cfg.Grace,
-			Gate:        c.mqtt,
+			Gates:       []amqplink.Gate{c.mqtt},
 		}, c.log, c.notice)
 	})
 	err := c.results.Consume(ctx, amqplink.ConsumerConfig{
@@ -137,7 +137,7 @@ func (c *Caller) Run(ctx context.Context) error {
 		Tag:         "caller-" + c.cfg.Instance,
 		Concurrency: c.cfg.Concurrency,
 		Grace:       c.cfg.Grace,
-		Gate:        c.mqtt,
+		Gates:       []amqplink.Gate{c.mqtt},
 	}, c.log, c.handle)
 	wg.Wait()
 	return errors.Join(err, noticeErr)

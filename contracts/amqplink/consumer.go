@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"sync"
 	"time"
 
@@ -25,11 +26,11 @@ type ConsumerConfig struct {
 	Tag         string        // consumer tag prefix, for rabbitmqctl list_consumers
 	Concurrency int           // deliveries handled at once; also the prefetch count
 	Grace       time.Duration // after ctx is done, how long handlers may finish what they hold
-	// Gate, if set, is what the handlers need besides RabbitMQ (the
-	// barista's MQTT link): nothing is taken until it is ready, and taking
-	// pauses while it is lost, so a consumer that cannot work leaves the
-	// queue to the others.
-	Gate Gate
+	// Gates are what the handlers need besides this link (the barista's
+	// MQTT link, its results link): nothing is taken until all are ready,
+	// and taking pauses while any is lost, so a consumer that cannot finish
+	// its work leaves the queue to the others.
+	Gates []Gate
 }
 
 // Gate tells a consumer when it may take work.
@@ -67,12 +68,8 @@ func (l *Link) Consume(ctx context.Context, cfg ConsumerConfig, log *slog.Logger
 
 	var last *amqp.Channel
 	for ctx.Err() == nil {
-		var lost <-chan struct{}
-		if cfg.Gate != nil {
-			if cfg.Gate.WaitReady(ctx) != nil {
-				continue // ctx is done
-			}
-			lost = cfg.Gate.Lost()
+		if waitGates(ctx, cfg.Gates) != nil {
+			continue // ctx is done
 		}
 		if last == nil || last.IsClosed() {
 			if last != nil {
@@ -98,7 +95,10 @@ func (l *Link) Consume(ctx context.Context, cfg ConsumerConfig, log *slog.Logger
 			continue
 		}
 		log.Info("consuming", "queue", cfg.Queue, "concurrency", cfg.Concurrency)
-		switch forward(ctx, deliveries, work, lost) {
+		fctx, stopWatching := context.WithCancel(ctx)
+		stopped := forward(ctx, deliveries, work, anyLost(fctx, cfg.Gates))
+		stopWatching()
+		switch stopped {
 		case paused:
 			// Keep the channel, so the deliveries in hand can still be
 			// settled; stop the flow and give back what arrived meanwhile.
@@ -151,6 +151,69 @@ func (l *Link) openChannel(ctx context.Context, cfg ConsumerConfig) (*amqp.Chann
 		return nil, fmt.Errorf("set prefetch: %w", err)
 	}
 	return ch, nil
+}
+
+// waitGates returns once every gate is ready at the same time, or with
+// ctx's error.
+func waitGates(ctx context.Context, gates []Gate) error {
+	for {
+		for _, g := range gates {
+			if err := g.WaitReady(ctx); err != nil {
+				return err
+			}
+		}
+		if !isClosed(anyLostNow(gates)) {
+			return nil
+		}
+	}
+}
+
+func anyLostNow(gates []Gate) <-chan struct{} {
+	for _, g := range gates {
+		if lost := g.Lost(); isClosed(lost) {
+			return lost
+		}
+	}
+	return nil
+}
+
+func isClosed(c <-chan struct{}) bool {
+	if c == nil {
+		return false
+	}
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
+}
+
+// anyLost returns a channel closed when any gate is lost; nil (never) for
+// no gates. Its watcher ends with ctx.
+func anyLost(ctx context.Context, gates []Gate) <-chan struct{} {
+	switch len(gates) {
+	case 0:
+		return nil
+	case 1:
+		return gates[0].Lost()
+	}
+	lost := make(chan struct{})
+	chans := make([]<-chan struct{}, len(gates))
+	for i, g := range gates {
+		chans[i] = g.Lost()
+	}
+	go func() {
+		cases := make([]reflect.SelectCase, 0, len(chans)+1)
+		cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(ctx.Done())})
+		for _, c := range chans {
+			cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(c)})
+		}
+		if i, _, _ := reflect.Select(cases); i > 0 {
+			close(lost)
+		}
+	}()
+	return lost
 }
 
 type stop int

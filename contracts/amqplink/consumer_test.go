@@ -198,7 +198,7 @@ func TestConsumeTakesNothingWhileTheGateIsClosed(t *testing.T) {
 	gate := newTestGate()
 	var handled atomic.Int64
 	held := make(chan *amqp.Delivery, 1)
-	consume(t, link, amqplink.ConsumerConfig{Queue: top.CommandsQueue(), Tag: "t", Concurrency: 2, Grace: time.Second, Gate: gate},
+	consume(t, link, amqplink.ConsumerConfig{Queue: top.CommandsQueue(), Tag: "t", Concurrency: 2, Grace: time.Second, Gates: []amqplink.Gate{gate}},
 		func(_ context.Context, d *amqp.Delivery) {
 			if string(d.Body) == "hold" {
 				held <- d // keeps it in hand across the pause

@@ -60,9 +60,11 @@ type Link struct {
 
 	mu      sync.Mutex
 	conn    *amqp.Connection
-	changed chan struct{} // closed and replaced whenever conn changes
+	changed chan struct{} // closed and replaced whenever conn or blocked changes
 	done    bool
 	lastErr error
+	lost    chan struct{} // closed while publishing is impossible (see PublishGate)
+	isLost  bool
 
 	blocked atomic.Bool
 }
@@ -73,7 +75,9 @@ func New(cfg Config, log *slog.Logger) (*Link, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Link{cfg: cfg, log: log.With("link", cfg.Name), changed: make(chan struct{})}, nil
+	l := &Link{cfg: cfg, log: log.With("link", cfg.Name), changed: make(chan struct{}), lost: make(chan struct{}), isLost: true}
+	close(l.lost)
+	return l, nil
 }
 
 // Topology is the topology this link declares.
@@ -135,7 +139,7 @@ func (l *Link) serve(ctx context.Context, conn *amqp.Connection) {
 	closed := conn.NotifyClose(make(chan *amqp.Error, 1))
 	blocked := conn.NotifyBlocked(make(chan amqp.Blocking, 4))
 	l.setConn(conn)
-	defer l.blocked.Store(false)
+	defer l.setBlocked(false)
 	for {
 		select {
 		case <-ctx.Done():
@@ -151,7 +155,7 @@ func (l *Link) serve(ctx context.Context, conn *amqp.Connection) {
 				blocked = nil
 				continue
 			}
-			l.blocked.Store(b.Active)
+			l.setBlocked(b.Active)
 			if b.Active {
 				l.log.Warn("rabbitmq blocked publishing (resource alarm)", "reason", b.Reason)
 			} else {
@@ -248,8 +252,29 @@ func (l *Link) setConn(conn *amqp.Connection) {
 	if conn != nil {
 		l.lastErr = nil
 	}
+	l.changedLocked()
+}
+
+func (l *Link) setBlocked(blocked bool) {
+	l.blocked.Store(blocked)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.changedLocked()
+}
+
+// changedLocked wakes everyone waiting for a change and opens or closes
+// the publish gate. l.mu must be held.
+func (l *Link) changedLocked() {
 	close(l.changed)
 	l.changed = make(chan struct{})
+	open := l.conn != nil && !l.done && !l.blocked.Load()
+	switch {
+	case open && l.isLost:
+		l.lost, l.isLost = make(chan struct{}), false
+	case !open && !l.isLost:
+		close(l.lost)
+		l.isLost = true
+	}
 }
 
 func (l *Link) setErr(err error) {
@@ -263,8 +288,7 @@ func (l *Link) finish() {
 	defer l.mu.Unlock()
 	l.done = true
 	l.conn = nil
-	close(l.changed)
-	l.changed = make(chan struct{})
+	l.changedLocked()
 }
 
 // sleep waits d or until ctx is done; it reports whether d passed.

@@ -46,7 +46,7 @@ func (s *BaristaSettings) Register(f cli.Flags) {
 	f.String(&s.Config.Route, "route", "CAFE_BARISTA_ROUTE", "", "this barista's route level in command topics (default: b-<random>; must be unique per running barista)")
 	f.Int(&s.Config.Concurrency, "concurrency", "CAFE_BARISTA_CONCURRENCY", 256, "commands handled at once (also the prefetch count)")
 	f.Duration(&s.Config.Grace, "grace", "CAFE_BARISTA_GRACE", 10*time.Second, "on SIGTERM, time to finish the commands in hand before handing them back to the queue")
-	f.Duration(&s.Config.ResultTimeout, "result-timeout", "CAFE_BARISTA_RESULT_TIMEOUT", 10*time.Second, "wait for RabbitMQ's confirm of a result")
+	f.Duration(&s.Config.ResultTimeout, "result-timeout", "CAFE_BARISTA_RESULT_TIMEOUT", time.Minute, "how long a finished command's result may wait for RabbitMQ (confirm, resource alarm, full results queue) before the command goes back to the queue")
 	f.Int(&s.Config.MaxReplyBytes, "max-reply-bytes", "CAFE_MAX_REPLY_BYTES", contracts.DefaultMaxReplyBytes, "largest device reply; larger ones become bad-reply errors")
 	f.Int(&s.Config.Breaker.Failures, "breaker-failures", "CAFE_BREAKER_FAILURES", 5, "consecutive timeouts or refused sends that open a device's circuit breaker")
 	f.Duration(&s.Config.Breaker.OpenFor, "breaker-open", "CAFE_BREAKER_OPEN", 30*time.Second, "how long an open breaker fails commands fast before one trial")
