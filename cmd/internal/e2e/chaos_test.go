@@ -1,0 +1,528 @@
+//go:build chaos
+
+package e2e
+
+// The chaos suite: faults a real deployment meets, under load, with the
+// real binaries and brokers. Each scenario sends a known set of commands,
+// injects its fault while they flow, then counts from the app's side every
+// result that arrived, and prints one row:
+//
+//	accepted   commands the cashier answered 202
+//	refused    commands answered otherwise (503, or no answer at all)
+//	delivered  accepted commands with at least one result on the app's topic
+//	dead       accepted commands in the dead-letter queue (their app also
+//	           gets a -32005 result, so they are counted as delivered too)
+//	lost       accepted − (delivered ∪ dead): must be 0
+//	dups       results beyond the first for the same id
+//	recovery   from the end of the fault until a probe command submitted
+//	           then (resubmitted while refused) was answered
+//
+// Run it with `task chaos` (all scenarios) or `task chaos:short` (the CI
+// subset, -short: kill_barista, poison, queue_full with less load). It
+// restarts the shared brokers: run it alone, never beside other tests.
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"maps"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"cafe/contracts"
+	"cafe/contracts/brokertest"
+	"cafe/contracts/mqttlink"
+)
+
+var chaosOut = flag.String("chaos-out", "", "also write the chaos table (Markdown) to this file")
+
+// chaosRow is one scenario's outcome.
+type chaosRow struct {
+	name                                                       string
+	accepted, refused, delivered, dead, lost, dups, errorCodes int
+	deadTotal                                                  int // everything in the dead-letter queue, poison included
+	faultTook                                                  time.Duration
+	refusedP99                                                 time.Duration // how fast refusals came
+	recovery                                                   time.Duration
+	note                                                       string
+}
+
+// scenario is one fault under load.
+type scenario struct {
+	name    string
+	short   bool   // part of the CI subset
+	summary string // what the fault is, for the table
+	setup   setup
+	devices int
+	flags   []string // devicesim flags
+	rate    int      // commands per second
+	total   int      // commands in all (short: a third)
+	timeout string   // Cafe-Timeout of the load
+	// fault runs once a third of the load is sent; it returns when the
+	// fault is over (the moment recovery is measured from).
+	fault func(t *testing.T, c *chaosRun) time.Time
+}
+
+func TestChaos(t *testing.T) {
+	var rows []chaosRow
+	for _, sc := range scenarios() {
+		if testing.Short() && !sc.short {
+			continue
+		}
+		t.Run(sc.name, func(t *testing.T) {
+			row := runScenario(t, sc)
+			rows = append(rows, row)
+			t.Logf("%s: accepted %d refused %d delivered %d dead %d lost %d dups %d errors %d dead queue %d recovery %v",
+				row.name, row.accepted, row.refused, row.delivered, row.dead, row.lost, row.dups, row.errorCodes, row.deadTotal, row.recovery.Round(time.Millisecond))
+			if row.lost != 0 {
+				t.Errorf("%d accepted commands lost", row.lost)
+			}
+		})
+	}
+	table := chaosTable(rows)
+	fmt.Println(table)
+	if *chaosOut != "" {
+		if err := os.WriteFile(*chaosOut, []byte(table), 0o644); err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+func scenarios() []scenario {
+	base := setup{baristas: 2, callers: 1}
+	return []scenario{
+		{
+			name: "kill_barista", short: true, summary: "`kill -9` of one of two baristas with commands in flight",
+			setup: base, devices: 8, flags: []string{"--latency", "50ms"}, rate: 150, total: 1500, timeout: "60s",
+			fault: func(t *testing.T, c *chaosRun) time.Time {
+				c.p.baristas[0].signal(t, syscall.SIGKILL)
+				c.p.baristas[0].wait(t, stopTimeout)
+				return time.Now()
+			},
+		},
+		{
+			name: "rabbitmq_restart", summary: "RabbitMQ stopped and started again (full node restart)",
+			setup: base, devices: 8, flags: []string{"--latency", "10ms"}, rate: 100, total: 1500, timeout: "120s",
+			fault: func(t *testing.T, c *chaosRun) time.Time {
+				brokerScript(t, "restart-rabbitmq")
+				return time.Now()
+			},
+		},
+		{
+			name: "mosquitto_restart", summary: "Mosquitto stopped and started again",
+			setup: base, devices: 8, flags: []string{"--latency", "10ms"}, rate: 100, total: 1500, timeout: "60s",
+			fault: func(t *testing.T, c *chaosRun) time.Time {
+				brokerScript(t, "restart-mosquitto")
+				return time.Now()
+			},
+		},
+		{
+			name: "devices_flap", summary: "the device fleet goes offline (SIGTERM) and comes back 2s later",
+			setup: base, devices: 8, flags: []string{"--latency", "10ms"}, rate: 100, total: 1500, timeout: "30s",
+			fault: func(t *testing.T, c *chaosRun) time.Time {
+				c.fleet.stop(t, stopTimeout)
+				time.Sleep(2 * time.Second) // the outage itself
+				c.fleet = c.p.restartDevices(t, c.fleet, c.flags...)
+				return time.Now()
+			},
+		},
+		{
+			name: "poison", short: true, summary: "poison messages (garbage, no headers, lying headers) mixed into the commands queue",
+			setup: base, devices: 8, flags: []string{"--latency", "10ms"}, rate: 150, total: 1500, timeout: "30s",
+			fault: func(t *testing.T, c *chaosRun) time.Time {
+				c.poison(t, 100)
+				return time.Now()
+			},
+		},
+		{
+			name: "queue_full", short: true, summary: "the commands queue is full (max length 50) under a burst",
+			setup: setup{baristas: 1, callers: 1, cashierEnv: []string{"CAFE_QUEUE_MAX_LENGTH=50"},
+				baristaEnv: []string{"CAFE_QUEUE_MAX_LENGTH=50", "CAFE_BARISTA_CONCURRENCY=8"}, callerEnv: []string{"CAFE_QUEUE_MAX_LENGTH=50"}},
+			devices: 8, flags: []string{"--latency", "100ms"}, rate: 300, total: 1500, timeout: "60s",
+			fault: func(t *testing.T, c *chaosRun) time.Time { return time.Now() }, // the load is the fault
+		},
+		{
+			name: "sigterm_all", summary: "SIGTERM to cashier, baristas and caller, then all started again",
+			setup: base, devices: 8, flags: []string{"--latency", "10ms"}, rate: 100, total: 1500, timeout: "60s",
+			fault: func(t *testing.T, c *chaosRun) time.Time {
+				c.restartAll(t)
+				return time.Now()
+			},
+		},
+		{
+			name: "memory_alarm", summary: "RabbitMQ memory alarm for 3s (publishers blocked)",
+			setup: base, devices: 8, flags: []string{"--latency", "10ms"}, rate: 100, total: 1500, timeout: "60s",
+			fault: func(t *testing.T, c *chaosRun) time.Time {
+				rabbitmqctl(t, "set_vm_memory_high_watermark", "0.0000001")
+				t.Cleanup(func() { rabbitmqctl(t, "set_vm_memory_high_watermark", "0.4") })
+				time.Sleep(3 * time.Second)
+				rabbitmqctl(t, "set_vm_memory_high_watermark", "0.4")
+				return time.Now()
+			},
+		},
+	}
+}
+
+// chaosRun is one scenario in progress.
+type chaosRun struct {
+	p     *pipeline
+	fleet *fleet
+	flags []string // the fleet's devicesim flags
+	app   *persistentApp
+
+	cashierMu   sync.Mutex
+	cashierBase string
+}
+
+func (c *chaosRun) base() string {
+	c.cashierMu.Lock()
+	defer c.cashierMu.Unlock()
+	return c.cashierBase
+}
+
+func runScenario(t *testing.T, sc scenario) chaosRow {
+	total := sc.total
+	if testing.Short() {
+		total /= 3
+	}
+	p := newPipeline(t, sc.setup)
+	c := &chaosRun{p: p, cashierBase: p.url(), flags: sc.flags}
+	c.fleet = p.startDevices(t, sc.devices, sc.flags...)
+	c.app = newPersistentApp(t, p.client)
+
+	// The load: total commands at rate, spread over the fleet's devices.
+	var accepted sync.Map // id → true
+	var refused atomic.Int64
+	var refusals latencies
+	var sent atomic.Int64
+	loadDone := make(chan struct{})
+	go func() {
+		defer close(loadDone)
+		c.load(sc, total, &sent, &accepted, &refused, &refusals)
+	}()
+	brokertest.Eventually(t, time.Minute, "the load did not get going", func() bool { return sent.Load() >= int64(total/3) })
+	faultStart := time.Now()
+	faultEnd := sc.fault(t, c)
+	recovery := c.probe(t, faultEnd)
+	<-loadDone
+
+	ids := map[string]bool{}
+	accepted.Range(func(k, _ any) bool { ids[k.(string)] = true; return true })
+	row := chaosRow{name: sc.name, accepted: len(ids), refused: int(refused.Load()), recovery: recovery, note: sc.summary,
+		faultTook: faultEnd.Sub(faultStart), refusedP99: refusals.p99()}
+
+	// Wait until every accepted command has a result or a dead letter.
+	deadline := time.Now().Add(3 * time.Minute)
+	for {
+		seen, codes := c.app.snapshot()
+		dead, deadTotal := c.deadLettered(t, ids)
+		row.delivered, row.dups, row.errorCodes, row.dead, row.lost = 0, 0, 0, len(dead), 0
+		for id := range ids {
+			if n := seen[id]; n > 0 {
+				row.delivered++
+				row.dups += n - 1
+			} else if !dead[id] {
+				row.lost++
+			}
+			if _, isErr := codes[id]; isErr {
+				row.errorCodes++
+			}
+		}
+		row.deadTotal = deadTotal
+		if row.lost == 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	return row
+}
+
+// load submits total commands at sc.rate, each to one of the fleet's devices.
+func (c *chaosRun) load(sc scenario, total int, sent *atomic.Int64, accepted *sync.Map, refused *atomic.Int64, refusals *latencies) {
+	httpc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+	defer httpc.CloseIdleConnections()
+	ticker := time.NewTicker(time.Second / time.Duration(sc.rate))
+	defer ticker.Stop()
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 64)
+	for i := range total {
+		<-ticker.C
+		sem <- struct{}{}
+		id := fmt.Sprintf("c%d", i)
+		device := c.fleet.ids[i%len(c.fleet.ids)]
+		wg.Go(func() {
+			defer func() { <-sem }()
+			body := `{"jsonrpc":"2.0","method":"echo","params":{"n":` + strconv.Itoa(i) + `},"id":"` + id + `"}`
+			began := time.Now()
+			status := c.post(httpc, device, body, sc.timeout)
+			if status == http.StatusAccepted {
+				accepted.Store(id, true)
+			} else {
+				refused.Add(1)
+				refusals.add(time.Since(began))
+			}
+		})
+		sent.Add(1)
+	}
+	wg.Wait()
+}
+
+// post submits one command; 0 when nothing answered.
+func (c *chaosRun) post(httpc *http.Client, device, body, timeout string) int {
+	req, err := http.NewRequest(http.MethodPost, c.base()+"/v1/devices/"+device+"/commands", strings.NewReader(body))
+	if err != nil {
+		return 0
+	}
+	req.Header.Set("Authorization", "Bearer "+c.p.client.token)
+	req.Header.Set("Cafe-Timeout", timeout)
+	res, err := httpc.Do(req)
+	if err != nil {
+		return 0
+	}
+	res.Body.Close()
+	return res.StatusCode
+}
+
+// probe measures recovery: from end, it submits a probe command until the
+// cashier takes it, then waits for its result.
+func (c *chaosRun) probe(t *testing.T, end time.Time) time.Duration {
+	t.Helper()
+	httpc := &http.Client{Timeout: 5 * time.Second}
+	defer httpc.CloseIdleConnections()
+	id := "probe-" + strconv.FormatInt(end.UnixNano(), 36)
+	device := c.fleet.ids[0]
+	brokertest.Eventually(t, 3*time.Minute, "the cashier never took the probe", func() bool {
+		return c.post(httpc, device, `{"jsonrpc":"2.0","method":"echo","id":"`+id+`"}`, "60s") == http.StatusAccepted
+	})
+	brokertest.Eventually(t, 3*time.Minute, "the probe was never answered", func() bool { return c.app.has(id) })
+	return c.app.firstAt(id).Sub(end)
+}
+
+// poison publishes n messages the barista must set aside, straight into
+// the commands exchange, while the load flows.
+func (c *chaosRun) poison(t *testing.T, n int) {
+	t.Helper()
+	pub := brokertest.Publisher(t, c.p.top)
+	good := contracts.CommandMeta{ClientID: c.p.client.id, DeviceID: c.fleet.ids[0], Deadline: time.Now().Add(time.Minute), AcceptedAt: time.Now()}
+	kinds := []amqp.Publishing{
+		{Body: []byte("garbage"), Headers: good.Headers()},
+		{Body: []byte(`{"jsonrpc":"2.0","method":"echo","id":"p"}`)},
+		{Body: []byte(`{"jsonrpc":"2.0","method":"echo","id":1}`), Headers: good.Headers()}, // header says one-way, body has an id
+	}
+	for i := range n {
+		m := kinds[i%len(kinds)]
+		m.MessageId = contracts.NewCommandID()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if err := pub.Publish(ctx, c.p.top.CommandsExchange(), contracts.RoutingKeyCommand, m); err != nil {
+			t.Errorf("poison %d: %v", i, err)
+		}
+		cancel()
+	}
+}
+
+// latencies collects durations from many goroutines.
+type latencies struct {
+	mu sync.Mutex
+	d  []time.Duration
+}
+
+func (l *latencies) add(d time.Duration) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.d = append(l.d, d)
+}
+
+// p99 is the 99th percentile, 0 when there is nothing.
+func (l *latencies) p99() time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.d) == 0 {
+		return 0
+	}
+	s := slices.Clone(l.d)
+	slices.Sort(s)
+	return s[(len(s)*99)/100]
+}
+
+// restartAll stops cashier, baristas and caller with SIGTERM, then starts
+// new ones on the same prefix.
+func (c *chaosRun) restartAll(t *testing.T) {
+	t.Helper()
+	all := append(append([]*service{c.p.cashier}, c.p.baristas...), c.p.callers...)
+	var wg sync.WaitGroup
+	for _, s := range all {
+		wg.Go(func() { s.signal(t, syscall.SIGTERM) })
+	}
+	wg.Wait()
+	for _, s := range all {
+		if code := s.wait(t, 30*time.Second); code != 0 {
+			t.Errorf("%s exited %d after SIGTERM", s.name, code)
+		}
+	}
+	for _, s := range all {
+		s.launch(t, s.name)
+	}
+	c.cashierMu.Lock()
+	c.cashierBase = "http://" + c.p.cashier.addr
+	c.cashierMu.Unlock()
+	for _, s := range all {
+		s.waitReady(t)
+	}
+}
+
+// deadLettered returns the accepted ids found in the dead-letter queue, and
+// how many messages it holds in all. It reads without removing (unacked
+// gets, then the channel closes).
+func (c *chaosRun) deadLettered(t *testing.T, ids map[string]bool) (map[string]bool, int) {
+	t.Helper()
+	out := map[string]bool{}
+	conn, err := amqp.Dial(brokertest.AMQPURL())
+	if err != nil {
+		return out, 0 // the broker may be restarting; counted on the next round
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		return out, 0
+	}
+	defer ch.Close()
+	total := 0
+	for {
+		d, ok, err := ch.Get(c.p.top.DeadQueue(), false)
+		if err != nil || !ok {
+			return out, total
+		}
+		total++
+		msgID, _ := d.Headers[contracts.HeaderMsgID].(string)
+		if id := strings.Trim(msgID, `"`); ids[id] {
+			out[id] = true
+		}
+	}
+}
+
+// restartDevices starts the fleet f again with the same devices.
+func (p *pipeline) restartDevices(t testing.TB, f *fleet, flags ...string) *fleet {
+	t.Helper()
+	n := len(f.ids)
+	pattern := strings.TrimSuffix(f.ids[0], "1") + "%d"
+	g := &fleet{ids: f.ids, stats: filepath.Join(t.TempDir(), "stats.json")}
+	args := append([]string{"--count", strconv.Itoa(n), "--pattern", pattern, "--stats-file", g.stats}, flags...)
+	g.proc = start(t, "devicesim (again)", "devicesim", nil, args...)
+	g.waitOutput(t, fmt.Sprintf("%d devices online", n), readyTimeout)
+	return g
+}
+
+// persistentApp is an app that keeps its MQTT session (clean session false,
+// a fixed client id), so results published while it is disconnected (say,
+// while Mosquitto restarts) wait for it.
+type persistentApp struct {
+	mu    sync.Mutex
+	first map[string]time.Time // id → arrival of its first result
+	seen  map[string]int       // id → results received
+	codes map[string]contracts.Code
+}
+
+func newPersistentApp(t testing.TB, c client) *persistentApp {
+	t.Helper()
+	a := &persistentApp{first: map[string]time.Time{}, seen: map[string]int{}, codes: map[string]contracts.Code{}}
+	link, err := mqttlink.New(mqttlink.Config{URL: brokertest.MQTTURL(), ClientID: "app-" + c.id, CleanSession: false}, quietLog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), readyTimeout)
+	defer cancel()
+	if err := link.Subscribe(ctx, contracts.ResultsTopic(c.id), 1, a.onResult); err != nil {
+		t.Fatal(err)
+	}
+	link.Start()
+	t.Cleanup(func() { link.Close(100*time.Millisecond, true) })
+	if err := link.WaitConnected(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+func (a *persistentApp) onResult(_ string, payload []byte) {
+	var r contracts.Response
+	if err := json.Unmarshal(payload, &r); err != nil {
+		return
+	}
+	id := strings.Trim(string(r.ID), `"`)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.seen[id] == 0 {
+		a.first[id] = time.Now()
+	}
+	a.seen[id]++
+	if r.Error != nil {
+		a.codes[id] = r.Error.Code
+	}
+}
+
+func (a *persistentApp) has(id string) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.seen[id] > 0
+}
+
+func (a *persistentApp) firstAt(id string) time.Time {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.first[id]
+}
+
+// snapshot copies, at one moment, how many results each id received and
+// the error code of those that were errors.
+func (a *persistentApp) snapshot() (map[string]int, map[string]contracts.Code) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return maps.Clone(a.seen), maps.Clone(a.codes)
+}
+
+func brokerScript(t *testing.T, command string) {
+	t.Helper()
+	cmd := exec.Command("bash", filepath.Join("..", "..", "..", "deploy", "brokers.sh"), command)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("deploy/brokers.sh %s: %v\n%s", command, err, out)
+	}
+}
+
+func rabbitmqctl(t *testing.T, args ...string) {
+	t.Helper()
+	if out, err := exec.Command("rabbitmqctl", args...).CombinedOutput(); err != nil {
+		t.Fatalf("rabbitmqctl %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+}
+
+// chaosTable renders the rows as a Markdown table.
+func chaosTable(rows []chaosRow) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "| scenario | accepted (202) | refused | refusal p99 | delivered | dead-lettered | lost | duplicates | error results | dead-letter queue | fault lasted | recovery | fault |\n")
+	fmt.Fprintf(&b, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
+	for _, r := range rows {
+		fmt.Fprintf(&b, "| %s | %d | %d | %s | %d | %d | **%d** | %d | %d | %d | %s | %s | %s |\n", r.name, r.accepted, r.refused,
+			dash(r.refusedP99), r.delivered, r.dead, r.lost, r.dups, r.errorCodes, r.deadTotal,
+			r.faultTook.Round(10*time.Millisecond), r.recovery.Round(10*time.Millisecond), r.note)
+	}
+	return b.String()
+}
+
+func dash(d time.Duration) string {
+	if d == 0 {
+		return "–"
+	}
+	return d.Round(time.Millisecond).String()
+}
