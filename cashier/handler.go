@@ -147,7 +147,16 @@ func (s *Server) publish(ctx context.Context, meta contracts.CommandMeta, req co
 		s.m.confirm.Observe(time.Since(start).Seconds())
 		return nil
 	}
-	s.log.Warn("command not queued", "client_id", meta.ClientID, "device_id", meta.DeviceID, "msg_id", meta.MsgID, "err", err)
+	// Under overload this happens for every request: warn at most once a
+	// second (the metrics count every one), and keep the rest at debug.
+	logged := false
+	s.warnRefused.Do(func() {
+		logged = true
+		s.log.Warn("command not queued (further ones this second at debug level)", "client_id", meta.ClientID, "device_id", meta.DeviceID, "msg_id", meta.MsgID, "err", err)
+	})
+	if !logged {
+		s.log.Debug("command not queued", "client_id", meta.ClientID, "device_id", meta.DeviceID, "msg_id", meta.MsgID, "err", err)
+	}
 	return err
 }
 

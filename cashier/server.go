@@ -14,6 +14,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/time/rate"
 
 	"cafe/contracts"
 )
@@ -27,8 +28,9 @@ type Server struct {
 	top contracts.Topology
 	m   *metrics
 
-	reg      atomic.Pointer[Registry]
-	draining atomic.Bool
+	reg         atomic.Pointer[Registry]
+	draining    atomic.Bool
+	warnRefused rate.Sometimes // refusals are logged at warn level at most once a second
 
 	echo *echo.Echo
 	ln   net.Listener
@@ -47,7 +49,7 @@ func New(cfg Config, reg *Registry, q Queue, top contracts.Topology, prom *prome
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: log, q: q, top: top, m: m}
+	s := &Server{cfg: cfg, log: log, q: q, top: top, m: m, warnRefused: rate.Sometimes{Interval: time.Second}}
 	s.reg.Store(reg)
 
 	e := echo.New()

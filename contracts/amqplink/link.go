@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
 	"sync"
 	"sync/atomic"
@@ -14,6 +15,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"cafe/contracts"
+	"cafe/contracts/groupwrite"
 )
 
 // Config says how to reach RabbitMQ and which topology to keep declared.
@@ -172,7 +174,7 @@ func (l *Link) connect() (*amqp.Connection, error) {
 		Heartbeat:  l.cfg.Heartbeat,
 		Locale:     "en_US",
 		Properties: props,
-		Dial:       amqp.DefaultDial(l.cfg.DialTimeout),
+		Dial:       groupDial(l.cfg.DialTimeout),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("dial %s: %w", redact(l.cfg.URL), err)
@@ -192,6 +194,19 @@ func (l *Link) connect() (*amqp.Connection, error) {
 	}
 	_ = ch.Close()
 	return conn, nil
+}
+
+// groupDial dials like amqp091-go's default and gathers the connection's
+// writes (package groupwrite): one publish or ack is one write otherwise.
+func groupDial(timeout time.Duration) func(network, addr string) (net.Conn, error) {
+	dial := amqp.DefaultDial(timeout)
+	return func(network, addr string) (net.Conn, error) {
+		c, err := dial(network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return groupwrite.New(c), nil
+	}
 }
 
 // Conn returns the current connection, waiting for one until ctx is done.

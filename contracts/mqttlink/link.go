@@ -15,12 +15,15 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"cafe/contracts/groupwrite"
 )
 
 // Config says how to reach the MQTT broker and as whom.
@@ -129,6 +132,9 @@ func New(cfg Config, log *slog.Logger) (*Link, error) {
 	opts.SetDefaultPublishHandler(func(_ paho.Client, m paho.Message) {
 		l.log.Debug("mqtt message matched no handler", "topic", m.Topic())
 	})
+	if dial := groupDial(u.Scheme, cfg.ConnectTimeout); dial != nil {
+		opts.SetCustomOpenConnectionFn(dial)
+	}
 	opts.SetStore(l.store)
 	opts.SetConnectionAttemptHandler(func(_ *url.URL, tc *tls.Config) *tls.Config {
 		l.attemptGen.Store(l.store.Gen())
@@ -326,6 +332,32 @@ func (l *Link) Close(quiesce time.Duration, forgetSession bool) {
 			c.Disconnect(0)
 		}
 	}
+}
+
+// groupDial opens plain and TLS connections the way paho does and gathers
+// their writes (package groupwrite): paho writes every packet on its own
+// otherwise. WebSocket URLs keep paho's own dialing (nil).
+func groupDial(scheme string, timeout time.Duration) paho.OpenConnectionFunc {
+	switch scheme {
+	case "tcp", "mqtt":
+		return func(uri *url.URL, _ paho.ClientOptions) (net.Conn, error) {
+			c, err := net.DialTimeout("tcp", uri.Host, timeout)
+			if err != nil {
+				return nil, err
+			}
+			return groupwrite.New(c), nil
+		}
+	case "ssl", "tls", "mqtts":
+		return func(uri *url.URL, o paho.ClientOptions) (net.Conn, error) {
+			d := &net.Dialer{Timeout: timeout}
+			c, err := tls.DialWithDialer(d, "tcp", uri.Host, o.TLSConfig)
+			if err != nil {
+				return nil, err
+			}
+			return groupwrite.New(c), nil
+		}
+	}
+	return nil
 }
 
 // Redact hides the password of a broker URL for logs and errors.

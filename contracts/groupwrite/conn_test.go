@@ -1,0 +1,195 @@
+package groupwrite_test
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"cafe/contracts/groupwrite"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// countingConn records what reaches the socket and in how many writes; a
+// write can be held back to let writes gather.
+type countingConn struct {
+	net.Conn
+	mu      sync.Mutex
+	buf     bytes.Buffer
+	writes  int
+	hold    chan struct{} // if set, each write announces itself on entered, then waits for hold
+	entered chan struct{}
+	fail    error
+}
+
+func (c *countingConn) Write(p []byte) (int, error) {
+	if c.hold != nil {
+		c.entered <- struct{}{}
+		<-c.hold
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.fail != nil {
+		return 0, c.fail
+	}
+	c.writes++
+	c.buf.Write(p)
+	return len(p), nil
+}
+
+func (c *countingConn) Close() error { return nil }
+
+func (c *countingConn) snapshot() (string, int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.buf.String(), c.writes
+}
+
+func TestWritesArriveInOrderAndGathered(t *testing.T) {
+	under := &countingConn{hold: make(chan struct{}), entered: make(chan struct{})}
+	g := groupwrite.New(under)
+	// The first write goes out alone (nothing else is there yet) and is
+	// held in the "system call"; the next ten gather behind it.
+	if _, err := g.Write([]byte("a")); err != nil {
+		t.Fatal(err)
+	}
+	<-under.entered
+	for i := range 10 {
+		if _, err := g.Write([]byte{byte('0' + i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	under.hold <- struct{}{} // "a"
+	<-under.entered
+	under.hold <- struct{}{} // "0123456789", in one write
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		got, writes := under.snapshot()
+		if got == "a0123456789" {
+			if writes != 2 {
+				t.Fatalf("%d writes to the socket, want 2 (the ten gathered)", writes)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("socket got %q", got)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if err := g.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestConcurrentWritersLoseNothing(t *testing.T) {
+	under := &countingConn{}
+	g := groupwrite.New(under)
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Go(func() {
+			for i := range 1000 {
+				msg := []byte{byte('A' + w), byte(i % 10)}
+				if _, err := g.Write(msg); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if err := g.Close(); err != nil {
+		t.Fatal(err)
+	}
+	got, writes := under.snapshot()
+	if len(got) != 8*1000*2 {
+		t.Fatalf("%d bytes reached the socket, want %d", len(got), 8*1000*2)
+	}
+	// Each writer's messages keep their order.
+	next := map[byte]int{}
+	for i := 0; i < len(got); i += 2 {
+		w, n := got[i], int(got[i+1])
+		if n != next[w]%10 {
+			t.Fatalf("writer %c: message %d out of order", w, next[w])
+		}
+		next[w]++
+	}
+	t.Logf("8000 writes became %d system calls", writes)
+}
+
+func TestWriteErrorIsReportedLaterAndSticks(t *testing.T) {
+	boom := errors.New("connection reset")
+	under := &countingConn{fail: boom}
+	g := groupwrite.New(under)
+	if _, err := g.Write([]byte("x")); err != nil {
+		t.Fatalf("first write: %v (errors surface on a later write)", err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		_, err := g.Write([]byte("y"))
+		if errors.Is(err, boom) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("write error never reported; last %v", err)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	_ = g.Close()
+}
+
+func TestSlowPeerHoldsWritersBack(t *testing.T) {
+	client, server := net.Pipe() // writes block until read
+	g := groupwrite.New(client)
+	var written atomic.Int64
+	go func() {
+		chunk := make([]byte, 64<<10)
+		for {
+			if _, err := g.Write(chunk); err != nil {
+				return
+			}
+			written.Add(int64(len(chunk)))
+		}
+	}()
+	time.Sleep(100 * time.Millisecond) // let the writer run ahead as far as it may
+	// At most one batch in the blocked write and MaxBuffered (plus the
+	// last chunk) waiting behind it.
+	if w := written.Load(); w > 2*(groupwrite.MaxBuffered+64<<10) {
+		t.Fatalf("writers got %d bytes ahead of a peer that reads nothing", w)
+	}
+	go func() { _, _ = io.Copy(io.Discard, server) }()
+	before := written.Load()
+	deadline := time.Now().Add(5 * time.Second)
+	for written.Load() < before+int64(groupwrite.MaxBuffered) {
+		if time.Now().After(deadline) {
+			t.Fatal("writers did not resume once the peer read")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	_ = g.Close()
+	_ = server.Close()
+}
+
+func TestCloseFlushesAndThenRefuses(t *testing.T) {
+	under := &countingConn{}
+	g := groupwrite.New(under)
+	_, _ = g.Write([]byte("last words"))
+	if err := g.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := under.snapshot(); got != "last words" {
+		t.Fatalf("socket got %q after Close", got)
+	}
+	if _, err := g.Write([]byte("more")); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("write after close: %v", err)
+	}
+	if err := g.Close(); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("second close: %v", err)
+	}
+}
