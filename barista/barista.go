@@ -15,6 +15,7 @@ import (
 
 	"cafe/contracts"
 	"cafe/contracts/amqplink"
+	"cafe/contracts/mqttlink"
 )
 
 // Config is the barista's configuration; zero fields take the defaults.
@@ -90,6 +91,29 @@ type Results interface {
 	PublishGate() amqplink.Gate
 }
 
+// Watcher is what the barista needs to follow the devices' presence: a
+// subscription, and a gate that is ready once the retained presence
+// messages have been handled.
+type Watcher interface {
+	Subscribe(ctx context.Context, filter string, qos byte, h mqttlink.Handler) error
+	amqplink.Gate
+}
+
+// Links are the barista's connections to the brokers.
+//
+// Devices carries commands and replies on a persistent MQTT session (a
+// reply sent while the link is briefly down waits in the broker). Presence
+// may be the same link, but in a deployment it is a separate one with a
+// clean session: presence is retained, so it needs no session, and a
+// persistent session would keep collecting every device's presence changes
+// for a barista that was killed and never comes back.
+type Links struct {
+	Commands Commands
+	Results  Results
+	Devices  MQTT
+	Presence Watcher
+}
+
 // Barista takes commands from the queue, acts on devices, and publishes
 // results.
 type Barista struct {
@@ -99,6 +123,7 @@ type Barista struct {
 	commands Commands
 	results  Results
 	mqtt     MQTT
+	watch    Watcher
 	m        *metrics
 
 	presence *Presence
@@ -108,13 +133,16 @@ type Barista struct {
 }
 
 // New builds a barista. Nothing runs until Run.
-func New(cfg Config, top contracts.Topology, commands Commands, results Results, mqtt MQTT, prom prometheus.Registerer, log *slog.Logger) (*Barista, error) {
+func New(cfg Config, top contracts.Topology, links Links, prom prometheus.Registerer, log *slog.Logger) (*Barista, error) {
 	cfg.fill()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	if links.Presence == nil {
+		links.Presence = links.Devices
+	}
 	log = log.With("route", cfg.Route)
-	b := &Barista{cfg: cfg, log: log, top: top, commands: commands, results: results, mqtt: mqtt}
+	b := &Barista{cfg: cfg, log: log, top: top, commands: links.Commands, results: links.Results, mqtt: links.Devices, watch: links.Presence}
 	var m *metrics
 	b.presence = NewPresence(log, func() { m.badPresence.Inc() })
 	b.replies = NewReplies(cfg.Route, log, func(reason string) { m.stray.WithLabelValues(reason).Inc() })
@@ -128,7 +156,7 @@ func New(cfg Config, top contracts.Topology, commands Commands, results Results,
 	}
 	b.m = m
 	b.chain = Chain(
-		Device(mqtt, b.replies, cfg.Route, cfg.MaxReplyBytes, func(d time.Duration) { m.replyTime.Observe(d.Seconds()) }),
+		Device(links.Devices, b.replies, cfg.Route, cfg.MaxReplyBytes, func(d time.Duration) { m.replyTime.Observe(d.Seconds()) }),
 		Recover(log),
 		Deadline(time.Now),
 		CheckPresence(b.presence),
@@ -147,13 +175,19 @@ func (b *Barista) Route() string { return b.cfg.Route }
 // can be published: a barista that could not finish a command leaves the
 // queue to the others.
 func (b *Barista) Run(ctx context.Context) error {
-	for filter, h := range map[string]func(string, []byte){
-		contracts.RepliesFilter(b.cfg.Route): b.replies.OnMessage,
-		contracts.PresenceFilter:             b.presence.OnMessage,
+	for _, sub := range []struct {
+		link interface {
+			Subscribe(context.Context, string, byte, mqttlink.Handler) error
+		}
+		filter string
+		h      mqttlink.Handler
+	}{
+		{b.mqtt, contracts.RepliesFilter(b.cfg.Route), b.replies.OnMessage},
+		{b.watch, contracts.PresenceFilter, b.presence.OnMessage},
 	} {
 		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		if err := b.mqtt.Subscribe(sctx, filter, 1, h); err != nil {
-			b.log.Warn("subscribe failed; renewed on the next connection", "filter", filter, "err", err)
+		if err := sub.link.Subscribe(sctx, sub.filter, 1, sub.h); err != nil {
+			b.log.Warn("subscribe failed; renewed on the next connection", "filter", sub.filter, "err", err)
 		}
 		cancel()
 	}
@@ -174,6 +208,6 @@ func (b *Barista) Run(ctx context.Context) error {
 		Tag:         "barista-" + b.cfg.Route,
 		Concurrency: b.cfg.Concurrency,
 		Grace:       b.cfg.Grace,
-		Gates:       []amqplink.Gate{b.mqtt, b.results.PublishGate()},
+		Gates:       []amqplink.Gate{b.mqtt, b.watch, b.results.PublishGate()},
 	}, b.log, b.handle)
 }

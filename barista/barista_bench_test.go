@@ -156,7 +156,7 @@ func BenchmarkHandle(b *testing.B) {
 			MsgID: `"3fa9c1.1.42"`, Deadline: now.Add(10 * time.Second), AcceptedAt: now}
 		return &amqp.Delivery{Acknowledger: nopAck{}, MessageId: meta.CommandID, Headers: meta.Headers(), Body: raw}
 	}
-	bar, err := barista.New(barista.Config{}, top, f, confirmAll{}, mq, prometheus.NewRegistry(), quiet())
+	bar, err := barista.New(barista.Config{}, top, barista.Links{Commands: f, Results: confirmAll{}, Devices: mq}, prometheus.NewRegistry(), quiet())
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -4,8 +4,9 @@
 //
 // Consumes: the commands queue (contracts.Topology.CommandsQueue), with
 // manual acks and a prefetch equal to Config.Concurrency; device replies on
-// devices/+/replies/{route}/+ (only its own, by route) and presence on
-// devices/+/presence (retained).
+// devices/+/replies/{route}/+ (only its own, by route), on a persistent MQTT
+// session; and presence on devices/+/presence (retained), on a second, clean
+// session (see Links).
 //
 // Produces: commands for devices on devices/{id}/commands/{route}/{command
 // id} at QoS 1, payload the app's request bytes unchanged; one result per

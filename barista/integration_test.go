@@ -147,7 +147,7 @@ func (r *rig) startBarista(amqpURL string, cfg barista.Config) (b *barista.Baris
 		t.Fatal(err)
 	}
 	mq.Start()
-	b, err = barista.New(cfg, r.top, consume, results, mq, prometheus.NewRegistry(), quiet())
+	b, err = barista.New(cfg, r.top, barista.Links{Commands: consume, Results: results, Devices: mq}, prometheus.NewRegistry(), quiet())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -447,7 +447,7 @@ func TestCommandThatKeepsCrashingIsDeadLetteredAfterTheLimit(t *testing.T) {
 	consume, _ := amqplink.New(amqplink.Config{URL: brokertest.AMQPURL(), Topology: r.top, Name: "consume"}, quiet())
 	publish, _ := amqplink.New(amqplink.Config{URL: brokertest.AMQPURL(), Topology: r.top, Name: "publish"}, quiet())
 	results := amqplink.NewPublisher(publish, quiet())
-	b, err := barista.New(barista.Config{}, r.top, consume, results, crashingMQTT{mq}, prometheus.NewRegistry(), quiet())
+	b, err := barista.New(barista.Config{}, r.top, barista.Links{Commands: consume, Results: results, Devices: crashingMQTT{mq}}, prometheus.NewRegistry(), quiet())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -299,7 +299,7 @@ func TestConfigValidate(t *testing.T) {
 		{Route: "ok", Grace: -time.Second},
 		{Route: "ok", Breaker: barista.BreakerConfig{Failures: -1}},
 	} {
-		if _, err := barista.New(c, contracts.DefaultTopology(), nil, nil, nil, nil, quiet()); err == nil {
+		if _, err := barista.New(c, contracts.DefaultTopology(), barista.Links{}, nil, quiet()); err == nil {
 			t.Errorf("%+v accepted", c)
 		}
 	}

@@ -99,18 +99,17 @@ func (p *pipeline) addBarista(t testing.TB, env ...string) *service {
 }
 
 // syncPresence returns once barista b has handled every presence message
-// the MQTT broker took before this call. It publishes, after them, a reply
-// that nobody waits for on b's own reply topic and waits for b to count it
-// as stray: the broker forwards messages to b in the order it took them,
-// and b handles its MQTT messages one at a time in arrival order.
+// the MQTT broker took before this call. It publishes, after them, a
+// presence message b cannot read for a device of this test, and waits for b
+// to count it as invalid: the broker forwards presence to b in the order it
+// took it, and b handles it one message at a time in arrival order.
 func (p *pipeline) syncPresence(t testing.TB, b *service) {
 	t.Helper()
-	before := b.counter(t, `cafe_barista_stray_replies_total{reason="unknown_key"}`)
+	before := b.counter(t, "cafe_barista_invalid_presence_total")
 	link := connect(t, "sync", nil)
-	publish(t, link, contracts.ReplyTopic(p.devices+"-sync", b.route, contracts.NewCommandID()),
-		[]byte(`{"jsonrpc":"2.0","id":0,"result":null}`), false)
-	brokertest.Eventually(t, resultWait, b.name+" never received the sync reply", func() bool {
-		return b.counter(t, `cafe_barista_stray_replies_total{reason="unknown_key"}`) > before
+	publish(t, link, contracts.PresenceTopic(p.devices+"-sync"), []byte("not presence"), false)
+	brokertest.Eventually(t, resultWait, b.name+" never received the sync presence", func() bool {
+		return b.counter(t, "cafe_barista_invalid_presence_total") > before
 	})
 }
 

@@ -86,11 +86,12 @@ func (c *Cashier) Run(ctx context.Context) error {
 // to publish results (so a blocked publisher never holds back acks), and a
 // persistent MQTT session.
 type Barista struct {
-	consume *amqplink.Link
-	publish *amqplink.Link
-	results *amqplink.Publisher
-	mqtt    *mqttlink.Link
-	barista *barista.Barista
+	consume  *amqplink.Link
+	publish  *amqplink.Link
+	results  *amqplink.Publisher
+	mqtt     *mqttlink.Link // commands and replies: a persistent session
+	presence *mqttlink.Link // presence: a clean session (see barista.Links)
+	barista  *barista.Barista
 }
 
 // NewBarista prepares a barista; nothing connects until Run.
@@ -112,15 +113,19 @@ func NewBarista(b cli.Brokers, s BaristaSettings, prom *prometheus.Registry, log
 	if err != nil {
 		return nil, err
 	}
+	presence, err := mqttlink.New(mqttlink.Config{URL: b.MQTTURL, ClientID: "cafe-barista-" + cfg.Route + "-presence", CleanSession: true}, log)
+	if err != nil {
+		return nil, err
+	}
 	results := amqplink.NewPublisher(publish, log)
-	bar, err := barista.New(cfg, top, consume, results, mq, prom, log)
+	bar, err := barista.New(cfg, top, barista.Links{Commands: consume, Results: results, Devices: mq, Presence: presence}, prom, log)
 	if err != nil {
 		return nil, err
 	}
 	if err := prom.Register(consume.QueueCollector()); err != nil {
 		return nil, err
 	}
-	return &Barista{consume: consume, publish: publish, results: results, mqtt: mq, barista: bar}, nil
+	return &Barista{consume: consume, publish: publish, results: results, mqtt: mq, presence: presence, barista: bar}, nil
 }
 
 // Route is the barista's route level.
@@ -135,7 +140,7 @@ func (b *Barista) Ready() error {
 	if !b.results.Ready() {
 		errs = append(errs, errors.New("no RabbitMQ channel to publish results"))
 	}
-	if !b.mqtt.Connected() {
+	if !b.mqtt.Connected() || !b.presence.Connected() {
 		errs = append(errs, errors.New("not connected to the MQTT broker"))
 	}
 	return errors.Join(errs...)
@@ -146,10 +151,12 @@ func (b *Barista) Ready() error {
 func (b *Barista) Run(ctx context.Context) error {
 	stop, wait := background(ctx, b.consume.Run, b.publish.Run, b.results.Run)
 	b.mqtt.Start()
+	b.presence.Start()
 	err := b.barista.Run(ctx)
 	stop()
 	wait()
 	b.mqtt.Close(250*time.Millisecond, true)
+	b.presence.Close(250*time.Millisecond, false)
 	return err
 }
 
