@@ -50,7 +50,7 @@ func newMetrics(reg prometheus.Registerer, presence *Presence, replies *Replies)
 	}, func() float64 { return float64(presence.Len()) })
 	waiting := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "cafe_barista_replies_waiting",
-		Help: "Commands sent to a device and waiting for its reply.",
+		Help: "Commands being sent to a device or waiting for its reply.",
 	}, func() float64 { return float64(replies.Waiting()) })
 	for _, c := range []prometheus.Collector{m.commands, m.inFlight, m.replyTime, m.stray, m.badPresence, m.breakers, known, waiting} {
 		if err := reg.Register(c); err != nil {

@@ -15,5 +15,13 @@
 //   - amqp.go: exchanges, queues and their arguments, headers, outcomes.
 //
 // The machine-readable forms of the public contracts are openapi.yaml (the
-// cashier's HTTP API) and asyncapi.yaml (the MQTT channels) in this folder.
+// cashier's HTTP API) and asyncapi.yaml (the MQTT channels) in this folder;
+// the specs tests replay their examples against this package and the
+// cashier, so they cannot drift from the code.
+//
+// Below this package, the parts every role uses to speak these contracts
+// to the brokers: amqplink (a RabbitMQ link that survives restarts,
+// confirmed publishing, gated consuming), mqttlink (an MQTT link that
+// reconnects and renews its subscriptions), groupwrite (fewer system calls
+// for both), and brokertest (test helpers on the real brokers).
 package contracts

@@ -27,6 +27,19 @@
 // channels by Link.serve, a channel's confirms and returns by
 // Publisher.dispatch. Close channels are buffered.
 //
+// # Gates
+//
+// A consumer whose handlers need more than this link (the barista needs its
+// MQTT link and its results link) passes Gates: nothing is taken until all
+// are ready, and taking pauses while any is lost, so work goes to the
+// consumers that can do it. Link.PublishGate is ready while a link can
+// publish (connected, not blocked).
+//
+// # Writes
+//
+// Connections are dialed through package groupwrite, which gathers the many
+// small frames (a publish, an ack) written at once into one system call.
+//
 // # Flow control
 //
 // Link.Blocked reports a connection.blocked alarm; Publisher.Publish then
