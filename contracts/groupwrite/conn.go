@@ -16,9 +16,13 @@
 // closed; the clients above treat that as a lost connection, as they would
 // the error itself. A writer that gets more than MaxBuffered bytes ahead of
 // the socket waits, so memory stays bounded when the peer is slow.
+//
+// Reads are buffered too: paho reads each MQTT packet a byte or a few at a
+// time (type, each length byte, then the rest), one system call each.
 package groupwrite
 
 import (
+	"bufio"
 	"net"
 	"sync"
 	"time"
@@ -31,6 +35,7 @@ const MaxBuffered = 4 << 20
 // Conn is a net.Conn whose writes are gathered (see the package doc).
 type Conn struct {
 	net.Conn
+	in *bufio.Reader // Read goes through it: one system call for many small reads
 
 	mu      sync.Mutex
 	drained *sync.Cond // signalled when pending is written out
@@ -43,11 +48,18 @@ type Conn struct {
 
 // New wraps c.
 func New(c net.Conn) *Conn {
-	g := &Conn{Conn: c, wake: make(chan struct{}, 1), done: make(chan struct{})}
+	g := &Conn{Conn: c, in: bufio.NewReaderSize(c, readBuffer), wake: make(chan struct{}, 1), done: make(chan struct{})}
 	g.drained = sync.NewCond(&g.mu)
 	go g.writer()
 	return g
 }
+
+// readBuffer is the read buffer's size.
+const readBuffer = 32 << 10
+
+// Read reads through the read buffer. Only one goroutine may read, as with
+// any net.Conn used by a single reader.
+func (g *Conn) Read(p []byte) (int, error) { return g.in.Read(p) }
 
 // Write takes p into the buffer and returns; see the package doc.
 func (g *Conn) Write(p []byte) (int, error) {

@@ -193,3 +193,25 @@ func TestCloseFlushesAndThenRefuses(t *testing.T) {
 		t.Fatalf("second close: %v", err)
 	}
 }
+
+func TestReadsAreBuffered(t *testing.T) {
+	client, server := net.Pipe()
+	g := groupwrite.New(client)
+	defer g.Close()
+	go func() {
+		_, _ = server.Write([]byte("abcdef"))
+		_ = server.Close()
+	}()
+	var got []byte
+	b := make([]byte, 1)
+	for {
+		n, err := g.Read(b) // a byte at a time, as paho reads a packet header
+		got = append(got, b[:n]...)
+		if err != nil {
+			break
+		}
+	}
+	if string(got) != "abcdef" {
+		t.Fatalf("read %q", got)
+	}
+}
