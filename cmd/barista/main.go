@@ -45,10 +45,7 @@ rest back to the queue.`,
 		Args:         cobra.NoArgs,
 		SilenceUsage: true,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := cli.ApplyEnv(cmd.Flags()); err != nil {
-				return err
-			}
-			log, err := logging.Logger(os.Stderr)
+			log, err := logging.Start(cmd.Flags(), os.Stderr)
 			if err != nil {
 				return err
 			}

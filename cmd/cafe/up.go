@@ -42,10 +42,7 @@ device and prints its token with ready-to-paste curl and mosquitto_sub lines.`,
   CAFE_HTTP_ADDR=:9090 cafe up --devices 100 --device-latency 5ms`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := cli.ApplyEnv(cmd.Flags()); err != nil {
-				return err
-			}
-			log, err := logging.Logger(os.Stderr)
+			log, err := logging.Start(cmd.Flags(), os.Stderr)
 			if err != nil {
 				return err
 			}

@@ -43,10 +43,7 @@ logged at start). SIGTERM: finish deliveries in hand, hand the rest back.`,
 		Args:         cobra.NoArgs,
 		SilenceUsage: true,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := cli.ApplyEnv(cmd.Flags()); err != nil {
-				return err
-			}
-			log, err := logging.Logger(os.Stderr)
+			log, err := logging.Start(cmd.Flags(), os.Stderr)
 			if err != nil {
 				return err
 			}

@@ -124,3 +124,12 @@ func (f Flags) Int64(p *int64, name, env string, def int64, usage string) {
 	f.fs.Int64Var(p, name, def, usage)
 	f.annotate(name, env)
 }
+
+// Start is what every command does first: apply the environment to the
+// flags not given, then build the logger (writing to w).
+func (l *Log) Start(fs *pflag.FlagSet, w io.Writer) (*slog.Logger, error) {
+	if err := ApplyEnv(fs); err != nil {
+		return nil, err
+	}
+	return l.Logger(w)
+}
