@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"net/url"
 	"strings"
 	"time"
@@ -207,9 +206,3 @@ func (c Config) Validate() error {
 	}
 	return errors.Join(errs...)
 }
-
-// measuredFor is how long the statistics cover in duration mode.
-func (c Config) measuredFor() time.Duration { return c.Duration - c.Warmup }
-
-// validRate reports whether r is a usable rate (finite, more than 0).
-func validRate(r float64) bool { return r > 0 && !math.IsInf(r, 0) && !math.IsNaN(r) }
