@@ -97,6 +97,8 @@ func (d *testDevice) onCommand(topic string, payload []byte) {
 		reply = `this is not json`
 	case "wrong-id":
 		reply = `{"jsonrpc":"2.0","id":"someone-else","result":1}`
+	case "huge": // a valid response, over the barista's reply limit
+		reply = `{"jsonrpc":"2.0","id":` + string(req.ID) + `,"result":"` + strings.Repeat("x", 300<<10) + `"}`
 	default: // "never" and anything else: silence
 		return
 	}
@@ -283,6 +285,7 @@ func TestOutcomes(t *testing.T) {
 		{"expired before taken", online, `{"jsonrpc":"2.0","method":"echo","id":5}`, -time.Second, contracts.CodeExpired, "", false},
 		{"garbage reply", online, `{"jsonrpc":"2.0","method":"garbage","id":6}`, 5 * time.Second, contracts.CodeBadDeviceReply, "", true},
 		{"reply with another id", online, `{"jsonrpc":"2.0","method":"wrong-id","id":7}`, 5 * time.Second, contracts.CodeBadDeviceReply, "", true},
+		{"oversized reply", online, `{"jsonrpc":"2.0","method":"huge","id":8}`, 5 * time.Second, contracts.CodeBadDeviceReply, "", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := len(tc.device.received())
