@@ -4,14 +4,17 @@
 // The broker clients cafe uses write every message with its own flush: one
 // write(2) per AMQP publish or ack and per MQTT packet. Under load those
 // system calls are a third of a service's CPU, and the broker handles as
-// many TCP segments. A Conn from this package takes each Write into a
-// buffer and returns; one goroutine writes out whatever has gathered, in a
-// single system call, as soon as there is anything. An idle connection
-// writes at once (there is nothing to wait for); a busy one writes in
-// batches of everything that arrived during the previous write (group
-// commit). No timer is involved, so no latency is added.
+// many TCP segments. A Conn from this package writes at once, from the
+// caller, when the connection is idle (nothing written in the last
+// IdleAfter), exactly as the bare connection would. When it is busy, a
+// Write only takes the bytes into a buffer and returns; one goroutine
+// writes out whatever has gathered, in a single system call, as soon as
+// there is anything (group commit). No timer is involved: a busy
+// connection gets batching, an idle one no hand-off latency. (The clients
+// hold their own locks while they write, so batching is only possible when
+// Write returns before the system call.)
 //
-// Writes return before the bytes reach the socket. A write error is
+// A gathered Write returns before its bytes reach the socket. Its error is
 // therefore reported by a later Write (or Close), after which the Conn is
 // closed; the clients above treat that as a lost connection, as they would
 // the error itself. A writer that gets more than MaxBuffered bytes ahead of
@@ -38,9 +41,11 @@ type Conn struct {
 	in *bufio.Reader // Read goes through it: one system call for many small reads
 
 	mu      sync.Mutex
-	drained *sync.Cond // signalled when pending is written out
+	drained *sync.Cond // signalled when a write completes
 	pending []byte
-	err     error // the first write error; sticky
+	writing bool      // a write system call is under way (caller or writer goroutine)
+	last    time.Time // when the last write system call ended
+	err     error     // the first write error; sticky
 	closed  bool
 	wake    chan struct{} // buffered 1: there is something to write
 	done    chan struct{} // closed when the writer goroutine exits
@@ -54,6 +59,10 @@ func New(c net.Conn) *Conn {
 	return g
 }
 
+// IdleAfter is how long after the last write a connection counts as idle,
+// so that the next write goes out at once from the caller.
+const IdleAfter = time.Millisecond
+
 // readBuffer is the read buffer's size.
 const readBuffer = 32 << 10
 
@@ -61,25 +70,64 @@ const readBuffer = 32 << 10
 // any net.Conn used by a single reader.
 func (g *Conn) Read(p []byte) (int, error) { return g.in.Read(p) }
 
-// Write takes p into the buffer and returns; see the package doc.
+// Write writes p at once when the connection is idle, and otherwise takes
+// it into the buffer and returns; see the package doc.
 func (g *Conn) Write(p []byte) (int, error) {
 	g.mu.Lock()
-	defer g.mu.Unlock()
 	for g.err == nil && !g.closed && len(g.pending) > MaxBuffered {
 		g.drained.Wait()
 	}
 	if g.err != nil {
-		return 0, g.err
+		err := g.err
+		g.mu.Unlock()
+		return 0, err
 	}
 	if g.closed {
+		g.mu.Unlock()
 		return 0, net.ErrClosed
 	}
+	if !g.writing && len(g.pending) == 0 && time.Since(g.last) > IdleAfter {
+		g.writing = true
+		g.mu.Unlock()
+		_, err := g.Conn.Write(p)
+		g.wrote(err)
+		if err != nil {
+			return 0, err
+		}
+		return len(p), nil
+	}
 	g.pending = append(g.pending, p...)
+	g.mu.Unlock()
+	g.signal()
+	return len(p), nil
+}
+
+func (g *Conn) signal() {
 	select {
 	case g.wake <- struct{}{}:
 	default:
 	}
-	return len(p), nil
+}
+
+// wrote ends a write system call: it records an error (closing the
+// connection, so readers see the loss too) and hands anything gathered
+// meanwhile to the writer goroutine.
+func (g *Conn) wrote(err error) {
+	g.mu.Lock()
+	g.writing = false
+	g.last = time.Now()
+	if err != nil && g.err == nil {
+		g.err = err
+	}
+	more := (len(g.pending) > 0 || g.closed) && g.err == nil
+	g.drained.Broadcast()
+	g.mu.Unlock()
+	if err != nil {
+		_ = g.Conn.Close()
+	}
+	if more {
+		g.signal()
+	}
 }
 
 func (g *Conn) writer() {
@@ -87,24 +135,26 @@ func (g *Conn) writer() {
 	var out []byte
 	for range g.wake {
 		g.mu.Lock()
+		if g.writing {
+			g.mu.Unlock()
+			continue // the write under way signals again when it ends
+		}
 		out, g.pending = g.pending, out[:0]
-		closed := g.closed
+		g.writing = len(out) > 0
+		closed, failed := g.closed, g.err != nil
 		g.mu.Unlock()
-		var err error
+		if failed {
+			return
+		}
 		if len(out) > 0 {
-			_, err = g.Conn.Write(out)
+			_, err := g.Conn.Write(out)
+			g.wrote(err)
+			if err != nil {
+				return
+			}
+			continue
 		}
-		g.mu.Lock()
-		if err != nil && g.err == nil {
-			g.err = err
-		}
-		g.drained.Broadcast()
-		stop := g.err != nil || (closed && len(g.pending) == 0)
-		g.mu.Unlock()
-		if err != nil {
-			_ = g.Conn.Close() // readers see the loss too
-		}
-		if stop {
+		if closed {
 			return
 		}
 	}
@@ -120,12 +170,9 @@ func (g *Conn) Close() error {
 	}
 	g.closed = true
 	g.mu.Unlock()
+	g.signal()
 	select {
-	case g.wake <- struct{}{}:
-	default:
-	}
-	select {
-	case <-g.done:
+	case <-g.done: // the writer flushed what was gathered and left
 	case <-time.After(time.Second):
 	}
 	err := g.Conn.Close()

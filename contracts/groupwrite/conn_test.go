@@ -31,7 +31,10 @@ type countingConn struct {
 
 func (c *countingConn) Write(p []byte) (int, error) {
 	if c.hold != nil {
-		c.entered <- struct{}{}
+		select {
+		case c.entered <- struct{}{}:
+		default: // nobody is watching any more
+		}
 		<-c.hold
 	}
 	c.mu.Lock()
@@ -53,13 +56,16 @@ func (c *countingConn) snapshot() (string, int) {
 }
 
 func TestWritesArriveInOrderAndGathered(t *testing.T) {
-	under := &countingConn{hold: make(chan struct{}), entered: make(chan struct{})}
+	under := &countingConn{hold: make(chan struct{}), entered: make(chan struct{}, 16)}
 	g := groupwrite.New(under)
-	// The first write goes out alone (nothing else is there yet) and is
-	// held in the "system call"; the next ten gather behind it.
-	if _, err := g.Write([]byte("a")); err != nil {
-		t.Fatal(err)
-	}
+	// The first write goes out at once, from its own goroutine (the
+	// connection is idle), and is held in the "system call"; the next ten
+	// gather behind it and return.
+	first := make(chan error, 1)
+	go func() {
+		_, err := g.Write([]byte("a"))
+		first <- err
+	}()
 	<-under.entered
 	for i := range 10 {
 		if _, err := g.Write([]byte{byte('0' + i)}); err != nil {
@@ -69,6 +75,9 @@ func TestWritesArriveInOrderAndGathered(t *testing.T) {
 	under.hold <- struct{}{} // "a"
 	<-under.entered
 	under.hold <- struct{}{} // "0123456789", in one write
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		got, writes := under.snapshot()
@@ -123,13 +132,33 @@ func TestConcurrentWritersLoseNothing(t *testing.T) {
 	t.Logf("8000 writes became %d system calls", writes)
 }
 
-func TestWriteErrorIsReportedLaterAndSticks(t *testing.T) {
+func TestWriteErrorIsReportedAndSticks(t *testing.T) {
 	boom := errors.New("connection reset")
 	under := &countingConn{fail: boom}
 	g := groupwrite.New(under)
-	if _, err := g.Write([]byte("x")); err != nil {
-		t.Fatalf("first write: %v (errors surface on a later write)", err)
+	// An idle connection writes at once, so the error comes back at once;
+	// every later write reports it too.
+	for range 3 {
+		if _, err := g.Write([]byte("x")); !errors.Is(err, boom) {
+			t.Fatalf("got %v, want %v", err, boom)
+		}
 	}
+	_ = g.Close()
+}
+
+func TestGatheredWriteErrorIsReportedLater(t *testing.T) {
+	boom := errors.New("connection reset")
+	under := &countingConn{hold: make(chan struct{}), entered: make(chan struct{}, 16)}
+	g := groupwrite.New(under)
+	go func() { _, _ = g.Write([]byte("first")) }()
+	<-under.entered
+	if _, err := g.Write([]byte("gathered")); err != nil {
+		t.Fatalf("a gathered write: %v (its error can only come later)", err)
+	}
+	under.mu.Lock()
+	under.fail = boom
+	under.mu.Unlock()
+	close(under.hold) // the first write and then the gathered batch fail
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		_, err := g.Write([]byte("y"))
@@ -148,19 +177,22 @@ func TestSlowPeerHoldsWritersBack(t *testing.T) {
 	client, server := net.Pipe() // writes block until read
 	g := groupwrite.New(client)
 	var written atomic.Int64
-	go func() {
-		chunk := make([]byte, 64<<10)
-		for {
-			if _, err := g.Write(chunk); err != nil {
-				return
+	const writers, chunkSize = 4, 64 << 10
+	for range writers {
+		go func() {
+			chunk := make([]byte, chunkSize)
+			for {
+				if _, err := g.Write(chunk); err != nil {
+					return
+				}
+				written.Add(int64(len(chunk)))
 			}
-			written.Add(int64(len(chunk)))
-		}
-	}()
-	time.Sleep(100 * time.Millisecond) // let the writer run ahead as far as it may
-	// At most one batch in the blocked write and MaxBuffered (plus the
-	// last chunk) waiting behind it.
-	if w := written.Load(); w > 2*(groupwrite.MaxBuffered+64<<10) {
+		}()
+	}
+	time.Sleep(100 * time.Millisecond) // let the writers run ahead as far as they may
+	// At most one batch in the blocked write and MaxBuffered (plus a chunk
+	// per writer) waiting behind it.
+	if w := written.Load(); w > 2*(groupwrite.MaxBuffered+writers*chunkSize) {
 		t.Fatalf("writers got %d bytes ahead of a peer that reads nothing", w)
 	}
 	go func() { _, _ = io.Copy(io.Discard, server) }()
