@@ -15,10 +15,13 @@
 //
 //   - no valid client id, or a body that is not a JSON object within the
 //     size limit: Reject without requeue, to the dead-letter queue;
-//   - the MQTT broker is unreachable: wait for it, up to Config.WaitMQTT,
-//     holding the message (far below RabbitMQ's consumer timeout), so an
-//     outage does not spend the message's delivery limit; on shutdown or
-//     after that wait, Nack with requeue;
+//   - the MQTT broker became unreachable after the result was taken: wait
+//     for it, up to Config.WaitMQTT, holding the message (far below
+//     RabbitMQ's consumer timeout), so an outage does not spend the
+//     message's delivery limit; on shutdown or after that wait, Nack with
+//     requeue. While the MQTT link is down the caller takes no new results
+//     at all (its consumer is gated on the link), leaving them to callers
+//     that can deliver;
 //   - published and acknowledged by the broker: Ack; not acknowledged within
 //     Config.PublishTimeout: Nack with requeue.
 //
