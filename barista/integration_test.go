@@ -153,25 +153,8 @@ func (r *rig) startBarista(amqpURL string, cfg barista.Config) (b *barista.Baris
 	if err != nil {
 		t.Fatal(err)
 	}
-	linkCtx, stopLinks := context.WithCancel(context.Background())
-	runCtx, stopRun := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Go(func() { _ = consume.Run(linkCtx) })
-	wg.Go(func() { _ = publish.Run(linkCtx) })
-	wg.Go(func() { _ = results.Run(linkCtx) })
-	ran := make(chan struct{})
-	go func() { _ = b.Run(runCtx); close(ran) }()
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			stopRun()
-			<-ran
-			stopLinks()
-			wg.Wait()
-			mq.Close(100*time.Millisecond, true)
-		})
-	}
-	t.Cleanup(stop)
+	t.Cleanup(func() { mq.Close(100*time.Millisecond, true) }) // after stop: cleanups run last-in first-out
+	stop = brokertest.Start(t, b.Run, consume.Run, publish.Run, results.Run)
 	wctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := mq.WaitConnected(wctx); err != nil {
@@ -446,7 +429,7 @@ func TestCommandThatKeepsCrashingIsDeadLetteredAfterTheLimit(t *testing.T) {
 		t.Fatal(err)
 	}
 	mq.Start()
-	defer mq.Close(100*time.Millisecond, true)
+	t.Cleanup(func() { mq.Close(100*time.Millisecond, true) }) // after the barista stops
 	consume, _ := amqplink.New(amqplink.Config{URL: brokertest.AMQPURL(), Topology: r.top, Name: "consume"}, quiet())
 	publish, _ := amqplink.New(amqplink.Config{URL: brokertest.AMQPURL(), Topology: r.top, Name: "publish"}, quiet())
 	results := amqplink.NewPublisher(publish, quiet())
@@ -454,13 +437,7 @@ func TestCommandThatKeepsCrashingIsDeadLetteredAfterTheLimit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Go(func() { _ = consume.Run(ctx) })
-	wg.Go(func() { _ = publish.Run(ctx) })
-	wg.Go(func() { _ = results.Run(ctx) })
-	wg.Go(func() { _ = b.Run(ctx) })
-	defer func() { cancel(); wg.Wait() }()
+	brokertest.Start(t, b.Run, consume.Run, publish.Run, results.Run)
 	dev := startDevice(t, true)
 
 	// The queue must exist with the new limit before publishing.

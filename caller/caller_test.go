@@ -59,24 +59,8 @@ func (r *rig) startCaller(mqttURL string, cfg caller.Config) (stop func()) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	linkCtx, stopLink := context.WithCancel(context.Background())
-	runCtx, stopRun := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Go(func() { _ = link.Run(linkCtx) })
-	ran := make(chan struct{})
-	go func() { _ = c.Run(runCtx); close(ran) }()
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			stopRun()
-			<-ran
-			stopLink()
-			wg.Wait()
-			mq.Close(100*time.Millisecond, true)
-		})
-	}
-	t.Cleanup(stop)
-	return stop
+	t.Cleanup(func() { mq.Close(100*time.Millisecond, true) }) // after stop: cleanups run last-in first-out
+	return brokertest.Start(t, c.Run, link.Run)
 }
 
 // result publishes a result as a barista would.

@@ -4,6 +4,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"cafe/cmd/internal/cli/clitest"
 	"testing"
 )
 
@@ -19,38 +21,18 @@ func TestBadConfigurationIsRefusedClearly(t *testing.T) {
 	if err := os.WriteFile(good, []byte("clients:\n  - id: a\n    token_sha256: \""+strings.Repeat("a", 64)+"\"\n    devices: [\"*\"]\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	for _, tc := range []struct {
-		name string
-		args []string
-		env  map[string]string
-		want string
-	}{
-		{"no registry", nil, nil, "CAFE_CLIENTS_FILE"},
-		{"missing registry file", []string{"--clients-file", filepath.Join(dir, "none.yaml")}, nil, "none.yaml"},
-		{"garbage registry", []string{"--clients-file", garbage}, nil, "garbage.yaml"},
-		{"duration flag", []string{"--default-timeout", "banana"}, nil, "default-timeout"},
-		{"int variable", nil, map[string]string{"CAFE_MAX_BATCH": "many"}, "CAFE_MAX_BATCH"},
-		{"body limit over 1 MiB", []string{"--clients-file", good, "--max-body-bytes", "5000000"}, nil, "max body"},
-		{"deadline beyond consumer timeout", []string{"--clients-file", good, "--max-timeout", "1h"}, nil, "max timeout"},
-		{"amqp url", []string{"--clients-file", good, "--amqp-url", "http://localhost"}, nil, "amqp url"},
-		{"prefix", []string{"--clients-file", good, "--amqp-prefix", "a b"}, nil, "prefix"},
-		{"log level", []string{"--log-level", "loud"}, nil, "log level"},
-		{"stray argument", []string{"serve"}, nil, "unknown command"},
-		{"unknown flag", []string{"--colour"}, nil, "unknown flag"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			for k, v := range tc.env {
-				t.Setenv(k, v)
-			}
-			t.Setenv("CAFE_HTTP_ADDR", "127.0.0.1:0")
-			cmd := command()
-			cmd.SetArgs(tc.args)
-			cmd.SetOut(new(strings.Builder))
-			cmd.SetErr(new(strings.Builder))
-			err := cmd.Execute()
-			if err == nil || !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("got %v, want an error mentioning %q", err, tc.want)
-			}
-		})
-	}
+	clitest.ExpectRefused(t, command, []clitest.Case{
+		{Name: "no registry", Want: "CAFE_CLIENTS_FILE"},
+		{Name: "missing registry file", Args: []string{"--clients-file", filepath.Join(dir, "none.yaml")}, Want: "none.yaml"},
+		{Name: "garbage registry", Args: []string{"--clients-file", garbage}, Want: "garbage.yaml"},
+		{Name: "duration flag", Args: []string{"--default-timeout", "banana"}, Want: "default-timeout"},
+		{Name: "int variable", Env: map[string]string{"CAFE_MAX_BATCH": "many"}, Want: "CAFE_MAX_BATCH"},
+		{Name: "body limit over 1 MiB", Args: []string{"--clients-file", good, "--max-body-bytes", "5000000"}, Want: "max body"},
+		{Name: "deadline beyond consumer timeout", Args: []string{"--clients-file", good, "--max-timeout", "1h"}, Want: "max timeout"},
+		{Name: "amqp url", Args: []string{"--clients-file", good, "--amqp-url", "http://localhost"}, Want: "amqp url"},
+		{Name: "prefix", Args: []string{"--clients-file", good, "--amqp-prefix", "a b"}, Want: "prefix"},
+		{Name: "log level", Args: []string{"--log-level", "loud"}, Want: "log level"},
+		{Name: "stray argument", Args: []string{"serve"}, Want: "unknown command"},
+		{Name: "unknown flag", Args: []string{"--colour"}, Want: "unknown flag"},
+	})
 }

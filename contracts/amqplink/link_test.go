@@ -33,11 +33,7 @@ func startLink(t *testing.T, rawURL string, top contracts.Topology) (*amqplink.L
 		t.Fatal(err)
 	}
 	pub := amqplink.NewPublisher(link, quiet())
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Go(func() { _ = link.Run(ctx) })
-	wg.Go(func() { _ = pub.Run(ctx) })
-	t.Cleanup(func() { cancel(); wg.Wait() })
+	brokertest.Start(t, nil, link.Run, pub.Run)
 	return link, pub
 }
 

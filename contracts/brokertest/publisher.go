@@ -3,7 +3,6 @@ package brokertest
 import (
 	"context"
 	"log/slog"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,11 +21,7 @@ func Publisher(t testing.TB, top contracts.Topology) *amqplink.Publisher {
 		t.Fatal(err)
 	}
 	pub := amqplink.NewPublisher(link, log)
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Go(func() { _ = link.Run(ctx) })
-	wg.Go(func() { _ = pub.Run(ctx) })
-	t.Cleanup(func() { cancel(); wg.Wait() })
+	Start(t, nil, link.Run, pub.Run)
 	wctx, wcancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer wcancel()
 	if err := pub.WaitReady(wctx); err != nil {

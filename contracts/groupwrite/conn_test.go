@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -189,7 +190,20 @@ func TestSlowPeerHoldsWritersBack(t *testing.T) {
 			}
 		}()
 	}
-	time.Sleep(100 * time.Millisecond) // let the writers run ahead as far as they may
+	// Wait until the writers are held back: they got at least MaxBuffered
+	// ahead, and the count no longer moves.
+	deadline := time.Now().Add(5 * time.Second)
+	for last := int64(-1); ; {
+		w := written.Load()
+		if w >= groupwrite.MaxBuffered && w == last {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("writers never settled: %d bytes written", w)
+		}
+		last = w
+		time.Sleep(20 * time.Millisecond)
+	}
 	// At most one batch in the blocked write and MaxBuffered (plus a chunk
 	// per writer) waiting behind it.
 	if w := written.Load(); w > 2*(groupwrite.MaxBuffered+writers*chunkSize) {
@@ -197,7 +211,7 @@ func TestSlowPeerHoldsWritersBack(t *testing.T) {
 	}
 	go func() { _, _ = io.Copy(io.Discard, server) }()
 	before := written.Load()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline = time.Now().Add(5 * time.Second)
 	for written.Load() < before+int64(groupwrite.MaxBuffered) {
 		if time.Now().After(deadline) {
 			t.Fatal("writers did not resume once the peer read")
@@ -226,14 +240,24 @@ func TestCloseFlushesAndThenRefuses(t *testing.T) {
 	}
 }
 
+// countingReader is a connection that counts the reads that reach it.
+type countingReader struct {
+	net.Conn
+	src   io.Reader
+	reads int
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	c.reads++
+	return c.src.Read(p)
+}
+
+func (c *countingReader) Close() error { return nil }
+
 func TestReadsAreBuffered(t *testing.T) {
-	client, server := net.Pipe()
-	g := groupwrite.New(client)
+	under := &countingReader{src: strings.NewReader("abcdef")}
+	g := groupwrite.New(under)
 	defer g.Close()
-	go func() {
-		_, _ = server.Write([]byte("abcdef"))
-		_ = server.Close()
-	}()
 	var got []byte
 	b := make([]byte, 1)
 	for {
@@ -245,5 +269,10 @@ func TestReadsAreBuffered(t *testing.T) {
 	}
 	if string(got) != "abcdef" {
 		t.Fatalf("read %q", got)
+	}
+	// Six one-byte reads, plus the one that finds the end: at most two
+	// reads reach the connection (the data, then EOF), not seven.
+	if under.reads > 2 {
+		t.Fatalf("%d reads reached the connection for six bytes", under.reads)
 	}
 }
