@@ -12,56 +12,53 @@ import (
 	"cafe/contracts/amqplink"
 )
 
-// handle is the barista's ack policy, the only place that settles a command:
+// handle is the barista's ack policy, written once: it turns one delivery
+// into a Verdict, and the consumer (amqplink) settles the command from it.
 //
-//   - not a valid command (headers, body, size): Reject without requeue, so
-//     RabbitMQ dead-letters it at once with reason "rejected";
-//   - the chain handed it back (shutdown, panic): Nack with requeue; RabbitMQ
-//     counts the delivery, and past the queue's delivery limit dead-letters
-//     it with reason "delivery_limit";
+//   - not a valid command (headers, body, size): Poison, so RabbitMQ
+//     dead-letters it at once with reason "rejected";
+//   - the chain handed it back (shutdown, panic): Retry, or GiveBack when
+//     the barista is shutting down; RabbitMQ counts the delivery, and past
+//     the queue's delivery limit dead-letters it with reason
+//     "delivery_limit";
 //   - finished with a Body: publish the result and wait for its confirm,
-//     then Ack; if the result is not confirmed, Nack with requeue (the
-//     device sees the same repeat key again and need not act twice);
-//   - finished without a Body (one-way command): Ack.
+//     then Done; if the result is not confirmed, Retry (the device sees the
+//     same repeat key again and need not act twice);
+//   - finished without a Body (one-way command): Done.
 //
 // So a command leaves the queue only as a confirmed result or a dead letter.
 // If the barista dies anywhere in between, the command was not acked and
 // RabbitMQ delivers it again.
-func (b *Barista) handle(ctx context.Context, d *amqp.Delivery) {
+func (b *Barista) handle(ctx context.Context, d *amqp.Delivery) amqplink.Verdict {
 	cmd, err := b.decode(d)
 	if err != nil {
-		b.m.commands.WithLabelValues(outcomePoison).Inc()
-		b.log.Warn("not a valid command; rejecting it to the dead-letter queue", "message_id", clip(d.MessageId), "err", err)
-		b.settle(d.Reject(false))
-		return
+		return amqplink.Poison("not a valid command: " + err.Error())
 	}
 	b.m.inFlight.Inc()
 	defer b.m.inFlight.Dec()
+	who := []any{"client_id", cmd.Meta.ClientID, "device_id", cmd.Meta.DeviceID, "msg_id", cmd.Meta.MsgID}
 
 	res, err := b.chain(ctx, cmd)
 	if err != nil {
-		b.m.commands.WithLabelValues(outcomeRequeued).Inc()
-		b.log.Info("handing the command back to the queue", "client_id", cmd.Meta.ClientID, "device_id", cmd.Meta.DeviceID, "msg_id", cmd.Meta.MsgID, "err", err)
-		b.settle(d.Nack(false, true))
-		return
+		if ctx.Err() != nil {
+			return amqplink.GiveBack("the barista is shutting down: "+err.Error(), who...)
+		}
+		return amqplink.Retry("the command could not be handled: "+err.Error(), who...)
 	}
 	if res.Body != nil {
 		if err := b.publishResult(ctx, cmd, res); err != nil {
-			b.m.commands.WithLabelValues(outcomeRequeued).Inc()
-			b.log.Warn("result not confirmed; the command goes back to the queue", "client_id", cmd.Meta.ClientID, "device_id", cmd.Meta.DeviceID, "msg_id", cmd.Meta.MsgID, "err", err)
-			b.settle(d.Nack(false, true))
-			return
+			return amqplink.Retry("result not confirmed: "+err.Error(), who...)
 		}
 	}
 	b.m.commands.WithLabelValues(string(res.Outcome)).Inc()
-	b.log.Debug("command done", "client_id", cmd.Meta.ClientID, "device_id", cmd.Meta.DeviceID, "msg_id", cmd.Meta.MsgID, "outcome", res.Outcome)
-	b.settle(d.Ack(false))
+	b.log.Debug("command done", append(who, "outcome", res.Outcome)...)
+	return amqplink.Done()
 }
 
 // decode reads a delivery as a command, re-checking what the cashier checked.
 func (b *Barista) decode(d *amqp.Delivery) (*Command, error) {
-	if len(d.Body) > b.cfg.MaxBodyBytes {
-		return nil, fmt.Errorf("body is %d bytes, over the %d-byte limit", len(d.Body), b.cfg.MaxBodyBytes)
+	if len(d.Body) > contracts.MaxBodyBytes {
+		return nil, fmt.Errorf("body is %d bytes, over the %d-byte limit", len(d.Body), contracts.MaxBodyBytes)
 	}
 	meta, err := contracts.ParseCommandMeta(d.MessageId, d.Headers)
 	if err != nil {
@@ -72,7 +69,7 @@ func (b *Barista) decode(d *amqp.Delivery) (*Command, error) {
 		return nil, fmt.Errorf("body is not a valid JSON-RPC request: %w", err)
 	}
 	if meta.MsgID != string(req.ID) {
-		return nil, fmt.Errorf("header %s %q does not match the body's id %q", contracts.HeaderMsgID, clip(meta.MsgID), clip(string(req.ID)))
+		return nil, fmt.Errorf("header %s %q does not match the body's id %q", contracts.HeaderMsgID, contracts.Clip(meta.MsgID), contracts.Clip(string(req.ID)))
 	}
 	return &Command{Meta: meta, Request: req, Redelivered: d.Redelivered}, nil
 }
@@ -125,11 +122,3 @@ func (b *Barista) publishResult(ctx context.Context, cmd *Command, res Result) e
 
 // retryNacked is the pause before publishing a refused result again.
 const retryNacked = 250 * time.Millisecond
-
-// settle logs a failed ack or nack: the channel is gone, and RabbitMQ has
-// already put the delivery back in the queue.
-func (b *Barista) settle(err error) {
-	if err != nil {
-		b.log.Debug("could not settle a delivery; RabbitMQ requeues it with the channel", "err", err)
-	}
-}

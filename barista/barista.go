@@ -2,10 +2,6 @@ package barista
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"errors"
-	"fmt"
 	"log/slog"
 	"time"
 
@@ -18,75 +14,16 @@ import (
 	"cafe/contracts/mqttlink"
 )
 
-// Config is the barista's configuration; zero fields take the defaults.
-type Config struct {
-	Route         string        // this barista's route level in command topics; default b-<random hex>
-	Concurrency   int           // commands handled at once, and the prefetch; default 256
-	Grace         time.Duration // on shutdown, time to finish the commands in hand; default 10s
-	ResultTimeout time.Duration // how long a result may wait for RabbitMQ (confirm, resource alarm, full queue); default 60s
-	MaxReplyBytes int           // larger device replies become bad-reply errors; default 256 KiB
-	MaxBodyBytes  int           // larger queued commands are poison; default 1 MiB (the cashier's limit)
-	Breaker       BreakerConfig
-}
-
-// NewRoute returns a fresh random route, b-<8 hex digits>.
-func NewRoute() string {
-	var b [4]byte
-	_, _ = rand.Read(b[:])
-	return "b-" + hex.EncodeToString(b[:])
-}
-
-func (c *Config) fill() {
-	if c.Route == "" {
-		c.Route = NewRoute()
-	}
-	if c.Concurrency == 0 {
-		c.Concurrency = 256
-	}
-	if c.Grace == 0 {
-		c.Grace = 10 * time.Second
-	}
-	if c.ResultTimeout == 0 {
-		c.ResultTimeout = time.Minute
-	}
-	if c.MaxReplyBytes == 0 {
-		c.MaxReplyBytes = contracts.DefaultMaxReplyBytes
-	}
-	if c.MaxBodyBytes == 0 {
-		c.MaxBodyBytes = 1 << 20
-	}
-}
-
-// Validate reports every problem with c (after defaults are filled).
-func (c Config) Validate() error {
-	var errs []error
-	if !contracts.ValidRoute(c.Route) {
-		errs = append(errs, fmt.Errorf("route %q: want 1 to %d characters from A-Z a-z 0-9 . _ : -", c.Route, contracts.MaxRouteLen))
-	}
-	if c.Concurrency < 1 || c.Concurrency > 65535 {
-		errs = append(errs, fmt.Errorf("concurrency %d: want 1 to 65535", c.Concurrency))
-	}
-	if c.Grace < 0 || c.ResultTimeout <= 0 {
-		errs = append(errs, errors.New("grace must be 0 or more and result timeout more than 0"))
-	}
-	if c.MaxReplyBytes < 1 || c.MaxBodyBytes < 1 {
-		errs = append(errs, errors.New("reply and body limits must be positive"))
-	}
-	if c.Breaker.Failures < 0 || c.Breaker.OpenFor < 0 {
-		errs = append(errs, errors.New("breaker failures and open time must be 0 (default) or more"))
-	}
-	return errors.Join(errs...)
-}
-
-// Commands is what the barista needs of the commands queue.
-type Commands interface {
+// CommandSource is what the barista needs of the commands queue: a
+// consumer that settles each command from the verdict the barista returns.
+type CommandSource interface {
 	Consume(ctx context.Context, cfg amqplink.ConsumerConfig, log *slog.Logger, h amqplink.Handler) error
 }
 
-// Results is what the barista needs to publish results: nil only once
-// RabbitMQ confirmed the message; and a gate that is ready while results
-// can be published (connected, not blocked by a resource alarm).
-type Results interface {
+// ResultPublisher is what the barista needs to publish results: nil only
+// once RabbitMQ confirmed the message; and a gate that is ready while
+// results can be published (connected, not blocked by a resource alarm).
+type ResultPublisher interface {
 	Publish(ctx context.Context, exchange, key string, msg amqp.Publishing) error
 	PublishGate() amqplink.Gate
 }
@@ -108,10 +45,12 @@ type Watcher interface {
 // persistent session would keep collecting every device's presence changes
 // for a barista that was killed and never comes back.
 type Links struct {
-	Commands Commands
-	Results  Results
+	Commands CommandSource
+	Results  ResultPublisher
 	Devices  MQTT
 	Presence Watcher
+	// Metrics counts the consumer's verdicts (optional; shared per process).
+	Metrics *amqplink.ConsumerMetrics
 }
 
 // Barista takes commands from the queue, acts on devices, and publishes
@@ -120,11 +59,12 @@ type Barista struct {
 	cfg      Config
 	log      *slog.Logger
 	top      contracts.Topology
-	commands Commands
-	results  Results
+	commands CommandSource
+	results  ResultPublisher
 	mqtt     MQTT
 	watch    Watcher
 	m        *metrics
+	consumed *amqplink.ConsumerMetrics
 
 	presence *Presence
 	replies  *Replies
@@ -142,7 +82,7 @@ func New(cfg Config, top contracts.Topology, links Links, prom prometheus.Regist
 		links.Presence = links.Devices
 	}
 	log = log.With("route", cfg.Route)
-	b := &Barista{cfg: cfg, log: log, top: top, commands: links.Commands, results: links.Results, mqtt: links.Devices, watch: links.Presence}
+	b := &Barista{cfg: cfg, log: log, top: top, commands: links.Commands, results: links.Results, mqtt: links.Devices, watch: links.Presence, consumed: links.Metrics}
 	var m *metrics
 	b.presence = NewPresence(log, func() { m.badPresence.Inc() })
 	b.replies = NewReplies(cfg.Route, log, func(reason string) { m.stray.WithLabelValues(reason).Inc() })
@@ -164,6 +104,9 @@ func New(cfg Config, top contracts.Topology, links Links, prom prometheus.Regist
 	)
 	return b, nil
 }
+
+// consumerName labels the barista's consumer in logs and metrics.
+const consumerName = "barista"
 
 // Route is this barista's route level.
 func (b *Barista) Route() string { return b.cfg.Route }
@@ -203,8 +146,11 @@ func (b *Barista) Run(ctx context.Context) error {
 			}
 		}
 	}()
+	b.consumed.Start(consumerName)
 	return b.commands.Consume(ctx, amqplink.ConsumerConfig{
 		Queue:       b.top.CommandsQueue(),
+		Name:        consumerName,
+		Metrics:     b.consumed,
 		Tag:         "barista-" + b.cfg.Route,
 		Concurrency: b.cfg.Concurrency,
 		Grace:       b.cfg.Grace,

@@ -2,7 +2,6 @@ package barista_test
 
 import (
 	"context"
-	"log/slog"
 	"strconv"
 	"strings"
 	"sync"
@@ -14,7 +13,7 @@ import (
 
 	"cafe/barista"
 	"cafe/contracts"
-	"cafe/contracts/amqplink"
+	"cafe/contracts/brokertest"
 	"cafe/contracts/mqttlink"
 )
 
@@ -90,6 +89,8 @@ func (m *echoMQTT) Subscribe(_ context.Context, filter string, _ byte, h mqttlin
 func (m *echoMQTT) WaitReady(context.Context) error { return nil }
 func (m *echoMQTT) Lost() <-chan struct{}           { return nil }
 
+var _ barista.MQTT = (*echoMQTT)(nil)
+
 func (m *echoMQTT) Publish(_ context.Context, msg mqttlink.Message) error {
 	topic, ok := contracts.ReplyTopicFor(msg.Topic)
 	m.mu.Lock()
@@ -101,62 +102,22 @@ func (m *echoMQTT) Publish(_ context.Context, msg mqttlink.Message) error {
 	return nil
 }
 
-// confirmAll stands for the results publisher: every result is confirmed.
-type confirmAll struct{}
-
-func (confirmAll) Publish(context.Context, string, string, amqp.Publishing) error { return nil }
-func (confirmAll) PublishGate() amqplink.Gate                                     { return alwaysOpen{} }
-
-// alwaysOpen is a gate that never closes.
-type alwaysOpen struct{}
-
-func (alwaysOpen) WaitReady(context.Context) error { return nil }
-func (alwaysOpen) Lost() <-chan struct{}           { return nil }
-
-// nopAck settles deliveries without a broker.
-type nopAck struct{}
-
-func (nopAck) Ack(uint64, bool) error        { return nil }
-func (nopAck) Nack(uint64, bool, bool) error { return nil }
-func (nopAck) Reject(uint64, bool) error     { return nil }
-
-// feed is the commands queue: it hands the handler n deliveries, one after
-// the other, then returns. Any other queue stays empty until ctx ends.
-type feed struct {
-	queue string
-	n     int
-	next  func(i int) *amqp.Delivery
-	done  chan struct{}
-}
-
-func (f *feed) Consume(ctx context.Context, cfg amqplink.ConsumerConfig, _ *slog.Logger, h amqplink.Handler) error {
-	if cfg.Queue != f.queue {
-		<-ctx.Done()
-		return nil
-	}
-	defer close(f.done)
-	for i := range f.n {
-		h(ctx, f.next(i))
-	}
-	return nil
-}
-
 // BenchmarkHandle runs the barista's whole per-command path: decode and
 // re-check, deadline, presence, breaker, publish to the device, route its
-// reply, check it, publish the result, ack. Only the brokers are fakes.
+// reply, check it, publish the result, return the verdict. Only the
+// brokers are fakes.
 func BenchmarkHandle(b *testing.B) {
 	raw := []byte(`{"jsonrpc":"2.0","method":"echo","params":{"pad":"` + strings.Repeat("x", 110) + `"},"id":"3fa9c1.1.42"}`)
 	reply := []byte(`{"jsonrpc":"2.0","id":"3fa9c1.1.42","result":{"pad":"` + strings.Repeat("x", 110) + `"}}`)
 	mq := &echoMQTT{reply: reply}
 	top := contracts.DefaultTopology()
-	f := &feed{queue: top.CommandsQueue(), n: b.N, done: make(chan struct{})}
-	f.next = func(int) *amqp.Delivery {
+	f := brokertest.NewFeed(top.CommandsQueue(), b.N, func(int) *amqp.Delivery {
 		now := time.Now()
 		meta := contracts.CommandMeta{CommandID: contracts.NewCommandID(), ClientID: "app-1", DeviceID: "lamp-1",
 			MsgID: `"3fa9c1.1.42"`, Deadline: now.Add(10 * time.Second), AcceptedAt: now}
-		return &amqp.Delivery{Acknowledger: nopAck{}, MessageId: meta.CommandID, Headers: meta.Headers(), Body: raw}
-	}
-	bar, err := barista.New(barista.Config{}, top, barista.Links{Commands: f, Results: confirmAll{}, Devices: mq}, prometheus.NewRegistry(), quiet())
+		return &amqp.Delivery{MessageId: meta.CommandID, Headers: meta.Headers(), Body: raw}
+	})
+	bar, err := barista.New(barista.Config{}, top, barista.Links{Commands: f, Results: &brokertest.Confirming{}, Devices: mq}, prometheus.NewRegistry(), quiet())
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -165,7 +126,7 @@ func BenchmarkHandle(b *testing.B) {
 	ctx, cancel := context.WithCancel(context.Background())
 	ran := make(chan error, 1)
 	go func() { ran <- bar.Run(ctx) }()
-	<-f.done
+	<-f.Done
 	b.StopTimer()
 	cancel()
 	if err := <-ran; err != nil {

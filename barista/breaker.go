@@ -11,13 +11,6 @@ import (
 	"cafe/contracts"
 )
 
-// BreakerConfig tunes the per-device circuit breakers.
-type BreakerConfig struct {
-	Failures int           // consecutive transport failures that open a device's breaker; default 5
-	OpenFor  time.Duration // how long it stays open before one trial command; default 30s
-	IdleTTL  time.Duration // a closed breaker unused this long is forgotten; default 10m
-}
-
 // Breakers holds one gobreaker circuit breaker per device. Only transport
 // failures count against a device: a device timeout, or a command the MQTT
 // broker would not take. A reply, including the device's own error reply or
@@ -44,18 +37,11 @@ var errTransport = errors.New("device link failure")
 // success nor failure for the device.
 var errGiveBack = errors.New("handed back")
 
-// NewBreakers returns an empty set. changed, if not nil, is told of every
+// NewBreakers returns an empty set; zero fields of cfg take their
+// defaults. changed, if not nil, is told of every
 // state change (for metrics and logs).
 func NewBreakers(cfg BreakerConfig, now func() time.Time, changed func(device string, to gobreaker.State)) *Breakers {
-	if cfg.Failures <= 0 {
-		cfg.Failures = 5
-	}
-	if cfg.OpenFor <= 0 {
-		cfg.OpenFor = 30 * time.Second
-	}
-	if cfg.IdleTTL <= 0 {
-		cfg.IdleTTL = 10 * time.Minute
-	}
+	cfg.fill()
 	if changed == nil {
 		changed = func(string, gobreaker.State) {}
 	}

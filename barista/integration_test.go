@@ -48,7 +48,7 @@ func startDevice(t *testing.T, online bool) *testDevice {
 		t.Fatal(err)
 	}
 	d.link = link
-	link.Start()
+	stop := link.Background()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := link.Subscribe(ctx, contracts.CommandsFilter(d.id), 1, d.onCommand); err != nil {
@@ -69,7 +69,7 @@ func startDevice(t *testing.T, online bool) *testDevice {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		_ = link.Publish(ctx, mqttlink.Message{Topic: contracts.PresenceTopic(d.id), QoS: 1, Retained: true})
-		link.Close(100*time.Millisecond, false)
+		stop()
 	})
 	return d
 }
@@ -144,16 +144,15 @@ func (r *rig) startBarista(amqpURL string, cfg barista.Config) (b *barista.Baris
 	if cfg.Route == "" {
 		cfg.Route = barista.NewRoute()
 	}
-	mq, err := mqttlink.New(mqttlink.Config{URL: brokertest.MQTTURL(), ClientID: "cafe-barista-" + cfg.Route + "-" + brokertest.ID(t, "x")}, quiet())
+	mq, err := mqttlink.New(mqttlink.Config{URL: brokertest.MQTTURL(), ClientID: "cafe-barista-" + cfg.Route + "-" + brokertest.ID(t, "x"), ForgetSession: true}, quiet())
 	if err != nil {
 		t.Fatal(err)
 	}
-	mq.Start()
+	brokertest.Run(t, mq) // stopped after the barista: cleanups run last-in first-out
 	b, err = barista.New(cfg, r.top, barista.Links{Commands: consume, Results: results, Devices: mq}, prometheus.NewRegistry(), quiet())
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { mq.Close(100*time.Millisecond, true) }) // after stop: cleanups run last-in first-out
 	stop = brokertest.Start(t, b.Run, consume.Run, publish.Run, results.Run)
 	wctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -424,12 +423,11 @@ func TestCommandThatKeepsCrashingIsDeadLetteredAfterTheLimit(t *testing.T) {
 	r := newRig(t)
 	r.top.DeliveryLimit = 3
 	brokertest.DeleteTopology(t, r.top) // redeclared below with the lower limit
-	mq, err := mqttlink.New(mqttlink.Config{URL: brokertest.MQTTURL(), ClientID: brokertest.ID(t, "barista")}, quiet())
+	mq, err := mqttlink.New(mqttlink.Config{URL: brokertest.MQTTURL(), ClientID: brokertest.ID(t, "barista"), ForgetSession: true}, quiet())
 	if err != nil {
 		t.Fatal(err)
 	}
-	mq.Start()
-	t.Cleanup(func() { mq.Close(100*time.Millisecond, true) }) // after the barista stops
+	brokertest.Run(t, mq) // stopped after the barista
 	consume, _ := amqplink.New(amqplink.Config{URL: brokertest.AMQPURL(), Topology: r.top, Name: "consume"}, quiet())
 	publish, _ := amqplink.New(amqplink.Config{URL: brokertest.AMQPURL(), Topology: r.top, Name: "publish"}, quiet())
 	results := amqplink.NewPublisher(publish, quiet())

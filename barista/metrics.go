@@ -20,7 +20,7 @@ func newMetrics(reg prometheus.Registerer, presence *Presence, replies *Replies)
 	m := &metrics{
 		commands: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "cafe_barista_commands_total",
-			Help: "Commands handled, by outcome: reply, offline, timeout, expired, unreachable, bad_reply, sent (one-way), poison (dead-lettered), requeued (handed back).",
+			Help: "Commands finished, by outcome: reply, offline, timeout, expired, unreachable, bad_reply, sent (one-way). Poison, requeued and handed-back commands are in cafe_deliveries_total{consumer=\"barista\"}.",
 		}, []string{"outcome"}),
 		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "cafe_barista_commands_in_flight",
@@ -61,13 +61,5 @@ func newMetrics(reg prometheus.Registerer, presence *Presence, replies *Replies)
 		contracts.OutcomeExpired, contracts.OutcomeUnreachable, contracts.OutcomeBadReply, contracts.OutcomeSent} {
 		m.commands.WithLabelValues(string(o))
 	}
-	m.commands.WithLabelValues(outcomePoison)
-	m.commands.WithLabelValues(outcomeRequeued)
 	return m, nil
 }
-
-// Outcomes of the ack policy that are not outcomes of a command.
-const (
-	outcomePoison   = "poison"
-	outcomeRequeued = "requeued"
-)

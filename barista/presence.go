@@ -52,7 +52,7 @@ func (p *Presence) OnMessage(topic string, payload []byte) {
 	deviceID, ok := contracts.ParsePresenceTopic(topic)
 	if !ok {
 		p.invalid()
-		p.log.Debug("presence on a topic that names no valid device", "topic", clip(topic))
+		p.log.Debug("presence on a topic that names no valid device", "topic", contracts.Clip(topic))
 		return
 	}
 	online, err := contracts.ParsePresence(payload)
@@ -80,11 +80,4 @@ func CheckPresence(p *Presence) Middleware {
 			return next(ctx, cmd)
 		}
 	}
-}
-
-func clip(s string) string {
-	if len(s) > 200 {
-		return s[:200] + "…"
-	}
-	return s
 }

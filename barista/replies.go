@@ -64,7 +64,7 @@ func (r *Replies) OnMessage(topic string, payload []byte) {
 	deviceID, route, key, ok := contracts.ParseReplyTopic(topic)
 	if !ok || route != r.route {
 		r.stray("bad_topic")
-		r.log.Debug("reply on a malformed topic", "topic", clip(topic))
+		r.log.Debug("reply on a malformed topic", "topic", contracts.Clip(topic))
 		return
 	}
 	r.mu.Lock()

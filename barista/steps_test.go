@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -292,15 +294,26 @@ func TestReplies(t *testing.T) {
 }
 
 func TestConfigValidate(t *testing.T) {
-	for _, c := range []barista.Config{
-		{Route: "a/b"},
-		{Route: "ok", Concurrency: -1},
-		{Route: "ok", Concurrency: 70000},
-		{Route: "ok", Grace: -time.Second},
-		{Route: "ok", Breaker: barista.BreakerConfig{Failures: -1}},
+	for _, tc := range []struct {
+		name string
+		cfg  barista.Config
+		want contracts.Setting // the setting the error must name
+	}{
+		{"route with a slash", barista.Config{Route: "a/b"}, barista.SettingRoute},
+		{"negative concurrency", barista.Config{Route: "ok", Concurrency: -1}, barista.SettingConcurrency},
+		{"concurrency over the prefetch field", barista.Config{Route: "ok", Concurrency: 70000}, barista.SettingConcurrency},
+		{"negative grace", barista.Config{Route: "ok", Grace: -time.Second}, barista.SettingGrace},
+		{"negative breaker failures", barista.Config{Route: "ok", Breaker: barista.BreakerConfig{Failures: -1}}, barista.SettingBreakerFailures},
+		{"reply limit over the body limit", barista.Config{Route: "ok", MaxReplyBytes: contracts.MaxBodyBytes + 1}, barista.SettingMaxReplyBytes},
 	} {
-		if _, err := barista.New(c, contracts.DefaultTopology(), barista.Links{}, nil, quiet()); err == nil {
-			t.Errorf("%+v accepted", c)
-		}
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := barista.New(tc.cfg, contracts.DefaultTopology(), barista.Links{}, nil, quiet())
+			if got := contracts.InvalidSettings(err); !slices.Contains(got, tc.want) {
+				t.Fatalf("got %v (settings %v), want an error naming %s", err, got, tc.want)
+			}
+			if !strings.Contains(err.Error(), tc.want.Env) {
+				t.Errorf("error %q does not name %s", err, tc.want.Env)
+			}
+		})
 	}
 }

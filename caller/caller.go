@@ -3,12 +3,11 @@ package caller
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -20,66 +19,10 @@ import (
 	"cafe/contracts/mqttlink"
 )
 
-// Config is the caller's configuration; zero fields take the defaults.
-type Config struct {
-	Instance       string        // names this caller in logs, its consumer tag and MQTT client id; default c-<random hex>
-	Concurrency    int           // results delivered at once, and the prefetch; default 256
-	Grace          time.Duration // on shutdown, time to finish deliveries in hand; default 10s
-	PublishTimeout time.Duration // wait for the MQTT broker's PUBACK; default 10s
-	WaitMQTT       time.Duration // hold a result while the MQTT broker is down, up to this; default 10m
-	MaxBodyBytes   int           // larger results are poison; default 1 MiB + 64 KiB
-}
-
-// NewInstance returns a fresh random instance name, c-<8 hex digits>.
-func NewInstance() string {
-	var b [4]byte
-	_, _ = rand.Read(b[:])
-	return "c-" + hex.EncodeToString(b[:])
-}
-
-func (c *Config) fill() {
-	if c.Instance == "" {
-		c.Instance = NewInstance()
-	}
-	if c.Concurrency == 0 {
-		c.Concurrency = 256
-	}
-	if c.Grace == 0 {
-		c.Grace = 10 * time.Second
-	}
-	if c.PublishTimeout == 0 {
-		c.PublishTimeout = 10 * time.Second
-	}
-	if c.WaitMQTT == 0 {
-		c.WaitMQTT = 10 * time.Minute
-	}
-	if c.MaxBodyBytes == 0 {
-		c.MaxBodyBytes = 1<<20 + 64<<10
-	}
-}
-
-// Validate reports every problem with c (after defaults are filled).
-func (c Config) Validate() error {
-	var errs []error
-	if !contracts.ValidRoute(c.Instance) {
-		errs = append(errs, fmt.Errorf("instance %q: want 1 to %d characters from A-Z a-z 0-9 . _ : -", c.Instance, contracts.MaxRouteLen))
-	}
-	if c.Concurrency < 1 || c.Concurrency > 65535 {
-		errs = append(errs, fmt.Errorf("concurrency %d: want 1 to 65535", c.Concurrency))
-	}
-	if c.Grace < 0 || c.PublishTimeout <= 0 || c.MaxBodyBytes < 1 {
-		errs = append(errs, errors.New("grace must be 0 or more; publish timeout and body limit more than 0"))
-	}
-	// RabbitMQ closes a channel that holds a delivery unacked for its
-	// consumer timeout (30 minutes by default).
-	if c.WaitMQTT <= 0 || c.WaitMQTT > 15*time.Minute {
-		errs = append(errs, fmt.Errorf("wait for mqtt %v: want more than 0 and at most 15m (half of RabbitMQ's default consumer timeout)", c.WaitMQTT))
-	}
-	return errors.Join(errs...)
-}
-
-// Results is what the caller needs of the results queue.
-type Results interface {
+// ResultSource is what the caller needs of the results queue (and of the
+// dead-letter notices): a consumer that settles each delivery from the
+// verdict the caller returns.
+type ResultSource interface {
 	Consume(ctx context.Context, cfg amqplink.ConsumerConfig, log *slog.Logger, h amqplink.Handler) error
 }
 
@@ -91,18 +34,25 @@ type MQTT interface {
 	amqplink.Gate
 }
 
+// Links are the caller's connections to the brokers.
+type Links struct {
+	Results ResultSource
+	MQTT    MQTT
+	// Metrics counts the consumers' verdicts (optional; shared per process).
+	Metrics *amqplink.ConsumerMetrics
+}
+
 // Caller delivers results.
 type Caller struct {
-	cfg     Config
-	log     *slog.Logger
-	top     contracts.Topology
-	results Results
-	mqtt    MQTT
-	m       *metrics
+	cfg   Config
+	log   *slog.Logger
+	top   contracts.Topology
+	links Links
+	m     *metrics
 }
 
 // New builds a caller. Nothing runs until Run.
-func New(cfg Config, top contracts.Topology, results Results, mqtt MQTT, prom prometheus.Registerer, log *slog.Logger) (*Caller, error) {
+func New(cfg Config, top contracts.Topology, links Links, prom prometheus.Registerer, log *slog.Logger) (*Caller, error) {
 	cfg.fill()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -111,7 +61,7 @@ func New(cfg Config, top contracts.Topology, results Results, mqtt MQTT, prom pr
 	if err != nil {
 		return nil, err
 	}
-	return &Caller{cfg: cfg, log: log.With("caller", cfg.Instance), top: top, results: results, mqtt: mqtt, m: m}, nil
+	return &Caller{cfg: cfg, log: log.With("caller", cfg.Instance), top: top, links: links, m: m}, nil
 }
 
 // Instance is this caller's name.
@@ -124,38 +74,42 @@ func (c *Caller) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	var noticeErr error
 	wg.Go(func() {
-		noticeErr = c.results.Consume(ctx, amqplink.ConsumerConfig{
-			Queue:       c.top.DeadNotifyQueue(),
-			Tag:         "caller-notices-" + c.cfg.Instance,
-			Concurrency: noticeConcurrency,
-			Grace:       c.cfg.Grace,
-			Gates:       []amqplink.Gate{c.mqtt},
-		}, c.log, c.notice)
+		noticeErr = c.consume(ctx, c.top.DeadNotifyQueue(), consumerNotices, noticeConcurrency, c.notice)
 	})
-	err := c.results.Consume(ctx, amqplink.ConsumerConfig{
-		Queue:       c.top.ResultsQueue(),
-		Tag:         "caller-" + c.cfg.Instance,
-		Concurrency: c.cfg.Concurrency,
-		Grace:       c.cfg.Grace,
-		Gates:       []amqplink.Gate{c.mqtt},
-	}, c.log, c.handle)
+	err := c.consume(ctx, c.top.ResultsQueue(), consumerResults, c.cfg.Concurrency, c.handle)
 	wg.Wait()
 	return errors.Join(err, noticeErr)
+}
+
+// The caller's consumers, as logs and metrics name them.
+const (
+	consumerResults = "caller"
+	consumerNotices = "caller_notices"
+)
+
+func (c *Caller) consume(ctx context.Context, queue, name string, concurrency int, h amqplink.Handler) error {
+	c.links.Metrics.Start(name)
+	return c.links.Results.Consume(ctx, amqplink.ConsumerConfig{
+		Queue:       queue,
+		Name:        name,
+		Tag:         strings.ReplaceAll(name, "_", "-") + "-" + c.cfg.Instance,
+		Concurrency: concurrency,
+		Grace:       c.cfg.Grace,
+		Gates:       []amqplink.Gate{c.links.MQTT},
+		Metrics:     c.links.Metrics,
+	}, c.log, h)
 }
 
 // noticeConcurrency bounds notices in flight: dead letters are rare.
 const noticeConcurrency = 16
 
 // handle is the caller's ack policy for results; see the package doc.
-func (c *Caller) handle(ctx context.Context, d *amqp.Delivery) {
+func (c *Caller) handle(ctx context.Context, d *amqp.Delivery) amqplink.Verdict {
 	meta, err := c.decode(d)
 	if err != nil {
-		c.m.results.WithLabelValues(outcomePoison).Inc()
-		c.log.Warn("not a deliverable result; rejecting it to the dead-letter queue", "message_id", clip(d.MessageId), "err", err)
-		c.settle(d.Reject(false))
-		return
+		return amqplink.Poison("not a deliverable result: " + err.Error())
 	}
-	c.deliver(ctx, d, meta, d.Body, outcomeDelivered)
+	return c.deliver(ctx, meta, d.Body, outcomeDelivered)
 }
 
 // notice tells an app that its command was dead-lettered, with a
@@ -164,14 +118,13 @@ func (c *Caller) handle(ctx context.Context, d *amqp.Delivery) {
 // dead-letter queue). Dead letters that are not commands of an app waiting
 // for a result (dead results, one-way commands, messages without valid
 // headers) need no notice and are acked.
-func (c *Caller) notice(ctx context.Context, d *amqp.Delivery) {
+func (c *Caller) notice(ctx context.Context, d *amqp.Delivery) amqplink.Verdict {
 	meta, body, ok := c.noticeFor(d)
 	if !ok {
 		c.m.results.WithLabelValues(outcomeNoticeSkipped).Inc()
-		c.settle(d.Ack(false))
-		return
+		return amqplink.Done()
 	}
-	c.deliver(ctx, d, meta, body, outcomeNoticeDelivered)
+	return c.deliver(ctx, meta, body, outcomeNoticeDelivered)
 }
 
 func (c *Caller) noticeFor(d *amqp.Delivery) (contracts.ResultMeta, []byte, bool) {
@@ -207,27 +160,25 @@ func (c *Caller) noticeFor(d *amqp.Delivery) (contracts.ResultMeta, []byte, bool
 		contracts.Detail{DeviceID: meta.DeviceID, Reason: reason})), true
 }
 
-// deliver publishes body to the app and settles d: acked once the MQTT
-// broker acknowledged it, handed back otherwise (see the package doc).
-func (c *Caller) deliver(ctx context.Context, d *amqp.Delivery, meta contracts.ResultMeta, body []byte, outcome string) {
+// deliver publishes body to the app: Done once the MQTT broker acknowledged
+// it, back to the queue otherwise (see the package doc).
+func (c *Caller) deliver(ctx context.Context, meta contracts.ResultMeta, body []byte, outcome string) amqplink.Verdict {
+	who := []any{"client_id", meta.ClientID, "msg_id", meta.MsgID}
 	wctx, cancel := context.WithTimeout(ctx, c.cfg.WaitMQTT)
-	err := c.mqtt.WaitConnected(wctx)
+	err := c.links.MQTT.WaitConnected(wctx)
 	cancel()
 	if err != nil {
-		c.m.results.WithLabelValues(outcomeRequeued).Inc()
-		c.log.Warn("mqtt broker unreachable; handing the result back", "client_id", meta.ClientID, "msg_id", meta.MsgID, "err", err)
-		c.settle(d.Nack(false, true))
-		return
+		if ctx.Err() != nil {
+			return amqplink.GiveBack("the caller is shutting down with the MQTT broker unreachable", who...)
+		}
+		return amqplink.Retry("mqtt broker unreachable for "+c.cfg.WaitMQTT.String(), who...)
 	}
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.PublishTimeout)
 	sent := time.Now()
-	err = c.mqtt.Publish(pctx, mqttlink.Message{Topic: contracts.ResultsTopic(meta.ClientID), Payload: body, QoS: 1})
+	err = c.links.MQTT.Publish(pctx, mqttlink.Message{Topic: contracts.ResultsTopic(meta.ClientID), Payload: body, QoS: 1})
 	cancel()
 	if err != nil {
-		c.m.results.WithLabelValues(outcomeRequeued).Inc()
-		c.log.Warn("mqtt broker did not acknowledge the result; handing it back", "client_id", meta.ClientID, "msg_id", meta.MsgID, "err", err)
-		c.settle(d.Nack(false, true))
-		return
+		return amqplink.Retry("mqtt broker did not acknowledge the result: "+err.Error(), who...)
 	}
 	now := time.Now()
 	c.m.publish.Observe(now.Sub(sent).Seconds())
@@ -235,8 +186,8 @@ func (c *Caller) deliver(ctx context.Context, d *amqp.Delivery, meta contracts.R
 		c.m.endToEnd.Observe(now.Sub(meta.AcceptedAt).Seconds())
 	}
 	c.m.results.WithLabelValues(outcome).Inc()
-	c.log.Debug("result delivered", "client_id", meta.ClientID, "device_id", meta.DeviceID, "msg_id", meta.MsgID, "outcome", meta.Outcome)
-	c.settle(d.Ack(false))
+	c.log.Debug("result delivered", append(who, "device_id", meta.DeviceID, "outcome", meta.Outcome)...)
+	return amqplink.Done()
 }
 
 func (c *Caller) decode(d *amqp.Delivery) (contracts.ResultMeta, error) {
@@ -244,24 +195,11 @@ func (c *Caller) decode(d *amqp.Delivery) (contracts.ResultMeta, error) {
 	if err != nil {
 		return meta, err
 	}
-	if len(d.Body) > c.cfg.MaxBodyBytes {
-		return meta, fmt.Errorf("body is %d bytes, over the %d-byte limit", len(d.Body), c.cfg.MaxBodyBytes)
+	if len(d.Body) > contracts.MaxResultBytes {
+		return meta, fmt.Errorf("body is %d bytes, over the %d-byte limit", len(d.Body), contracts.MaxResultBytes)
 	}
 	if body := bytes.TrimSpace(d.Body); len(body) == 0 || body[0] != '{' || !json.Valid(body) {
 		return meta, errors.New("body is not a JSON object")
 	}
 	return meta, nil
-}
-
-func (c *Caller) settle(err error) {
-	if err != nil {
-		c.log.Debug("could not settle a delivery; RabbitMQ requeues it with the channel", "err", err)
-	}
-}
-
-func clip(s string) string {
-	if len(s) > 80 {
-		return s[:80] + "…"
-	}
-	return s
 }

@@ -2,7 +2,6 @@ package caller_test
 
 import (
 	"context"
-	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -12,7 +11,7 @@ import (
 
 	"cafe/caller"
 	"cafe/contracts"
-	"cafe/contracts/amqplink"
+	"cafe/contracts/brokertest"
 	"cafe/contracts/mqttlink"
 )
 
@@ -27,10 +26,10 @@ func BenchmarkDeliver(b *testing.B) {
 	headers := contracts.ResultMeta{ClientID: "app-1", DeviceID: "lamp-1", MsgID: `"3fa9c1.1.42"`,
 		AcceptedAt: time.Now(), Outcome: contracts.OutcomeReply}.Headers()
 	top := contracts.DefaultTopology()
-	results := &resultFeed{queue: top.ResultsQueue(), n: b.N, done: make(chan struct{}), next: func() *amqp.Delivery {
-		return &amqp.Delivery{Acknowledger: ackAll{}, MessageId: contracts.NewCommandID(), Headers: headers, Body: body}
-	}}
-	c, err := caller.New(caller.Config{}, top, results, acceptAll{}, prometheus.NewRegistry(), quiet())
+	results := brokertest.NewFeed(top.ResultsQueue(), b.N, func(int) *amqp.Delivery {
+		return &amqp.Delivery{MessageId: contracts.NewCommandID(), Headers: headers, Body: body}
+	})
+	c, err := caller.New(caller.Config{}, top, caller.Links{Results: results, MQTT: acceptAll{}}, prometheus.NewRegistry(), quiet())
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -39,7 +38,7 @@ func BenchmarkDeliver(b *testing.B) {
 	ctx, cancel := context.WithCancel(context.Background())
 	ran := make(chan error, 1)
 	go func() { ran <- c.Run(ctx) }()
-	<-results.done
+	<-results.Done
 	b.StopTimer()
 	cancel()
 	if err := <-ran; err != nil {
@@ -47,37 +46,10 @@ func BenchmarkDeliver(b *testing.B) {
 	}
 }
 
-// resultFeed hands the caller n results one after the other; any other
-// queue the caller consumes stays empty.
-type resultFeed struct {
-	queue string
-	n     int
-	next  func() *amqp.Delivery
-	done  chan struct{}
-}
-
-func (f *resultFeed) Consume(ctx context.Context, cfg amqplink.ConsumerConfig, _ *slog.Logger, h amqplink.Handler) error {
-	if cfg.Queue != f.queue {
-		<-ctx.Done()
-		return nil
-	}
-	defer close(f.done)
-	for range f.n {
-		h(ctx, f.next())
-	}
-	return nil
-}
-
 // acceptAll is an MQTT broker that acknowledges every publish at once.
-type acceptAll struct{}
+type acceptAll struct{ brokertest.Open }
+
+var _ caller.MQTT = acceptAll{}
 
 func (acceptAll) WaitConnected(context.Context) error             { return nil }
 func (acceptAll) Publish(context.Context, mqttlink.Message) error { return nil }
-func (acceptAll) WaitReady(context.Context) error                 { return nil }
-func (acceptAll) Lost() <-chan struct{}                           { return nil }
-
-type ackAll struct{}
-
-func (ackAll) Ack(uint64, bool) error        { return nil }
-func (ackAll) Nack(uint64, bool, bool) error { return nil }
-func (ackAll) Reject(uint64, bool) error     { return nil }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -50,16 +51,15 @@ func (r *rig) startCaller(mqttURL string, cfg caller.Config) (stop func()) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mq, err := mqttlink.New(mqttlink.Config{URL: mqttURL, ClientID: brokertest.ID(t, "caller"), MaxBackoff: 200 * time.Millisecond}, quiet())
+	mq, err := mqttlink.New(mqttlink.Config{URL: mqttURL, ClientID: brokertest.ID(t, "caller"), MaxBackoff: 200 * time.Millisecond, ForgetSession: true}, quiet())
 	if err != nil {
 		t.Fatal(err)
 	}
-	mq.Start()
-	c, err := caller.New(cfg, r.top, link, mq, prometheus.NewRegistry(), quiet())
+	brokertest.Run(t, mq) // stopped after the caller: cleanups run last-in first-out
+	c, err := caller.New(cfg, r.top, caller.Links{Results: link, MQTT: mq}, prometheus.NewRegistry(), quiet())
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { mq.Close(100*time.Millisecond, true) }) // after stop: cleanups run last-in first-out
 	return brokertest.Start(t, c.Run, link.Run)
 }
 
@@ -89,20 +89,21 @@ func (r *rig) publish(m amqp.Publishing) {
 // app is an app's MQTT client listening to its results.
 type app struct {
 	id   string
-	link *mqttlink.Link
+	stop func() // disconnects; a persistent session is forgotten unless kept
 	mu   sync.Mutex
 	got  []string
 }
 
-func startApp(t *testing.T, id string, clean bool) *app {
+// startApp connects an app: with a clean session, or a persistent one that
+// is kept when it stops (keep) or dropped.
+func startApp(t *testing.T, id string, clean, keep bool) *app {
 	t.Helper()
 	a := &app{id: id}
-	link, err := mqttlink.New(mqttlink.Config{URL: brokertest.MQTTURL(), ClientID: "app-" + id, CleanSession: clean}, quiet())
+	link, err := mqttlink.New(mqttlink.Config{URL: brokertest.MQTTURL(), ClientID: "app-" + id, CleanSession: clean, ForgetSession: !keep}, quiet())
 	if err != nil {
 		t.Fatal(err)
 	}
-	a.link = link
-	link.Start()
+	a.stop = brokertest.Run(t, link)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := link.Subscribe(ctx, contracts.ResultsTopic(id), 1, func(_ string, p []byte) {
@@ -127,8 +128,7 @@ func (a *app) results() []string {
 func TestResultReachesTheAppUnchangedAndIsAcked(t *testing.T) {
 	r := newRig(t)
 	r.startCaller(brokertest.MQTTURL(), caller.Config{})
-	a := startApp(t, brokertest.ID(t, "app"), true)
-	t.Cleanup(func() { a.link.Close(100*time.Millisecond, true) })
+	a := startApp(t, brokertest.ID(t, "app"), true, false)
 	body := `{"jsonrpc":"2.0","id":"x-1","result":{"on":true}}`
 	r.result(a.id, body)
 	brokertest.Eventually(t, 5*time.Second, "result not delivered", func() bool { return len(a.results()) == 1 })
@@ -144,8 +144,8 @@ func TestOfflineAppGetsResultsWhenItReturns(t *testing.T) {
 	r := newRig(t)
 	r.startCaller(brokertest.MQTTURL(), caller.Config{})
 	id := brokertest.ID(t, "app")
-	first := startApp(t, id, false) // persistent session, subscribed at QoS 1
-	first.link.Close(100*time.Millisecond, false)
+	first := startApp(t, id, false, true) // persistent session, subscribed at QoS 1
+	first.stop()
 
 	for i := range 3 {
 		r.result(id, `{"jsonrpc":"2.0","id":`+string(rune('1'+i))+`,"result":null}`)
@@ -153,8 +153,7 @@ func TestOfflineAppGetsResultsWhenItReturns(t *testing.T) {
 	brokertest.Eventually(t, 5*time.Second, "results not taken by the caller", func() bool {
 		return brokertest.QueueDepth(t, r.top.ResultsQueue()) == 0
 	})
-	again := startApp(t, id, false)
-	t.Cleanup(func() { again.link.Close(100*time.Millisecond, true) })
+	again := startApp(t, id, false, false)
 	brokertest.Eventually(t, 5*time.Second, "results queued while the app was away were not delivered", func() bool {
 		return len(again.results()) == 3
 	})
@@ -162,14 +161,14 @@ func TestOfflineAppGetsResultsWhenItReturns(t *testing.T) {
 
 func TestUndeliverableResultsAreDeadLettered(t *testing.T) {
 	r := newRig(t)
-	r.startCaller(brokertest.MQTTURL(), caller.Config{MaxBodyBytes: 1024})
+	r.startCaller(brokertest.MQTTURL(), caller.Config{})
 	for _, m := range []amqp.Publishing{
 		{Body: []byte(`{"jsonrpc":"2.0","id":1,"result":1}`)},                                                       // no headers
 		{Body: []byte(`{"jsonrpc":"2.0","id":1,"result":1}`), Headers: amqp.Table{contracts.HeaderClientID: "a/#"}}, // wildcard client
 		{Body: []byte(`{"jsonrpc":"2.0","id":1,"result":1}`), Headers: amqp.Table{contracts.HeaderClientID: 42}},    // wrong type
 		{Body: []byte(`not json`), Headers: amqp.Table{contracts.HeaderClientID: "app-1"}},
 		{Body: []byte(`[1,2]`), Headers: amqp.Table{contracts.HeaderClientID: "app-1"}},
-		{Body: []byte(`{"pad":"` + strings.Repeat("x", 2000) + `"}`), Headers: amqp.Table{contracts.HeaderClientID: "app-1"}},
+		{Body: []byte(`{"pad":"` + strings.Repeat("x", contracts.MaxResultBytes) + `"}`), Headers: amqp.Table{contracts.HeaderClientID: "app-1"}},
 	} {
 		r.publish(m)
 	}
@@ -185,8 +184,7 @@ func TestCallerWithoutMQTTLeavesResultsToTheOthers(t *testing.T) {
 	u.Host = proxy.Addr()
 	proxy.Cut()
 	r.startCaller(u.String(), caller.Config{}) // cannot reach Mosquitto
-	a := startApp(t, brokertest.ID(t, "app"), true)
-	t.Cleanup(func() { a.link.Close(100*time.Millisecond, true) })
+	a := startApp(t, brokertest.ID(t, "app"), true, false)
 
 	// While it is the only caller, results wait in the queue, untouched.
 	r.result(a.id, `{"jsonrpc":"2.0","id":0,"result":0}`)
@@ -224,15 +222,25 @@ func TestCallerWithMQTTDownStopsAtOnceAndKeepsNothing(t *testing.T) {
 }
 
 func TestConfigValidate(t *testing.T) {
-	for _, c := range []caller.Config{
-		{Instance: "a/b"},
-		{Concurrency: -1},
-		{WaitMQTT: time.Hour},
-		{Grace: -1},
+	for _, tc := range []struct {
+		name string
+		cfg  caller.Config
+		want contracts.Setting // the setting the error must name
+	}{
+		{"negative concurrency", caller.Config{Concurrency: -1}, caller.SettingConcurrency},
+		{"wait for MQTT past the consumer timeout", caller.Config{WaitMQTT: time.Hour}, caller.SettingWaitMQTT},
+		{"negative grace", caller.Config{Grace: -1}, caller.SettingGrace},
+		{"negative publish timeout", caller.Config{PublishTimeout: -time.Second}, caller.SettingPublishTimeout},
 	} {
-		if _, err := caller.New(c, contracts.DefaultTopology(), nil, nil, prometheus.NewRegistry(), quiet()); err == nil {
-			t.Errorf("%+v accepted", c)
-		}
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := caller.New(tc.cfg, contracts.DefaultTopology(), caller.Links{}, prometheus.NewRegistry(), quiet())
+			if got := contracts.InvalidSettings(err); !slices.Contains(got, tc.want) || !strings.Contains(err.Error(), tc.want.Env) {
+				t.Fatalf("got %v, want an error naming %s", err, tc.want)
+			}
+		})
+	}
+	if _, err := caller.New(caller.Config{Instance: "a/b"}, contracts.DefaultTopology(), caller.Links{}, prometheus.NewRegistry(), quiet()); err == nil {
+		t.Error("instance a/b accepted")
 	}
 }
 
@@ -259,8 +267,7 @@ func (r *rig) reject(queue string) {
 func TestDeadLetteredCommandIsReportedToItsApp(t *testing.T) {
 	r := newRig(t)
 	r.startCaller(brokertest.MQTTURL(), caller.Config{})
-	a := startApp(t, brokertest.ID(t, "app"), true)
-	t.Cleanup(func() { a.link.Close(100*time.Millisecond, true) })
+	a := startApp(t, brokertest.ID(t, "app"), true, false)
 
 	send := func(msgID string) {
 		meta := contracts.CommandMeta{CommandID: contracts.NewCommandID(), ClientID: a.id, DeviceID: "lamp-1", MsgID: msgID,

@@ -4,8 +4,6 @@ import "github.com/prometheus/client_golang/prometheus"
 
 const (
 	outcomeDelivered       = "delivered"
-	outcomePoison          = "poison"
-	outcomeRequeued        = "requeued"
 	outcomeNoticeDelivered = "notice_delivered"
 	outcomeNoticeSkipped   = "notice_skipped"
 )
@@ -21,7 +19,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
 		results: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "cafe_caller_results_total",
-			Help: "Results by outcome: delivered (acknowledged by the MQTT broker), poison (dead-lettered), requeued (handed back), notice_delivered (an app told its command was dead-lettered), notice_skipped (a dead letter nobody waits for).",
+			Help: "Results by outcome: delivered (acknowledged by the MQTT broker), notice_delivered (an app told its command was dead-lettered), notice_skipped (a dead letter nobody waits for). Poison, requeued and handed-back results are in cafe_deliveries_total{consumer=\"caller\"}.",
 		}, []string{"outcome"}),
 		publish: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "cafe_caller_publish_seconds",
@@ -39,7 +37,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			return nil, err
 		}
 	}
-	for _, o := range []string{outcomeDelivered, outcomePoison, outcomeRequeued, outcomeNoticeDelivered, outcomeNoticeSkipped} {
+	for _, o := range []string{outcomeDelivered, outcomeNoticeDelivered, outcomeNoticeSkipped} {
 		m.results.WithLabelValues(o)
 	}
 	return m, nil

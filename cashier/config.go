@@ -1,15 +1,17 @@
 package cashier
 
 import (
+	"cmp"
 	"errors"
-	"fmt"
 	"time"
 
 	"cafe/contracts"
+	"cafe/contracts/ops"
 )
 
-// Config is the cashier's configuration. Zero fields take the defaults
-// below (see Defaults); Validate says what is wrong with the rest.
+// Config is the cashier's configuration. Zero fields take their values
+// from Defaults when the cashier is made (New); each field an operator sets
+// has a Setting, named in Validate's errors.
 type Config struct {
 	Addr           string        // listen address (CAFE_HTTP_ADDR), default :8080
 	MaxBodyBytes   int64         // larger bodies get 413; default 1 MiB, at most 1 MiB
@@ -23,15 +25,33 @@ type Config struct {
 	Pprof          bool          // serve /debug/pprof/
 }
 
-// MaxBodyLimit is the most Config.MaxBodyBytes may be: these are device
-// commands, not uploads.
-const MaxBodyLimit = 1 << 20
+// The cashier's settings.
+var (
+	SettingAddr           = ops.SettingAddr
+	SettingMaxBodyBytes   = contracts.Setting{Flag: "max-body-bytes", Env: "CAFE_MAX_BODY_BYTES"}
+	SettingMaxBatch       = contracts.Setting{Flag: "max-batch", Env: "CAFE_MAX_BATCH"}
+	SettingDefaultTimeout = contracts.Setting{Flag: "default-timeout", Env: "CAFE_DEFAULT_TIMEOUT"}
+	SettingMaxTimeout     = contracts.Setting{Flag: "max-timeout", Env: "CAFE_MAX_TIMEOUT"}
+	SettingConfirmTimeout = contracts.Setting{Flag: "confirm-timeout", Env: "CAFE_CONFIRM_TIMEOUT"}
+	SettingRetryAfter     = contracts.Setting{Flag: "retry-after", Env: "CAFE_RETRY_AFTER"}
+	SettingDrainDelay     = contracts.Setting{Flag: "drain-delay", Env: "CAFE_DRAIN_DELAY"}
+	SettingShutdownGrace  = contracts.Setting{Flag: "shutdown-grace", Env: "CAFE_SHUTDOWN_GRACE"}
+	SettingPprof          = ops.SettingPprof
+)
+
+// MaxBatchLimit is the most Config.MaxBatch may be.
+const MaxBatchLimit = 1000
+
+// MaxTimeoutLimit is the most Config.MaxTimeout may be: the deadline bounds
+// the barista's wait for a device, and that wait must stay far below
+// RabbitMQ's consumer ack timeout (30 minutes by default).
+const MaxTimeoutLimit = 15 * time.Minute
 
 // Defaults returns the configuration with every default filled in.
 func Defaults() Config {
 	return Config{
 		Addr:           ":8080",
-		MaxBodyBytes:   MaxBodyLimit,
+		MaxBodyBytes:   contracts.MaxBodyBytes,
 		MaxBatch:       contracts.DefaultMaxBatch,
 		DefaultTimeout: 30 * time.Second,
 		MaxTimeout:     10 * time.Minute,
@@ -41,34 +61,47 @@ func Defaults() Config {
 	}
 }
 
+func (c *Config) fill() {
+	d := Defaults()
+	c.Addr = cmp.Or(c.Addr, d.Addr)
+	c.MaxBodyBytes = cmp.Or(c.MaxBodyBytes, d.MaxBodyBytes)
+	c.MaxBatch = cmp.Or(c.MaxBatch, d.MaxBatch)
+	c.DefaultTimeout = cmp.Or(c.DefaultTimeout, d.DefaultTimeout)
+	c.MaxTimeout = cmp.Or(c.MaxTimeout, d.MaxTimeout)
+	c.ConfirmTimeout = cmp.Or(c.ConfirmTimeout, d.ConfirmTimeout)
+	c.RetryAfter = cmp.Or(c.RetryAfter, d.RetryAfter)
+	c.ShutdownGrace = cmp.Or(c.ShutdownGrace, d.ShutdownGrace)
+}
+
 // Validate reports every problem with c.
 func (c Config) Validate() error {
 	var errs []error
 	if c.Addr == "" {
-		errs = append(errs, errors.New("http address is empty (CAFE_HTTP_ADDR, e.g. :8080)"))
+		errs = append(errs, SettingAddr.Errorf("is empty: want an address such as :8080"))
 	}
-	if c.MaxBodyBytes < 64 || c.MaxBodyBytes > MaxBodyLimit {
-		errs = append(errs, fmt.Errorf("max body %d bytes: want 64 to %d", c.MaxBodyBytes, MaxBodyLimit))
+	if c.MaxBodyBytes < 64 || c.MaxBodyBytes > contracts.MaxBodyBytes {
+		errs = append(errs, SettingMaxBodyBytes.Errorf("%d: want 64 to %d", c.MaxBodyBytes, contracts.MaxBodyBytes))
 	}
-	if c.MaxBatch < 1 || c.MaxBatch > 1000 {
-		errs = append(errs, fmt.Errorf("max batch %d: want 1 to 1000", c.MaxBatch))
+	if c.MaxBatch < 1 || c.MaxBatch > MaxBatchLimit {
+		errs = append(errs, SettingMaxBatch.Errorf("%d: want 1 to %d", c.MaxBatch, MaxBatchLimit))
 	}
-	// The deadline bounds the barista's wait for a device, and that wait
-	// must stay far below RabbitMQ's consumer ack timeout (30 min default).
-	if c.MaxTimeout <= 0 || c.MaxTimeout > 15*time.Minute {
-		errs = append(errs, fmt.Errorf("max timeout %v: want more than 0 and at most 15m (half of RabbitMQ's default consumer timeout)", c.MaxTimeout))
+	if c.MaxTimeout <= 0 || c.MaxTimeout > MaxTimeoutLimit {
+		errs = append(errs, SettingMaxTimeout.Errorf("%v: want more than 0 and at most %v (half of RabbitMQ's default consumer timeout)", c.MaxTimeout, MaxTimeoutLimit))
 	}
 	if c.DefaultTimeout <= 0 || c.DefaultTimeout > c.MaxTimeout {
-		errs = append(errs, fmt.Errorf("default timeout %v: want more than 0 and at most the max timeout %v", c.DefaultTimeout, c.MaxTimeout))
+		errs = append(errs, SettingDefaultTimeout.Errorf("%v: want more than 0 and at most the max timeout %v", c.DefaultTimeout, c.MaxTimeout))
 	}
 	if c.ConfirmTimeout <= 0 {
-		errs = append(errs, fmt.Errorf("confirm timeout %v: want more than 0", c.ConfirmTimeout))
+		errs = append(errs, SettingConfirmTimeout.Errorf("%v: want more than 0", c.ConfirmTimeout))
 	}
 	if c.RetryAfter < time.Second {
-		errs = append(errs, fmt.Errorf("retry-after %v: want at least 1s (the header counts whole seconds)", c.RetryAfter))
+		errs = append(errs, SettingRetryAfter.Errorf("%v: want at least 1s (the header counts whole seconds)", c.RetryAfter))
 	}
-	if c.DrainDelay < 0 || c.ShutdownGrace < 0 {
-		errs = append(errs, errors.New("drain delay and shutdown grace: want 0 or more"))
+	if c.DrainDelay < 0 {
+		errs = append(errs, SettingDrainDelay.Errorf("%v: want 0 or more", c.DrainDelay))
+	}
+	if c.ShutdownGrace < 0 {
+		errs = append(errs, SettingShutdownGrace.Errorf("%v: want 0 or more", c.ShutdownGrace))
 	}
 	return errors.Join(errs...)
 }

@@ -7,16 +7,15 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/pprof"
 	"sync/atomic"
 	"time"
 
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/time/rate"
 
 	"cafe/contracts"
+	"cafe/contracts/ops"
 )
 
 // Server is the cashier: an HTTP server that validates commands and queues
@@ -39,6 +38,7 @@ type Server struct {
 // New builds the cashier and binds its listener (so a port clash fails here,
 // and Addr is known before Run).
 func New(cfg Config, reg *Registry, q Queue, top contracts.Topology, prom *prometheus.Registry, log *slog.Logger) (*Server, error) {
+	cfg.fill()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -57,15 +57,11 @@ func New(cfg Config, reg *Registry, q Queue, top contracts.Topology, prom *prome
 	e.HTTPErrorHandler = s.errorHandler
 	e.Use(s.recoverer)
 	e.POST("/v1/devices/:deviceID/commands", s.submit)
-	e.GET("/healthz", func(c echo.Context) error { return c.JSON(http.StatusOK, map[string]bool{"ok": true}) })
-	e.GET("/readyz", s.readyz)
-	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(prom, promhttp.HandlerOpts{Registry: prom})))
-	if cfg.Pprof {
-		e.GET("/debug/pprof/*", echo.WrapHandler(http.HandlerFunc(pprof.Index)))
-		e.GET("/debug/pprof/cmdline", echo.WrapHandler(http.HandlerFunc(pprof.Cmdline)))
-		e.GET("/debug/pprof/profile", echo.WrapHandler(http.HandlerFunc(pprof.Profile)))
-		e.GET("/debug/pprof/symbol", echo.WrapHandler(http.HandlerFunc(pprof.Symbol)))
-		e.GET("/debug/pprof/trace", echo.WrapHandler(http.HandlerFunc(pprof.Trace)))
+	opsRoutes := echo.WrapHandler(ops.Handler(ops.Config{Metrics: prom, Ready: s.ready, Pprof: cfg.Pprof}))
+	for _, p := range ops.Paths {
+		if p != "/debug/pprof/*" || cfg.Pprof {
+			e.GET(p, opsRoutes)
+		}
 	}
 	s.echo = e
 
@@ -127,18 +123,15 @@ func (s *Server) Run(ctx context.Context) error {
 	return nil
 }
 
-func (s *Server) readyz(c echo.Context) error {
-	type status struct {
-		Ready  bool   `json:"ready"`
-		Reason string `json:"reason,omitempty"`
-	}
+// ready says why the cashier cannot take commands, or nil.
+func (s *Server) ready() error {
 	switch {
 	case s.draining.Load():
-		return c.JSON(http.StatusServiceUnavailable, status{Reason: "shutting down"})
+		return errors.New("shutting down")
 	case !s.q.Ready():
-		return c.JSON(http.StatusServiceUnavailable, status{Reason: "no confirmed-publish channel to RabbitMQ"})
+		return errors.New("no confirmed-publish channel to RabbitMQ")
 	}
-	return c.JSON(http.StatusOK, status{Ready: true})
+	return nil
 }
 
 // errorHandler answers routing errors (404, 405) and anything a handler

@@ -33,9 +33,6 @@ import (
 // MaxMethodLen is the longest accepted method name, in bytes as sent.
 const MaxMethodLen = 256
 
-// DefaultMaxBatch is the default largest batch.
-const DefaultMaxBatch = 100
-
 // Request is one JSON-RPC request found in a body. Its slices point into the
 // body they were parsed from.
 type Request struct {

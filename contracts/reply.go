@@ -11,10 +11,6 @@ import (
 	"github.com/buger/jsonparser"
 )
 
-// DefaultMaxReplyBytes bounds a device reply the barista accepts; a larger
-// reply becomes a CodeBadDeviceReply error result.
-const DefaultMaxReplyBytes = 256 << 10
-
 // MaxPresenceBytes bounds a presence payload.
 const MaxPresenceBytes = 4 << 10
 

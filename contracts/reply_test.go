@@ -207,7 +207,7 @@ func TestTopologyArgs(t *testing.T) {
 	if err := top.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	args := top.CommandsQueueArgs()
+	args := top.QueueArgs(top.CommandsQueue())
 	for k, want := range map[string]any{
 		"x-queue-type": "quorum", "x-overflow": "reject-publish", "x-dead-letter-strategy": "at-least-once",
 		"x-dead-letter-exchange": "cafe.dead", "x-delivery-limit": int64(contracts.DefaultDeliveryLimit),
@@ -218,7 +218,7 @@ func TestTopologyArgs(t *testing.T) {
 		}
 	}
 	top.CommandsMaxLength = 0
-	if _, limited := top.CommandsQueueArgs()["x-max-length"]; limited {
+	if _, limited := top.QueueArgs(top.CommandsQueue())["x-max-length"]; limited {
 		t.Error("max length 0 still sets x-max-length")
 	}
 	for _, bad := range []contracts.Topology{

@@ -50,13 +50,13 @@ func TestSpecLimitsMatchContracts(t *testing.T) {
 	op := atMap(t, oa.root, "paths", "/v1/devices/{deviceID}/commands", "post")
 	def := cashier.Defaults()
 	eq("x-max-body-bytes", atNumber(t, op, "requestBody", "x-max-body-bytes"), strconv.FormatInt(def.MaxBodyBytes, 10))
-	eq("cashier body limit", strconv.FormatInt(def.MaxBodyBytes, 10), strconv.Itoa(cashier.MaxBodyLimit))
+	eq("cashier body limit", strconv.FormatInt(def.MaxBodyBytes, 10), strconv.Itoa(contracts.MaxBodyBytes))
 	timeout := atMap(t, oa.root, "components", "parameters", "CafeTimeout")
 	eq("Cafe-Timeout name", atString(t, timeout, "name"), cashier.HeaderTimeout)
 	eq("Cafe-Timeout x-default", mustDuration(t, atString(t, timeout, "x-default")).String(), def.DefaultTimeout.String())
 	eq("Cafe-Timeout x-maximum", mustDuration(t, atString(t, timeout, "x-maximum")).String(), def.MaxTimeout.String())
 	eq("Retry-After example", atNumber(t, oa.root, "components", "headers", "Retry-After", "example"), itoa(int(def.RetryAfter.Seconds())))
-	eq("413 example size", atNumber(t, op, "responses", "413", "content", "application/json", "examples", "too-large", "x-request", "size"), itoa(cashier.MaxBodyLimit+1))
+	eq("413 example size", atNumber(t, op, "responses", "413", "content", "application/json", "examples", "too-large", "x-request", "size"), itoa(contracts.MaxBodyBytes+1))
 
 	// The limits hold at the edges, in ParseBody and in the schema alike.
 	body := oa.schema(t, "Body")

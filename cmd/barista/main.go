@@ -5,8 +5,10 @@
 package main
 
 import (
+	"log/slog"
 	"os"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 
 	"cafe/cmd/internal/cli"
@@ -20,13 +22,9 @@ func main() {
 }
 
 func command() *cobra.Command {
-	var (
-		brokers  cli.Brokers
-		settings run.BaristaSettings
-		logging  cli.Log
-		ops      run.OpsSettings
-	)
-	cmd := &cobra.Command{
+	var settings run.BaristaSettings
+	var ops run.OpsSettings
+	return run.Binary{
 		Use:   "barista",
 		Short: "Take commands from RabbitMQ, act on devices over MQTT, publish results",
 		Long: `barista consumes the commands queue (competing with every other barista),
@@ -42,25 +40,13 @@ SIGTERM: stop taking commands, finish those in hand within --grace, hand the
 rest back to the queue.`,
 		Example: `  barista
   CAFE_AMQP_URL=amqp://cafe:secret@mq:5672/ CAFE_MQTT_URL=tcp://mqtt:1883 barista --concurrency 512`,
-		Args:         cobra.NoArgs,
-		SilenceUsage: true,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			log, err := logging.Start(cmd.Flags(), os.Stderr)
+		Register: func(f cli.Flags) { settings.Register(f); ops.Register(f) },
+		Pipeline: func(b cli.Brokers, prom *prometheus.Registry, log *slog.Logger) (*run.Pipeline, error) {
+			svc, err := run.NewBarista(b, settings, prom, log)
 			if err != nil {
-				return err
+				return nil, err
 			}
-			prom := run.NewRegistry()
-			svc, err := run.NewBarista(brokers, settings, prom, log.With("role", "barista"))
-			if err != nil {
-				return err
-			}
-			return run.RunWorker(ops, prom, svc, log)
+			return run.Worker(ops, prom, log, svc)
 		},
-	}
-	f := cli.On(cmd.Flags())
-	brokers.Register(f)
-	settings.Register(f)
-	ops.Register(f)
-	logging.Register(f)
-	return cmd
+	}.Command()
 }

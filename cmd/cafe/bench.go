@@ -93,11 +93,11 @@ or the pipeline or brokers could not be reached.`,
 		},
 	}
 	f := cli.On(cmd.Flags())
-	f.String(&cfg.URL, "url", "CAFE_URL", cfg.URL, "the cashier's base URL")
-	f.String(&cfg.MQTTURL, "mqtt-url", "CAFE_MQTT_URL", cfg.MQTTURL, "MQTT broker where results arrive and the simulated devices connect")
-	f.String(&cfg.AMQPURL, "amqp-url", "CAFE_AMQP_URL", cfg.AMQPURL, "RabbitMQ, for --floor")
-	f.String(&cfg.Token, "token", "CAFE_TOKEN", "", "the app's bearer token (default: the demo client's)")
-	f.String(&cfg.ClientID, "client", "CAFE_CLIENT_ID", "", "the app's client id, for its results topic (default: demo, with the demo token)")
+	f.String(&cfg.URL, cli.Setting("url", "CAFE_URL"), cfg.URL, "the cashier's base URL")
+	f.String(&cfg.MQTTURL, cli.Setting("mqtt-url", "CAFE_MQTT_URL"), cfg.MQTTURL, "MQTT broker where results arrive and the simulated devices connect")
+	f.String(&cfg.AMQPURL, cli.Setting("amqp-url", "CAFE_AMQP_URL"), cfg.AMQPURL, "RabbitMQ, for --floor")
+	f.String(&cfg.Token, cli.Setting("token", "CAFE_TOKEN"), "", "the app's bearer token (default: the demo client's)")
+	f.String(&cfg.ClientID, cli.Setting("client", "CAFE_CLIENT_ID"), "", "the app's client id, for its results topic (default: demo, with the demo token)")
 	fs := cmd.Flags()
 	fs.Float64Var(&cfg.Rate, "rate", bench.DefaultRate, "open loop: commands per second (with --knee: the first step, 200 unless given)")
 	fs.IntVar(&cfg.Concurrency, "concurrency", 0, "closed loop: commands in flight (instead of --rate)")

@@ -63,7 +63,7 @@ token once. Running cashiers load the change on SIGHUP.`,
 		},
 	}
 	f := cli.On(cmd.Flags())
-	f.String(&file, "file", "CAFE_CLIENTS_FILE", "", "client registry to add to (created if missing)")
+	f.String(&file, cli.Setting("file", "CAFE_CLIENTS_FILE"), "", "client registry to add to (created if missing)")
 	cmd.Flags().StringVar(&id, "id", "", "the app's client id; its results go to clients/{id}/results")
 	cmd.Flags().StringArrayVar(&devices, "devices", nil, "device id or glob pattern the app may command (repeatable)")
 	cmd.Flags().Float64Var(&rate, "rate", 0, "commands per second the app may submit (0: no limit)")

@@ -29,30 +29,36 @@ func demoPaths() (registry, token string, err error) {
 	return filepath.Join(dir, "clients.yaml"), filepath.Join(dir, "demo.token"), nil
 }
 
-// ensureDemo returns the demo registry path and token, creating both on
-// first use. created tells whether they were made now.
-func ensureDemo() (registry, token string, created bool, err error) {
+// demoClient is the demo registry and its client's token ("" when the
+// registry is the user's own); created tells whether they were made now.
+type demoClient struct {
+	registry, token string
+	created         bool
+}
+
+// ensureDemo returns the demo registry and token, creating both on first use.
+func ensureDemo() (demoClient, error) {
 	registry, tokenFile, err := demoPaths()
 	if err != nil {
-		return "", "", false, err
+		return demoClient{}, err
 	}
 	if _, err := os.Stat(registry); err == nil {
 		b, err := os.ReadFile(tokenFile)
 		if err != nil {
-			return registry, "", false, nil // a registry of the user's own: nothing to show
+			return demoClient{registry: registry}, nil // a registry of the user's own: nothing to show
 		}
-		return registry, strings.TrimSpace(string(b)), false, nil
+		return demoClient{registry: registry, token: strings.TrimSpace(string(b))}, nil
 	} else if !errors.Is(err, fs.ErrNotExist) {
-		return "", "", false, err
+		return demoClient{}, err
 	}
-	token, err = addClient(registry, demoClientID, []string{"*"}, 0, 0)
+	token, err := addClient(registry, demoClientID, []string{"*"}, 0, 0)
 	if err != nil {
-		return "", "", false, err
+		return demoClient{}, err
 	}
 	if err := os.WriteFile(tokenFile, []byte(token+"\n"), 0o600); err != nil {
-		return "", "", false, err
+		return demoClient{}, err
 	}
-	return registry, token, true, nil
+	return demoClient{registry: registry, token: token, created: true}, nil
 }
 
 // demoToken is the demo client's token, if there is one.

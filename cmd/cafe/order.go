@@ -62,10 +62,10 @@ Without --token and --client it uses the demo client that ` + "`cafe up`" + ` cr
 		},
 	}
 	f := cli.On(cmd.Flags())
-	f.String(&o.url, "url", "CAFE_URL", "http://127.0.0.1:8080", "the cashier's base URL")
-	f.String(&o.mqttURL, "mqtt-url", "CAFE_MQTT_URL", "tcp://127.0.0.1:1883", "MQTT broker where results arrive")
-	f.String(&o.token, "token", "CAFE_TOKEN", "", "the app's bearer token (default: the demo client's)")
-	f.String(&o.client, "client", "CAFE_CLIENT_ID", "", "the app's client id, for its results topic (default: demo, with the demo token)")
+	f.String(&o.url, cli.Setting("url", "CAFE_URL"), "http://127.0.0.1:8080", "the cashier's base URL")
+	f.String(&o.mqttURL, cli.Setting("mqtt-url", "CAFE_MQTT_URL"), "tcp://127.0.0.1:1883", "MQTT broker where results arrive")
+	f.String(&o.token, cli.Setting("token", "CAFE_TOKEN"), "", "the app's bearer token (default: the demo client's)")
+	f.String(&o.client, cli.Setting("client", "CAFE_CLIENT_ID"), "", "the app's client id, for its results topic (default: demo, with the demo token)")
 	cmd.Flags().StringVar(&o.device, "device", "", "device id to command")
 	cmd.Flags().StringVar(&o.method, "method", "", "JSON-RPC method")
 	cmd.Flags().StringVar(&o.params, "params", "", "JSON-RPC params: a JSON object or array")
@@ -145,13 +145,12 @@ func order(ctx context.Context, o orderOptions, stdout, stderr io.Writer) error 
 	defer cancel()
 
 	results := make(chan []byte, 16)
-	var link *mqttlink.Link
 	if !o.oneWay {
-		link, err = listen(ctx, o, results)
+		stop, err := listen(ctx, o, results)
 		if err != nil {
 			return &exitError{exitUsage, err}
 		}
-		defer link.Close(100*time.Millisecond, false)
+		defer stop()
 	}
 	if err := submit(ctx, o, body, stdout); err != nil {
 		return err
@@ -188,8 +187,8 @@ func order(ctx context.Context, o orderOptions, stdout, stderr io.Writer) error 
 }
 
 // listen subscribes to the app's results topic and returns once the
-// subscription is in place, so no result can slip past.
-func listen(ctx context.Context, o orderOptions, results chan<- []byte) (*mqttlink.Link, error) {
+// subscription is in place, so no result can slip past; stop disconnects.
+func listen(ctx context.Context, o orderOptions, results chan<- []byte) (stop func(), err error) {
 	var b [4]byte
 	_, _ = rand.Read(b[:])
 	link, err := mqttlink.New(mqttlink.Config{URL: o.mqttURL, ClientID: "cafe-order-" + hex.EncodeToString(b[:]), CleanSession: true},
@@ -197,7 +196,7 @@ func listen(ctx context.Context, o orderOptions, results chan<- []byte) (*mqttli
 	if err != nil {
 		return nil, err
 	}
-	link.Start()
+	stop = link.Background()
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	if err := link.Subscribe(cctx, contracts.ResultsTopic(o.client), 1, func(_ string, p []byte) {
@@ -206,14 +205,14 @@ func listen(ctx context.Context, o orderOptions, results chan<- []byte) (*mqttli
 		default:
 		}
 	}); err != nil {
-		link.Close(0, false)
+		stop()
 		return nil, err
 	}
 	if err := link.WaitConnected(cctx); err != nil {
-		link.Close(0, false)
-		return nil, fmt.Errorf("cannot reach the MQTT broker at %s to receive the result: %w", mqttlink.Redact(o.mqttURL), err)
+		stop()
+		return nil, fmt.Errorf("cannot reach the MQTT broker at %s to receive the result: %w", contracts.RedactURL(o.mqttURL), err)
 	}
-	return link, nil
+	return stop, nil
 }
 
 // submit posts the command and checks that it was accepted.

@@ -2,15 +2,13 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"strconv"
 	"strings"
-	"sync"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -19,21 +17,25 @@ import (
 	"cafe/cmd/internal/run"
 )
 
+// upSettings are everything `cafe up` is configured with.
+type upSettings struct {
+	brokers cli.Brokers
+	cashier run.CashierSettings
+	barista run.BaristaSettings
+	caller  run.CallerSettings
+	logging cli.Log
+	fleet   devicesim.Config
+}
+
 func upCommand() *cobra.Command {
-	var (
-		brokers  cli.Brokers
-		cashier  run.CashierSettings
-		barista  run.BaristaSettings
-		caller   run.CallerSettings
-		logging  cli.Log
-		fleetCfg = devicesim.DefaultConfig()
-	)
+	s := &upSettings{fleet: devicesim.Defaults()}
 	cmd := &cobra.Command{
 		Use:   "up",
 		Short: "Run the whole pipeline on this machine: cashier, barista and caller in one process",
 		Long: `up runs cafe's main job in one process against the configured brokers: the
 cashier (HTTP on CAFE_HTTP_ADDR), a barista and a caller, and with --devices N
-a fleet of N simulated devices. It stops cleanly on Ctrl-C or SIGTERM.
+a fleet of N simulated devices. It stops cleanly on Ctrl-C or SIGTERM; SIGHUP
+reloads the client registry.
 
 With no CAFE_CLIENTS_FILE, up uses a local registry in ~/.config/cafe (or
 CAFE_CONFIG_DIR); on first run it creates a demo client that may command any
@@ -41,117 +43,90 @@ device and prints its token with ready-to-paste curl and mosquitto_sub lines.`,
 		Example: `  cafe up --devices 10
   CAFE_HTTP_ADDR=:9090 cafe up --devices 100 --device-latency 5ms`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			log, err := logging.Start(cmd.Flags(), os.Stderr)
-			if err != nil {
-				return err
-			}
-			out := cmd.OutOrStdout()
-			var token string
-			var created bool
-			if cashier.ClientsFile == "" {
-				if cashier.ClientsFile, token, created, err = ensureDemo(); err != nil {
-					return err
-				}
-			}
-			prom := run.NewRegistry()
-			cash, err := run.NewCashier(brokers, cashier, prom, log.With("role", "cashier"))
-			if err != nil {
-				return err
-			}
-			bar, err := run.NewBarista(brokers, barista, prom, log.With("role", "barista"))
-			if err != nil {
-				return err
-			}
-			call, err := run.NewCaller(brokers, caller, prom, log.With("role", "caller"))
-			if err != nil {
-				return err
-			}
-			var fleet *devicesim.Fleet
-			if fleetCfg.Count > 0 {
-				fleetCfg.MQTTURL = brokers.MQTTURL
-				if fleet, err = devicesim.New(fleetCfg, log.With("role", "devicesim")); err != nil {
-					return err
-				}
-			}
-
-			ctx, stop := cli.SignalContext()
-			defer stop()
-			ctx, cancel := context.WithCancelCause(ctx)
-			defer cancel(nil)
-			fleetCtx, stopFleet := context.WithCancel(context.Background())
-			fleetDone := make(chan struct{})
-			go func() {
-				defer close(fleetDone)
-				if fleet != nil {
-					if err := fleet.Run(fleetCtx); err != nil {
-						cancel(fmt.Errorf("device simulator: %w", err))
-					}
-				}
-			}()
-
-			var wg sync.WaitGroup
-			for name, svc := range map[string]func(context.Context) error{"cashier": cash.Run, "barista": bar.Run, "caller": call.Run} {
-				wg.Go(func() {
-					if err := svc(ctx); err != nil {
-						cancel(fmt.Errorf("%s: %w", name, err))
-					}
-				})
-			}
-			go func() {
-				if waitReady(ctx, cash.Ready, bar.Ready, call.Ready) && (fleet == nil || fleet.WaitOnline(ctx) == nil) {
-					banner(out, cash.Addr(), brokers.MQTTURL, cashier.ClientsFile, token, created, fleet)
-				}
-			}()
-			wg.Wait()
-			stopFleet() // devices outlive the barista, so commands in hand can finish
-			<-fleetDone
-			if fleet != nil {
-				_ = fleet.Stats().WriteTable(out)
-			}
-			if err := context.Cause(ctx); err != nil && !errors.Is(err, context.Canceled) {
-				return err
-			}
-			return nil
-		},
+		RunE: func(cmd *cobra.Command, _ []string) error { return s.run(cmd) },
 	}
 	f := cli.On(cmd.Flags())
-	brokers.Register(f)
-	cashier.Register(f)
-	barista.Register(f)
-	caller.Register(f)
-	f.Int(&fleetCfg.Count, "devices", "CAFE_DEVICES", 0, "run this many simulated devices in the same process (0: none)")
-	f.String(&fleetCfg.Pattern, "device-pattern", "CAFE_DEVICE_PATTERN", devicesim.DefaultPattern, "printf pattern of simulated device ids, numbered from 1")
-	f.Duration(&fleetCfg.Latency, "device-latency", "CAFE_DEVICE_LATENCY", 0, "simulated devices wait this long before replying")
-	f.Float(&fleetCfg.ErrorRate, "device-error-rate", "CAFE_DEVICE_ERROR_RATE", 0, "fraction (0..1) of commands simulated devices answer with an error")
-	logging.Register(f)
+	s.brokers.Register(f)
+	s.cashier.Register(f)
+	s.barista.Register(f)
+	s.caller.Register(f)
+	f.Int(&s.fleet.Count, cli.Setting("devices", "CAFE_DEVICES"), 0, "run this many simulated devices in the same process (0: none)")
+	f.String(&s.fleet.Pattern, cli.Setting("device-pattern", "CAFE_DEVICE_PATTERN"), devicesim.DefaultPattern, "printf pattern of simulated device ids, numbered from 1")
+	f.Duration(&s.fleet.Latency, cli.Setting("device-latency", "CAFE_DEVICE_LATENCY"), 0, "simulated devices wait this long before replying")
+	f.Float(&s.fleet.ErrorRate, cli.Setting("device-error-rate", "CAFE_DEVICE_ERROR_RATE"), 0, "fraction (0..1) of commands simulated devices answer with an error")
+	s.logging.Register(f)
 	return cmd
 }
 
-// waitReady polls until every check passes or ctx is done.
-func waitReady(ctx context.Context, checks ...func() error) bool {
-	t := time.NewTicker(50 * time.Millisecond)
-	defer t.Stop()
-	for {
-		ready := true
-		for _, c := range checks {
-			if c() != nil {
-				ready = false
-			}
-		}
-		if ready {
-			return true
-		}
-		select {
-		case <-ctx.Done():
-			return false
-		case <-t.C:
-		}
+// run builds the pipeline, prints the banner once it is ready, and runs it
+// until Ctrl-C or SIGTERM.
+func (s *upSettings) run(cmd *cobra.Command) error {
+	log, err := s.logging.Start(cmd.Flags(), os.Stderr)
+	if err != nil {
+		return err
 	}
+	var demo demoClient
+	if s.cashier.ClientsFile == "" {
+		if demo, err = ensureDemo(); err != nil {
+			return err
+		}
+		s.cashier.ClientsFile = demo.registry
+	}
+	p, fleet, err := s.pipeline(log)
+	if err != nil {
+		return err
+	}
+	ctx, stop := cli.SignalContext()
+	defer stop()
+	out := cmd.OutOrStdout()
+	go func() {
+		if p.WaitReady(ctx) && (fleet == nil || fleet.WaitOnline(ctx) == nil) {
+			banner(out, p.Cashier.Addr(), s.brokers.MQTTURL, s.cashier.ClientsFile, demo, fleet)
+		}
+	}()
+	err = p.Run(ctx)
+	if fleet != nil {
+		_ = fleet.Stats().WriteTable(out)
+	}
+	return err
+}
+
+// pipeline is one cashier, barista and caller in this process, with the
+// simulated fleet (if any) running alongside.
+func (s *upSettings) pipeline(log *slog.Logger) (*run.Pipeline, *devicesim.Fleet, error) {
+	prom := run.NewRegistry()
+	cash, err := run.NewCashier(s.brokers, s.cashier, prom, log.With("role", "cashier"))
+	if err != nil {
+		return nil, nil, err
+	}
+	bar, err := run.NewBarista(s.brokers, s.barista, prom, log.With("role", "barista"))
+	if err != nil {
+		return nil, nil, err
+	}
+	call, err := run.NewCaller(s.brokers, s.caller, prom, log.With("role", "caller"))
+	if err != nil {
+		return nil, nil, err
+	}
+	p := &run.Pipeline{Cashier: cash, Baristas: []*run.Barista{bar}, Callers: []*run.Caller{call}, Log: log}
+	if s.fleet.Count == 0 {
+		return p, nil, nil
+	}
+	s.fleet.MQTTURL = s.brokers.MQTTURL
+	fleet, err := devicesim.New(s.fleet, log.With("role", "devicesim"))
+	if err != nil {
+		return nil, nil, err
+	}
+	p.Alongside = append(p.Alongside, func(ctx context.Context) error {
+		if err := fleet.Run(ctx); err != nil {
+			return fmt.Errorf("device simulator: %w", err)
+		}
+		return nil
+	})
+	return p, fleet, nil
 }
 
 // banner tells a newcomer what is running and how to use it.
-func banner(w io.Writer, addr net.Addr, mqttURL, registry, token string, created bool, fleet *devicesim.Fleet) {
+func banner(w io.Writer, addr net.Addr, mqttURL, registry string, demo demoClient, fleet *devicesim.Fleet) {
 	port := "8080"
 	if tcp, ok := addr.(*net.TCPAddr); ok {
 		port = strconv.Itoa(tcp.Port)
@@ -169,12 +144,12 @@ func banner(w io.Writer, addr net.Addr, mqttURL, registry, token string, created
 		fmt.Fprintf(w, ", %d simulated devices (%s … %s)", len(ids), ids[0], ids[len(ids)-1])
 	}
 	fmt.Fprintf(w, "\nclient registry: %s\n", registry)
-	if token == "" {
+	if demo.token == "" {
 		fmt.Fprintf(w, "\nUse a token from your registry; results go to clients/{clientID}/results.\nStop with Ctrl-C.\n\n")
 		return
 	}
-	if created {
-		fmt.Fprintf(w, "created the demo client %q; its token (also kept next to the registry):\n  %s\n", demoClientID, token)
+	if demo.created {
+		fmt.Fprintf(w, "created the demo client %q; its token (also kept next to the registry):\n  %s\n", demoClientID, demo.token)
 	}
 	fmt.Fprintf(w, `
 Watch the demo client's results (in another terminal):
@@ -188,5 +163,5 @@ Or submit and wait for the result in one go:
 
 Stop with Ctrl-C.
 
-`, mqttHost, mqttPort, demoClientID, base, device, token, device)
+`, mqttHost, mqttPort, demoClientID, base, device, demo.token, device)
 }

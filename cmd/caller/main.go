@@ -4,8 +4,10 @@
 package main
 
 import (
+	"log/slog"
 	"os"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 
 	"cafe/cmd/internal/cli"
@@ -19,13 +21,9 @@ func main() {
 }
 
 func command() *cobra.Command {
-	var (
-		brokers  cli.Brokers
-		settings run.CallerSettings
-		logging  cli.Log
-		ops      run.OpsSettings
-	)
-	cmd := &cobra.Command{
+	var settings run.CallerSettings
+	var ops run.OpsSettings
+	return run.Binary{
 		Use:   "caller",
 		Short: "Deliver results from RabbitMQ to apps over MQTT",
 		Long: `caller consumes the results queue and publishes each result at QoS 1 on
@@ -40,25 +38,13 @@ client id, clean session false, and a QoS 1 subscription to their topic.
 logged at start). SIGTERM: finish deliveries in hand, hand the rest back.`,
 		Example: `  caller
   CAFE_HTTP_ADDR=:9102 caller --caller-concurrency 512`,
-		Args:         cobra.NoArgs,
-		SilenceUsage: true,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			log, err := logging.Start(cmd.Flags(), os.Stderr)
+		Register: func(f cli.Flags) { settings.Register(f); ops.Register(f) },
+		Pipeline: func(b cli.Brokers, prom *prometheus.Registry, log *slog.Logger) (*run.Pipeline, error) {
+			svc, err := run.NewCaller(b, settings, prom, log)
 			if err != nil {
-				return err
+				return nil, err
 			}
-			prom := run.NewRegistry()
-			svc, err := run.NewCaller(brokers, settings, prom, log.With("role", "caller"))
-			if err != nil {
-				return err
-			}
-			return run.RunWorker(ops, prom, svc, log)
+			return run.Worker(ops, prom, log, svc)
 		},
-	}
-	f := cli.On(cmd.Flags())
-	brokers.Register(f)
-	settings.Register(f)
-	ops.Register(f)
-	logging.Register(f)
-	return cmd
+	}.Command()
 }

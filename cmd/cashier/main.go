@@ -3,10 +3,10 @@
 package main
 
 import (
+	"log/slog"
 	"os"
-	"os/signal"
-	"syscall"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 
 	"cafe/cmd/internal/cli"
@@ -20,12 +20,8 @@ func main() {
 }
 
 func command() *cobra.Command {
-	var (
-		brokers  cli.Brokers
-		settings run.CashierSettings
-		logging  cli.Log
-	)
-	cmd := &cobra.Command{
+	var settings run.CashierSettings
+	return run.Binary{
 		Use:   "cashier",
 		Short: "Take device commands over HTTP and queue them in RabbitMQ",
 		Long: `cashier serves POST /v1/devices/{deviceID}/commands. It authenticates the app
@@ -39,40 +35,14 @@ Also served: /healthz, /readyz (503 while RabbitMQ is unreachable or while
 shutting down), /metrics. SIGHUP reloads the client registry; SIGTERM drains.`,
 		Example: `  CAFE_CLIENTS_FILE=clients.yaml cashier
   cashier --http-addr :9090 --clients-file clients.yaml --default-timeout 10s`,
-		Args:         cobra.NoArgs,
-		SilenceUsage: true,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			log, err := logging.Start(cmd.Flags(), os.Stderr)
+		AMQPOnly: true,
+		Register: settings.Register,
+		Pipeline: func(b cli.Brokers, prom *prometheus.Registry, log *slog.Logger) (*run.Pipeline, error) {
+			svc, err := run.NewCashier(b, settings, prom, log)
 			if err != nil {
-				return err
+				return nil, err
 			}
-			svc, err := run.NewCashier(brokers, settings, run.NewRegistry(), log)
-			if err != nil {
-				return err
-			}
-			ctx, stop := cli.SignalContext()
-			defer stop()
-			hup := make(chan os.Signal, 1)
-			signal.Notify(hup, syscall.SIGHUP)
-			defer signal.Stop(hup)
-			go func() {
-				for {
-					select {
-					case <-ctx.Done():
-						return
-					case <-hup:
-						if err := svc.Reload(); err != nil {
-							log.Error("client registry not reloaded; keeping the old one", "err", err)
-						}
-					}
-				}
-			}()
-			return svc.Run(ctx)
+			return &run.Pipeline{Cashier: svc}, nil
 		},
-	}
-	f := cli.On(cmd.Flags())
-	brokers.RegisterAMQP(f)
-	settings.Register(f)
-	logging.Register(f)
-	return cmd
+	}.Command()
 }

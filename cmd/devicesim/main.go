@@ -25,7 +25,7 @@ func main() {
 func command() *cobra.Command {
 	var (
 		brokers   cli.Brokers
-		cfg       = devicesim.DefaultConfig()
+		cfg       = devicesim.Defaults()
 		logging   cli.Log
 		statsFile string
 	)
@@ -102,15 +102,15 @@ file (format: go doc cafe/cmd/internal/devicesim).`,
 	}
 	f := cli.On(cmd.Flags())
 	brokers.RegisterMQTT(f)
-	f.Int(&cfg.Count, "count", "CAFE_SIM_COUNT", devicesim.DefaultCount, fmt.Sprintf("number of devices, 1 to %d", devicesim.MaxCount))
-	f.String(&cfg.Pattern, "pattern", "CAFE_SIM_PATTERN", devicesim.DefaultPattern, "printf pattern of the device ids, given the device's number")
-	f.Int(&cfg.First, "first", "CAFE_SIM_FIRST", devicesim.DefaultFirst, "number of the first device")
-	f.Duration(&cfg.Latency, "latency", "CAFE_SIM_LATENCY", 0, "delay before every reply")
-	f.Duration(&cfg.Jitter, "jitter", "CAFE_SIM_JITTER", 0, "random extra delay before every reply, up to this")
-	f.Float(&cfg.ErrorRate, "error-rate", "CAFE_SIM_ERROR_RATE", 0, "fraction (0 to 1) of requests answered with the simulated failure instead of run")
-	f.Int64(&cfg.Seed, "seed", "CAFE_SIM_SEED", 0, "seed of the random choices, to reproduce a run (0: random; the summary prints it)")
-	f.Int(&cfg.KeyMemory, "key-memory", "CAFE_SIM_KEY_MEMORY", devicesim.DefaultKeyMemory, "repeat keys remembered by the whole fleet, split evenly over the devices")
-	f.String(&statsFile, "stats-file", "CAFE_SIM_STATS_FILE", "", "on exit, write the counters as JSON to this file")
+	f.Int(&cfg.Count, cli.Setting("count", "CAFE_SIM_COUNT"), devicesim.DefaultCount, fmt.Sprintf("number of devices, 1 to %d", devicesim.MaxCount))
+	f.String(&cfg.Pattern, cli.Setting("pattern", "CAFE_SIM_PATTERN"), devicesim.DefaultPattern, "printf pattern of the device ids, given the device's number")
+	f.Int(&cfg.First, cli.Setting("first", "CAFE_SIM_FIRST"), devicesim.DefaultFirst, "number of the first device")
+	f.Duration(&cfg.Latency, cli.Setting("latency", "CAFE_SIM_LATENCY"), 0, "delay before every reply")
+	f.Duration(&cfg.Jitter, cli.Setting("jitter", "CAFE_SIM_JITTER"), 0, "random extra delay before every reply, up to this")
+	f.Float(&cfg.ErrorRate, cli.Setting("error-rate", "CAFE_SIM_ERROR_RATE"), 0, "fraction (0 to 1) of requests answered with the simulated failure instead of run")
+	f.Int64(&cfg.Seed, cli.Setting("seed", "CAFE_SIM_SEED"), 0, "seed of the random choices, to reproduce a run (0: random; the summary prints it)")
+	f.Int(&cfg.KeyMemory, cli.Setting("key-memory", "CAFE_SIM_KEY_MEMORY"), devicesim.DefaultKeyMemory, "repeat keys remembered by the whole fleet, split evenly over the devices")
+	f.String(&statsFile, cli.Setting("stats-file", "CAFE_SIM_STATS_FILE"), "", "on exit, write the counters as JSON to this file")
 	logging.Register(f)
 	return cmd
 }

@@ -96,8 +96,7 @@ func TestBinary(t *testing.T) {
 			reply = append([]byte(nil), p...)
 			mu.Unlock()
 		})
-		l.Start()
-		defer l.Close(100*time.Millisecond, false)
+		defer l.Background()()
 		if err := l.WaitConnected(ctx); err != nil {
 			t.Fatal(err)
 		}
@@ -213,8 +212,7 @@ func retained(t *testing.T, topics ...string) map[string][]byte {
 			got[topic] = append([]byte(nil), p...)
 		})
 	}
-	l.Start()
-	defer l.Close(100*time.Millisecond, false)
+	defer l.Background()()
 	brokertest.Eventually(t, 5*time.Second, "retained messages missing", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
@@ -232,8 +230,7 @@ func clearPresence(t *testing.T, ids ...string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l.Start()
-	defer l.Close(100*time.Millisecond, false)
+	defer l.Background()()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	for _, id := range ids {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"reflect"
 	"sync"
 	"time"
 
@@ -13,17 +12,17 @@ import (
 
 const backoffStep = 500 * time.Millisecond
 
-// Handler processes one delivery and settles it (Ack, Nack or Reject) itself;
-// the role that consumes owns its ack policy. ctx is cancelled when the
-// consumer's grace period after shutdown runs out: a handler still busy then
-// must give the delivery back (or just return: an unsettled delivery goes
-// back to the queue when the channel closes).
-type Handler func(ctx context.Context, d *amqp.Delivery)
+// Handler processes one delivery and returns its Verdict; the consumer
+// settles the delivery from it (see Verdict). ctx is cancelled when the
+// consumer's grace period after shutdown runs out: a handler still busy
+// then must stop and return GiveBack.
+type Handler func(ctx context.Context, d *amqp.Delivery) Verdict
 
 // ConsumerConfig says what to consume and how much at once.
 type ConsumerConfig struct {
 	Queue       string
-	Tag         string        // consumer tag prefix, for rabbitmqctl list_consumers
+	Name        string        // the consumer's role ("barista", "caller"): a bounded label in logs and metrics
+	Tag         string        // consumer tag, unique per process, for rabbitmqctl list_consumers
 	Concurrency int           // deliveries handled at once; also the prefetch count
 	Grace       time.Duration // after ctx is done, how long handlers may finish what they hold
 	// Gates are what the handlers need besides this link (the barista's
@@ -31,6 +30,8 @@ type ConsumerConfig struct {
 	// and taking pauses while any is lost, so a consumer that cannot finish
 	// its work leaves the queue to the others.
 	Gates []Gate
+	// Metrics, if set, counts verdicts and failed settles.
+	Metrics *ConsumerMetrics
 }
 
 // Gate tells a consumer when it may take work.
@@ -41,9 +42,20 @@ type Gate interface {
 	Lost() <-chan struct{}
 }
 
+// consumer is one running Consume.
+type consumer struct {
+	link *Link
+	cfg  ConsumerConfig
+	log  *slog.Logger
+	h    Handler
+	work chan *amqp.Delivery
+}
+
 // Consume delivers messages from cfg.Queue to h on cfg.Concurrency workers
-// until ctx is done. It re-opens its channel (and re-declares the topology)
-// whenever the channel or connection drops, so it outlives broker restarts.
+// until ctx is done, and settles each delivery from the Verdict h returns:
+// this is the one place where cafe's ack policy is carried out. It re-opens
+// its channel (and re-declares the topology) whenever the channel or
+// connection drops, so it outlives broker restarts.
 //
 // Shutdown: when ctx is done it cancels the consumer (nothing new arrives),
 // lets the handlers finish for up to cfg.Grace, then cancels their context,
@@ -53,167 +65,127 @@ func (l *Link) Consume(ctx context.Context, cfg ConsumerConfig, log *slog.Logger
 	if cfg.Concurrency < 1 {
 		return fmt.Errorf("consumer concurrency %d: want at least 1", cfg.Concurrency)
 	}
+	c := &consumer{link: l, cfg: cfg, log: log, h: h, work: make(chan *amqp.Delivery)}
 	hctx, cancelHandlers := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelHandlers()
-
-	work := make(chan *amqp.Delivery)
 	var workers sync.WaitGroup
 	for range cfg.Concurrency {
 		workers.Go(func() {
-			for d := range work {
-				h(hctx, d)
+			for d := range c.work {
+				c.handle(hctx, d)
 			}
 		})
 	}
-
-	var last *amqp.Channel
+	var ch *amqp.Channel
 	for ctx.Err() == nil {
-		if waitGates(ctx, cfg.Gates) != nil {
-			continue // ctx is done
-		}
-		if last == nil || last.IsClosed() {
-			if last != nil {
-				_ = last.Close()
-			}
-			ch, err := l.openChannel(ctx, cfg)
-			if err != nil {
-				last = nil
-				if ctx.Err() == nil {
-					log.Warn("cannot consume; retrying", "queue", cfg.Queue, "err", err)
-					sleep(ctx, backoffStep)
-				}
-				continue
-			}
-			last = ch
-		}
-		deliveries, err := last.Consume(cfg.Queue, cfg.Tag, false, false, false, false, nil)
-		if err != nil {
-			log.Warn("cannot consume; retrying", "queue", cfg.Queue, "err", err)
-			_ = last.Close()
-			last = nil
-			sleep(ctx, backoffStep)
-			continue
-		}
-		log.Info("consuming", "queue", cfg.Queue, "concurrency", cfg.Concurrency)
-		fctx, stopWatching := context.WithCancel(ctx)
-		stopped := forward(ctx, deliveries, work, anyLost(fctx, cfg.Gates))
-		stopWatching()
-		switch stopped {
-		case paused:
-			// Keep the channel, so the deliveries in hand can still be
-			// settled; stop the flow and give back what arrived meanwhile.
-			log.Warn("pausing: handlers cannot work (gate lost); the queue is left to other consumers", "queue", cfg.Queue)
-			if last.Cancel(cfg.Tag, false) == nil {
-				for d := range deliveries {
-					_ = d.Nack(false, true)
-				}
-			}
-		case closed:
-			if ctx.Err() == nil {
-				log.Warn("consumer channel closed; re-opening", "queue", cfg.Queue)
-			}
-		}
+		ch = c.session(ctx, ch)
 	}
-
 	// Shutdown: stop the flow, give handlers their grace, then close.
-	if last != nil {
-		_ = last.Cancel(cfg.Tag, false)
+	if ch != nil {
+		_ = ch.Cancel(cfg.Tag, false)
 	}
-	close(work)
+	close(c.work)
+	c.drain(&workers, cancelHandlers)
+	if ch != nil {
+		_ = ch.Close()
+	}
+	return nil
+}
+
+// handle runs the handler and settles the delivery from its verdict.
+func (c *consumer) handle(ctx context.Context, d *amqp.Delivery) {
+	v := c.h(ctx, d)
+	logVerdict(c.log, c.cfg.Queue, d, v)
+	err := settle(d, v)
+	c.cfg.Metrics.observe(c.cfg.Name, v, err)
+	if err != nil {
+		// The channel is gone; RabbitMQ has already returned the delivery
+		// to the queue, whatever the verdict was.
+		c.log.Debug("could not settle a delivery; RabbitMQ requeues it with the channel", "queue", c.cfg.Queue, "verdict", v.Action.String(), "err", err)
+	}
+}
+
+// session waits for the gates, makes sure a channel is open (reusing ch
+// while it lives), consumes on it until the flow stops, and returns the
+// channel to use next (nil after a failure).
+func (c *consumer) session(ctx context.Context, ch *amqp.Channel) *amqp.Channel {
+	if waitGates(ctx, c.cfg.Gates) != nil {
+		return ch // ctx is done
+	}
+	if ch == nil || ch.IsClosed() {
+		if ch != nil {
+			_ = ch.Close()
+		}
+		var err error
+		if ch, err = c.openChannel(ctx); err != nil {
+			c.retry(ctx, err)
+			return nil
+		}
+	}
+	deliveries, err := ch.Consume(c.cfg.Queue, c.cfg.Tag, false, false, false, false, nil)
+	if err != nil {
+		_ = ch.Close()
+		c.retry(ctx, err)
+		return nil
+	}
+	c.log.Info("consuming", "queue", c.cfg.Queue, "concurrency", c.cfg.Concurrency)
+	fctx, stopWatching := context.WithCancel(ctx)
+	stopped := forward(ctx, deliveries, c.work, anyLost(fctx, c.cfg.Gates))
+	stopWatching()
+	switch {
+	case stopped == paused:
+		// Keep the channel, so the deliveries in hand can still be
+		// settled; stop the flow and give back what arrived meanwhile
+		// (never handed to a handler, so no verdict: this is flow control).
+		c.log.Warn("pausing: handlers cannot work (gate lost); the queue is left to other consumers", "queue", c.cfg.Queue)
+		if ch.Cancel(c.cfg.Tag, false) == nil {
+			for d := range deliveries {
+				_ = settle(&d, GiveBack("consumer paused"))
+			}
+		}
+	case ctx.Err() == nil:
+		c.log.Warn("consumer channel closed; re-opening", "queue", c.cfg.Queue)
+	}
+	return ch
+}
+
+func (c *consumer) retry(ctx context.Context, err error) {
+	if ctx.Err() == nil {
+		c.log.Warn("cannot consume; retrying", "queue", c.cfg.Queue, "err", err)
+		sleep(ctx, backoffStep)
+	}
+}
+
+// drain waits for the workers to finish within the grace period, then
+// cancels what is still running and waits for it to hand its work back.
+func (c *consumer) drain(workers *sync.WaitGroup, cancelHandlers context.CancelFunc) {
 	finished := make(chan struct{})
 	go func() { workers.Wait(); close(finished) }()
 	select {
 	case <-finished:
-	case <-time.After(cfg.Grace):
-		log.Warn("grace period over; returning unfinished deliveries to the queue", "queue", cfg.Queue, "grace", cfg.Grace)
+	case <-time.After(c.cfg.Grace):
+		c.log.Warn("grace period over; returning unfinished deliveries to the queue", "queue", c.cfg.Queue, "grace", c.cfg.Grace)
 		cancelHandlers()
 		<-finished
 	}
-	if last != nil {
-		_ = last.Close()
-	}
-	return nil
 }
 
 // openChannel opens a channel with the topology declared and the prefetch set.
-func (l *Link) openChannel(ctx context.Context, cfg ConsumerConfig) (*amqp.Channel, error) {
-	ch, err := l.Channel(ctx)
+func (c *consumer) openChannel(ctx context.Context) (*amqp.Channel, error) {
+	ch, err := c.link.Channel(ctx)
 	if err != nil {
 		return nil, err
 	}
 	// Re-declaring here heals a queue deleted under a running service.
-	if err := Declare(ch, l.cfg.Topology); err != nil {
+	if err := Declare(ch, c.link.cfg.Topology); err != nil {
 		_ = ch.Close()
 		return nil, err
 	}
-	if err := ch.Qos(cfg.Concurrency, 0, false); err != nil {
+	if err := ch.Qos(c.cfg.Concurrency, 0, false); err != nil {
 		_ = ch.Close()
 		return nil, fmt.Errorf("set prefetch: %w", err)
 	}
 	return ch, nil
-}
-
-// waitGates returns once every gate is ready at the same time, or with
-// ctx's error.
-func waitGates(ctx context.Context, gates []Gate) error {
-	for {
-		for _, g := range gates {
-			if err := g.WaitReady(ctx); err != nil {
-				return err
-			}
-		}
-		if !isClosed(anyLostNow(gates)) {
-			return nil
-		}
-	}
-}
-
-func anyLostNow(gates []Gate) <-chan struct{} {
-	for _, g := range gates {
-		if lost := g.Lost(); isClosed(lost) {
-			return lost
-		}
-	}
-	return nil
-}
-
-func isClosed(c <-chan struct{}) bool {
-	if c == nil {
-		return false
-	}
-	select {
-	case <-c:
-		return true
-	default:
-		return false
-	}
-}
-
-// anyLost returns a channel closed when any gate is lost; nil (never) for
-// no gates. Its watcher ends with ctx.
-func anyLost(ctx context.Context, gates []Gate) <-chan struct{} {
-	switch len(gates) {
-	case 0:
-		return nil
-	case 1:
-		return gates[0].Lost()
-	}
-	lost := make(chan struct{})
-	chans := make([]<-chan struct{}, len(gates))
-	for i, g := range gates {
-		chans[i] = g.Lost()
-	}
-	go func() {
-		cases := make([]reflect.SelectCase, 0, len(chans)+1)
-		cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(ctx.Done())})
-		for _, c := range chans {
-			cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(c)})
-		}
-		if i, _, _ := reflect.Select(cases); i > 0 {
-			close(lost)
-		}
-	}()
-	return lost
 }
 
 type stop int

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"cafe/contracts/amqplink"
@@ -30,6 +31,45 @@ func consume(t *testing.T, link *amqplink.Link, cfg amqplink.ConsumerConfig, h a
 	return stop
 }
 
+// counted is a consumer config whose verdicts and failed settles are
+// counted in a registry of the test's own.
+func counted(t *testing.T, cfg amqplink.ConsumerConfig) (amqplink.ConsumerConfig, *amqplink.ConsumerMetrics, *prometheus.Registry) {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	m, err := amqplink.NewConsumerMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Name, cfg.Metrics = "test", m
+	m.Start("test")
+	return cfg, m, reg
+}
+
+// verdicts reads the count of verdict v of the test consumer, and the
+// count of failed settles.
+func verdicts(t *testing.T, reg *prometheus.Registry, v amqplink.Action) (n, failed float64) {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			switch {
+			case mf.GetName() == "cafe_deliveries_total" && labels["verdict"] == v.String():
+				n = m.GetCounter().GetValue()
+			case mf.GetName() == "cafe_settle_failures_total":
+				failed = m.GetCounter().GetValue()
+			}
+		}
+	}
+	return n, failed
+}
+
 func TestConsumeHandlesEveryMessageWithBoundedConcurrency(t *testing.T) {
 	top := brokertest.Topology(t)
 	link, pub := startLink(t, brokertest.AMQPURL(), top)
@@ -41,23 +81,66 @@ func TestConsumeHandlesEveryMessageWithBoundedConcurrency(t *testing.T) {
 		}
 	}
 	var handled, inFlight, peak atomic.Int64
-	consume(t, link, amqplink.ConsumerConfig{Queue: top.CommandsQueue(), Tag: "t", Concurrency: 4, Grace: time.Second},
-		func(_ context.Context, d *amqp.Delivery) {
-			cur := inFlight.Add(1)
-			for {
-				p := peak.Load()
-				if cur <= p || peak.CompareAndSwap(p, cur) {
-					break
-				}
+	cfg, _, reg := counted(t, amqplink.ConsumerConfig{Queue: top.CommandsQueue(), Tag: "t", Concurrency: 4, Grace: time.Second})
+	consume(t, link, cfg, func(_ context.Context, d *amqp.Delivery) amqplink.Verdict {
+		cur := inFlight.Add(1)
+		for {
+			p := peak.Load()
+			if cur <= p || peak.CompareAndSwap(p, cur) {
+				break
 			}
-			time.Sleep(time.Millisecond)
-			inFlight.Add(-1)
-			_ = d.Ack(false)
-			handled.Add(1)
-		})
-	brokertest.Eventually(t, 10*time.Second, "not every message was handled", func() bool { return handled.Load() == n })
+		}
+		time.Sleep(time.Millisecond)
+		inFlight.Add(-1)
+		handled.Add(1)
+		return amqplink.Done()
+	})
+	brokertest.Eventually(t, 10*time.Second, "not every message was acked", func() bool {
+		acked, _ := verdicts(t, reg, amqplink.Ack)
+		return acked == n && brokertest.QueueDepth(t, top.CommandsQueue()) == 0
+	})
 	if p := peak.Load(); p > 4 || p < 2 {
 		t.Fatalf("peak concurrency %d, want between 2 and the configured 4", p)
+	}
+	if handled.Load() != n {
+		t.Fatalf("handled %d of %d", handled.Load(), n)
+	}
+}
+
+// TestVerdictsAreSettled: each verdict does to the message what it says.
+func TestVerdictsAreSettled(t *testing.T) {
+	top := brokertest.Topology(t)
+	link, pub := startLink(t, brokertest.AMQPURL(), top)
+	waitReady(t, pub)
+	var requeued atomic.Int64
+	cfg, _, reg := counted(t, amqplink.ConsumerConfig{Queue: top.CommandsQueue(), Tag: "t", Concurrency: 2, Grace: time.Second})
+	consume(t, link, cfg, func(_ context.Context, d *amqp.Delivery) amqplink.Verdict {
+		switch string(d.Body) {
+		case "poison":
+			return amqplink.Poison("never valid")
+		case "again":
+			if requeued.Add(1) == 1 {
+				return amqplink.Retry("not now")
+			}
+		}
+		return amqplink.Done()
+	})
+	for _, body := range []string{"ok", "poison", "again"} {
+		if err := publish(t, pub, top, msg(body)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	brokertest.Eventually(t, 10*time.Second, "the requeued message did not come back", func() bool { return requeued.Load() == 2 })
+	brokertest.Eventually(t, 5*time.Second, "the rejected message is not in the dead-letter queue", func() bool {
+		return brokertest.QueueDepth(t, top.DeadQueue()) == 1 && brokertest.QueueDepth(t, top.CommandsQueue()) == 0
+	})
+	for _, want := range []struct {
+		v amqplink.Action
+		n float64
+	}{{amqplink.Ack, 2}, {amqplink.Reject, 1}, {amqplink.Requeue, 1}, {amqplink.HandBack, 0}} {
+		if n, failed := verdicts(t, reg, want.v); n != want.n || failed != 0 {
+			t.Errorf("%s: counted %v (failed settles %v), want %v", want.v, n, failed, want.n)
+		}
 	}
 }
 
@@ -66,21 +149,16 @@ func TestConsumeResumesAfterConnectionLoss(t *testing.T) {
 	top := brokertest.Topology(t)
 	link, pub := startLink(t, u, top)
 	waitReady(t, pub)
-
-	var acked atomic.Int64
-	seen := sync.Map{}
+	var handled atomic.Int64
 	consume(t, link, amqplink.ConsumerConfig{Queue: top.CommandsQueue(), Tag: "t", Concurrency: 2, Grace: time.Second},
-		func(_ context.Context, d *amqp.Delivery) {
-			if d.Ack(false) == nil {
-				seen.Store(d.MessageId, true)
-				acked.Add(1)
-			}
+		func(_ context.Context, d *amqp.Delivery) amqplink.Verdict {
+			handled.Add(1)
+			return amqplink.Done()
 		})
 	if err := publish(t, pub, top, msg("{}")); err != nil {
 		t.Fatal(err)
 	}
-	brokertest.Eventually(t, 5*time.Second, "first message not consumed", func() bool { return acked.Load() == 1 })
-
+	brokertest.Eventually(t, 5*time.Second, "first message not consumed", func() bool { return handled.Load() == 1 })
 	proxy.Cut()
 	brokertest.Eventually(t, 5*time.Second, "link did not notice the cut", func() bool { return !link.Ready() })
 	proxy.Restore()
@@ -90,7 +168,9 @@ func TestConsumeResumesAfterConnectionLoss(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	brokertest.Eventually(t, 10*time.Second, "consumer did not resume after reconnect", func() bool { return acked.Load() >= 6 })
+	brokertest.Eventually(t, 10*time.Second, "consumer did not resume after reconnect", func() bool {
+		return handled.Load() >= 6 && brokertest.QueueDepth(t, top.CommandsQueue()) == 0
+	})
 }
 
 func TestConsumeShutdownReturnsUnfinishedDeliveries(t *testing.T) {
@@ -100,15 +180,15 @@ func TestConsumeShutdownReturnsUnfinishedDeliveries(t *testing.T) {
 	if err := publish(t, pub, top, msg("{}")); err != nil {
 		t.Fatal(err)
 	}
-
 	started := make(chan struct{})
 	var sawCancel atomic.Bool
-	stop := consume(t, link, amqplink.ConsumerConfig{Queue: top.CommandsQueue(), Tag: "t", Concurrency: 1, Grace: 200 * time.Millisecond},
-		func(ctx context.Context, d *amqp.Delivery) {
-			close(started)
-			<-ctx.Done() // a handler that would never finish on its own
-			sawCancel.Store(true)
-		})
+	cfg, _, reg := counted(t, amqplink.ConsumerConfig{Queue: top.CommandsQueue(), Tag: "t", Concurrency: 1, Grace: 200 * time.Millisecond})
+	stop := consume(t, link, cfg, func(ctx context.Context, d *amqp.Delivery) amqplink.Verdict {
+		close(started)
+		<-ctx.Done() // a handler that would never finish on its own
+		sawCancel.Store(true)
+		return amqplink.GiveBack("shutting down")
+	})
 	<-started
 	begin := time.Now()
 	stop()
@@ -118,9 +198,12 @@ func TestConsumeShutdownReturnsUnfinishedDeliveries(t *testing.T) {
 	if took := time.Since(begin); took > 3*time.Second {
 		t.Fatalf("shutdown took %v with a 200ms grace period", took)
 	}
-	brokertest.Eventually(t, 5*time.Second, "the unsettled delivery did not go back to the queue", func() bool {
+	brokertest.Eventually(t, 5*time.Second, "the unfinished delivery did not go back to the queue", func() bool {
 		return brokertest.QueueDepth(t, top.CommandsQueue()) == 1
 	})
+	if n, _ := verdicts(t, reg, amqplink.HandBack); n != 1 {
+		t.Fatalf("counted %v hand_back verdicts, want 1", n)
+	}
 }
 
 func TestConsumeShutdownLetsHandlersFinishWithinGrace(t *testing.T) {
@@ -131,17 +214,16 @@ func TestConsumeShutdownLetsHandlersFinishWithinGrace(t *testing.T) {
 		t.Fatal(err)
 	}
 	started := make(chan struct{})
-	var acked atomic.Bool
-	stop := consume(t, link, amqplink.ConsumerConfig{Queue: top.CommandsQueue(), Tag: "t", Concurrency: 1, Grace: 5 * time.Second},
-		func(ctx context.Context, d *amqp.Delivery) {
-			close(started)
-			time.Sleep(100 * time.Millisecond) // finishing what it holds
-			acked.Store(d.Ack(false) == nil)
-		})
+	cfg, _, reg := counted(t, amqplink.ConsumerConfig{Queue: top.CommandsQueue(), Tag: "t", Concurrency: 1, Grace: 5 * time.Second})
+	stop := consume(t, link, cfg, func(ctx context.Context, d *amqp.Delivery) amqplink.Verdict {
+		close(started)
+		time.Sleep(100 * time.Millisecond) // finishing what it holds
+		return amqplink.Done()
+	})
 	<-started
 	stop()
-	if !acked.Load() {
-		t.Fatal("a handler that finished within the grace period could not ack")
+	if acked, failed := verdicts(t, reg, amqplink.Ack); acked != 1 || failed != 0 {
+		t.Fatalf("acked %v, failed settles %v: a handler that finished within the grace period could not ack", acked, failed)
 	}
 	if n := brokertest.QueueDepth(t, top.CommandsQueue()); n != 0 {
 		t.Fatalf("queue holds %d messages after a finished handler acked", n)
@@ -197,16 +279,16 @@ func TestConsumeTakesNothingWhileTheGateIsClosed(t *testing.T) {
 	waitReady(t, pub)
 	gate := newTestGate()
 	var handled atomic.Int64
-	held := make(chan *amqp.Delivery, 1)
-	consume(t, link, amqplink.ConsumerConfig{Queue: top.CommandsQueue(), Tag: "t", Concurrency: 2, Grace: time.Second, Gates: []amqplink.Gate{gate}},
-		func(_ context.Context, d *amqp.Delivery) {
-			if string(d.Body) == "hold" {
-				held <- d // keeps it in hand across the pause
-				return
-			}
-			_ = d.Ack(false)
-			handled.Add(1)
-		})
+	holding, release := make(chan struct{}), make(chan struct{})
+	cfg, _, reg := counted(t, amqplink.ConsumerConfig{Queue: top.CommandsQueue(), Tag: "t", Concurrency: 2, Grace: time.Second, Gates: []amqplink.Gate{gate}})
+	consume(t, link, cfg, func(_ context.Context, d *amqp.Delivery) amqplink.Verdict {
+		if string(d.Body) == "hold" {
+			close(holding)
+			<-release // keeps it in hand across the pause
+		}
+		handled.Add(1)
+		return amqplink.Done()
+	})
 	if err := publish(t, pub, top, msg("before")); err != nil {
 		t.Fatal(err)
 	}
@@ -219,7 +301,7 @@ func TestConsumeTakesNothingWhileTheGateIsClosed(t *testing.T) {
 	if err := publish(t, pub, top, msg("hold")); err != nil {
 		t.Fatal(err)
 	}
-	d := <-held
+	<-holding
 
 	gate.set(false)
 	for range 3 {
@@ -230,12 +312,14 @@ func TestConsumeTakesNothingWhileTheGateIsClosed(t *testing.T) {
 	brokertest.Eventually(t, 5*time.Second, "messages taken while the gate was closed", func() bool {
 		return brokertest.QueueDepth(t, top.CommandsQueue()) == 3
 	})
-	if err := d.Ack(false); err != nil {
-		t.Fatalf("a delivery held across the pause could not be acked: %v", err)
-	}
-	if handled.Load() != 1 {
-		t.Fatalf("handled %d while closed", handled.Load())
+	close(release)
+	brokertest.Eventually(t, 5*time.Second, "the delivery held across the pause was not acked", func() bool {
+		acked, failed := verdicts(t, reg, amqplink.Ack)
+		return acked == 2 && failed == 0
+	})
+	if handled.Load() != 2 {
+		t.Fatalf("handled %d while closed", handled.Load()-2)
 	}
 	gate.set(true)
-	brokertest.Eventually(t, 5*time.Second, "consumption did not resume", func() bool { return handled.Load() == 4 })
+	brokertest.Eventually(t, 5*time.Second, "consumption did not resume", func() bool { return handled.Load() == 5 })
 }

@@ -1,6 +1,9 @@
 package amqplink
 
-import "context"
+import (
+	"context"
+	"reflect"
+)
 
 // PublishGate is a Gate that is ready while this link can publish: a
 // connection is up and RabbitMQ is not blocking it (connection.blocked). A
@@ -34,3 +37,66 @@ func (g publishGate) Lost() <-chan struct{} {
 
 // PublishGate is the gate of the publisher's link (see Link.PublishGate).
 func (p *Publisher) PublishGate() Gate { return p.link.PublishGate() }
+
+// waitGates returns once every gate is ready at the same time, or with
+// ctx's error.
+func waitGates(ctx context.Context, gates []Gate) error {
+	for {
+		for _, g := range gates {
+			if err := g.WaitReady(ctx); err != nil {
+				return err
+			}
+		}
+		if !isClosed(anyLostNow(gates)) {
+			return nil
+		}
+	}
+}
+
+func anyLostNow(gates []Gate) <-chan struct{} {
+	for _, g := range gates {
+		if lost := g.Lost(); isClosed(lost) {
+			return lost
+		}
+	}
+	return nil
+}
+
+func isClosed(c <-chan struct{}) bool {
+	if c == nil {
+		return false
+	}
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
+}
+
+// anyLost returns a channel closed when any gate is lost; nil (never) for
+// no gates. Its watcher ends with ctx.
+func anyLost(ctx context.Context, gates []Gate) <-chan struct{} {
+	switch len(gates) {
+	case 0:
+		return nil
+	case 1:
+		return gates[0].Lost()
+	}
+	lost := make(chan struct{})
+	chans := make([]<-chan struct{}, len(gates))
+	for i, g := range gates {
+		chans[i] = g.Lost()
+	}
+	go func() {
+		cases := make([]reflect.SelectCase, 0, len(chans)+1)
+		cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(ctx.Done())})
+		for _, c := range chans {
+			cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(c)})
+		}
+		if i, _, _ := reflect.Select(cases); i > 0 {
+			close(lost)
+		}
+	}()
+	return lost
+}

@@ -1,6 +1,7 @@
 package amqplink
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -19,34 +20,56 @@ import (
 )
 
 // Config says how to reach RabbitMQ and which topology to keep declared.
+// Zero fields take their values from Defaults when the Link is made, except
+// Topology, which has meaningful zeros (see contracts.Topology): start it
+// from contracts.DefaultTopology.
 type Config struct {
-	URL         string             // amqp://user:pass@host:port/vhost
+	URL         string             // SettingURL: amqp://user:pass@host:port/vhost
 	Topology    contracts.Topology // declared on every connection
 	Name        string             // connection name shown by RabbitMQ (rabbitmqctl list_connections name)
-	MaxBackoff  time.Duration      // longest wait between connection attempts; default 5s
-	Heartbeat   time.Duration      // AMQP heartbeat; default 10s
-	DialTimeout time.Duration      // TCP + handshake; default 5s
+	MaxBackoff  time.Duration      // longest wait between connection attempts
+	Heartbeat   time.Duration      // AMQP heartbeat
+	DialTimeout time.Duration      // TCP + handshake
+}
+
+// SettingURL is where RabbitMQ is.
+var SettingURL = contracts.Setting{Flag: "amqp-url", Env: "CAFE_AMQP_URL"}
+
+// DefaultURL is the RabbitMQ of a one-machine setup.
+const DefaultURL = "amqp://guest:guest@127.0.0.1:5672/"
+
+// Defaults returns the configuration with every default filled in.
+func Defaults() Config {
+	return Config{
+		URL:         DefaultURL,
+		Topology:    contracts.DefaultTopology(),
+		Name:        "cafe",
+		MaxBackoff:  5 * time.Second,
+		Heartbeat:   10 * time.Second,
+		DialTimeout: 5 * time.Second,
+	}
 }
 
 func (c *Config) fill() {
-	if c.MaxBackoff <= 0 {
-		c.MaxBackoff = 5 * time.Second
-	}
-	if c.Heartbeat <= 0 {
-		c.Heartbeat = 10 * time.Second
-	}
-	if c.DialTimeout <= 0 {
-		c.DialTimeout = 5 * time.Second
-	}
+	d := Defaults()
+	c.URL = cmp.Or(c.URL, d.URL)
+	c.Name = cmp.Or(c.Name, d.Name)
+	c.MaxBackoff = cmp.Or(c.MaxBackoff, d.MaxBackoff)
+	c.Heartbeat = cmp.Or(c.Heartbeat, d.Heartbeat)
+	c.DialTimeout = cmp.Or(c.DialTimeout, d.DialTimeout)
 }
 
 // Validate reports what is wrong with c.
 func (c Config) Validate() error {
 	u, err := url.Parse(c.URL)
+	var errs []error
 	if err != nil || (u.Scheme != "amqp" && u.Scheme != "amqps") || u.Host == "" {
-		return fmt.Errorf("amqp url %q: want amqp://user:password@host:port/vhost", redact(c.URL))
+		errs = append(errs, SettingURL.Errorf("%q: want amqp://user:password@host:port/vhost (or amqps://)", contracts.RedactURL(c.URL)))
 	}
-	return c.Topology.Validate()
+	if c.MaxBackoff < 0 || c.Heartbeat < 0 || c.DialTimeout < 0 {
+		errs = append(errs, errors.New("amqp link: backoff, heartbeat and dial timeout must not be negative"))
+	}
+	return errors.Join(append(errs, c.Topology.Validate())...)
 }
 
 // ErrClosed is returned by Conn and Channel once Run has returned.
@@ -117,7 +140,7 @@ func (l *Link) Run(ctx context.Context) error {
 			failures++
 			l.setErr(err)
 			if failures == 1 {
-				l.log.Warn("rabbitmq unreachable; retrying in the background", "err", err, "url", redact(l.cfg.URL))
+				l.log.Warn("rabbitmq unreachable; retrying in the background", "err", err, "url", contracts.RedactURL(l.cfg.URL))
 			} else {
 				l.log.Debug("rabbitmq still unreachable", "err", err, "attempt", failures)
 			}
@@ -177,7 +200,7 @@ func (l *Link) connect() (*amqp.Connection, error) {
 		Dial:       groupDial(l.cfg.DialTimeout),
 	})
 	if err != nil {
-		return nil, fmt.Errorf("dial %s: %w", redact(l.cfg.URL), err)
+		return nil, fmt.Errorf("dial %s: %w", contracts.RedactURL(l.cfg.URL), err)
 	}
 	if err := CheckServer(conn.Properties); err != nil {
 		_ = conn.Close()
@@ -316,13 +339,4 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	case <-t.C:
 		return true
 	}
-}
-
-// redact hides the password of a broker URL for logs and errors.
-func redact(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "(unparsable url)"
-	}
-	return u.Redacted()
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -253,9 +254,13 @@ func TestCheckServer(t *testing.T) {
 
 func TestConfigValidate(t *testing.T) {
 	for _, raw := range []string{"", "http://x", "amqp://", "::"} {
-		if _, err := amqplink.New(amqplink.Config{URL: raw, Topology: contracts.DefaultTopology()}, quiet()); err == nil {
-			t.Errorf("url %q accepted", raw)
+		err := amqplink.Config{URL: raw, Topology: contracts.DefaultTopology()}.Validate()
+		if !slices.Contains(contracts.InvalidSettings(err), amqplink.SettingURL) {
+			t.Errorf("url %q: got %v, want an error naming %s", raw, err, amqplink.SettingURL)
 		}
+	}
+	if _, err := amqplink.New(amqplink.Config{Topology: contracts.DefaultTopology()}, quiet()); err != nil {
+		t.Errorf("no url: %v, want the default %s", err, amqplink.DefaultURL)
 	}
 	_, err := amqplink.New(amqplink.Config{URL: "amqp://u:secret@h:5672/", Topology: contracts.Topology{}}, quiet())
 	if err == nil {

@@ -2,6 +2,7 @@ package amqplink
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -70,4 +71,70 @@ func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.messages, prometheus.GaugeValue, float64(s.Messages), label)
 		ch <- prometheus.MustNewConstMetric(c.consumers, prometheus.GaugeValue, float64(s.Consumers), label)
 	}
+}
+
+// ConsumerMetrics counts what consumers did with their deliveries: one set
+// per process, shared by all its consumers (labels: the consumer's Name, a
+// bounded role name, never a queue prefix or instance).
+type ConsumerMetrics struct {
+	verdicts *prometheus.CounterVec // by consumer and verdict
+	failures *prometheus.CounterVec // settles that failed, by consumer
+}
+
+// NewConsumerMetrics registers cafe_deliveries_total and
+// cafe_settle_failures_total with reg, or reuses them if this process
+// registered them already (cafe up runs several roles in one process).
+func NewConsumerMetrics(reg prometheus.Registerer) (*ConsumerMetrics, error) {
+	verdicts, err := registerOnce(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "cafe_deliveries_total",
+		Help: "Deliveries settled by cafe's consumers, by consumer (barista, caller, caller_notices) and verdict: ack (done), requeue (could not finish now), reject (poison, dead-lettered), hand_back (unfinished at shutdown).",
+	}, []string{"consumer", "verdict"}))
+	if err != nil {
+		return nil, err
+	}
+	failures, err := registerOnce(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "cafe_settle_failures_total",
+		Help: "Acks, nacks and rejects that failed because the channel was gone (RabbitMQ requeued those deliveries itself), by consumer.",
+	}, []string{"consumer"}))
+	if err != nil {
+		return nil, err
+	}
+	return &ConsumerMetrics{verdicts: verdicts, failures: failures}, nil
+}
+
+// Start makes the series of consumer name visible at 0 before anything
+// happens, so dashboards and alerts see zeros rather than gaps.
+func (m *ConsumerMetrics) Start(name string) {
+	if m == nil {
+		return
+	}
+	for _, a := range []Action{Ack, Requeue, Reject, HandBack} {
+		m.verdicts.WithLabelValues(name, a.String())
+	}
+	m.failures.WithLabelValues(name)
+}
+
+func (m *ConsumerMetrics) observe(name string, v Verdict, settleErr error) {
+	if m == nil {
+		return
+	}
+	m.verdicts.WithLabelValues(name, v.Action.String()).Inc()
+	if settleErr != nil {
+		m.failures.WithLabelValues(name).Inc()
+	}
+}
+
+// registerOnce registers c, or returns the collector of the same
+// description registered before.
+func registerOnce[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
+	if err := reg.Register(c); err != nil {
+		var already prometheus.AlreadyRegisteredError
+		if errors.As(err, &already) {
+			if prev, ok := already.ExistingCollector.(C); ok {
+				return prev, nil
+			}
+		}
+		return c, err
+	}
+	return c, nil
 }

@@ -1,6 +1,7 @@
 package amqplink
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"strconv"
@@ -52,38 +53,51 @@ func atLeast(version string, major, minor int) bool {
 	return ma > major || ma == major && mi >= minor
 }
 
-// Declare declares every exchange, queue and binding of t. It is idempotent;
-// it fails when a queue exists with other arguments, with an error that says
-// what to do about it.
+// Declare declares every exchange, queue and binding of t (from its one
+// list, t.Exchanges and t.Queues). It is idempotent; it fails when a queue
+// exists with other arguments, with an error that says what to do about it.
 func Declare(ch *amqp.Channel, t contracts.Topology) error {
-	exchanges := []struct{ name, kind string }{
-		{t.CommandsExchange(), amqp.ExchangeDirect},
-		{t.ResultsExchange(), amqp.ExchangeDirect},
-		{t.DeadExchange(), amqp.ExchangeFanout},
-	}
-	for _, e := range exchanges {
-		if err := ch.ExchangeDeclare(e.name, e.kind, true, false, false, false, nil); err != nil {
-			return explain("exchange", e.name, err)
+	for _, e := range t.Exchanges() {
+		if err := ch.ExchangeDeclare(e.Name, e.Kind, true, false, false, false, nil); err != nil {
+			return explain("exchange", e.Name, err)
 		}
 	}
-	queues := []struct {
-		name, exchange, key string
-		args                map[string]any
-	}{
-		{t.CommandsQueue(), t.CommandsExchange(), contracts.RoutingKeyCommand, t.CommandsQueueArgs()},
-		{t.ResultsQueue(), t.ResultsExchange(), contracts.RoutingKeyResult, t.ResultsQueueArgs()},
-		{t.DeadQueue(), t.DeadExchange(), "", t.DeadQueueArgs()},
-		{t.DeadNotifyQueue(), t.DeadExchange(), "", t.DeadNotifyQueueArgs()},
-	}
-	for _, q := range queues {
-		if _, err := ch.QueueDeclare(q.name, true, false, false, false, amqp.Table(q.args)); err != nil {
-			return explain("queue", q.name, err)
+	for _, q := range t.Queues() {
+		if _, err := ch.QueueDeclare(q.Name, true, false, false, false, amqp.Table(q.Args)); err != nil {
+			return explain("queue", q.Name, err)
 		}
-		if err := ch.QueueBind(q.name, q.key, q.exchange, false, nil); err != nil {
-			return explain("binding of queue", q.name, err)
+		if err := ch.QueueBind(q.Name, q.Key, q.Exchange, false, nil); err != nil {
+			return explain("binding of queue", q.Name, err)
 		}
 	}
 	return nil
+}
+
+// Delete removes every queue and exchange of t, messages included, for
+// tests and the bench's private topologies. Each deletion gets a channel of
+// its own (a failed one closes its channel); what does not exist is skipped.
+// It returns the first error other than "not found".
+func Delete(conn *amqp.Connection, t contracts.Topology) error {
+	var first error
+	do := func(f func(ch *amqp.Channel) error) {
+		ch, err := conn.Channel()
+		if err != nil {
+			first = cmp.Or(first, err)
+			return
+		}
+		defer ch.Close()
+		var ae *amqp.Error
+		if err := f(ch); err != nil && !(errors.As(err, &ae) && ae.Code == amqp.NotFound) {
+			first = cmp.Or(first, err)
+		}
+	}
+	for _, q := range t.Queues() {
+		do(func(ch *amqp.Channel) error { _, err := ch.QueueDelete(q.Name, false, false, false); return err })
+	}
+	for _, e := range t.Exchanges() {
+		do(func(ch *amqp.Channel) error { return ch.ExchangeDelete(e.Name, false, false) })
+	}
+	return first
 }
 
 func explain(kind, name string, err error) error {

@@ -19,6 +19,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"cafe/contracts"
+	"cafe/contracts/amqplink"
 )
 
 // AMQPURL is the RabbitMQ the tests use: $CAFE_TEST_AMQP_URL or the local default.
@@ -86,17 +87,8 @@ func DeleteTopology(t testing.TB, top contracts.Topology) {
 	t.Helper()
 	conn := Dial(t)
 	defer conn.Close()
-	for _, q := range []string{top.CommandsQueue(), top.ResultsQueue(), top.DeadQueue(), top.DeadNotifyQueue()} {
-		if ch, err := conn.Channel(); err == nil {
-			_, _ = ch.QueueDelete(q, false, false, false)
-			_ = ch.Close()
-		}
-	}
-	for _, e := range []string{top.CommandsExchange(), top.ResultsExchange(), top.DeadExchange()} {
-		if ch, err := conn.Channel(); err == nil {
-			_ = ch.ExchangeDelete(e, false, false)
-			_ = ch.Close()
-		}
+	if err := amqplink.Delete(conn, top); err != nil {
+		t.Errorf("clean-up of %s: %v", top.Prefix, err)
 	}
 }
 

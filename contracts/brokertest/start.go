@@ -37,3 +37,10 @@ func Start(t testing.TB, role func(context.Context) error, links ...func(context
 	t.Cleanup(stop)
 	return stop
 }
+
+// Run runs link (an mqttlink.Link or anything with a Run(ctx) lifecycle)
+// until the test ends or the returned stop is called.
+func Run(t testing.TB, link interface{ Run(context.Context) error }) (stop func()) {
+	t.Helper()
+	return Start(t, nil, link.Run)
+}

@@ -11,34 +11,15 @@ package mqttlink
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/url"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
-
-	"cafe/contracts/groupwrite"
 )
-
-// Config says how to reach the MQTT broker and as whom.
-type Config struct {
-	URL            string // tcp://[user:password@]host:port
-	ClientID       string
-	CleanSession   bool          // false: the broker keeps subscriptions and queued QoS 1 messages while away
-	KeepAlive      time.Duration // default 15s
-	ConnectTimeout time.Duration // default 5s
-	MaxBackoff     time.Duration // longest wait between connection attempts; default 5s
-	Will           *Message      // last will, published by the broker if this client vanishes
-	// OnConnect runs after every connection, once subscriptions are renewed
-	// (a device announces its presence here). It runs in its own goroutine.
-	OnConnect func(*Link)
-}
 
 // Message is an MQTT message to publish.
 type Message struct {
@@ -66,6 +47,7 @@ type Link struct {
 
 	mu        sync.Mutex
 	subs      map[string]byte // filter → qos, renewed on every connection
+	subsGen   uint64          // incremented by every Subscribe
 	connected bool
 	changed   chan struct{} // closed and replaced when connected changes
 	lost      chan struct{} // closed when the current connection is lost
@@ -78,80 +60,44 @@ type Link struct {
 	handlers sync.WaitGroup // onConnect runs; Close waits for them
 }
 
-// New returns a Link; Start connects it.
+// New returns a Link; Run connects it.
 func New(cfg Config, log *slog.Logger) (*Link, error) {
-	if cfg.KeepAlive <= 0 {
-		cfg.KeepAlive = 15 * time.Second
-	}
-	if cfg.ConnectTimeout <= 0 {
-		cfg.ConnectTimeout = 5 * time.Second
-	}
-	if cfg.MaxBackoff <= 0 {
-		cfg.MaxBackoff = 5 * time.Second
-	}
-	if cfg.ClientID == "" || len(cfg.ClientID) > 256 {
-		return nil, fmt.Errorf("mqtt client id %q: want 1 to 256 characters", cfg.ClientID)
-	}
-	u, err := url.Parse(cfg.URL)
-	if err != nil || u.Host == "" {
-		return nil, fmt.Errorf("mqtt url %q: want tcp://host:port (or ssl://, ws://, wss://)", Redact(cfg.URL))
-	}
-	switch u.Scheme {
-	case "tcp", "mqtt", "ssl", "tls", "mqtts", "ws", "wss":
-	default:
-		return nil, fmt.Errorf("mqtt url %q: unknown scheme %q (want tcp, ssl, ws or wss)", Redact(cfg.URL), u.Scheme)
+	cfg.fill()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
 	l := &Link{cfg: cfg, log: log.With("mqtt_client", cfg.ClientID), subs: map[string]byte{}, changed: make(chan struct{}), store: newResumeStore()}
 	l.lost = make(chan struct{})
 	close(l.lost) // not connected yet
 	l.ctx, l.cancel = context.WithCancel(context.Background())
-
-	opts := paho.NewClientOptions()
-	broker := *u
-	broker.User = nil
-	opts.AddBroker(broker.String())
-	if u.User != nil {
-		opts.SetUsername(u.User.Username())
-		if p, ok := u.User.Password(); ok {
-			opts.SetPassword(p)
-		}
-	}
-	opts.SetClientID(cfg.ClientID)
-	opts.SetCleanSession(cfg.CleanSession)
-	opts.SetKeepAlive(cfg.KeepAlive)
-	opts.SetPingTimeout(cfg.ConnectTimeout)
-	opts.SetConnectTimeout(cfg.ConnectTimeout)
-	opts.SetWriteTimeout(cfg.ConnectTimeout)
-	opts.SetAutoReconnect(true)
-	opts.SetConnectRetry(true)
-	opts.SetConnectRetryInterval(500 * time.Millisecond)
-	opts.SetMaxReconnectInterval(cfg.MaxBackoff)
-	if cfg.Will != nil {
-		opts.SetBinaryWill(cfg.Will.Topic, cfg.Will.Payload, cfg.Will.QoS, cfg.Will.Retained)
-	}
-	opts.SetDefaultPublishHandler(func(_ paho.Client, m paho.Message) {
-		l.log.Debug("mqtt message matched no handler", "topic", m.Topic())
-	})
-	if dial := groupDial(u.Scheme, cfg.ConnectTimeout); dial != nil {
-		opts.SetCustomOpenConnectionFn(dial)
-	}
-	opts.SetStore(l.store)
-	opts.SetConnectionAttemptHandler(func(_ *url.URL, tc *tls.Config) *tls.Config {
-		l.attemptGen.Store(l.store.Gen())
-		return tc
-	})
-	opts.SetOnConnectHandler(func(paho.Client) { l.onConnect() })
-	opts.SetConnectionLostHandler(func(_ paho.Client, err error) {
-		l.setConnected(false)
-		l.log.Warn("mqtt connection lost; reconnecting", "err", err)
-	})
-	l.client = paho.NewClient(opts)
+	l.client = paho.NewClient(l.options())
 	return l, nil
 }
 
-// Start begins connecting in the background; it never blocks.
-func (l *Link) Start() {
+// Run connects in the background (a service starts even when the broker is
+// down), keeps the link connected and subscribed until ctx is done, then
+// disconnects, giving work in progress Config.Quiesce, and, with
+// Config.ForgetSession, drops the persistent session. It returns nil after
+// ctx is done. A Link runs once.
+func (l *Link) Run(ctx context.Context) error {
 	l.client.Connect() // with ConnectRetry the token completes only on success; never waited on
+	<-ctx.Done()
+	l.close()
+	return nil
+}
+
+// Background runs l (see Run) in a goroutine of its own until the returned
+// stop is called; stop waits for Run to return and may be called again.
+// It is for tools and tests that hold a link for a while; services pass
+// Run to their supervisor instead.
+func (l *Link) Background() (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = l.Run(ctx)
+	}()
+	return func() { cancel(); <-done }
 }
 
 // Connected reports whether the link is connected with its subscriptions renewed.
@@ -199,9 +145,16 @@ func (l *Link) onConnect() {
 		l.log.Warn("paho did not resume its session in time; publishing anyway")
 	}
 	for {
-		err := l.renew()
+		gen, err := l.renew()
 		if err == nil {
-			break
+			ok, current := l.markConnected(gen)
+			if !ok {
+				return // closed meanwhile
+			}
+			if current {
+				break
+			}
+			continue // a Subscribe came in while renewing, and did not subscribe: renew again
 		}
 		if l.ctx.Err() != nil {
 			return
@@ -216,28 +169,39 @@ func (l *Link) onConnect() {
 			return // the next connection renews them again
 		}
 	}
-	if !l.setConnected(true) {
-		return // closed meanwhile
-	}
 	l.log.Info("mqtt connected")
 	if l.cfg.OnConnect != nil {
 		l.cfg.OnConnect(l)
 	}
 }
 
-func (l *Link) renew() error {
+// renew subscribes to every filter registered so far and returns the
+// generation of the set it renewed.
+func (l *Link) renew() (uint64, error) {
 	l.mu.Lock()
 	filters := make(map[string]byte, len(l.subs))
 	for f, q := range l.subs {
 		filters[f] = q
 	}
+	gen := l.subsGen
 	l.mu.Unlock()
 	if len(filters) == 0 {
-		return nil
+		return gen, nil
 	}
 	ctx, cancel := context.WithTimeout(l.ctx, l.cfg.ConnectTimeout)
 	defer cancel()
-	return wait(ctx, l.client.SubscribeMultiple(filters, nil), "renew subscriptions")
+	return gen, wait(ctx, l.client.SubscribeMultiple(filters, nil), "renew subscriptions")
+}
+
+// markConnected reports the link connected if no Subscribe came in since
+// the renewal of generation gen (current); ok is false once closed.
+func (l *Link) markConnected(gen uint64) (ok, current bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.subsGen != gen {
+		return !l.closed, false
+	}
+	return l.setConnectedLocked(true), true
 }
 
 // setConnected records the connection state; a closed link never becomes
@@ -245,6 +209,10 @@ func (l *Link) renew() error {
 func (l *Link) setConnected(ok bool) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	return l.setConnectedLocked(ok)
+}
+
+func (l *Link) setConnectedLocked(ok bool) bool {
 	if ok && l.closed {
 		return false
 	}
@@ -277,6 +245,7 @@ func (l *Link) Subscribe(ctx context.Context, filter string, qos byte, h Handler
 	l.client.AddRoute(filter, func(_ paho.Client, m paho.Message) { h(m.Topic(), m.Payload()) })
 	l.mu.Lock()
 	l.subs[filter] = qos
+	l.subsGen++
 	connected := l.connected
 	l.mu.Unlock()
 	if !connected {
@@ -308,63 +277,32 @@ func wait(ctx context.Context, t paho.Token, what string) error {
 	}
 }
 
-// Close disconnects, waiting up to quiesce for work in progress. With
-// forgetSession, a link with a persistent session also asks the broker to
-// drop that session (it reconnects once with a clean session), so a client
-// id that will not come back leaves nothing queued behind.
-func (l *Link) Close(quiesce time.Duration, forgetSession bool) {
+// close disconnects, waiting up to Config.Quiesce for work in progress,
+// and forgets the session if so configured: the link reconnects once with
+// a clean session, so a client id that will not come back leaves nothing
+// queued behind.
+func (l *Link) close() {
 	l.mu.Lock()
 	l.closed = true
 	l.mu.Unlock()
 	l.cancel()
-	l.client.Disconnect(uint(quiesce.Milliseconds()))
+	l.client.Disconnect(uint(l.cfg.Quiesce.Milliseconds()))
 	l.setConnected(false)
 	l.handlers.Wait()
-	if forgetSession && !l.cfg.CleanSession {
-		r := l.client.OptionsReader()
-		opts := paho.NewClientOptions().SetClientID(l.cfg.ClientID).SetCleanSession(true).
-			SetConnectTimeout(l.cfg.ConnectTimeout).SetUsername(r.Username()).SetPassword(r.Password())
-		for _, s := range r.Servers() {
-			opts.AddBroker(s.String())
-		}
-		c := paho.NewClient(opts)
-		if t := c.Connect(); t.WaitTimeout(l.cfg.ConnectTimeout) && t.Error() == nil {
-			c.Disconnect(0)
-		}
+	if !l.cfg.ForgetSession || l.cfg.CleanSession {
+		return
 	}
-}
-
-// groupDial opens plain and TLS connections the way paho does and gathers
-// their writes (package groupwrite): paho writes every packet on its own
-// otherwise. WebSocket URLs keep paho's own dialing (nil).
-func groupDial(scheme string, timeout time.Duration) paho.OpenConnectionFunc {
-	switch scheme {
-	case "tcp", "mqtt":
-		return func(uri *url.URL, _ paho.ClientOptions) (net.Conn, error) {
-			c, err := net.DialTimeout("tcp", uri.Host, timeout)
-			if err != nil {
-				return nil, err
-			}
-			return groupwrite.New(c), nil
-		}
-	case "ssl", "tls", "mqtts":
-		return func(uri *url.URL, o paho.ClientOptions) (net.Conn, error) {
-			d := &net.Dialer{Timeout: timeout}
-			c, err := tls.DialWithDialer(d, "tcp", uri.Host, o.TLSConfig)
-			if err != nil {
-				return nil, err
-			}
-			return groupwrite.New(c), nil
-		}
+	r := l.client.OptionsReader()
+	opts := paho.NewClientOptions().SetClientID(l.cfg.ClientID).SetCleanSession(true).
+		SetConnectTimeout(l.cfg.ConnectTimeout).SetUsername(r.Username()).SetPassword(r.Password())
+	for _, s := range r.Servers() {
+		opts.AddBroker(s.String())
 	}
-	return nil
-}
-
-// Redact hides the password of a broker URL for logs and errors.
-func Redact(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "(unparsable url)"
+	if dial := groupDial(r.Servers()[0].Scheme, l.cfg.ConnectTimeout); dial != nil {
+		opts.SetCustomOpenConnectionFn(dial)
 	}
-	return u.Redacted()
+	c := paho.NewClient(opts)
+	if t := c.Connect(); t.WaitTimeout(l.cfg.ConnectTimeout) && t.Error() == nil {
+		c.Disconnect(0)
+	}
 }

@@ -56,12 +56,12 @@ func start(t *testing.T, cfg mqttlink.Config) *mqttlink.Link {
 		cfg.URL = brokertest.MQTTURL()
 	}
 	cfg.MaxBackoff = 200 * time.Millisecond
+	cfg.ForgetSession = true // a test's client ids never come back
 	l, err := mqttlink.New(cfg, quiet())
 	if err != nil {
 		t.Fatal(err)
 	}
-	l.Start()
-	t.Cleanup(func() { l.Close(100*time.Millisecond, true) })
+	brokertest.Run(t, l)
 	return l
 }
 
@@ -199,18 +199,18 @@ func TestOnConnectRunsOnEveryConnection(t *testing.T) {
 	brokertest.Eventually(t, 5*time.Second, "OnConnect did not run twice", func() bool { mu.Lock(); defer mu.Unlock(); return n == 2 })
 }
 
-func TestCloseForgetsPersistentSession(t *testing.T) {
+func TestRunEndForgetsPersistentSession(t *testing.T) {
 	topic := "test/" + brokertest.ID(t, "topic")
 	id := brokertest.ID(t, "c")
 	var first inbox
-	l, err := mqttlink.New(mqttlink.Config{URL: brokertest.MQTTURL(), ClientID: id, CleanSession: false}, quiet())
+	l, err := mqttlink.New(mqttlink.Config{URL: brokertest.MQTTURL(), ClientID: id, CleanSession: false, ForgetSession: true}, quiet())
 	if err != nil {
 		t.Fatal(err)
 	}
-	l.Start()
+	stop := l.Background()
 	subscribe(t, l, topic, &first)
 	connected(t, l)
-	l.Close(100*time.Millisecond, true)
+	stop()
 
 	pub := start(t, mqttlink.Config{ClientID: brokertest.ID(t, "pub"), CleanSession: true})
 	send(t, pub, topic, "after-close")

@@ -162,9 +162,8 @@ func measureAMQP(ctx context.Context, cfg Config, run string, size int) (AMQPFlo
 	go func() {
 		defer close(consumerDone)
 		_ = conLink.Consume(cctx, amqplink.ConsumerConfig{Queue: top.CommandsQueue(), Tag: "bench-floor", Concurrency: FloorInFlight, Grace: time.Second}, log,
-			func(_ context.Context, d *amqp.Delivery) {
+			func(_ context.Context, d *amqp.Delivery) amqplink.Verdict {
 				at := time.Now()
-				_ = d.Ack(false)
 				consumed.Add(1)
 				select {
 				case <-slots:
@@ -174,6 +173,7 @@ func measureAMQP(ctx context.Context, cfg Config, run string, size int) (AMQPFlo
 				case delivered <- at:
 				default:
 				}
+				return amqplink.Done()
 			})
 	}()
 	defer func() { stopConsumer(); <-consumerDone }()
@@ -315,23 +315,22 @@ func measureMQTT(ctx context.Context, cfg Config, run string, size int) (MQTTFlo
 	if err != nil {
 		return out, err
 	}
-	bctx, stopB := context.WithCancel(context.Background())
+	bctx, stopEchoes := context.WithCancel(context.Background())
 	var (
 		echoes  sync.WaitGroup
 		echoMu  sync.Mutex
 		stopped bool // no echo starts once the measurement is over
 	)
+	stopA, stopB := a.Background(), b.Background()
 	defer func() {
 		echoMu.Lock()
 		stopped = true
 		echoMu.Unlock()
-		stopB()
+		stopEchoes()
 		echoes.Wait()
-		a.Close(100*time.Millisecond, false)
-		b.Close(100*time.Millisecond, false)
+		stopA()
+		stopB()
 	}()
-	a.Start()
-	b.Start()
 
 	// B answers each ping on the pong topic, in a goroutine of its own as
 	// a device does (a handler must not block).
@@ -371,10 +370,10 @@ func measureMQTT(ctx context.Context, cfg Config, run string, size int) (MQTTFlo
 	wctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	if err := a.WaitConnected(wctx); err != nil {
-		return out, fmt.Errorf("MQTT broker at %s: %w", mqttlink.Redact(cfg.MQTTURL), err)
+		return out, fmt.Errorf("MQTT broker at %s: %w", contracts.RedactURL(cfg.MQTTURL), err)
 	}
 	if err := b.WaitConnected(wctx); err != nil {
-		return out, fmt.Errorf("MQTT broker at %s: %w", mqttlink.Redact(cfg.MQTTURL), err)
+		return out, fmt.Errorf("MQTT broker at %s: %w", contracts.RedactURL(cfg.MQTTURL), err)
 	}
 
 	var seq atomic.Uint64

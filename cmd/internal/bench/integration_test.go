@@ -11,12 +11,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/spf13/pflag"
-
+	"cafe/cashier"
 	"cafe/cmd/internal/bench"
 	"cafe/cmd/internal/cli"
 	"cafe/cmd/internal/run"
@@ -29,8 +27,7 @@ import (
 func pipeline(t *testing.T) (url, token, client string) {
 	t.Helper()
 	top := brokertest.Topology(t)
-	b := cli.Brokers{AMQPURL: brokertest.AMQPURL(), MQTTURL: brokertest.MQTTURL(), Prefix: top.Prefix,
-		DeliveryLimit: top.DeliveryLimit, CommandsMaxLen: top.CommandsMaxLength, ResultsMaxLength: top.ResultsMaxLength}
+	b := cli.BrokersOf(brokertest.AMQPURL(), brokertest.MQTTURL(), top)
 	client, token = brokertest.ID(t, "app"), brokertest.ID(t, "token")
 	sum := sha256.Sum256([]byte(token))
 	registry := filepath.Join(t.TempDir(), "clients.yaml")
@@ -40,9 +37,7 @@ func pipeline(t *testing.T) (url, token, client string) {
 	}
 	log := slog.New(slog.DiscardHandler)
 	prom := run.NewRegistry()
-	var cs run.CashierSettings
-	cs.Register(cli.On(pflag.NewFlagSet("cashier", pflag.ContinueOnError))) // the defaults, as the binaries fill them
-	cs.Config.Addr, cs.ClientsFile = "127.0.0.1:0", registry
+	cs := run.CashierSettings{Config: cashier.Config{Addr: "127.0.0.1:0"}, ClientsFile: registry}
 	cash, err := run.NewCashier(b, cs, prom, log)
 	if err != nil {
 		t.Fatal(err)
@@ -55,15 +50,9 @@ func pipeline(t *testing.T) (url, token, client string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	for _, svc := range []func(context.Context) error{cash.Run, bar.Run, call.Run} {
-		wg.Go(func() { _ = svc(ctx) })
-	}
-	t.Cleanup(func() { cancel(); wg.Wait() })
-	brokertest.Eventually(t, 20*time.Second, "the pipeline did not become ready", func() bool {
-		return cash.Ready() == nil && bar.Ready() == nil && call.Ready() == nil
-	})
+	p := &run.Pipeline{Cashier: cash, Baristas: []*run.Barista{bar}, Callers: []*run.Caller{call}, Log: log}
+	brokertest.Start(t, p.Run)
+	brokertest.Eventually(t, 20*time.Second, "the pipeline did not become ready", func() bool { return p.Ready() == nil })
 	return "http://" + cash.Addr().String(), token, client
 }
 

@@ -40,6 +40,7 @@ type session struct {
 	stopFleet context.CancelFunc
 	fleetDone chan error
 	link      *mqttlink.Link
+	stopLink  func()
 
 	mu      sync.RWMutex
 	phases  []*phase
@@ -108,15 +109,14 @@ func (s *session) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	s.link = link
-	link.Start()
+	s.link, s.stopLink = link, link.Background()
 	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	if err := link.Subscribe(wctx, contracts.ResultsTopic(s.cfg.ClientID), 1, s.onResult); err != nil {
 		return fmt.Errorf("subscribe to %s: %w", contracts.ResultsTopic(s.cfg.ClientID), err)
 	}
 	if err := link.WaitConnected(wctx); err != nil {
-		return fmt.Errorf("cannot reach the MQTT broker at %s to receive results: %w", mqttlink.Redact(s.cfg.MQTTURL), err)
+		return fmt.Errorf("cannot reach the MQTT broker at %s to receive results: %w", contracts.RedactURL(s.cfg.MQTTURL), err)
 	}
 	if err := fleet.WaitOnline(wctx); err != nil {
 		return fmt.Errorf("%d simulated devices: %w", s.cfg.Devices, err)
@@ -135,7 +135,7 @@ func (s *session) close() {
 		}
 	}
 	if s.link != nil {
-		s.link.Close(100*time.Millisecond, false)
+		s.stopLink()
 	}
 	s.http.CloseIdleConnections()
 }

@@ -2,18 +2,23 @@ package cli
 
 import (
 	"cafe/contracts"
+	"cafe/contracts/amqplink"
+	"cafe/contracts/mqttlink"
 )
 
 // Brokers holds where the brokers are and the topology every service must
 // agree on (RabbitMQ refuses to redeclare a queue with other arguments, so
 // all services of one pipeline need the same values).
 type Brokers struct {
-	AMQPURL          string
-	MQTTURL          string
-	Prefix           string
-	DeliveryLimit    int
-	CommandsMaxLen   int
-	ResultsMaxLength int
+	AMQPURL  string
+	MQTTURL  string
+	topology contracts.Topology
+}
+
+// BrokersOf is the Brokers of the given URLs and topology, for tests and
+// tools that do not read flags.
+func BrokersOf(amqpURL, mqttURL string, top contracts.Topology) Brokers {
+	return Brokers{AMQPURL: amqpURL, MQTTURL: mqttURL, topology: top}
 }
 
 // Register adds the flags of both brokers.
@@ -24,24 +29,30 @@ func (b *Brokers) Register(f Flags) {
 
 // RegisterMQTT adds the MQTT broker flag.
 func (b *Brokers) RegisterMQTT(f Flags) {
-	f.String(&b.MQTTURL, "mqtt-url", "CAFE_MQTT_URL", "tcp://127.0.0.1:1883", "MQTT broker URL (tcp://[user:password@]host:port)")
+	f.String(&b.MQTTURL, mqttlink.SettingURL, mqttlink.DefaultURL, "MQTT broker URL (tcp://[user:password@]host:port)")
 }
 
 // RegisterAMQP adds the RabbitMQ flags: where it is and the topology.
 func (b *Brokers) RegisterAMQP(f Flags) {
-	f.String(&b.AMQPURL, "amqp-url", "CAFE_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/", "RabbitMQ URL (amqp://user:password@host:port/vhost)")
-	f.String(&b.Prefix, "amqp-prefix", "CAFE_AMQP_PREFIX", contracts.DefaultPrefix, "prefix of every exchange and queue name; pipelines with different prefixes share a broker without meeting")
-	f.Int(&b.DeliveryLimit, "delivery-limit", "CAFE_DELIVERY_LIMIT", contracts.DefaultDeliveryLimit, "deliveries of one message before it is dead-lettered (x-delivery-limit)")
-	f.Int(&b.CommandsMaxLen, "queue-max-length", "CAFE_QUEUE_MAX_LENGTH", contracts.DefaultCommandsMaxLength, "commands queue capacity; when full the cashier answers 503 (0: no limit)")
-	f.Int(&b.ResultsMaxLength, "results-max-length", "CAFE_RESULTS_MAX_LENGTH", contracts.DefaultResultsMaxLength, "results queue capacity (0: no limit)")
+	d := contracts.DefaultTopology()
+	f.String(&b.AMQPURL, amqplink.SettingURL, amqplink.DefaultURL, "RabbitMQ URL (amqp://user:password@host:port/vhost)")
+	f.String(&b.topology.Prefix, contracts.SettingPrefix, d.Prefix, "prefix of every exchange and queue name; pipelines with different prefixes share a broker without meeting")
+	f.Int(&b.topology.DeliveryLimit, contracts.SettingDeliveryLimit, d.DeliveryLimit, "deliveries of one message before it is dead-lettered (x-delivery-limit)")
+	f.Int(&b.topology.CommandsMaxLength, contracts.SettingCommandsMaxLen, d.CommandsMaxLength, "commands queue capacity; when full the cashier answers 503 (0: no limit)")
+	f.Int(&b.topology.ResultsMaxLength, contracts.SettingResultsMaxLen, d.ResultsMaxLength, "results queue capacity (0: no limit)")
 }
 
 // Topology is the AMQP topology these settings describe.
-func (b Brokers) Topology() contracts.Topology {
-	return contracts.Topology{
-		Prefix:            b.Prefix,
-		DeliveryLimit:     b.DeliveryLimit,
-		CommandsMaxLength: b.CommandsMaxLen,
-		ResultsMaxLength:  b.ResultsMaxLength,
-	}
+func (b Brokers) Topology() contracts.Topology { return b.topology }
+
+// AMQP is the configuration of a RabbitMQ link named name (as RabbitMQ
+// shows it) to these brokers.
+func (b Brokers) AMQP(name string) amqplink.Config {
+	return amqplink.Config{URL: b.AMQPURL, Topology: b.topology, Name: name}
+}
+
+// MQTT is the configuration of an MQTT link with client id clientID to
+// these brokers.
+func (b Brokers) MQTT(clientID string) mqttlink.Config {
+	return mqttlink.Config{URL: b.MQTTURL, ClientID: clientID}
 }

@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
+
+	"cafe/contracts"
 )
 
 const envAnnotation = "cafe_env"
@@ -29,40 +31,52 @@ type Flags struct{ fs *pflag.FlagSet }
 // On wraps a flag set.
 func On(fs *pflag.FlagSet) Flags { return Flags{fs} }
 
-func (f Flags) annotate(name, env string) {
-	_ = f.fs.SetAnnotation(name, envAnnotation, []string{env})
-	fl := f.fs.Lookup(name)
-	fl.Usage += " (env " + env + ")"
+func (f Flags) annotate(s contracts.Setting) {
+	_ = f.fs.SetAnnotation(s.Flag, envAnnotation, []string{s.Env})
+	fl := f.fs.Lookup(s.Flag)
+	fl.Usage += " (env " + s.Env + ")"
 }
 
-// String registers a string flag mirrored by env.
-func (f Flags) String(p *string, name, env, def, usage string) {
-	f.fs.StringVar(p, name, def, usage)
-	f.annotate(name, env)
+// Setting names a flag and its environment variable, for the settings a
+// command declares itself; the settings of a role's Config are declared in
+// the role's package (contracts.Setting).
+func Setting(flag, env string) contracts.Setting { return contracts.Setting{Flag: flag, Env: env} }
+
+// String registers a string flag mirrored by its environment variable.
+func (f Flags) String(p *string, s contracts.Setting, def, usage string) {
+	f.fs.StringVar(p, s.Flag, def, usage)
+	f.annotate(s)
 }
 
-// Int registers an int flag mirrored by env.
-func (f Flags) Int(p *int, name, env string, def int, usage string) {
-	f.fs.IntVar(p, name, def, usage)
-	f.annotate(name, env)
+// Int registers an int flag mirrored by its environment variable.
+func (f Flags) Int(p *int, s contracts.Setting, def int, usage string) {
+	f.fs.IntVar(p, s.Flag, def, usage)
+	f.annotate(s)
 }
 
-// Float registers a float flag mirrored by env.
-func (f Flags) Float(p *float64, name, env string, def float64, usage string) {
-	f.fs.Float64Var(p, name, def, usage)
-	f.annotate(name, env)
+// Int64 registers an int64 flag mirrored by its environment variable.
+func (f Flags) Int64(p *int64, s contracts.Setting, def int64, usage string) {
+	f.fs.Int64Var(p, s.Flag, def, usage)
+	f.annotate(s)
 }
 
-// Bool registers a bool flag mirrored by env.
-func (f Flags) Bool(p *bool, name, env string, def bool, usage string) {
-	f.fs.BoolVar(p, name, def, usage)
-	f.annotate(name, env)
+// Float registers a float flag mirrored by its environment variable.
+func (f Flags) Float(p *float64, s contracts.Setting, def float64, usage string) {
+	f.fs.Float64Var(p, s.Flag, def, usage)
+	f.annotate(s)
 }
 
-// Duration registers a duration flag (Go syntax: 5s, 1500ms) mirrored by env.
-func (f Flags) Duration(p *time.Duration, name, env string, def time.Duration, usage string) {
-	f.fs.DurationVar(p, name, def, usage)
-	f.annotate(name, env)
+// Bool registers a bool flag mirrored by its environment variable.
+func (f Flags) Bool(p *bool, s contracts.Setting, def bool, usage string) {
+	f.fs.BoolVar(p, s.Flag, def, usage)
+	f.annotate(s)
+}
+
+// Duration registers a duration flag (Go syntax: 5s, 1500ms) mirrored by
+// its environment variable.
+func (f Flags) Duration(p *time.Duration, s contracts.Setting, def time.Duration, usage string) {
+	f.fs.DurationVar(p, s.Flag, def, usage)
+	f.annotate(s)
 }
 
 // ApplyEnv sets every flag not given on the command line from its
@@ -94,8 +108,8 @@ type Log struct {
 
 // Register adds --log-level and --log-format.
 func (l *Log) Register(f Flags) {
-	f.String(&l.Level, "log-level", "CAFE_LOG_LEVEL", "info", "log level: debug, info, warn or error")
-	f.String(&l.Format, "log-format", "CAFE_LOG_FORMAT", "text", "log format: text or json")
+	f.String(&l.Level, Setting("log-level", "CAFE_LOG_LEVEL"), "info", "log level: debug, info, warn or error")
+	f.String(&l.Format, Setting("log-format", "CAFE_LOG_FORMAT"), "text", "log format: text or json")
 }
 
 // Logger builds the logger, writing to w.
@@ -117,12 +131,6 @@ func (l Log) Logger(w io.Writer) (*slog.Logger, error) {
 // SignalContext is cancelled on SIGINT or SIGTERM.
 func SignalContext() (context.Context, context.CancelFunc) {
 	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-}
-
-// Int64 registers an int64 flag mirrored by env.
-func (f Flags) Int64(p *int64, name, env string, def int64, usage string) {
-	f.fs.Int64Var(p, name, def, usage)
-	f.annotate(name, env)
 }
 
 // Start is what every command does first: apply the environment to the

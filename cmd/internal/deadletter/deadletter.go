@@ -38,15 +38,13 @@ type Letter struct {
 	Deadline   time.Time `json:"deadline,omitzero"`
 	Body       string    `json:"body"`
 	BodyBytes  int       `json:"body_bytes"`
-
-	tag uint64
 }
 
 // MaxBodyShown bounds the body text a Letter carries.
 const MaxBodyShown = 4096
 
 func letterOf(d amqp.Delivery) Letter {
-	l := Letter{MessageID: d.MessageId, BodyBytes: len(d.Body), tag: d.DeliveryTag}
+	l := Letter{MessageID: d.MessageId, BodyBytes: len(d.Body)}
 	body := d.Body
 	if len(body) > MaxBodyShown {
 		body = body[:MaxBodyShown]
@@ -68,21 +66,13 @@ func letterOf(d amqp.Delivery) Letter {
 // List returns up to limit dead letters of top, oldest first, leaving them
 // in the queue.
 func List(ctx context.Context, conn *amqp.Connection, top contracts.Topology, limit int) ([]Letter, error) {
-	ch, err := conn.Channel()
-	if err != nil {
-		return nil, err
-	}
-	defer ch.Close() // returns every unacked message, in order
 	var out []Letter
-	for len(out) < limit && ctx.Err() == nil {
-		d, ok, err := ch.Get(top.DeadQueue(), false)
-		if err != nil {
-			return out, readErr(top, err)
-		}
-		if !ok {
-			break
-		}
-		out = append(out, letterOf(d))
+	_, err := amqplink.Scan(ctx, conn, top.DeadQueue(), limit, func(d *amqp.Delivery) (amqplink.Verdict, error) {
+		out = append(out, letterOf(*d))
+		return amqplink.GiveBack("listed"), nil
+	})
+	if err != nil && ctx.Err() == nil {
+		return out, readErr(top, err)
 	}
 	return out, ctx.Err()
 }
@@ -114,11 +104,6 @@ var ErrNoRoute = errors.New("dead letter has no x-death exchange to replay to")
 // Replay republishes the chosen dead letters and removes them once their
 // copies are confirmed. It returns how many it replayed.
 func Replay(ctx context.Context, conn *amqp.Connection, top contracts.Topology, sel Selector, opts ReplayOptions) (int, error) {
-	get, err := conn.Channel()
-	if err != nil {
-		return 0, err
-	}
-	defer get.Close()
 	pub, err := conn.Channel()
 	if err != nil {
 		return 0, err
@@ -131,32 +116,28 @@ func Replay(ctx context.Context, conn *amqp.Connection, top contracts.Topology, 
 	// resolves the confirm that follows it, so after each confirm a
 	// non-blocking read tells whether that message was unroutable.
 	returns := pub.NotifyReturn(make(chan amqp.Return, 1))
-	replayed := 0
-	for seen := 0; seen < opts.Limit && ctx.Err() == nil; seen++ {
-		d, ok, err := get.Get(top.DeadQueue(), false)
-		if err != nil {
-			return replayed, readErr(top, err)
-		}
-		if !ok {
-			break
-		}
-		l := letterOf(d)
+	replayed, err := amqplink.Scan(ctx, conn, top.DeadQueue(), opts.Limit, func(d *amqp.Delivery) (amqplink.Verdict, error) {
+		l := letterOf(*d)
 		if !sel.match(l) {
 			report(opts, l, false, nil)
-			continue // stays unacked; back in the queue when get closes
+			return amqplink.GiveBack("not selected"), nil // stays where it is
 		}
-		if err := republish(ctx, pub, returns, d, l, opts.Extend); err != nil {
+		if err := republish(ctx, pub, returns, *d, l, opts.Extend); err != nil {
 			report(opts, l, false, err)
 			if errors.Is(err, ErrNoRoute) {
-				continue
+				return amqplink.GiveBack("no route"), nil
 			}
-			return replayed, err
+			return amqplink.Verdict{}, err
 		}
-		if err := d.Ack(false); err != nil {
-			return replayed, fmt.Errorf("replayed %s but could not remove the dead letter (it may be replayed twice): %w", l.MessageID, err)
-		}
-		replayed++
 		report(opts, l, true, nil)
+		return amqplink.Done(), nil // the copy is confirmed: remove the dead letter
+	})
+	if err != nil && ctx.Err() == nil {
+		var ae *amqp.Error
+		if errors.As(err, &ae) {
+			return replayed, readErr(top, err)
+		}
+		return replayed, err
 	}
 	return replayed, ctx.Err()
 }

@@ -3,8 +3,6 @@ package devicesim
 import (
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"strings"
 	"time"
 
@@ -51,8 +49,8 @@ type Config struct {
 	MaxBackoff time.Duration
 }
 
-// DefaultConfig is the configuration of the binary when no flag is given.
-func DefaultConfig() Config {
+// Defaults is the configuration of the binary when no flag is given.
+func Defaults() Config {
 	return Config{
 		MQTTURL:   DefaultMQTTURL,
 		Count:     DefaultCount,
@@ -82,8 +80,7 @@ func (c Config) withDefaults() Config {
 // defaults first; the binary validates what the user typed).
 func (c Config) Validate() error {
 	var errs []error
-	if _, err := mqttlink.New(mqttlink.Config{URL: c.MQTTURL, ClientID: "devicesim-check"},
-		slog.New(slog.NewTextHandler(io.Discard, nil))); err != nil {
+	if err := (mqttlink.Config{URL: c.MQTTURL, ClientID: "devicesim-check"}).Validate(); err != nil {
 		errs = append(errs, err) // the same rules the links will apply, checked before any connects
 	}
 	countOK := c.Count >= 1 && c.Count <= MaxCount

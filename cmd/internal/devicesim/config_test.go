@@ -28,10 +28,10 @@ func TestConfigValidate(t *testing.T) {
 		{"first zero", func(c *Config) { c.First = 0 }, ""},
 		{"too few keys", func(c *Config) { c.KeyMemory = 5 }, "key memory 5"},
 		{"mqtt url scheme", func(c *Config) { c.MQTTURL = "http://127.0.0.1:1883" }, "scheme"},
-		{"mqtt url empty", func(c *Config) { c.MQTTURL = "" }, "mqtt url"},
+		{"mqtt url empty", func(c *Config) { c.MQTTURL = "" }, "CAFE_MQTT_URL"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c := DefaultConfig()
+			c := Defaults()
 			tc.mutate(&c)
 			err := c.Validate()
 			switch {

@@ -47,11 +47,12 @@ type device struct {
 // Going offline cancels ctx and waits for wg; stopped (under device.mu)
 // keeps new work from being added once that began.
 type session struct {
-	link    *mqttlink.Link
-	ctx     context.Context
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup
-	stopped bool
+	link     *mqttlink.Link
+	ctx      context.Context // the session's work; cancelled first when it stops
+	cancel   context.CancelFunc
+	stopLink func() // ends the link's Run, after the offline presence went out
+	wg       sync.WaitGroup
+	stopped  bool
 }
 
 // track adds one piece of work to s, unless s is stopping. Call with d.mu held.
@@ -75,6 +76,7 @@ func (d *device) start() error {
 		ClientID:     "dev-" + d.id,
 		CleanSession: true,
 		MaxBackoff:   d.fleet.cfg.MaxBackoff,
+		Quiesce:      closeQuiesce,
 		Will:         &mqttlink.Message{Topic: presence, Payload: presenceOffline, QoS: 1, Retained: true},
 		OnConnect:    func(*mqttlink.Link) { d.announce(s) },
 	}, d.fleet.linkLog)
@@ -91,7 +93,7 @@ func (d *device) start() error {
 	d.mu.Lock()
 	d.sess, d.announced = s, false
 	d.mu.Unlock()
-	link.Start()
+	s.stopLink = link.Background()
 	return nil
 }
 
@@ -165,7 +167,7 @@ func (d *device) stop() {
 	}
 	// Not connected: the broker published the last will when the connection
 	// dropped, or the device never announced itself in this session.
-	s.link.Close(closeQuiesce, false)
+	s.stopLink()
 	d.mu.Lock()
 	d.sess = nil
 	d.mu.Unlock()

@@ -1,6 +1,7 @@
 package devicesim
 
 import (
+	"cafe/contracts"
 	"context"
 	"errors"
 	"fmt"
@@ -9,8 +10,6 @@ import (
 	"math"
 	"math/rand/v2"
 	"sync"
-
-	"cafe/contracts/mqttlink"
 )
 
 // Errors of the fleet's lifecycle.
@@ -110,7 +109,7 @@ func (f *Fleet) Run(ctx context.Context) error {
 	}
 	f.state = stateStarting
 	f.mu.Unlock()
-	f.log.Info("fleet starting", "devices", len(f.devices), "seed", f.cfg.Seed, "mqtt_url", mqttlink.Redact(f.cfg.MQTTURL))
+	f.log.Info("fleet starting", "devices", len(f.devices), "seed", f.cfg.Seed, "mqtt_url", contracts.RedactURL(f.cfg.MQTTURL))
 	var err error
 	for _, d := range f.devices {
 		d.opMu.Lock()

@@ -96,8 +96,7 @@ func link(t *testing.T, cfg mqttlink.Config) *mqttlink.Link {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l.Start()
-	t.Cleanup(func() { l.Close(100*time.Millisecond, false) })
+	brokertest.Run(t, l)
 	return l
 }
 

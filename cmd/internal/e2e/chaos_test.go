@@ -438,7 +438,7 @@ type persistentApp struct {
 func newPersistentApp(t testing.TB, c client) *persistentApp {
 	t.Helper()
 	a := &persistentApp{first: map[string]time.Time{}, seen: map[string]int{}, codes: map[string]contracts.Code{}}
-	link, err := mqttlink.New(mqttlink.Config{URL: brokertest.MQTTURL(), ClientID: "app-" + c.id, CleanSession: false}, quietLog)
+	link, err := mqttlink.New(mqttlink.Config{URL: brokertest.MQTTURL(), ClientID: "app-" + c.id, CleanSession: false, ForgetSession: true}, quietLog)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -447,8 +447,7 @@ func newPersistentApp(t testing.TB, c client) *persistentApp {
 	if err := link.Subscribe(ctx, contracts.ResultsTopic(c.id), 1, a.onResult); err != nil {
 		t.Fatal(err)
 	}
-	link.Start()
-	t.Cleanup(func() { link.Close(100*time.Millisecond, true) })
+	brokertest.Run(t, link)
 	if err := link.WaitConnected(ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -8,7 +8,6 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 
 	"cafe/contracts"
 	"cafe/contracts/brokertest"
@@ -104,7 +103,7 @@ func TestOfflineAppGetsResultsLater(t *testing.T) {
 	inbox := &watcher{}
 	sessionID := brokertest.ID(t, "away")
 	forgetMQTTSessionAtEnd(t, sessionID) // whatever happens below
-	connectApp := func() *mqttlink.Link {
+	connectApp := func() (stop func()) {
 		link, err := mqttlink.New(mqttlink.Config{URL: brokertest.MQTTURL(), ClientID: sessionID, CleanSession: false}, quietLog)
 		if err != nil {
 			t.Fatal(err)
@@ -118,19 +117,19 @@ func TestOfflineAppGetsResultsLater(t *testing.T) {
 		}); err != nil {
 			t.Fatal(err)
 		}
-		link.Start()
+		stop = link.Background()
 		if err := link.WaitConnected(ctx); err != nil {
+			stop()
 			t.Fatal(err)
 		}
-		return link
+		return stop
 	}
 
-	connectApp().Close(100*time.Millisecond, false) // subscribe, then go away keeping the session
+	connectApp()() // subscribe, then go away keeping the session
 	online.submit(t, devices.ids[0], `{"jsonrpc":"2.0","method":"echo","params":["later"],"id":"away-1"}`, "Cafe-Timeout", "10s")
 	online.wait(t, `"away-1"`, resultWait)
 
-	back := connectApp()
-	t.Cleanup(func() { back.Close(100*time.Millisecond, false) })
+	t.Cleanup(connectApp())
 	inbox.waitFor(t, 1, "the result sent while the app was away never reached it")
 	if got := inbox.messages(); len(got) != 1 || string(got[0].payload) != `{"jsonrpc":"2.0","id":"away-1","result":["later"]}` {
 		t.Errorf("app got %q, want the one result", got)

@@ -235,8 +235,7 @@ func connect(t testing.TB, kind string, subs map[string]mqttlink.Handler) *mqttl
 			t.Fatal(err)
 		}
 	}
-	link.Start()
-	t.Cleanup(func() { link.Close(100*time.Millisecond, false) })
+	brokertest.Run(t, link)
 	if err := link.WaitConnected(ctx); err != nil {
 		t.Fatalf("test MQTT client: %v", err)
 	}
@@ -265,8 +264,7 @@ func clearPresenceAtEnd(t testing.TB, devices ...string) {
 			t.Error(err)
 			return
 		}
-		link.Start()
-		defer link.Close(100*time.Millisecond, false)
+		defer link.Background()()
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		for _, d := range devices {

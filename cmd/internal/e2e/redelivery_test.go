@@ -104,8 +104,7 @@ func forgetMQTTSessionAtEnd(t testing.TB, clientID string) {
 			t.Error(err)
 			return
 		}
-		link.Start()
-		defer link.Close(100*time.Millisecond, false)
+		defer link.Background()()
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		if err := link.WaitConnected(ctx); err != nil {

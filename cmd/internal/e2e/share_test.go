@@ -65,8 +65,10 @@ func TestTwoBaristasShareCommands(t *testing.T) {
 		if replies == 0 {
 			t.Errorf("%s did no work", b.name)
 		}
-		if n := b.metric(t, `cafe_barista_commands_total{outcome="requeued"}`); n != 0 {
-			t.Errorf("%s handed %v commands back, want none", b.name, n)
+		for _, v := range []string{"requeue", "hand_back", "reject"} {
+			if n := b.metric(t, `cafe_deliveries_total{consumer="barista",verdict="`+v+`"}`); n != 0 {
+				t.Errorf("%s settled %v commands as %s, want none", b.name, n, v)
+			}
 		}
 	}
 	if n := brokertest.QueueDepth(t, p.top.CommandsQueue()); n != 0 {

@@ -1,8 +1,6 @@
 package run
 
 import (
-	"time"
-
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
@@ -10,8 +8,12 @@ import (
 	"cafe/caller"
 	"cafe/cashier"
 	"cafe/cmd/internal/cli"
-	"cafe/contracts"
+	"cafe/contracts/ops"
 )
+
+// The settings of each role: its package's Config, registered as flags
+// from the package's own Settings and Defaults, so a default or a name is
+// written in one place only.
 
 // CashierSettings are the cashier's flags (the HTTP address is CAFE_HTTP_ADDR).
 type CashierSettings struct {
@@ -19,21 +21,24 @@ type CashierSettings struct {
 	ClientsFile string
 }
 
+// SettingClientsFile is the client registry.
+var SettingClientsFile = cli.Setting("clients-file", "CAFE_CLIENTS_FILE")
+
 // Register adds the cashier's flags.
 func (s *CashierSettings) Register(f cli.Flags) {
 	d := cashier.Defaults()
-	s.Config = d
-	f.String(&s.Config.Addr, "http-addr", "CAFE_HTTP_ADDR", d.Addr, "address the cashier's HTTP API listens on")
-	f.String(&s.ClientsFile, "clients-file", "CAFE_CLIENTS_FILE", "", "client registry, YAML (required; `cafe clients add` creates one); reloaded on SIGHUP")
-	f.Int64(&s.Config.MaxBodyBytes, "max-body-bytes", "CAFE_MAX_BODY_BYTES", d.MaxBodyBytes, "largest request body; larger gets 413 (at most 1 MiB)")
-	f.Int(&s.Config.MaxBatch, "max-batch", "CAFE_MAX_BATCH", d.MaxBatch, "most requests in one batch")
-	f.Duration(&s.Config.DefaultTimeout, "default-timeout", "CAFE_DEFAULT_TIMEOUT", d.DefaultTimeout, "deadline of a command sent without a Cafe-Timeout header")
-	f.Duration(&s.Config.MaxTimeout, "max-timeout", "CAFE_MAX_TIMEOUT", d.MaxTimeout, "largest Cafe-Timeout accepted (at most 15m)")
-	f.Duration(&s.Config.ConfirmTimeout, "confirm-timeout", "CAFE_CONFIRM_TIMEOUT", d.ConfirmTimeout, "wait for RabbitMQ's confirm before answering 503")
-	f.Duration(&s.Config.RetryAfter, "retry-after", "CAFE_RETRY_AFTER", d.RetryAfter, "Retry-After sent with 503 and 429")
-	f.Duration(&s.Config.DrainDelay, "drain-delay", "CAFE_DRAIN_DELAY", d.DrainDelay, "on SIGTERM, how long /readyz fails before the listener closes")
-	f.Duration(&s.Config.ShutdownGrace, "shutdown-grace", "CAFE_SHUTDOWN_GRACE", d.ShutdownGrace, "on SIGTERM, how long requests in flight may finish")
-	f.Bool(&s.Config.Pprof, "pprof", "CAFE_PPROF", false, "serve /debug/pprof/ (profiles)")
+	c := &s.Config
+	f.String(&c.Addr, cashier.SettingAddr, d.Addr, "address the cashier's HTTP API listens on")
+	f.String(&s.ClientsFile, SettingClientsFile, "", "client registry, YAML (required; `cafe clients add` creates one); reloaded on SIGHUP")
+	f.Int64(&c.MaxBodyBytes, cashier.SettingMaxBodyBytes, d.MaxBodyBytes, "largest request body; larger gets 413 (at most 1 MiB)")
+	f.Int(&c.MaxBatch, cashier.SettingMaxBatch, d.MaxBatch, "most requests in one batch")
+	f.Duration(&c.DefaultTimeout, cashier.SettingDefaultTimeout, d.DefaultTimeout, "deadline of a command sent without a Cafe-Timeout header")
+	f.Duration(&c.MaxTimeout, cashier.SettingMaxTimeout, d.MaxTimeout, "largest Cafe-Timeout accepted (at most 15m)")
+	f.Duration(&c.ConfirmTimeout, cashier.SettingConfirmTimeout, d.ConfirmTimeout, "wait for RabbitMQ's confirm before answering 503")
+	f.Duration(&c.RetryAfter, cashier.SettingRetryAfter, d.RetryAfter, "Retry-After sent with 503 and 429")
+	f.Duration(&c.DrainDelay, cashier.SettingDrainDelay, d.DrainDelay, "on SIGTERM, how long /readyz fails before the listener closes")
+	f.Duration(&c.ShutdownGrace, cashier.SettingShutdownGrace, d.ShutdownGrace, "on SIGTERM, how long requests in flight may finish")
+	f.Bool(&c.Pprof, cashier.SettingPprof, d.Pprof, "serve /debug/pprof/ (profiles)")
 }
 
 // BaristaSettings are the barista's flags.
@@ -43,13 +48,15 @@ type BaristaSettings struct {
 
 // Register adds the barista's flags.
 func (s *BaristaSettings) Register(f cli.Flags) {
-	f.String(&s.Config.Route, "route", "CAFE_BARISTA_ROUTE", "", "this barista's route level in command topics (default: b-<random>; must be unique per running barista)")
-	f.Int(&s.Config.Concurrency, "concurrency", "CAFE_BARISTA_CONCURRENCY", 256, "commands handled at once (also the prefetch count)")
-	f.Duration(&s.Config.Grace, "grace", "CAFE_BARISTA_GRACE", 10*time.Second, "on SIGTERM, time to finish the commands in hand before handing them back to the queue")
-	f.Duration(&s.Config.ResultTimeout, "result-timeout", "CAFE_BARISTA_RESULT_TIMEOUT", time.Minute, "how long a finished command's result may wait for RabbitMQ (confirm, resource alarm, full results queue) before the command goes back to the queue")
-	f.Int(&s.Config.MaxReplyBytes, "max-reply-bytes", "CAFE_MAX_REPLY_BYTES", contracts.DefaultMaxReplyBytes, "largest device reply; larger ones become bad-reply errors")
-	f.Int(&s.Config.Breaker.Failures, "breaker-failures", "CAFE_BREAKER_FAILURES", 5, "consecutive timeouts or refused sends that open a device's circuit breaker")
-	f.Duration(&s.Config.Breaker.OpenFor, "breaker-open", "CAFE_BREAKER_OPEN", 30*time.Second, "how long an open breaker fails commands fast before one trial")
+	d := barista.Defaults()
+	c := &s.Config
+	f.String(&c.Route, barista.SettingRoute, d.Route, "this barista's route level in command topics (default: b-<random>; must be unique per running barista)")
+	f.Int(&c.Concurrency, barista.SettingConcurrency, d.Concurrency, "commands handled at once (also the prefetch count)")
+	f.Duration(&c.Grace, barista.SettingGrace, d.Grace, "on SIGTERM, time to finish the commands in hand before handing them back to the queue")
+	f.Duration(&c.ResultTimeout, barista.SettingResultTimeout, d.ResultTimeout, "how long a finished command's result may wait for RabbitMQ (confirm, resource alarm, full results queue) before the command goes back to the queue")
+	f.Int(&c.MaxReplyBytes, barista.SettingMaxReplyBytes, d.MaxReplyBytes, "largest device reply; larger ones become bad-reply errors")
+	f.Int(&c.Breaker.Failures, barista.SettingBreakerFailures, d.Breaker.Failures, "consecutive timeouts or refused sends that open a device's circuit breaker")
+	f.Duration(&c.Breaker.OpenFor, barista.SettingBreakerOpen, d.Breaker.OpenFor, "how long an open breaker fails commands fast before one trial")
 }
 
 // CallerSettings are the caller's flags.
@@ -59,10 +66,25 @@ type CallerSettings struct {
 
 // Register adds the caller's flags.
 func (s *CallerSettings) Register(f cli.Flags) {
-	f.Int(&s.Config.Concurrency, "caller-concurrency", "CAFE_CALLER_CONCURRENCY", 256, "results delivered at once (also the prefetch count)")
-	f.Duration(&s.Config.Grace, "caller-grace", "CAFE_CALLER_GRACE", 10*time.Second, "on SIGTERM, time to finish deliveries in hand")
-	f.Duration(&s.Config.PublishTimeout, "publish-timeout", "CAFE_CALLER_PUBLISH_TIMEOUT", 10*time.Second, "wait for the MQTT broker's PUBACK of a result")
-	f.Duration(&s.Config.WaitMQTT, "wait-mqtt", "CAFE_CALLER_WAIT_MQTT", 10*time.Minute, "hold a result while the MQTT broker is down, up to this (at most 15m)")
+	d := caller.Defaults()
+	c := &s.Config
+	f.Int(&c.Concurrency, caller.SettingConcurrency, d.Concurrency, "results delivered at once (also the prefetch count)")
+	f.Duration(&c.Grace, caller.SettingGrace, d.Grace, "on SIGTERM, time to finish deliveries in hand")
+	f.Duration(&c.PublishTimeout, caller.SettingPublishTimeout, d.PublishTimeout, "wait for the MQTT broker's PUBACK of a result")
+	f.Duration(&c.WaitMQTT, caller.SettingWaitMQTT, d.WaitMQTT, "hold a result while the MQTT broker is down, up to this (at most 15m)")
+}
+
+// OpsSettings are the flags of a worker's ops server (the cashier serves
+// the same routes on its API address).
+type OpsSettings struct {
+	Addr  string
+	Pprof bool
+}
+
+// Register adds --http-addr and --pprof.
+func (s *OpsSettings) Register(f cli.Flags) {
+	f.String(&s.Addr, ops.SettingAddr, ":0", "address of /healthz, /readyz and /metrics (:0 picks a free port)")
+	f.Bool(&s.Pprof, ops.SettingPprof, false, "serve /debug/pprof/ (profiles)")
 }
 
 // NewRegistry is a Prometheus registry with the Go runtime and process

@@ -1,5 +1,10 @@
 package barista
 
+// chain.go: the barista's work on one command as a chain of steps
+// (Middleware), the types they pass along, and Chain, which composes them.
+// The steps themselves are one per file: recover.go, deadline.go,
+// presence.go, breaker.go, device.go.
+
 import (
 	"context"
 

@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net"
 	"sync"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -16,6 +15,22 @@ import (
 	"cafe/cmd/internal/cli"
 	"cafe/contracts/amqplink"
 	"cafe/contracts/mqttlink"
+)
+
+// Each role below owns its broker links. Its Run stops the role first (the
+// cashier drains HTTP, the barista and caller finish or hand back what
+// they hold) and only then the links, so nothing in flight loses its
+// broker. Nothing connects before Run.
+
+// Compile-time checks that the links are what the roles declare they need.
+var (
+	_ cashier.Queue           = (*amqplink.Publisher)(nil)
+	_ barista.CommandSource   = (*amqplink.Link)(nil)
+	_ barista.ResultPublisher = (*amqplink.Publisher)(nil)
+	_ barista.MQTT            = (*mqttlink.Link)(nil)
+	_ barista.Watcher         = (*mqttlink.Link)(nil)
+	_ caller.ResultSource     = (*amqplink.Link)(nil)
+	_ caller.MQTT             = (*mqttlink.Link)(nil)
 )
 
 // Cashier is the cashier with its RabbitMQ link.
@@ -28,22 +43,21 @@ type Cashier struct {
 }
 
 // NewCashier loads the client registry, binds the HTTP address and prepares
-// the link; nothing connects until Run.
+// the link.
 func NewCashier(b cli.Brokers, s CashierSettings, prom *prometheus.Registry, log *slog.Logger) (*Cashier, error) {
 	if s.ClientsFile == "" {
-		return nil, errors.New("no client registry: set CAFE_CLIENTS_FILE (or --clients-file) to a YAML file; `cafe clients add --id APP --devices 'PATTERN'` creates one")
+		return nil, errors.New("no client registry: set " + SettingClientsFile.String() + " to a YAML file; `cafe clients add --id APP --devices 'PATTERN'` creates one")
 	}
 	reg, err := cashier.LoadRegistry(s.ClientsFile)
 	if err != nil {
 		return nil, err
 	}
-	top := b.Topology()
-	link, err := amqplink.New(amqplink.Config{URL: b.AMQPURL, Topology: top, Name: "cafe-cashier"}, log)
+	link, err := amqplink.New(b.AMQP("cafe-cashier"), log)
 	if err != nil {
 		return nil, err
 	}
 	pub := amqplink.NewPublisher(link, log)
-	srv, err := cashier.New(s.Config, reg, pub, top, prom, log)
+	srv, err := cashier.New(s.Config, reg, pub, b.Topology(), prom, log)
 	if err != nil {
 		return nil, err
 	}
@@ -57,7 +71,7 @@ func (c *Cashier) Addr() net.Addr { return c.server.Addr() }
 // Ready says why the cashier cannot queue commands, or nil.
 func (c *Cashier) Ready() error {
 	if !c.pub.Ready() {
-		return errors.New("no confirmed-publish channel to RabbitMQ")
+		return errors.New("cashier: no confirmed-publish channel to RabbitMQ")
 	}
 	return nil
 }
@@ -83,134 +97,151 @@ func (c *Cashier) Run(ctx context.Context) error {
 }
 
 // Barista is a barista with its links: one AMQP connection to consume, one
-// to publish results (so a blocked publisher never holds back acks), and a
-// persistent MQTT session.
+// to publish results (so a blocked publisher never holds back acks), a
+// persistent MQTT session for commands and replies, and a clean one for
+// presence (see barista.Links).
 type Barista struct {
-	consume  *amqplink.Link
-	publish  *amqplink.Link
-	results  *amqplink.Publisher
-	mqtt     *mqttlink.Link // commands and replies: a persistent session
-	presence *mqttlink.Link // presence: a clean session (see barista.Links)
-	barista  *barista.Barista
+	links   []func(context.Context) error // every link's Run
+	ready   []readiness
+	barista *barista.Barista
 }
 
-// NewBarista prepares a barista; nothing connects until Run.
+// readiness is one thing a role needs, and what to say when it is missing.
+type readiness struct {
+	ok   func() bool
+	what string
+}
+
+// NewBarista prepares a barista.
 func NewBarista(b cli.Brokers, s BaristaSettings, prom *prometheus.Registry, log *slog.Logger) (*Barista, error) {
 	cfg := s.Config
 	if cfg.Route == "" {
 		cfg.Route = barista.NewRoute()
 	}
-	top := b.Topology()
-	consume, err := amqplink.New(amqplink.Config{URL: b.AMQPURL, Topology: top, Name: "cafe-barista-" + cfg.Route + "-consume"}, log)
+	name := "cafe-barista-" + cfg.Route
+	consume, err := amqplink.New(b.AMQP(name+"-consume"), log)
 	if err != nil {
 		return nil, err
 	}
-	publish, err := amqplink.New(amqplink.Config{URL: b.AMQPURL, Topology: top, Name: "cafe-barista-" + cfg.Route + "-publish"}, log)
+	publish, err := amqplink.New(b.AMQP(name+"-publish"), log)
 	if err != nil {
 		return nil, err
 	}
-	mq, err := mqttlink.New(mqttlink.Config{URL: b.MQTTURL, ClientID: "cafe-barista-" + cfg.Route, CleanSession: false}, log)
+	devices := b.MQTT(name)
+	devices.ForgetSession = true // the route dies with this barista
+	mq, err := mqttlink.New(devices, log)
 	if err != nil {
 		return nil, err
 	}
-	presence, err := mqttlink.New(mqttlink.Config{URL: b.MQTTURL, ClientID: "cafe-barista-" + cfg.Route + "-presence", CleanSession: true}, log)
+	watch := b.MQTT(name + "-presence")
+	watch.CleanSession = true
+	presence, err := mqttlink.New(watch, log)
+	if err != nil {
+		return nil, err
+	}
+	consumed, err := amqplink.NewConsumerMetrics(prom)
 	if err != nil {
 		return nil, err
 	}
 	results := amqplink.NewPublisher(publish, log)
-	bar, err := barista.New(cfg, top, barista.Links{Commands: consume, Results: results, Devices: mq, Presence: presence}, prom, log)
+	bar, err := barista.New(cfg, b.Topology(), barista.Links{Commands: consume, Results: results, Devices: mq, Presence: presence, Metrics: consumed}, prom, log)
 	if err != nil {
 		return nil, err
 	}
 	if err := prom.Register(consume.QueueCollector()); err != nil {
 		return nil, err
 	}
-	return &Barista{consume: consume, publish: publish, results: results, mqtt: mq, presence: presence, barista: bar}, nil
+	return &Barista{
+		links: []func(context.Context) error{consume.Run, publish.Run, results.Run, mq.Run, presence.Run},
+		ready: []readiness{
+			{consume.Ready, "no RabbitMQ connection to consume commands"},
+			{results.Ready, "no RabbitMQ channel to publish results"},
+			{mq.Connected, "not connected to the MQTT broker (commands)"},
+			{presence.Connected, "not connected to the MQTT broker (presence)"},
+		},
+		barista: bar,
+	}, nil
 }
 
 // Route is the barista's route level.
 func (b *Barista) Route() string { return b.barista.Route() }
 
 // Ready says why the barista cannot work, or nil.
-func (b *Barista) Ready() error {
-	var errs []error
-	if !b.consume.Ready() {
-		errs = append(errs, errors.New("no RabbitMQ connection to consume commands"))
-	}
-	if !b.results.Ready() {
-		errs = append(errs, errors.New("no RabbitMQ channel to publish results"))
-	}
-	if !b.mqtt.Connected() || !b.presence.Connected() {
-		errs = append(errs, errors.New("not connected to the MQTT broker"))
-	}
-	return errors.Join(errs...)
-}
+func (b *Barista) Ready() error { return check("barista", b.ready) }
 
 // Run works until ctx is done, finishes or hands back the commands in hand,
 // then closes its links (and drops its MQTT session: its route dies with it).
 func (b *Barista) Run(ctx context.Context) error {
-	stop, wait := background(ctx, b.consume.Run, b.publish.Run, b.results.Run)
-	b.mqtt.Start()
-	b.presence.Start()
+	stop, wait := background(ctx, b.links...)
 	err := b.barista.Run(ctx)
 	stop()
 	wait()
-	b.mqtt.Close(250*time.Millisecond, true)
-	b.presence.Close(250*time.Millisecond, false)
 	return err
 }
 
 // Caller is a caller with its links.
 type Caller struct {
-	link   *amqplink.Link
-	mqtt   *mqttlink.Link
+	links  []func(context.Context) error
+	ready  []readiness
 	caller *caller.Caller
 }
 
-// NewCaller prepares a caller; nothing connects until Run.
+// NewCaller prepares a caller.
 func NewCaller(b cli.Brokers, s CallerSettings, prom *prometheus.Registry, log *slog.Logger) (*Caller, error) {
 	cfg := s.Config
 	if cfg.Instance == "" {
 		cfg.Instance = caller.NewInstance()
 	}
-	top := b.Topology()
-	link, err := amqplink.New(amqplink.Config{URL: b.AMQPURL, Topology: top, Name: "cafe-caller-" + cfg.Instance}, log)
+	name := "cafe-caller-" + cfg.Instance
+	link, err := amqplink.New(b.AMQP(name), log)
 	if err != nil {
 		return nil, err
 	}
-	mq, err := mqttlink.New(mqttlink.Config{URL: b.MQTTURL, ClientID: "cafe-caller-" + cfg.Instance, CleanSession: false}, log)
+	apps := b.MQTT(name)
+	apps.ForgetSession = true
+	mq, err := mqttlink.New(apps, log)
 	if err != nil {
 		return nil, err
 	}
-	c, err := caller.New(cfg, top, link, mq, prom, log)
+	consumed, err := amqplink.NewConsumerMetrics(prom)
 	if err != nil {
 		return nil, err
 	}
-	return &Caller{link: link, mqtt: mq, caller: c}, nil
+	c, err := caller.New(cfg, b.Topology(), caller.Links{Results: link, MQTT: mq, Metrics: consumed}, prom, log)
+	if err != nil {
+		return nil, err
+	}
+	return &Caller{
+		links: []func(context.Context) error{link.Run, mq.Run},
+		ready: []readiness{
+			{link.Ready, "no RabbitMQ connection to consume results"},
+			{mq.Connected, "not connected to the MQTT broker"},
+		},
+		caller: c,
+	}, nil
 }
 
 // Ready says why the caller cannot work, or nil.
-func (c *Caller) Ready() error {
-	var errs []error
-	if !c.link.Ready() {
-		errs = append(errs, errors.New("no RabbitMQ connection to consume results"))
-	}
-	if !c.mqtt.Connected() {
-		errs = append(errs, errors.New("not connected to the MQTT broker"))
-	}
-	return errors.Join(errs...)
-}
+func (c *Caller) Ready() error { return check("caller", c.ready) }
 
 // Run delivers until ctx is done, finishes or hands back what it holds,
 // then closes its links.
 func (c *Caller) Run(ctx context.Context) error {
-	stop, wait := background(ctx, c.link.Run)
-	c.mqtt.Start()
+	stop, wait := background(ctx, c.links...)
 	err := c.caller.Run(ctx)
 	stop()
 	wait()
-	c.mqtt.Close(250*time.Millisecond, true)
 	return err
+}
+
+func check(role string, rs []readiness) error {
+	var errs []error
+	for _, r := range rs {
+		if !r.ok() {
+			errs = append(errs, errors.New(role+": "+r.what))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // background runs fns on a context that outlives ctx until stop is called,

@@ -1,0 +1,149 @@
+package contracts
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// AMQP headers. The message id property of a command is its CommandID (the
+// repeat key); a result carries the same message id. Times are int64 Unix
+// nanoseconds.
+const (
+	HeaderClientID   = "cafe-client-id"   // string: the app that sent the command
+	HeaderDeviceID   = "cafe-device-id"   // string: the device it is for
+	HeaderMsgID      = "cafe-msg-id"      // string: the app's raw id token (7 or "a-7"); absent for one-way commands
+	HeaderDeadline   = "cafe-deadline"    // int64: the command must be answered by then
+	HeaderAcceptedAt = "cafe-accepted-at" // int64: when the cashier received it
+	HeaderOutcome    = "cafe-outcome"     // string, results only: how the command ended (Outcome)
+)
+
+// Content type of every body the pipeline publishes.
+const ContentTypeJSON = "application/json"
+
+// CommandMeta is what travels with a command besides the app's bytes.
+type CommandMeta struct {
+	CommandID  string    // AMQP message id; the repeat key
+	ClientID   string    // HeaderClientID
+	DeviceID   string    // HeaderDeviceID
+	MsgID      string    // HeaderMsgID; "" for a one-way command
+	Deadline   time.Time // HeaderDeadline
+	AcceptedAt time.Time // HeaderAcceptedAt
+}
+
+// Headers returns the AMQP headers for m (the command id goes in the
+// message-id property, not here).
+func (m CommandMeta) Headers() map[string]any {
+	h := map[string]any{
+		HeaderClientID:   m.ClientID,
+		HeaderDeviceID:   m.DeviceID,
+		HeaderDeadline:   m.Deadline.UnixNano(),
+		HeaderAcceptedAt: m.AcceptedAt.UnixNano(),
+	}
+	if m.MsgID != "" {
+		h[HeaderMsgID] = m.MsgID
+	}
+	return h
+}
+
+// ErrBadMeta marks a message whose properties or headers break this contract.
+var ErrBadMeta = errors.New("message does not carry valid cafe headers")
+
+// ParseCommandMeta reads a command's message id and headers.
+func ParseCommandMeta(messageID string, h map[string]any) (CommandMeta, error) {
+	var m CommandMeta
+	var errs []error
+	m.CommandID = messageID
+	if !ValidKey(messageID) {
+		errs = append(errs, fmt.Errorf("message id %q is not a valid command id", Clip(messageID)))
+	}
+	m.ClientID, errs = stringHeader(h, HeaderClientID, ValidClientID, errs)
+	m.DeviceID, errs = stringHeader(h, HeaderDeviceID, ValidDeviceID, errs)
+	if v, ok := h[HeaderMsgID]; ok {
+		s, isString := v.(string)
+		if !isString || s == "" || len(s) > MaxStringIDLen+2 {
+			errs = append(errs, fmt.Errorf("header %s is not a JSON-RPC id token", HeaderMsgID))
+		}
+		m.MsgID = s
+	}
+	m.Deadline, errs = timeHeader(h, HeaderDeadline, errs)
+	m.AcceptedAt, errs = timeHeader(h, HeaderAcceptedAt, errs)
+	if len(errs) > 0 {
+		return m, fmt.Errorf("%w: %w", ErrBadMeta, errors.Join(errs...))
+	}
+	return m, nil
+}
+
+// ResultMeta is what travels with a result.
+type ResultMeta struct {
+	CommandID  string
+	ClientID   string
+	DeviceID   string
+	MsgID      string
+	AcceptedAt time.Time
+	Outcome    Outcome
+}
+
+// Headers returns the AMQP headers of a result.
+func (m ResultMeta) Headers() map[string]any {
+	return map[string]any{
+		HeaderClientID:   m.ClientID,
+		HeaderDeviceID:   m.DeviceID,
+		HeaderMsgID:      m.MsgID,
+		HeaderAcceptedAt: m.AcceptedAt.UnixNano(),
+		HeaderOutcome:    string(m.Outcome),
+	}
+}
+
+// ParseResultMeta reads a result's message id and headers. Only the client
+// id is required to deliver a result; the rest is informational and
+// tolerated when missing.
+func ParseResultMeta(messageID string, h map[string]any) (ResultMeta, error) {
+	m := ResultMeta{CommandID: messageID}
+	var errs []error
+	m.ClientID, errs = stringHeader(h, HeaderClientID, ValidClientID, errs)
+	m.DeviceID, _ = h[HeaderDeviceID].(string)
+	m.MsgID, _ = h[HeaderMsgID].(string)
+	if o, ok := h[HeaderOutcome].(string); ok && len(o) <= 32 {
+		m.Outcome = Outcome(o)
+	}
+	if _, ok := h[HeaderAcceptedAt]; ok {
+		m.AcceptedAt, _ = timeHeader(h, HeaderAcceptedAt, nil)
+	}
+	if len(errs) > 0 {
+		return m, fmt.Errorf("%w: %w", ErrBadMeta, errors.Join(errs...))
+	}
+	return m, nil
+}
+
+func stringHeader(h map[string]any, name string, valid func(string) bool, errs []error) (string, []error) {
+	v, ok := h[name]
+	if !ok {
+		return "", append(errs, fmt.Errorf("header %s is missing", name))
+	}
+	s, ok := v.(string)
+	if !ok || !valid(s) {
+		return "", append(errs, fmt.Errorf("header %s is not valid", name))
+	}
+	return s, errs
+}
+
+func timeHeader(h map[string]any, name string, errs []error) (time.Time, []error) {
+	var n int64
+	switch v := h[name].(type) {
+	case int64:
+		n = v
+	case int32:
+		n = int64(v)
+	case int:
+		n = int64(v)
+	case nil:
+		return time.Time{}, append(errs, fmt.Errorf("header %s is missing", name))
+	default:
+		return time.Time{}, append(errs, fmt.Errorf("header %s is not an integer (Unix nanoseconds)", name))
+	}
+	if n <= 0 {
+		return time.Time{}, append(errs, fmt.Errorf("header %s is not a positive time", name))
+	}
+	return time.Unix(0, n), errs
+}

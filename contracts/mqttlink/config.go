@@ -1,0 +1,162 @@
+package mqttlink
+
+import (
+	"cmp"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"cafe/contracts"
+	"cafe/contracts/groupwrite"
+)
+
+// Config says how to reach the MQTT broker and as whom. Zero fields take
+// their values from Defaults when the Link is made.
+type Config struct {
+	URL            string // SettingURL: tcp://[user:password@]host:port (or ssl://, ws://, wss://)
+	ClientID       string
+	CleanSession   bool          // false: the broker keeps subscriptions and queued QoS 1 messages while away
+	ForgetSession  bool          // with CleanSession false: drop that session when Run ends (a client id that will not come back)
+	KeepAlive      time.Duration // MQTT keep-alive
+	ConnectTimeout time.Duration // TCP + CONNACK; also bounds renewing subscriptions and pings
+	MaxBackoff     time.Duration // longest wait between connection attempts
+	Quiesce        time.Duration // when Run ends, how long work in progress may finish before disconnecting
+	Will           *Message      // last will, published by the broker if this client vanishes
+	// OnConnect runs after every connection, once subscriptions are renewed
+	// (a device announces its presence here). It runs in its own goroutine.
+	OnConnect func(*Link)
+}
+
+// SettingURL is where the MQTT broker is.
+var SettingURL = contracts.Setting{Flag: "mqtt-url", Env: "CAFE_MQTT_URL"}
+
+// DefaultURL is the MQTT broker of a one-machine setup.
+const DefaultURL = "tcp://127.0.0.1:1883"
+
+// MaxClientIDLen bounds a client id (MQTT itself allows 65535 bytes).
+const MaxClientIDLen = 256
+
+// Defaults returns the configuration with every default filled in (the
+// client id has none: every client must choose its own).
+func Defaults() Config {
+	return Config{
+		URL:            DefaultURL,
+		KeepAlive:      15 * time.Second,
+		ConnectTimeout: 5 * time.Second,
+		MaxBackoff:     5 * time.Second,
+		Quiesce:        250 * time.Millisecond,
+	}
+}
+
+func (c *Config) fill() {
+	d := Defaults()
+	c.URL = cmp.Or(c.URL, d.URL)
+	c.KeepAlive = cmp.Or(c.KeepAlive, d.KeepAlive)
+	c.ConnectTimeout = cmp.Or(c.ConnectTimeout, d.ConnectTimeout)
+	c.MaxBackoff = cmp.Or(c.MaxBackoff, d.MaxBackoff)
+	c.Quiesce = cmp.Or(c.Quiesce, d.Quiesce)
+}
+
+// Validate reports what is wrong with c.
+func (c Config) Validate() error {
+	var errs []error
+	if c.ClientID == "" || len(c.ClientID) > MaxClientIDLen {
+		errs = append(errs, fmt.Errorf("mqtt client id %q: want 1 to %d characters", contracts.Clip(c.ClientID), MaxClientIDLen))
+	}
+	u, err := url.Parse(c.URL)
+	switch {
+	case err != nil || u.Host == "":
+		errs = append(errs, SettingURL.Errorf("%q: want tcp://host:port (or ssl://, ws://, wss://)", contracts.RedactURL(c.URL)))
+	case !knownScheme(u.Scheme):
+		errs = append(errs, SettingURL.Errorf("%q: unknown scheme %q (want tcp, ssl, ws or wss)", contracts.RedactURL(c.URL), u.Scheme))
+	}
+	if c.KeepAlive < 0 || c.ConnectTimeout < 0 || c.MaxBackoff < 0 || c.Quiesce < 0 {
+		errs = append(errs, errors.New("mqtt link: keep-alive, timeouts, backoff and quiesce must not be negative"))
+	}
+	return errors.Join(errs...)
+}
+
+func knownScheme(s string) bool {
+	switch s {
+	case "tcp", "mqtt", "ssl", "tls", "mqtts", "ws", "wss":
+		return true
+	}
+	return false
+}
+
+// options are paho's client options for this link.
+func (l *Link) options() *paho.ClientOptions {
+	cfg := l.cfg
+	u, _ := url.Parse(cfg.URL) // checked by Validate
+	opts := paho.NewClientOptions()
+	broker := *u
+	broker.User = nil
+	opts.AddBroker(broker.String())
+	if u.User != nil {
+		opts.SetUsername(u.User.Username())
+		if p, ok := u.User.Password(); ok {
+			opts.SetPassword(p)
+		}
+	}
+	opts.SetClientID(cfg.ClientID)
+	opts.SetCleanSession(cfg.CleanSession)
+	opts.SetKeepAlive(cfg.KeepAlive)
+	opts.SetPingTimeout(cfg.ConnectTimeout)
+	opts.SetConnectTimeout(cfg.ConnectTimeout)
+	opts.SetWriteTimeout(cfg.ConnectTimeout)
+	opts.SetAutoReconnect(true)
+	opts.SetConnectRetry(true)
+	opts.SetConnectRetryInterval(500 * time.Millisecond)
+	opts.SetMaxReconnectInterval(cfg.MaxBackoff)
+	if cfg.Will != nil {
+		opts.SetBinaryWill(cfg.Will.Topic, cfg.Will.Payload, cfg.Will.QoS, cfg.Will.Retained)
+	}
+	opts.SetDefaultPublishHandler(func(_ paho.Client, m paho.Message) {
+		l.log.Debug("mqtt message matched no handler", "topic", m.Topic())
+	})
+	if dial := groupDial(u.Scheme, cfg.ConnectTimeout); dial != nil {
+		opts.SetCustomOpenConnectionFn(dial)
+	}
+	opts.SetStore(l.store)
+	opts.SetConnectionAttemptHandler(func(_ *url.URL, tc *tls.Config) *tls.Config {
+		l.attemptGen.Store(l.store.Gen())
+		return tc
+	})
+	opts.SetOnConnectHandler(func(paho.Client) { l.onConnect() })
+	opts.SetConnectionLostHandler(func(_ paho.Client, err error) {
+		l.setConnected(false)
+		l.log.Warn("mqtt connection lost; reconnecting", "err", err)
+	})
+	return opts
+}
+
+// groupDial opens plain and TLS connections the way paho does and gathers
+// their writes (package groupwrite): paho writes every packet on its own
+// otherwise. WebSocket URLs keep paho's own dialing (nil).
+func groupDial(scheme string, timeout time.Duration) paho.OpenConnectionFunc {
+	switch scheme {
+	case "tcp", "mqtt":
+		return func(uri *url.URL, _ paho.ClientOptions) (net.Conn, error) {
+			c, err := net.DialTimeout("tcp", uri.Host, timeout)
+			if err != nil {
+				return nil, err
+			}
+			return groupwrite.New(c), nil
+		}
+	case "ssl", "tls", "mqtts":
+		return func(uri *url.URL, o paho.ClientOptions) (net.Conn, error) {
+			d := &net.Dialer{Timeout: timeout}
+			c, err := tls.DialWithDialer(d, "tcp", uri.Host, o.TLSConfig)
+			if err != nil {
+				return nil, err
+			}
+			return groupwrite.New(c), nil
+		}
+	}
+	return nil
+}

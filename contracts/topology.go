@@ -1,0 +1,177 @@
+package contracts
+
+import "errors"
+
+// RabbitMQ topology. Every name starts with a prefix (default "cafe"), so
+// several pipelines, or several tests, can share one broker and vhost.
+//
+//	{prefix}.commands  direct exchange ──"command"──▶ {prefix}.commands  quorum queue
+//	{prefix}.results   direct exchange ──"result"───▶ {prefix}.results   quorum queue
+//	{prefix}.dead      fanout exchange ─┬───────────▶ {prefix}.dead         quorum queue (kept for `cafe dead`)
+//	                                    └───────────▶ {prefix}.dead.notify  quorum queue (the caller tells apps)
+//
+// The commands and results queues carry
+//
+//	x-queue-type            quorum          replicated, durable, survives broker restarts
+//	x-delivery-limit        DeliveryLimit   a message redelivered more often is dead-lettered
+//	x-dead-letter-exchange  {prefix}.dead   rejected and over-limit messages go there, with x-death
+//	x-dead-letter-strategy  at-least-once   dead-lettering itself cannot lose a message
+//	x-overflow              reject-publish  required by at-least-once; a full queue nacks publishes
+//	x-max-length            MaxLength       backpressure: the cashier answers 503 when full
+//
+// The dead-letter queue has no limits: nothing in it expires or is dropped;
+// `cafe dead` lists and replays it. The notify queue receives a copy of
+// every dead letter, so that the caller can tell an app that its command was
+// set aside (CodeDeadLettered) while the dead letter itself stays for
+// inspection.
+//
+// Exchanges and Queues are the one list of what a topology consists of:
+// services declare from it on every connection (so whichever starts first
+// creates it), and tests and the bench delete from it. RabbitMQ refuses to
+// redeclare a queue with different arguments; changing a limit on an
+// existing queue means deleting the queue or moving to a new prefix.
+
+// Routing keys.
+const (
+	RoutingKeyCommand = "command"
+	RoutingKeyResult  = "result"
+)
+
+// Defaults for the topology.
+const (
+	DefaultPrefix            = "cafe"
+	DefaultDeliveryLimit     = 5
+	DefaultCommandsMaxLength = 100_000
+	DefaultResultsMaxLength  = 1_000_000
+)
+
+// NotifyQueueMaxLength bounds the notify queue: it holds copies, so with no
+// caller running the oldest notices are dropped rather than piling up.
+const NotifyQueueMaxLength = 100_000
+
+// Topology names the exchanges and queues of one pipeline and their limits.
+// Unlike the roles' configurations it is not filled from defaults in place,
+// because a zero max length is meaningful (no limit): start from
+// DefaultTopology.
+type Topology struct {
+	Prefix            string
+	DeliveryLimit     int // deliveries after which a message is dead-lettered
+	CommandsMaxLength int // commands queue capacity; 0 means no limit
+	ResultsMaxLength  int // results queue capacity; 0 means no limit
+}
+
+// DefaultTopology is the topology with every default filled in.
+func DefaultTopology() Topology {
+	return Topology{
+		Prefix:            DefaultPrefix,
+		DeliveryLimit:     DefaultDeliveryLimit,
+		CommandsMaxLength: DefaultCommandsMaxLength,
+		ResultsMaxLength:  DefaultResultsMaxLength,
+	}
+}
+
+// The settings of a topology (see Setting).
+var (
+	SettingPrefix         = Setting{Flag: "amqp-prefix", Env: "CAFE_AMQP_PREFIX"}
+	SettingDeliveryLimit  = Setting{Flag: "delivery-limit", Env: "CAFE_DELIVERY_LIMIT"}
+	SettingCommandsMaxLen = Setting{Flag: "queue-max-length", Env: "CAFE_QUEUE_MAX_LENGTH"}
+	SettingResultsMaxLen  = Setting{Flag: "results-max-length", Env: "CAFE_RESULTS_MAX_LENGTH"}
+)
+
+// Validate reports what is wrong with t.
+func (t Topology) Validate() error {
+	var errs []error
+	if !validToken(t.Prefix, 64) {
+		errs = append(errs, SettingPrefix.Errorf("%q: want 1 to 64 characters from A-Z a-z 0-9 . _ : -", t.Prefix))
+	}
+	if t.DeliveryLimit < 1 {
+		errs = append(errs, SettingDeliveryLimit.Errorf("%d: want at least 1", t.DeliveryLimit))
+	}
+	if t.CommandsMaxLength < 0 {
+		errs = append(errs, SettingCommandsMaxLen.Errorf("%d: want 0 (no limit) or more", t.CommandsMaxLength))
+	}
+	if t.ResultsMaxLength < 0 {
+		errs = append(errs, SettingResultsMaxLen.Errorf("%d: want 0 (no limit) or more", t.ResultsMaxLength))
+	}
+	return errors.Join(errs...)
+}
+
+func (t Topology) CommandsExchange() string { return t.Prefix + ".commands" }
+func (t Topology) CommandsQueue() string    { return t.Prefix + ".commands" }
+func (t Topology) ResultsExchange() string  { return t.Prefix + ".results" }
+func (t Topology) ResultsQueue() string     { return t.Prefix + ".results" }
+func (t Topology) DeadExchange() string     { return t.Prefix + ".dead" }
+func (t Topology) DeadQueue() string        { return t.Prefix + ".dead" }
+func (t Topology) DeadNotifyQueue() string  { return t.Prefix + ".dead.notify" }
+
+// Exchange kinds, as AMQP names them.
+const (
+	KindDirect = "direct"
+	KindFanout = "fanout"
+)
+
+// Exchange is one exchange of a topology; all are durable.
+type Exchange struct {
+	Name string
+	Kind string // KindDirect or KindFanout
+}
+
+// Queue is one queue of a topology, with its one binding; all are durable.
+type Queue struct {
+	Name     string
+	Exchange string         // bound to this exchange
+	Key      string         // with this routing key ("" for a fanout)
+	Args     map[string]any // declaration arguments
+}
+
+// Exchanges lists every exchange of t, in declaration order.
+func (t Topology) Exchanges() []Exchange {
+	return []Exchange{
+		{t.CommandsExchange(), KindDirect},
+		{t.ResultsExchange(), KindDirect},
+		{t.DeadExchange(), KindFanout},
+	}
+}
+
+// Queues lists every queue of t with its binding, in declaration order
+// (after the exchanges they are bound to).
+func (t Topology) Queues() []Queue {
+	return []Queue{
+		{t.CommandsQueue(), t.CommandsExchange(), RoutingKeyCommand, t.workQueueArgs(t.CommandsMaxLength)},
+		{t.ResultsQueue(), t.ResultsExchange(), RoutingKeyResult, t.workQueueArgs(t.ResultsMaxLength)},
+		{t.DeadQueue(), t.DeadExchange(), "", map[string]any{"x-queue-type": "quorum"}},
+		// A notice that cannot be delivered within the delivery limit is
+		// dropped: the dead letter it announces stays in the dead-letter queue.
+		{t.DeadNotifyQueue(), t.DeadExchange(), "", map[string]any{
+			"x-queue-type":     "quorum",
+			"x-max-length":     int64(NotifyQueueMaxLength),
+			"x-overflow":       "drop-head",
+			"x-delivery-limit": int64(t.DeliveryLimit),
+		}},
+	}
+}
+
+// QueueArgs returns the declaration arguments of the queue named name, or
+// nil if t has no such queue.
+func (t Topology) QueueArgs(name string) map[string]any {
+	for _, q := range t.Queues() {
+		if q.Name == name {
+			return q.Args
+		}
+	}
+	return nil
+}
+
+func (t Topology) workQueueArgs(maxLength int) map[string]any {
+	args := map[string]any{
+		"x-queue-type":           "quorum",
+		"x-delivery-limit":       int64(t.DeliveryLimit),
+		"x-dead-letter-exchange": t.DeadExchange(),
+		"x-dead-letter-strategy": "at-least-once",
+		"x-overflow":             "reject-publish",
+	}
+	if maxLength > 0 {
+		args["x-max-length"] = int64(maxLength)
+	}
+	return args
+}
