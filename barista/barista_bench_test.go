@@ -4,7 +4,6 @@ import (
 	"context"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -14,7 +13,6 @@ import (
 	"cafe/barista"
 	"cafe/contracts"
 	"cafe/contracts/brokertest"
-	"cafe/contracts/mqttlink"
 )
 
 // Benchmarks of the barista's hot paths, without brokers. They run only on
@@ -67,41 +65,6 @@ func BenchmarkRepliesOnMessageUnknown(b *testing.B) {
 	}
 }
 
-// echoMQTT is a broker and a device in one: a command published on a
-// command topic is answered at once, on the calling goroutine, by the
-// handler subscribed to replies.
-type echoMQTT struct {
-	mu      sync.Mutex
-	replies mqttlink.Handler
-	reply   []byte
-}
-
-func (m *echoMQTT) Subscribe(_ context.Context, filter string, _ byte, h mqttlink.Handler) error {
-	if strings.Contains(filter, "/"+contracts.LevelReplies+"/") {
-		m.mu.Lock()
-		m.replies = h
-		m.mu.Unlock()
-	}
-	return nil
-}
-
-// The benchmark's link is always up: never lost, always ready.
-func (m *echoMQTT) WaitReady(context.Context) error { return nil }
-func (m *echoMQTT) Lost() <-chan struct{}           { return nil }
-
-var _ barista.MQTT = (*echoMQTT)(nil)
-
-func (m *echoMQTT) Publish(_ context.Context, msg mqttlink.Message) error {
-	topic, ok := contracts.ReplyTopicFor(msg.Topic)
-	m.mu.Lock()
-	h := m.replies
-	m.mu.Unlock()
-	if ok && h != nil {
-		h(topic, m.reply)
-	}
-	return nil
-}
-
 // BenchmarkHandle runs the barista's whole per-command path: decode and
 // re-check, deadline, presence, breaker, publish to the device, route its
 // reply, check it, publish the result, return the verdict. Only the
@@ -109,7 +72,7 @@ func (m *echoMQTT) Publish(_ context.Context, msg mqttlink.Message) error {
 func BenchmarkHandle(b *testing.B) {
 	raw := []byte(`{"jsonrpc":"2.0","method":"echo","params":{"pad":"` + strings.Repeat("x", 110) + `"},"id":"3fa9c1.1.42"}`)
 	reply := []byte(`{"jsonrpc":"2.0","id":"3fa9c1.1.42","result":{"pad":"` + strings.Repeat("x", 110) + `"}}`)
-	mq := &echoMQTT{reply: reply}
+	mq := &scriptedMQTT{reply: reply}
 	top := contracts.DefaultTopology()
 	f := brokertest.NewFeed(top.CommandsQueue(), b.N, func(int) *amqp.Delivery {
 		now := time.Now()
@@ -123,13 +86,7 @@ func BenchmarkHandle(b *testing.B) {
 	}
 	b.ReportAllocs()
 	b.ResetTimer()
-	ctx, cancel := context.WithCancel(context.Background())
-	ran := make(chan error, 1)
-	go func() { ran <- bar.Run(ctx) }()
-	<-f.Done
-	b.StopTimer()
-	cancel()
-	if err := <-ran; err != nil {
+	if err := f.Drive(context.Background(), bar.Run); err != nil {
 		b.Fatal(err)
 	}
 }

@@ -41,7 +41,7 @@ var errGiveBack = errors.New("handed back")
 // defaults. changed, if not nil, is told of every
 // state change (for metrics and logs).
 func NewBreakers(cfg BreakerConfig, now func() time.Time, changed func(device string, to gobreaker.State)) *Breakers {
-	cfg.fill()
+	contracts.FillDefaults(&cfg, Defaults().Breaker)
 	if changed == nil {
 		changed = func(string, gobreaker.State) {}
 	}

@@ -1,9 +1,6 @@
 package barista
 
 import (
-	"cmp"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"time"
 
@@ -58,29 +55,13 @@ func Defaults() Config {
 }
 
 // NewRoute returns a fresh random route, b-<8 hex digits>.
-func NewRoute() string {
-	var b [4]byte
-	_, _ = rand.Read(b[:])
-	return "b-" + hex.EncodeToString(b[:])
-}
+func NewRoute() string { return contracts.NewName("b-") }
 
 func (c *Config) fill() {
-	d := Defaults()
+	contracts.FillDefaults(c, Defaults())
 	if c.Route == "" {
 		c.Route = NewRoute()
 	}
-	c.Concurrency = cmp.Or(c.Concurrency, d.Concurrency)
-	c.Grace = cmp.Or(c.Grace, d.Grace)
-	c.ResultTimeout = cmp.Or(c.ResultTimeout, d.ResultTimeout)
-	c.MaxReplyBytes = cmp.Or(c.MaxReplyBytes, d.MaxReplyBytes)
-	c.Breaker.fill()
-}
-
-func (c *BreakerConfig) fill() {
-	d := Defaults().Breaker
-	c.Failures = cmp.Or(c.Failures, d.Failures)
-	c.OpenFor = cmp.Or(c.OpenFor, d.OpenFor)
-	c.IdleTTL = cmp.Or(c.IdleTTL, d.IdleTTL)
 }
 
 // Validate reports every problem with c (after defaults are filled).

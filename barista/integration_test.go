@@ -178,14 +178,7 @@ func (r *rig) send(device, body string, timeout time.Duration) string {
 
 func (r *rig) publish(m amqp.Publishing) {
 	r.t.Helper()
-	if m.MessageId == "" {
-		m.MessageId = contracts.NewCommandID()
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := r.pub.Publish(ctx, r.top.CommandsExchange(), contracts.RoutingKeyCommand, m); err != nil {
-		r.t.Fatal(err)
-	}
+	brokertest.Publish(r.t, r.pub, r.top.CommandsExchange(), contracts.RoutingKeyCommand, m)
 }
 
 // next waits for the next message in queue.

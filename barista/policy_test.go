@@ -3,9 +3,7 @@ package barista_test
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,47 +16,6 @@ import (
 	"cafe/contracts/brokertest"
 	"cafe/contracts/mqttlink"
 )
-
-// scriptedMQTT plays the MQTT broker and one device: a command is answered
-// with reply (if not nil) on the calling goroutine; publish, if set,
-// decides what Publish returns.
-type scriptedMQTT struct {
-	reply   []byte
-	publish func(ctx context.Context, m mqttlink.Message) error
-
-	mu      sync.Mutex
-	replies mqttlink.Handler
-	sent    []mqttlink.Message
-}
-
-var _ barista.MQTT = (*scriptedMQTT)(nil)
-
-func (m *scriptedMQTT) Subscribe(_ context.Context, filter string, _ byte, h mqttlink.Handler) error {
-	if strings.Contains(filter, "/"+contracts.LevelReplies+"/") {
-		m.mu.Lock()
-		m.replies = h
-		m.mu.Unlock()
-	}
-	return nil
-}
-func (m *scriptedMQTT) WaitReady(context.Context) error { return nil }
-func (m *scriptedMQTT) Lost() <-chan struct{}           { return nil }
-
-func (m *scriptedMQTT) Publish(ctx context.Context, msg mqttlink.Message) error {
-	m.mu.Lock()
-	m.sent = append(m.sent, msg)
-	h := m.replies
-	m.mu.Unlock()
-	if m.publish != nil {
-		if err := m.publish(ctx, msg); err != nil {
-			return err
-		}
-	}
-	if topic, ok := contracts.ReplyTopicFor(msg.Topic); ok && m.reply != nil && h != nil {
-		h(topic, m.reply)
-	}
-	return nil
-}
 
 // refusing is a results publisher whose publishes are never confirmed.
 type refusing struct{}
@@ -95,7 +52,7 @@ func TestAckPolicy(t *testing.T) {
 		name      string
 		d         *amqp.Delivery
 		mqtt      *scriptedMQTT
-		refuse    bool           // results are never confirmed
+		refuse    bool // results are never confirmed
 		want      amqplink.Action
 		result    contracts.Code // 0: the device's reply; -1: no result at all
 		wantInLog string         // in the verdict's reason
@@ -157,12 +114,7 @@ func handleOneCtx(ctx context.Context, t *testing.T, d *amqp.Delivery, mq *scrip
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, stop := context.WithCancel(ctx)
-	ran := make(chan error, 1)
-	go func() { ran <- b.Run(ctx) }()
-	<-feed.Done
-	stop()
-	if err := <-ran; err != nil && !errors.Is(err, context.Canceled) {
+	if err := feed.Drive(ctx, b.Run); err != nil {
 		t.Fatal(err)
 	}
 	return feed.Verdicts()[0], confirming.Sent()

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"log/slog"
 	"slices"
 	"strings"
 	"testing"
@@ -14,9 +13,10 @@ import (
 
 	"cafe/barista"
 	"cafe/contracts"
+	"cafe/contracts/brokertest"
 )
 
-func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
+var quiet = brokertest.Quiet
 
 func command(t *testing.T, raw string, deadline time.Time) *barista.Command {
 	t.Helper()

@@ -35,13 +35,7 @@ func BenchmarkDeliver(b *testing.B) {
 	}
 	b.ReportAllocs()
 	b.ResetTimer()
-	ctx, cancel := context.WithCancel(context.Background())
-	ran := make(chan error, 1)
-	go func() { ran <- c.Run(ctx) }()
-	<-results.Done
-	b.StopTimer()
-	cancel()
-	if err := <-ran; err != nil {
+	if err := results.Drive(context.Background(), c.Run); err != nil {
 		b.Fatal(err)
 	}
 }

@@ -3,7 +3,6 @@ package caller_test
 import (
 	"context"
 	"encoding/json"
-	"log/slog"
 	"net/url"
 	"slices"
 	"strconv"
@@ -25,7 +24,7 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
+var quiet = brokertest.Quiet
 
 type rig struct {
 	t    *testing.T
@@ -76,14 +75,7 @@ func (r *rig) result(clientID, body string) {
 
 func (r *rig) publish(m amqp.Publishing) {
 	r.t.Helper()
-	if m.MessageId == "" {
-		m.MessageId = contracts.NewCommandID()
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := r.pub.Publish(ctx, r.top.ResultsExchange(), contracts.RoutingKeyResult, m); err != nil {
-		r.t.Fatal(err)
-	}
+	brokertest.Publish(r.t, r.pub, r.top.ResultsExchange(), contracts.RoutingKeyResult, m)
 }
 
 // app is an app's MQTT client listening to its results.

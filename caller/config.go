@@ -1,9 +1,6 @@
 package caller
 
 import (
-	"cmp"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"time"
 
@@ -49,21 +46,13 @@ func Defaults() Config {
 }
 
 // NewInstance returns a fresh random instance name, c-<8 hex digits>.
-func NewInstance() string {
-	var b [4]byte
-	_, _ = rand.Read(b[:])
-	return "c-" + hex.EncodeToString(b[:])
-}
+func NewInstance() string { return contracts.NewName("c-") }
 
 func (c *Config) fill() {
-	d := Defaults()
+	contracts.FillDefaults(c, Defaults())
 	if c.Instance == "" {
 		c.Instance = NewInstance()
 	}
-	c.Concurrency = cmp.Or(c.Concurrency, d.Concurrency)
-	c.Grace = cmp.Or(c.Grace, d.Grace)
-	c.PublishTimeout = cmp.Or(c.PublishTimeout, d.PublishTimeout)
-	c.WaitMQTT = cmp.Or(c.WaitMQTT, d.WaitMQTT)
 }
 
 // Validate reports every problem with c (after defaults are filled).

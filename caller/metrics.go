@@ -1,6 +1,10 @@
 package caller
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"cafe/contracts/ops"
+)
 
 const (
 	outcomeDelivered       = "delivered"
@@ -15,27 +19,15 @@ type metrics struct {
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
-	buckets := []float64{.0005, .001, .002, .005, .01, .02, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60}
 	m := &metrics{
-		results: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "cafe_caller_results_total",
-			Help: "Results by outcome: delivered (acknowledged by the MQTT broker), notice_delivered (an app told its command was dead-lettered), notice_skipped (a dead letter nobody waits for). Poison, requeued and handed-back results are in cafe_deliveries_total{consumer=\"caller\"}.",
-		}, []string{"outcome"}),
-		publish: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name:    "cafe_caller_publish_seconds",
-			Help:    "Time from publishing a result to the MQTT broker's PUBACK.",
-			Buckets: buckets,
-		}),
-		endToEnd: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name:    "cafe_caller_end_to_end_seconds",
-			Help:    "Time from the cashier receiving a command to its result being acknowledged by the MQTT broker.",
-			Buckets: buckets,
-		}),
+		results: ops.CounterVec("cafe_caller_results_total",
+			"Results by outcome: delivered (acknowledged by the MQTT broker), notice_delivered (an app told its command was dead-lettered), "+
+				`notice_skipped (a dead letter nobody waits for). Poison, requeued and handed-back results are in cafe_deliveries_total{consumer="caller"}.`, "outcome"),
+		publish:  ops.Histogram("cafe_caller_publish_seconds", "Time from publishing a result to the MQTT broker's PUBACK.", ops.LatencyBuckets),
+		endToEnd: ops.Histogram("cafe_caller_end_to_end_seconds", "Time from the cashier receiving a command to its result being acknowledged by the MQTT broker.", ops.LatencyBuckets),
 	}
-	for _, c := range []prometheus.Collector{m.results, m.publish, m.endToEnd} {
-		if err := reg.Register(c); err != nil {
-			return nil, err
-		}
+	if err := ops.Register(reg, m.results, m.publish, m.endToEnd); err != nil {
+		return nil, err
 	}
 	for _, o := range []string{outcomeDelivered, outcomeNoticeDelivered, outcomeNoticeSkipped} {
 		m.results.WithLabelValues(o)

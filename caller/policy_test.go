@@ -135,12 +135,7 @@ func deliverOne(ctx context.Context, t *testing.T, queue string, d *amqp.Deliver
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, stop := context.WithCancel(ctx)
-	ran := make(chan error, 1)
-	go func() { ran <- c.Run(ctx) }()
-	<-feed.Done
-	stop()
-	if err := <-ran; err != nil {
+	if err := feed.Drive(ctx, c.Run); err != nil {
 		t.Fatal(err)
 	}
 	return feed.Verdicts()[0]

@@ -1,7 +1,6 @@
 package cashier
 
 import (
-	"cmp"
 	"errors"
 	"time"
 
@@ -61,17 +60,7 @@ func Defaults() Config {
 	}
 }
 
-func (c *Config) fill() {
-	d := Defaults()
-	c.Addr = cmp.Or(c.Addr, d.Addr)
-	c.MaxBodyBytes = cmp.Or(c.MaxBodyBytes, d.MaxBodyBytes)
-	c.MaxBatch = cmp.Or(c.MaxBatch, d.MaxBatch)
-	c.DefaultTimeout = cmp.Or(c.DefaultTimeout, d.DefaultTimeout)
-	c.MaxTimeout = cmp.Or(c.MaxTimeout, d.MaxTimeout)
-	c.ConfirmTimeout = cmp.Or(c.ConfirmTimeout, d.ConfirmTimeout)
-	c.RetryAfter = cmp.Or(c.RetryAfter, d.RetryAfter)
-	c.ShutdownGrace = cmp.Or(c.ShutdownGrace, d.ShutdownGrace)
-}
+func (c *Config) fill() { contracts.FillDefaults(c, Defaults()) }
 
 // Validate reports every problem with c.
 func (c Config) Validate() error {

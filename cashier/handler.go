@@ -44,27 +44,11 @@ var submissions = sync.Pool{New: func() any { return &submission{reqs: make([]co
 // size (413), envelope (400), rate (429), broker (503).
 func (s *Server) submit(c echo.Context) error {
 	arrived := time.Now()
-	r := c.Request()
-
-	client, ok := s.registry().Lookup(bearer(r.Header.Get(echo.HeaderAuthorization)))
-	if !ok {
-		c.Response().Header().Set("WWW-Authenticate", `Bearer realm="cafe"`)
-		return s.fail(c, http.StatusUnauthorized, contracts.NewError(contracts.CodeUnauthorized,
-			contracts.Detail{Field: "Authorization", Reason: "send Authorization: Bearer <token> with a token from the client registry"}))
+	o, status, e := s.checkHeaders(c)
+	if e != nil {
+		return s.fail(c, status, e)
 	}
-	deviceID := c.Param("deviceID")
-	if !contracts.ValidDeviceID(deviceID) {
-		return s.fail(c, http.StatusBadRequest, contracts.NewError(contracts.CodeInvalidRequest,
-			contracts.Detail{Field: "deviceID", Reason: "device id must be 1 to 128 characters from A-Z a-z 0-9 . _ : -"}))
-	}
-	if !client.MayCommand(deviceID) {
-		return s.fail(c, http.StatusForbidden, contracts.NewError(contracts.CodeForbidden,
-			contracts.Detail{Field: "deviceID", Reason: "client " + client.ID + " may not command this device"}))
-	}
-	timeout, perr := s.timeout(r.Header)
-	if perr != nil {
-		return s.fail(c, http.StatusBadRequest, perr)
-	}
+	client := o.client
 
 	sub := submissions.Get().(*submission)
 	defer func() {
@@ -82,17 +66,8 @@ func (s *Server) submit(c echo.Context) error {
 		errors.As(err, &e)
 		return s.fail(c, http.StatusBadRequest, e)
 	}
-	if client.limiter != nil {
-		if burst := client.limiter.Burst(); len(reqs) > burst {
-			// No wait would help: the limiter never allows more than its burst at once.
-			return s.fail(c, http.StatusTooManyRequests, contracts.NewError(contracts.CodeRateLimited,
-				contracts.Detail{Field: "batch", Reason: "a batch of " + strconv.Itoa(len(reqs)) + " is larger than client " + client.ID +
-					"'s burst of " + strconv.Itoa(burst) + "; split it into batches of at most " + strconv.Itoa(burst)}))
-		}
-		if !client.limiter.AllowN(arrived, len(reqs)) {
-			return s.fail(c, http.StatusTooManyRequests, contracts.NewError(contracts.CodeRateLimited,
-				contracts.Detail{Reason: "client " + client.ID + " is over its rate; retry after the Retry-After delay"}))
-		}
+	if err := client.allow(arrived, len(reqs)); err != nil {
+		return s.fail(c, http.StatusTooManyRequests, err)
 	}
 	if !s.q.Ready() {
 		s.m.commands.WithLabelValues("refused").Add(float64(len(reqs)))
@@ -100,8 +75,8 @@ func (s *Server) submit(c echo.Context) error {
 			contracts.Detail{Reason: "RabbitMQ is not reachable from this cashier; nothing was queued, retry later"}))
 	}
 
-	meta := contracts.CommandMeta{ClientID: client.ID, DeviceID: deviceID, Deadline: arrived.Add(timeout), AcceptedAt: arrived}
-	errs := s.publishAll(r.Context(), meta, reqs, sub)
+	meta := contracts.CommandMeta{ClientID: client.ID, DeviceID: o.deviceID, Deadline: arrived.Add(o.timeout), AcceptedAt: arrived}
+	errs := s.publishAll(c.Request().Context(), meta, reqs, sub)
 	if refused := countErrs(errs); refused > 0 {
 		s.m.commands.WithLabelValues("accepted").Add(float64(len(reqs) - refused))
 		s.m.commands.WithLabelValues("refused").Add(float64(refused))
@@ -112,6 +87,40 @@ func (s *Server) submit(c echo.Context) error {
 	err = c.Blob(http.StatusAccepted, echo.MIMEApplicationJSON, acceptedBody(client.ID, reqs))
 	s.m.accept.Observe(time.Since(arrived).Seconds())
 	return err
+}
+
+// order is what the checks of a submission's headers found: who sends it,
+// for which device, with which deadline.
+type order struct {
+	client   *Client
+	deviceID string
+	timeout  time.Duration
+}
+
+// checkHeaders runs the checks that need no body: token (401), device id
+// (400), entitlement (403), Cafe-Timeout (400).
+func (s *Server) checkHeaders(c echo.Context) (order, int, *contracts.Error) {
+	r := c.Request()
+	client, ok := s.registry().Lookup(bearer(r.Header.Get(echo.HeaderAuthorization)))
+	if !ok {
+		c.Response().Header().Set("WWW-Authenticate", `Bearer realm="cafe"`)
+		return order{}, http.StatusUnauthorized, contracts.NewError(contracts.CodeUnauthorized,
+			contracts.Detail{Field: "Authorization", Reason: "send Authorization: Bearer <token> with a token from the client registry"})
+	}
+	deviceID := c.Param("deviceID")
+	if !contracts.ValidDeviceID(deviceID) {
+		return order{}, http.StatusBadRequest, contracts.NewError(contracts.CodeInvalidRequest,
+			contracts.Detail{Field: "deviceID", Reason: "device id must be 1 to 128 characters from A-Z a-z 0-9 . _ : -"})
+	}
+	if !client.MayCommand(deviceID) {
+		return order{}, http.StatusForbidden, contracts.NewError(contracts.CodeForbidden,
+			contracts.Detail{Field: "deviceID", Reason: "client " + client.ID + " may not command this device"})
+	}
+	timeout, perr := s.timeout(r.Header)
+	if perr != nil {
+		return order{}, http.StatusBadRequest, perr
+	}
+	return order{client: client, deviceID: deviceID, timeout: timeout}, 0, nil
 }
 
 // publishAll publishes every request, in parallel for a batch so that their

@@ -9,7 +9,9 @@ import (
 	"io"
 	"os"
 	"path"
+	"strconv"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 	"golang.org/x/time/rate"
@@ -48,6 +50,25 @@ func (c *Client) MayCommand(deviceID string) bool {
 		}
 	}
 	return false
+}
+
+// allow takes n commands from the client's rate at time now, or says why
+// not with a CodeRateLimited error.
+func (c *Client) allow(now time.Time, n int) *contracts.Error {
+	if c.limiter == nil {
+		return nil
+	}
+	if burst := c.limiter.Burst(); n > burst {
+		// No wait would help: the limiter never allows more than its burst at once.
+		return contracts.NewError(contracts.CodeRateLimited, contracts.Detail{Field: "batch",
+			Reason: "a batch of " + strconv.Itoa(n) + " is larger than client " + c.ID + "'s burst of " + strconv.Itoa(burst) +
+				"; split it into batches of at most " + strconv.Itoa(burst)})
+	}
+	if !c.limiter.AllowN(now, n) {
+		return contracts.NewError(contracts.CodeRateLimited,
+			contracts.Detail{Reason: "client " + c.ID + " is over its rate; retry after the Retry-After delay"})
+	}
+	return nil
 }
 
 // Registry maps bearer tokens to clients.
@@ -122,7 +143,7 @@ func ParseRegistry(data []byte) (*Registry, error) {
 	for i, e := range doc.Clients {
 		where := fmt.Sprintf("clients[%d]", i)
 		if e.ID != "" {
-			where += " (" + clip(e.ID) + ")"
+			where += " (" + contracts.Clip(e.ID) + ")"
 		}
 		c, hash, err := e.client()
 		if err != nil {
@@ -149,7 +170,7 @@ func ParseRegistry(data []byte) (*Registry, error) {
 func (e clientEntry) client() (*Client, [sha256.Size]byte, error) {
 	var hash [sha256.Size]byte
 	if !contracts.ValidClientID(e.ID) {
-		return nil, hash, fmt.Errorf("id %q: want 1 to %d characters from A-Z a-z 0-9 . _ : - (it becomes the MQTT topic level clients/{id}/results)", clip(e.ID), contracts.MaxClientIDLen)
+		return nil, hash, fmt.Errorf("id %q: want 1 to %d characters from A-Z a-z 0-9 . _ : - (it becomes the MQTT topic level clients/{id}/results)", contracts.Clip(e.ID), contracts.MaxClientIDLen)
 	}
 	raw, err := hex.DecodeString(strings.TrimSpace(e.TokenSHA256))
 	if err != nil || len(raw) != sha256.Size {
@@ -161,7 +182,7 @@ func (e clientEntry) client() (*Client, [sha256.Size]byte, error) {
 	}
 	for j, p := range e.Devices {
 		if err := checkPattern(p); err != nil {
-			return nil, hash, fmt.Errorf("devices[%d] %q: %w", j, clip(p), err)
+			return nil, hash, fmt.Errorf("devices[%d] %q: %w", j, contracts.Clip(p), err)
 		}
 	}
 	if e.Rate < 0 || e.Burst < 0 {
@@ -189,11 +210,4 @@ func checkPattern(p string) error {
 		return fmt.Errorf("not a valid glob pattern: %w", err)
 	}
 	return nil
-}
-
-func clip(s string) string {
-	if len(s) > 64 {
-		return s[:64] + "…"
-	}
-	return s
 }

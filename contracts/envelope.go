@@ -141,53 +141,14 @@ func parseObject(obj []byte, index int, batch bool) (Request, error) {
 	var seen int
 	var bad *Error
 	err := jsonparser.ObjectEach(obj, func(key, value []byte, dt jsonparser.ValueType, off int) error {
-		var bit int
-		switch string(key) { // no allocation: the compiler compares in place
-		case "jsonrpc":
-			bit = seenJSONRPC
-			if dt != jsonparser.String || string(value) != Version {
-				bad = invalid(index, batch, "jsonrpc", `must be the string "2.0"`)
-			}
-		case "method":
-			bit = seenMethod
-			switch {
-			case dt != jsonparser.String:
-				bad = invalid(index, batch, "method", "must be a string")
-			case len(value) == 0:
-				bad = invalid(index, batch, "method", "must not be empty")
-			case len(value) > MaxMethodLen:
-				bad = invalid(index, batch, "method", "is longer than "+strconv.Itoa(MaxMethodLen)+" bytes")
-			case bytes.HasPrefix(value, []byte("rpc.")):
-				bad = invalid(index, batch, "method", `names starting with "rpc." are reserved by JSON-RPC`)
-			default:
-				r.Method = value
-			}
-		case "id":
-			bit = seenID
-			switch dt {
-			case jsonparser.Number:
-				if !validNumberID(value) {
-					bad = invalid(index, batch, "id", "a numeric id must be an integer of at most "+strconv.Itoa(MaxNumberIDDigits)+" digits, without fraction or exponent, and not -0")
-				}
-				r.ID = value
-			case jsonparser.String:
-				if !validStringID(value) {
-					bad = invalid(index, batch, "id", "a string id must be 1 to "+strconv.Itoa(MaxStringIDLen)+" characters from A-Z a-z 0-9 . _ : -")
-				}
-				r.ID = obj[off-len(value)-2 : off] // with its quotes
-			default:
-				bad = invalid(index, batch, "id", "must be a number or a string (leave it out for a one-way command)")
-			}
-		case "params":
-			bit = seenParams
-			if dt != jsonparser.Object && dt != jsonparser.Array {
-				bad = invalid(index, batch, "params", "must be an object or an array when present")
-			}
-		default:
+		bit, field, problem := r.member(obj, key, value, dt, off)
+		switch {
+		case bit == 0:
 			return nil // other members travel untouched
-		}
-		if seen&bit != 0 {
-			bad = invalid(index, batch, string(key), "member appears more than once")
+		case seen&bit != 0:
+			bad = invalid(index, batch, field, "member appears more than once")
+		case problem != "":
+			bad = invalid(index, batch, field, problem)
 		}
 		seen |= bit
 		if bad != nil {
@@ -208,4 +169,61 @@ func parseObject(obj []byte, index int, batch bool) (Request, error) {
 		return Request{}, invalid(index, batch, "method", "is missing")
 	}
 	return r, nil
+}
+
+// member checks one member of a request object and records what the
+// pipeline reads of it in r. It returns the member's bit (0 for members
+// the pipeline does not read), its name, and what is wrong with it ("" if
+// nothing). off is where value ends in obj.
+func (r *Request) member(obj, key, value []byte, dt jsonparser.ValueType, off int) (bit int, field, problem string) {
+	switch string(key) { // no allocation: the compiler compares in place
+	case "jsonrpc":
+		if dt != jsonparser.String || string(value) != Version {
+			return seenJSONRPC, "jsonrpc", `must be the string "2.0"`
+		}
+		return seenJSONRPC, "jsonrpc", ""
+	case "method":
+		if problem := methodProblem(value, dt); problem != "" {
+			return seenMethod, "method", problem
+		}
+		r.Method = value
+		return seenMethod, "method", ""
+	case "id":
+		switch dt {
+		case jsonparser.Number:
+			r.ID = value
+			if !validNumberID(value) {
+				return seenID, "id", "a numeric id must be an integer of at most " + strconv.Itoa(MaxNumberIDDigits) + " digits, without fraction or exponent, and not -0"
+			}
+		case jsonparser.String:
+			r.ID = obj[off-len(value)-2 : off] // with its quotes
+			if !validStringID(value) {
+				return seenID, "id", "a string id must be 1 to " + strconv.Itoa(MaxStringIDLen) + " characters from A-Z a-z 0-9 . _ : -"
+			}
+		default:
+			return seenID, "id", "must be a number or a string (leave it out for a one-way command)"
+		}
+		return seenID, "id", ""
+	case "params":
+		if dt != jsonparser.Object && dt != jsonparser.Array {
+			return seenParams, "params", "must be an object or an array when present"
+		}
+		return seenParams, "params", ""
+	}
+	return 0, "", ""
+}
+
+// methodProblem says what is wrong with a method member, or "".
+func methodProblem(value []byte, dt jsonparser.ValueType) string {
+	switch {
+	case dt != jsonparser.String:
+		return "must be a string"
+	case len(value) == 0:
+		return "must not be empty"
+	case len(value) > MaxMethodLen:
+		return "is longer than " + strconv.Itoa(MaxMethodLen) + " bytes"
+	case bytes.HasPrefix(value, []byte("rpc.")):
+		return `names starting with "rpc." are reserved by JSON-RPC`
+	}
+	return ""
 }

@@ -30,42 +30,16 @@ func CheckReply(raw []byte, wantID []byte) error {
 		return bad("reply is not a JSON object")
 	}
 	var seen int
-	const (
-		sJSONRPC = 1 << iota
-		sID
-		sResult
-		sError
-	)
 	var reason string
 	err := jsonparser.ObjectEach(trimmed, func(key, value []byte, dt jsonparser.ValueType, off int) error {
-		var bit int
-		switch string(key) {
-		case "jsonrpc":
-			bit = sJSONRPC
-			if dt != jsonparser.String || string(value) != Version {
-				reason = `"jsonrpc" is not "2.0"`
-			}
-		case "id":
-			bit = sID
-			tok := value
-			if dt == jsonparser.String {
-				tok = trimmed[off-len(value)-2 : off]
-			}
-			if !sameID(tok, dt, wantID) {
-				reason = "reply id " + string(truncate(tok, 140)) + " does not match the command's id " + string(wantID)
-			}
-		case "result":
-			bit = sResult
-		case "error":
-			bit = sError
-			if r := checkErrorObject(value, dt); r != "" {
-				reason = r
-			}
-		default:
+		bit, problem := replyMember(trimmed, key, value, dt, off, wantID)
+		switch {
+		case bit == 0:
 			return nil
-		}
-		if seen&bit != 0 {
+		case seen&bit != 0:
 			reason = `member "` + string(key) + `" appears more than once`
+		default:
+			reason = problem
 		}
 		seen |= bit
 		if reason != "" {
@@ -78,16 +52,51 @@ func CheckReply(raw []byte, wantID []byte) error {
 		return bad(reason)
 	case err != nil:
 		return bad(err.Error())
-	case seen&sJSONRPC == 0:
+	case seen&replyJSONRPC == 0:
 		return bad(`"jsonrpc" is missing`)
-	case seen&sID == 0:
+	case seen&replyID == 0:
 		return bad(`"id" is missing`)
-	case seen&(sResult|sError) == 0:
+	case seen&(replyResult|replyError) == 0:
 		return bad(`neither "result" nor "error" is present`)
-	case seen&(sResult|sError) == sResult|sError:
+	case seen&(replyResult|replyError) == replyResult|replyError:
 		return bad(`both "result" and "error" are present`)
 	}
 	return nil
+}
+
+// The members of a reply that CheckReply reads, as bits of a set.
+const (
+	replyJSONRPC = 1 << iota
+	replyID
+	replyResult
+	replyError
+)
+
+// replyMember checks one member of a reply object (obj): its bit (0 for
+// members that do not matter) and what is wrong with it ("" if nothing).
+// off is where value ends in obj.
+func replyMember(obj, key, value []byte, dt jsonparser.ValueType, off int, wantID []byte) (bit int, problem string) {
+	switch string(key) {
+	case "jsonrpc":
+		if dt != jsonparser.String || string(value) != Version {
+			return replyJSONRPC, `"jsonrpc" is not "2.0"`
+		}
+		return replyJSONRPC, ""
+	case "id":
+		tok := value
+		if dt == jsonparser.String {
+			tok = obj[off-len(value)-2 : off]
+		}
+		if !sameID(tok, dt, wantID) {
+			return replyID, "reply id " + string(truncate(tok, 140)) + " does not match the command's id " + string(wantID)
+		}
+		return replyID, ""
+	case "result":
+		return replyResult, ""
+	case "error":
+		return replyError, checkErrorObject(value, dt)
+	}
+	return 0, ""
 }
 
 func checkErrorObject(value []byte, dt jsonparser.ValueType) string {

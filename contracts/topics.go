@@ -2,7 +2,8 @@ package contracts
 
 import "strings"
 
-// MQTT topics. The public ones are fixed by DESIGN.md:
+// MQTT topics. The public ones are part of cafe's contract with apps and
+// devices (asyncapi.yaml describes them for outside authors):
 //
 //	devices/{deviceID}/commands/{route}/{key}   barista → device, QoS 1, payload: the app's request, unchanged
 //	devices/{deviceID}/replies/{route}/{key}    device → barista, QoS 1, payload: the device's JSON-RPC response
@@ -118,15 +119,7 @@ func PresenceTopic(deviceID string) string {
 
 // ParsePresenceTopic returns the device id of a presence topic.
 func ParsePresenceTopic(topic string) (deviceID string, ok bool) {
-	rest, found := strings.CutPrefix(topic, LevelDevices+"/")
-	if !found {
-		return "", false
-	}
-	deviceID, found = strings.CutSuffix(rest, "/"+LevelPresence)
-	if !found || !ValidDeviceID(deviceID) {
-		return "", false
-	}
-	return deviceID, true
+	return between(topic, LevelDevices, LevelPresence, ValidDeviceID)
 }
 
 // ResultsTopic is where an app receives its results.
@@ -136,13 +129,18 @@ func ResultsTopic(clientID string) string {
 
 // ParseResultsTopic returns the client id of a results topic.
 func ParseResultsTopic(topic string) (clientID string, ok bool) {
-	rest, found := strings.CutPrefix(topic, LevelClients+"/")
+	return between(topic, LevelClients, LevelResults, ValidClientID)
+}
+
+// between returns the id of a topic first/{id}/last, if valid says it is one.
+func between(topic, first, last string, valid func(string) bool) (id string, ok bool) {
+	rest, found := strings.CutPrefix(topic, first+"/")
 	if !found {
 		return "", false
 	}
-	clientID, found = strings.CutSuffix(rest, "/"+LevelResults)
-	if !found || !ValidClientID(clientID) {
+	id, found = strings.CutSuffix(rest, "/"+last)
+	if !found || !valid(id) {
 		return "", false
 	}
-	return clientID, true
+	return id, true
 }

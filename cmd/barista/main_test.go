@@ -4,10 +4,11 @@ import (
 	"testing"
 
 	"cafe/cmd/internal/cli/clitest"
+	"cafe/cmd/internal/run"
 )
 
 func TestBadConfigurationIsRefusedClearly(t *testing.T) {
-	clitest.ExpectRefused(t, command, []clitest.Case{
+	clitest.ExpectRefused(t, run.BaristaCommand, []clitest.Case{
 		{Name: "negative concurrency", Env: map[string]string{"CAFE_BARISTA_CONCURRENCY": "-1"}, Want: "CAFE_BARISTA_CONCURRENCY"},
 		{Name: "concurrency not a number", Env: map[string]string{"CAFE_BARISTA_CONCURRENCY": "lots"}, Want: "CAFE_BARISTA_CONCURRENCY"},
 		{Name: "route with a slash", Args: []string{"--route", "a/b"}, Want: "route"},

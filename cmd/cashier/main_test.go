@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"cafe/cmd/internal/cli/clitest"
+	"cafe/cmd/internal/run"
 	"testing"
 )
 
@@ -21,7 +22,7 @@ func TestBadConfigurationIsRefusedClearly(t *testing.T) {
 	if err := os.WriteFile(good, []byte("clients:\n  - id: a\n    token_sha256: \""+strings.Repeat("a", 64)+"\"\n    devices: [\"*\"]\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	clitest.ExpectRefused(t, command, []clitest.Case{
+	clitest.ExpectRefused(t, run.CashierCommand, []clitest.Case{
 		{Name: "no registry", Want: "CAFE_CLIENTS_FILE"},
 		{Name: "missing registry file", Args: []string{"--clients-file", filepath.Join(dir, "none.yaml")}, Want: "none.yaml"},
 		{Name: "garbage registry", Args: []string{"--clients-file", garbage}, Want: "garbage.yaml"},

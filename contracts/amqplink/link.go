@@ -1,7 +1,6 @@
 package amqplink
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -25,7 +24,7 @@ import (
 // from contracts.DefaultTopology.
 type Config struct {
 	URL         string             // SettingURL: amqp://user:pass@host:port/vhost
-	Topology    contracts.Topology // declared on every connection
+	Topology    contracts.Topology `fill:"-"` // declared on every connection; not filled (see above)
 	Name        string             // connection name shown by RabbitMQ (rabbitmqctl list_connections name)
 	MaxBackoff  time.Duration      // longest wait between connection attempts
 	Heartbeat   time.Duration      // AMQP heartbeat
@@ -50,14 +49,7 @@ func Defaults() Config {
 	}
 }
 
-func (c *Config) fill() {
-	d := Defaults()
-	c.URL = cmp.Or(c.URL, d.URL)
-	c.Name = cmp.Or(c.Name, d.Name)
-	c.MaxBackoff = cmp.Or(c.MaxBackoff, d.MaxBackoff)
-	c.Heartbeat = cmp.Or(c.Heartbeat, d.Heartbeat)
-	c.DialTimeout = cmp.Or(c.DialTimeout, d.DialTimeout)
-}
+func (c *Config) fill() { contracts.FillDefaults(c, Defaults()) }
 
 // Validate reports what is wrong with c.
 func (c Config) Validate() error {

@@ -3,8 +3,6 @@ package amqplink_test
 import (
 	"context"
 	"errors"
-	"log/slog"
-	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -24,7 +22,7 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
+var quiet = brokertest.Quiet
 
 // startLink runs a link (and a publisher on it) until the test ends.
 func startLink(t *testing.T, rawURL string, top contracts.Topology) (*amqplink.Link, *amqplink.Publisher) {
@@ -39,14 +37,7 @@ func startLink(t *testing.T, rawURL string, top contracts.Topology) (*amqplink.L
 }
 
 func viaProxy(t *testing.T) (*brokertest.Proxy, string) {
-	t.Helper()
-	u, err := url.Parse(brokertest.AMQPURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := brokertest.NewProxy(t, u.Host)
-	u.Host = p.Addr()
-	return p, u.String()
+	return brokertest.ViaProxy(t, brokertest.AMQPURL())
 }
 
 func msg(body string) amqp.Publishing {

@@ -89,3 +89,20 @@ func (f *Feed) Verdicts() []amqplink.Verdict {
 	defer f.mu.Unlock()
 	return append([]amqplink.Verdict(nil), f.verdicts...)
 }
+
+// Drive runs a role on f: run (the role's Run) until f has handed over
+// all its deliveries, then stops it and waits for it. It returns run's
+// error.
+func (f *Feed) Drive(ctx context.Context, run func(context.Context) error) error {
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	ran := make(chan error, 1)
+	go func() { ran <- run(ctx) }()
+	select {
+	case <-f.Done:
+	case err := <-ran:
+		return err // the role stopped before taking everything
+	}
+	stop()
+	return <-ran
+}

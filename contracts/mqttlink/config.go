@@ -1,7 +1,6 @@
 package mqttlink
 
 import (
-	"cmp"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -53,14 +52,7 @@ func Defaults() Config {
 	}
 }
 
-func (c *Config) fill() {
-	d := Defaults()
-	c.URL = cmp.Or(c.URL, d.URL)
-	c.KeepAlive = cmp.Or(c.KeepAlive, d.KeepAlive)
-	c.ConnectTimeout = cmp.Or(c.ConnectTimeout, d.ConnectTimeout)
-	c.MaxBackoff = cmp.Or(c.MaxBackoff, d.MaxBackoff)
-	c.Quiesce = cmp.Or(c.Quiesce, d.Quiesce)
-}
+func (c *Config) fill() { contracts.FillDefaults(c, Defaults()) }
 
 // Validate reports what is wrong with c.
 func (c Config) Validate() error {

@@ -3,8 +3,6 @@ package mqttlink_test
 import (
 	"context"
 	"errors"
-	"log/slog"
-	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,8 +16,6 @@ import (
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
 // inbox collects what a handler receives.
 type inbox struct {
@@ -50,29 +46,10 @@ func (b *inbox) len() int {
 	return len(b.msgs)
 }
 
-func start(t *testing.T, cfg mqttlink.Config) *mqttlink.Link {
-	t.Helper()
-	if cfg.URL == "" {
-		cfg.URL = brokertest.MQTTURL()
-	}
-	cfg.MaxBackoff = 200 * time.Millisecond
-	cfg.ForgetSession = true // a test's client ids never come back
-	l, err := mqttlink.New(cfg, quiet())
-	if err != nil {
-		t.Fatal(err)
-	}
-	brokertest.Run(t, l)
-	return l
-}
-
-func connected(t *testing.T, l *mqttlink.Link) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := l.WaitConnected(ctx); err != nil {
-		t.Fatal(err)
-	}
-}
+var (
+	start     = brokertest.MQTT
+	connected = brokertest.Connected
+)
 
 func send(t *testing.T, l *mqttlink.Link, topic, payload string) {
 	t.Helper()
@@ -93,14 +70,7 @@ func subscribe(t *testing.T, l *mqttlink.Link, filter string, b *inbox) {
 }
 
 func viaProxy(t *testing.T) (*brokertest.Proxy, string) {
-	t.Helper()
-	u, err := url.Parse(brokertest.MQTTURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := brokertest.NewProxy(t, u.Host)
-	u.Host = p.Addr()
-	return p, u.String()
+	return brokertest.ViaProxy(t, brokertest.MQTTURL())
 }
 
 func TestPublishSubscribeRoundTrip(t *testing.T) {
@@ -203,7 +173,7 @@ func TestRunEndForgetsPersistentSession(t *testing.T) {
 	topic := "test/" + brokertest.ID(t, "topic")
 	id := brokertest.ID(t, "c")
 	var first inbox
-	l, err := mqttlink.New(mqttlink.Config{URL: brokertest.MQTTURL(), ClientID: id, CleanSession: false, ForgetSession: true}, quiet())
+	l, err := mqttlink.New(mqttlink.Config{URL: brokertest.MQTTURL(), ClientID: id, CleanSession: false, ForgetSession: true}, brokertest.Quiet())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -241,12 +211,12 @@ func TestConfigIsValidated(t *testing.T) {
 		{"garbage", mqttlink.Config{URL: "::", ClientID: "c"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if _, err := mqttlink.New(tc.cfg, quiet()); err == nil {
+			if _, err := mqttlink.New(tc.cfg, brokertest.Quiet()); err == nil {
 				t.Fatal("accepted")
 			}
 		})
 	}
-	_, err := mqttlink.New(mqttlink.Config{URL: "http://u:secret@h:1/", ClientID: "c"}, quiet())
+	_, err := mqttlink.New(mqttlink.Config{URL: "http://u:secret@h:1/", ClientID: "c"}, brokertest.Quiet())
 	if err == nil || strings.Contains(err.Error(), "secret") {
 		t.Fatalf("got %v; want an error that hides the password", err)
 	}

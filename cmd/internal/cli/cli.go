@@ -42,40 +42,33 @@ func (f Flags) annotate(s contracts.Setting) {
 // the role's package (contracts.Setting).
 func Setting(flag, env string) contracts.Setting { return contracts.Setting{Flag: flag, Env: env} }
 
-// String registers a string flag mirrored by its environment variable.
+// Flags of each type, mirrored by their environment variable: the value
+// is set from the command line, else from the variable, else def.
 func (f Flags) String(p *string, s contracts.Setting, def, usage string) {
-	f.fs.StringVar(p, s.Flag, def, usage)
-	f.annotate(s)
+	define(f, f.fs.StringVar, p, s, def, usage)
 }
-
-// Int registers an int flag mirrored by its environment variable.
 func (f Flags) Int(p *int, s contracts.Setting, def int, usage string) {
-	f.fs.IntVar(p, s.Flag, def, usage)
-	f.annotate(s)
+	define(f, f.fs.IntVar, p, s, def, usage)
 }
-
-// Int64 registers an int64 flag mirrored by its environment variable.
 func (f Flags) Int64(p *int64, s contracts.Setting, def int64, usage string) {
-	f.fs.Int64Var(p, s.Flag, def, usage)
-	f.annotate(s)
+	define(f, f.fs.Int64Var, p, s, def, usage)
 }
-
-// Float registers a float flag mirrored by its environment variable.
 func (f Flags) Float(p *float64, s contracts.Setting, def float64, usage string) {
-	f.fs.Float64Var(p, s.Flag, def, usage)
-	f.annotate(s)
+	define(f, f.fs.Float64Var, p, s, def, usage)
 }
-
-// Bool registers a bool flag mirrored by its environment variable.
 func (f Flags) Bool(p *bool, s contracts.Setting, def bool, usage string) {
-	f.fs.BoolVar(p, s.Flag, def, usage)
-	f.annotate(s)
+	define(f, f.fs.BoolVar, p, s, def, usage)
 }
 
-// Duration registers a duration flag (Go syntax: 5s, 1500ms) mirrored by
-// its environment variable.
+// Duration takes Go's syntax: 5s, 1500ms.
 func (f Flags) Duration(p *time.Duration, s contracts.Setting, def time.Duration, usage string) {
-	f.fs.DurationVar(p, s.Flag, def, usage)
+	define(f, f.fs.DurationVar, p, s, def, usage)
+}
+
+// define registers a flag with pflag's typed function bind and records the
+// variable that mirrors it.
+func define[T any](f Flags, bind func(p *T, name string, def T, usage string), p *T, s contracts.Setting, def T, usage string) {
+	bind(p, s.Flag, def, usage)
 	f.annotate(s)
 }
 

@@ -1,5 +1,5 @@
 // Package devicesim simulates a fleet of cafe devices that follow the device
-// contract of DESIGN.md to the letter. Tests, demos and benchmarks use it as
+// contract (contracts/asyncapi.yaml; the README's "Contracts") to the letter. Tests, demos and benchmarks use it as
 // the far end of the pipeline; `cafe up` and cmd/devicesim embed it.
 //
 // # What a device consumes and produces

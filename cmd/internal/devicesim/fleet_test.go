@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"strings"
 	"sync"
 	"testing"
@@ -22,7 +21,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 const wait = 5 * time.Second
 
-func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
+var quiet = brokertest.Quiet
 
 // fleet is a running devicesim.Fleet with ids of the test's own.
 type fleet struct {
@@ -85,29 +84,14 @@ func runFleet(t *testing.T, cfg devicesim.Config) *fleet {
 	return &fleet{Fleet: f, ids: f.IDs(), stop: stop}
 }
 
+// link is a clean-session MQTT client of the test's own.
 func link(t *testing.T, cfg mqttlink.Config) *mqttlink.Link {
 	t.Helper()
-	if cfg.URL == "" {
-		cfg.URL = brokertest.MQTTURL()
-	}
 	cfg.CleanSession = true
-	cfg.MaxBackoff = 200 * time.Millisecond
-	l, err := mqttlink.New(cfg, quiet())
-	if err != nil {
-		t.Fatal(err)
-	}
-	brokertest.Run(t, l)
-	return l
+	return brokertest.MQTT(t, cfg)
 }
 
-func connected(t *testing.T, l *mqttlink.Link) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), wait)
-	defer cancel()
-	if err := l.WaitConnected(ctx); err != nil {
-		t.Fatal(err)
-	}
-}
+var connected = brokertest.Connected
 
 func publish(t *testing.T, l *mqttlink.Link, m mqttlink.Message) {
 	t.Helper()

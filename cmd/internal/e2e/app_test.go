@@ -26,8 +26,9 @@ type result struct {
 	at   time.Time          // when it arrived
 }
 
-// app is an app as DESIGN.md describes one: it submits commands to the
-// cashier over HTTP and receives results on clients/{clientID}/results.
+// app is an app as the public contract (README, contracts/openapi.yaml and
+// asyncapi.yaml) describes one: it submits commands to the cashier over
+// HTTP and receives results on clients/{clientID}/results.
 // Its methods take the test or subtest calling them.
 type app struct {
 	base   string // the cashier's base URL

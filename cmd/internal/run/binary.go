@@ -1,6 +1,7 @@
 package run
 
 import (
+	"errors"
 	"log/slog"
 	"os"
 
@@ -11,16 +12,14 @@ import (
 )
 
 // Binary describes a one-role binary (cmd/cashier, cmd/barista,
-// cmd/caller): its help, its own settings, and the pipeline it runs.
+// cmd/caller): its help and which role it runs. Exactly one of Cashier,
+// Barista and Caller is set; it holds that role's settings.
 type Binary struct {
 	Use, Short, Long, Example string
-	// AMQPOnly: the role needs no MQTT broker (the cashier).
-	AMQPOnly bool
-	// Register adds the role's own flags (brokers and logging are added
-	// for every binary).
-	Register func(cli.Flags)
-	// Pipeline builds what to run, once the flags and environment are read.
-	Pipeline func(b cli.Brokers, prom *prometheus.Registry, log *slog.Logger) (*Pipeline, error)
+
+	Cashier *CashierSettings
+	Barista *BaristaSettings
+	Caller  *CallerSettings
 }
 
 // Command is the cobra command of b: read the settings, build the
@@ -29,6 +28,7 @@ func (b Binary) Command() *cobra.Command {
 	var (
 		brokers cli.Brokers
 		logging cli.Log
+		ops     OpsSettings
 	)
 	cmd := &cobra.Command{
 		Use:          b.Use,
@@ -42,7 +42,7 @@ func (b Binary) Command() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			p, err := b.Pipeline(brokers, NewRegistry(), log.With("role", b.Use))
+			p, err := b.pipeline(brokers, ops, NewRegistry(), log.With("role", b.Use))
 			if err != nil {
 				return err
 			}
@@ -53,28 +53,54 @@ func (b Binary) Command() *cobra.Command {
 		},
 	}
 	f := cli.On(cmd.Flags())
-	if b.AMQPOnly {
-		brokers.RegisterAMQP(f)
-	} else {
+	switch {
+	case b.Cashier != nil:
+		brokers.RegisterAMQP(f) // the cashier never talks MQTT
+		b.Cashier.Register(f)   // and serves health and metrics on its API address
+	case b.Barista != nil:
 		brokers.Register(f)
+		b.Barista.Register(f)
+		ops.Register(f)
+	case b.Caller != nil:
+		brokers.Register(f)
+		b.Caller.Register(f)
+		ops.Register(f)
 	}
-	b.Register(f)
 	logging.Register(f)
 	return cmd
 }
 
-// Worker is the pipeline of one barista or caller with its ops server.
-func Worker(s OpsSettings, prom *prometheus.Registry, log *slog.Logger, r Role) (*Pipeline, error) {
-	o, err := NewOps(s, prom, r.Ready, log)
+// pipeline is the one role of b, with an ops server for a worker.
+func (b Binary) pipeline(brokers cli.Brokers, ops OpsSettings, prom *prometheus.Registry, log *slog.Logger) (*Pipeline, error) {
+	p := &Pipeline{}
+	var worker Role
+	switch {
+	case b.Cashier != nil:
+		c, err := NewCashier(brokers, *b.Cashier, prom, log)
+		if err != nil {
+			return nil, err
+		}
+		p.Cashier = c
+		return p, nil
+	case b.Barista != nil:
+		w, err := NewBarista(brokers, *b.Barista, prom, log)
+		if err != nil {
+			return nil, err
+		}
+		p.Baristas, worker = []*Barista{w}, w
+	case b.Caller != nil:
+		w, err := NewCaller(brokers, *b.Caller, prom, log)
+		if err != nil {
+			return nil, err
+		}
+		p.Callers, worker = []*Caller{w}, w
+	default:
+		return nil, errors.New("run.Binary names no role")
+	}
+	o, err := NewOps(ops, prom, worker.Ready, log)
 	if err != nil {
 		return nil, err
 	}
-	p := &Pipeline{Ops: o}
-	switch w := r.(type) {
-	case *Barista:
-		p.Baristas = []*Barista{w}
-	case *Caller:
-		p.Callers = []*Caller{w}
-	}
+	p.Ops = o
 	return p, nil
 }

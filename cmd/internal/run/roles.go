@@ -101,15 +101,44 @@ func (c *Cashier) Run(ctx context.Context) error {
 // persistent MQTT session for commands and replies, and a clean one for
 // presence (see barista.Links).
 type Barista struct {
-	links   []func(context.Context) error // every link's Run
-	ready   []readiness
+	worker
 	barista *barista.Barista
+}
+
+// worker is a barista or a caller with the links it owns.
+type worker struct {
+	name  string
+	links []func(context.Context) error // every link's Run
+	ready []readiness
+	run   func(context.Context) error // the role's own Run
 }
 
 // readiness is one thing a role needs, and what to say when it is missing.
 type readiness struct {
 	ok   func() bool
 	what string
+}
+
+// Ready says why the worker cannot work, or nil.
+func (w *worker) Ready() error {
+	var errs []error
+	for _, r := range w.ready {
+		if !r.ok() {
+			errs = append(errs, errors.New(w.name+": "+r.what))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Run works until ctx is done, finishes or hands back the work in hand,
+// then closes the links (a barista drops its MQTT session: its route dies
+// with it).
+func (w *worker) Run(ctx context.Context) error {
+	stop, wait := background(ctx, w.links...)
+	err := w.run(ctx)
+	stop()
+	wait()
+	return err
 }
 
 // NewBarista prepares a barista.
@@ -151,7 +180,8 @@ func NewBarista(b cli.Brokers, s BaristaSettings, prom *prometheus.Registry, log
 	if err := prom.Register(consume.QueueCollector()); err != nil {
 		return nil, err
 	}
-	return &Barista{
+	return &Barista{barista: bar, worker: worker{
+		name:  "barista",
 		links: []func(context.Context) error{consume.Run, publish.Run, results.Run, mq.Run, presence.Run},
 		ready: []readiness{
 			{consume.Ready, "no RabbitMQ connection to consume commands"},
@@ -159,32 +189,15 @@ func NewBarista(b cli.Brokers, s BaristaSettings, prom *prometheus.Registry, log
 			{mq.Connected, "not connected to the MQTT broker (commands)"},
 			{presence.Connected, "not connected to the MQTT broker (presence)"},
 		},
-		barista: bar,
-	}, nil
+		run: bar.Run,
+	}}, nil
 }
 
 // Route is the barista's route level.
 func (b *Barista) Route() string { return b.barista.Route() }
 
-// Ready says why the barista cannot work, or nil.
-func (b *Barista) Ready() error { return check("barista", b.ready) }
-
-// Run works until ctx is done, finishes or hands back the commands in hand,
-// then closes its links (and drops its MQTT session: its route dies with it).
-func (b *Barista) Run(ctx context.Context) error {
-	stop, wait := background(ctx, b.links...)
-	err := b.barista.Run(ctx)
-	stop()
-	wait()
-	return err
-}
-
 // Caller is a caller with its links.
-type Caller struct {
-	links  []func(context.Context) error
-	ready  []readiness
-	caller *caller.Caller
-}
+type Caller struct{ worker }
 
 // NewCaller prepares a caller.
 func NewCaller(b cli.Brokers, s CallerSettings, prom *prometheus.Registry, log *slog.Logger) (*Caller, error) {
@@ -211,37 +224,15 @@ func NewCaller(b cli.Brokers, s CallerSettings, prom *prometheus.Registry, log *
 	if err != nil {
 		return nil, err
 	}
-	return &Caller{
+	return &Caller{worker{
+		name:  "caller",
 		links: []func(context.Context) error{link.Run, mq.Run},
 		ready: []readiness{
 			{link.Ready, "no RabbitMQ connection to consume results"},
 			{mq.Connected, "not connected to the MQTT broker"},
 		},
-		caller: c,
-	}, nil
-}
-
-// Ready says why the caller cannot work, or nil.
-func (c *Caller) Ready() error { return check("caller", c.ready) }
-
-// Run delivers until ctx is done, finishes or hands back what it holds,
-// then closes its links.
-func (c *Caller) Run(ctx context.Context) error {
-	stop, wait := background(ctx, c.links...)
-	err := c.caller.Run(ctx)
-	stop()
-	wait()
-	return err
-}
-
-func check(role string, rs []readiness) error {
-	var errs []error
-	for _, r := range rs {
-		if !r.ok() {
-			errs = append(errs, errors.New(role+": "+r.what))
-		}
-	}
-	return errors.Join(errs...)
+		run: c.Run,
+	}}, nil
 }
 
 // background runs fns on a context that outlives ctx until stop is called,
