@@ -24,7 +24,8 @@
 //	Device        publish, wait for the reply: the reply bytes, CodeBadDeviceReply,
 //	              CodeDeviceTimeout, or CodeDeviceUnreachable
 //
-// The ack policy is in ack.go, and only there: a command leaves the queue as
+// The ack policy is in ack.go, and only there: handle turns each delivery
+// into an amqplink.Verdict, which the consumer settles. A command leaves the queue as
 // a confirmed result (or, for a one-way command, once the MQTT broker took
 // it) or as a dead letter; anything else returns it to the queue.
 //

@@ -3,7 +3,9 @@ package barista_test
 import (
 	"context"
 	"encoding/json"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -141,5 +143,121 @@ func checkResult(t *testing.T, sent []amqp.Publishing, code contracts.Code, repl
 	var resp contracts.Response
 	if err := json.Unmarshal(sent[0].Body, &resp); err != nil || resp.Error == nil || resp.Error.Code != code {
 		t.Fatalf("result %s, want an error %d", sent[0].Body, code)
+	}
+}
+
+// Stand-ins of the barista's MQTT side, for its policy tests and benchmarks.
+// scriptedMQTT plays the MQTT broker and one device: a command is answered
+// with reply (if not nil) on the calling goroutine; publish, if set,
+// decides what Publish returns.
+type scriptedMQTT struct {
+	reply   []byte
+	publish func(ctx context.Context, m mqttlink.Message) error
+
+	mu      sync.Mutex
+	replies mqttlink.Handler
+}
+
+var _ barista.MQTT = (*scriptedMQTT)(nil)
+
+func (m *scriptedMQTT) Subscribe(_ context.Context, filter string, _ byte, h mqttlink.Handler) error {
+	if strings.Contains(filter, "/"+contracts.LevelReplies+"/") {
+		m.mu.Lock()
+		m.replies = h
+		m.mu.Unlock()
+	}
+	return nil
+}
+func (m *scriptedMQTT) WaitReady(context.Context) error { return nil }
+func (m *scriptedMQTT) Lost() <-chan struct{}           { return nil }
+
+func (m *scriptedMQTT) Publish(ctx context.Context, msg mqttlink.Message) error {
+	m.mu.Lock()
+	h := m.replies
+	m.mu.Unlock()
+	if m.publish != nil {
+		if err := m.publish(ctx, msg); err != nil {
+			return err
+		}
+	}
+	if topic, ok := contracts.ReplyTopicFor(msg.Topic); ok && m.reply != nil && h != nil {
+		h(topic, m.reply)
+	}
+	return nil
+}
+
+// Benchmarks of the barista's hot paths, without brokers. They run only on
+// demand:
+//
+//	go test -run '^$' -bench . -benchmem ./barista/
+
+// BenchmarkRepliesOnMessage routes a device reply to the command waiting
+// for it, with that many other commands waiting too (a barista holds up to
+// its concurrency, 256 by default).
+func BenchmarkRepliesOnMessage(b *testing.B) {
+	for _, pending := range []int{1, 256, 10_000} {
+		b.Run("pending="+strconv.Itoa(pending), func(b *testing.B) {
+			r := barista.NewReplies("b-bench", quiet(), nil)
+			var topics []string
+			var chans []<-chan []byte
+			for i := range pending {
+				id := contracts.NewCommandID()
+				ch, done := r.Expect(id, "lamp-"+strconv.Itoa(i))
+				defer done()
+				topics = append(topics, contracts.ReplyTopic("lamp-"+strconv.Itoa(i), "b-bench", id))
+				chans = append(chans, ch)
+			}
+			payload := []byte(`{"jsonrpc":"2.0","id":1,"result":true}`)
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				k := i % pending
+				r.OnMessage(topics[k], payload)
+				<-chans[k]
+				i++
+			}
+		})
+	}
+}
+
+// BenchmarkRepliesOnMessageUnknown is a reply nobody waits for (late or
+// repeated): counted and dropped.
+func BenchmarkRepliesOnMessageUnknown(b *testing.B) {
+	r := barista.NewReplies("b-bench", quiet(), nil)
+	for i := range 256 {
+		_, done := r.Expect(contracts.NewCommandID(), "lamp-"+strconv.Itoa(i))
+		defer done()
+	}
+	topic := contracts.ReplyTopic("lamp-1", "b-bench", contracts.NewCommandID())
+	payload := []byte(`{"jsonrpc":"2.0","id":1,"result":true}`)
+	b.ReportAllocs()
+	for b.Loop() {
+		r.OnMessage(topic, payload)
+	}
+}
+
+// BenchmarkHandle runs the barista's whole per-command path: decode and
+// re-check, deadline, presence, breaker, publish to the device, route its
+// reply, check it, publish the result, return the verdict. Only the
+// brokers are fakes.
+func BenchmarkHandle(b *testing.B) {
+	raw := []byte(`{"jsonrpc":"2.0","method":"echo","params":{"pad":"` + strings.Repeat("x", 110) + `"},"id":"3fa9c1.1.42"}`)
+	reply := []byte(`{"jsonrpc":"2.0","id":"3fa9c1.1.42","result":{"pad":"` + strings.Repeat("x", 110) + `"}}`)
+	mq := &scriptedMQTT{reply: reply}
+	top := contracts.DefaultTopology()
+	f := brokertest.NewFeed(top.CommandsQueue(), b.N, func(int) *amqp.Delivery {
+		now := time.Now()
+		meta := contracts.CommandMeta{CommandID: contracts.NewCommandID(), ClientID: "app-1", DeviceID: "lamp-1",
+			MsgID: `"3fa9c1.1.42"`, Deadline: now.Add(10 * time.Second), AcceptedAt: now}
+		return &amqp.Delivery{MessageId: meta.CommandID, Headers: meta.Headers(), Body: raw}
+	})
+	bar, err := barista.New(barista.Config{}, top, barista.Links{Commands: f, Results: &brokertest.Confirming{}, Devices: mq}, prometheus.NewRegistry(), quiet())
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	if err := f.Drive(context.Background(), bar.Run); err != nil {
+		b.Fatal(err)
 	}
 }

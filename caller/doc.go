@@ -11,19 +11,20 @@
 // Produces: the body, unchanged, on clients/{clientID}/results, QoS 1, not
 // retained.
 //
-// Ack policy (handle, the only place that settles a result):
+// Ack policy (handle and notice turn each delivery into an amqplink.Verdict,
+// which the consumer settles; nothing else here settles a result):
 //
 //   - no valid client id, or a body that is not a JSON object within the
-//     size limit: Reject without requeue, to the dead-letter queue;
+//     size limit: Poison, to the dead-letter queue;
 //   - the MQTT broker became unreachable after the result was taken: wait
 //     for it, up to Config.WaitMQTT, holding the message (far below
 //     RabbitMQ's consumer timeout), so an outage does not spend the
-//     message's delivery limit; on shutdown or after that wait, Nack with
-//     requeue. While the MQTT link is down the caller takes no new results
-//     at all (its consumer is gated on the link), leaving them to callers
-//     that can deliver;
-//   - published and acknowledged by the broker: Ack; not acknowledged within
-//     Config.PublishTimeout: Nack with requeue.
+//     message's delivery limit; after that wait Retry, on shutdown GiveBack.
+//     While the MQTT link is down the caller takes no new results at all
+//     (its consumer is gated on the link), leaving them to callers that
+//     can deliver;
+//   - published and acknowledged by the broker: Done; not acknowledged
+//     within Config.PublishTimeout: Retry.
 //
 // Dead letters: RabbitMQ routes a copy of every dead letter to the notify
 // queue (contracts.Topology.DeadNotifyQueue). For a dead-lettered command of

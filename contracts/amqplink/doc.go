@@ -1,7 +1,24 @@
 // Package amqplink is how cafe's services speak to RabbitMQ: one Link per
 // connection that survives broker restarts, a Publisher whose nil error means
 // "confirmed and durable", and Consume, which delivers to a bounded pool of
-// handlers and re-subscribes after every reconnect.
+// handlers, settles each delivery from the handler's Verdict, and
+// re-subscribes after every reconnect.
+//
+// # Verdicts: the ack policy carried out in one place
+//
+// A Handler never acks, nacks or rejects: it returns a Verdict, and the
+// consumer settles the delivery from it, logs it and counts it
+// (ConsumerMetrics):
+//
+//	Done      basic.ack                  the work is done (its result durably published)
+//	Retry     basic.nack, requeue        not now; RabbitMQ counts it against the delivery limit
+//	Poison    basic.reject, no requeue   never valid; dead-lettered at once (reason "rejected")
+//	GiveBack  basic.nack, requeue        unfinished at shutdown; for another consumer
+//
+// Scan applies the same verdicts to messages taken one by one with
+// basic.get (the dead-letter tools): Done removes, anything else leaves the
+// message where it was. These two are the only places in cafe that settle
+// a delivery.
 //
 // # Reconnection
 //

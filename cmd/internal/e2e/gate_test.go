@@ -13,10 +13,7 @@ import (
 // let them wait out their deadlines), and it reads the devices' retained
 // presence before it checks a command against it.
 func TestBaristaWaitsForMQTTBeforeTakingCommands(t *testing.T) {
-	t.Parallel()
-	p := newPipeline(t, setup{baristas: 1, callers: 1})
-	devices := p.startDevices(t, 1)
-	a := pipelineApp(p)
+	p, devices, a := scene(t, setup{baristas: 1, callers: 1}, 1)
 	mqttURL, err := url.Parse(brokertest.MQTTURL())
 	if err != nil {
 		t.Fatal(err)

@@ -185,6 +185,17 @@ type fleet struct {
 // prefix (so the pipeline's client may command them), with extra devicesim
 // flags, and waits until they are all online. Their retained presence is
 // cleared when the test ends.
+// scene is what most tests start from, in parallel with the others: a
+// pipeline, a fleet of n simulated devices started with flags, and the
+// pipeline's app, subscribed to its results.
+func scene(t *testing.T, s setup, n int, flags ...string) (*pipeline, *fleet, *app) {
+	t.Helper()
+	t.Parallel()
+	p := newPipeline(t, s)
+	devices := p.startDevices(t, n, flags...)
+	return p, devices, pipelineApp(p)
+}
+
 func (p *pipeline) startDevices(t testing.TB, n int, flags ...string) *fleet {
 	t.Helper()
 	var b [3]byte

@@ -16,10 +16,7 @@ import (
 // gives the command to another barista, which sends it with the same repeat
 // key, so the device runs it once and the app gets one result.
 func TestKilledBaristasCommandIsRedelivered(t *testing.T) {
-	t.Parallel()
-	p := newPipeline(t, setup{callers: 1})
-	devices := p.startDevices(t, 1)
-	a := pipelineApp(p)
+	p, devices, a := scene(t, setup{callers: 1}, 1)
 	sent := watch(t, contracts.CommandsFilter(devices.ids[0]))
 	doomed := p.addBarista(t)
 	forgetMQTTSessionAtEnd(t, "cafe-barista-"+doomed.route) // SIGKILL leaves it on the broker
@@ -32,26 +29,13 @@ func TestKilledBaristasCommandIsRedelivered(t *testing.T) {
 	doomed.wait(t, stopTimeout)
 
 	p.addBarista(t).waitReady(t)
-	if got := a.wait(t, `"k"`, resultWait); string(got.raw) != `{"jsonrpc":"2.0","id":"k","result":{"slept_ms":500}}` {
-		t.Errorf("result: %s", got.raw)
-	}
-	stats := devices.stopAndStats(t)
-	if s := stats.Totals; s.Received != 2 || s.Executed != 1 || s.Duplicates != 1 {
-		t.Errorf("device counted %+v; want the command received twice and run once", s)
-	}
-	if n := len(a.all()); n != 1 {
-		t.Errorf("app got %d results, want 1: %s", n, a.summary())
-	}
-	sameKeyTwice(t, sent.messages())
+	ranOnce(t, a, devices, sent, `"k"`, `{"jsonrpc":"2.0","id":"k","result":{"slept_ms":500}}`)
 }
 
 // A barista whose grace runs out hands the command back; the next barista
 // finishes it, and the device runs it only once.
 func TestBaristaHandsBackWhatGraceCannotFinish(t *testing.T) {
-	t.Parallel()
-	p := newPipeline(t, setup{baristas: 1, callers: 1, baristaEnv: []string{"CAFE_BARISTA_GRACE=300ms"}})
-	devices := p.startDevices(t, 1)
-	a := pipelineApp(p)
+	p, devices, a := scene(t, setup{baristas: 1, callers: 1, baristaEnv: []string{"CAFE_BARISTA_GRACE=300ms"}}, 1)
 
 	sent := watch(t, contracts.CommandsFilter(devices.ids[0]))
 	a.submit(t, devices.ids[0], `{"jsonrpc":"2.0","method":"sleep","params":[1500],"id":"h"}`, "Cafe-Timeout", "20s")
@@ -59,8 +43,16 @@ func TestBaristaHandsBackWhatGraceCannotFinish(t *testing.T) {
 	p.baristas[0].stop(t, stopTimeout)
 
 	p.addBarista(t).waitReady(t)
-	if got := a.wait(t, `"h"`, resultWait); string(got.raw) != `{"jsonrpc":"2.0","id":"h","result":{"slept_ms":1500}}` {
-		t.Errorf("result: %s", got.raw)
+	ranOnce(t, a, devices, sent, `"h"`, `{"jsonrpc":"2.0","id":"h","result":{"slept_ms":1500}}`)
+}
+
+// ranOnce checks the end of a redelivery: the app got the one result want
+// for id, and the device received the command twice, with the same bytes
+// and repeat key (sent saw both), and ran it once.
+func ranOnce(t *testing.T, a *app, devices *fleet, sent *watcher, id, want string) {
+	t.Helper()
+	if got := a.wait(t, id, resultWait); string(got.raw) != want {
+		t.Errorf("result: %s, want %s", got.raw, want)
 	}
 	stats := devices.stopAndStats(t)
 	if s := stats.Totals; s.Received != 2 || s.Executed != 1 || s.Duplicates != 1 {

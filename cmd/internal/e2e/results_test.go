@@ -13,10 +13,7 @@ import (
 // The app's id comes back as the same JSON token (number or string), and the
 // device's reply reaches the app byte for byte.
 func TestEchoResultReachesApp(t *testing.T) {
-	t.Parallel()
-	p := newPipeline(t, setup{baristas: 1, callers: 1})
-	devices := p.startDevices(t, 1)
-	a := pipelineApp(p)
+	p, devices, a := scene(t, setup{baristas: 1, callers: 1}, 1)
 	dev := devices.ids[0]
 
 	// The simulator splices params into its reply as they came, so the
@@ -61,10 +58,7 @@ func TestEchoResultReachesApp(t *testing.T) {
 
 // A device's own error is the app's result, unchanged.
 func TestDeviceErrorPassesThrough(t *testing.T) {
-	t.Parallel()
-	p := newPipeline(t, setup{baristas: 1, callers: 1})
-	devices := p.startDevices(t, 1)
-	a := pipelineApp(p)
+	p, devices, a := scene(t, setup{baristas: 1, callers: 1}, 1)
 
 	a.submit(t, devices.ids[0], `{"jsonrpc":"2.0","method":"fail","params":{"why": "testing"},"id":3}`, "Cafe-Timeout", "10s")
 	got := a.wait(t, "3", resultWait)
@@ -123,10 +117,7 @@ func TestOfflineDeviceFailsFast(t *testing.T) {
 // A device that never answers: -32001 once the command's deadline passed,
 // not before, and not long after.
 func TestSilentDeviceTimesOut(t *testing.T) {
-	t.Parallel()
-	p := newPipeline(t, setup{baristas: 1, callers: 1})
-	devices := p.startDevices(t, 1)
-	a := pipelineApp(p)
+	_, devices, a := scene(t, setup{baristas: 1, callers: 1}, 1)
 	const deadline = time.Second
 
 	began := time.Now()
@@ -143,10 +134,7 @@ func TestSilentDeviceTimesOut(t *testing.T) {
 // A batch mixing requests and a notification: the 202 names the requests'
 // ids as sent, and each request gets its own result.
 func TestBatchMixed(t *testing.T) {
-	t.Parallel()
-	p := newPipeline(t, setup{baristas: 1, callers: 1})
-	devices := p.startDevices(t, 1)
-	a := pipelineApp(p)
+	p, devices, a := scene(t, setup{baristas: 1, callers: 1}, 1)
 
 	batch := `[
 		{"jsonrpc":"2.0","method":"echo","params":[1],"id":1},
@@ -207,10 +195,7 @@ func TestOneWayCommandGetsNoResult(t *testing.T) {
 // A command whose deadline passed while no barista ran ends as -32002, and
 // the device never sees it.
 func TestExpiredCommandNeverReachesDevice(t *testing.T) {
-	t.Parallel()
-	p := newPipeline(t, setup{callers: 1}) // no barista yet
-	devices := p.startDevices(t, 1)
-	a := pipelineApp(p)
+	p, devices, a := scene(t, setup{callers: 1}, 1) // no barista yet
 	dev := devices.ids[0]
 	const timeout = 300 * time.Millisecond
 

@@ -12,10 +12,7 @@ import (
 // Two baristas compete for one stream of commands: every command is
 // answered exactly once, and both baristas did some of the work.
 func TestTwoBaristasShareCommands(t *testing.T) {
-	t.Parallel()
-	p := newPipeline(t, setup{baristas: 2, callers: 1})
-	devices := p.startDevices(t, 4, "--latency", "2ms")
-	a := pipelineApp(p)
+	p, devices, a := scene(t, setup{baristas: 2, callers: 1}, 4, "--latency", "2ms")
 	const total, batch = 200, 20
 
 	for first := 1; first <= total; first += batch {
