@@ -95,25 +95,3 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 		t.Errorf("Validate names %v, want %v", got, want)
 	}
 }
-
-func TestTopologyNamesListEveryQueue(t *testing.T) {
-	top := contracts.DefaultTopology()
-	top.Prefix = "bench-floor-x"
-	queues, exchanges := topologyNames(top)
-	has := func(list []string, name string) bool { return slices.Contains(list, name) }
-	for _, q := range []string{top.CommandsQueue(), top.ResultsQueue(), top.DeadQueue(), top.DeadNotifyQueue()} {
-		if !has(queues, q) {
-			t.Errorf("queues %v lack %s", queues, q)
-		}
-	}
-	for _, e := range []string{top.CommandsExchange(), top.ResultsExchange(), top.DeadExchange()} {
-		if !has(exchanges, e) {
-			t.Errorf("exchanges %v lack %s", exchanges, e)
-		}
-	}
-	for _, n := range append(queues, exchanges...) {
-		if !strings.HasPrefix(n, top.Prefix+".") {
-			t.Errorf("%s is not the floor's own", n)
-		}
-	}
-}
