@@ -66,11 +66,6 @@ const benchExample = `  # in another terminal: cafe up   (or: task up)
   cafe bench --rate 1000 --batch 10 --payload-bytes 1000 --devices 100 --device-latency 5ms
   cafe bench --scrape cafe=http://127.0.0.1:8080/metrics --out /tmp/run1`
 
-// benchSettings are everything `cafe bench` is configured with.
-type benchSettings struct {
-	cfg bench.Config
-}
-
 func benchCommand() *cobra.Command {
 	s := &benchSettings{cfg: bench.Defaults()}
 	cmd := &cobra.Command{
@@ -85,31 +80,58 @@ func benchCommand() *cobra.Command {
 	return cmd
 }
 
+// benchSettings are everything `cafe bench` is configured with.
+type benchSettings struct {
+	cfg bench.Config
+}
+
 // Register adds the bench's flags, from the settings and defaults of
-// package bench, so that a name is written in one place only.
+// package bench, so that a name is written in one place only. They come in
+// the groups the help text describes.
 func (s *benchSettings) Register(f cli.Flags) {
 	d, c := bench.Defaults(), &s.cfg
+	registerWhere(f, c, d)
+	registerLoad(f, c, d)
+	registerCommands(f, c, d)
+	registerFloorAndKnee(f, c, d)
+}
+
+// registerWhere adds where the pipeline and the brokers are, which app the
+// bench is, and where its report goes.
+func registerWhere(f cli.Flags, c *bench.Config, d bench.Config) {
 	f.String(&c.URL, bench.SettingURL, d.URL, "the cashier's base URL")
 	f.String(&c.MQTTURL, bench.SettingMQTTURL, d.MQTTURL, "MQTT broker where results arrive and the simulated devices connect")
 	f.String(&c.AMQPURL, bench.SettingAMQPURL, d.AMQPURL, "RabbitMQ, for --floor")
 	f.String(&c.Token, bench.SettingToken, "", "the app's bearer token (default: the demo client's)")
 	f.String(&c.ClientID, bench.SettingClientID, "", "the app's client id, for its results topic (default: demo, with the demo token)")
+	f.String(&c.Out, bench.SettingOut, "", "directory for report.json and the pictures (default bench-results/<timestamp>)")
+	f.StringArray(&c.Scrape, bench.SettingScrape, nil, "[name=]URL of a service's /metrics: report its RSS (end and max) and CPU (repeatable)")
+}
+
+// registerLoad adds the load: open or closed loop, how long, how sent.
+func registerLoad(f cli.Flags, c *bench.Config, d bench.Config) {
 	f.Float(&c.Rate, bench.SettingRate, bench.DefaultRate, "open loop: commands per second (with --knee: the first step, 200 unless given)")
 	f.Int(&c.Concurrency, bench.SettingConcurrency, 0, "closed loop: commands in flight (instead of --rate)")
 	f.Duration(&c.Duration, bench.SettingDuration, d.Duration, "how long to send")
 	f.Int(&c.Count, bench.SettingCount, 0, "how many commands to send (instead of --duration)")
 	f.Duration(&c.Warmup, bench.SettingWarmup, time.Second, "the first part of sending that the statistics leave out (0 unless given with --count)")
+	f.Bool(&c.CashierOnly, bench.SettingCashierOnly, false, "measure the cashier alone (barista stopped): 202s per second; no devices, no results")
+	f.Int(&c.HTTPWorkers, bench.SettingHTTPWorkers, d.HTTPWorkers, "HTTP connections (and open-loop senders)")
+	f.Duration(&c.Drain, bench.SettingDrain, d.Drain, "after the last send, wait at most this long for the results still due")
+}
+
+// registerCommands adds what each command is and the devices it goes to.
+func registerCommands(f cli.Flags, c *bench.Config, d bench.Config) {
 	f.Int(&c.Devices, bench.SettingDevices, d.Devices, "simulated devices to start (commands go to them in turn)")
 	f.Duration(&c.DeviceLatency, bench.SettingDeviceLatency, 0, "simulated devices wait this long before replying")
 	f.String(&c.Method, bench.SettingMethod, d.Method, "JSON-RPC method (the simulated devices know echo, sleep, fail, never)")
 	f.Int(&c.PayloadBytes, bench.SettingPayloadBytes, d.PayloadBytes, "pad the params so that each request is about this many bytes")
 	f.Int(&c.Batch, bench.SettingBatch, d.Batch, "requests per HTTP call (a JSON-RPC batch, to one device)")
-	f.Int(&c.HTTPWorkers, bench.SettingHTTPWorkers, d.HTTPWorkers, "HTTP connections (and open-loop senders)")
 	f.Duration(&c.Timeout, bench.SettingTimeout, d.Timeout, "each command's deadline (Cafe-Timeout)")
-	f.Duration(&c.Drain, bench.SettingDrain, d.Drain, "after the last send, wait at most this long for the results still due")
-	f.String(&c.Out, bench.SettingOut, "", "directory for report.json and the pictures (default bench-results/<timestamp>)")
-	f.StringArray(&c.Scrape, bench.SettingScrape, nil, "[name=]URL of a service's /metrics: report its RSS (end and max) and CPU (repeatable)")
-	f.Bool(&c.CashierOnly, bench.SettingCashierOnly, false, "measure the cashier alone (barista stopped): 202s per second; no devices, no results")
+}
+
+// registerFloorAndKnee adds the floor's and the knee's flags.
+func registerFloorAndKnee(f cli.Flags, c *bench.Config, d bench.Config) {
 	f.Bool(&c.Floor, bench.SettingFloor, false, "first measure the brokers' own hops, then judge the pipeline against them")
 	f.Duration(&c.FloorDuration, bench.SettingFloorDuration, d.FloorDuration, "--floor: length of each throughput floor")
 	f.Int(&c.LoneCount, bench.SettingLoneCount, d.LoneCount, "--floor: commands (and floor round trips) measured one at a time")
