@@ -12,14 +12,23 @@ import (
 // (cmd/internal/cli), and Validate names them in its errors, so the name
 // an error tells an operator to fix is always the one they can type.
 //
-// Every setting is public configuration: the README's table lists them all.
+// Every setting is public configuration: the README's table lists all that
+// have an environment variable. A few are flags only (`cafe bench`'s load
+// settings, which describe one invocation rather than a deployment): their
+// Env is empty.
 type Setting struct {
 	Flag string // without the leading dashes
-	Env  string // CAFE_...
+	Env  string // CAFE_...; empty for a flag only
 }
 
-// String is how errors name the setting: "--flag (CAFE_ENV)".
-func (s Setting) String() string { return "--" + s.Flag + " (" + s.Env + ")" }
+// String is how errors name the setting: "--flag (CAFE_ENV)", or "--flag"
+// for a flag only.
+func (s Setting) String() string {
+	if s.Env == "" {
+		return "--" + s.Flag
+	}
+	return "--" + s.Flag + " (" + s.Env + ")"
+}
 
 // SettingError is a configuration value that cannot be used.
 type SettingError struct {

@@ -2,24 +2,20 @@ package main
 
 import (
 	"errors"
-	"fmt"
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"cafe/cmd/internal/bench"
 	"cafe/cmd/internal/cli"
+	"cafe/contracts"
 )
 
 // exitBenchFailed: a target failed, or results went missing.
 const exitBenchFailed = 1
 
-func benchCommand() *cobra.Command {
-	cfg := bench.Defaults()
-	cmd := &cobra.Command{
-		Use:   "bench",
-		Short: "Measure the running pipeline's latency and throughput, against the brokers' own floor",
-		Long: `bench drives a RUNNING pipeline (cafe up, or the separate binaries) over HTTP
+const benchLong = `bench drives a RUNNING pipeline (cafe up, or the separate binaries) over HTTP
 and measures each command end to end: from its submission to the cashier to
 its result on the app's MQTT topic (clients/{client}/results, subscribed at
 QoS 1 before anything is sent), matched by the JSON-RPC id bench gave it. It
@@ -59,98 +55,151 @@ the highest rate that held (the knee).
 commands queue; they expire after --timeout.
 
 Exit status: 0 done, 1 a target failed or results were missing, 2 bad usage
-or the pipeline or brokers could not be reached.`,
-		Example: `  # in another terminal: cafe up   (or: task up)
+or the pipeline or brokers could not be reached.`
+
+const benchExample = `  # in another terminal: cafe up   (or: task up)
   cafe bench                                      # 100/s for 10s against 10 devices
   cafe bench --floor --rate 500 --duration 10s    # and compare with the brokers' floor
   cafe bench --floor --concurrency 256            # capacity, closed loop
   cafe bench --floor --knee --rate 200            # find the highest rate with p99 ≤ 100ms
   cafe bench --cashier-only --floor --concurrency 256 --timeout 1s   # barista stopped
   cafe bench --rate 1000 --batch 10 --payload-bytes 1000 --devices 100 --device-latency 5ms
-  cafe bench --scrape cafe=http://127.0.0.1:8080/metrics --out /tmp/run1`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := cli.ApplyEnv(cmd.Flags()); err != nil {
-				return &exitError{exitUsage, err}
-			}
-			if err := benchDefaults(cmd, &cfg); err != nil {
-				return &exitError{exitUsage, err}
-			}
-			if err := cfg.Validate(); err != nil {
-				return &exitError{exitUsage, err}
-			}
-			cfg.Stdout, cfg.Progress = cmd.OutOrStdout(), cmd.ErrOrStderr()
-			ctx, stop := cli.SignalContext()
-			defer stop()
-			report, err := bench.Run(ctx, cfg)
-			if err != nil {
-				return err
-			}
-			if report.Failed() {
-				return &exitError{exitBenchFailed, errors.New("a target failed or results were missing (see above)")}
-			}
-			return nil
-		},
+  cafe bench --scrape cafe=http://127.0.0.1:8080/metrics --out /tmp/run1`
+
+func benchCommand() *cobra.Command {
+	s := &benchSettings{cfg: bench.Defaults()}
+	cmd := &cobra.Command{
+		Use:     "bench",
+		Short:   "Measure the running pipeline's latency and throughput, against the brokers' own floor",
+		Long:    benchLong,
+		Example: benchExample,
+		Args:    cobra.NoArgs,
+		RunE:    func(cmd *cobra.Command, _ []string) error { return s.run(cmd) },
 	}
-	f := cli.On(cmd.Flags())
-	f.String(&cfg.URL, cli.Setting("url", "CAFE_URL"), cfg.URL, "the cashier's base URL")
-	f.String(&cfg.MQTTURL, cli.Setting("mqtt-url", "CAFE_MQTT_URL"), cfg.MQTTURL, "MQTT broker where results arrive and the simulated devices connect")
-	f.String(&cfg.AMQPURL, cli.Setting("amqp-url", "CAFE_AMQP_URL"), cfg.AMQPURL, "RabbitMQ, for --floor")
-	f.String(&cfg.Token, cli.Setting("token", "CAFE_TOKEN"), "", "the app's bearer token (default: the demo client's)")
-	f.String(&cfg.ClientID, cli.Setting("client", "CAFE_CLIENT_ID"), "", "the app's client id, for its results topic (default: demo, with the demo token)")
-	fs := cmd.Flags()
-	fs.Float64Var(&cfg.Rate, "rate", bench.DefaultRate, "open loop: commands per second (with --knee: the first step, 200 unless given)")
-	fs.IntVar(&cfg.Concurrency, "concurrency", 0, "closed loop: commands in flight (instead of --rate)")
-	fs.DurationVar(&cfg.Duration, "duration", cfg.Duration, "how long to send")
-	fs.IntVar(&cfg.Count, "count", 0, "how many commands to send (instead of --duration)")
-	fs.DurationVar(&cfg.Warmup, "warmup", time.Second, "the first part of sending that the statistics leave out (0 unless given with --count)")
-	fs.IntVar(&cfg.Devices, "devices", cfg.Devices, "simulated devices to start (commands go to them in turn)")
-	fs.DurationVar(&cfg.DeviceLatency, "device-latency", 0, "simulated devices wait this long before replying")
-	fs.StringVar(&cfg.Method, "method", cfg.Method, "JSON-RPC method (the simulated devices know echo, sleep, fail, never)")
-	fs.IntVar(&cfg.PayloadBytes, "payload-bytes", cfg.PayloadBytes, "pad the params so that each request is about this many bytes")
-	fs.IntVar(&cfg.Batch, "batch", cfg.Batch, "requests per HTTP call (a JSON-RPC batch, to one device)")
-	fs.IntVar(&cfg.HTTPWorkers, "http-workers", cfg.HTTPWorkers, "HTTP connections (and open-loop senders)")
-	fs.DurationVar(&cfg.Timeout, "timeout", cfg.Timeout, "each command's deadline (Cafe-Timeout)")
-	fs.DurationVar(&cfg.Drain, "drain", cfg.Drain, "after the last send, wait at most this long for the results still due")
-	fs.StringVar(&cfg.Out, "out", "", "directory for report.json and the pictures (default bench-results/<timestamp>)")
-	fs.StringArrayVar(&cfg.Scrape, "scrape", nil, "[name=]URL of a service's /metrics: report its RSS (end and max) and CPU (repeatable)")
-	fs.BoolVar(&cfg.CashierOnly, "cashier-only", false, "measure the cashier alone (barista stopped): 202s per second; no devices, no results")
-	fs.BoolVar(&cfg.Floor, "floor", false, "first measure the brokers' own hops, then judge the pipeline against them")
-	fs.DurationVar(&cfg.FloorDuration, "floor-duration", cfg.FloorDuration, "--floor: length of each throughput floor")
-	fs.IntVar(&cfg.LoneCount, "lone-count", cfg.LoneCount, "--floor: commands (and floor round trips) measured one at a time")
-	fs.BoolVar(&cfg.Knee, "knee", false, "step the open-loop rate up until p99 exceeds --knee-p99 or results fall behind")
-	fs.DurationVar(&cfg.KneeStep, "knee-step", cfg.KneeStep, "--knee: length of each step")
-	fs.Float64Var(&cfg.KneeFactor, "knee-factor", cfg.KneeFactor, "--knee: rate multiplier from one step to the next")
-	fs.DurationVar(&cfg.KneeP99, "knee-p99", cfg.KneeP99, "--knee: the p99 a step may not exceed")
-	fs.IntVar(&cfg.KneeMaxSteps, "knee-max-steps", cfg.KneeMaxSteps, "--knee: at most this many steps")
+	s.Register(cli.On(cmd.Flags()))
 	return cmd
 }
 
-// benchDefaults fills what depends on other flags: the load's kind, the
+// benchSettings are everything `cafe bench` is configured with.
+type benchSettings struct {
+	cfg bench.Config
+}
+
+// Register adds the bench's flags, from the settings and defaults of
+// package bench, so that a name is written in one place only. They come in
+// the groups the help text describes.
+func (s *benchSettings) Register(f cli.Flags) {
+	d, c := bench.Defaults(), &s.cfg
+	registerWhere(f, c, d)
+	registerLoad(f, c, d)
+	registerCommands(f, c, d)
+	registerFloorAndKnee(f, c, d)
+}
+
+// registerWhere adds where the pipeline and the brokers are, which app the
+// bench is, and where its report goes.
+func registerWhere(f cli.Flags, c *bench.Config, d bench.Config) {
+	f.String(&c.URL, bench.SettingURL, d.URL, "the cashier's base URL")
+	f.String(&c.MQTTURL, bench.SettingMQTTURL, d.MQTTURL, "MQTT broker where results arrive and the simulated devices connect")
+	f.String(&c.AMQPURL, bench.SettingAMQPURL, d.AMQPURL, "RabbitMQ, for --floor")
+	f.String(&c.Token, bench.SettingToken, "", "the app's bearer token (default: the demo client's)")
+	f.String(&c.ClientID, bench.SettingClientID, "", "the app's client id, for its results topic (default: demo, with the demo token)")
+	f.String(&c.Out, bench.SettingOut, "", "directory for report.json and the pictures (default bench-results/<timestamp>)")
+	f.StringArray(&c.Scrape, bench.SettingScrape, nil, "[name=]URL of a service's /metrics: report its RSS (end and max) and CPU (repeatable)")
+}
+
+// registerLoad adds the load: open or closed loop, how long, how sent.
+func registerLoad(f cli.Flags, c *bench.Config, d bench.Config) {
+	f.Float(&c.Rate, bench.SettingRate, bench.DefaultRate, "open loop: commands per second (with --knee: the first step, 200 unless given)")
+	f.Int(&c.Concurrency, bench.SettingConcurrency, 0, "closed loop: commands in flight (instead of --rate)")
+	f.Duration(&c.Duration, bench.SettingDuration, d.Duration, "how long to send")
+	f.Int(&c.Count, bench.SettingCount, 0, "how many commands to send (instead of --duration)")
+	f.Duration(&c.Warmup, bench.SettingWarmup, time.Second, "the first part of sending that the statistics leave out (0 unless given with --count)")
+	f.Bool(&c.CashierOnly, bench.SettingCashierOnly, false, "measure the cashier alone (barista stopped): 202s per second; no devices, no results")
+	f.Int(&c.HTTPWorkers, bench.SettingHTTPWorkers, d.HTTPWorkers, "HTTP connections (and open-loop senders)")
+	f.Duration(&c.Drain, bench.SettingDrain, d.Drain, "after the last send, wait at most this long for the results still due")
+}
+
+// registerCommands adds what each command is and the devices it goes to.
+func registerCommands(f cli.Flags, c *bench.Config, d bench.Config) {
+	f.Int(&c.Devices, bench.SettingDevices, d.Devices, "simulated devices to start (commands go to them in turn)")
+	f.Duration(&c.DeviceLatency, bench.SettingDeviceLatency, 0, "simulated devices wait this long before replying")
+	f.String(&c.Method, bench.SettingMethod, d.Method, "JSON-RPC method (the simulated devices know echo, sleep, fail, never)")
+	f.Int(&c.PayloadBytes, bench.SettingPayloadBytes, d.PayloadBytes, "pad the params so that each request is about this many bytes")
+	f.Int(&c.Batch, bench.SettingBatch, d.Batch, "requests per HTTP call (a JSON-RPC batch, to one device)")
+	f.Duration(&c.Timeout, bench.SettingTimeout, d.Timeout, "each command's deadline (Cafe-Timeout)")
+}
+
+// registerFloorAndKnee adds the floor's and the knee's flags.
+func registerFloorAndKnee(f cli.Flags, c *bench.Config, d bench.Config) {
+	f.Bool(&c.Floor, bench.SettingFloor, false, "first measure the brokers' own hops, then judge the pipeline against them")
+	f.Duration(&c.FloorDuration, bench.SettingFloorDuration, d.FloorDuration, "--floor: length of each throughput floor")
+	f.Int(&c.LoneCount, bench.SettingLoneCount, d.LoneCount, "--floor: commands (and floor round trips) measured one at a time")
+	f.Bool(&c.Knee, bench.SettingKnee, false, "step the open-loop rate up until p99 exceeds --knee-p99 or results fall behind")
+	f.Duration(&c.KneeStep, bench.SettingKneeStep, d.KneeStep, "--knee: length of each step")
+	f.Float(&c.KneeFactor, bench.SettingKneeFactor, d.KneeFactor, "--knee: rate multiplier from one step to the next")
+	f.Duration(&c.KneeP99, bench.SettingKneeP99, d.KneeP99, "--knee: the p99 a step may not exceed")
+	f.Int(&c.KneeMaxSteps, bench.SettingKneeMaxSteps, d.KneeMaxSteps, "--knee: at most this many steps")
+}
+
+// run runs the bench as configured, until it is done or interrupted.
+func (s *benchSettings) run(cmd *cobra.Command) error {
+	if err := s.configure(cmd.Flags()); err != nil {
+		return &exitError{exitUsage, err}
+	}
+	cfg := s.cfg
+	cfg.Stdout, cfg.Progress = cmd.OutOrStdout(), cmd.ErrOrStderr()
+	ctx, stop := cli.SignalContext()
+	defer stop()
+	report, err := bench.Run(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	if report.Failed() {
+		return &exitError{exitBenchFailed, errors.New("a target failed or results were missing (see above)")}
+	}
+	return nil
+}
+
+// configure completes the configuration, from the environment and from
+// the defaults that depend on other flags, and validates it, so that a
+// usage error comes before anything connects.
+func (s *benchSettings) configure(fs *pflag.FlagSet) error {
+	if err := cli.ApplyEnv(fs); err != nil {
+		return err
+	}
+	if err := s.defaults(fs); err != nil {
+		return err
+	}
+	return s.cfg.Validate()
+}
+
+// defaults fills what depends on other flags: the load's kind, the
 // warmup, the demo client, the output directory.
-func benchDefaults(cmd *cobra.Command, cfg *bench.Config) error {
-	fs := cmd.Flags()
-	if fs.Changed("concurrency") && !fs.Changed("rate") {
+func (s *benchSettings) defaults(fs *pflag.FlagSet) error {
+	cfg := &s.cfg
+	given := func(st contracts.Setting) bool { return fs.Changed(st.Flag) }
+	if given(bench.SettingConcurrency) && !given(bench.SettingRate) {
 		cfg.Rate = 0
 	}
-	if cfg.Knee && !fs.Changed("rate") {
+	if cfg.Knee && !given(bench.SettingRate) {
 		cfg.Rate = bench.DefaultKneeStart
 	}
-	if fs.Changed("count") {
-		if fs.Changed("duration") {
-			return fmt.Errorf("--count %d and --duration %v: give one", cfg.Count, cfg.Duration)
+	if given(bench.SettingCount) {
+		if given(bench.SettingDuration) {
+			return bench.SettingCount.Errorf("%d and %s %v: give one", cfg.Count, bench.SettingDuration, cfg.Duration)
 		}
 		if cfg.Count < 1 {
-			return fmt.Errorf("--count %d: want at least 1", cfg.Count)
+			return bench.SettingCount.Errorf("%d: want at least 1", cfg.Count)
 		}
 		cfg.Duration = 0
-		if !fs.Changed("warmup") {
+		if !given(bench.SettingWarmup) {
 			cfg.Warmup = 0
 		}
 	}
 	if cfg.Token == "" {
 		if cfg.Token = demoToken(); cfg.Token == "" {
-			return errors.New("no token: pass --token (or CAFE_TOKEN), or run `cafe up` once to create the demo client")
+			return bench.ErrNoToken
 		}
 		if cfg.ClientID == "" {
 			cfg.ClientID = demoClientID

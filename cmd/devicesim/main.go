@@ -6,8 +6,10 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 
 	"github.com/spf13/cobra"
@@ -23,12 +25,7 @@ func main() {
 }
 
 func command() *cobra.Command {
-	var (
-		brokers   cli.Brokers
-		cfg       = devicesim.Defaults()
-		logging   cli.Log
-		statsFile string
-	)
+	s := &simSettings{cfg: devicesim.Defaults()}
 	cmd := &cobra.Command{
 		Use:   "devicesim",
 		Short: "Simulate a fleet of devices that answer cafe's commands over MQTT",
@@ -63,54 +60,76 @@ file (format: go doc cafe/cmd/internal/devicesim).`,
   mosquitto_pub -t devices/sim-1/commands/me/k1 -q 1 -m '{"jsonrpc":"2.0","id":1,"method":"echo","params":[42]}'`,
 		Args:         cobra.NoArgs,
 		SilenceUsage: true,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := cli.ApplyEnv(cmd.Flags()); err != nil {
-				return err
-			}
-			log, err := logging.Logger(cmd.ErrOrStderr())
-			if err != nil {
-				return err
-			}
-			cfg.MQTTURL = brokers.MQTTURL
-			if err := cfg.Validate(); err != nil { // as typed: New would take a zero for a default
-				return err
-			}
-			fleet, err := devicesim.New(cfg, log)
-			if err != nil {
-				return err
-			}
-			ctx, stop := cli.SignalContext()
-			defer stop()
-			announced := make(chan struct{})
-			go func() {
-				defer close(announced)
-				if fleet.WaitOnline(ctx) == nil {
-					fmt.Fprintf(cmd.OutOrStdout(), "%d devices online\n", len(fleet.IDs()))
-				}
-			}()
-			runErr := fleet.Run(ctx)
-			<-announced
-			stats := fleet.Stats()
-			_ = stats.WriteTable(cmd.ErrOrStderr())
-			if statsFile != "" {
-				if err := stats.WriteFile(statsFile); err != nil {
-					return errors.Join(runErr, err)
-				}
-			}
-			return runErr
-		},
+		RunE:         func(cmd *cobra.Command, _ []string) error { return s.run(cmd) },
 	}
-	f := cli.On(cmd.Flags())
-	brokers.RegisterMQTT(f)
-	f.Int(&cfg.Count, cli.Setting("count", "CAFE_SIM_COUNT"), devicesim.DefaultCount, fmt.Sprintf("number of devices, 1 to %d", devicesim.MaxCount))
-	f.String(&cfg.Pattern, cli.Setting("pattern", "CAFE_SIM_PATTERN"), devicesim.DefaultPattern, "printf pattern of the device ids, given the device's number")
-	f.Int(&cfg.First, cli.Setting("first", "CAFE_SIM_FIRST"), devicesim.DefaultFirst, "number of the first device")
-	f.Duration(&cfg.Latency, cli.Setting("latency", "CAFE_SIM_LATENCY"), 0, "delay before every reply")
-	f.Duration(&cfg.Jitter, cli.Setting("jitter", "CAFE_SIM_JITTER"), 0, "random extra delay before every reply, up to this")
-	f.Float(&cfg.ErrorRate, cli.Setting("error-rate", "CAFE_SIM_ERROR_RATE"), 0, "fraction (0 to 1) of requests answered with the simulated failure instead of run")
-	f.Int64(&cfg.Seed, cli.Setting("seed", "CAFE_SIM_SEED"), 0, "seed of the random choices, to reproduce a run (0: random; the summary prints it)")
-	f.Int(&cfg.KeyMemory, cli.Setting("key-memory", "CAFE_SIM_KEY_MEMORY"), devicesim.DefaultKeyMemory, "repeat keys remembered by the whole fleet, split evenly over the devices")
-	f.String(&statsFile, cli.Setting("stats-file", "CAFE_SIM_STATS_FILE"), "", "on exit, write the counters as JSON to this file")
-	logging.Register(f)
+	s.Register(cli.On(cmd.Flags()))
 	return cmd
+}
+
+// simSettings are everything devicesim is configured with.
+type simSettings struct {
+	brokers   cli.Brokers
+	cfg       devicesim.Config
+	logging   cli.Log
+	statsFile string
+}
+
+// Register adds devicesim's flags, from package devicesim's settings.
+func (s *simSettings) Register(f cli.Flags) {
+	c := &s.cfg
+	s.brokers.RegisterMQTT(f)
+	f.Int(&c.Count, devicesim.SettingCount, devicesim.DefaultCount, fmt.Sprintf("number of devices, 1 to %d", devicesim.MaxCount))
+	f.String(&c.Pattern, devicesim.SettingPattern, devicesim.DefaultPattern, "printf pattern of the device ids, given the device's number")
+	f.Int(&c.First, devicesim.SettingFirst, devicesim.DefaultFirst, "number of the first device")
+	f.Duration(&c.Latency, devicesim.SettingLatency, 0, "delay before every reply")
+	f.Duration(&c.Jitter, devicesim.SettingJitter, 0, "random extra delay before every reply, up to this")
+	f.Float(&c.ErrorRate, devicesim.SettingErrorRate, 0, "fraction (0 to 1) of requests answered with the simulated failure instead of run")
+	f.Int64(&c.Seed, devicesim.SettingSeed, 0, "seed of the random choices, to reproduce a run (0: random; the summary prints it)")
+	f.Int(&c.KeyMemory, devicesim.SettingKeyMemory, devicesim.DefaultKeyMemory, "repeat keys remembered by the whole fleet, split evenly over the devices")
+	f.String(&s.statsFile, devicesim.SettingStatsFile, "", "on exit, write the counters as JSON to this file")
+	s.logging.Register(f)
+}
+
+// run runs the fleet until SIGINT or SIGTERM, says on stdout once every
+// device is online, and on the way out writes the summary table to stderr
+// and the counters to the stats file.
+func (s *simSettings) run(cmd *cobra.Command) error {
+	log, err := s.logging.Start(cmd.Flags(), cmd.ErrOrStderr())
+	if err != nil {
+		return err
+	}
+	s.cfg.MQTTURL = s.brokers.MQTTURL
+	if err := s.cfg.Validate(); err != nil { // as typed: New would take a zero for a default
+		return err
+	}
+	fleet, err := devicesim.New(s.cfg, log)
+	if err != nil {
+		return err
+	}
+	ctx, stop := cli.SignalContext()
+	defer stop()
+	announced := announceOnline(ctx, fleet, cmd.OutOrStdout())
+	runErr := fleet.Run(ctx)
+	<-announced
+	stats := fleet.Stats()
+	_ = stats.WriteTable(cmd.ErrOrStderr())
+	if s.statsFile != "" {
+		if err := stats.WriteFile(s.statsFile); err != nil {
+			return errors.Join(runErr, err)
+		}
+	}
+	return runErr
+}
+
+// announceOnline prints "N devices online" on w once every device of fleet
+// is; the channel it returns is closed when it has, or ctx ended first.
+func announceOnline(ctx context.Context, fleet *devicesim.Fleet, w io.Writer) <-chan struct{} {
+	announced := make(chan struct{})
+	go func() {
+		defer close(announced)
+		if fleet.WaitOnline(ctx) == nil {
+			fmt.Fprintf(w, "%d devices online\n", len(fleet.IDs()))
+		}
+	}()
+	return announced
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,9 +16,9 @@ import (
 	"go.uber.org/goleak"
 
 	"cafe/cmd/internal/devicesim"
+	"cafe/cmd/internal/devicesim/simtest"
 	"cafe/contracts"
 	"cafe/contracts/brokertest"
-	"cafe/contracts/mqttlink"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -53,8 +52,6 @@ func (o *output) String() string {
 	return o.buf.String()
 }
 
-func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
-
 func TestBinary(t *testing.T) {
 	bin := build(t)
 
@@ -76,40 +73,17 @@ func TestBinary(t *testing.T) {
 				_ = cmd.Process.Kill()
 				<-exited
 			}
-			clearPresence(t, prefix+"-1", prefix+"-2")
+			simtest.ClearPresence(t, prefix+"-1", prefix+"-2")
 		})
 		brokertest.Eventually(t, 10*time.Second, "never printed that the devices are online", func() bool {
 			return strings.Contains(stdout.String(), "2 devices online\n")
 		})
 
-		l, err := mqttlink.New(mqttlink.Config{URL: brokertest.MQTTURL(), ClientID: brokertest.ID(t, "barista"), CleanSession: true}, quiet())
-		if err != nil {
-			t.Fatal(err)
+		b := simtest.NewBarista(t)
+		b.Send(prefix+"-2", "k1", `{"jsonrpc":"2.0","id":"b-1","method":"echo","params":{"n":1}}`)
+		if got := string(b.Replies(prefix+"-2", "k1", 1)[0].Payload); got != `{"jsonrpc":"2.0","id":"b-1","result":{"n":1}}` {
+			t.Fatalf("the binary's device replied %s", got)
 		}
-		var mu sync.Mutex
-		var reply []byte
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		route := brokertest.ID(t, "r")
-		_ = l.Subscribe(ctx, contracts.RepliesFilter(route), 1, func(_ string, p []byte) {
-			mu.Lock()
-			reply = append([]byte(nil), p...)
-			mu.Unlock()
-		})
-		defer l.Background()()
-		if err := l.WaitConnected(ctx); err != nil {
-			t.Fatal(err)
-		}
-		err = l.Publish(ctx, mqttlink.Message{Topic: contracts.CommandTopic(prefix+"-2", route, "k1"), QoS: 1,
-			Payload: []byte(`{"jsonrpc":"2.0","id":"b-1","method":"echo","params":{"n":1}}`)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		brokertest.Eventually(t, 5*time.Second, "no reply from the binary's device", func() bool {
-			mu.Lock()
-			defer mu.Unlock()
-			return string(reply) == `{"jsonrpc":"2.0","id":"b-1","result":{"n":1}}`
-		})
 
 		if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 			t.Fatal(err)
@@ -125,23 +99,22 @@ func TestBinary(t *testing.T) {
 		if !strings.Contains(stderr.String(), "total") || !strings.Contains(stderr.String(), "seed 42") {
 			t.Errorf("no summary table on stderr:\n%s", stderr.String())
 		}
-		offline := retained(t, contracts.PresenceTopic(prefix+"-1"), contracts.PresenceTopic(prefix+"-2"))
-		for topic, p := range offline {
-			if string(p) != `{"online":false,"sim":true}` {
-				t.Errorf("%s after exit: %s, want offline", topic, p)
+		for _, id := range []string{prefix + "-1", prefix + "-2"} {
+			if got := retainedPresence(t, id); got != `{"online":false,"sim":true}` {
+				t.Errorf("%s after exit: %s, want offline", contracts.PresenceTopic(id), got)
 			}
 		}
-		b, err := os.ReadFile(statsFile)
+		stats, err := os.ReadFile(statsFile)
 		if err != nil {
 			t.Fatal(err)
 		}
 		var s devicesim.Stats
-		if err := json.Unmarshal(b, &s); err != nil {
-			t.Fatalf("stats file: %v\n%s", err, b)
+		if err := json.Unmarshal(stats, &s); err != nil {
+			t.Fatalf("stats file: %v\n%s", err, stats)
 		}
 		want := devicesim.Counters{Received: 1, Executed: 1, RepliesSent: 1}
 		if s.Seed != 42 || s.Totals != want || len(s.Devices) != 2 || s.Devices[1].ID != prefix+"-2" || s.Devices[1].Counters != want {
-			t.Fatalf("stats file:\n%s\nwant seed 42, totals and %s-2 %+v", b, prefix, want)
+			t.Fatalf("stats file:\n%s\nwant seed 42, totals and %s-2 %+v", stats, prefix, want)
 		}
 	})
 
@@ -194,48 +167,11 @@ func TestBinary(t *testing.T) {
 	})
 }
 
-// retained returns the retained message of each topic.
-func retained(t *testing.T, topics ...string) map[string][]byte {
+// retainedPresence returns the presence the broker keeps for device id:
+// the first message a new subscriber gets.
+func retainedPresence(t *testing.T, id string) string {
 	t.Helper()
-	var mu sync.Mutex
-	got := map[string][]byte{}
-	l, err := mqttlink.New(mqttlink.Config{URL: brokertest.MQTTURL(), ClientID: brokertest.ID(t, "watch"), CleanSession: true}, quiet())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	for _, topic := range topics {
-		_ = l.Subscribe(ctx, topic, 1, func(topic string, p []byte) {
-			mu.Lock()
-			defer mu.Unlock()
-			got[topic] = append([]byte(nil), p...)
-		})
-	}
-	defer l.Background()()
-	brokertest.Eventually(t, 5*time.Second, "retained messages missing", func() bool {
-		mu.Lock()
-		defer mu.Unlock()
-		return len(got) == len(topics)
-	})
-	mu.Lock()
-	defer mu.Unlock()
-	return got
-}
-
-// clearPresence deletes the retained presence the binary's devices left.
-func clearPresence(t *testing.T, ids ...string) {
-	t.Helper()
-	l, err := mqttlink.New(mqttlink.Config{URL: brokertest.MQTTURL(), ClientID: brokertest.ID(t, "janitor"), CleanSession: true}, quiet())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Background()()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	for _, id := range ids {
-		if err := l.Publish(ctx, mqttlink.Message{Topic: contracts.PresenceTopic(id), QoS: 1, Retained: true}); err != nil {
-			t.Error(err)
-		}
-	}
+	w, topic := simtest.WatchPresence(t, brokertest.MQTTURL(), id), contracts.PresenceTopic(id)
+	brokertest.Eventually(t, simtest.Wait, "no retained presence on "+topic, func() bool { return len(w.On(topic)) > 0 })
+	return string(w.On(topic)[0].Payload)
 }

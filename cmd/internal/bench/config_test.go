@@ -32,39 +32,42 @@ func TestValidateAcceptsTheDefaults(t *testing.T) {
 	}
 }
 
-func TestValidateExplainsBadFlags(t *testing.T) {
+func TestValidateNamesTheSettingToFix(t *testing.T) {
 	tests := []struct {
-		name   string
-		mutate func(*Config)
-		want   string
+		name    string
+		mutate  func(*Config)
+		setting contracts.Setting // the setting the error must name
+		want    string            // and its text
 	}{
-		{"zero rate", func(c *Config) { c.Rate = 0 }, "--rate 0: want more than 0"},
-		{"negative rate", func(c *Config) { c.Rate = -5 }, "--rate -5"},
-		{"NaN rate", func(c *Config) { c.Rate = math.NaN() }, "--rate NaN"},
-		{"huge rate", func(c *Config) { c.Rate = 2e6 }, "at most 1000000"},
-		{"rate and concurrency", func(c *Config) { c.Concurrency = 8 }, "give one"},
-		{"negative concurrency", func(c *Config) { c.Rate, c.Concurrency = 0, -1 }, "--concurrency -1"},
-		{"zero duration", func(c *Config) { c.Duration = 0 }, "--duration 0s: want more than 0"},
-		{"negative duration", func(c *Config) { c.Duration = -time.Second }, "--duration -1s"},
-		{"negative count", func(c *Config) { c.Count = -3 }, "--count -3"},
-		{"warmup as long as the run", func(c *Config) { c.Warmup = c.Duration }, "--warmup 10s"},
-		{"no devices", func(c *Config) { c.Devices = 0 }, "--devices 0"},
-		{"negative device latency", func(c *Config) { c.DeviceLatency = -time.Millisecond }, "--device-latency -1ms"},
-		{"payload too small", func(c *Config) { c.PayloadBytes = 10 }, "--payload-bytes 10: want at least"},
-		{"payload too large for a body", func(c *Config) { c.PayloadBytes, c.Batch = 20_000, 100 }, "exceed the cashier's"},
-		{"batch zero", func(c *Config) { c.Batch = 0 }, "--batch 0"},
-		{"batch over the cashier's limit", func(c *Config) { c.Batch = 101 }, "--batch 101"},
-		{"no http workers", func(c *Config) { c.HTTPWorkers = 0 }, "--http-workers 0"},
-		{"reserved method", func(c *Config) { c.Method = "rpc.x" }, "--method"},
-		{"no timeout", func(c *Config) { c.Timeout = 0 }, "--timeout 0s"},
-		{"bad url", func(c *Config) { c.URL = "127.0.0.1:8080" }, "--url"},
-		{"no token", func(c *Config) { c.Token = "" }, "no token"},
-		{"bad client", func(c *Config) { c.ClientID = "a/b" }, "--client"},
-		{"knee in closed loop", func(c *Config) { c.Knee, c.Rate, c.Concurrency = true, 0, 4 }, "--knee steps the open-loop rate"},
-		{"knee factor 1", func(c *Config) { c.Knee, c.KneeFactor = true, 1 }, "--knee-factor 1"},
-		{"bad scrape", func(c *Config) { c.Scrape = []string{"cafe=localhost:8080/metrics"} }, "--scrape"},
-		{"bad amqp url with floor", func(c *Config) { c.Floor, c.AMQPURL = true, "http://x" }, "--amqp-url"},
-		{"no out", func(c *Config) { c.Out = "" }, "--out"},
+		{"zero rate", func(c *Config) { c.Rate = 0 }, SettingRate, "--rate 0: want more than 0"},
+		{"negative rate", func(c *Config) { c.Rate = -5 }, SettingRate, "--rate -5"},
+		{"NaN rate", func(c *Config) { c.Rate = math.NaN() }, SettingRate, "--rate NaN"},
+		{"huge rate", func(c *Config) { c.Rate = 2e6 }, SettingRate, "at most 1000000"},
+		{"rate and concurrency", func(c *Config) { c.Concurrency = 8 }, SettingRate, "--rate 100 and --concurrency 8: give one"},
+		{"negative concurrency", func(c *Config) { c.Rate, c.Concurrency = 0, -1 }, SettingConcurrency, "--concurrency -1"},
+		{"zero duration", func(c *Config) { c.Duration = 0 }, SettingDuration, "--duration 0s: want more than 0"},
+		{"negative duration", func(c *Config) { c.Duration = -time.Second }, SettingDuration, "--duration -1s"},
+		{"negative count", func(c *Config) { c.Count = -3 }, SettingCount, "--count -3: want 0 (use --duration) or more"},
+		{"warmup as long as the run", func(c *Config) { c.Warmup = c.Duration }, SettingWarmup, "--warmup 10s"},
+		{"no devices", func(c *Config) { c.Devices = 0 }, SettingDevices, "--devices 0"},
+		{"negative device latency", func(c *Config) { c.DeviceLatency = -time.Millisecond }, SettingDeviceLatency, "--device-latency -1ms"},
+		{"payload too small", func(c *Config) { c.PayloadBytes = 10 }, SettingPayloadBytes, "--payload-bytes 10: want at least"},
+		{"payload too large for a body", func(c *Config) { c.PayloadBytes, c.Batch = 20_000, 100 }, SettingPayloadBytes, "--payload-bytes 20000 × --batch 100: the body would exceed the cashier's"},
+		{"batch zero", func(c *Config) { c.Batch = 0 }, SettingBatch, "--batch 0"},
+		{"batch over the cashier's limit", func(c *Config) { c.Batch = 101 }, SettingBatch, "--batch 101"},
+		{"no http workers", func(c *Config) { c.HTTPWorkers = 0 }, SettingHTTPWorkers, "--http-workers 0"},
+		{"reserved method", func(c *Config) { c.Method = "rpc.x" }, SettingMethod, "--method"},
+		{"no timeout", func(c *Config) { c.Timeout = 0 }, SettingTimeout, "--timeout 0s"},
+		{"bad url", func(c *Config) { c.URL = "127.0.0.1:8080" }, SettingURL, `--url (CAFE_URL) "127.0.0.1:8080"`},
+		{"no token", func(c *Config) { c.Token = "" }, SettingToken, "--token (CAFE_TOKEN) not given"},
+		{"bad client", func(c *Config) { c.ClientID = "a/b" }, SettingClientID, `--client (CAFE_CLIENT_ID) "a/b"`},
+		{"knee in closed loop", func(c *Config) { c.Knee, c.Rate, c.Concurrency = true, 0, 4 }, SettingKnee, "--knee steps the open-loop rate up: give --rate"},
+		{"knee factor 1", func(c *Config) { c.Knee, c.KneeFactor = true, 1 }, SettingKneeFactor, "--knee-factor 1"},
+		{"floor without lone commands", func(c *Config) { c.Floor, c.LoneCount = true, 0 }, SettingFloorDuration, "--floor-duration 3s and --lone-count 0"},
+		{"bad scrape", func(c *Config) { c.Scrape = []string{"cafe=localhost:8080/metrics"} }, SettingScrape, "--scrape"},
+		{"bad amqp url with floor", func(c *Config) { c.Floor, c.AMQPURL = true, "http://x" }, SettingAMQPURL, `--amqp-url (CAFE_AMQP_URL) "http://x"`},
+		{"bad mqtt url", func(c *Config) { c.MQTTURL = "1883" }, SettingMQTTURL, `--mqtt-url (CAFE_MQTT_URL) "1883"`},
+		{"no out", func(c *Config) { c.Out = "" }, SettingOut, "--out"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -72,7 +75,10 @@ func TestValidateExplainsBadFlags(t *testing.T) {
 			tt.mutate(&c)
 			err := c.Validate()
 			if err == nil {
-				t.Fatalf("no error, want one containing %q", tt.want)
+				t.Fatalf("no error, want one naming %v", tt.setting)
+			}
+			if got := contracts.InvalidSettings(err); !slices.Equal(got, []contracts.Setting{tt.setting}) {
+				t.Errorf("error %q names %v, want %v alone", err, got, tt.setting)
 			}
 			if !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("error %q, want it to contain %q", err, tt.want)
@@ -84,32 +90,8 @@ func TestValidateExplainsBadFlags(t *testing.T) {
 func TestValidateReportsEveryProblem(t *testing.T) {
 	c := validConfig()
 	c.Rate, c.Batch, c.Devices = -1, 0, 0
-	err := c.Validate()
-	for _, want := range []string{"--rate", "--batch", "--devices"} {
-		if err == nil || !strings.Contains(err.Error(), want) {
-			t.Errorf("error %v, want it to name %s", err, want)
-		}
-	}
-}
-
-func TestTopologyNamesListEveryQueue(t *testing.T) {
-	top := contracts.DefaultTopology()
-	top.Prefix = "bench-floor-x"
-	queues, exchanges := topologyNames(top)
-	has := func(list []string, name string) bool { return slices.Contains(list, name) }
-	for _, q := range []string{top.CommandsQueue(), top.ResultsQueue(), top.DeadQueue(), top.DeadNotifyQueue()} {
-		if !has(queues, q) {
-			t.Errorf("queues %v lack %s", queues, q)
-		}
-	}
-	for _, e := range []string{top.CommandsExchange(), top.ResultsExchange(), top.DeadExchange()} {
-		if !has(exchanges, e) {
-			t.Errorf("exchanges %v lack %s", exchanges, e)
-		}
-	}
-	for _, n := range append(queues, exchanges...) {
-		if !strings.HasPrefix(n, top.Prefix+".") {
-			t.Errorf("%s is not the floor's own", n)
-		}
+	want := []contracts.Setting{SettingRate, SettingDevices, SettingBatch}
+	if got := contracts.InvalidSettings(c.Validate()); !slices.Equal(got, want) {
+		t.Errorf("Validate names %v, want %v", got, want)
 	}
 }

@@ -14,10 +14,13 @@ import (
 	"testing"
 	"time"
 
+	amqp "github.com/rabbitmq/amqp091-go"
+
 	"cafe/cashier"
 	"cafe/cmd/internal/bench"
 	"cafe/cmd/internal/cli"
 	"cafe/cmd/internal/run"
+	"cafe/contracts"
 	"cafe/contracts/brokertest"
 )
 
@@ -106,17 +109,31 @@ func TestBenchAgainstAPipeline(t *testing.T) {
 	if !strings.Contains(stdout.String(), "targets") {
 		t.Errorf("the table has no targets:\n%s", stdout.String())
 	}
+	// Every queue and exchange of the floor's topology is gone (AMQP cannot
+	// list by prefix: the topology's own list names them).
+	top := contracts.DefaultTopology()
+	top.Prefix = "bench-floor-" + r.Settings.RunID
 	conn := brokertest.Dial(t)
 	defer conn.Close()
-	for _, q := range []string{"commands", "results", "dead", "dead.notify"} {
+	gone := func(kind, name string, declare func(ch *amqp.Channel) error) {
 		ch, err := conn.Channel()
 		if err != nil {
 			t.Fatal(err)
 		}
-		name := "bench-floor-" + r.Settings.RunID + "." + q
-		if _, err := ch.QueueDeclarePassive(name, true, false, false, false, nil); err == nil {
-			t.Errorf("the floor's queue %s is still there", name)
+		if err := declare(ch); err == nil {
+			t.Errorf("the floor's %s %s is still there", kind, name)
 			_ = ch.Close()
 		}
+	}
+	for _, q := range top.Queues() {
+		gone("queue", q.Name, func(ch *amqp.Channel) error {
+			_, err := ch.QueueDeclarePassive(q.Name, true, false, false, false, nil)
+			return err
+		})
+	}
+	for _, e := range top.Exchanges() {
+		gone("exchange", e.Name, func(ch *amqp.Channel) error {
+			return ch.ExchangeDeclarePassive(e.Name, e.Kind, true, false, false, false, nil)
+		})
 	}
 }

@@ -23,12 +23,10 @@ func runKnee(ctx context.Context, s *session, cfg Config, note func(string)) *Kn
 		if retried {
 			name += "b"
 		}
-		p := s.newPhase(phaseSpec{
+		r := s.measure(ctx, phaseSpec{
 			Name: name, Rate: rate, Batch: cfg.Batch, Duration: cfg.KneeStep, Warmup: cfg.Warmup,
 			CashierOnly: cfg.CashierOnly, Drain: cfg.Drain,
 		})
-		p.run(ctx)
-		r := p.report()
 		k.Steps = append(k.Steps, r)
 		ok, why := kneeOK(r, cfg)
 		verdict := "ok"

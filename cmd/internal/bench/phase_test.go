@@ -11,22 +11,10 @@ func TestPercentiles(t *testing.T) {
 	for i := 1; i <= 1000; i++ {
 		record(h, time.Duration(i)*time.Millisecond)
 	}
-	p := percentiles(h)
-	near := func(name string, got, want float64) {
-		t.Helper()
-		if math.Abs(got-want) > want*0.002 {
-			t.Errorf("%s = %v ms, want %v ms (±0.2%%)", name, got, want)
-		}
+	want := Percentiles{Count: 1000, P50: 500, P90: 900, P99: 990, P999: 999, Max: 1000, Mean: 500.5}
+	if got := percentiles(h); !near(got, want) {
+		t.Errorf("percentiles %+v, want %+v (±0.2%%)", got, want)
 	}
-	if p.Count != 1000 {
-		t.Errorf("count %d, want 1000", p.Count)
-	}
-	near("p50", p.P50, 500)
-	near("p90", p.P90, 900)
-	near("p99", p.P99, 990)
-	near("p99.9", p.P999, 999)
-	near("max", p.Max, 1000)
-	near("mean", p.Mean, 500.5)
 	if got := percentiles(newHist()); got != (Percentiles{}) {
 		t.Errorf("empty histogram: %+v, want zeros", got)
 	}
@@ -35,6 +23,19 @@ func TestPercentiles(t *testing.T) {
 	if h.TotalCount() != 1002 {
 		t.Errorf("out-of-range values were dropped")
 	}
+}
+
+// near reports whether got has want's count and every figure within 0.2%
+// of want's.
+func near(got, want Percentiles) bool {
+	g := []float64{got.P50, got.P90, got.P99, got.P999, got.Max, got.Mean}
+	w := []float64{want.P50, want.P90, want.P99, want.P999, want.Max, want.Mean}
+	for i := range g {
+		if math.Abs(g[i]-w[i]) > w[i]*0.002 {
+			return false
+		}
+	}
+	return got.Count == want.Count
 }
 
 func TestReservoirKeepsABoundedUniformSample(t *testing.T) {
@@ -96,24 +97,18 @@ func TestPhaseAccounting(t *testing.T) {
 	p.onResult(99, at(1012*time.Millisecond), 0)
 
 	r := p.report()
-	check := func(name string, got, want int) {
-		t.Helper()
-		if got != want {
-			t.Errorf("%s = %d, want %d", name, got, want)
-		}
+	// What each of the six commands above adds up to.
+	type tally struct {
+		Commands, Warmup, Sent, Accepted, Refused, Results, Missing, Duplicates int
+		HTTP503, DeviceTimeout, Awaiting, ForeignSeq                            int
 	}
-	check("commands", r.Commands, 6)
-	check("warmup", r.Warmup, 1)
-	check("sent", r.Sent, 5)
-	check("accepted", r.Accepted, 4)
-	check("refused", r.Refused, 1)
-	check("results", r.Results, 3)
-	check("missing", r.Missing, 1)
-	check("duplicates", r.Duplicates, 1)
-	check("http 503", r.Errors["http 503"], 1)
-	check("-32001", r.Errors["-32001 device timeout"], 1)
-	check("awaiting", p.awaiting, 1)
-	check("foreign seq", p.foreignSeq, 1)
+	got := tally{r.Commands, r.Warmup, r.Sent, r.Accepted, r.Refused, r.Results, r.Missing, r.Duplicates,
+		r.Errors["http 503"], r.Errors["-32001 device timeout"], p.awaiting, p.foreignSeq}
+	want := tally{Commands: 6, Warmup: 1, Sent: 5, Accepted: 4, Refused: 1, Results: 3, Missing: 1, Duplicates: 1,
+		HTTP503: 1, DeviceTimeout: 1, Awaiting: 1, ForeignSeq: 1}
+	if got != want {
+		t.Errorf("counted %+v\nwant    %+v", got, want)
+	}
 	if r.Latency.Count != 3 {
 		t.Fatalf("latency count %d, want 3 (the warmup command left out)", r.Latency.Count)
 	}

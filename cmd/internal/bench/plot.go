@@ -156,11 +156,7 @@ func latencyOverTime(title string, r *PhaseReport) (*plot.Plot, error) {
 		p.Add(sc)
 		p.Legend.Add(fmt.Sprintf("one command (%d shown of %d)", len(r.samples), r.Latency.Count), sc)
 	}
-	for _, s := range []struct {
-		name string
-		c    color.Color
-		v    func(Second) float64
-	}{
+	for _, s := range []series[Second]{
 		{"max per second", colMax, func(s Second) float64 { return s.Max }},
 		{"p99 per second", colP99, func(s Second) float64 { return s.P99 }},
 		{"p50 per second", colP50, func(s Second) float64 { return s.P50 }},
@@ -168,19 +164,15 @@ func latencyOverTime(title string, r *PhaseReport) (*plot.Plot, error) {
 		var pts plotter.XYs
 		for _, sec := range r.Timeline {
 			if sec.Count > 0 {
-				pts = append(pts, plotter.XY{X: float64(sec.T) + 0.5, Y: clampMS(s.v(sec))})
+				pts = append(pts, plotter.XY{X: float64(sec.T) + 0.5, Y: clampMS(s.y(sec))})
 			}
 		}
 		if len(pts) == 0 {
 			continue
 		}
-		l, err := plotter.NewLine(pts)
-		if err != nil {
+		if _, err := addLine(p, s.name, s.c, vg.Points(1.8), pts); err != nil {
 			return nil, err
 		}
-		l.Color, l.Width = s.c, vg.Points(1.8)
-		p.Add(l)
-		p.Legend.Add(s.name, l)
 	}
 	p.Y.Max = clampMS(r.Latency.Max) * 4 // room for the legend above the data
 	return p, nil
@@ -188,39 +180,28 @@ func latencyOverTime(title string, r *PhaseReport) (*plot.Plot, error) {
 
 func throughputOverTime(title string, r *PhaseReport) (*plot.Plot, error) {
 	p := newPlot(title, "seconds since the start", "commands per second")
-	series := []struct {
-		name string
-		c    color.Color
-		v    func(Second) int
-	}{
-		{"sent", colSent, func(s Second) int { return s.Sent }},
-		{"accepted (202)", colAccept, func(s Second) int { return s.Accepted }},
+	lines := []series[Second]{
+		{"sent", colSent, func(s Second) float64 { return float64(s.Sent) }},
+		{"accepted (202)", colAccept, func(s Second) float64 { return float64(s.Accepted) }},
 	}
 	if !r.CashierOnly {
-		series = append(series, struct {
-			name string
-			c    color.Color
-			v    func(Second) int
-		}{"results", colP50, func(s Second) int { return s.Results }})
+		lines = append(lines, series[Second]{"results", colP50, func(s Second) float64 { return float64(s.Results) }})
 	}
 	top := 1.0
-	for i, s := range series {
+	for i, s := range lines {
 		pts := make(plotter.XYs, len(r.Timeline))
 		for j, sec := range r.Timeline {
-			pts[j] = plotter.XY{X: float64(sec.T) + 0.5, Y: float64(s.v(sec))}
+			pts[j] = plotter.XY{X: float64(sec.T) + 0.5, Y: s.y(sec)}
 			top = math.Max(top, pts[j].Y)
 		}
 		if len(pts) == 0 {
 			continue
 		}
-		l, err := plotter.NewLine(pts)
+		l, err := addLine(p, s.name, s.c, vg.Points(1.8), pts)
 		if err != nil {
 			return nil, err
 		}
-		l.Color, l.Width = s.c, vg.Points(1.8)
 		l.Dashes = [][]vg.Length{nil, {vg.Points(6), vg.Points(3)}, {vg.Points(2), vg.Points(2)}}[i%3]
-		p.Add(l)
-		p.Legend.Add(s.name, l)
 	}
 	p.Y.Min = 0
 	p.Y.Max = top * 1.3 // room for the legend
@@ -254,14 +235,11 @@ func latencyHistogram(title string, r *PhaseReport) (*plot.Plot, error) {
 		{fmt.Sprintf("p99 %s", fmtMS(r.Latency.P99)), r.Latency.P99, colP99},
 		{fmt.Sprintf("max %s", fmtMS(r.Latency.Max)), r.Latency.Max, colMax},
 	} {
-		l, err := plotter.NewLine(plotter.XYs{{X: clampMS(m.v), Y: 0}, {X: clampMS(m.v), Y: top * 1.05}})
+		l, err := addLine(p, m.name, m.c, vg.Points(1.5), plotter.XYs{{X: clampMS(m.v), Y: 0}, {X: clampMS(m.v), Y: top * 1.05}})
 		if err != nil {
 			return nil, err
 		}
-		l.Color, l.Width = m.c, vg.Points(1.5)
 		l.Dashes = []vg.Length{vg.Points(5), vg.Points(3)}
-		p.Add(l)
-		p.Legend.Add(m.name, l)
 	}
 	p.Legend.Left = false
 	p.Y.Min = 0
@@ -297,22 +275,48 @@ func logBins(h *hdrhistogram.Histogram) []plotter.HistogramBin {
 	return bins
 }
 
+// kneePlot draws p50 and p99 of each knee step against its offered rate,
+// with the p99 limit and the knee marked.
 func kneePlot(title string, k *KneeReport) (*plot.Plot, error) {
 	p := newPlot(title+"\nknee: latency against the offered rate (each step "+strconv.FormatFloat(k.StepS, 'g', -1, 64)+" s)",
 		"offered rate (commands per second)", "latency (ms, log scale)")
 	logMS(&p.Y)
-	for _, s := range []struct {
-		name string
-		c    color.Color
-		v    func(*PhaseReport) float64
-	}{
+	if err := kneeSteps(p, k); err != nil {
+		return nil, err
+	}
+	bottom := kneeBottom(k)
+	p.Y.Min = bottom
+	first, last := k.Steps[0].OfferedRate, k.Steps[len(k.Steps)-1].OfferedRate
+	limit, err := addLine(p, fmt.Sprintf("p99 limit %s", fmtMS(k.P99LimitMS)), colMax, plotter.DefaultLineStyle.Width,
+		plotter.XYs{{X: first, Y: k.P99LimitMS}, {X: last, Y: k.P99LimitMS}})
+	if err != nil {
+		return nil, err
+	}
+	limit.Dashes = []vg.Length{vg.Points(5), vg.Points(3)}
+	if ks := k.KneeStep(); ks != nil {
+		top := k.P99LimitMS * 4
+		for _, r := range k.Steps {
+			top = math.Max(top, clampMS(r.Latency.P99)*1.5)
+		}
+		if _, err := addLine(p, fmt.Sprintf("knee %.0f/s", ks.OfferedRate), colAccept, vg.Points(1.5),
+			plotter.XYs{{X: ks.OfferedRate, Y: bottom}, {X: ks.OfferedRate, Y: top}}); err != nil {
+			return nil, err
+		}
+	}
+	return p, nil
+}
+
+// kneeSteps draws p99 and p50 of the steps that completed anything, as
+// lines with a point per step.
+func kneeSteps(p *plot.Plot, k *KneeReport) error {
+	for _, s := range []series[*PhaseReport]{
 		{"p99", colP99, func(r *PhaseReport) float64 { return r.Latency.P99 }},
 		{"p50", colP50, func(r *PhaseReport) float64 { return r.Latency.P50 }},
 	} {
 		var pts plotter.XYs
 		for _, r := range k.Steps {
 			if r.Latency.Count > 0 {
-				pts = append(pts, plotter.XY{X: r.OfferedRate, Y: clampMS(s.v(r))})
+				pts = append(pts, plotter.XY{X: r.OfferedRate, Y: clampMS(s.y(r))})
 			}
 		}
 		if len(pts) == 0 {
@@ -320,13 +324,18 @@ func kneePlot(title string, k *KneeReport) (*plot.Plot, error) {
 		}
 		l, sc, err := plotter.NewLinePoints(pts)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		l.Color, l.Width = s.c, vg.Points(1.8)
 		sc.GlyphStyle = draw.GlyphStyle{Color: s.c, Radius: vg.Points(2.5), Shape: draw.CircleGlyph{}}
 		p.Add(l, sc)
 		p.Legend.Add(s.name, l, sc)
 	}
+	return nil
+}
+
+// kneeBottom is the foot of the knee's latency axis: half the lowest p50.
+func kneeBottom(k *KneeReport) float64 {
 	bottom := math.Inf(1)
 	for _, r := range k.Steps {
 		if r.Latency.Count > 0 {
@@ -334,30 +343,28 @@ func kneePlot(title string, k *KneeReport) (*plot.Plot, error) {
 		}
 	}
 	if math.IsInf(bottom, 1) {
-		bottom = latencyMin
+		return latencyMin
 	}
-	p.Y.Min = bottom
-	first, last := k.Steps[0].OfferedRate, k.Steps[len(k.Steps)-1].OfferedRate
-	limit, err := plotter.NewLine(plotter.XYs{{X: first, Y: k.P99LimitMS}, {X: last, Y: k.P99LimitMS}})
+	return bottom
+}
+
+// series is one line of a picture: its name in the legend, its colour, and
+// its value at each T (a second of a phase, a knee step).
+type series[T any] struct {
+	name string
+	c    color.Color
+	y    func(T) float64
+}
+
+// addLine draws a line through pts on p, names it in the legend, and
+// returns it for further styling.
+func addLine(p *plot.Plot, name string, c color.Color, width vg.Length, pts plotter.XYs) (*plotter.Line, error) {
+	l, err := plotter.NewLine(pts)
 	if err != nil {
 		return nil, err
 	}
-	limit.Color = colMax
-	limit.Dashes = []vg.Length{vg.Points(5), vg.Points(3)}
-	p.Add(limit)
-	p.Legend.Add(fmt.Sprintf("p99 limit %s", fmtMS(k.P99LimitMS)), limit)
-	if ks := k.KneeStep(); ks != nil {
-		top := k.P99LimitMS * 4
-		for _, r := range k.Steps {
-			top = math.Max(top, clampMS(r.Latency.P99)*1.5)
-		}
-		v, err := plotter.NewLine(plotter.XYs{{X: ks.OfferedRate, Y: bottom}, {X: ks.OfferedRate, Y: top}})
-		if err != nil {
-			return nil, err
-		}
-		v.Color, v.Width = colAccept, vg.Points(1.5)
-		p.Add(v)
-		p.Legend.Add(fmt.Sprintf("knee %.0f/s", ks.OfferedRate), v)
-	}
-	return p, nil
+	l.Color, l.Width = c, width
+	p.Add(l)
+	p.Legend.Add(name, l)
+	return l, nil
 }

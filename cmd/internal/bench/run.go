@@ -26,69 +26,70 @@ const loneWarmup = 10
 // cfg.Out, prints the table on cfg.Stdout, and returns the report. An
 // interrupted run (ctx done) still reports what it measured.
 func Run(ctx context.Context, cfg Config) (*Report, error) {
+	s, err := prepare(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	r := &Report{Version: ReportVersion, Started: time.Now(), Settings: settings(cfg, s)}
+	if err := r.measure(ctx, cfg, s, progressNote(cfg.Progress)); err != nil {
+		return nil, err
+	}
+	return r, r.write(cfg)
+}
+
+// prepare checks cfg, makes the output directory and the session, and
+// checks that the cashier is ready: a bench that cannot run fails before
+// it measures anything.
+func prepare(ctx context.Context, cfg Config) (*session, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	if err := os.MkdirAll(cfg.Out, 0o755); err != nil {
-		return nil, fmt.Errorf("--out: %w", err)
+		return nil, fmt.Errorf("%s: %w", SettingOut, err)
 	}
 	s, err := newSession(cfg)
 	if err != nil {
 		return nil, err
 	}
-	note := func(msg string) {
-		if cfg.Progress != nil {
-			fmt.Fprintln(cfg.Progress, msg)
-		}
-	}
 	if err := preflight(ctx, cfg.URL); err != nil {
 		return nil, err
 	}
-	r := &Report{Version: ReportVersion, Started: time.Now(), Settings: settings(cfg, s)}
+	return s, nil
+}
 
-	if cfg.Floor {
-		if r.Floor, err = measureFloor(ctx, cfg, s.run, note); err != nil {
-			if ctx.Err() != nil {
-				return nil, ErrInterrupted
-			}
-			return nil, err
+// progressNote prints a line on w, if there is one.
+func progressNote(w io.Writer) func(string) {
+	return func(msg string) {
+		if w != nil {
+			fmt.Fprintln(w, msg)
 		}
 	}
-	r.Hops = hops(r.Floor)
+}
 
+// measure runs the floor, brings the session up, runs the phases, and
+// fills r with what they measured. Its error is one that left nothing to
+// report.
+func (r *Report) measure(ctx context.Context, cfg Config, s *session, note func(string)) error {
+	if cfg.Floor {
+		f, err := measureFloor(ctx, cfg, s.run, note)
+		if err != nil {
+			return orInterrupted(ctx, err)
+		}
+		r.Floor = f
+	}
+	r.Hops = hops(r.Floor)
 	if !cfg.CashierOnly {
 		note(fmt.Sprintf("starting %d simulated devices (%s) and subscribing to clients/%s/results", cfg.Devices, r.Settings.DevicePattern, cfg.ClientID))
 	}
 	if err := s.start(ctx); err != nil {
 		s.close()
-		if ctx.Err() != nil {
-			return nil, ErrInterrupted
-		}
-		return nil, err
+		return orInterrupted(ctx, err)
 	}
 	var sc *scraper
 	if len(cfg.Scrape) > 0 {
 		sc = startScraper(cfg.Scrape)
 	}
-	if cfg.Floor && !cfg.CashierOnly {
-		note(fmt.Sprintf("pipeline: %d commands one at a time (after %d not measured)", cfg.LoneCount, loneWarmup))
-		lone := s.newPhase(phaseSpec{Name: "lone", Concurrency: 1, Batch: 1, Commands: cfg.LoneCount + loneWarmup, WarmupCount: loneWarmup, Drain: cfg.Drain})
-		lone.run(ctx)
-		r.Lone = lone.report()
-	}
-	if cfg.Knee {
-		r.Knee = runKnee(ctx, s, cfg, note)
-	} else if ctx.Err() == nil {
-		note("pipeline: " + cfg.describe())
-		spec := phaseSpec{Name: "run", Concurrency: cfg.Concurrency, Batch: cfg.Batch, Commands: cfg.Count, Duration: cfg.Duration,
-			Warmup: cfg.Warmup, CashierOnly: cfg.CashierOnly, Drain: cfg.Drain}
-		if cfg.OpenLoop() {
-			spec.Rate = cfg.Rate
-		}
-		p := s.newPhase(spec)
-		p.run(ctx)
-		r.Run = p.report()
-	}
+	r.runPhases(ctx, cfg, s, note)
 	if sc != nil {
 		r.Services = sc.finish()
 	}
@@ -97,25 +98,69 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	r.Interrupted = ctx.Err() != nil
 	r.Targets = targets(r.Floor, r.Lone, r.Run, r.Knee, cfg.CashierOnly)
 	r.Finished = time.Now()
+	return nil
+}
 
-	pictured := r.Run
-	if r.Knee != nil && len(r.Knee.Steps) > 0 {
-		// The knee's own step, or the step that stopped the search when
-		// none met the criteria.
-		if pictured = r.Knee.KneeStep(); pictured == nil {
-			pictured = r.Knee.Steps[len(r.Knee.Steps)-1]
-		}
+// orInterrupted is err, or ErrInterrupted when ctx has ended: a failure
+// that the interruption caused says nothing about the pipeline.
+func orInterrupted(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return ErrInterrupted
 	}
+	return err
+}
+
+// runPhases runs the lone phase (with the floor), then the knee or the
+// main run.
+func (r *Report) runPhases(ctx context.Context, cfg Config, s *session, note func(string)) {
+	if cfg.Floor && !cfg.CashierOnly {
+		note(fmt.Sprintf("pipeline: %d commands one at a time (after %d not measured)", cfg.LoneCount, loneWarmup))
+		r.Lone = s.measure(ctx, phaseSpec{Name: "lone", Concurrency: 1, Batch: 1, Commands: cfg.LoneCount + loneWarmup, WarmupCount: loneWarmup, Drain: cfg.Drain})
+	}
+	if cfg.Knee {
+		r.Knee = runKnee(ctx, s, cfg, note)
+		return
+	}
+	if ctx.Err() != nil {
+		return
+	}
+	note("pipeline: " + cfg.describe())
+	spec := phaseSpec{Name: "run", Concurrency: cfg.Concurrency, Batch: cfg.Batch, Commands: cfg.Count, Duration: cfg.Duration,
+		Warmup: cfg.Warmup, CashierOnly: cfg.CashierOnly, Drain: cfg.Drain}
+	if cfg.OpenLoop() {
+		spec.Rate = cfg.Rate
+	}
+	r.Run = s.measure(ctx, spec)
+}
+
+// write draws the pictures, writes report.json and prints the table. A
+// picture that cannot be drawn does not keep the report from being
+// written: its error comes last.
+func (r *Report) write(cfg Config) error {
+	pictured := r.pictured()
 	title := "cafe bench " + r.Started.Format("2006-01-02 15:04:05") + ": " + shortDescribe(cfg, pictured)
 	files, perr := writePictures(cfg.Out, title, pictured, r.Knee)
 	r.Files = append(files, filepath.Join(cfg.Out, "report.json"))
 	if _, err := r.writeJSON(cfg.Out); err != nil {
-		return r, err
+		return err
 	}
 	if err := r.WriteTable(cfg.Stdout, cfg); err != nil {
-		return r, err
+		return err
 	}
-	return r, perr
+	return perr
+}
+
+// pictured is the phase the pictures show: the main run, or with --knee
+// the knee's own step, or the step that stopped the search when none met
+// the criteria.
+func (r *Report) pictured() *PhaseReport {
+	if r.Knee == nil || len(r.Knee.Steps) == 0 {
+		return r.Run
+	}
+	if ks := r.Knee.KneeStep(); ks != nil {
+		return ks
+	}
+	return r.Knee.Steps[len(r.Knee.Steps)-1]
 }
 
 // shortDescribe titles the pictures.

@@ -22,7 +22,7 @@ func parseScrape(s string) (name, target string, err error) {
 	}
 	u, perr := url.Parse(target)
 	if perr != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return "", "", fmt.Errorf("--scrape %q: want [name=]http://host:port/metrics", s)
+		return "", "", SettingScrape.Errorf("%q: want [name=]http://host:port/metrics", s)
 	}
 	if name == "" {
 		name = u.Host

@@ -168,6 +168,13 @@ func (s *session) newPhase(spec phaseSpec) *phase {
 	return p
 }
 
+// measure runs one phase and reports it.
+func (s *session) measure(ctx context.Context, spec phaseSpec) *PhaseReport {
+	p := s.newPhase(spec)
+	p.run(ctx)
+	return p.report()
+}
+
 // onResult is the MQTT handler of the results topic. It never blocks.
 func (s *session) onResult(_ string, payload []byte) {
 	at := s.clock.Now()

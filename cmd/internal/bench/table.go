@@ -54,29 +54,53 @@ func (c Config) describe() string {
 	return b.String()
 }
 
-// WriteTable writes the readable report.
+// WriteTable writes the readable report: what ran, the floor, each
+// phase's figures and what went wrong in it, the knee, the services, the
+// targets and the files written.
 func (r *Report) WriteTable(w io.Writer, cfg Config) error {
 	ew := &errWriter{w: w}
-	fmt.Fprintf(ew, "cafe bench (run %s, %s)\n", r.Settings.RunID, r.Started.Format(time.RFC3339))
-	fmt.Fprintf(ew, "pipeline: %s, client %s", r.Settings.URL, r.Settings.ClientID)
-	if !cfg.CashierOnly {
-		fmt.Fprintf(ew, ", results on clients/%s/results", r.Settings.ClientID)
-	}
-	fmt.Fprintf(ew, "\nload:     %s\n", cfg.describe())
-	if r.Interrupted {
-		fmt.Fprintln(ew, "INTERRUPTED: the figures cover what ran before the interruption")
-	}
+	r.writeHeader(ew, cfg)
 	if f := r.Floor; f != nil {
 		r.writeFloor(ew, f)
 	}
+	r.writeLatency(ew, cfg)
+	for _, p := range r.phases() {
+		writePhaseNotes(ew, p)
+	}
+	if k := r.Knee; k != nil {
+		writeKnee(ew, k)
+	}
+	if r.Foreign > 0 {
+		fmt.Fprintf(ew, "%d results on the topic were not this bench's (another app or bench on the same client)\n", r.Foreign)
+	}
+	r.writeServices(ew)
+	r.writeTargets(ew)
+	r.writeFiles(ew)
+	return ew.err
+}
 
-	fmt.Fprintln(ew)
+// writeHeader says which run this is, against what, and with which load.
+func (r *Report) writeHeader(w io.Writer, cfg Config) {
+	fmt.Fprintf(w, "cafe bench (run %s, %s)\n", r.Settings.RunID, r.Started.Format(time.RFC3339))
+	fmt.Fprintf(w, "pipeline: %s, client %s", r.Settings.URL, r.Settings.ClientID)
+	if !cfg.CashierOnly {
+		fmt.Fprintf(w, ", results on clients/%s/results", r.Settings.ClientID)
+	}
+	fmt.Fprintf(w, "\nload:     %s\n", cfg.describe())
+	if r.Interrupted {
+		fmt.Fprintln(w, "INTERRUPTED: the figures cover what ran before the interruption")
+	}
+}
+
+// writeLatency writes one row of figures per phase.
+func (r *Report) writeLatency(w io.Writer, cfg Config) {
+	fmt.Fprintln(w)
 	what := "end to end: HTTP submit → result on MQTT, from the scheduled send"
 	if cfg.CashierOnly {
 		what = "cashier alone: 202 latency, from the scheduled send"
 	}
-	fmt.Fprintf(ew, "latency (%s; warmup excluded)\n", what)
-	tw := tabwriter.NewWriter(ew, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(w, "latency (%s; warmup excluded)\n", what)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "phase\tload\tcommands\tp50\tp90\tp99\tp99.9\tmax\t202 p50\t202 p99\taccepted/s\tresults/s\tmissing\tdup\terrors\t")
 	for _, p := range r.phases() {
 		load := fmt.Sprintf("open %s", fmtRate(p.OfferedRate))
@@ -92,70 +116,86 @@ func (r *Report) WriteTable(w io.Writer, cfg Config) error {
 			fmtMS(p.AcceptRaw.P50), fmtMS(p.AcceptRaw.P99), fmtRate(p.AcceptedPerS), results, p.Missing, p.Duplicates, errorCount(p))
 	}
 	_ = tw.Flush()
-	fmt.Fprintln(ew, "(202 p50/p99: the cashier's own answer time, from the actual send)")
-	for _, p := range r.phases() {
-		if p.Latency.Count > 0 && p.LatencyRaw.P99 > 0 && p.Latency.P99 > 1.5*p.LatencyRaw.P99 {
-			fmt.Fprintf(ew, "%s: p99 %s from the schedule vs %s from the actual send: the senders fell behind the schedule (more --http-workers?)\n",
-				p.Name, fmtMS(p.Latency.P99), fmtMS(p.LatencyRaw.P99))
+	fmt.Fprintln(w, "(202 p50/p99: the cashier's own answer time, from the actual send)")
+}
+
+// writePhaseNotes says what a phase's row alone does not: senders that fell
+// behind the schedule, the errors by kind, refusals and missing results.
+func writePhaseNotes(w io.Writer, p *PhaseReport) {
+	if p.Latency.Count > 0 && p.LatencyRaw.P99 > 0 && p.Latency.P99 > 1.5*p.LatencyRaw.P99 {
+		fmt.Fprintf(w, "%s: p99 %s from the schedule vs %s from the actual send: the senders fell behind the schedule (more --http-workers?)\n",
+			p.Name, fmtMS(p.Latency.P99), fmtMS(p.LatencyRaw.P99))
+	}
+	if len(p.Errors) > 0 {
+		fmt.Fprintf(w, "%s errors:", p.Name)
+		for _, k := range sortedKeys(p.Errors) {
+			fmt.Fprintf(w, "  %s ×%d", k, p.Errors[k])
 		}
-		if len(p.Errors) > 0 {
-			fmt.Fprintf(ew, "%s errors:", p.Name)
-			for _, k := range sortedKeys(p.Errors) {
-				fmt.Fprintf(ew, "  %s ×%d", k, p.Errors[k])
-			}
-			fmt.Fprintln(ew)
+		fmt.Fprintln(w)
+	}
+	if p.Refused > 0 || p.Missing > 0 {
+		fmt.Fprintf(w, "%s: %d sent, %d accepted, %d refused, %d results, %d missing after the drain\n",
+			p.Name, p.Sent, p.Accepted, p.Refused, p.Results, p.Missing)
+	}
+}
+
+// writeKnee says where the knee is, and why the search stopped.
+func writeKnee(w io.Writer, k *KneeReport) {
+	if ks := k.KneeStep(); ks != nil {
+		fmt.Fprintf(w, "knee: %s offered (%s completed, p50 %s, p99 %s), the highest rate with p99 ≤ %s and every result in\n",
+			fmtRate(ks.OfferedRate), fmtRate(ks.Throughput()), fmtMS(ks.Latency.P50), fmtMS(ks.Latency.P99), fmtMS(k.P99LimitMS))
+	} else {
+		fmt.Fprintf(w, "knee: none; even the first step missed the criteria\n")
+	}
+	fmt.Fprintf(w, "knee stopped at %s\n", k.StopReason)
+}
+
+// writeServices writes what --scrape read.
+func (r *Report) writeServices(w io.Writer) {
+	if len(r.Services) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "\nservices (from --scrape)")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "service\tRSS end\tRSS max\tCPU s\tcores\tscrapes\t")
+	for _, s := range r.Services {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%.1f\t%.2f\t%d\t%s\n", s.Name, mib(s.RSSEnd), mib(s.RSSMax), s.CPUSeconds, s.Cores, s.Scrapes, s.Error)
+	}
+	_ = tw.Flush()
+}
+
+// writeTargets writes each target's verdict, with its rule and any note.
+func (r *Report) writeTargets(w io.Writer) {
+	if len(r.Targets) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "\ntargets (pipeline against the floor, both measured in this run)")
+	for _, t := range r.Targets {
+		op := "≥"
+		if t.Name == "lone command" {
+			op = "≤"
 		}
-		if p.Refused > 0 || p.Missing > 0 {
-			fmt.Fprintf(ew, "%s: %d sent, %d accepted, %d refused, %d results, %d missing after the drain\n",
-				p.Name, p.Sent, p.Accepted, p.Refused, p.Results, p.Missing)
+		meas, floor := fmtRate(t.Measured), fmtRate(t.Floor)
+		if t.Unit == "ms" {
+			meas, floor = fmtMS(t.Measured), fmtMS(t.Floor)
+		}
+		fmt.Fprintf(w, "  %-13s %-12s %s vs floor %s: ratio %.2f (want %s %.2f)\n", t.Name, t.Verdict, meas, floor, t.Ratio, op, t.Threshold)
+		fmt.Fprintf(w, "  %-13s %-12s %s\n", "", "", t.Rule)
+		if t.Note != "" {
+			fmt.Fprintf(w, "  %-13s %-12s %s\n", "", "", t.Note)
 		}
 	}
-	if k := r.Knee; k != nil {
-		if ks := k.KneeStep(); ks != nil {
-			fmt.Fprintf(ew, "knee: %s offered (%s completed, p50 %s, p99 %s), the highest rate with p99 ≤ %s and every result in\n",
-				fmtRate(ks.OfferedRate), fmtRate(ks.Throughput()), fmtMS(ks.Latency.P50), fmtMS(ks.Latency.P99), fmtMS(k.P99LimitMS))
-		} else {
-			fmt.Fprintf(ew, "knee: none; even the first step missed the criteria\n")
-		}
-		fmt.Fprintf(ew, "knee stopped at %s\n", k.StopReason)
+}
+
+// writeFiles lists the files written.
+func (r *Report) writeFiles(w io.Writer) {
+	if len(r.Files) == 0 {
+		return
 	}
-	if r.Foreign > 0 {
-		fmt.Fprintf(ew, "%d results on the topic were not this bench's (another app or bench on the same client)\n", r.Foreign)
+	fmt.Fprintln(w, "\nfiles:")
+	for _, f := range r.Files {
+		fmt.Fprintln(w, "  "+f)
 	}
-	if len(r.Services) > 0 {
-		fmt.Fprintln(ew, "\nservices (from --scrape)")
-		tw := tabwriter.NewWriter(ew, 0, 0, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprintln(tw, "service\tRSS end\tRSS max\tCPU s\tcores\tscrapes\t")
-		for _, s := range r.Services {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%.1f\t%.2f\t%d\t%s\n", s.Name, mib(s.RSSEnd), mib(s.RSSMax), s.CPUSeconds, s.Cores, s.Scrapes, s.Error)
-		}
-		_ = tw.Flush()
-	}
-	if len(r.Targets) > 0 {
-		fmt.Fprintln(ew, "\ntargets (pipeline against the floor, both measured in this run)")
-		for _, t := range r.Targets {
-			op := "≥"
-			if t.Name == "lone command" {
-				op = "≤"
-			}
-			meas, floor := fmtRate(t.Measured), fmtRate(t.Floor)
-			if t.Unit == "ms" {
-				meas, floor = fmtMS(t.Measured), fmtMS(t.Floor)
-			}
-			fmt.Fprintf(ew, "  %-13s %-12s %s vs floor %s: ratio %.2f (want %s %.2f)\n", t.Name, t.Verdict, meas, floor, t.Ratio, op, t.Threshold)
-			fmt.Fprintf(ew, "  %-13s %-12s %s\n", "", "", t.Rule)
-			if t.Note != "" {
-				fmt.Fprintf(ew, "  %-13s %-12s %s\n", "", "", t.Note)
-			}
-		}
-	}
-	if len(r.Files) > 0 {
-		fmt.Fprintln(ew, "\nfiles:")
-		for _, f := range r.Files {
-			fmt.Fprintln(ew, "  "+f)
-		}
-	}
-	return ew.err
 }
 
 func (r *Report) writeFloor(w io.Writer, f *FloorReport) {

@@ -2,9 +2,10 @@
 // flags that each mirror an environment variable, the logger, and the
 // signal-aware context.
 //
-// Every setting is a flag and an environment variable (CAFE_...). A flag
-// given on the command line wins over the environment, which wins over the
-// default. The help text of each flag names its variable.
+// Every setting is a flag and, but for the few that are flags only, an
+// environment variable (CAFE_...). A flag given on the command line wins
+// over the environment, which wins over the default. The help text of each
+// flag names its variable.
 package cli
 
 import (
@@ -31,7 +32,11 @@ type Flags struct{ fs *pflag.FlagSet }
 // On wraps a flag set.
 func On(fs *pflag.FlagSet) Flags { return Flags{fs} }
 
+// annotate ties the flag to its environment variable, if it has one.
 func (f Flags) annotate(s contracts.Setting) {
+	if s.Env == "" {
+		return // a flag only
+	}
 	_ = f.fs.SetAnnotation(s.Flag, envAnnotation, []string{s.Env})
 	fl := f.fs.Lookup(s.Flag)
 	fl.Usage += " (env " + s.Env + ")"
@@ -58,6 +63,12 @@ func (f Flags) Float(p *float64, s contracts.Setting, def float64, usage string)
 }
 func (f Flags) Bool(p *bool, s contracts.Setting, def bool, usage string) {
 	define(f, f.fs.BoolVar, p, s, def, usage)
+}
+
+// StringArray registers a repeatable string flag; its environment
+// variable, if it has one, gives one value.
+func (f Flags) StringArray(p *[]string, s contracts.Setting, def []string, usage string) {
+	define(f, f.fs.StringArrayVar, p, s, def, usage)
 }
 
 // Duration takes Go's syntax: 5s, 1500ms.

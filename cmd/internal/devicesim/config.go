@@ -49,6 +49,23 @@ type Config struct {
 	MaxBackoff time.Duration
 }
 
+// The settings of the devicesim binary, registered by cmd/devicesim. cafe
+// up and cafe bench run fleets too, under flags of their own (--devices,
+// --device-latency, ...), so Validate's errors name the field, not these.
+var (
+	SettingCount     = contracts.Setting{Flag: "count", Env: "CAFE_SIM_COUNT"}
+	SettingPattern   = contracts.Setting{Flag: "pattern", Env: "CAFE_SIM_PATTERN"}
+	SettingFirst     = contracts.Setting{Flag: "first", Env: "CAFE_SIM_FIRST"}
+	SettingLatency   = contracts.Setting{Flag: "latency", Env: "CAFE_SIM_LATENCY"}
+	SettingJitter    = contracts.Setting{Flag: "jitter", Env: "CAFE_SIM_JITTER"}
+	SettingErrorRate = contracts.Setting{Flag: "error-rate", Env: "CAFE_SIM_ERROR_RATE"}
+	SettingSeed      = contracts.Setting{Flag: "seed", Env: "CAFE_SIM_SEED"}
+	SettingKeyMemory = contracts.Setting{Flag: "key-memory", Env: "CAFE_SIM_KEY_MEMORY"}
+	// SettingStatsFile is where the binary writes Stats (Stats.WriteFile)
+	// on exit.
+	SettingStatsFile = contracts.Setting{Flag: "stats-file", Env: "CAFE_SIM_STATS_FILE"}
+)
+
 // Defaults is the configuration of the binary when no flag is given.
 func Defaults() Config {
 	return Config{

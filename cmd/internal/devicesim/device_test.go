@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"cafe/cmd/internal/devicesim"
+	"cafe/cmd/internal/devicesim/simtest"
 	"cafe/contracts"
 	"cafe/contracts/brokertest"
 	"cafe/contracts/mqttlink"
@@ -17,7 +18,7 @@ import (
 func TestEchoKeepsIDAndParamsBytes(t *testing.T) {
 	t.Parallel()
 	f := runFleet(t, devicesim.Config{})
-	b := newBarista(t)
+	b := simtest.NewBarista(t)
 	for _, tc := range []struct{ name, id, params string }{
 		{"number", `7`, `[1,2]`},
 		{"negative number", `-12`, `{"a":1}`},
@@ -26,13 +27,13 @@ func TestEchoKeepsIDAndParamsBytes(t *testing.T) {
 		{"string of digits", `"7"`, `[true]`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got := b.call(f.ids[0], `{"jsonrpc":"2.0","id":`+tc.id+`,"method":"echo","params":`+tc.params+`}`)
+			got := b.Call(f.ids[0], `{"jsonrpc":"2.0","id":`+tc.id+`,"method":"echo","params":`+tc.params+`}`)
 			if want := `{"jsonrpc":"2.0","id":` + tc.id + `,"result":` + tc.params + `}`; got != want {
 				t.Fatalf("got  %s\nwant %s", got, want)
 			}
 		})
 	}
-	if got := b.call(f.ids[0], `{"id":"n","method":"echo","jsonrpc":"2.0"}`); got != `{"jsonrpc":"2.0","id":"n","result":null}` {
+	if got := b.Call(f.ids[0], `{"id":"n","method":"echo","jsonrpc":"2.0"}`); got != `{"jsonrpc":"2.0","id":"n","result":null}` {
 		t.Fatalf("echo without params: %s", got)
 	}
 }
@@ -40,24 +41,24 @@ func TestEchoKeepsIDAndParamsBytes(t *testing.T) {
 func TestSleep(t *testing.T) {
 	t.Parallel()
 	f := runFleet(t, devicesim.Config{})
-	b := newBarista(t)
+	b := simtest.NewBarista(t)
 	d := f.ids[0]
 
 	start := time.Now()
-	key := b.send(d, "", `{"jsonrpc":"2.0","id":1,"method":"sleep","params":{"ms":150}}`)
-	quick := b.call(d, `{"jsonrpc":"2.0","id":2,"method":"sleep","params":[0]}`)
-	r := b.replies(d, key, 1)[0]
-	if got, want := string(r.payload), `{"jsonrpc":"2.0","id":1,"result":{"slept_ms":150}}`; got != want {
+	key := b.Send(d, "", `{"jsonrpc":"2.0","id":1,"method":"sleep","params":{"ms":150}}`)
+	quick := b.Call(d, `{"jsonrpc":"2.0","id":2,"method":"sleep","params":[0]}`)
+	r := b.Replies(d, key, 1)[0]
+	if got, want := string(r.Payload), `{"jsonrpc":"2.0","id":1,"result":{"slept_ms":150}}`; got != want {
 		t.Fatalf("got %s, want %s", got, want)
 	}
-	if took := r.at.Sub(start); took < 150*time.Millisecond {
+	if took := r.At.Sub(start); took < 150*time.Millisecond {
 		t.Fatalf("reply after %v, before the 150ms sleep was over", took)
 	}
 	if quick != `{"jsonrpc":"2.0","id":2,"result":{"slept_ms":0}}` {
 		t.Fatalf("a short sleep waited for a long one, or failed: %s", quick)
 	}
 	for _, params := range []string{``, `,"params":{"ms":-1}`, `,"params":{"ms":"5"}`, `,"params":[1,2]`, `,"params":{"ms":1.5}`} {
-		e := errorOf(t, b.call(d, `{"jsonrpc":"2.0","id":3,"method":"sleep"`+params+`}`), `3`)
+		e := errorOf(t, b.Call(d, `{"jsonrpc":"2.0","id":3,"method":"sleep"`+params+`}`), `3`)
 		if e.Code != contracts.CodeInvalidParams {
 			t.Errorf("params %s: code %d, want -32602", params, e.Code)
 		}
@@ -67,48 +68,48 @@ func TestSleep(t *testing.T) {
 func TestFailUnknownAndNever(t *testing.T) {
 	t.Parallel()
 	f := runFleet(t, devicesim.Config{})
-	b := newBarista(t)
+	b := simtest.NewBarista(t)
 	d := f.ids[0]
 
-	if got, want := b.call(d, `{"jsonrpc":"2.0","id":"f1","method":"fail","params":{"x": 1}}`),
+	if got, want := b.Call(d, `{"jsonrpc":"2.0","id":"f1","method":"fail","params":{"x": 1}}`),
 		`{"jsonrpc":"2.0","id":"f1","error":{"code":1000,"message":"simulated failure","data":{"x": 1}}}`; got != want {
 		t.Fatalf("got  %s\nwant %s", got, want)
 	}
-	if got, want := b.call(d, `{"jsonrpc":"2.0","id":2,"method":"fail"}`),
+	if got, want := b.Call(d, `{"jsonrpc":"2.0","id":2,"method":"fail"}`),
 		`{"jsonrpc":"2.0","id":2,"error":{"code":1000,"message":"simulated failure"}}`; got != want {
 		t.Fatalf("got  %s\nwant %s", got, want)
 	}
-	if e := errorOf(t, b.call(d, `{"jsonrpc":"2.0","id":3,"method":"launch"}`), `3`); e.Code != contracts.CodeMethodNotFound {
+	if e := errorOf(t, b.Call(d, `{"jsonrpc":"2.0","id":3,"method":"launch"}`), `3`); e.Code != contracts.CodeMethodNotFound {
 		t.Fatalf("unknown method: code %d, want -32601", e.Code)
 	}
-	never := b.send(d, "", `{"jsonrpc":"2.0","id":4,"method":"never"}`)
-	b.silent(d, never)
+	never := b.Send(d, "", `{"jsonrpc":"2.0","id":4,"method":"never"}`)
+	b.Silent(d, never)
 	statsAre(t, f, devicesim.Counters{Received: 5, Executed: 5, RepliesSent: 4, ErrorsReplied: 3})
 }
 
 func TestNotificationIsExecutedNotAnswered(t *testing.T) {
 	t.Parallel()
 	f := runFleet(t, devicesim.Config{})
-	b := newBarista(t)
+	b := simtest.NewBarista(t)
 	d := f.ids[0]
-	key := b.send(d, "", `{"jsonrpc":"2.0","method":"echo","params":[1]}`)
-	b.silent(d, key)
+	key := b.Send(d, "", `{"jsonrpc":"2.0","method":"echo","params":[1]}`)
+	b.Silent(d, key)
 	statsAre(t, f, devicesim.Counters{Received: 2, Executed: 2, Notifications: 1, RepliesSent: 1})
 }
 
 func TestRepeatedKeyRunsOnceAnswersEachTime(t *testing.T) {
 	t.Parallel()
 	f := runFleet(t, devicesim.Config{})
-	b := newBarista(t)
+	b := simtest.NewBarista(t)
 	d := f.ids[0]
-	key := b.send(d, "", `{"jsonrpc":"2.0","id":1,"method":"echo","params":[1]}`)
-	b.replies(d, key, 1)
+	key := b.Send(d, "", `{"jsonrpc":"2.0","id":1,"method":"echo","params":[1]}`)
+	b.Replies(d, key, 1)
 	// A redelivery carries the same command; a device that acted on the
 	// payload would answer this one differently.
-	b.send(d, key, `{"jsonrpc":"2.0","id":1,"method":"echo","params":["changed"]}`)
-	got := b.replies(d, key, 2)
-	if string(got[0].payload) != string(got[1].payload) || string(got[0].payload) != `{"jsonrpc":"2.0","id":1,"result":[1]}` {
-		t.Fatalf("replies %s and %s: want the first reply twice", got[0].payload, got[1].payload)
+	b.Send(d, key, `{"jsonrpc":"2.0","id":1,"method":"echo","params":["changed"]}`)
+	got := b.Replies(d, key, 2)
+	if string(got[0].Payload) != string(got[1].Payload) || string(got[0].Payload) != `{"jsonrpc":"2.0","id":1,"result":[1]}` {
+		t.Fatalf("replies %s and %s: want the first reply twice", got[0].Payload, got[1].Payload)
 	}
 	statsAre(t, f, devicesim.Counters{Received: 2, Executed: 1, Duplicates: 1, RepliesSent: 2})
 }
@@ -116,16 +117,16 @@ func TestRepeatedKeyRunsOnceAnswersEachTime(t *testing.T) {
 func TestRepeatOnAnotherRouteWaitsForTheFirstExecution(t *testing.T) {
 	t.Parallel()
 	f := runFleet(t, devicesim.Config{})
-	first, second := newBarista(t), newBarista(t)
+	first, second := simtest.NewBarista(t), simtest.NewBarista(t)
 	d := f.ids[0]
 	start := time.Now()
-	key := first.send(d, "", `{"jsonrpc":"2.0","id":"s","method":"sleep","params":{"ms":300}}`)
-	second.send(d, key, `{"jsonrpc":"2.0","id":"s","method":"sleep","params":{"ms":300}}`) // redelivered to another barista
-	a, b := first.replies(d, key, 1)[0], second.replies(d, key, 1)[0]
-	if string(a.payload) != string(b.payload) || string(a.payload) != `{"jsonrpc":"2.0","id":"s","result":{"slept_ms":300}}` {
-		t.Fatalf("replies %s and %s: want the same sleep reply on both routes", a.payload, b.payload)
+	key := first.Send(d, "", `{"jsonrpc":"2.0","id":"s","method":"sleep","params":{"ms":300}}`)
+	second.Send(d, key, `{"jsonrpc":"2.0","id":"s","method":"sleep","params":{"ms":300}}`) // redelivered to another barista
+	a, b := first.Replies(d, key, 1)[0], second.Replies(d, key, 1)[0]
+	if string(a.Payload) != string(b.Payload) || string(a.Payload) != `{"jsonrpc":"2.0","id":"s","result":{"slept_ms":300}}` {
+		t.Fatalf("replies %s and %s: want the same sleep reply on both routes", a.Payload, b.Payload)
 	}
-	if took := b.at.Sub(start); took < 300*time.Millisecond {
+	if took := b.At.Sub(start); took < 300*time.Millisecond {
 		t.Fatalf("the repeat was answered after %v, before the first execution finished", took)
 	}
 	// Sleeping twice would have taken 600ms and counted two executions.
@@ -135,28 +136,28 @@ func TestRepeatOnAnotherRouteWaitsForTheFirstExecution(t *testing.T) {
 func TestRepeatOfNotificationStaysSilent(t *testing.T) {
 	t.Parallel()
 	f := runFleet(t, devicesim.Config{})
-	b := newBarista(t)
+	b := simtest.NewBarista(t)
 	d := f.ids[0]
-	key := b.send(d, "", `{"jsonrpc":"2.0","method":"never"}`)
-	b.send(d, key, `{"jsonrpc":"2.0","method":"never"}`)
-	b.silent(d, key)
+	key := b.Send(d, "", `{"jsonrpc":"2.0","method":"never"}`)
+	b.Send(d, key, `{"jsonrpc":"2.0","method":"never"}`)
+	b.Silent(d, key)
 	statsAre(t, f, devicesim.Counters{Received: 3, Executed: 2, Notifications: 1, Duplicates: 1, RepliesSent: 1})
 }
 
 func TestPresence(t *testing.T) {
 	t.Parallel()
 	f := runFleet(t, devicesim.Config{Count: 2})
-	b := newBarista(t)
+	b := simtest.NewBarista(t)
 	url := brokertest.MQTTURL()
 	for _, id := range f.ids {
-		presenceIs(t, watchPresence(t, url, id), id, true) // retained: the watcher came after the announcement
+		simtest.PresenceIs(t, simtest.WatchPresence(t, url, id), id, true) // retained: the watcher came after the announcement
 	}
 
 	d := f.ids[0]
 	if err := f.GoOffline(d); err != nil {
 		t.Fatal(err)
 	}
-	presenceIs(t, watchPresence(t, url, d), d, false)
+	simtest.PresenceIs(t, simtest.WatchPresence(t, url, d), d, false)
 	if err := f.GoOffline(d); err == nil {
 		t.Fatal("GoOffline of an offline device succeeded")
 	}
@@ -172,14 +173,14 @@ func TestPresence(t *testing.T) {
 	if err := f.WaitOnline(ctx); err != nil {
 		t.Fatal(err)
 	}
-	presenceIs(t, watchPresence(t, url, d), d, true)
-	if got := b.call(d, `{"jsonrpc":"2.0","id":1,"method":"echo"}`); got != `{"jsonrpc":"2.0","id":1,"result":null}` {
+	simtest.PresenceIs(t, simtest.WatchPresence(t, url, d), d, true)
+	if got := b.Call(d, `{"jsonrpc":"2.0","id":1,"method":"echo"}`); got != `{"jsonrpc":"2.0","id":1,"result":null}` {
 		t.Fatalf("back online, echo gave %s", got)
 	}
 
 	f.stop()
 	for _, id := range f.ids {
-		presenceIs(t, watchPresence(t, url, id), id, false)
+		simtest.PresenceIs(t, simtest.WatchPresence(t, url, id), id, false)
 	}
 	if err := f.GoOnline(d); !errors.Is(err, devicesim.ErrNotRunning) {
 		t.Fatalf("GoOnline after Run returned: %v, want ErrNotRunning", err)
@@ -205,18 +206,18 @@ func TestLastWillWhenConnectionIsCut(t *testing.T) {
 	u.Host = proxy.Addr()
 	f := runFleet(t, devicesim.Config{MQTTURL: u.String()})
 	d := f.ids[0]
-	watch := watchPresence(t, brokertest.MQTTURL(), d) // straight to the broker, not through the proxy
-	presenceIs(t, watch, d, true)
+	watch := simtest.WatchPresence(t, brokertest.MQTTURL(), d) // straight to the broker, not through the proxy
+	simtest.PresenceIs(t, watch, d, true)
 
 	proxy.Cut()
-	presenceIs(t, watch, d, false)
-	if got := watch.on(contracts.PresenceTopic(d)); string(got[len(got)-1].payload) != `{"online":false,"sim":true}` {
-		t.Fatalf("last will %s", got[len(got)-1].payload)
+	simtest.PresenceIs(t, watch, d, false)
+	if got := watch.On(contracts.PresenceTopic(d)); string(got[len(got)-1].Payload) != `{"online":false,"sim":true}` {
+		t.Fatalf("last will %s", got[len(got)-1].Payload)
 	}
 	proxy.Restore()
-	presenceIs(t, watch, d, true) // announced again on reconnecting
-	b := newBarista(t)
-	if got := b.call(d, `{"jsonrpc":"2.0","id":1,"method":"echo"}`); got != `{"jsonrpc":"2.0","id":1,"result":null}` {
+	simtest.PresenceIs(t, watch, d, true) // announced again on reconnecting
+	b := simtest.NewBarista(t)
+	if got := b.Call(d, `{"jsonrpc":"2.0","id":1,"method":"echo"}`); got != `{"jsonrpc":"2.0","id":1,"result":null}` {
 		t.Fatalf("after reconnecting, echo gave %s", got)
 	}
 }
@@ -224,16 +225,16 @@ func TestLastWillWhenConnectionIsCut(t *testing.T) {
 func TestErrorRateOneFailsEveryRequest(t *testing.T) {
 	t.Parallel()
 	f := runFleet(t, devicesim.Config{ErrorRate: 1})
-	b := newBarista(t)
+	b := simtest.NewBarista(t)
 	d := f.ids[0]
 	for _, m := range []string{"echo", "sleep", "never", "nonsense"} {
-		got := b.call(d, `{"jsonrpc":"2.0","id":"x","method":"`+m+`","params":[5]}`)
+		got := b.Call(d, `{"jsonrpc":"2.0","id":"x","method":"`+m+`","params":[5]}`)
 		if want := `{"jsonrpc":"2.0","id":"x","error":{"code":1000,"message":"simulated failure","data":[5]}}`; got != want {
 			t.Fatalf("%s: got %s, want %s", m, got, want)
 		}
 	}
 	// Notifications get no answer, so the error rate leaves them alone.
-	b.silent(d, b.send(d, "", `{"jsonrpc":"2.0","method":"echo"}`))
+	b.Silent(d, b.Send(d, "", `{"jsonrpc":"2.0","method":"echo"}`))
 	statsAre(t, f, devicesim.Counters{Received: 6, FailuresInjected: 5, Executed: 1, Notifications: 1, RepliesSent: 5, ErrorsReplied: 5})
 }
 
@@ -241,14 +242,14 @@ func TestSameSeedMakesSameChoices(t *testing.T) {
 	t.Parallel()
 	failures := func() string {
 		f := runFleet(t, devicesim.Config{ErrorRate: 0.5, Seed: 7})
-		b := newBarista(t)
+		b := simtest.NewBarista(t)
 		var keys []string
 		for range 20 {
-			keys = append(keys, b.send(f.ids[0], "", `{"jsonrpc":"2.0","id":1,"method":"echo"}`))
+			keys = append(keys, b.Send(f.ids[0], "", `{"jsonrpc":"2.0","id":1,"method":"echo"}`))
 		}
 		var pattern strings.Builder
 		for _, k := range keys {
-			if strings.Contains(string(b.replies(f.ids[0], k, 1)[0].payload), `"error"`) {
+			if strings.Contains(string(b.Replies(f.ids[0], k, 1)[0].Payload), `"error"`) {
 				pattern.WriteByte('x')
 			} else {
 				pattern.WriteByte('.')
@@ -265,7 +266,7 @@ func TestSameSeedMakesSameChoices(t *testing.T) {
 func TestHostileInputsAreAnsweredAndCounted(t *testing.T) {
 	t.Parallel()
 	f := runFleet(t, devicesim.Config{})
-	b := newBarista(t)
+	b := simtest.NewBarista(t)
 	d := f.ids[0]
 	for _, tc := range []struct {
 		name    string
@@ -283,25 +284,25 @@ func TestHostileInputsAreAnsweredAndCounted(t *testing.T) {
 		{"oversized", `{"jsonrpc":"2.0","id":1,"method":"echo","params":["` + strings.Repeat("a", devicesim.MaxCommandBytes) + `"]}`, contracts.CodeInvalidRequest},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if e := errorOf(t, b.call(d, tc.payload), "null"); e.Code != tc.code {
+			if e := errorOf(t, b.Call(d, tc.payload), "null"); e.Code != tc.code {
 				t.Fatalf("code %d, want %d", e.Code, tc.code)
 			}
 		})
 	}
 
 	// Extra levels are the pipeline's business: copied, not judged.
-	b.subscribe("devices/" + d + "/replies/#")
-	odd := "devices/" + d + "/commands/" + b.route + "/k/extra"
-	publish(t, b.link, mqttlink.Message{Topic: odd, Payload: []byte(`{"jsonrpc":"2.0","id":5,"method":"echo"}`), QoS: 1})
+	b.Subscribe("devices/" + d + "/replies/#")
+	odd := "devices/" + d + "/commands/" + b.Route + "/k/extra"
+	simtest.Publish(t, b.Link, mqttlink.Message{Topic: odd, Payload: []byte(`{"jsonrpc":"2.0","id":5,"method":"echo"}`), QoS: 1})
 	brokertest.Eventually(t, wait, "no reply on the copied levels", func() bool {
-		got := b.on("devices/" + d + "/replies/" + b.route + "/k/extra")
-		return len(got) == 1 && string(got[0].payload) == `{"jsonrpc":"2.0","id":5,"result":null}`
+		got := b.On("devices/" + d + "/replies/" + b.Route + "/k/extra")
+		return len(got) == 1 && string(got[0].Payload) == `{"jsonrpc":"2.0","id":5,"result":null}`
 	})
 	// No level after commands/: run, but there is nowhere to reply.
-	publish(t, b.link, mqttlink.Message{Topic: "devices/" + d + "/commands", Payload: []byte(`{"jsonrpc":"2.0","id":6,"method":"echo"}`), QoS: 1})
+	simtest.Publish(t, b.Link, mqttlink.Message{Topic: "devices/" + d + "/commands", Payload: []byte(`{"jsonrpc":"2.0","id":6,"method":"echo"}`), QoS: 1})
 
 	statsAre(t, f, devicesim.Counters{Received: 11, Invalid: 9, Executed: 2, RepliesSent: 10, ErrorsReplied: 9, OddTopics: 2, NoReplyTopic: 1})
-	if got := b.call(d, `{"jsonrpc":"2.0","id":7,"method":"echo"}`); got != `{"jsonrpc":"2.0","id":7,"result":null}` {
+	if got := b.Call(d, `{"jsonrpc":"2.0","id":7,"method":"echo"}`); got != `{"jsonrpc":"2.0","id":7,"result":null}` {
 		t.Fatalf("after hostile input, echo gave %s", got)
 	}
 }
@@ -309,15 +310,15 @@ func TestHostileInputsAreAnsweredAndCounted(t *testing.T) {
 func TestStatsAddUpPerDevice(t *testing.T) {
 	t.Parallel()
 	f := runFleet(t, devicesim.Config{Count: 2})
-	b := newBarista(t)
+	b := simtest.NewBarista(t)
 	one, two := f.ids[0], f.ids[1]
-	key := b.send(one, "", `{"jsonrpc":"2.0","id":1,"method":"echo"}`)
-	b.replies(one, key, 1)
-	b.send(one, key, `{"jsonrpc":"2.0","id":1,"method":"echo"}`)
-	b.replies(one, key, 2)
-	b.call(one, `{"jsonrpc":"2.0","id":2,"method":"fail"}`)
-	b.call(two, `garbage`)
-	b.silent(two, b.send(two, "", `{"jsonrpc":"2.0","method":"echo"}`))
+	key := b.Send(one, "", `{"jsonrpc":"2.0","id":1,"method":"echo"}`)
+	b.Replies(one, key, 1)
+	b.Send(one, key, `{"jsonrpc":"2.0","id":1,"method":"echo"}`)
+	b.Replies(one, key, 2)
+	b.Call(one, `{"jsonrpc":"2.0","id":2,"method":"fail"}`)
+	b.Call(two, `garbage`)
+	b.Silent(two, b.Send(two, "", `{"jsonrpc":"2.0","method":"echo"}`))
 
 	statsAre(t, f, devicesim.Counters{Received: 6, Executed: 4, Duplicates: 1, Invalid: 1, Notifications: 1, RepliesSent: 5, ErrorsReplied: 2})
 	s := f.Stats()
@@ -331,10 +332,10 @@ func TestStatsAddUpPerDevice(t *testing.T) {
 func TestStopCutsWorkShort(t *testing.T) {
 	t.Parallel()
 	f := runFleet(t, devicesim.Config{})
-	b := newBarista(t)
+	b := simtest.NewBarista(t)
 	d := f.ids[0]
-	key := b.send(d, "", `{"jsonrpc":"2.0","id":1,"method":"sleep","params":{"ms":60000}}`)
-	b.send(d, key, `{"jsonrpc":"2.0","id":1,"method":"sleep","params":{"ms":60000}}`)
+	key := b.Send(d, "", `{"jsonrpc":"2.0","id":1,"method":"sleep","params":{"ms":60000}}`)
+	b.Send(d, key, `{"jsonrpc":"2.0","id":1,"method":"sleep","params":{"ms":60000}}`)
 	brokertest.Eventually(t, wait, "sleep not received", func() bool { return f.Stats().Totals.Duplicates == 1 })
 	start := time.Now()
 	f.stop()
@@ -352,13 +353,13 @@ func TestWaitOnlineMeansEveryDeviceAnswers(t *testing.T) {
 	if got := f.Stats().Online; got != 20 {
 		t.Fatalf("WaitOnline returned with %d of 20 devices online", got)
 	}
-	b := newBarista(t)
+	b := simtest.NewBarista(t)
 	keys := map[string]string{}
 	for _, id := range f.ids { // at once, no warm-up: the first command must not be lost
-		keys[id] = b.send(id, "", `{"jsonrpc":"2.0","id":1,"method":"echo"}`)
+		keys[id] = b.Send(id, "", `{"jsonrpc":"2.0","id":1,"method":"echo"}`)
 	}
 	for id, key := range keys {
-		b.replies(id, key, 1)
+		b.Replies(id, key, 1)
 	}
 }
 
