@@ -21,7 +21,13 @@ type Config struct {
 	RetryAfter     time.Duration // Retry-After on 503 and 429; default 1s
 	DrainDelay     time.Duration // on shutdown, /readyz fails this long before the listener closes; default 0
 	ShutdownGrace  time.Duration // how long requests in flight may finish on shutdown; default 10s
-	Pprof          bool          // serve /debug/pprof/
+	// ClientRate and ClientBurst limit a client whose registry entry sets no
+	// rate of its own: commands per second, and at once. 0: no limit. Not
+	// filled from Defaults (0 is meaningful); the binaries default to
+	// Defaults' values.
+	ClientRate  float64 `fill:"-"`
+	ClientBurst int     `fill:"-"`
+	Pprof       bool    // serve /debug/pprof/
 }
 
 // The cashier's settings.
@@ -36,6 +42,8 @@ var (
 	SettingDrainDelay     = contracts.Setting{Flag: "drain-delay", Env: "CAFE_DRAIN_DELAY"}
 	SettingShutdownGrace  = contracts.Setting{Flag: "shutdown-grace", Env: "CAFE_SHUTDOWN_GRACE"}
 	SettingPprof          = ops.SettingPprof
+	SettingClientRate     = contracts.Setting{Flag: "client-rate", Env: "CAFE_CLIENT_RATE"}
+	SettingClientBurst    = contracts.Setting{Flag: "client-burst", Env: "CAFE_CLIENT_BURST"}
 )
 
 // MaxBatchLimit is the most Config.MaxBatch may be.
@@ -57,6 +65,8 @@ func Defaults() Config {
 		ConfirmTimeout: 5 * time.Second,
 		RetryAfter:     time.Second,
 		ShutdownGrace:  10 * time.Second,
+		ClientRate:     500,
+		ClientBurst:    1000,
 	}
 }
 
@@ -88,6 +98,12 @@ func (c Config) Validate() error {
 	}
 	if c.DrainDelay < 0 {
 		errs = append(errs, SettingDrainDelay.Errorf("%v: want 0 or more", c.DrainDelay))
+	}
+	if !(c.ClientRate >= 0) {
+		errs = append(errs, SettingClientRate.Errorf("%v: want 0 (no limit) or more commands per second", c.ClientRate))
+	}
+	if c.ClientBurst < 0 {
+		errs = append(errs, SettingClientBurst.Errorf("%d: want 0 (the rate) or more", c.ClientBurst))
 	}
 	if c.ShutdownGrace < 0 {
 		errs = append(errs, SettingShutdownGrace.Errorf("%v: want 0 or more", c.ShutdownGrace))

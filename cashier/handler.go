@@ -16,6 +16,7 @@ import (
 
 	"cafe/contracts"
 	"cafe/contracts/amqplink"
+	"cafe/contracts/registry"
 )
 
 // Queue is what the cashier needs of RabbitMQ: take one message durably (nil
@@ -66,7 +67,7 @@ func (s *Server) submit(c echo.Context) error {
 		errors.As(err, &e)
 		return s.fail(c, http.StatusBadRequest, e)
 	}
-	if err := client.allow(arrived, len(reqs)); err != nil {
+	if err := o.dir.allow(client, arrived, len(reqs)); err != nil {
 		return s.fail(c, http.StatusTooManyRequests, err)
 	}
 	if !s.q.Ready() {
@@ -90,37 +91,71 @@ func (s *Server) submit(c echo.Context) error {
 }
 
 // order is what the checks of a submission's headers found: who sends it,
-// for which device, with which deadline.
+// for which device, with which deadline, under which registry.
 type order struct {
-	client   *Client
+	dir      *directory
+	client   *registry.Client
 	deviceID string
 	timeout  time.Duration
 }
 
-// checkHeaders runs the checks that need no body: token (401), device id
-// (400), entitlement (403), Cafe-Timeout (400).
+// checkHeaders runs the checks that need no body: token (401, or 400 for
+// more than one Authorization header), device id (400), entitlement (403),
+// registration (404), Cafe-Timeout (400). Entitlement comes before
+// registration, so a client learns nothing of devices it may not command.
 func (s *Server) checkHeaders(c echo.Context) (order, int, *contracts.Error) {
 	r := c.Request()
-	client, ok := s.registry().Lookup(bearer(r.Header.Get(echo.HeaderAuthorization)))
+	dir := s.dir.Load()
+	if len(r.Header.Values(echo.HeaderAuthorization)) > 1 {
+		s.refused(c, "", "more than one Authorization header")
+		return order{}, http.StatusBadRequest, contracts.NewError(contracts.CodeInvalidRequest,
+			contracts.Detail{Field: "Authorization", Reason: "send the Authorization header once"})
+	}
+	client, ok := dir.reg.Lookup(bearer(r.Header.Get(echo.HeaderAuthorization)))
 	if !ok {
+		s.refused(c, "", "no or unknown bearer token")
 		c.Response().Header().Set("WWW-Authenticate", `Bearer realm="cafe"`)
 		return order{}, http.StatusUnauthorized, contracts.NewError(contracts.CodeUnauthorized,
-			contracts.Detail{Field: "Authorization", Reason: "send Authorization: Bearer <token> with a token from the client registry"})
+			contracts.Detail{Field: "Authorization", Reason: "send Authorization: Bearer <token> with a token from the registry"})
 	}
 	deviceID := c.Param("deviceID")
 	if !contracts.ValidDeviceID(deviceID) {
 		return order{}, http.StatusBadRequest, contracts.NewError(contracts.CodeInvalidRequest,
-			contracts.Detail{Field: "deviceID", Reason: "device id must be 1 to 128 characters from A-Z a-z 0-9 . _ : -"})
+			contracts.Detail{Field: "deviceID", Reason: "device id must be 1 to 128 characters from A-Z a-z 0-9 . _ : -, and not . or .."})
 	}
 	if !client.MayCommand(deviceID) {
+		s.refused(c, client.ID, "may not command this device")
 		return order{}, http.StatusForbidden, contracts.NewError(contracts.CodeForbidden,
 			contracts.Detail{Field: "deviceID", Reason: "client " + client.ID + " may not command this device"})
+	}
+	if _, ok := dir.reg.Device(deviceID); !ok {
+		return order{}, http.StatusNotFound, contracts.NewError(contracts.CodeUnknownDevice,
+			contracts.Detail{Field: "deviceID", DeviceID: deviceID, Reason: "no device " + deviceID + " is registered; register it with `cafe devices add " + deviceID + "`"})
 	}
 	timeout, perr := s.timeout(r.Header)
 	if perr != nil {
 		return order{}, http.StatusBadRequest, perr
 	}
-	return order{client: client, deviceID: deviceID, timeout: timeout}, 0, nil
+	return order{dir: dir, client: client, deviceID: deviceID, timeout: timeout}, 0, nil
+}
+
+// refused logs a refusal of who the requester is (401, 403): with the
+// client id where known and the remote address, never the token, and at
+// most once a second at warn level (the rest at debug; the metrics count
+// every one).
+func (s *Server) refused(c echo.Context, clientID, why string) {
+	attrs := []any{"remote", c.RealIP(), "path", c.Request().URL.Path, "why", why}
+	if clientID != "" {
+		attrs = append(attrs, "client_id", clientID)
+	}
+	logged := false
+	s.warnAuth.Do(func() {
+		logged = true
+		s.log.Warn("request refused (further ones this second at debug level)", attrs...)
+	})
+	if !logged {
+		s.log.Debug("request refused", attrs...)
+	}
 }
 
 // publishAll publishes every request, in parallel for a batch so that their

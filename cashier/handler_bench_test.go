@@ -16,6 +16,8 @@ import (
 
 	"cafe/cashier"
 	"cafe/contracts"
+	"cafe/contracts/brokertest"
+	"cafe/contracts/registry"
 )
 
 // Benchmarks of the cashier's handler end to end (routing, auth,
@@ -36,7 +38,7 @@ const benchToken = "bench-token"
 
 func benchServer(b *testing.B) *cashier.Server {
 	b.Helper()
-	reg, err := cashier.ParseRegistry(fmt.Appendf(nil, "clients:\n  - id: app-1\n    token_sha256: %s\n    devices: [\"lamp-*\"]\n", hash(benchToken)))
+	reg, err := registry.Parse(fmt.Appendf(nil, "clients:\n  - id: app-1\n    token_sha256: %s\n    devices: [\"lamp-*\"]\n"+brokertest.DevicesYAML("lamp-1"), hash(benchToken)))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -2,6 +2,8 @@ package cashier_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -19,6 +21,8 @@ import (
 	"cafe/cashier"
 	"cafe/contracts"
 	"cafe/contracts/amqplink"
+	"cafe/contracts/brokertest"
+	"cafe/contracts/registry"
 )
 
 // fakeQueue stands in for RabbitMQ in the pure-logic tests of the handler:
@@ -67,9 +71,13 @@ const (
 `
 )
 
+// registeredDevices are the devices the test registry knows: door-8 exists,
+// but app-1 may not command it.
+var registeredDevices = brokertest.DevicesYAML("lamp-1", "lamp-2", "lamp-", "door-7", "door-8")
+
 func newServer(t *testing.T, q cashier.Queue, mutate ...func(*cashier.Config)) *cashier.Server {
 	t.Helper()
-	reg, err := cashier.ParseRegistry(fmt.Appendf(nil, registryDoc, hash(tokenApp1), hash(tokenSlow)))
+	reg, err := registry.Parse(fmt.Appendf(nil, registryDoc+registeredDevices, hash(tokenApp1), hash(tokenSlow)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,6 +96,7 @@ func newServer(t *testing.T, q cashier.Queue, mutate ...func(*cashier.Config)) *
 type call struct {
 	method, path, token, body string
 	headers                   map[string]string
+	added                     http.Header // added after headers, so a header can be sent twice
 }
 
 func do(t *testing.T, s *cashier.Server, c call) (*http.Response, []byte) {
@@ -101,6 +110,11 @@ func do(t *testing.T, s *cashier.Server, c call) (*http.Response, []byte) {
 	}
 	for k, v := range c.headers {
 		r.Header.Set(k, v)
+	}
+	for k, vs := range c.added {
+		for _, v := range vs {
+			r.Header.Add(k, v)
+		}
 	}
 	w := httptest.NewRecorder()
 	s.Handler().ServeHTTP(w, r)
@@ -194,7 +208,12 @@ func TestSubmitRejectsAndPublishesNothing(t *testing.T) {
 		{"no token", call{path: "/v1/devices/lamp-1/commands", body: one}, 401, contracts.CodeUnauthorized, "Authorization"},
 		{"unknown token", call{path: "/v1/devices/lamp-1/commands", token: "nope", body: one}, 401, contracts.CodeUnauthorized, "Authorization"},
 		{"basic auth", call{path: "/v1/devices/lamp-1/commands", body: one, headers: map[string]string{"Authorization": "Basic " + tokenApp1}}, 401, contracts.CodeUnauthorized, "Authorization"},
+		{"two Authorization headers", call{path: "/v1/devices/lamp-1/commands", token: tokenApp1, body: one, added: http.Header{"Authorization": {"Bearer " + tokenSlow}}}, 400, contracts.CodeInvalidRequest, "Authorization"},
 		{"not entitled", call{path: "/v1/devices/door-8/commands", token: tokenApp1, body: one}, 403, contracts.CodeForbidden, "deviceID"},
+		{"not registered", call{path: "/v1/devices/lamp-9/commands", token: tokenApp1, body: one}, 404, contracts.CodeUnknownDevice, "deviceID"},
+		{"not entitled and not registered", call{path: "/v1/devices/door-9/commands", token: tokenApp1, body: one}, 403, contracts.CodeForbidden, "deviceID"},
+		{"device .", call{path: "/v1/devices/%2E/commands", token: tokenSlow, body: one}, 400, contracts.CodeInvalidRequest, "deviceID"},
+		{"device ..", call{path: "/v1/devices/%2E%2E/commands", token: tokenSlow, body: one}, 400, contracts.CodeInvalidRequest, "deviceID"},
 		{"device with wildcard", call{path: "/v1/devices/lamp-%2B/commands", token: tokenApp1, body: one}, 400, contracts.CodeInvalidRequest, "deviceID"},
 		{"device with hash", call{path: "/v1/devices/lamp-%23/commands", token: tokenApp1, body: one}, 400, contracts.CodeInvalidRequest, "deviceID"},
 		{"device with slash", call{path: "/v1/devices/lamp-1%2Fx/commands", token: tokenApp1, body: one}, 400, contracts.CodeInvalidRequest, "deviceID"},
@@ -354,7 +373,7 @@ func TestPprofOnlyWhenEnabled(t *testing.T) {
 
 func TestRegistrySwap(t *testing.T) {
 	s := newServer(t, &fakeQueue{})
-	reg, err := cashier.ParseRegistry([]byte("clients:\n  - id: new\n    token_sha256: " + hash("new-token") + "\n    devices: [\"*\"]\n"))
+	reg, err := registry.Parse([]byte("clients:\n  - id: new\n    token_sha256: " + hash("new-token") + "\n    devices: [\"*\"]\n" + registeredDevices))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -390,4 +409,10 @@ func TestConfigValidate(t *testing.T) {
 	if err := cashier.Defaults().Validate(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// hash is the registry's form of a token: its hex SHA-256.
+func hash(token string) string {
+	h := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(h[:])
 }

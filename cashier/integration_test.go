@@ -19,6 +19,7 @@ import (
 	"cafe/contracts"
 	"cafe/contracts/amqplink"
 	"cafe/contracts/brokertest"
+	"cafe/contracts/registry"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -44,7 +45,7 @@ func startLive(t *testing.T, amqpURL string, top contracts.Topology, mutate ...f
 	wg.Go(func() { _ = link.Run(linkCtx) })
 	wg.Go(func() { _ = pub.Run(linkCtx) })
 
-	reg, err := cashier.ParseRegistry([]byte(fmt.Sprintf(registryDoc, hash(tokenApp1), hash(tokenSlow))))
+	reg, err := registry.Parse([]byte(fmt.Sprintf(registryDoc+registeredDevices, hash(tokenApp1), hash(tokenSlow))))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,6 +16,7 @@ import (
 
 	"cafe/contracts"
 	"cafe/contracts/ops"
+	"cafe/contracts/registry"
 )
 
 // Server is the cashier: an HTTP server that validates commands and queues
@@ -27,9 +28,10 @@ type Server struct {
 	top contracts.Topology
 	m   *metrics
 
-	reg         atomic.Pointer[Registry]
+	dir         atomic.Pointer[directory]
 	draining    atomic.Bool
 	warnRefused rate.Sometimes // refusals are logged at warn level at most once a second
+	warnAuth    rate.Sometimes // so are 401 and 403
 
 	echo *echo.Echo
 	ln   net.Listener
@@ -37,20 +39,20 @@ type Server struct {
 
 // New builds the cashier and binds its listener (so a port clash fails here,
 // and Addr is known before Run).
-func New(cfg Config, reg *Registry, q Queue, top contracts.Topology, prom *prometheus.Registry, log *slog.Logger) (*Server, error) {
+func New(cfg Config, reg *registry.Registry, q Queue, top contracts.Topology, prom *prometheus.Registry, log *slog.Logger) (*Server, error) {
 	cfg.fill()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	if reg == nil {
-		return nil, errors.New("cashier needs a client registry")
+		return nil, errors.New("cashier needs a registry")
 	}
 	m, err := newMetrics(prom)
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: log, q: q, top: top, m: m, warnRefused: rate.Sometimes{Interval: time.Second}}
-	s.reg.Store(reg)
+	s := &Server{cfg: cfg, log: log, q: q, top: top, m: m, warnRefused: rate.Sometimes{Interval: time.Second}, warnAuth: rate.Sometimes{Interval: time.Second}}
+	s.dir.Store(newDirectory(reg, cfg, nil))
 
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
@@ -79,11 +81,9 @@ func (s *Server) Addr() net.Addr { return s.ln.Addr() }
 // Handler is the HTTP handler, for tests and benchmarks.
 func (s *Server) Handler() http.Handler { return s.echo }
 
-// SetRegistry swaps the client registry (on SIGHUP); requests in flight
-// finish with the one they started with.
-func (s *Server) SetRegistry(r *Registry) { s.reg.Store(r) }
-
-func (s *Server) registry() *Registry { return s.reg.Load() }
+// SetRegistry swaps the registry (on SIGHUP); requests in flight finish
+// with the one they started with.
+func (s *Server) SetRegistry(r *registry.Registry) { s.dir.Store(newDirectory(r, s.cfg, s.dir.Load())) }
 
 // Run serves until ctx is done, then shuts down gracefully: /readyz starts
 // failing at once, the listener stays open for DrainDelay (so a load

@@ -43,11 +43,12 @@ const (
 
 // Answered by the cashier over HTTP (in the body of a non-2xx response):
 const (
-	CodeUnauthorized Code = -32010 // 401: no or unknown bearer token
-	CodeForbidden    Code = -32011 // 403: the client may not command this device
-	CodeTooLarge     Code = -32012 // 413: body over the configured limit
-	CodeRateLimited  Code = -32013 // 429: over the client's rate
-	CodeUnavailable  Code = -32014 // 503: broker unreachable, queue full, or confirm timeout
+	CodeUnauthorized  Code = -32010 // 401: no or unknown bearer token
+	CodeForbidden     Code = -32011 // 403: the client may not command this device
+	CodeTooLarge      Code = -32012 // 413: body over the configured limit
+	CodeRateLimited   Code = -32013 // 429: over the client's rate
+	CodeUnavailable   Code = -32014 // 503: broker unreachable, queue full, or confirm timeout
+	CodeUnknownDevice Code = -32015 // 404: the device is not registered
 )
 
 // Message is the short fixed message that goes with the code.
@@ -85,6 +86,8 @@ func (c Code) Message() string {
 		return "rate limited"
 	case CodeUnavailable:
 		return "service unavailable"
+	case CodeUnknownDevice:
+		return "unknown device"
 	}
 	return "error " + strconv.Itoa(int(c))
 }

@@ -11,8 +11,8 @@ import (
 // that needs no escaping anywhere and can never be an MQTT wildcard (+ #),
 // a level separator (/) or a system-topic prefix ($).
 //
-//	device id:  1..128 characters from  A-Z a-z 0-9 . _ : -
-//	client id:  1..64  characters from  A-Z a-z 0-9 . _ : -
+//	device id:  1..128 characters from  A-Z a-z 0-9 . _ : -   (not "." or "..")
+//	client id:  1..64  characters from  A-Z a-z 0-9 . _ : -   (not "." or "..")
 //	string id:  1..128 characters from  A-Z a-z 0-9 . _ : -   (inside the JSON quotes, no escapes)
 //	number id:  an integer: optional minus sign, 1..19 digits, no fraction or exponent
 
@@ -51,11 +51,15 @@ func validToken(s string, maxLen int) bool {
 	return true
 }
 
-// ValidDeviceID reports whether id may name a device.
-func ValidDeviceID(id string) bool { return validToken(id, MaxDeviceIDLen) }
+// ValidDeviceID reports whether id may name a device. "." and ".." are
+// refused: they are path segments, and a device id appears in URL paths
+// (/v1/devices/{id}/commands).
+func ValidDeviceID(id string) bool { return validToken(id, MaxDeviceIDLen) && !dots(id) }
 
 // ValidClientID reports whether id may name a client (an app).
-func ValidClientID(id string) bool { return validToken(id, MaxClientIDLen) }
+func ValidClientID(id string) bool { return validToken(id, MaxClientIDLen) && !dots(id) }
+
+func dots(id string) bool { return id == "." || id == ".." }
 
 // validStringID reports whether the contents of a JSON string (without its
 // quotes, as raw bytes) form a valid string MsgID.

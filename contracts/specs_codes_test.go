@@ -34,6 +34,7 @@ var allCodes = map[string]contracts.Code{
 	"CodeTooLarge":          contracts.CodeTooLarge,
 	"CodeRateLimited":       contracts.CodeRateLimited,
 	"CodeUnavailable":       contracts.CodeUnavailable,
+	"CodeUnknownDevice":     contracts.CodeUnknownDevice,
 }
 
 // scanCodes reads errors.go and returns every constant of type Code with

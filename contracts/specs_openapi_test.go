@@ -26,6 +26,8 @@ import (
 	"cafe/cashier"
 	"cafe/contracts"
 	"cafe/contracts/amqplink"
+	"cafe/contracts/brokertest"
+	"cafe/contracts/registry"
 )
 
 // ---------------------------------------------------------------------------
@@ -140,7 +142,7 @@ func newCashier(t *testing.T, q cashier.Queue, burst int) *cashier.Server {
 	if burst > 0 {
 		reg += fmt.Sprintf("    rate: 0.001\n    burst: %d\n", burst)
 	}
-	r, err := cashier.ParseRegistry([]byte(reg))
+	r, err := registry.Parse([]byte(reg + brokertest.DevicesYAML("lamp-1", "lamp-2", "door-7", "door-8")))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -208,5 +208,8 @@ func (s *benchSettings) defaults(fs *pflag.FlagSet) error {
 	if cfg.Out == "" {
 		cfg.Out = "bench-results/" + time.Now().Format("20060102-150405")
 	}
+	if registry, _, err := demoPaths(); err == nil && !cfg.CashierOnly {
+		cfg.RegisterDevices = temporaryDevices(registry)
+	}
 	return nil
 }

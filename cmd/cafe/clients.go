@@ -1,37 +1,72 @@
 package main
 
 import (
-	"bytes"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
-	"errors"
+	"encoding/json"
 	"fmt"
-	"io/fs"
-	"os"
-	"path/filepath"
-	"strconv"
+	"io"
+	"strings"
+	"text/tabwriter"
 
 	"github.com/spf13/cobra"
-	"go.yaml.in/yaml/v3"
 
-	"cafe/cashier"
 	"cafe/cmd/internal/cli"
+	"cafe/cmd/internal/local"
+	"cafe/contracts/identity"
+	"cafe/contracts/registry"
 )
 
+// registryFlags are the settings every registry command shares.
+type registryFlags struct {
+	file string
+	json bool
+}
+
+func (r *registryFlags) register(cmd *cobra.Command) {
+	def := ""
+	if d, err := local.Default(); err == nil {
+		def = d.Registry()
+	}
+	f := cli.On(cmd.PersistentFlags())
+	f.String(&r.file, cli.Setting("file", local.EnvRegistry), def, "the registry file (created if missing)")
+	cmd.PersistentFlags().BoolVar(&r.json, "json", false, "print JSON (one object per line) instead of text")
+}
+
+// start applies the environment to the flags and checks the file is named.
+func (r *registryFlags) start(cmd *cobra.Command) error {
+	if err := cli.ApplyEnv(cmd.Flags()); err != nil {
+		return err
+	}
+	if r.file == "" {
+		return fmt.Errorf("no registry file: pass --file or set %s", local.EnvRegistry)
+	}
+	return nil
+}
+
+// afterChange tells the user when a registry change takes effect.
+func afterChange(w io.Writer) {
+	fmt.Fprintln(w, "the change takes effect within about 2 s wherever the registry is watched (cafe up, the cashier, cafe broker-auth); elsewhere send SIGHUP to the cashiers")
+}
+
 func clientsCommand() *cobra.Command {
+	var r registryFlags
 	cmd := &cobra.Command{
 		Use:   "clients",
-		Short: "Manage the client registry (CAFE_CLIENTS_FILE)",
+		Short: "Manage the apps in the registry (CAFE_CLIENTS_FILE): add, list, rotate, remove",
+		Long: `clients manages the registry's apps. Each app has a client id (its results
+topic is clients/{id}/results, and it is its MQTT user name and client id), a
+bearer token (only its SHA-256 is stored) and the device patterns it may
+command. An app gets its MQTT credentials from POST /v1/sessions with its
+token.`,
 	}
-	cmd.AddCommand(clientsAddCommand())
+	r.register(cmd)
+	cmd.AddCommand(clientsAddCommand(&r), clientsListCommand(&r), clientsRotateCommand(&r), removeCommand(&r, "clients"))
 	return cmd
 }
 
-func clientsAddCommand() *cobra.Command {
+func clientsAddCommand(r *registryFlags) *cobra.Command {
 	var (
-		file    string
 		id      string
 		devices []string
 		rate    float64
@@ -39,38 +74,145 @@ func clientsAddCommand() *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "add",
-		Short: "Add an app to the client registry and print its new bearer token",
-		Long: `add creates a bearer token for an app, stores only its SHA-256 in the client
-registry (creating the file if needed, keeping its comments), and prints the
-token once. Running cashiers load the change on SIGHUP.`,
-		Example: `  cafe clients add --file clients.yaml --id app-1 --devices 'lamp-*' --devices door-7
-  CAFE_CLIENTS_FILE=clients.yaml cafe clients add --id dashboard --devices '*' --rate 50`,
+		Short: "Add an app and print its new bearer token",
+		Long: `add creates a bearer token for an app, stores only its SHA-256 in the registry
+(creating the file if needed, keeping its comments), and prints the token
+once: it is the last line of the output.`,
+		Example: `  cafe clients add --id app-1 --devices 'lamp-*' --devices door-7
+  cafe clients add --file clients.yaml --id dashboard --devices '*' --rate 50`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := cli.ApplyEnv(cmd.Flags()); err != nil {
+			if err := r.start(cmd); err != nil {
 				return err
 			}
-			if file == "" {
-				return errors.New("no registry file: pass --file or set CAFE_CLIENTS_FILE")
-			}
-			token, err := addClient(file, id, devices, rate, burst)
+			token, err := addClient(r.file, id, devices, rate, burst)
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "added client %s to %s\ntoken (shown once, keep it secret):\n%s\n", id, file, token)
-			fmt.Fprintf(cmd.ErrOrStderr(), "running cashiers pick it up on SIGHUP: pkill -HUP cashier\n")
-			return nil
+			return printSecret(cmd, r.json, "client", id, "token", token, "")
 		},
 	}
-	f := cli.On(cmd.Flags())
-	f.String(&file, cli.Setting("file", "CAFE_CLIENTS_FILE"), "", "client registry to add to (created if missing)")
 	cmd.Flags().StringVar(&id, "id", "", "the app's client id; its results go to clients/{id}/results")
 	cmd.Flags().StringArrayVar(&devices, "devices", nil, "device id or glob pattern the app may command (repeatable)")
-	cmd.Flags().Float64Var(&rate, "rate", 0, "commands per second the app may submit (0: no limit)")
+	cmd.Flags().Float64Var(&rate, "rate", 0, "commands per second the app may submit (0: the cashier's default, CAFE_CLIENT_RATE)")
 	cmd.Flags().IntVar(&burst, "burst", 0, "commands at once above the rate (0: the rate)")
 	_ = cmd.MarkFlagRequired("id")
 	_ = cmd.MarkFlagRequired("devices")
 	return cmd
+}
+
+// addClient adds a client to the registry file and returns its token.
+func addClient(file, id string, devices []string, rate float64, burst int) (string, error) {
+	token := newToken()
+	err := registry.Edit(file, func(d *registry.Doc) error {
+		return d.AddClient(id, identity.SHA256(token), devices, rate, burst)
+	})
+	return token, err
+}
+
+func clientsRotateCommand(r *registryFlags) *cobra.Command {
+	return &cobra.Command{
+		Use:   "rotate ID",
+		Short: "Give an app a new bearer token (the old one stops working) and print it",
+		Long: `rotate replaces an app's bearer token. The old token is refused once the
+cashiers have the new registry, and the app's MQTT password (from
+POST /v1/sessions) changes with it, so its MQTT connection is cut off.`,
+		Example: "  cafe clients rotate app-1",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := r.start(cmd); err != nil {
+				return err
+			}
+			token := newToken()
+			if err := registry.Edit(r.file, func(d *registry.Doc) error { return d.SetClientToken(args[0], identity.SHA256(token)) }); err != nil {
+				return err
+			}
+			return printSecret(cmd, r.json, "client", args[0], "token", token, "")
+		},
+	}
+}
+
+func clientsListCommand(r *registryFlags) *cobra.Command {
+	return &cobra.Command{
+		Use:   "list",
+		Short: "List the apps: id, device patterns, rate (never a token)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			reg, err := loadForList(cmd, r)
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			if r.json {
+				enc := json.NewEncoder(out)
+				for _, c := range reg.Clients() {
+					_ = enc.Encode(map[string]any{"id": c.ID, "devices": c.Patterns, "rate": c.Rate, "burst": c.Burst})
+				}
+				return nil
+			}
+			w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+			fmt.Fprintln(w, "CLIENT\tDEVICES\tRATE\tBURST")
+			for _, c := range reg.Clients() {
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", c.ID, strings.Join(c.Patterns, " "), orDefault(c.Rate), orDefault(float64(c.Burst)))
+			}
+			return w.Flush()
+		},
+	}
+}
+
+func orDefault(v float64) string {
+	if v == 0 {
+		return "default"
+	}
+	return fmt.Sprint(v)
+}
+
+// removeCommand removes apps or devices (list is "clients" or "devices").
+func removeCommand(r *registryFlags, list string) *cobra.Command {
+	what := strings.TrimSuffix(list, "s")
+	return &cobra.Command{
+		Use:   "remove ID...",
+		Short: "Remove " + list + " from the registry; a connected one is cut off",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := r.start(cmd); err != nil {
+				return err
+			}
+			err := registry.Edit(r.file, func(d *registry.Doc) error {
+				for _, id := range args {
+					if err := d.Remove(list, id); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "removed %s %s from %s\n", what, strings.Join(args, " "), r.file)
+			afterChange(cmd.ErrOrStderr())
+			return nil
+		},
+	}
+}
+
+func loadForList(cmd *cobra.Command, r *registryFlags) (*registry.Registry, error) {
+	if err := r.start(cmd); err != nil {
+		return nil, err
+	}
+	return registry.Load(r.file)
+}
+
+// printSecret prints a new secret: as JSON, or as text whose last line is
+// the secret alone (so `cafe ... | tail -n 1` gets it).
+func printSecret(cmd *cobra.Command, asJSON bool, kind, id, name, secret, how string) error {
+	out := cmd.OutOrStdout()
+	if asJSON {
+		return json.NewEncoder(out).Encode(map[string]string{"kind": kind, "id": id, name: secret})
+	}
+	fmt.Fprintf(out, "%s %s: its %s (shown once, keep it secret)%s:\n%s\n", kind, id, name, how, secret)
+	afterChange(cmd.ErrOrStderr())
+	return nil
 }
 
 // newToken returns 32 random bytes, base64url: 43 characters.
@@ -78,79 +220,4 @@ func newToken() string {
 	var b [32]byte
 	_, _ = rand.Read(b[:])
 	return base64.RawURLEncoding.EncodeToString(b[:])
-}
-
-// addClient appends a client to the registry file and returns its token.
-// The result is validated as a whole before it replaces the file.
-func addClient(file, id string, devices []string, rate float64, burst int) (string, error) {
-	var doc yaml.Node
-	data, err := os.ReadFile(file)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		data = []byte("# cafe client registry: one entry per app (see `cafe clients add --help`).\nclients: []\n")
-	case err != nil:
-		return "", err
-	}
-	if err := yaml.Unmarshal(data, &doc); err != nil || len(doc.Content) == 0 || doc.Content[0].Kind != yaml.MappingNode {
-		return "", fmt.Errorf("%s is not a client registry (want a YAML mapping with a clients: list): %v", file, err)
-	}
-	clients := lookup(doc.Content[0], "clients")
-	if clients == nil {
-		return "", fmt.Errorf("%s has no clients: list", file)
-	}
-	if clients.Kind != yaml.SequenceNode {
-		return "", fmt.Errorf("%s: clients is not a list", file)
-	}
-	clients.Style = 0 // block style, also for a file that started as clients: []
-	token := newToken()
-	sum := sha256.Sum256([]byte(token))
-	entry := &yaml.Node{Kind: yaml.MappingNode}
-	add := func(k string, v *yaml.Node) { entry.Content = append(entry.Content, scalar(k), v) }
-	add("id", quoted(id))
-	add("token_sha256", quoted(hex.EncodeToString(sum[:])))
-	list := &yaml.Node{Kind: yaml.SequenceNode, Style: yaml.FlowStyle}
-	for _, d := range devices {
-		list.Content = append(list.Content, quoted(d))
-	}
-	add("devices", list)
-	if rate > 0 {
-		add("rate", &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!float", Value: strconv.FormatFloat(rate, 'g', -1, 64)})
-	}
-	if burst > 0 {
-		add("burst", &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!int", Value: strconv.Itoa(burst)})
-	}
-	clients.Content = append(clients.Content, entry)
-
-	var out bytes.Buffer
-	enc := yaml.NewEncoder(&out)
-	enc.SetIndent(2)
-	if err := enc.Encode(&doc); err != nil {
-		return "", err
-	}
-	if _, err := cashier.ParseRegistry(out.Bytes()); err != nil {
-		return "", fmt.Errorf("the registry would not be valid with this client: %w", err)
-	}
-	if err := os.MkdirAll(filepath.Dir(file), 0o700); err != nil {
-		return "", err
-	}
-	tmp := file + ".tmp"
-	if err := os.WriteFile(tmp, out.Bytes(), 0o600); err != nil {
-		return "", err
-	}
-	return token, os.Rename(tmp, file)
-}
-
-func lookup(m *yaml.Node, key string) *yaml.Node {
-	for i := 0; i+1 < len(m.Content); i += 2 {
-		if m.Content[i].Value == key {
-			return m.Content[i+1]
-		}
-	}
-	return nil
-}
-
-func scalar(v string) *yaml.Node { return &yaml.Node{Kind: yaml.ScalarNode, Value: v} }
-
-func quoted(v string) *yaml.Node {
-	return &yaml.Node{Kind: yaml.ScalarNode, Value: v, Style: yaml.DoubleQuotedStyle}
 }

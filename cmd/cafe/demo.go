@@ -1,11 +1,10 @@
 package main
 
 import (
+	"cafe/cmd/internal/local"
 	"errors"
-	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"strings"
 )
 
@@ -18,15 +17,11 @@ const demoClientID = "demo"
 
 // demoPaths are the registry and token files of the demo client.
 func demoPaths() (registry, token string, err error) {
-	dir := os.Getenv("CAFE_CONFIG_DIR")
-	if dir == "" {
-		base, err := os.UserConfigDir()
-		if err != nil {
-			return "", "", fmt.Errorf("no config directory (set CAFE_CONFIG_DIR or CAFE_CLIENTS_FILE): %w", err)
-		}
-		dir = filepath.Join(base, "cafe")
+	dir, err := local.Default()
+	if err != nil {
+		return "", "", err
 	}
-	return filepath.Join(dir, "clients.yaml"), filepath.Join(dir, "demo.token"), nil
+	return dir.Registry(), dir.DemoToken(), nil
 }
 
 // demoClient is the demo registry and its client's token ("" when the

@@ -14,7 +14,9 @@ import (
 
 	"cafe/cmd/internal/cli"
 	"cafe/cmd/internal/devicesim"
+	"cafe/cmd/internal/local"
 	"cafe/cmd/internal/run"
+	"cafe/contracts/registry"
 )
 
 // upSettings are everything `cafe up` is configured with.
@@ -94,6 +96,11 @@ func (s *upSettings) run(cmd *cobra.Command) error {
 // pipeline is one cashier, barista and caller in this process, with the
 // simulated fleet (if any) running alongside.
 func (s *upSettings) pipeline(log *slog.Logger) (*run.Pipeline, *devicesim.Fleet, error) {
+	if s.fleet.Count > 0 {
+		if err := s.registerFleet(); err != nil { // before the cashier reads the registry
+			return nil, nil, err
+		}
+	}
 	prom := run.NewRegistry()
 	cash, err := run.NewCashier(s.brokers, s.cashier, prom, log.With("role", "cashier"))
 	if err != nil {
@@ -123,6 +130,29 @@ func (s *upSettings) pipeline(log *slog.Logger) (*run.Pipeline, *devicesim.Fleet
 		return nil
 	})
 	return p, fleet, nil
+}
+
+// registerFleet registers the simulated devices (those not registered yet)
+// and gives the fleet their secrets.
+func (s *upSettings) registerFleet() error {
+	dir, err := local.Default()
+	if err != nil {
+		return err
+	}
+	key, err := dir.Key()
+	if err != nil {
+		return err
+	}
+	ids := make([]string, s.fleet.Count)
+	for i := range ids {
+		ids[i] = fmt.Sprintf(s.fleet.Pattern, s.fleet.First+i)
+	}
+	secrets, err := registry.EnsureDevices(s.cashier.ClientsFile, key, ids)
+	if err != nil {
+		return fmt.Errorf("register the simulated devices: %w", err)
+	}
+	s.fleet.Secret = func(id string) string { return secrets[id] }
+	return nil
 }
 
 // banner tells a newcomer what is running and how to use it.

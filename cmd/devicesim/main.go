@@ -30,7 +30,7 @@ func command() *cobra.Command {
 		Use:   "devicesim",
 		Short: "Simulate a fleet of devices that answer cafe's commands over MQTT",
 		Long: `devicesim connects --count simulated devices to the MQTT broker, each with a
-connection of its own (client id dev-{id}), ids formatted from --pattern and
+connection of its own (user name and client id = its id), ids formatted from --pattern and
 numbers counting from --first. Each device:
 
   - subscribes to devices/{id}/commands/# and announces itself with a retained

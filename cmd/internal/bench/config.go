@@ -76,6 +76,12 @@ type Config struct {
 
 	Stdout   io.Writer // the report table
 	Progress io.Writer // one line per second while it runs; nil: none
+
+	// RegisterDevices, if set, registers the bench's simulated devices
+	// before they connect (the cashier refuses commands to unregistered
+	// devices, the broker refuses their logins) and returns each one's
+	// secret; unregister removes them again at the end.
+	RegisterDevices func(ids []string) (secret func(id string) string, unregister func() error, err error)
 }
 
 // The bench's settings. Where the pipeline is and whose results to read

@@ -22,12 +22,15 @@ import (
 	"cafe/cmd/internal/run"
 	"cafe/contracts"
 	"cafe/contracts/brokertest"
+	"cafe/contracts/identity"
+	"cafe/contracts/registry"
 )
 
 // pipeline runs cashier, barista and caller in this process, as `cafe up`
-// does, on a topology of the test's own, and returns the cashier's URL and
-// a token of a client that may command every device.
-func pipeline(t *testing.T) (url, token, client string) {
+// does, on a topology of the test's own, and returns the cashier's URL, a
+// token of a client that may command every device, and the registry file
+// (the bench registers its devices there).
+func pipeline(t *testing.T) (url, token, client, registryFile string) {
 	t.Helper()
 	top := brokertest.Topology(t)
 	b := cli.BrokersOf(brokertest.AMQPURL(), brokertest.MQTTURL(), top)
@@ -56,7 +59,7 @@ func pipeline(t *testing.T) (url, token, client string) {
 	p := &run.Pipeline{Cashier: cash, Baristas: []*run.Barista{bar}, Callers: []*run.Caller{call}, Log: log}
 	brokertest.Start(t, p.Run)
 	brokertest.Eventually(t, 20*time.Second, "the pipeline did not become ready", func() bool { return p.Ready() == nil })
-	return "http://" + cash.Addr().String(), token, client
+	return "http://" + cash.Addr().String(), token, client, registry
 }
 
 // A tiny bench against a real pipeline: every command gets its result,
@@ -66,9 +69,14 @@ func TestBenchAgainstAPipeline(t *testing.T) {
 	if testing.Short() {
 		t.Skip("needs the brokers and a pipeline")
 	}
-	url, token, client := pipeline(t)
+	url, token, client, registryFile := pipeline(t)
 	cfg := bench.Defaults()
 	cfg.URL, cfg.Token, cfg.ClientID = url, token, client
+	key := identity.NewKey()
+	cfg.RegisterDevices = func(ids []string) (func(string) string, func() error, error) {
+		secrets, err := registry.EnsureDevices(registryFile, key, ids)
+		return func(id string) string { return secrets[id] }, func() error { return registry.RemoveDevices(registryFile, ids) }, err
+	}
 	cfg.MQTTURL, cfg.AMQPURL = brokertest.MQTTURL(), brokertest.AMQPURL()
 	cfg.Rate, cfg.Count, cfg.Duration = 100, 50, 0
 	cfg.Devices = 5

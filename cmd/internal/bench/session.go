@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -36,11 +37,12 @@ type session struct {
 	urls    []string // submit URL of each device
 	log     *slog.Logger
 
-	fleet     *devicesim.Fleet
-	stopFleet context.CancelFunc
-	fleetDone chan error
-	link      *mqttlink.Link
-	stopLink  func()
+	fleet      *devicesim.Fleet
+	stopFleet  context.CancelFunc
+	fleetDone  chan error
+	link       *mqttlink.Link
+	stopLink   func()
+	unregister func() error // removes the devices RegisterDevices registered
 
 	mu      sync.RWMutex
 	phases  []*phase
@@ -90,14 +92,25 @@ func (s *session) start(ctx context.Context) error {
 	if s.cfg.CashierOnly {
 		return nil
 	}
-	fleet, err := devicesim.New(devicesim.Config{
+	fleetCfg := devicesim.Config{
 		MQTTURL:   s.cfg.MQTTURL,
 		Count:     s.cfg.Devices,
 		Pattern:   "bench-" + s.run + "-%d",
 		First:     1,
 		Latency:   s.cfg.DeviceLatency,
 		KeyMemory: max(devicesim.DefaultKeyMemory, s.cfg.Devices),
-	}, s.log)
+	}
+	if s.cfg.RegisterDevices != nil {
+		secret, unregister, err := s.cfg.RegisterDevices(s.devices)
+		if err != nil {
+			return fmt.Errorf("register the simulated devices: %w", err)
+		}
+		fleetCfg.Secret, s.unregister = secret, unregister
+		if err := s.waitKnown(ctx); err != nil {
+			return err
+		}
+	}
+	fleet, err := devicesim.New(fleetCfg, s.log)
 	if err != nil {
 		return fmt.Errorf("simulated devices: %w", err)
 	}
@@ -137,7 +150,50 @@ func (s *session) close() {
 	if s.link != nil {
 		s.stopLink()
 	}
+	if s.unregister != nil {
+		if err := s.unregister(); err != nil {
+			s.log.Warn("could not remove the bench's devices from the registry", "err", err)
+		}
+	}
 	s.http.CloseIdleConnections()
+}
+
+// waitKnown waits until the cashier has loaded the registry with the
+// bench's devices (it watches the file): a one-way command that expires at
+// once is refused with 404 until then, and never reaches a device.
+func (s *session) waitKnown(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	for _, u := range []string{s.urls[0], s.urls[len(s.urls)-1]} {
+		for {
+			status, err := s.probe(ctx, u)
+			if err == nil && status == http.StatusAccepted {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("the cashier at %s still does not know the bench's devices (last answer %d, %v): is it watching the registry the bench wrote to?", s.cfg.URL, status, err)
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}
+	return nil
+}
+
+func (s *session) probe(ctx context.Context, url string) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(`{"jsonrpc":"2.0","method":"bench.probe"}`))
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Authorization", "Bearer "+s.cfg.Token)
+	req.Header.Set("Cafe-Timeout", "1ms")
+	res, err := s.http.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	_, _ = io.Copy(io.Discard, res.Body)
+	_ = res.Body.Close()
+	return res.StatusCode, nil
 }
 
 func (s *session) clearPresence() {

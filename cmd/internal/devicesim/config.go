@@ -47,6 +47,10 @@ type Config struct {
 	// MaxBackoff is the longest wait between reconnection attempts; 0 keeps
 	// mqttlink's default.
 	MaxBackoff time.Duration
+	// Secret gives each device's MQTT password (its registered secret); nil
+	// connects without one. A device connects with user name and client id
+	// = its device id.
+	Secret func(deviceID string) string
 }
 
 // The settings of the devicesim binary, registered by cmd/devicesim. cafe

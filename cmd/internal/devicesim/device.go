@@ -72,8 +72,8 @@ func (d *device) start() error {
 	s := &session{ctx: ctx, cancel: cancel}
 	presence := contracts.PresenceTopic(d.id)
 	link, err := mqttlink.New(mqttlink.Config{
-		URL:          d.fleet.cfg.MQTTURL,
-		ClientID:     "dev-" + d.id,
+		URL:          d.fleet.deviceURL(d.id),
+		ClientID:     d.id,
 		CleanSession: true,
 		MaxBackoff:   d.fleet.cfg.MaxBackoff,
 		Quiesce:      closeQuiesce,

@@ -4,7 +4,8 @@
 //
 // # What a device consumes and produces
 //
-// Each device is an MQTT connection of its own (client id "dev-{id}", clean
+// Each device is an MQTT connection of its own (user name and client id =
+// its device id, password its secret when the fleet is given secrets; clean
 // session). It
 //
 //   - subscribes at QoS 1 to devices/{id}/commands/#;

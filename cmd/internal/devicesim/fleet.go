@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"math"
 	"math/rand/v2"
+	"net/url"
 	"sync"
 )
 
@@ -249,4 +250,19 @@ func (f *Fleet) Stats() Stats {
 		}
 	}
 	return s
+}
+
+// deviceURL is the broker URL a device logs in with: the fleet's, with the
+// device's id as user name and its secret as password (when Config.Secret
+// gives one).
+func (f *Fleet) deviceURL(id string) string {
+	if f.cfg.Secret == nil {
+		return f.cfg.MQTTURL
+	}
+	u, err := url.Parse(f.cfg.MQTTURL)
+	if err != nil {
+		return f.cfg.MQTTURL // Validate refused it already
+	}
+	u.User = url.UserPassword(id, f.cfg.Secret(id))
+	return u.String()
 }

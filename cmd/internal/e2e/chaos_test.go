@@ -417,9 +417,8 @@ func (c *chaosRun) deadLettered(t *testing.T, ids map[string]bool) (map[string]b
 func (p *pipeline) restartDevices(t testing.TB, f *fleet, flags ...string) *fleet {
 	t.Helper()
 	n := len(f.ids)
-	pattern := strings.TrimSuffix(f.ids[0], "1") + "%d"
-	g := &fleet{ids: f.ids, stats: filepath.Join(t.TempDir(), "stats.json")}
-	args := append([]string{"--count", strconv.Itoa(n), "--pattern", pattern, "--stats-file", g.stats}, flags...)
+	g := &fleet{ids: f.ids, first: f.first, stats: filepath.Join(t.TempDir(), "stats.json")}
+	args := append([]string{"--count", strconv.Itoa(n), "--pattern", p.devices + "-%d", "--first", strconv.Itoa(f.first), "--stats-file", g.stats}, flags...)
 	g.proc = start(t, "devicesim (again)", "devicesim", nil, args...)
 	g.waitOutput(t, fmt.Sprintf("%d devices online", n), readyTimeout)
 	return g

@@ -31,7 +31,7 @@ func TestCashierRefusesWhileRabbitMQIsAway(t *testing.T) {
 	c := client{id: brokertest.ID(t, "app"), token: randomToken()}
 	devices := brokertest.ID(t, "dev")
 	cashier := startService(t, "cashier", "cashier", []string{
-		"CAFE_CLIENTS_FILE=" + writeRegistry(t, c, devices+"-*"),
+		"CAFE_CLIENTS_FILE=" + writeRegistry(t, c, devices, devices+"-*"),
 		"CAFE_AMQP_PREFIX=" + top.Prefix,
 		"CAFE_AMQP_URL=" + amqpURL.String(),
 	})
@@ -75,7 +75,7 @@ func TestRegistryReloadsOnSIGHUP(t *testing.T) {
 	valid := `{"jsonrpc":"2.0","method":"echo","id":1}`
 
 	renewed := client{id: p.client.id, token: randomToken()}
-	doc, err := os.ReadFile(writeRegistry(t, renewed, p.devices+"-*"))
+	doc, err := os.ReadFile(writeRegistry(t, renewed, p.devices, p.devices+"-*"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -38,8 +38,9 @@ type pipeline struct {
 	top      contracts.Topology
 	env      []string // the settings every process of this pipeline shares
 	client   client   // entitled to devices named devices+"-*"
-	devices  string   // prefix of this test's device ids
+	devices  string   // prefix of this test's device ids (see registeredDevices)
 	registry string   // path of the client registry file
+	fleets   int      // fleets started so far: each takes the next device numbers
 	cashier  *service
 	baristas []*service
 	callers  []*service
@@ -64,7 +65,7 @@ func newPipeline(t *testing.T, s setup) *pipeline {
 	t.Cleanup(func() { brokertest.DeleteTopology(t, p.top) })
 	p.env = []string{"CAFE_AMQP_PREFIX=" + p.top.Prefix}
 	p.client = client{id: brokertest.ID(t, "app"), token: randomToken()}
-	p.registry = writeRegistry(t, p.client, p.devices+"-*")
+	p.registry = writeRegistry(t, p.client, p.devices, p.devices+"-*")
 
 	p.cashier = startService(t, "cashier", "cashier",
 		append(append([]string{"CAFE_CLIENTS_FILE=" + p.registry}, p.env...), s.cashierEnv...))
@@ -156,9 +157,33 @@ func randomToken() string {
 	return "tok-" + hex.EncodeToString(b[:])
 }
 
-// writeRegistry writes a client registry (the format of cashier/registry.go)
-// with one client entitled to patterns, in the test's temp dir.
-func writeRegistry(t testing.TB, c client, patterns ...string) string {
+// devicesPerTest is how many numbered devices (prefix-1, prefix-2, ...) the
+// registry of a test holds, besides the named ones (namedDevices); each
+// fleet a test starts takes the next devicesPerFleet numbers.
+const (
+	devicesPerTest  = 32
+	devicesPerFleet = 8
+)
+
+// namedDevices are the suffixes of the devices tests name themselves.
+var namedDevices = []string{"gone", "odd", "err", "sync"}
+
+// registeredDevices lists the device ids a test with device prefix may use.
+func registeredDevices(prefix string) []string {
+	ids := make([]string, 0, devicesPerTest+len(namedDevices))
+	for i := 1; i <= devicesPerTest; i++ {
+		ids = append(ids, fmt.Sprintf("%s-%d", prefix, i))
+	}
+	for _, n := range namedDevices {
+		ids = append(ids, prefix+"-"+n)
+	}
+	return ids
+}
+
+// writeRegistry writes a registry (the format of contracts/registry) with
+// one client entitled to patterns and the test's devices registered, in
+// the test's temp dir.
+func writeRegistry(t testing.TB, c client, devices string, patterns ...string) string {
 	t.Helper()
 	sum := sha256.Sum256([]byte(c.token))
 	quoted := make([]string, len(patterns))
@@ -166,7 +191,7 @@ func writeRegistry(t testing.TB, c client, patterns ...string) string {
 		quoted[i] = strconv.Quote(p)
 	}
 	doc := fmt.Sprintf("clients:\n  - id: %s\n    token_sha256: %s\n    devices: [%s]\n",
-		c.id, hex.EncodeToString(sum[:]), strings.Join(quoted, ", "))
+		c.id, hex.EncodeToString(sum[:]), strings.Join(quoted, ", ")) + brokertest.DevicesYAML(registeredDevices(devices)...)
 	path := filepath.Join(t.TempDir(), "clients.yaml")
 	if err := os.WriteFile(path, []byte(doc), 0o600); err != nil {
 		t.Fatal(err)
@@ -178,6 +203,7 @@ func writeRegistry(t testing.TB, c client, patterns ...string) string {
 type fleet struct {
 	*proc
 	ids   []string
+	first int    // the number of its first device
 	stats string // its --stats-file
 }
 
@@ -198,15 +224,18 @@ func scene(t *testing.T, s setup, n int, flags ...string) (*pipeline, *fleet, *a
 
 func (p *pipeline) startDevices(t testing.TB, n int, flags ...string) *fleet {
 	t.Helper()
-	var b [3]byte
-	_, _ = rand.Read(b[:])
-	pattern := p.devices + "-" + hex.EncodeToString(b[:]) + "-%d"
-	f := &fleet{stats: filepath.Join(t.TempDir(), "stats.json")}
-	for i := 1; i <= n; i++ {
+	first := p.fleets*devicesPerFleet + 1 // numbered apart from the other fleets
+	p.fleets++
+	if n > devicesPerFleet || first+n-1 > devicesPerTest {
+		t.Fatalf("fleet %d of %d devices: the test registry holds devices 1 to %d, %d per fleet", p.fleets, n, devicesPerTest, devicesPerFleet)
+	}
+	pattern := p.devices + "-%d"
+	f := &fleet{stats: filepath.Join(t.TempDir(), "stats.json"), first: first}
+	for i := first; i < first+n; i++ {
 		f.ids = append(f.ids, fmt.Sprintf(pattern, i))
 	}
 	clearPresenceAtEnd(t, f.ids...) // before start: runs after the fleet stopped
-	args := append([]string{"--count", strconv.Itoa(n), "--pattern", pattern, "--stats-file", f.stats}, flags...)
+	args := append([]string{"--count", strconv.Itoa(n), "--pattern", pattern, "--first", strconv.Itoa(first), "--stats-file", f.stats}, flags...)
 	f.proc = start(t, "devicesim", "devicesim", nil, args...)
 	f.waitOutput(t, fmt.Sprintf("%d devices online", n), readyTimeout)
 	return f

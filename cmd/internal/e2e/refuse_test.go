@@ -45,6 +45,7 @@ func TestRefusedRequestsPublishNothing(t *testing.T) {
 		{name: "no token", token: "-", body: valid, status: 401, code: contracts.CodeUnauthorized},
 		{name: "unknown token", token: "not-a-token", body: valid, status: 401, code: contracts.CodeUnauthorized},
 		{name: "device not entitled", device: "not-" + p.devices, body: valid, status: 403, code: contracts.CodeForbidden},
+		{name: "device not registered", device: p.devices + "-nobody", body: valid, status: 404, code: contracts.CodeUnknownDevice},
 		{name: "body over the limit", body: big, status: 413, code: contracts.CodeTooLarge},
 		{name: "body over the limit, chunked", body: big, chunked: true, status: 413, code: contracts.CodeTooLarge},
 	} {

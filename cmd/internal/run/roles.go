@@ -13,8 +13,10 @@ import (
 	"cafe/caller"
 	"cafe/cashier"
 	"cafe/cmd/internal/cli"
+	"cafe/cmd/internal/local"
 	"cafe/contracts/amqplink"
 	"cafe/contracts/mqttlink"
+	"cafe/contracts/registry"
 )
 
 // Each role below owns its broker links. Its Run stops the role first (the
@@ -48,7 +50,7 @@ func NewCashier(b cli.Brokers, s CashierSettings, prom *prometheus.Registry, log
 	if s.ClientsFile == "" {
 		return nil, errors.New("no client registry: set " + SettingClientsFile.String() + " to a YAML file; `cafe clients add --id APP --devices 'PATTERN'` creates one")
 	}
-	reg, err := cashier.LoadRegistry(s.ClientsFile)
+	reg, err := registry.Load(s.ClientsFile)
 	if err != nil {
 		return nil, err
 	}
@@ -61,7 +63,7 @@ func NewCashier(b cli.Brokers, s CashierSettings, prom *prometheus.Registry, log
 	if err != nil {
 		return nil, err
 	}
-	log.Info("client registry loaded", "file", s.ClientsFile, "clients", reg.Len())
+	log.Info("registry loaded", "file", s.ClientsFile, "clients", reg.Len(), "devices", len(reg.Devices()))
 	return &Cashier{link: link, pub: pub, server: srv, regFile: s.ClientsFile, log: log}, nil
 }
 
@@ -78,18 +80,28 @@ func (c *Cashier) Ready() error {
 
 // Reload re-reads the client registry; on error the old one stays.
 func (c *Cashier) Reload() error {
-	reg, err := cashier.LoadRegistry(c.regFile)
+	reg, err := registry.Load(c.regFile)
 	if err != nil {
 		return err
 	}
 	c.server.SetRegistry(reg)
-	c.log.Info("client registry reloaded", "file", c.regFile, "clients", reg.Len())
+	c.log.Info("registry reloaded", "file", c.regFile, "clients", reg.Len(), "devices", len(reg.Devices()))
 	return nil
 }
 
-// Run serves until ctx is done, drains, then closes the link.
+// Run serves until ctx is done, drains, then closes the link. It reloads
+// the registry whenever the file changes (and on SIGHUP, see Pipeline), so
+// an app or device added, rotated or removed takes effect within a second.
 func (c *Cashier) Run(ctx context.Context) error {
-	stop, wait := background(ctx, c.link.Run, c.pub.Run)
+	watch := func(ctx context.Context) error {
+		local.Watch(ctx, c.regFile, local.WatchInterval, func() {
+			if err := c.Reload(); err != nil {
+				c.log.Error("registry changed but is not valid; keeping the old one", "err", err)
+			}
+		})
+		return nil
+	}
+	stop, wait := background(ctx, c.link.Run, c.pub.Run, watch)
 	err := c.server.Run(ctx)
 	stop()
 	wait()

@@ -39,6 +39,8 @@ func (s *CashierSettings) Register(f cli.Flags) {
 	f.Duration(&c.DrainDelay, cashier.SettingDrainDelay, d.DrainDelay, "on SIGTERM, how long /readyz fails before the listener closes")
 	f.Duration(&c.ShutdownGrace, cashier.SettingShutdownGrace, d.ShutdownGrace, "on SIGTERM, how long requests in flight may finish")
 	f.Bool(&c.Pprof, cashier.SettingPprof, d.Pprof, "serve /debug/pprof/ (profiles)")
+	f.Float(&c.ClientRate, cashier.SettingClientRate, d.ClientRate, "commands per second a client may submit when its registry entry sets no rate (0: no limit)")
+	f.Int(&c.ClientBurst, cashier.SettingClientBurst, d.ClientBurst, "commands a client may submit at once above that rate")
 }
 
 // BaristaSettings are the barista's flags.

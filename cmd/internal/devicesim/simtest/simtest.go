@@ -9,7 +9,6 @@ package simtest
 
 import (
 	"context"
-	"log/slog"
 	"strings"
 	"sync"
 	"testing"
@@ -27,28 +26,12 @@ const Wait = 5 * time.Second
 // session, reconnecting quickly, that runs until the test ends.
 func Link(t testing.TB, cfg mqttlink.Config) *mqttlink.Link {
 	t.Helper()
-	if cfg.URL == "" {
-		cfg.URL = brokertest.MQTTURL()
-	}
 	cfg.CleanSession = true
-	cfg.MaxBackoff = 200 * time.Millisecond
-	l, err := mqttlink.New(cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	brokertest.Run(t, l)
-	return l
+	return brokertest.MQTT(t, cfg)
 }
 
 // Connected waits until l is connected.
-func Connected(t testing.TB, l *mqttlink.Link) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), Wait)
-	defer cancel()
-	if err := l.WaitConnected(ctx); err != nil {
-		t.Fatal(err)
-	}
-}
+var Connected = brokertest.Connected
 
 // Publish publishes m on l and waits for the broker to have it.
 func Publish(t testing.TB, l *mqttlink.Link, m mqttlink.Message) {

@@ -1,0 +1,158 @@
+package brokerauth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"cafe/cmd/internal/local"
+	"cafe/contracts"
+	"cafe/contracts/identity"
+	"cafe/contracts/mqttlink"
+	"cafe/contracts/registry"
+)
+
+// Reconciler keeps a running broker's logins equal to Desired(registry,
+// key). It owns no state of its own: the fingerprints the broker holds say
+// what is current, so it can stop, restart, or run on another host.
+type Reconciler struct {
+	RegistryFile string
+	Key          identity.Key
+	Control      *Control      // logged in as cafe-admin
+	Admin        *mqttlink.Link // the same link, to clear a removed device's presence
+	Resync       time.Duration // a full comparison with the broker this often (default 5m)
+	Log          *slog.Logger
+}
+
+// Changes counts what one reconciliation did.
+type Changes struct {
+	Created, Updated, Deleted int
+}
+
+func (c Changes) String() string {
+	return fmt.Sprintf("%d created, %d updated, %d deleted", c.Created, c.Updated, c.Deleted)
+}
+
+// Run reconciles at once, then whenever the registry file changes (within
+// about local.WatchInterval) and every Resync, until ctx is done. A failed
+// round is logged and tried again on the next change or resync.
+func (r *Reconciler) Run(ctx context.Context) error {
+	resync := r.Resync
+	if resync <= 0 {
+		resync = 5 * time.Minute
+	}
+	changed := make(chan struct{}, 1)
+	go local.Watch(ctx, r.RegistryFile, local.WatchInterval, func() {
+		select {
+		case changed <- struct{}{}:
+		default:
+		}
+	})
+	t := time.NewTicker(resync)
+	defer t.Stop()
+	for {
+		if err := r.round(ctx); err != nil && ctx.Err() == nil {
+			r.Log.Error("broker logins not reconciled; trying again on the next change", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-changed:
+		case <-t.C:
+		}
+	}
+}
+
+func (r *Reconciler) round(ctx context.Context) error {
+	reg, err := registry.Load(r.RegistryFile)
+	if err != nil {
+		return err
+	}
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := r.Admin.WaitConnected(wctx); err != nil {
+		return fmt.Errorf("as %s: %w", identity.Admin, err)
+	}
+	began := time.Now()
+	ch, err := r.Sync(ctx, reg)
+	if ch != (Changes{}) || err != nil {
+		r.Log.Info("broker logins reconciled", "changes", ch.String(), "took", time.Since(began).Round(time.Millisecond), "err", err)
+	}
+	return err
+}
+
+// Sync makes the broker's logins those reg and the key call for: it
+// creates the missing, updates those whose password or client id changed
+// (which disconnects their clients), and deletes the logins cafe manages
+// that reg no longer has (likewise), clearing a deleted device's retained
+// presence, which the broker keeps saying online for a client it kicked.
+func (r *Reconciler) Sync(ctx context.Context, reg *registry.Registry) (Changes, error) {
+	listed, err := r.Control.List(ctx)
+	if err != nil {
+		return Changes{}, err
+	}
+	have := make(map[string]ListedClient, len(listed))
+	for _, l := range listed {
+		have[l.Username] = l
+	}
+	var ch Changes
+	var errs []error
+	for _, want := range Desired(reg, r.Key) {
+		cur, ok := have[want.Username]
+		delete(have, want.Username)
+		switch {
+		case !ok:
+			errs = append(errs, r.create(ctx, want))
+			ch.Created++
+		case cur.TextDescription != want.Fingerprint():
+			errs = append(errs, r.update(ctx, want))
+			ch.Updated++
+		}
+	}
+	for _, gone := range have {
+		if !Managed(gone.TextDescription) || gone.Username == string(identity.Admin) {
+			continue // not cafe's: leave it
+		}
+		errs = append(errs, r.delete(ctx, gone))
+		ch.Deleted++
+	}
+	return ch, errors.Join(errs...)
+}
+
+func (r *Reconciler) create(ctx context.Context, l Login) error {
+	cmd := Command{"command": "createClient", "username": l.Username, "password": l.Password,
+		"textname": string(l.Kind), "textdescription": l.Fingerprint()}
+	if l.ClientID != "" {
+		cmd["clientid"] = l.ClientID
+	}
+	_, err := r.Control.Do(ctx, cmd)
+	if errors.Is(err, ErrAlreadyExists) { // made meanwhile by another reconciler
+		return r.update(ctx, l)
+	}
+	return err
+}
+
+// update sets the password, client id and fingerprint of an existing
+// login in one command (one save of the plugin's file); the plugin
+// disconnects a client logged in with it.
+func (r *Reconciler) update(ctx context.Context, l Login) error {
+	_, err := r.Control.Do(ctx, Command{"command": "modifyClient", "username": l.Username, "password": l.Password,
+		"clientid": l.ClientID, "textname": string(l.Kind), "textdescription": l.Fingerprint()})
+	return err
+}
+
+func (r *Reconciler) delete(ctx context.Context, l ListedClient) error {
+	if _, err := r.Control.Do(ctx, Command{"command": "deleteClient", "username": l.Username}); err != nil {
+		return err
+	}
+	if l.TextName != string(KindDevice) || !contracts.ValidDeviceID(l.Username) {
+		return nil
+	}
+	err := r.Admin.Publish(ctx, mqttlink.Message{Topic: contracts.PresenceTopic(l.Username), QoS: 1, Retained: true})
+	if err != nil {
+		return fmt.Errorf("clear the presence of removed device %s: %w", l.Username, err)
+	}
+	return nil
+}
