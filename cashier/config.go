@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"cafe/contracts"
+	"cafe/contracts/identity"
 	"cafe/contracts/ops"
 )
 
@@ -27,7 +28,13 @@ type Config struct {
 	// Defaults' values.
 	ClientRate  float64 `fill:"-"`
 	ClientBurst int     `fill:"-"`
-	Pprof       bool    // serve /debug/pprof/
+	// SessionKey derives the MQTT passwords POST /v1/sessions gives apps
+	// (identity.Key.SessionKey of the installation's auth key); without one
+	// the cashier answers sessions with 503.
+	SessionKey identity.Key
+	// SessionMQTTURL is the MQTT broker apps are told to connect to.
+	SessionMQTTURL string
+	Pprof          bool // serve /debug/pprof/
 }
 
 // The cashier's settings.
@@ -44,6 +51,7 @@ var (
 	SettingPprof          = ops.SettingPprof
 	SettingClientRate     = contracts.Setting{Flag: "client-rate", Env: "CAFE_CLIENT_RATE"}
 	SettingClientBurst    = contracts.Setting{Flag: "client-burst", Env: "CAFE_CLIENT_BURST"}
+	SettingSessionMQTTURL = contracts.Setting{Flag: "session-mqtt-url", Env: "CAFE_SESSION_MQTT_URL"}
 )
 
 // MaxBatchLimit is the most Config.MaxBatch may be.
@@ -65,6 +73,7 @@ func Defaults() Config {
 		ConfirmTimeout: 5 * time.Second,
 		RetryAfter:     time.Second,
 		ShutdownGrace:  10 * time.Second,
+		SessionMQTTURL: "tcp://127.0.0.1:1883",
 		ClientRate:     500,
 		ClientBurst:    1000,
 	}

@@ -106,17 +106,9 @@ type order struct {
 func (s *Server) checkHeaders(c echo.Context) (order, int, *contracts.Error) {
 	r := c.Request()
 	dir := s.dir.Load()
-	if len(r.Header.Values(echo.HeaderAuthorization)) > 1 {
-		s.refused(c, "", "more than one Authorization header")
-		return order{}, http.StatusBadRequest, contracts.NewError(contracts.CodeInvalidRequest,
-			contracts.Detail{Field: "Authorization", Reason: "send the Authorization header once"})
-	}
-	client, ok := dir.reg.Lookup(bearer(r.Header.Get(echo.HeaderAuthorization)))
-	if !ok {
-		s.refused(c, "", "no or unknown bearer token")
-		c.Response().Header().Set("WWW-Authenticate", `Bearer realm="cafe"`)
-		return order{}, http.StatusUnauthorized, contracts.NewError(contracts.CodeUnauthorized,
-			contracts.Detail{Field: "Authorization", Reason: "send Authorization: Bearer <token> with a token from the registry"})
+	client, status, e := s.authenticate(c, dir)
+	if e != nil {
+		return order{}, status, e
 	}
 	deviceID := c.Param("deviceID")
 	if !contracts.ValidDeviceID(deviceID) {
@@ -137,6 +129,25 @@ func (s *Server) checkHeaders(c echo.Context) (order, int, *contracts.Error) {
 		return order{}, http.StatusBadRequest, perr
 	}
 	return order{dir: dir, client: client, deviceID: deviceID, timeout: timeout}, 0, nil
+}
+
+// authenticate finds the client of the request's bearer token: 401 for
+// none or an unknown one, 400 for more than one Authorization header.
+func (s *Server) authenticate(c echo.Context, dir *directory) (*registry.Client, int, *contracts.Error) {
+	r := c.Request()
+	if len(r.Header.Values(echo.HeaderAuthorization)) > 1 {
+		s.refused(c, "", "more than one Authorization header")
+		return nil, http.StatusBadRequest, contracts.NewError(contracts.CodeInvalidRequest,
+			contracts.Detail{Field: "Authorization", Reason: "send the Authorization header once"})
+	}
+	client, ok := dir.reg.Lookup(bearer(r.Header.Get(echo.HeaderAuthorization)))
+	if !ok {
+		s.refused(c, "", "no or unknown bearer token")
+		c.Response().Header().Set("WWW-Authenticate", `Bearer realm="cafe"`)
+		return nil, http.StatusUnauthorized, contracts.NewError(contracts.CodeUnauthorized,
+			contracts.Detail{Field: "Authorization", Reason: "send Authorization: Bearer <token> with a token from the registry"})
+	}
+	return client, 0, nil
 }
 
 // refused logs a refusal of who the requester is (401, 403): with the

@@ -152,8 +152,7 @@ func TestLiveBrokerDownGives503ThenRecovers(t *testing.T) {
 }
 
 func TestLiveFullQueueGives503(t *testing.T) {
-	top := brokertest.Topology(t)
-	top.CommandsMaxLength = 1
+	top := brokertest.TopologyWith(t, func(top *contracts.Topology) { top.CommandsMaxLength = 1 })
 	l := startLive(t, brokertest.AMQPURL(), top)
 	l.waitReady(t)
 	accepted := 0

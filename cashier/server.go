@@ -59,6 +59,7 @@ func New(cfg Config, reg *registry.Registry, q Queue, top contracts.Topology, pr
 	e.HTTPErrorHandler = s.errorHandler
 	e.Use(s.recoverer)
 	e.POST("/v1/devices/:deviceID/commands", s.submit)
+	e.POST("/v1/sessions", s.session)
 	opsRoutes := echo.WrapHandler(ops.Handler(ops.Config{Metrics: prom, Ready: s.ready, Pprof: cfg.Pprof}))
 	for _, p := range ops.Paths {
 		if p != "/debug/pprof/*" || cfg.Pprof {

@@ -15,11 +15,20 @@
 #      not answer, and waits for it;
 #   3. enables every RabbitMQ feature flag if one is disabled (cafe's queues
 #      are quorum queues);
-#   4. makes the Mosquitto that listens on 127.0.0.1:1883 one started with
+#   4. builds bin/cafe and runs `cafe setup --rabbitmq --mosquitto-dir
+#      /etc/mosquitto/cafe`: this machine's auth key (created once, mode
+#      0600), one RabbitMQ user per role with only its permissions (guest
+#      deleted), the demo CA and the broker's TLS certificate, and Mosquitto's
+#      first dynamic-security file (the logins of cafe's services);
+#   5. installs deploy/mosquitto/cafe.acl (the topic rules) in
+#      /etc/mosquitto/cafe, telling a running Mosquitto (SIGHUP) when it
+#      changed;
+#   6. makes the Mosquitto that listens on 127.0.0.1:1883 one started with
 #      deploy/mosquitto/cafe.conf: a Mosquitto started with another config
 #      (Debian's /etc/mosquitto/mosquitto.conf, say) is stopped with SIGTERM
 #      and ours is started with `mosquitto -d -c <abs path>`; so is one
-#      whose config file was edited after it started.
+#      whose config file was edited after it started. It refuses anonymous
+#      clients; the check at the end logs in as cafe-admin.
 # Neither broker is run under systemd: this works on machines without it.
 #
 # Environment (all optional):
@@ -44,6 +53,11 @@ readonly MOSQUITTO_LOG=/var/log/mosquitto/cafe.log
 DEPLOY_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)"
 readonly DEPLOY_DIR
 readonly CAFE_CONF="$DEPLOY_DIR/mosquitto/cafe.conf"
+readonly CAFE_ACL="$DEPLOY_DIR/mosquitto/cafe.acl"
+# Where Mosquitto reads cafe's ACL and TLS files (cafe.conf names them).
+readonly MOSQUITTO_CAFE_DIR=/etc/mosquitto/cafe
+readonly REPO_DIR="$DEPLOY_DIR/.."
+readonly CAFE_BIN="$REPO_DIR/bin/cafe"
 
 say() { printf 'brokers: %s\n' "$*"; }
 
@@ -161,6 +175,31 @@ stop_rabbitmq() {
 	wait_until 60 port_free "$AMQP_HOST" "$AMQP_PORT" ||
 		die "$AMQP_HOST:$AMQP_PORT still answers 60s after rabbitmqctl stop" \
 			"find the owner: ss -ltnp 'sport = :$AMQP_PORT'"
+}
+
+# --- cafe's own set-up: auth key, certificates, logins, users ----------------
+
+# build_cafe: the cafe command, built from this checkout (go caches it).
+build_cafe() {
+	command -v go >/dev/null || die "go is not on PATH" "install Go 1.26 (https://go.dev/dl/) and run $0 again"
+	(cd "$REPO_DIR" && go build -o "$CAFE_BIN" ./cmd/cafe) ||
+		die "go build ./cmd/cafe failed (its message is above)" "fix the build, then run $0 again"
+}
+
+# cafe_setup: what the brokers need before cafe runs here (cafe setup --help):
+# the auth key, the local CA and TLS certificates, Mosquitto's logins file
+# (only when missing: afterwards the reconciler keeps it current), RabbitMQ's
+# users; then the ACL file, which Mosquitto re-reads on SIGHUP.
+cafe_setup() {
+	need_root "setting up the brokers' users and files"
+	build_cafe
+	"$CAFE_BIN" setup --rabbitmq --mosquitto-dir "$MOSQUITTO_CAFE_DIR" ||
+		die "cafe setup failed (its message is above)" "see: $CAFE_BIN setup --help"
+	install -d -m 0755 "$MOSQUITTO_CAFE_DIR"
+	if ! cmp -s "$CAFE_ACL" "$MOSQUITTO_CAFE_DIR/cafe.acl"; then
+		install -m 0644 "$CAFE_ACL" "$MOSQUITTO_CAFE_DIR/cafe.acl"
+		ACL_CHANGED=1
+	fi
 }
 
 # --- Mosquitto -----------------------------------------------------------------
@@ -283,10 +322,14 @@ start_mosquitto() {
 			"or run it in the foreground to see why: mosquitto -v -c $CAFE_CONF"
 }
 
-# mqtt_check: a real MQTT exchange (the broker's $SYS version topic).
+# mqtt_check: a real MQTT exchange as cafe-admin (the broker's $SYS version
+# topic); anonymous clients are refused.
 mqtt_check() {
+	local pw
+	pw="$("$CAFE_BIN" credentials cafe-admin --password 2>/dev/null)" || return 1
 	# shellcheck disable=SC2016 # a literal topic name, not a variable
-	mosquitto_sub -h "$MQTT_HOST" -p "$MQTT_PORT" -i "cafe-brokers-$$" -t '$SYS/broker/version' -C 1 -W 5 2>/dev/null
+	mosquitto_sub -h "$MQTT_HOST" -p "$MQTT_PORT" -i "cafe-brokers-$$" -u cafe-admin -P "$pw" \
+		-t '$SYS/broker/version' -C 1 -W 5 2>/dev/null
 }
 
 ensure_mosquitto() {
@@ -303,6 +346,10 @@ ensure_mosquitto() {
 		if runs_our_config "$pid"; then
 			conf="$(config_of "$pid")"
 			[[ $conf == "$CAFE_CONF" ]] || conf="$conf (the same as $CAFE_CONF)"
+			if [[ ${ACL_CHANGED:-0} == 1 ]]; then
+				say "the ACL file changed: kill -HUP $pid (Mosquitto re-reads it; nobody is disconnected)"
+				kill -HUP "$pid"
+			fi
 			say "Mosquitto (pid $pid) answers on $MQTT_HOST:$MQTT_PORT with $conf"
 			return 0
 		fi
@@ -389,11 +436,13 @@ main() {
 	ensure | up | "")
 		ensure_packages
 		ensure_rabbitmq
+		cafe_setup
 		ensure_mosquitto
 		;;
 	status) status ;;
 	restart-mosquitto)
 		ensure_packages
+		cafe_setup
 		restart_mosquitto
 		;;
 	restart-rabbitmq)

@@ -12,8 +12,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"cafe/cmd/internal/cli"
-	"cafe/cmd/internal/local"
 	"cafe/contracts/identity"
+	"cafe/contracts/local"
 	"cafe/contracts/registry"
 )
 

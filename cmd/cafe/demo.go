@@ -1,11 +1,12 @@
 package main
 
 import (
-	"cafe/cmd/internal/local"
 	"errors"
 	"io/fs"
 	"os"
 	"strings"
+
+	"cafe/contracts/local"
 )
 
 // The demo client: on a machine with no client registry, `cafe up` creates

@@ -9,8 +9,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"cafe/cmd/internal/cli"
-	"cafe/cmd/internal/local"
 	"cafe/contracts/identity"
+	"cafe/contracts/local"
 	"cafe/contracts/registry"
 )
 
@@ -211,11 +211,7 @@ func (n numbered) ids(args []string) ([]string, error) {
 // auth key; unregister removes them again.
 func temporaryDevices(file string) func(ids []string) (func(string) string, func() error, error) {
 	return func(ids []string) (func(string) string, func() error, error) {
-		dir, err := local.Default()
-		if err != nil {
-			return nil, nil, err
-		}
-		key, err := dir.Key()
+		key, err := local.MachineKey()
 		if err != nil {
 			return nil, nil, err
 		}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"cafe/cmd/internal/appclient"
 	"cafe/cmd/internal/cli"
 	"cafe/contracts"
 	"cafe/contracts/mqttlink"
@@ -42,9 +43,11 @@ func orderCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "order",
 		Short: "Submit one command over HTTP and wait for its result over MQTT",
-		Long: `order subscribes to the app's results topic (clients/{client}/results),
-submits one JSON-RPC request to the cashier, waits for the result with the
-same id, and prints it.
+		Long: `order does what an app does: it asks the cashier for its MQTT credentials
+(POST /v1/sessions with its token), subscribes to its results topic
+(clients/{client}/results) as the app, submits one JSON-RPC request, waits
+for the result with the same id, and prints it. An app has one MQTT client
+id: a connection of the same app elsewhere is replaced while order runs.
 
 Exit status: 0 a result, 1 an error result (from the device or the pipeline),
 2 bad usage, 3 no result in time, 4 the cashier refused the command.
@@ -63,9 +66,9 @@ Without --token and --client it uses the demo client that ` + "`cafe up`" + ` cr
 	}
 	f := cli.On(cmd.Flags())
 	f.String(&o.url, cli.Setting("url", "CAFE_URL"), "http://127.0.0.1:8080", "the cashier's base URL")
-	f.String(&o.mqttURL, cli.Setting("mqtt-url", "CAFE_MQTT_URL"), "tcp://127.0.0.1:1883", "MQTT broker where results arrive")
+	f.String(&o.mqttURL, cli.Setting("mqtt-url", "CAFE_ORDER_MQTT_URL"), "", "MQTT broker where results arrive (default: the session's mqtt_url)")
 	f.String(&o.token, cli.Setting("token", "CAFE_TOKEN"), "", "the app's bearer token (default: the demo client's)")
-	f.String(&o.client, cli.Setting("client", "CAFE_CLIENT_ID"), "", "the app's client id, for its results topic (default: demo, with the demo token)")
+	f.String(&o.client, cli.Setting("client", "CAFE_CLIENT_ID"), "", "the app's client id, checked against the session's (default: the session's)")
 	cmd.Flags().StringVar(&o.device, "device", "", "device id to command")
 	cmd.Flags().StringVar(&o.method, "method", "", "JSON-RPC method")
 	cmd.Flags().StringVar(&o.params, "params", "", "JSON-RPC params: a JSON object or array")
@@ -95,12 +98,6 @@ func (o *orderOptions) check() error {
 		if o.token = demoToken(); o.token == "" {
 			return errors.New("no token: pass --token (or CAFE_TOKEN), or run `cafe up` once to create the demo client")
 		}
-		if o.client == "" {
-			o.client = demoClientID
-		}
-	}
-	if !o.oneWay && !contracts.ValidClientID(o.client) {
-		return errors.New("no client id: pass --client (or CAFE_CLIENT_ID), the id your token belongs to; results arrive on clients/{client}/results")
 	}
 	if o.id == "" {
 		var b [6]byte
@@ -146,9 +143,9 @@ func order(ctx context.Context, o orderOptions, stdout, stderr io.Writer) error 
 
 	results := make(chan []byte, 16)
 	if !o.oneWay {
-		stop, err := listen(ctx, o, results)
+		stop, err := o.listen(ctx, results)
 		if err != nil {
-			return &exitError{exitUsage, err}
+			return err
 		}
 		defer stop()
 	}
@@ -161,6 +158,11 @@ func order(ctx context.Context, o orderOptions, stdout, stderr io.Writer) error 
 	}
 	fmt.Fprintf(stderr, "accepted: %s on %s (id %q); waiting up to %v for the result on %s\n",
 		o.method, o.device, o.id, wait, contracts.ResultsTopic(o.client))
+	return o.await(results, wait, stdout)
+}
+
+// await prints the result with the command's id, or says none came.
+func (o *orderOptions) await(results <-chan []byte, wait time.Duration, stdout io.Writer) error {
 	want := `"` + o.id + `"`
 	deadline := time.NewTimer(wait)
 	defer deadline.Stop()
@@ -186,31 +188,53 @@ func order(ctx context.Context, o orderOptions, stdout, stderr io.Writer) error 
 	}
 }
 
-// listen subscribes to the app's results topic and returns once the
-// subscription is in place, so no result can slip past; stop disconnects.
-func listen(ctx context.Context, o orderOptions, results chan<- []byte) (stop func(), err error) {
-	var b [4]byte
-	_, _ = rand.Read(b[:])
-	link, err := mqttlink.New(mqttlink.Config{URL: o.mqttURL, ClientID: "cafe-order-" + hex.EncodeToString(b[:]), CleanSession: true},
-		slog.New(slog.NewTextHandler(io.Discard, nil)))
+// session asks the cashier for the app's MQTT credentials, as every app does.
+func (o *orderOptions) session(ctx context.Context) (appclient.Session, error) {
+	s, err := appclient.Fetch(ctx, http.DefaultClient, o.url, o.token)
+	var refused *appclient.RefusedError
+	switch {
+	case errors.As(err, &refused):
+		return s, &exitError{exitRefused, err}
+	case err != nil:
+		return s, &exitError{exitRefused, fmt.Errorf("%w (is `cafe up` running?)", err)}
+	case o.client != "" && o.client != s.ClientID:
+		return s, &exitError{exitUsage, fmt.Errorf("--client %s, but the token belongs to client %s", o.client, s.ClientID)}
+	}
+	o.client = s.ClientID
+	return s, nil
+}
+
+// listen gets the app's session and subscribes to its results topic, and
+// returns once the subscription is in place, so no result can slip past;
+// stop disconnects.
+func (o *orderOptions) listen(ctx context.Context, results chan<- []byte) (stop func(), err error) {
+	s, err := o.session(ctx)
 	if err != nil {
 		return nil, err
+	}
+	cfg, err := s.MQTT(o.mqttURL, true)
+	if err != nil {
+		return nil, &exitError{exitUsage, err}
+	}
+	link, err := mqttlink.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		return nil, &exitError{exitUsage, err}
 	}
 	stop = link.Background()
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	if err := link.Subscribe(cctx, contracts.ResultsTopic(o.client), 1, func(_ string, p []byte) {
+	if err := link.Subscribe(cctx, contracts.ResultsTopic(s.ClientID), 1, func(_ string, p []byte) {
 		select {
 		case results <- bytes.Clone(p):
 		default:
 		}
 	}); err != nil {
 		stop()
-		return nil, err
+		return nil, &exitError{exitUsage, err}
 	}
 	if err := link.WaitConnected(cctx); err != nil {
 		stop()
-		return nil, fmt.Errorf("cannot reach the MQTT broker at %s to receive the result: %w", contracts.RedactURL(o.mqttURL), err)
+		return nil, &exitError{exitUsage, fmt.Errorf("cannot reach the MQTT broker at %s as app %s to receive the result: %w", contracts.RedactURL(s.MQTTURL), s.ClientID, err)}
 	}
 	return stop, nil
 }

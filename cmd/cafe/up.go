@@ -12,10 +12,11 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"cafe/cmd/internal/brokerauth"
 	"cafe/cmd/internal/cli"
 	"cafe/cmd/internal/devicesim"
-	"cafe/cmd/internal/local"
 	"cafe/cmd/internal/run"
+	"cafe/contracts/local"
 	"cafe/contracts/registry"
 )
 
@@ -114,7 +115,11 @@ func (s *upSettings) pipeline(log *slog.Logger) (*run.Pipeline, *devicesim.Fleet
 	if err != nil {
 		return nil, nil, err
 	}
-	p := &run.Pipeline{Cashier: cash, Baristas: []*run.Barista{bar}, Callers: []*run.Caller{call}, Log: log}
+	p := &run.Pipeline{Cashier: cash, Baristas: []*run.Barista{bar}, Callers: []*run.Caller{call}, Log: log,
+		Alongside: []func(context.Context) error{run.DeclareTopology(s.brokers, log.With("role", "admin"))}}
+	if err := s.keepBrokerAuth(p, log); err != nil {
+		return nil, nil, err
+	}
 	if s.fleet.Count == 0 {
 		return p, nil, nil
 	}
@@ -132,14 +137,25 @@ func (s *upSettings) pipeline(log *slog.Logger) (*run.Pipeline, *devicesim.Fleet
 	return p, fleet, nil
 }
 
-// registerFleet registers the simulated devices (those not registered yet)
-// and gives the fleet their secrets.
-func (s *upSettings) registerFleet() error {
-	dir, err := local.Default()
+// keepBrokerAuth runs the reconciler that keeps the MQTT broker's logins
+// in step with the registry, as cafe-admin (this machine's auth key).
+func (s *upSettings) keepBrokerAuth(p *run.Pipeline, log *slog.Logger) error {
+	key, err := local.MachineKey()
 	if err != nil {
 		return err
 	}
-	key, err := dir.Key()
+	keep, err := brokerauth.Keep(s.brokers.MQTTURL, s.cashier.ClientsFile, key, log.With("role", "broker-auth"))
+	if err != nil {
+		return err
+	}
+	p.Alongside = append(p.Alongside, keep)
+	return nil
+}
+
+// registerFleet registers the simulated devices (those not registered yet)
+// and gives the fleet their secrets.
+func (s *upSettings) registerFleet() error {
+	key, err := local.MachineKey()
 	if err != nil {
 		return err
 	}

@@ -4,10 +4,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"testing"
 
 	"cafe/cmd/internal/cli/clitest"
 	"cafe/cmd/internal/run"
-	"testing"
 )
 
 // Every bad flag, variable or file is refused before anything connects,

@@ -16,6 +16,8 @@ import (
 
 	"cafe/cmd/internal/cli"
 	"cafe/cmd/internal/devicesim"
+	"cafe/contracts/identity"
+	"cafe/contracts/local"
 )
 
 func main() {
@@ -68,11 +70,15 @@ file (format: go doc cafe/cmd/internal/devicesim).`,
 
 // simSettings are everything devicesim is configured with.
 type simSettings struct {
-	brokers   cli.Brokers
-	cfg       devicesim.Config
-	logging   cli.Log
-	statsFile string
+	brokers     cli.Brokers
+	cfg         devicesim.Config
+	logging     cli.Log
+	statsFile   string
+	secretsFile string
 }
+
+// SettingSecretsFile is where the devices' secrets come from.
+var SettingSecretsFile = cli.Setting("secrets-file", "CAFE_SIM_SECRETS_FILE")
 
 // Register adds devicesim's flags, from package devicesim's settings.
 func (s *simSettings) Register(f cli.Flags) {
@@ -87,6 +93,7 @@ func (s *simSettings) Register(f cli.Flags) {
 	f.Int64(&c.Seed, devicesim.SettingSeed, 0, "seed of the random choices, to reproduce a run (0: random; the summary prints it)")
 	f.Int(&c.KeyMemory, devicesim.SettingKeyMemory, devicesim.DefaultKeyMemory, "repeat keys remembered by the whole fleet, split evenly over the devices")
 	f.String(&s.statsFile, devicesim.SettingStatsFile, "", "on exit, write the counters as JSON to this file")
+	f.String(&s.secretsFile, SettingSecretsFile, "", `the devices' secrets, "ID SECRET" lines (what cafe devices add prints); default: derived from this machine's registry (CAFE_CLIENTS_FILE) and auth key`)
 	s.logging.Register(f)
 }
 
@@ -100,6 +107,9 @@ func (s *simSettings) run(cmd *cobra.Command) error {
 	}
 	s.cfg.MQTTURL = s.brokers.MQTTURL
 	if err := s.cfg.Validate(); err != nil { // as typed: New would take a zero for a default
+		return err
+	}
+	if s.cfg.Secret, err = s.secrets(); err != nil {
 		return err
 	}
 	fleet, err := devicesim.New(s.cfg, log)
@@ -119,6 +129,27 @@ func (s *simSettings) run(cmd *cobra.Command) error {
 		}
 	}
 	return runErr
+}
+
+// secrets is where the devices' secrets come from: the secrets file, or
+// this machine's registry and auth key, or (neither readable) nowhere:
+// the devices log in with whatever the MQTT URL says.
+func (s *simSettings) secrets() (func(string) string, error) {
+	if s.secretsFile != "" {
+		return devicesim.SecretsFile(s.secretsFile)
+	}
+	dir, err := local.Default()
+	if err != nil {
+		return nil, nil
+	}
+	key, err := identity.LoadKey(dir.KeyFile())
+	if err != nil {
+		return nil, nil
+	}
+	if _, err := os.Stat(dir.Registry()); err != nil {
+		return nil, nil
+	}
+	return devicesim.DerivedSecrets(dir.Registry(), key)
 }
 
 // announceOnline prints "N devices online" on w once every device of fleet

@@ -59,8 +59,13 @@ func TestBinary(t *testing.T) {
 		t.Parallel()
 		prefix := brokertest.ID(t, "d")
 		statsFile := filepath.Join(t.TempDir(), "stats.json")
-		cmd := exec.Command(bin, "--count", "2", "--pattern", prefix+"-%d", "--stats-file", statsFile, "--seed", "42")
-		cmd.Env = append(os.Environ(), "CAFE_MQTT_URL="+brokertest.MQTTURL(), "CAFE_SIM_LATENCY=1ms")
+		secrets := filepath.Join(t.TempDir(), "secrets.txt")
+		lines := prefix + "-1 " + brokertest.Device(t, prefix+"-1") + "\n" + prefix + "-2 " + brokertest.Device(t, prefix+"-2") + "\n"
+		if err := os.WriteFile(secrets, []byte(lines), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command(bin, "--count", "2", "--pattern", prefix+"-%d", "--stats-file", statsFile, "--seed", "42", "--secrets-file", secrets)
+		cmd.Env = append(os.Environ(), "CAFE_MQTT_URL="+brokertest.Anonymous(), "CAFE_SIM_LATENCY=1ms") // each device logs in as itself
 		var stdout, stderr output
 		cmd.Stdout, cmd.Stderr = &stdout, &stderr
 		if err := cmd.Start(); err != nil {

@@ -170,15 +170,19 @@ func (c *consumer) drain(workers *sync.WaitGroup, cancelHandlers context.CancelF
 	}
 }
 
-// openChannel opens a channel with the topology declared and the prefetch set.
+// openChannel opens a channel with the topology ensured and the prefetch set.
 func (c *consumer) openChannel(ctx context.Context) (*amqp.Channel, error) {
-	ch, err := c.link.Channel(ctx)
+	conn, err := c.link.Conn(ctx)
 	if err != nil {
 		return nil, err
 	}
-	// Re-declaring here heals a queue deleted under a running service.
-	if err := Declare(ch, c.link.cfg.Topology); err != nil {
-		_ = ch.Close()
+	// Ensuring it again here heals a queue deleted under a running service
+	// (or says, as cafe's roles may not declare, that it is missing).
+	if err := Ensure(conn, c.link.cfg.Topology, c.link.cfg.Passive); err != nil {
+		return nil, err
+	}
+	ch, err := c.link.Channel(ctx)
+	if err != nil {
 		return nil, err
 	}
 	if err := ch.Qos(c.cfg.Concurrency, 0, false); err != nil {

@@ -23,12 +23,15 @@ import (
 // Topology, which has meaningful zeros (see contracts.Topology): start it
 // from contracts.DefaultTopology.
 type Config struct {
-	URL         string             // SettingURL: amqp://user:pass@host:port/vhost
-	Topology    contracts.Topology `fill:"-"` // declared on every connection; not filled (see above)
-	Name        string             // connection name shown by RabbitMQ (rabbitmqctl list_connections name)
-	MaxBackoff  time.Duration      // longest wait between connection attempts
-	Heartbeat   time.Duration      // AMQP heartbeat
-	DialTimeout time.Duration      // TCP + handshake
+	URL      string             // SettingURL: amqp://user:pass@host:port/vhost
+	Topology contracts.Topology `fill:"-"` // declared on every connection; not filled (see above)
+	// Passive: only check that the topology exists, for a user that may
+	// not declare it (every role but cafe-admin).
+	Passive     bool
+	Name        string        // connection name shown by RabbitMQ (rabbitmqctl list_connections name)
+	MaxBackoff  time.Duration // longest wait between connection attempts
+	Heartbeat   time.Duration // AMQP heartbeat
+	DialTimeout time.Duration // TCP + handshake
 }
 
 // SettingURL is where RabbitMQ is.
@@ -198,16 +201,10 @@ func (l *Link) connect() (*amqp.Connection, error) {
 		_ = conn.Close()
 		return nil, err
 	}
-	ch, err := conn.Channel()
-	if err != nil {
-		_ = conn.Close()
-		return nil, fmt.Errorf("open channel: %w", err)
-	}
-	if err := Declare(ch, l.cfg.Topology); err != nil {
+	if err := Ensure(conn, l.cfg.Topology, l.cfg.Passive); err != nil {
 		_ = conn.Close()
 		return nil, err
 	}
-	_ = ch.Close()
 	return conn, nil
 }
 

@@ -86,8 +86,7 @@ func TestPublishConfirmedReachesQueueUnchanged(t *testing.T) {
 }
 
 func TestPublishToFullQueueIsNacked(t *testing.T) {
-	top := brokertest.Topology(t)
-	top.CommandsMaxLength = 2
+	top := brokertest.TopologyWith(t, func(top *contracts.Topology) { top.CommandsMaxLength = 2 })
 	_, pub := startLink(t, brokertest.AMQPURL(), top)
 	waitReady(t, pub)
 

@@ -73,6 +73,50 @@ func Declare(ch *amqp.Channel, t contracts.Topology) error {
 	return nil
 }
 
+// Ensure makes sure the topology t exists on conn: it declares it, or,
+// passive, only checks that it is there (cafe's roles have no configure
+// permission: cafe-admin declares, see deploy/README.md). A check fails with
+// ErrTopologyMissing, saying what to do.
+func Ensure(conn *amqp.Connection, t contracts.Topology, passive bool) error {
+	if passive {
+		return Check(conn, t)
+	}
+	ch, err := conn.Channel()
+	if err != nil {
+		return fmt.Errorf("open channel: %w", err)
+	}
+	defer ch.Close()
+	return Declare(ch, t)
+}
+
+// ErrTopologyMissing marks a topology that is not (all) there.
+var ErrTopologyMissing = errors.New("cafe's queues and exchanges are not declared")
+
+// Check checks, without declaring anything (a passive declare needs no
+// permission), that every exchange and queue of t exists.
+func Check(conn *amqp.Connection, t contracts.Topology) error {
+	ch, err := conn.Channel()
+	if err != nil {
+		return fmt.Errorf("open channel: %w", err)
+	}
+	defer ch.Close()
+	missing := func(kind, name string, err error) error {
+		return fmt.Errorf("%w: %s %s (%v): this user may not declare it; declare the topology as cafe-admin (cafe up does; or `cafe topology` with CAFE_AMQP_PREFIX=%s)",
+			ErrTopologyMissing, kind, name, err, t.Prefix)
+	}
+	for _, e := range t.Exchanges() {
+		if err := ch.ExchangeDeclarePassive(e.Name, e.Kind, true, false, false, false, nil); err != nil {
+			return missing("exchange", e.Name, err) // the channel is closed now
+		}
+	}
+	for _, q := range t.Queues() {
+		if _, err := ch.QueueDeclarePassive(q.Name, true, false, false, false, nil); err != nil {
+			return missing("queue", q.Name, err)
+		}
+	}
+	return nil
+}
+
 // Delete removes every queue and exchange of t, messages included, for
 // tests and the bench's private topologies. Each deletion gets a channel of
 // its own (a failed one closes its channel); what does not exist is skipped.

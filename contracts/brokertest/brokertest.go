@@ -11,8 +11,10 @@ package brokertest
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"net/url"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -20,22 +22,81 @@ import (
 
 	"cafe/contracts"
 	"cafe/contracts/amqplink"
+	"cafe/contracts/identity"
+	"cafe/contracts/local"
 )
 
-// AMQPURL is the RabbitMQ the tests use: $CAFE_TEST_AMQP_URL or the local default.
-func AMQPURL() string {
-	if u := os.Getenv("CAFE_TEST_AMQP_URL"); u != "" {
-		return u
-	}
-	return "amqp://guest:guest@127.0.0.1:5672/"
+// AMQPURL is the RabbitMQ the tests use ($CAFE_TEST_AMQP_URL or the local
+// default), logged in as cafe-admin: the tests' own view of the broker, for
+// setting up, inspecting and cleaning up. Links that play a role use
+// AMQPURLAs.
+func AMQPURL() string { return AMQPURLAs(identity.Admin) }
+
+// MQTTURL is the Mosquitto the tests use ($CAFE_TEST_MQTT_URL or the local
+// default), logged in as cafe-admin (every topic; client id free).
+func MQTTURL() string { return MQTTURLAs(identity.Admin) }
+
+// AMQPURLAs is the tests' RabbitMQ, logged in as service s.
+func AMQPURLAs(s identity.Service) string {
+	return as(envOr("CAFE_TEST_AMQP_URL", "amqp://127.0.0.1:5672/"), string(s), Key().ServicePassword(s))
 }
 
-// MQTTURL is the Mosquitto the tests use: $CAFE_TEST_MQTT_URL or the local default.
-func MQTTURL() string {
-	if u := os.Getenv("CAFE_TEST_MQTT_URL"); u != "" {
-		return u
+// MQTTURLAs is the tests' Mosquitto, logged in as service s.
+func MQTTURLAs(s identity.Service) string {
+	return as(envOr("CAFE_TEST_MQTT_URL", "tcp://127.0.0.1:1883"), string(s), Key().ServicePassword(s))
+}
+
+// MQTTURLOf is the tests' Mosquitto with user name user and password (a
+// device's or an app's login, see Device and App).
+func MQTTURLOf(user, password string) string {
+	return as(envOr("CAFE_TEST_MQTT_URL", "tcp://127.0.0.1:1883"), user, password)
+}
+
+// Anonymous is the tests' Mosquitto without any login (which it refuses,
+// unless a service fills in its own from this machine's auth key).
+func Anonymous() string { return envOr("CAFE_TEST_MQTT_URL", "tcp://127.0.0.1:1883") }
+
+// AMQPBase is the tests' RabbitMQ without credentials.
+func AMQPBase() string { return envOr("CAFE_TEST_AMQP_URL", "amqp://127.0.0.1:5672/") }
+
+func as(raw, user, password string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		panic("test broker URL " + raw + ": " + err.Error())
 	}
-	return "tcp://127.0.0.1:1883"
+	u.User = url.UserPassword(user, password)
+	return u.String()
+}
+
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+var key = sync.OnceValues(func() (identity.Key, error) { return identity.LoadKey(KeyFile()) })
+
+// KeyFile is where this machine's auth key is (processes a test starts
+// with a folder of their own, CAFE_CONFIG_DIR, are given it as
+// CAFE_AUTH_KEY_FILE).
+func KeyFile() string {
+	dir, err := local.Default()
+	if err != nil {
+		panic("no installation folder: " + err.Error())
+	}
+	return dir.KeyFile()
+}
+
+// Key is this machine's auth key, which `bash deploy/brokers.sh` made: the
+// services' passwords (and cafe-admin's) are derived from it. Tests cannot
+// run without it.
+func Key() identity.Key {
+	k, err := key()
+	if err != nil {
+		panic("the brokers are not set up for cafe on this machine (" + err.Error() + "): run `bash deploy/brokers.sh`")
+	}
+	return k
 }
 
 // ID returns a unique identifier valid as a device, client or prefix name:
@@ -57,14 +118,34 @@ func ID(t testing.TB, kind string) string {
 	return kind + "-" + strings.Trim(slug, "-") + "-" + hex.EncodeToString(b[:])
 }
 
-// Topology returns a topology with a prefix of the test's own; its queues and
-// exchanges are deleted when the test ends.
-func Topology(t testing.TB) contracts.Topology {
+// Topology returns a topology with a prefix of the test's own, declared
+// (as cafe-admin: cafe's roles may only check that it exists); its queues
+// and exchanges are deleted when the test ends.
+func Topology(t testing.TB) contracts.Topology { return TopologyWith(t, nil) }
+
+// TopologyWith is Topology with change applied before it is declared (a
+// lower delivery limit, a queue length).
+func TopologyWith(t testing.TB, change func(*contracts.Topology)) contracts.Topology {
 	t.Helper()
 	top := contracts.DefaultTopology()
 	top.Prefix = ID(t, "t")
+	if change != nil {
+		change(&top)
+	}
 	t.Cleanup(func() { DeleteTopology(t, top) })
+	Declare(t, top)
 	return top
+}
+
+// Declare declares top as cafe-admin; after a change of its limits, call
+// DeleteTopology first (RabbitMQ refuses other arguments for a queue).
+func Declare(t testing.TB, top contracts.Topology) {
+	t.Helper()
+	conn := Dial(t)
+	defer conn.Close()
+	if err := amqplink.Ensure(conn, top, false); err != nil {
+		t.Fatalf("declare the topology %s: %v", top.Prefix, err)
+	}
 }
 
 // Dial connects to the test RabbitMQ or fails the test saying how to start it.
@@ -78,7 +159,7 @@ func Dial(t testing.TB) *amqp.Connection {
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
-	t.Fatalf("RabbitMQ is not reachable at %s (%v): start the brokers with `bash deploy/brokers.sh` or set CAFE_TEST_AMQP_URL", AMQPURL(), err)
+	t.Fatalf("RabbitMQ is not reachable at %s (%v): start the brokers with `bash deploy/brokers.sh` or set CAFE_TEST_AMQP_URL", contracts.RedactURL(AMQPURL()), err)
 	return nil
 }
 

@@ -94,11 +94,11 @@ func LoadKey(name string) (Key, error) {
 	if err != nil {
 		return Key{}, fmt.Errorf("auth key: %w", err)
 	}
-	k, err := hex.DecodeString(strings.TrimSpace(string(data)))
-	if err != nil || len(k) != KeyBytes {
-		return Key{}, fmt.Errorf("auth key %s: want %d hex digits", name, 2*KeyBytes)
+	k, err := KeyFromHex(string(data))
+	if err != nil {
+		return Key{}, fmt.Errorf("%s: %w", name, err)
 	}
-	return Key{k}, nil
+	return k, nil
 }
 
 // EnsureKey loads the key file, creating it (mode 0600) with a fresh key
@@ -171,3 +171,12 @@ func (k Key) ServicePassword(s Service) string {
 
 // SHA256 is the hash the registry keeps of a secret or token.
 func SHA256(secret string) [sha256.Size]byte { return sha256.Sum256([]byte(secret)) }
+
+// KeyFromHex is the key of 64 hex digits (a key file's content).
+func KeyFromHex(s string) (Key, error) {
+	k, err := hex.DecodeString(strings.TrimSpace(s))
+	if err != nil || len(k) != KeyBytes {
+		return Key{}, fmt.Errorf("auth key: want %d hex digits", 2*KeyBytes)
+	}
+	return Key{k}, nil
+}

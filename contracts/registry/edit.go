@@ -2,7 +2,6 @@ package registry
 
 import (
 	"bytes"
-	"cafe/contracts/identity"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -14,6 +13,8 @@ import (
 	"syscall"
 
 	"go.yaml.in/yaml/v3"
+
+	"cafe/contracts/identity"
 )
 
 // Doc is a registry file being edited: its YAML tree, comments kept.

@@ -127,7 +127,7 @@ func Defaults() Config {
 	return Config{
 		URL:           "http://127.0.0.1:8080",
 		MQTTURL:       "tcp://127.0.0.1:1883",
-		AMQPURL:       "amqp://guest:guest@127.0.0.1:5672/",
+		AMQPURL:       amqplink.DefaultURL,
 		Rate:          DefaultRate,
 		Duration:      DefaultDuration,
 		Devices:       DefaultDevices,

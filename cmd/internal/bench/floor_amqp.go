@@ -11,8 +11,10 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"cafe/cmd/internal/cli"
 	"cafe/contracts"
 	"cafe/contracts/amqplink"
+	"cafe/contracts/identity"
 )
 
 // amqpFloor is the AMQP hop measured alone, on a private topology of the
@@ -88,10 +90,10 @@ func startAMQPFloor(ctx context.Context, cfg Config, run string, size int) (*amq
 		f.body[i] = 'x'
 	}
 	var err error
-	if f.pubLink, err = amqplink.New(amqplink.Config{URL: cfg.AMQPURL, Topology: f.top, Name: "cafe-bench-floor-publish"}, f.log); err != nil {
+	if f.pubLink, err = amqplink.New(amqplink.Config{URL: cli.WithRole(cfg.AMQPURL, amqplink.DefaultURL, identity.Ops), Topology: f.top, Name: "cafe-bench-floor-publish"}, f.log); err != nil {
 		return nil, err
 	}
-	if f.conLink, err = amqplink.New(amqplink.Config{URL: cfg.AMQPURL, Topology: f.top, Name: "cafe-bench-floor-consume"}, f.log); err != nil {
+	if f.conLink, err = amqplink.New(amqplink.Config{URL: cli.WithRole(cfg.AMQPURL, amqplink.DefaultURL, identity.Ops), Topology: f.top, Name: "cafe-bench-floor-consume"}, f.log); err != nil {
 		return nil, err
 	}
 	f.pub = amqplink.NewPublisher(f.pubLink, f.log)
@@ -112,7 +114,7 @@ func startAMQPFloor(ctx context.Context, cfg Config, run string, size int) (*amq
 // close deletes the private topology, then stops the links: in that
 // order, so that nothing redeclares it afterwards.
 func (f *amqpFloor) close() {
-	deleteTopology(f.cfg.AMQPURL, f.top)
+	deleteTopology(cli.WithRole(f.cfg.AMQPURL, amqplink.DefaultURL, identity.Ops), f.top)
 	f.stopLinks()
 	f.links.Wait()
 }

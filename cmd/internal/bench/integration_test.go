@@ -36,6 +36,8 @@ func pipeline(t *testing.T) (url, token, client, registryFile string) {
 	b := cli.BrokersOf(brokertest.AMQPURL(), brokertest.MQTTURL(), top)
 	client, token = brokertest.ID(t, "app"), brokertest.ID(t, "token")
 	sum := sha256.Sum256([]byte(token))
+	// The app's MQTT login, as the cashier's POST /v1/sessions describes it.
+	brokertest.Login(t, client, brokertest.Key().SessionKey().AppPassword(client, sum), "app")
 	registry := filepath.Join(t.TempDir(), "clients.yaml")
 	doc := fmt.Sprintf("clients:\n  - id: %s\n    token_sha256: %s\n    devices: [\"*\"]\n", client, hex.EncodeToString(sum[:]))
 	if err := os.WriteFile(registry, []byte(doc), 0o600); err != nil {
@@ -72,9 +74,14 @@ func TestBenchAgainstAPipeline(t *testing.T) {
 	url, token, client, registryFile := pipeline(t)
 	cfg := bench.Defaults()
 	cfg.URL, cfg.Token, cfg.ClientID = url, token, client
-	key := identity.NewKey()
+	// The bench's devices: registered for the cashier, with MQTT logins of
+	// the test's own (no reconciler runs here; on the machine cafe up's does).
 	cfg.RegisterDevices = func(ids []string) (func(string) string, func() error, error) {
-		secrets, err := registry.EnsureDevices(registryFile, key, ids)
+		secrets := map[string]string{}
+		for _, id := range ids {
+			secrets[id] = brokertest.Device(t, id)
+		}
+		_, err := registry.EnsureDevices(registryFile, identity.NewKey(), ids)
 		return func(id string) string { return secrets[id] }, func() error { return registry.RemoveDevices(registryFile, ids) }, err
 	}
 	cfg.MQTTURL, cfg.AMQPURL = brokertest.MQTTURL(), brokertest.AMQPURL()

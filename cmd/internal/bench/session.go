@@ -18,8 +18,11 @@ import (
 
 	"github.com/buger/jsonparser"
 
+	"cafe/cmd/internal/appclient"
+	"cafe/cmd/internal/cli"
 	"cafe/cmd/internal/devicesim"
 	"cafe/contracts"
+	"cafe/contracts/identity"
 	"cafe/contracts/mqttlink"
 )
 
@@ -118,7 +121,7 @@ func (s *session) start(ctx context.Context) error {
 	s.fleet, s.stopFleet, s.fleetDone = fleet, stop, make(chan error, 1)
 	go func() { s.fleetDone <- fleet.Run(fctx) }()
 
-	link, err := mqttlink.New(mqttlink.Config{URL: s.cfg.MQTTURL, ClientID: "cafe-bench-" + s.run, CleanSession: true}, s.log)
+	link, err := s.appLink(ctx)
 	if err != nil {
 		return err
 	}
@@ -156,6 +159,23 @@ func (s *session) close() {
 		}
 	}
 	s.http.CloseIdleConnections()
+}
+
+// appLink is the bench's MQTT link as the app: its session's credentials
+// (POST /v1/sessions), on the bench's broker URL.
+func (s *session) appLink(ctx context.Context) (*mqttlink.Link, error) {
+	sess, err := appclient.Fetch(ctx, s.http, s.cfg.URL, s.cfg.Token)
+	if err != nil {
+		return nil, err
+	}
+	if s.cfg.ClientID != sess.ClientID {
+		return nil, fmt.Errorf("%s %s, but the token belongs to client %s", SettingClientID, s.cfg.ClientID, sess.ClientID)
+	}
+	cfg, err := sess.MQTT(s.cfg.MQTTURL, true)
+	if err != nil {
+		return nil, err
+	}
+	return mqttlink.New(cfg, s.log)
 }
 
 // waitKnown waits until the cashier has loaded the registry with the
@@ -199,12 +219,20 @@ func (s *session) probe(ctx context.Context, url string) (int, error) {
 func (s *session) clearPresence() {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	// As cafe-ops: an app may not write presence (and the bench's app link
+	// is the app's).
+	ops, err := mqttlink.New(mqttlink.Config{URL: cli.WithRole(s.cfg.MQTTURL, mqttlink.DefaultURL, identity.Ops), ClientID: "cafe-bench-clear-" + s.run, CleanSession: true}, s.log)
+	if err != nil {
+		s.log.Warn("cannot clear the simulated devices' presence", "err", err)
+		return
+	}
+	defer ops.Background()()
 	ids := make(chan string)
 	var wg sync.WaitGroup
 	for range min(64, len(s.devices)) {
 		wg.Go(func() {
 			for id := range ids {
-				_ = s.link.Publish(ctx, mqttlink.Message{Topic: contracts.PresenceTopic(id), QoS: 1, Retained: true})
+				_ = ops.Publish(ctx, mqttlink.Message{Topic: contracts.PresenceTopic(id), QoS: 1, Retained: true})
 			}
 		})
 	}

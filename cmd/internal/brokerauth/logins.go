@@ -25,6 +25,7 @@ package brokerauth
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"path/filepath"
 	"sort"
 	"strings"
 
@@ -82,3 +83,22 @@ func Desired(reg *registry.Registry, key identity.Key) []Login {
 func Managed(textdescription string) bool {
 	return strings.HasPrefix(textdescription, fingerprintPrefix)
 }
+
+// Scope names a registry file among those whose logins share one broker
+// (an installation's and a test's, say): a reconciler deletes only the
+// logins of its own scope. It is a hash of the file's absolute path.
+func Scope(registryFile string) string {
+	abs, err := filepath.Abs(registryFile)
+	if err != nil {
+		abs = registryFile
+	}
+	h := sha256.Sum256([]byte(abs))
+	return "scope:" + hex.EncodeToString(h[:4])
+}
+
+// describe is a login's textdescription: its fingerprint and scope.
+func describe(l Login, scope string) string { return l.Fingerprint() + " " + scope }
+
+// fingerprintOf and scopeOf read a textdescription back.
+func fingerprintOf(td string) string { f, _, _ := strings.Cut(td, " "); return f }
+func scopeOf(td string) string       { _, s, _ := strings.Cut(td, " "); return s }

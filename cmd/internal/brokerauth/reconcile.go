@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"time"
 
-	"cafe/cmd/internal/local"
 	"cafe/contracts"
 	"cafe/contracts/identity"
+	"cafe/contracts/local"
 	"cafe/contracts/mqttlink"
+	"cafe/contracts/mqttlink/dynsec"
 	"cafe/contracts/registry"
 )
 
@@ -20,9 +22,9 @@ import (
 type Reconciler struct {
 	RegistryFile string
 	Key          identity.Key
-	Control      *Control      // logged in as cafe-admin
-	Admin        *mqttlink.Link // the same link, to clear a removed device's presence
-	Resync       time.Duration // a full comparison with the broker this often (default 5m)
+	Control      *dynsec.Control // logged in as cafe-admin
+	Admin        *mqttlink.Link  // the same link, to clear a removed device's presence
+	Resync       time.Duration   // a full comparison with the broker this often (default 5m)
 	Log          *slog.Logger
 }
 
@@ -93,7 +95,7 @@ func (r *Reconciler) Sync(ctx context.Context, reg *registry.Registry) (Changes,
 	if err != nil {
 		return Changes{}, err
 	}
-	have := make(map[string]ListedClient, len(listed))
+	have := make(map[string]dynsec.ListedClient, len(listed))
 	for _, l := range listed {
 		have[l.Username] = l
 	}
@@ -106,14 +108,14 @@ func (r *Reconciler) Sync(ctx context.Context, reg *registry.Registry) (Changes,
 		case !ok:
 			errs = append(errs, r.create(ctx, want))
 			ch.Created++
-		case cur.TextDescription != want.Fingerprint():
+		case fingerprintOf(cur.TextDescription) != want.Fingerprint():
 			errs = append(errs, r.update(ctx, want))
 			ch.Updated++
 		}
 	}
 	for _, gone := range have {
-		if !Managed(gone.TextDescription) || gone.Username == string(identity.Admin) {
-			continue // not cafe's: leave it
+		if !Managed(gone.TextDescription) || scopeOf(gone.TextDescription) != r.scope() || gone.TextName == string(KindService) {
+			continue // not this registry's, or a service: leave it
 		}
 		errs = append(errs, r.delete(ctx, gone))
 		ch.Deleted++
@@ -121,14 +123,16 @@ func (r *Reconciler) Sync(ctx context.Context, reg *registry.Registry) (Changes,
 	return ch, errors.Join(errs...)
 }
 
+func (r *Reconciler) scope() string { return Scope(r.RegistryFile) }
+
 func (r *Reconciler) create(ctx context.Context, l Login) error {
-	cmd := Command{"command": "createClient", "username": l.Username, "password": l.Password,
-		"textname": string(l.Kind), "textdescription": l.Fingerprint()}
+	cmd := dynsec.Command{"command": "createClient", "username": l.Username, "password": l.Password,
+		"textname": string(l.Kind), "textdescription": describe(l, r.scope())}
 	if l.ClientID != "" {
 		cmd["clientid"] = l.ClientID
 	}
 	_, err := r.Control.Do(ctx, cmd)
-	if errors.Is(err, ErrAlreadyExists) { // made meanwhile by another reconciler
+	if errors.Is(err, dynsec.ErrAlreadyExists) { // made meanwhile by another reconciler
 		return r.update(ctx, l)
 	}
 	return err
@@ -138,13 +142,13 @@ func (r *Reconciler) create(ctx context.Context, l Login) error {
 // login in one command (one save of the plugin's file); the plugin
 // disconnects a client logged in with it.
 func (r *Reconciler) update(ctx context.Context, l Login) error {
-	_, err := r.Control.Do(ctx, Command{"command": "modifyClient", "username": l.Username, "password": l.Password,
-		"clientid": l.ClientID, "textname": string(l.Kind), "textdescription": l.Fingerprint()})
+	_, err := r.Control.Do(ctx, dynsec.Command{"command": "modifyClient", "username": l.Username, "password": l.Password,
+		"clientid": l.ClientID, "textname": string(l.Kind), "textdescription": describe(l, r.scope())})
 	return err
 }
 
-func (r *Reconciler) delete(ctx context.Context, l ListedClient) error {
-	if _, err := r.Control.Do(ctx, Command{"command": "deleteClient", "username": l.Username}); err != nil {
+func (r *Reconciler) delete(ctx context.Context, l dynsec.ListedClient) error {
+	if _, err := r.Control.Do(ctx, dynsec.Command{"command": "deleteClient", "username": l.Username}); err != nil {
 		return err
 	}
 	if l.TextName != string(KindDevice) || !contracts.ValidDeviceID(l.Username) {
@@ -155,4 +159,31 @@ func (r *Reconciler) delete(ctx context.Context, l ListedClient) error {
 		return fmt.Errorf("clear the presence of removed device %s: %w", l.Username, err)
 	}
 	return nil
+}
+
+// Keep is the whole reconciler as one long-running function: an MQTT link
+// to mqttURL as cafe-admin (password from key), the plugin's control, and
+// Run. For cafe up and `cafe broker-auth`.
+func Keep(mqttURL, registryFile string, key identity.Key, log *slog.Logger) (func(context.Context) error, error) {
+	u, err := url.Parse(mqttURL)
+	if err != nil {
+		return nil, fmt.Errorf("%s %q: %w", mqttlink.SettingURL, mqttURL, err)
+	}
+	u.User = url.UserPassword(string(identity.Admin), key.ServicePassword(identity.Admin))
+	link, err := mqttlink.New(mqttlink.Config{URL: u.String(), ClientID: "cafe-broker-auth-" + contracts.NewName(""), CleanSession: true}, log)
+	if err != nil {
+		return nil, err
+	}
+	return func(ctx context.Context) error {
+		stop := link.Background()
+		defer stop()
+		wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		control, err := dynsec.NewControl(wctx, link)
+		cancel()
+		if err != nil {
+			return err
+		}
+		r := &Reconciler{RegistryFile: registryFile, Key: key, Control: control, Admin: link, Log: log}
+		return r.Run(ctx)
+	}, nil
 }

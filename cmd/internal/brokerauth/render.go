@@ -72,11 +72,12 @@ func adminRoles() []dynsecRole {
 	}}}
 }
 
-// Render is the plugin's whole file for reg and key.
-func Render(reg *registry.Registry, key identity.Key) ([]byte, error) {
+// Render is the plugin's whole file for reg (read from registryFile, which
+// names the logins' scope) and key.
+func Render(reg *registry.Registry, registryFile string, key identity.Key) ([]byte, error) {
 	f := dynsecFile{DefaultACLAccess: defaultACLAccess, Roles: adminRoles(), Groups: []any{}}
 	for _, l := range Desired(reg, key) {
-		c, err := entry(l)
+		c, err := entry(l, Scope(registryFile))
 		if err != nil {
 			return nil, err
 		}
@@ -85,7 +86,7 @@ func Render(reg *registry.Registry, key identity.Key) ([]byte, error) {
 	return json.MarshalIndent(f, "", "\t")
 }
 
-func entry(l Login) (dynsecClient, error) {
+func entry(l Login, scope string) (dynsecClient, error) {
 	salt := make([]byte, 12)
 	_, _ = rand.Read(salt)
 	hash, err := pbkdf2.Key(sha512.New, l.Password, salt, pbkdf2Iterations, 64)
@@ -93,7 +94,7 @@ func entry(l Login) (dynsecClient, error) {
 		return dynsecClient{}, err
 	}
 	c := dynsecClient{
-		Username: l.Username, ClientID: l.ClientID, TextName: string(l.Kind), TextDescription: l.Fingerprint(),
+		Username: l.Username, ClientID: l.ClientID, TextName: string(l.Kind), TextDescription: describe(l, scope),
 		Password: base64.StdEncoding.EncodeToString(hash), Salt: base64.StdEncoding.EncodeToString(salt),
 		Iterations: pbkdf2Iterations, Roles: []dynsecRoleRef{},
 	}
@@ -105,8 +106,8 @@ func entry(l Login) (dynsecClient, error) {
 
 // WriteFile renders the plugin's file to name atomically, readable only by
 // its owner (uid, gid: the broker's user, who rewrites it on every change).
-func WriteFile(name string, reg *registry.Registry, key identity.Key, uid, gid int) error {
-	data, err := Render(reg, key)
+func WriteFile(name string, reg *registry.Registry, registryFile string, key identity.Key, uid, gid int) error {
+	data, err := Render(reg, registryFile, key)
 	if err != nil {
 		return err
 	}

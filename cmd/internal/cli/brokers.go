@@ -1,8 +1,12 @@
 package cli
 
 import (
+	"net/url"
+
 	"cafe/contracts"
 	"cafe/contracts/amqplink"
+	"cafe/contracts/identity"
+	"cafe/contracts/local"
 	"cafe/contracts/mqttlink"
 )
 
@@ -45,14 +49,38 @@ func (b *Brokers) RegisterAMQP(f Flags) {
 // Topology is the AMQP topology these settings describe.
 func (b Brokers) Topology() contracts.Topology { return b.topology }
 
-// AMQP is the configuration of a RabbitMQ link named name (as RabbitMQ
-// shows it) to these brokers.
-func (b Brokers) AMQP(name string) amqplink.Config {
-	return amqplink.Config{URL: b.AMQPURL, Topology: b.topology, Name: name}
+// AMQP is the configuration of a RabbitMQ link of role, named name (as
+// RabbitMQ shows it), to these brokers (see WithRole for its credentials).
+func (b Brokers) AMQP(role identity.Service, name string) amqplink.Config {
+	return amqplink.Config{URL: WithRole(b.AMQPURL, amqplink.DefaultURL, role), Topology: b.topology, Name: name, Passive: role != identity.Admin}
 }
 
-// MQTT is the configuration of an MQTT link with client id clientID to
-// these brokers.
-func (b Brokers) MQTT(clientID string) mqttlink.Config {
-	return mqttlink.Config{URL: b.MQTTURL, ClientID: clientID}
+// MQTT is the configuration of an MQTT link of role with client id
+// clientID to these brokers (see WithRole for its credentials).
+func (b Brokers) MQTT(role identity.Service, clientID string) mqttlink.Config {
+	return mqttlink.Config{URL: WithRole(b.MQTTURL, mqttlink.DefaultURL, role), ClientID: clientID}
+}
+
+// WithRole is raw with role's credentials filled in, when raw has none of
+// its own (no user name, or the user name of the built-in default URL,
+// guest) and this machine's auth key can be read ($CAFE_AUTH_KEY_FILE, by
+// default in $CAFE_CONFIG_DIR): on the one machine `task up` set up, every
+// service logs in as its role without being told how. In a deployment each
+// service is given its own credentials in its URL (cafe credentials ROLE),
+// and no key.
+func WithRole(raw, builtin string, role identity.Service) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return raw // Validate says what is wrong with it
+	}
+	def, _ := url.Parse(builtin)
+	if u.User != nil && (def.User == nil || u.User.Username() != def.User.Username()) {
+		return raw
+	}
+	key, err := local.ReadKey()
+	if err != nil {
+		return raw
+	}
+	u.User = url.UserPassword(string(role), key.ServicePassword(role))
+	return u.String()
 }

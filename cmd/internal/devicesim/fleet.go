@@ -1,7 +1,6 @@
 package devicesim
 
 import (
-	"cafe/contracts"
 	"context"
 	"errors"
 	"fmt"
@@ -11,6 +10,8 @@ import (
 	"math/rand/v2"
 	"net/url"
 	"sync"
+
+	"cafe/contracts"
 )
 
 // Errors of the fleet's lifecycle.

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"cafe/cmd/internal/appclient"
 	"cafe/contracts"
 	"cafe/contracts/brokertest"
 	"cafe/contracts/mqttlink"
@@ -45,16 +47,54 @@ func newApp(t testing.TB, base string, c client) *app {
 	t.Helper()
 	a := &app{base: base, client: c, http: &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{}}}
 	t.Cleanup(a.http.CloseIdleConnections)
-	connect(t, "app", map[string]mqttlink.Handler{
-		contracts.ResultsTopic(c.id): func(_ string, payload []byte) {
-			r := result{raw: append([]byte(nil), payload...), at: time.Now()}
-			_ = json.Unmarshal(r.raw, &r.resp) // an undecodable result keeps a nil id; tests see it in all()
-			a.mu.Lock()
-			a.results = append(a.results, r)
-			a.mu.Unlock()
-		},
-	})
+	subscribeResults(t, a.session(t), true, a.onResult)
 	return a
+}
+
+func (a *app) onResult(_ string, payload []byte) {
+	r := result{raw: append([]byte(nil), payload...), at: time.Now()}
+	_ = json.Unmarshal(r.raw, &r.resp) // an undecodable result keeps a nil id; tests see it in all()
+	a.mu.Lock()
+	a.results = append(a.results, r)
+	a.mu.Unlock()
+}
+
+// session asks the cashier for the app's MQTT credentials, as an app does.
+func (a *app) session(t testing.TB) appclient.Session {
+	t.Helper()
+	s, err := appclient.Fetch(context.Background(), a.http, a.base, a.client.token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Username != a.client.id || s.ClientID != a.client.id || s.Password == "" {
+		t.Fatalf("session %+v: want user name and client id %s and a password", s, a.client.id)
+	}
+	return s
+}
+
+// subscribeResults connects to MQTT with the app's session, the way an app
+// does, and subscribes (QoS 1) to its results topic before it returns. A
+// session that is not clean is forgotten when the test ends.
+func subscribeResults(t testing.TB, s appclient.Session, clean bool, on func(topic string, payload []byte)) {
+	t.Helper()
+	cfg, err := s.MQTT("", clean)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.ForgetSession = !clean
+	link, err := mqttlink.New(cfg, quietLog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), readyTimeout)
+	defer cancel()
+	if err := link.Subscribe(ctx, contracts.ResultsTopic(s.ClientID), 1, on); err != nil {
+		t.Fatal(err)
+	}
+	brokertest.Run(t, link)
+	if err := link.WaitConnected(ctx); err != nil {
+		t.Fatalf("app %s on MQTT with its session's credentials: %v", s.ClientID, err)
+	}
 }
 
 // pipelineApp is the app of p's client.

@@ -44,7 +44,6 @@ import (
 
 	"cafe/contracts"
 	"cafe/contracts/brokertest"
-	"cafe/contracts/mqttlink"
 )
 
 var chaosOut = flag.String("chaos-out", "", "also write the chaos table (Markdown) to this file")
@@ -201,7 +200,7 @@ func runScenario(t *testing.T, sc scenario) chaosRow {
 	p := newPipeline(t, sc.setup)
 	c := &chaosRun{p: p, cashierBase: p.url(), flags: sc.flags}
 	c.fleet = p.startDevices(t, sc.devices, sc.flags...)
-	c.app = newPersistentApp(t, p.client)
+	c.app = newPersistentApp(t, p.url(), p.client)
 
 	// The load: total commands at rate, spread over the fleet's devices.
 	var accepted sync.Map // id → true
@@ -434,22 +433,11 @@ type persistentApp struct {
 	codes map[string]contracts.Code
 }
 
-func newPersistentApp(t testing.TB, c client) *persistentApp {
+func newPersistentApp(t testing.TB, base string, c client) *persistentApp {
 	t.Helper()
 	a := &persistentApp{first: map[string]time.Time{}, seen: map[string]int{}, codes: map[string]contracts.Code{}}
-	link, err := mqttlink.New(mqttlink.Config{URL: brokertest.MQTTURL(), ClientID: "app-" + c.id, CleanSession: false, ForgetSession: true}, quietLog)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), readyTimeout)
-	defer cancel()
-	if err := link.Subscribe(ctx, contracts.ResultsTopic(c.id), 1, a.onResult); err != nil {
-		t.Fatal(err)
-	}
-	brokertest.Run(t, link)
-	if err := link.WaitConnected(ctx); err != nil {
-		t.Fatal(err)
-	}
+	session := (&app{base: base, client: c, http: &http.Client{Timeout: 15 * time.Second}}).session(t)
+	subscribeResults(t, session, false, a.onResult)
 	return a
 }
 

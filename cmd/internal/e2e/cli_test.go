@@ -21,8 +21,7 @@ func TestOrderCLI(t *testing.T) {
 	devices := p.startDevices(t, 1)
 	order := func(t *testing.T, token string, args ...string) (code int, stdout, out string) {
 		t.Helper()
-		base := []string{"order", "--url", p.url(), "--token", token, "--client", p.client.id,
-			"--mqtt-url", brokertest.MQTTURL(), "--device", devices.ids[0]}
+		base := []string{"order", "--url", p.url(), "--token", token, "--device", devices.ids[0]}
 		// Its own config dir: no demo token of this machine's may be used.
 		return run(t, 30*time.Second, "cafe", []string{"CAFE_CONFIG_DIR=" + t.TempDir()}, append(base, args...)...)
 	}
@@ -87,6 +86,7 @@ func TestUpRunsWholePipeline(t *testing.T) {
 	pattern := brokertest.ID(t, "dev") + "-%d"
 	ids := []string{fmt.Sprintf(pattern, 1), fmt.Sprintf(pattern, 2), fmt.Sprintf(pattern, 3)}
 	clearPresenceAtEnd(t, ids...)
+	brokertest.DeleteLoginsAtEnd(t, append([]string{"demo"}, ids...)...) // cafe up's reconciler makes them
 	configDir := t.TempDir()
 	env := []string{"CAFE_CONFIG_DIR=" + configDir, "CAFE_AMQP_PREFIX=" + top.Prefix}
 
@@ -106,7 +106,7 @@ func TestUpRunsWholePipeline(t *testing.T) {
 	}
 
 	code, stdout, out := run(t, 30*time.Second, "cafe", env, "order", "--url", "http://"+up.addr, "--token", token,
-		"--client", "demo", "--mqtt-url", brokertest.MQTTURL(), "--device", ids[0], "--method", "echo", "--params", `[1,"two"]`)
+		"--client", "demo", "--device", ids[0], "--method", "echo", "--params", `[1,"two"]`)
 	if code != 0 {
 		t.Fatalf("cafe order: exit %d, want 0:\n%s", code, out)
 	}

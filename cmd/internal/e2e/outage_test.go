@@ -22,13 +22,14 @@ func TestCashierRefusesWhileRabbitMQIsAway(t *testing.T) {
 	top := contracts.DefaultTopology()
 	top.Prefix = brokertest.ID(t, "e2e")
 	t.Cleanup(func() { brokertest.DeleteTopology(t, top) })
-	amqpURL, err := url.Parse(brokertest.AMQPURL())
+	brokertest.Declare(t, top)
+	amqpURL, err := url.Parse(brokertest.AMQPBase()) // the cashier logs in as itself
 	if err != nil {
 		t.Fatal(err)
 	}
 	proxy := brokertest.NewProxy(t, amqpURL.Host)
 	amqpURL.Host = proxy.Addr()
-	c := client{id: brokertest.ID(t, "app"), token: randomToken()}
+	c := newClient(t)
 	devices := brokertest.ID(t, "dev")
 	cashier := startService(t, "cashier", "cashier", []string{
 		"CAFE_CLIENTS_FILE=" + writeRegistry(t, c, devices, devices+"-*"),

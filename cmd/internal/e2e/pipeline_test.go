@@ -21,6 +21,7 @@ import (
 	"cafe/cmd/internal/devicesim"
 	"cafe/contracts"
 	"cafe/contracts/brokertest"
+	"cafe/contracts/identity"
 	"cafe/contracts/mqttlink"
 )
 
@@ -63,8 +64,9 @@ func newPipeline(t *testing.T, s setup) *pipeline {
 	p.top.Prefix = brokertest.ID(t, "e2e")
 	// Registered first, so it runs last: after every process is gone.
 	t.Cleanup(func() { brokertest.DeleteTopology(t, p.top) })
+	brokertest.Declare(t, p.top) // as cafe-admin: the services only check it
 	p.env = []string{"CAFE_AMQP_PREFIX=" + p.top.Prefix}
-	p.client = client{id: brokertest.ID(t, "app"), token: randomToken()}
+	p.client = newClient(t)
 	p.registry = writeRegistry(t, p.client, p.devices, p.devices+"-*")
 
 	p.cashier = startService(t, "cashier", "cashier",
@@ -151,6 +153,16 @@ func consumers(conn *amqp.Connection, queue string) int {
 	return q.Consumers
 }
 
+// newClient is an app of the test's own, with an MQTT login whose password
+// is the one the cashier's POST /v1/sessions gives it (the session key is
+// derived from this machine's auth key, like the cashier's).
+func newClient(t testing.TB) client {
+	t.Helper()
+	c := client{id: brokertest.ID(t, "app"), token: randomToken()}
+	brokertest.Login(t, c.id, brokertest.Key().SessionKey().AppPassword(c.id, identity.SHA256(c.token)), "app")
+	return c
+}
+
 func randomToken() string {
 	var b [24]byte
 	_, _ = rand.Read(b[:])
@@ -235,10 +247,26 @@ func (p *pipeline) startDevices(t testing.TB, n int, flags ...string) *fleet {
 		f.ids = append(f.ids, fmt.Sprintf(pattern, i))
 	}
 	clearPresenceAtEnd(t, f.ids...) // before start: runs after the fleet stopped
-	args := append([]string{"--count", strconv.Itoa(n), "--pattern", pattern, "--first", strconv.Itoa(first), "--stats-file", f.stats}, flags...)
+	args := append([]string{"--count", strconv.Itoa(n), "--pattern", pattern, "--first", strconv.Itoa(first),
+		"--stats-file", f.stats, "--secrets-file", deviceLogins(t, f.ids...)}, flags...)
 	f.proc = start(t, "devicesim", "devicesim", nil, args...)
 	f.waitOutput(t, fmt.Sprintf("%d devices online", n), readyTimeout)
 	return f
+}
+
+// deviceLogins makes an MQTT login for each device (bound to its id, as
+// the registry's would be) and returns a secrets file for devicesim.
+func deviceLogins(t testing.TB, ids ...string) string {
+	t.Helper()
+	var b strings.Builder
+	for _, id := range ids {
+		fmt.Fprintf(&b, "%s %s\n", id, brokertest.Device(t, id))
+	}
+	name := filepath.Join(t.TempDir(), "secrets.txt")
+	if err := os.WriteFile(name, []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return name
 }
 
 // stopAndStats stops the fleet gracefully and returns what it counted.

@@ -10,6 +10,12 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"cafe/cmd/internal/cli"
+	"cafe/contracts/amqplink"
+	"cafe/contracts/identity"
 )
 
 // Pipeline is the roles one process runs, wired and stopped the same way
@@ -130,4 +136,30 @@ func (p *Pipeline) WaitReady(ctx context.Context) bool {
 		}
 	}
 	return true
+}
+
+// DeclareTopology declares the topology of b as cafe-admin (cafe's roles may
+// only check that it exists), trying again until it succeeds or ctx is
+// done: for `cafe up`, which runs on the machine whose auth key it holds.
+func DeclareTopology(b cli.Brokers, log *slog.Logger) func(context.Context) error {
+	return func(ctx context.Context) error {
+		cfg := b.AMQP(identity.Admin, "cafe-topology")
+		for ctx.Err() == nil {
+			conn, err := amqp.DialConfig(cfg.URL, amqp.Config{Dial: amqp.DefaultDial(5 * time.Second)})
+			if err == nil {
+				err = amqplink.Ensure(conn, cfg.Topology, false)
+				_ = conn.Close()
+				if err == nil {
+					log.Info("topology declared", "prefix", cfg.Topology.Prefix)
+					return nil
+				}
+			}
+			log.Warn("cannot declare the topology as cafe-admin yet; retrying", "err", err)
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
+		}
+		return nil
+	}
 }

@@ -13,8 +13,9 @@ import (
 	"cafe/caller"
 	"cafe/cashier"
 	"cafe/cmd/internal/cli"
-	"cafe/cmd/internal/local"
 	"cafe/contracts/amqplink"
+	"cafe/contracts/identity"
+	"cafe/contracts/local"
 	"cafe/contracts/mqttlink"
 	"cafe/contracts/registry"
 )
@@ -54,7 +55,13 @@ func NewCashier(b cli.Brokers, s CashierSettings, prom *prometheus.Registry, log
 	if err != nil {
 		return nil, err
 	}
-	link, err := amqplink.New(b.AMQP("cafe-cashier"), log)
+	if s.Config.SessionKey, err = sessionKey(s.SessionKeyFile); err != nil {
+		return nil, err
+	}
+	if !s.Config.SessionKey.Valid() {
+		log.Warn("no session key: POST /v1/sessions answers 503 (set " + SettingSessionKeyFile.String() + ")")
+	}
+	link, err := amqplink.New(b.AMQP(identity.Cashier, "cafe-cashier"), log)
 	if err != nil {
 		return nil, err
 	}
@@ -69,6 +76,19 @@ func NewCashier(b cli.Brokers, s CashierSettings, prom *prometheus.Registry, log
 
 // Addr is the HTTP address.
 func (c *Cashier) Addr() net.Addr { return c.server.Addr() }
+
+// sessionKey is the key in file, or without one the session key derived
+// from this machine's auth key if it can be read (the zero Key if not).
+func sessionKey(file string) (identity.Key, error) {
+	if file != "" {
+		return identity.LoadKey(file)
+	}
+	k, err := local.ReadKey()
+	if err != nil {
+		return identity.Key{}, nil
+	}
+	return k.SessionKey(), nil
+}
 
 // Ready says why the cashier cannot queue commands, or nil.
 func (c *Cashier) Ready() error {
@@ -160,21 +180,21 @@ func NewBarista(b cli.Brokers, s BaristaSettings, prom *prometheus.Registry, log
 		cfg.Route = barista.NewRoute()
 	}
 	name := "cafe-barista-" + cfg.Route
-	consume, err := amqplink.New(b.AMQP(name+"-consume"), log)
+	consume, err := amqplink.New(b.AMQP(identity.Barista, name+"-consume"), log)
 	if err != nil {
 		return nil, err
 	}
-	publish, err := amqplink.New(b.AMQP(name+"-publish"), log)
+	publish, err := amqplink.New(b.AMQP(identity.Barista, name+"-publish"), log)
 	if err != nil {
 		return nil, err
 	}
-	devices := b.MQTT(name)
+	devices := b.MQTT(identity.Barista, name)
 	devices.ForgetSession = true // the route dies with this barista
 	mq, err := mqttlink.New(devices, log)
 	if err != nil {
 		return nil, err
 	}
-	watch := b.MQTT(name + "-presence")
+	watch := b.MQTT(identity.Barista, name+"-presence")
 	watch.CleanSession = true
 	presence, err := mqttlink.New(watch, log)
 	if err != nil {
@@ -218,11 +238,11 @@ func NewCaller(b cli.Brokers, s CallerSettings, prom *prometheus.Registry, log *
 		cfg.Instance = caller.NewInstance()
 	}
 	name := "cafe-caller-" + cfg.Instance
-	link, err := amqplink.New(b.AMQP(name), log)
+	link, err := amqplink.New(b.AMQP(identity.Caller, name), log)
 	if err != nil {
 		return nil, err
 	}
-	apps := b.MQTT(name)
+	apps := b.MQTT(identity.Caller, name)
 	apps.ForgetSession = true
 	mq, err := mqttlink.New(apps, log)
 	if err != nil {

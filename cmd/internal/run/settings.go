@@ -17,9 +17,13 @@ import (
 
 // CashierSettings are the cashier's flags (the HTTP address is CAFE_HTTP_ADDR).
 type CashierSettings struct {
-	Config      cashier.Config
-	ClientsFile string
+	Config         cashier.Config
+	ClientsFile    string
+	SessionKeyFile string // the key of app sessions (hex); none: derived from the local auth key
 }
+
+// SettingSessionKeyFile is the cashier's session key.
+var SettingSessionKeyFile = cli.Setting("session-key-file", "CAFE_SESSION_KEY_FILE")
 
 // SettingClientsFile is the client registry.
 var SettingClientsFile = cli.Setting("clients-file", "CAFE_CLIENTS_FILE")
@@ -39,6 +43,8 @@ func (s *CashierSettings) Register(f cli.Flags) {
 	f.Duration(&c.DrainDelay, cashier.SettingDrainDelay, d.DrainDelay, "on SIGTERM, how long /readyz fails before the listener closes")
 	f.Duration(&c.ShutdownGrace, cashier.SettingShutdownGrace, d.ShutdownGrace, "on SIGTERM, how long requests in flight may finish")
 	f.Bool(&c.Pprof, cashier.SettingPprof, d.Pprof, "serve /debug/pprof/ (profiles)")
+	f.String(&s.SessionKeyFile, SettingSessionKeyFile, "", "key of the MQTT passwords POST /v1/sessions gives apps (`cafe credentials session-key`); default: derived from this machine's auth key")
+	f.String(&c.SessionMQTTURL, cashier.SettingSessionMQTTURL, d.SessionMQTTURL, "the MQTT broker URL POST /v1/sessions tells apps to connect to")
 	f.Float(&c.ClientRate, cashier.SettingClientRate, d.ClientRate, "commands per second a client may submit when its registry entry sets no rate (0: no limit)")
 	f.Int(&c.ClientBurst, cashier.SettingClientBurst, d.ClientBurst, "commands a client may submit at once above that rate")
 }

@@ -60,6 +60,26 @@ func (d Dir) Key() (identity.Key, error) {
 	return k, err
 }
 
+// MachineKey is the auth key of this machine's installation (the default
+// Dir's), created on first use.
+func MachineKey() (identity.Key, error) {
+	d, err := Default()
+	if err != nil {
+		return identity.Key{}, err
+	}
+	return d.Key()
+}
+
+// ReadKey is the auth key of this machine's installation if there is one;
+// it is never created here.
+func ReadKey() (identity.Key, error) {
+	d, err := Default()
+	if err != nil {
+		return identity.Key{}, err
+	}
+	return identity.LoadKey(d.KeyFile())
+}
+
 func envOr(name, def string) string {
 	if v := os.Getenv(name); v != "" {
 		return v

@@ -1,4 +1,10 @@
-package brokerauth
+// Package dynsec speaks to Mosquitto's dynamic security plugin: commands
+// on $CONTROL/dynamic-security/v1, each answer matched to its command by
+// correlation data. The link must log in as an identity the plugin gives
+// its admin role (cafe-admin). cmd/internal/brokerauth uses it to keep the
+// broker's logins in step with the registry; tests use it to make logins of
+// their own.
+package dynsec
 
 import (
 	"context"

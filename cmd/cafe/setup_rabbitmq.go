@@ -1,0 +1,132 @@
+package main
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+
+	"cafe/contracts/identity"
+)
+
+// amqpGrant is what one role may do on RabbitMQ's vhost "/": the three
+// permission regexes (configure, write, read) over exchange and queue
+// names, and its tags. Topology names are {prefix}.commands and so on, for
+// any prefix; the roles only passive-declare (which needs no permission),
+// cafe-admin declares the topology.
+type amqpGrant struct {
+	role                   identity.Service
+	configure, write, read string
+	tags                   string
+}
+
+// nothing matches no name.
+const nothing = "^$"
+
+// AMQPGrants are the RabbitMQ users and what each may do:
+//
+//	cashier  publishes commands
+//	barista  consumes commands, publishes results
+//	caller   consumes results and dead-letter notices
+//	ledger   consumes the event copies
+//	ops      reads and purges dead letters, republishes them (as the
+//	         cashier or barista that first published them: impersonator),
+//	         and runs the bench's private floor queues
+//	admin    everything (declares the topology; tests)
+var AMQPGrants = []amqpGrant{
+	{identity.Cashier, nothing, `^.+\.commands$`, nothing, ""},
+	{identity.Barista, nothing, `^.+\.results$`, `^.+\.commands$`, ""},
+	{identity.Caller, nothing, nothing, `^.+\.(results|dead\.notify)$`, ""},
+	{identity.Ledger, nothing, nothing, `^.+\.events$`, ""},
+	{identity.Ops, `^bench-floor-.+$`, `^(.+\.(commands|results)|bench-floor-.+)$`, `^(.+\.dead|bench-floor-.+)$`, "impersonator"},
+	{identity.Admin, ".*", ".*", ".*", "administrator"},
+}
+
+// setupRabbitMQ makes RabbitMQ's users as AMQPGrants says, with passwords
+// derived from key, and removes the guest user, so nothing relies on it.
+// rabbitmqctl takes about half a second a call, so what was applied is
+// remembered in marker (a hash of it): when nothing changed, one call
+// (list_users) checks that the users are still there.
+func setupRabbitMQ(out io.Writer, key identity.Key, marker string) error {
+	users, err := rabbitmqctl("list_users", "--quiet")
+	if err != nil {
+		return err
+	}
+	want := grantsHash(key)
+	if old, err := os.ReadFile(marker); err == nil && string(old) == want && allListed(users) {
+		return nil
+	}
+	if err := applyGrants(out, key, users); err != nil {
+		return err
+	}
+	return os.WriteFile(marker, []byte(want), 0o600)
+}
+
+func grantsHash(key identity.Key) string {
+	h := sha256.New()
+	for _, g := range AMQPGrants {
+		fmt.Fprintf(h, "%s\x00%s\x00%s\x00%s\x00%s\x00%s\n", g.role, key.ServicePassword(g.role), g.configure, g.write, g.read, g.tags)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+func allListed(users string) bool {
+	have := listed(users)
+	for _, g := range AMQPGrants {
+		if !have[string(g.role)] {
+			return false
+		}
+	}
+	return !have["guest"]
+}
+
+func listed(users string) map[string]bool {
+	have := map[string]bool{}
+	for _, line := range strings.Split(users, "\n") {
+		if f := strings.Fields(line); len(f) > 0 {
+			have[f[0]] = true
+		}
+	}
+	return have
+}
+
+func applyGrants(out io.Writer, key identity.Key, users string) error {
+	have := listed(users)
+	for _, g := range AMQPGrants {
+		name, pw := string(g.role), key.ServicePassword(g.role)
+		if !have[name] {
+			if _, err := rabbitmqctl("add_user", name, pw); err != nil {
+				return err
+			}
+			fmt.Fprintf(out, "setup: RabbitMQ user %s created\n", name)
+		} else if _, err := rabbitmqctl("authenticate_user", name, pw); err != nil {
+			if _, err := rabbitmqctl("change_password", name, pw); err != nil {
+				return err
+			}
+		}
+		if _, err := rabbitmqctl("set_permissions", "-p", "/", name, g.configure, g.write, g.read); err != nil {
+			return err
+		}
+		if _, err := rabbitmqctl("set_user_tags", name, g.tags); err != nil {
+			return err
+		}
+	}
+	if have["guest"] {
+		if _, err := rabbitmqctl("delete_user", "guest"); err != nil {
+			return err
+		}
+		fmt.Fprintln(out, "setup: RabbitMQ user guest removed (cafe's roles have users of their own)")
+	}
+	return nil
+}
+
+func rabbitmqctl(args ...string) (string, error) {
+	out, err := exec.Command("rabbitmqctl", args...).CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("rabbitmqctl %s: %w: %s", args[0], err, strings.TrimSpace(string(out)))
+	}
+	return string(out), nil
+}
