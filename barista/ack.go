@@ -10,13 +10,15 @@ import (
 
 	"cafe/contracts"
 	"cafe/contracts/amqplink"
+	"cafe/contracts/identity"
 )
 
 // handle is the barista's ack policy, written once: it turns one delivery
 // into a Verdict, and the consumer (amqplink) settles the command from it.
 //
-//   - not a valid command (headers, body, size): Poison, so RabbitMQ
-//     dead-letters it at once with reason "rejected";
+//   - not a valid command (not published by a cashier, headers, body,
+//     size): Poison, so RabbitMQ dead-letters it at once with reason
+//     "rejected", and the log says why;
 //   - the chain handed it back (shutdown, panic): Retry, or GiveBack when
 //     the barista is shutting down; RabbitMQ counts the delivery, and past
 //     the queue's delivery limit dead-letters it with reason
@@ -55,8 +57,13 @@ func (b *Barista) handle(ctx context.Context, d *amqp.Delivery) amqplink.Verdict
 	return amqplink.Done()
 }
 
-// decode reads a delivery as a command, re-checking what the cashier checked.
+// decode reads a delivery as a command: one a cashier published (its
+// user-id, which RabbitMQ vouches for; see identity.CommandPublishers),
+// re-checking what the cashier checked.
 func (b *Barista) decode(d *amqp.Delivery) (*Command, error) {
+	if err := identity.CheckPublisher(d.UserId, b.cfg.Publishers, identity.SettingCommandPublishers); err != nil {
+		return nil, err
+	}
 	if len(d.Body) > contracts.MaxBodyBytes {
 		return nil, fmt.Errorf("body is %d bytes, over the %d-byte limit", len(d.Body), contracts.MaxBodyBytes)
 	}

@@ -98,7 +98,7 @@ func New(cfg Config, top contracts.Topology, links Links, prom prometheus.Regist
 	b.chain = Chain(
 		Device(links.Devices, b.replies, cfg.Route, cfg.MaxReplyBytes, func(d time.Duration) { m.replyTime.Observe(d.Seconds()) }),
 		Recover(log),
-		Deadline(time.Now),
+		Deadline(time.Now, b.cfg.MaxTimeout),
 		CheckPresence(b.presence),
 		Guard(b.breakers),
 	)

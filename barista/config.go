@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"cafe/contracts"
+	"cafe/contracts/identity"
 )
 
 // Config is the barista's configuration. Zero fields take their values
@@ -16,6 +17,8 @@ type Config struct {
 	Grace         time.Duration // SettingGrace: on shutdown, time to finish the commands in hand
 	ResultTimeout time.Duration // SettingResultTimeout: how long a result may wait for RabbitMQ (confirm, resource alarm, full queue)
 	MaxReplyBytes int           // SettingMaxReplyBytes: larger device replies become bad-reply errors
+	MaxTimeout    time.Duration // SettingMaxTimeout: no command is worked on longer than this, whatever its deadline
+	Publishers    []string      // identity.SettingCommandPublishers: the AMQP users a command may come from
 	Breaker       BreakerConfig
 }
 
@@ -33,6 +36,7 @@ var (
 	SettingGrace           = contracts.Setting{Flag: "grace", Env: "CAFE_BARISTA_GRACE"}
 	SettingResultTimeout   = contracts.Setting{Flag: "result-timeout", Env: "CAFE_BARISTA_RESULT_TIMEOUT"}
 	SettingMaxReplyBytes   = contracts.Setting{Flag: "max-reply-bytes", Env: "CAFE_MAX_REPLY_BYTES"}
+	SettingMaxTimeout      = contracts.Setting{Flag: "barista-max-timeout", Env: "CAFE_BARISTA_MAX_TIMEOUT"}
 	SettingBreakerFailures = contracts.Setting{Flag: "breaker-failures", Env: "CAFE_BREAKER_FAILURES"}
 	SettingBreakerOpen     = contracts.Setting{Flag: "breaker-open", Env: "CAFE_BREAKER_OPEN"}
 )
@@ -50,6 +54,8 @@ func Defaults() Config {
 		Grace:         10 * time.Second,
 		ResultTimeout: time.Minute,
 		MaxReplyBytes: contracts.DefaultMaxReplyBytes,
+		MaxTimeout:    contracts.DefaultMaxTimeout,
+		Publishers:    identity.DefaultCommandPublishers(),
 		Breaker:       BreakerConfig{Failures: 5, OpenFor: 30 * time.Second, IdleTTL: 10 * time.Minute},
 	}
 }
@@ -82,6 +88,10 @@ func (c Config) Validate() error {
 	if c.MaxReplyBytes < 1 || c.MaxReplyBytes > contracts.MaxBodyBytes {
 		errs = append(errs, SettingMaxReplyBytes.Errorf("%d: want 1 to %d", c.MaxReplyBytes, contracts.MaxBodyBytes))
 	}
+	if c.MaxTimeout <= 0 || c.MaxTimeout > contracts.MaxTimeout {
+		errs = append(errs, SettingMaxTimeout.Errorf("%v: want more than 0 and at most %v", c.MaxTimeout, contracts.MaxTimeout))
+	}
+	errs = append(errs, identity.ValidPublishers(c.Publishers, identity.SettingCommandPublishers, identity.DefaultCommandPublishers()))
 	if c.Breaker.Failures < 0 {
 		errs = append(errs, SettingBreakerFailures.Errorf("%d: want 0 (default) or more", c.Breaker.Failures))
 	}

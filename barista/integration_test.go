@@ -3,7 +3,6 @@ package barista_test
 import (
 	"context"
 	"encoding/json"
-	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -17,6 +16,7 @@ import (
 	"cafe/contracts"
 	"cafe/contracts/amqplink"
 	"cafe/contracts/brokertest"
+	"cafe/contracts/identity"
 	"cafe/contracts/mqttlink"
 )
 
@@ -121,7 +121,7 @@ type rig struct {
 func newRig(t *testing.T) *rig {
 	t.Helper()
 	top := brokertest.Topology(t)
-	pub := brokertest.Publisher(t, top)
+	pub := brokertest.Publisher(t, top, identity.Cashier)
 	conn := brokertest.Dial(t)
 	t.Cleanup(func() { conn.Close() })
 	return &rig{t: t, top: top, pub: pub, conn: conn}
@@ -132,11 +132,11 @@ func newRig(t *testing.T) *rig {
 func (r *rig) startBarista(amqpURL string, cfg barista.Config) (b *barista.Barista, stop func()) {
 	t := r.t
 	t.Helper()
-	consume, err := amqplink.New(amqplink.Config{URL: amqpURL, Topology: r.top, Name: "barista-consume", MaxBackoff: 200 * time.Millisecond}, quiet())
+	consume, err := amqplink.New(amqplink.Config{URL: amqpURL, Topology: r.top, Name: "barista-consume", MaxBackoff: 200 * time.Millisecond, Passive: true}, quiet())
 	if err != nil {
 		t.Fatal(err)
 	}
-	publish, err := amqplink.New(amqplink.Config{URL: brokertest.AMQPURL(), Topology: r.top, Name: "barista-publish"}, quiet())
+	publish, err := amqplink.New(amqplink.Config{URL: brokertest.AMQPURLAs(identity.Barista), Topology: r.top, Name: "barista-publish", Passive: true}, quiet())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -216,7 +216,7 @@ func (r *rig) result(within time.Duration) (amqp.Delivery, contracts.Response) {
 
 func TestDeviceReplyIsTheResultUnchanged(t *testing.T) {
 	r := newRig(t)
-	b, _ := r.startBarista(brokertest.AMQPURL(), barista.Config{})
+	b, _ := r.startBarista(brokertest.AMQPURLAs(identity.Barista), barista.Config{})
 	dev := startDevice(t, true)
 	body := `{"jsonrpc":"2.0","method":"echo","params":{"z":1,"a":[true,null]},"id":"m-1"}`
 	cmdID := r.send(dev.id, body, 5*time.Second)
@@ -240,7 +240,7 @@ func TestDeviceReplyIsTheResultUnchanged(t *testing.T) {
 
 func TestOutcomes(t *testing.T) {
 	r := newRig(t)
-	r.startBarista(brokertest.AMQPURL(), barista.Config{})
+	r.startBarista(brokertest.AMQPURLAs(identity.Barista), barista.Config{})
 	online := startDevice(t, true)
 	offline := startDevice(t, false)
 
@@ -297,7 +297,7 @@ func TestOutcomes(t *testing.T) {
 
 func TestOneWayCommandReachesDeviceWithoutResult(t *testing.T) {
 	r := newRig(t)
-	r.startBarista(brokertest.AMQPURL(), barista.Config{})
+	r.startBarista(brokertest.AMQPURLAs(identity.Barista), barista.Config{})
 	dev := startDevice(t, true)
 	r.send(dev.id, `{"jsonrpc":"2.0","method":"blink"}`, 5*time.Second)
 	r.send(dev.id, `{"jsonrpc":"2.0","method":"echo","params":[1],"id":1}`, 5*time.Second) // sentinel
@@ -320,7 +320,7 @@ func TestOneWayCommandReachesDeviceWithoutResult(t *testing.T) {
 
 func TestPoisonIsDeadLetteredAndTheRestFlows(t *testing.T) {
 	r := newRig(t)
-	r.startBarista(brokertest.AMQPURL(), barista.Config{})
+	r.startBarista(brokertest.AMQPURLAs(identity.Barista), barista.Config{})
 	dev := startDevice(t, true)
 	good := contracts.CommandMeta{ClientID: "app-1", DeviceID: dev.id, Deadline: time.Now().Add(time.Minute), AcceptedAt: time.Now()}
 	poisons := []amqp.Publishing{
@@ -355,17 +355,15 @@ func TestPoisonIsDeadLetteredAndTheRestFlows(t *testing.T) {
 
 func TestRedeliveryKeepsTheRepeatKey(t *testing.T) {
 	r := newRig(t)
-	u, _ := url.Parse(brokertest.AMQPURL())
-	proxy := brokertest.NewProxy(t, u.Host)
-	u.Host = proxy.Addr()
-	first, _ := r.startBarista(u.String(), barista.Config{})
+	proxy, viaProxy := brokertest.ViaProxy(t, brokertest.AMQPURLAs(identity.Barista))
+	first, _ := r.startBarista(viaProxy, barista.Config{})
 	dev := startDevice(t, true)
 
 	cmdID := r.send(dev.id, `{"jsonrpc":"2.0","method":"never","id":1}`, 3*time.Second)
 	brokertest.Eventually(t, 5*time.Second, "first barista never sent the command", func() bool { return len(dev.received()) == 1 })
 	proxy.Cut() // the first barista loses RabbitMQ mid-command: its delivery goes back to the queue
 
-	second, _ := r.startBarista(brokertest.AMQPURL(), barista.Config{})
+	second, _ := r.startBarista(brokertest.AMQPURLAs(identity.Barista), barista.Config{})
 	brokertest.Eventually(t, 5*time.Second, "command was not redelivered to the second barista", func() bool { return len(dev.received()) >= 2 })
 	got := dev.received()
 	_, route1, key1, _ := contracts.ParseCommandTopic(got[0].topic)
@@ -384,7 +382,7 @@ func TestRedeliveryKeepsTheRepeatKey(t *testing.T) {
 
 func TestShutdownHandsBackCommandsInHand(t *testing.T) {
 	r := newRig(t)
-	_, stop := r.startBarista(brokertest.AMQPURL(), barista.Config{Grace: 200 * time.Millisecond})
+	_, stop := r.startBarista(brokertest.AMQPURLAs(identity.Barista), barista.Config{Grace: 200 * time.Millisecond})
 	dev := startDevice(t, true)
 	r.send(dev.id, `{"jsonrpc":"2.0","method":"never","id":1}`, time.Minute)
 	brokertest.Eventually(t, 5*time.Second, "command not sent", func() bool { return len(dev.received()) == 1 })
@@ -415,14 +413,15 @@ func (c crashingMQTT) Publish(ctx context.Context, m mqttlink.Message) error {
 func TestCommandThatKeepsCrashingIsDeadLetteredAfterTheLimit(t *testing.T) {
 	r := newRig(t)
 	r.top.DeliveryLimit = 3
-	brokertest.DeleteTopology(t, r.top) // redeclared below with the lower limit
+	brokertest.DeleteTopology(t, r.top) // and again with the lower limit
+	brokertest.Declare(t, r.top)
 	mq, err := mqttlink.New(mqttlink.Config{URL: brokertest.MQTTURL(), ClientID: brokertest.ID(t, "barista"), ForgetSession: true}, quiet())
 	if err != nil {
 		t.Fatal(err)
 	}
 	brokertest.Run(t, mq) // stopped after the barista
-	consume, _ := amqplink.New(amqplink.Config{URL: brokertest.AMQPURL(), Topology: r.top, Name: "consume"}, quiet())
-	publish, _ := amqplink.New(amqplink.Config{URL: brokertest.AMQPURL(), Topology: r.top, Name: "publish"}, quiet())
+	consume, _ := amqplink.New(amqplink.Config{URL: brokertest.AMQPURLAs(identity.Barista), Topology: r.top, Name: "consume", Passive: true}, quiet())
+	publish, _ := amqplink.New(amqplink.Config{URL: brokertest.AMQPURLAs(identity.Barista), Topology: r.top, Name: "publish", Passive: true}, quiet())
 	results := amqplink.NewPublisher(publish, quiet())
 	b, err := barista.New(barista.Config{}, r.top, barista.Links{Commands: consume, Results: results, Devices: crashingMQTT{mq}}, prometheus.NewRegistry(), quiet())
 	if err != nil {

@@ -16,6 +16,7 @@ import (
 	"cafe/contracts"
 	"cafe/contracts/amqplink"
 	"cafe/contracts/brokertest"
+	"cafe/contracts/identity"
 	"cafe/contracts/mqttlink"
 )
 
@@ -27,8 +28,9 @@ func (refusing) Publish(context.Context, string, string, amqp.Publishing) error 
 }
 func (refusing) PublishGate() amqplink.Gate { return brokertest.Open{} }
 
-// delivery is a command as the cashier queues it, with body and a deadline
-// d from now; edit, if set, changes it before it is handed over.
+// delivery is a command as the cashier queues it (published as
+// cafe-cashier), with body and a deadline d from now; edit, if set,
+// changes it before it is handed over.
 func delivery(body string, d time.Duration, edit func(*amqp.Delivery)) *amqp.Delivery {
 	req, err := contracts.ParseRequest([]byte(body))
 	now := time.Now()
@@ -37,7 +39,7 @@ func delivery(body string, d time.Duration, edit func(*amqp.Delivery)) *amqp.Del
 	if err == nil {
 		meta.MsgID = string(req.ID)
 	}
-	dl := &amqp.Delivery{MessageId: meta.CommandID, Headers: meta.Headers(), Body: []byte(body)}
+	dl := &amqp.Delivery{MessageId: meta.CommandID, UserId: string(identity.Cashier), Headers: meta.Headers(), Body: []byte(body)}
 	if edit != nil {
 		edit(dl)
 	}
@@ -73,6 +75,12 @@ func TestAckPolicy(t *testing.T) {
 			mqtt: &scriptedMQTT{}, want: amqplink.Reject, result: -1, wantInLog: "does not match"},
 		{name: "oversized body", d: delivery(echo, time.Minute, func(d *amqp.Delivery) { d.Body = make([]byte, contracts.MaxBodyBytes+1) }),
 			mqtt: &scriptedMQTT{}, want: amqplink.Reject, result: -1, wantInLog: "over the"},
+		{name: "no publisher: not from a cashier", d: delivery(echo, time.Minute, func(d *amqp.Delivery) { d.UserId = "" }),
+			mqtt: &scriptedMQTT{}, want: amqplink.Reject, result: -1, wantInLog: "no user-id"},
+		{name: "published by a barista, not a cashier", d: delivery(echo, time.Minute, func(d *amqp.Delivery) { d.UserId = string(identity.Barista) }),
+			mqtt: &scriptedMQTT{}, want: amqplink.Reject, result: -1, wantInLog: `published by "cafe-barista"`},
+		{name: "replayed by cafe-ops", d: delivery(echo, time.Minute, func(d *amqp.Delivery) { d.UserId = string(identity.Ops) }),
+			mqtt: &scriptedMQTT{reply: reply}, want: amqplink.Ack},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			v, sent := handleOne(t, tc.d, tc.mqtt, tc.refuse)

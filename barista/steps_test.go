@@ -56,7 +56,7 @@ func TestDeadline(t *testing.T) {
 	clock := func() time.Time { return now }
 	t.Run("expired: error with the app's id, next not called", func(t *testing.T) {
 		var called bool
-		h := barista.Deadline(clock)(reached(&called, replied))
+		h := barista.Deadline(clock, time.Hour)(reached(&called, replied))
 		res, err := h(context.Background(), command(t, `{"jsonrpc":"2.0","method":"m","id":"a-1"}`, now.Add(-time.Second)))
 		if err != nil || called {
 			t.Fatalf("err %v, next called %v", err, called)
@@ -68,14 +68,14 @@ func TestDeadline(t *testing.T) {
 	})
 	t.Run("exactly at the deadline is expired", func(t *testing.T) {
 		var called bool
-		res, _ := barista.Deadline(clock)(reached(&called, replied))(context.Background(), command(t, `{"jsonrpc":"2.0","method":"m","id":1}`, now))
+		res, _ := barista.Deadline(clock, time.Hour)(reached(&called, replied))(context.Background(), command(t, `{"jsonrpc":"2.0","method":"m","id":1}`, now))
 		if called || res.Outcome != contracts.OutcomeExpired {
 			t.Fatalf("called %v outcome %s", called, res.Outcome)
 		}
 	})
 	t.Run("one-way expired: no body", func(t *testing.T) {
 		var called bool
-		res, _ := barista.Deadline(clock)(reached(&called, replied))(context.Background(), command(t, `{"jsonrpc":"2.0","method":"m"}`, now.Add(-time.Second)))
+		res, _ := barista.Deadline(clock, time.Hour)(reached(&called, replied))(context.Background(), command(t, `{"jsonrpc":"2.0","method":"m"}`, now.Add(-time.Second)))
 		if called || res.Body != nil || res.Outcome != contracts.OutcomeExpired {
 			t.Fatalf("called %v body %s outcome %s", called, res.Body, res.Outcome)
 		}
@@ -83,7 +83,7 @@ func TestDeadline(t *testing.T) {
 	t.Run("in time: next runs bounded by the deadline", func(t *testing.T) {
 		deadline := now.Add(time.Minute)
 		var got time.Time
-		h := barista.Deadline(clock)(func(ctx context.Context, _ *barista.Command) (barista.Result, error) {
+		h := barista.Deadline(clock, time.Hour)(func(ctx context.Context, _ *barista.Command) (barista.Result, error) {
 			got, _ = ctx.Deadline()
 			return replied, nil
 		})
@@ -92,6 +92,19 @@ func TestDeadline(t *testing.T) {
 		}
 		if !got.Equal(deadline) {
 			t.Fatalf("context deadline %v, want the command's %v", got, deadline)
+		}
+	})
+	t.Run("a deadline past the cap is capped", func(t *testing.T) {
+		var got time.Time
+		h := barista.Deadline(clock, time.Minute)(func(ctx context.Context, _ *barista.Command) (barista.Result, error) {
+			got, _ = ctx.Deadline()
+			return replied, nil
+		})
+		if _, err := h(context.Background(), command(t, `{"jsonrpc":"2.0","method":"m","id":1}`, now.Add(365*24*time.Hour))); err != nil {
+			t.Fatal(err)
+		}
+		if want := now.Add(time.Minute); !got.Equal(want) {
+			t.Fatalf("context deadline %v, want the cap %v", got, want)
 		}
 	})
 }

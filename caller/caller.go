@@ -16,6 +16,7 @@ import (
 
 	"cafe/contracts"
 	"cafe/contracts/amqplink"
+	"cafe/contracts/identity"
 	"cafe/contracts/mqttlink"
 )
 
@@ -132,6 +133,10 @@ func (c *Caller) noticeFor(d *amqp.Delivery) (contracts.ResultMeta, []byte, bool
 	if !ok || death.Queue != c.top.CommandsQueue() {
 		return contracts.ResultMeta{}, nil, false
 	}
+	if err := identity.CheckPublisher(d.UserId, c.cfg.CommandPublishers, identity.SettingCommandPublishers); err != nil {
+		c.log.Warn("no notice for a dead letter that no cashier published", "message_id", contracts.Clip(d.MessageId), "reason", err.Error())
+		return contracts.ResultMeta{}, nil, false
+	}
 	meta, err := contracts.ParseResultMeta(d.MessageId, d.Headers)
 	if err != nil {
 		return meta, nil, false
@@ -191,6 +196,9 @@ func (c *Caller) deliver(ctx context.Context, meta contracts.ResultMeta, body []
 }
 
 func (c *Caller) decode(d *amqp.Delivery) (contracts.ResultMeta, error) {
+	if err := identity.CheckPublisher(d.UserId, c.cfg.ResultPublishers, identity.SettingResultPublishers); err != nil {
+		return contracts.ResultMeta{}, err
+	}
 	meta, err := contracts.ParseResultMeta(d.MessageId, d.Headers)
 	if err != nil {
 		return meta, err

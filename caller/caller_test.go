@@ -19,6 +19,7 @@ import (
 	"cafe/contracts"
 	"cafe/contracts/amqplink"
 	"cafe/contracts/brokertest"
+	"cafe/contracts/identity"
 	"cafe/contracts/mqttlink"
 )
 
@@ -36,7 +37,7 @@ type rig struct {
 func newRig(t *testing.T) *rig {
 	t.Helper()
 	top := brokertest.Topology(t)
-	pub := brokertest.Publisher(t, top)
+	pub := brokertest.Publisher(t, top, identity.Barista)
 	conn := brokertest.Dial(t)
 	t.Cleanup(func() { conn.Close() })
 	return &rig{t: t, top: top, pub: pub, conn: conn}
@@ -46,7 +47,7 @@ func newRig(t *testing.T) *rig {
 func (r *rig) startCaller(mqttURL string, cfg caller.Config) (stop func()) {
 	t := r.t
 	t.Helper()
-	link, err := amqplink.New(amqplink.Config{URL: brokertest.AMQPURL(), Topology: r.top, Name: "caller", MaxBackoff: 200 * time.Millisecond}, quiet())
+	link, err := amqplink.New(amqplink.Config{URL: brokertest.AMQPURLAs(identity.Caller), Topology: r.top, Name: "caller", MaxBackoff: 200 * time.Millisecond, Passive: true}, quiet())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -260,6 +261,7 @@ func TestDeadLetteredCommandIsReportedToItsApp(t *testing.T) {
 	r := newRig(t)
 	r.startCaller(brokertest.MQTTURL(), caller.Config{})
 	a := startApp(t, brokertest.ID(t, "app"), true, false)
+	cashier := brokertest.Publisher(t, r.top, identity.Cashier)
 
 	send := func(msgID string) {
 		meta := contracts.CommandMeta{CommandID: contracts.NewCommandID(), ClientID: a.id, DeviceID: "lamp-1", MsgID: msgID,
@@ -270,7 +272,7 @@ func TestDeadLetteredCommandIsReportedToItsApp(t *testing.T) {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		if err := r.pub.Publish(ctx, r.top.CommandsExchange(), contracts.RoutingKeyCommand,
+		if err := cashier.Publish(ctx, r.top.CommandsExchange(), contracts.RoutingKeyCommand,
 			amqp.Publishing{MessageId: meta.CommandID, Headers: meta.Headers(), Body: []byte(body)}); err != nil {
 			t.Fatal(err)
 		}

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"cafe/contracts"
+	"cafe/contracts/identity"
 )
 
 // Config is the caller's configuration. Zero fields take their values from
@@ -16,6 +17,12 @@ type Config struct {
 	Grace          time.Duration // SettingGrace: on shutdown, time to finish deliveries in hand
 	PublishTimeout time.Duration // SettingPublishTimeout: wait for the MQTT broker's PUBACK
 	WaitMQTT       time.Duration // SettingWaitMQTT: hold a result while the MQTT broker is down, up to this
+	// ResultPublishers (identity.SettingResultPublishers) are the AMQP
+	// users a result may come from; CommandPublishers
+	// (identity.SettingCommandPublishers) those a dead-lettered command
+	// must come from for its app to be told.
+	ResultPublishers  []string
+	CommandPublishers []string
 }
 
 // The caller's settings.
@@ -42,6 +49,9 @@ func Defaults() Config {
 		Grace:          10 * time.Second,
 		PublishTimeout: 10 * time.Second,
 		WaitMQTT:       10 * time.Minute,
+
+		ResultPublishers:  identity.DefaultResultPublishers(),
+		CommandPublishers: identity.DefaultCommandPublishers(),
 	}
 }
 
@@ -73,5 +83,8 @@ func (c Config) Validate() error {
 	if c.WaitMQTT <= 0 || c.WaitMQTT > MaxWaitMQTT {
 		errs = append(errs, SettingWaitMQTT.Errorf("%v: want more than 0 and at most %v (half of RabbitMQ's default consumer timeout)", c.WaitMQTT, MaxWaitMQTT))
 	}
+	errs = append(errs,
+		identity.ValidPublishers(c.ResultPublishers, identity.SettingResultPublishers, identity.DefaultResultPublishers()),
+		identity.ValidPublishers(c.CommandPublishers, identity.SettingCommandPublishers, identity.DefaultCommandPublishers()))
 	return errors.Join(errs...)
 }

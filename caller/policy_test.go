@@ -15,6 +15,7 @@ import (
 	"cafe/contracts"
 	"cafe/contracts/amqplink"
 	"cafe/contracts/brokertest"
+	"cafe/contracts/identity"
 	"cafe/contracts/mqttlink"
 )
 
@@ -52,17 +53,23 @@ func (m *fakeMQTT) Publish(_ context.Context, msg mqttlink.Message) error {
 func resultDelivery(clientID any, body string) *amqp.Delivery {
 	h := contracts.ResultMeta{ClientID: "app-1", MsgID: "1", AcceptedAt: time.Now(), Outcome: contracts.OutcomeReply}.Headers()
 	h[contracts.HeaderClientID] = clientID
-	return &amqp.Delivery{MessageId: contracts.NewCommandID(), Headers: h, Body: []byte(body)}
+	return &amqp.Delivery{MessageId: contracts.NewCommandID(), UserId: string(identity.Barista), Headers: h, Body: []byte(body)}
 }
 
 // deadCommand is a dead-lettered command as RabbitMQ copies it to the
-// notify queue: its headers and x-death.
+// notify queue: the cashier's message (user-id and headers) with x-death.
 func deadCommand(top contracts.Topology, body, msgID, reason string) *amqp.Delivery {
 	meta := contracts.CommandMeta{CommandID: contracts.NewCommandID(), ClientID: "app-1", DeviceID: "lamp-1", MsgID: msgID,
 		Deadline: time.Now().Add(time.Minute), AcceptedAt: time.Now()}
 	h := amqp.Table(meta.Headers())
 	h["x-death"] = []any{amqp.Table{"queue": top.CommandsQueue(), "reason": reason, "exchange": top.CommandsExchange(), "count": int64(1)}}
-	return &amqp.Delivery{MessageId: meta.CommandID, Headers: h, Body: []byte(body)}
+	return &amqp.Delivery{MessageId: meta.CommandID, UserId: string(identity.Cashier), Headers: h, Body: []byte(body)}
+}
+
+// withUser is d with the AMQP user-id user (RabbitMQ's check: its publisher).
+func withUser(d *amqp.Delivery, user string) *amqp.Delivery {
+	d.UserId = user
+	return d
 }
 
 // TestAckPolicy runs one delivery through a caller with stand-in brokers
@@ -93,6 +100,11 @@ func TestAckPolicy(t *testing.T) {
 		{name: "no notice for a one-way command", queue: top.DeadNotifyQueue(), d: deadCommand(top, `{"jsonrpc":"2.0","method":"m"}`, "", "rejected"),
 			mqtt: &fakeMQTT{}, want: amqplink.Ack},
 		{name: "no notice for a dead result", queue: top.DeadNotifyQueue(), d: resultDelivery("app-1", ok), mqtt: &fakeMQTT{}, want: amqplink.Ack},
+		{name: "result without a publisher", queue: top.ResultsQueue(), d: withUser(resultDelivery("app-1", ok), ""), mqtt: &fakeMQTT{}, want: amqplink.Reject},
+		{name: "result published by a cashier, not a barista", queue: top.ResultsQueue(), d: withUser(resultDelivery("app-1", ok), string(identity.Cashier)), mqtt: &fakeMQTT{}, want: amqplink.Reject},
+		{name: "result replayed by cafe-ops", queue: top.ResultsQueue(), d: withUser(resultDelivery("app-1", ok), string(identity.Ops)), mqtt: &fakeMQTT{}, want: amqplink.Ack, topic: "clients/app-1/results"},
+		{name: "no notice for a forged command", queue: top.DeadNotifyQueue(), d: withUser(deadCommand(top, `{"jsonrpc":"2.0","method":"m","id":"c-8"}`, `"c-8"`, "rejected"), "intruder"),
+			mqtt: &fakeMQTT{}, want: amqplink.Ack},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			v := deliverOne(context.Background(), t, tc.queue, tc.d, tc.mqtt)

@@ -57,11 +57,6 @@ var (
 // MaxBatchLimit is the most Config.MaxBatch may be.
 const MaxBatchLimit = 1000
 
-// MaxTimeoutLimit is the most Config.MaxTimeout may be: the deadline bounds
-// the barista's wait for a device, and that wait must stay far below
-// RabbitMQ's consumer ack timeout (30 minutes by default).
-const MaxTimeoutLimit = 15 * time.Minute
-
 // Defaults returns the configuration with every default filled in.
 func Defaults() Config {
 	return Config{
@@ -69,7 +64,7 @@ func Defaults() Config {
 		MaxBodyBytes:   contracts.MaxBodyBytes,
 		MaxBatch:       contracts.DefaultMaxBatch,
 		DefaultTimeout: 30 * time.Second,
-		MaxTimeout:     10 * time.Minute,
+		MaxTimeout:     contracts.DefaultMaxTimeout,
 		ConfirmTimeout: 5 * time.Second,
 		RetryAfter:     time.Second,
 		ShutdownGrace:  10 * time.Second,
@@ -93,8 +88,8 @@ func (c Config) Validate() error {
 	if c.MaxBatch < 1 || c.MaxBatch > MaxBatchLimit {
 		errs = append(errs, SettingMaxBatch.Errorf("%d: want 1 to %d", c.MaxBatch, MaxBatchLimit))
 	}
-	if c.MaxTimeout <= 0 || c.MaxTimeout > MaxTimeoutLimit {
-		errs = append(errs, SettingMaxTimeout.Errorf("%v: want more than 0 and at most %v (half of RabbitMQ's default consumer timeout)", c.MaxTimeout, MaxTimeoutLimit))
+	if c.MaxTimeout <= 0 || c.MaxTimeout > contracts.MaxTimeout {
+		errs = append(errs, SettingMaxTimeout.Errorf("%v: want more than 0 and at most %v (half of RabbitMQ's default consumer timeout)", c.MaxTimeout, contracts.MaxTimeout))
 	}
 	if c.DefaultTimeout <= 0 || c.DefaultTimeout > c.MaxTimeout {
 		errs = append(errs, SettingDefaultTimeout.Errorf("%v: want more than 0 and at most the max timeout %v", c.DefaultTimeout, c.MaxTimeout))

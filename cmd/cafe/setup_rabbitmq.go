@@ -32,16 +32,17 @@ const nothing = "^$"
 //	barista  consumes commands, publishes results
 //	caller   consumes results and dead-letter notices
 //	ledger   consumes the event copies
-//	ops      reads and purges dead letters, republishes them (as the
-//	         cashier or barista that first published them: impersonator),
-//	         and runs the bench's private floor queues
+//	ops      reads and purges dead letters, republishes them (in its own
+//	         name: baristas and the caller accept cafe-ops as a publisher,
+//	         see identity.CommandPublishers), and runs the bench's private
+//	         floor queues
 //	admin    everything (declares the topology; tests)
 var AMQPGrants = []amqpGrant{
 	{identity.Cashier, nothing, `^.+\.commands$`, nothing, ""},
 	{identity.Barista, nothing, `^.+\.results$`, `^.+\.commands$`, ""},
 	{identity.Caller, nothing, nothing, `^.+\.(results|dead\.notify)$`, ""},
 	{identity.Ledger, nothing, nothing, `^.+\.events$`, ""},
-	{identity.Ops, `^bench-floor-.+$`, `^(.+\.(commands|results)|bench-floor-.+)$`, `^(.+\.dead|bench-floor-.+)$`, "impersonator"},
+	{identity.Ops, `^bench-floor-.+$`, `^(.+\.(commands|results)|bench-floor-.+)$`, `^(.+\.dead|bench-floor-.+)$`, ""},
 	{identity.Admin, ".*", ".*", ".*", "administrator"},
 }
 

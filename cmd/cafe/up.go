@@ -102,6 +102,7 @@ func (s *upSettings) pipeline(log *slog.Logger) (*run.Pipeline, *devicesim.Fleet
 			return nil, nil, err
 		}
 	}
+	run.ShareTrust(&s.barista, &s.caller)
 	prom := run.NewRegistry()
 	cash, err := run.NewCashier(s.brokers, s.cashier, prom, log.With("role", "cashier"))
 	if err != nil {

@@ -65,7 +65,7 @@ func TestBinary(t *testing.T) {
 			t.Fatal(err)
 		}
 		cmd := exec.Command(bin, "--count", "2", "--pattern", prefix+"-%d", "--stats-file", statsFile, "--seed", "42", "--secrets-file", secrets)
-		cmd.Env = append(os.Environ(), "CAFE_MQTT_URL="+brokertest.Anonymous(), "CAFE_SIM_LATENCY=1ms") // each device logs in as itself
+		cmd.Env = append(os.Environ(), "CAFE_MQTT_URL="+brokertest.MQTTBase(), "CAFE_SIM_LATENCY=1ms") // each device logs in as itself
 		var stdout, stderr output
 		cmd.Stdout, cmd.Stderr = &stdout, &stderr
 		if err := cmd.Start(); err != nil {

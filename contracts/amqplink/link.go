@@ -103,6 +103,17 @@ func New(cfg Config, log *slog.Logger) (*Link, error) {
 // Topology is the topology this link declares.
 func (l *Link) Topology() contracts.Topology { return l.cfg.Topology }
 
+// User is the RabbitMQ user this link logs in as (guest when its URL names
+// none, as RabbitMQ's client libraries do). Every message it publishes
+// carries it as its user-id, which RabbitMQ checks against the login.
+func (l *Link) User() string {
+	uri, err := amqp.ParseURI(l.cfg.URL)
+	if err != nil {
+		return "" // New validated the URL; amqp.ParseURI is only stricter about ports
+	}
+	return uri.Username
+}
+
 // Ready reports whether a connection is up (its topology declared).
 func (l *Link) Ready() bool {
 	l.mu.Lock()

@@ -38,6 +38,7 @@ var (
 type Publisher struct {
 	link *Link
 	log  *slog.Logger
+	user string // every message's user-id: the link's login
 
 	mu      sync.Mutex // serialises publishing (tag order) and guards ch and pending
 	ch      *amqp.Channel
@@ -53,7 +54,7 @@ type waiter struct {
 
 // NewPublisher returns a Publisher on link; Run starts it.
 func NewPublisher(link *Link, log *slog.Logger) *Publisher {
-	return &Publisher{link: link, log: log, pending: map[uint64]*waiter{}, changed: make(chan struct{})}
+	return &Publisher{link: link, log: log, user: link.User(), pending: map[uint64]*waiter{}, changed: make(chan struct{})}
 }
 
 // Ready reports whether a confirm-mode channel is up.
@@ -166,9 +167,12 @@ func (p *Publisher) WaitReady(ctx context.Context) error {
 
 // Publish sends msg to exchange with routing key and waits for the broker's
 // confirm until ctx is done. msg.MessageId must be set (returns are matched
-// by it); the message is published persistent and mandatory. A nil error
-// means RabbitMQ has taken the message durably; any error wraps
-// ErrNotConfirmed.
+// by it); the message is published persistent and mandatory, with the
+// link's user as its user-id (whatever msg says: a republished message is
+// vouched for by whoever republishes it), which RabbitMQ refuses unless it
+// is the publisher's login, so consumers can trust it (see
+// identity.CommandPublishers). A nil error means RabbitMQ has taken the
+// message durably; any error wraps ErrNotConfirmed.
 func (p *Publisher) Publish(ctx context.Context, exchange, key string, msg amqp.Publishing) error {
 	if msg.MessageId == "" {
 		return fmt.Errorf("%w: message has no id", ErrNotConfirmed)
@@ -180,6 +184,7 @@ func (p *Publisher) Publish(ctx context.Context, exchange, key string, msg amqp.
 		return fmt.Errorf("%w: %w", ErrConfirmTimeout, err)
 	}
 	msg.DeliveryMode = amqp.Persistent
+	msg.UserId = p.user
 	w := &waiter{messageID: msg.MessageId, done: make(chan error, 1)}
 
 	p.mu.Lock()

@@ -52,11 +52,12 @@ func MQTTURLOf(user, password string) string {
 	return as(envOr("CAFE_TEST_MQTT_URL", "tcp://127.0.0.1:1883"), user, password)
 }
 
-// Anonymous is the tests' Mosquitto without any login (which it refuses,
-// unless a service fills in its own from this machine's auth key).
-func Anonymous() string { return envOr("CAFE_TEST_MQTT_URL", "tcp://127.0.0.1:1883") }
+// MQTTBase is the tests' Mosquitto without credentials: Mosquitto refuses
+// it as it is; cafe's services fill in their role's login from this
+// machine's auth key (cli.WithRole), as on the one-machine set-up.
+func MQTTBase() string { return envOr("CAFE_TEST_MQTT_URL", "tcp://127.0.0.1:1883") }
 
-// AMQPBase is the tests' RabbitMQ without credentials.
+// AMQPBase is the tests' RabbitMQ without credentials (see MQTTBase).
 func AMQPBase() string { return envOr("CAFE_TEST_AMQP_URL", "amqp://127.0.0.1:5672/") }
 
 func as(raw, user, password string) string {

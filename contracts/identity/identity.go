@@ -34,8 +34,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+
+	"cafe/contracts"
 )
 
 // Service is one of cafe's own roles, as the brokers know it: its MQTT
@@ -55,6 +58,46 @@ const (
 
 // Services lists every service identity.
 var Services = []Service{Cashier, Barista, Caller, Ledger, Ops, Admin}
+
+// Who may publish what on RabbitMQ. Every message cafe publishes carries
+// its publisher's login as its AMQP user-id, and RabbitMQ refuses a
+// user-id that is not the publisher's login, so a consumer can trust it: a
+// barista takes a command only from a command publisher, and the caller
+// delivers a result only from a result publisher (and a dead-letter notice
+// only for a command from a command publisher). cafe-ops is both, since it
+// replays dead letters. Anything else is dead-lettered unread: a message
+// put in the queue by anyone else, whatever its headers claim.
+var (
+	SettingCommandPublishers = contracts.Setting{Flag: "command-publishers", Env: "CAFE_COMMAND_PUBLISHERS"}
+	SettingResultPublishers  = contracts.Setting{Flag: "result-publishers", Env: "CAFE_RESULT_PUBLISHERS"}
+)
+
+// DefaultCommandPublishers are the users a command may come from.
+func DefaultCommandPublishers() []string { return []string{string(Cashier), string(Ops)} }
+
+// DefaultResultPublishers are the users a result may come from.
+func DefaultResultPublishers() []string { return []string{string(Barista), string(Ops)} }
+
+// CheckPublisher says why a message with AMQP user-id userID, which must
+// be one of allowed (set by setting), is not to be trusted, or nil.
+func CheckPublisher(userID string, allowed []string, setting contracts.Setting) error {
+	switch {
+	case userID == "":
+		return fmt.Errorf("it has no user-id: not published by cafe (%s: %s)", setting.Env, strings.Join(allowed, ","))
+	case !slices.Contains(allowed, userID):
+		return fmt.Errorf("published by %q, not by one of %s (%s)", contracts.Clip(userID), strings.Join(allowed, ","), setting.Env)
+	}
+	return nil
+}
+
+// ValidPublishers says what is wrong with a list of publishers set by
+// setting (default def), or nil.
+func ValidPublishers(list []string, setting contracts.Setting, def []string) error {
+	if len(list) == 0 || slices.Contains(list, "") {
+		return setting.Errorf("%q: want a comma-separated list of AMQP user names (default %s)", list, strings.Join(def, ","))
+	}
+	return nil
+}
 
 // Reserved reports whether id is the name of one of cafe's services, which
 // no app or device may take.

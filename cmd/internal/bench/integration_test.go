@@ -33,7 +33,9 @@ import (
 func pipeline(t *testing.T) (url, token, client, registryFile string) {
 	t.Helper()
 	top := brokertest.Topology(t)
-	b := cli.BrokersOf(brokertest.AMQPURL(), brokertest.MQTTURL(), top)
+	// No credentials in the URLs: each role logs in as itself, as on the
+	// one-machine set-up (cli.WithRole).
+	b := cli.BrokersOf(brokertest.AMQPBase(), brokertest.MQTTBase(), top)
 	client, token = brokertest.ID(t, "app"), brokertest.ID(t, "token")
 	sum := sha256.Sum256([]byte(token))
 	// The app's MQTT login, as the cashier's POST /v1/sessions describes it.

@@ -71,6 +71,15 @@ func (f Flags) StringArray(p *[]string, s contracts.Setting, def []string, usage
 	define(f, f.fs.StringArrayVar, p, s, def, usage)
 }
 
+// Has reports whether a flag for s is registered already.
+func (f Flags) Has(s contracts.Setting) bool { return f.fs.Lookup(s.Flag) != nil }
+
+// StringSlice registers a comma-separated list (a,b,c); its environment
+// variable, if it has one, takes the same form.
+func (f Flags) StringSlice(p *[]string, s contracts.Setting, def []string, usage string) {
+	define(f, f.fs.StringSliceVar, p, s, def, usage)
+}
+
 // Duration takes Go's syntax: 5s, 1500ms.
 func (f Flags) Duration(p *time.Duration, s contracts.Setting, def time.Duration, usage string) {
 	define(f, f.fs.DurationVar, p, s, def, usage)

@@ -43,7 +43,9 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"cafe/contracts"
+	"cafe/contracts/amqplink"
 	"cafe/contracts/brokertest"
+	"cafe/contracts/identity"
 )
 
 var chaosOut = flag.String("chaos-out", "", "also write the chaos table (Markdown) to this file")
@@ -246,6 +248,15 @@ func runScenario(t *testing.T, sc scenario) chaosRow {
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
+	// Nothing reaches the app but answers to what it sent (and notices
+	// for broken commands in its name): no result for a message put in
+	// the queue behind the cashier's back.
+	seen, _ := c.app.snapshot()
+	for id := range seen {
+		if !ids[id] && !strings.HasPrefix(id, "probe-") && id != garbled {
+			t.Errorf("the app got a result for %q, which it never sent", id)
+		}
+	}
 	return row
 }
 
@@ -310,22 +321,35 @@ func (c *chaosRun) probe(t *testing.T, end time.Time) time.Duration {
 	return c.app.firstAt(id).Sub(end)
 }
 
+// garbled is the id the broken commands poison publishes in the cashier's
+// name give in their headers: the app is told they were dead-lettered.
+const garbled = "garbled"
+
 // poison publishes n messages the barista must set aside, straight into
-// the commands exchange, while the load flows.
+// the commands exchange, while the load flows: broken ones in the
+// cashier's name, and well-formed ones from a user that is not a cashier.
 func (c *chaosRun) poison(t *testing.T, n int) {
 	t.Helper()
-	pub := brokertest.Publisher(t, c.p.top)
-	good := contracts.CommandMeta{ClientID: c.p.client.id, DeviceID: c.fleet.ids[0], Deadline: time.Now().Add(time.Minute), AcceptedAt: time.Now()}
-	kinds := []amqp.Publishing{
-		{Body: []byte("garbage"), Headers: good.Headers()},
-		{Body: []byte(`{"jsonrpc":"2.0","method":"echo","id":"p"}`)},
-		{Body: []byte(`{"jsonrpc":"2.0","method":"echo","id":1}`), Headers: good.Headers()}, // header says one-way, body has an id
+	cashier := brokertest.Publisher(t, c.p.top, identity.Cashier)
+	intruder := brokertest.Publisher(t, c.p.top, identity.Admin)
+	good := contracts.CommandMeta{ClientID: c.p.client.id, DeviceID: c.fleet.ids[0], MsgID: `"` + garbled + `"`, Deadline: time.Now().Add(time.Minute), AcceptedAt: time.Now()}
+	forged := good
+	forged.MsgID = `"forged"`
+	kinds := []struct {
+		pub *amqplink.Publisher
+		m   amqp.Publishing
+	}{
+		{cashier, amqp.Publishing{Body: []byte("garbage"), Headers: good.Headers()}},
+		{cashier, amqp.Publishing{Body: []byte(`{"jsonrpc":"2.0","method":"echo","id":"p"}`)}},
+		{cashier, amqp.Publishing{Body: []byte(`{"jsonrpc":"2.0","method":"echo"}`), Headers: good.Headers()}}, // header has an id, the body none
+		{intruder, amqp.Publishing{Body: []byte(`{"jsonrpc":"2.0","method":"echo","id":"forged"}`), Headers: forged.Headers()}},
 	}
 	for i := range n {
-		m := kinds[i%len(kinds)]
+		k := kinds[i%len(kinds)]
+		m := k.m
 		m.MessageId = contracts.NewCommandID()
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		if err := pub.Publish(ctx, c.p.top.CommandsExchange(), contracts.RoutingKeyCommand, m); err != nil {
+		if err := k.pub.Publish(ctx, c.p.top.CommandsExchange(), contracts.RoutingKeyCommand, m); err != nil {
 			t.Errorf("poison %d: %v", i, err)
 		}
 		cancel()

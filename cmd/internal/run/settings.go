@@ -8,6 +8,7 @@ import (
 	"cafe/caller"
 	"cafe/cashier"
 	"cafe/cmd/internal/cli"
+	"cafe/contracts/identity"
 	"cafe/contracts/ops"
 )
 
@@ -63,6 +64,8 @@ func (s *BaristaSettings) Register(f cli.Flags) {
 	f.Duration(&c.Grace, barista.SettingGrace, d.Grace, "on SIGTERM, time to finish the commands in hand before handing them back to the queue")
 	f.Duration(&c.ResultTimeout, barista.SettingResultTimeout, d.ResultTimeout, "how long a finished command's result may wait for RabbitMQ (confirm, resource alarm, full results queue) before the command goes back to the queue")
 	f.Int(&c.MaxReplyBytes, barista.SettingMaxReplyBytes, d.MaxReplyBytes, "largest device reply; larger ones become bad-reply errors")
+	f.Duration(&c.MaxTimeout, barista.SettingMaxTimeout, d.MaxTimeout, "cap on every command's deadline, whatever the message says (at most 15m)")
+	f.StringSlice(&c.Publishers, identity.SettingCommandPublishers, d.Publishers, "AMQP users a command may come from (its user-id); others are dead-lettered unread")
 	f.Int(&c.Breaker.Failures, barista.SettingBreakerFailures, d.Breaker.Failures, "consecutive timeouts or refused sends that open a device's circuit breaker")
 	f.Duration(&c.Breaker.OpenFor, barista.SettingBreakerOpen, d.Breaker.OpenFor, "how long an open breaker fails commands fast before one trial")
 }
@@ -80,7 +83,22 @@ func (s *CallerSettings) Register(f cli.Flags) {
 	f.Duration(&c.Grace, caller.SettingGrace, d.Grace, "on SIGTERM, time to finish deliveries in hand")
 	f.Duration(&c.PublishTimeout, caller.SettingPublishTimeout, d.PublishTimeout, "wait for the MQTT broker's PUBACK of a result")
 	f.Duration(&c.WaitMQTT, caller.SettingWaitMQTT, d.WaitMQTT, "hold a result while the MQTT broker is down, up to this (at most 15m)")
+	f.StringSlice(&c.ResultPublishers, identity.SettingResultPublishers, d.ResultPublishers, "AMQP users a result may come from (its user-id); others are dead-lettered undelivered")
+	if !f.Has(identity.SettingCommandPublishers) { // cafe up: the barista's flag says it for both (ShareTrust)
+		f.StringSlice(&c.CommandPublishers, identity.SettingCommandPublishers, d.CommandPublishers, "AMQP users a dead-lettered command must come from for its app to get a notice")
+	}
 }
+
+// ShareTrust gives the caller the barista's command publishers, when both
+// run in one process from one set of flags (cafe up).
+func ShareTrust(b *BaristaSettings, c *CallerSettings) {
+	c.Config.CommandPublishers = b.Config.Publishers
+}
+
+// DefaultOpsAddr is where a worker's ops server listens unless told: this
+// host only, on a free port (it is logged). Metrics and profiles say a lot
+// about a fleet; exposing them is an operator's choice.
+const DefaultOpsAddr = "127.0.0.1:0"
 
 // OpsSettings are the flags of a worker's ops server (the cashier serves
 // the same routes on its API address).
@@ -91,7 +109,7 @@ type OpsSettings struct {
 
 // Register adds --http-addr and --pprof.
 func (s *OpsSettings) Register(f cli.Flags) {
-	f.String(&s.Addr, ops.SettingAddr, ":0", "address of /healthz, /readyz and /metrics (:0 picks a free port)")
+	f.String(&s.Addr, ops.SettingAddr, DefaultOpsAddr, "address of /healthz, /readyz and /metrics (port 0 picks a free one; 0.0.0.0:PORT or :PORT to be scraped from other hosts)")
 	f.Bool(&s.Pprof, ops.SettingPprof, false, "serve /debug/pprof/ (profiles)")
 }
 
