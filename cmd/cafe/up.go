@@ -16,6 +16,7 @@ import (
 	"cafe/cmd/internal/cli"
 	"cafe/cmd/internal/devicesim"
 	"cafe/cmd/internal/run"
+	"cafe/contracts/identity"
 	"cafe/contracts/local"
 	"cafe/contracts/registry"
 )
@@ -145,11 +146,8 @@ func (s *upSettings) keepBrokerAuth(p *run.Pipeline, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	keep, err := brokerauth.Keep(s.brokers.MQTTURL, s.cashier.ClientsFile, key, log.With("role", "broker-auth"))
-	if err != nil {
-		return err
-	}
-	p.Alongside = append(p.Alongside, keep)
+	cfg := s.brokers.MQTT(identity.Admin, brokerAuthClientID())
+	p.Alongside = append(p.Alongside, brokerauth.Keep(cfg, s.cashier.ClientsFile, key, log.With("role", "broker-auth")))
 	return nil
 }
 

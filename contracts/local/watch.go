@@ -9,12 +9,22 @@ import (
 // WatchInterval is how often a watched file is looked at.
 const WatchInterval = 500 * time.Millisecond
 
-// Watch calls changed whenever the file at path looks different (size,
-// modification time, or inode, which an atomic replace changes) from the
-// last look, until ctx is done. It only stats the file, so it costs
-// nothing while nothing changes; a change is seen within about interval.
-func Watch(ctx context.Context, path string, interval time.Duration, changed func()) {
-	last := stamp(path)
+// Watcher notices changes of a file from the moment it is made: make it
+// before reading the file, so no change between the read and the first
+// look is missed.
+type Watcher struct {
+	path string
+	last fileStamp
+}
+
+// NewWatcher looks at path now.
+func NewWatcher(path string) *Watcher { return &Watcher{path: path, last: stamp(path)} }
+
+// Run calls changed whenever the file looks different (size, modification
+// time, or inode, which an atomic replace changes) from the last look,
+// until ctx is done. It only stats the file, so it costs nothing while
+// nothing changes; a change is seen within about interval.
+func (w *Watcher) Run(ctx context.Context, interval time.Duration, changed func()) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
@@ -23,8 +33,8 @@ func Watch(ctx context.Context, path string, interval time.Duration, changed fun
 			return
 		case <-t.C:
 		}
-		if now := stamp(path); now != last {
-			last = now
+		if now := stamp(w.path); now != w.last {
+			w.last = now
 			changed()
 		}
 	}

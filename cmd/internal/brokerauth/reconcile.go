@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/url"
 	"time"
 
 	"cafe/contracts"
@@ -46,7 +45,7 @@ func (r *Reconciler) Run(ctx context.Context) error {
 		resync = 5 * time.Minute
 	}
 	changed := make(chan struct{}, 1)
-	go local.Watch(ctx, r.RegistryFile, local.WatchInterval, func() {
+	go local.NewWatcher(r.RegistryFile).Run(ctx, local.WatchInterval, func() { // before the first round reads the file
 		select {
 		case changed <- struct{}{}:
 		default:
@@ -55,7 +54,7 @@ func (r *Reconciler) Run(ctx context.Context) error {
 	t := time.NewTicker(resync)
 	defer t.Stop()
 	for {
-		if err := r.round(ctx); err != nil && ctx.Err() == nil {
+		if _, err := r.Round(ctx); err != nil && ctx.Err() == nil {
 			r.Log.Error("broker logins not reconciled; trying again on the next change", "err", err)
 		}
 		select {
@@ -67,22 +66,23 @@ func (r *Reconciler) Run(ctx context.Context) error {
 	}
 }
 
-func (r *Reconciler) round(ctx context.Context) error {
+// Round reads the registry file and Syncs the broker with it once.
+func (r *Reconciler) Round(ctx context.Context) (Changes, error) {
 	reg, err := registry.Load(r.RegistryFile)
 	if err != nil {
-		return err
+		return Changes{}, err
 	}
 	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	if err := r.Admin.WaitConnected(wctx); err != nil {
-		return fmt.Errorf("as %s: %w", identity.Admin, err)
+		return Changes{}, fmt.Errorf("as %s: %w", identity.Admin, err)
 	}
 	began := time.Now()
 	ch, err := r.Sync(ctx, reg)
 	if ch != (Changes{}) || err != nil {
 		r.Log.Info("broker logins reconciled", "changes", ch.String(), "took", time.Since(began).Round(time.Millisecond), "err", err)
 	}
-	return err
+	return ch, err
 }
 
 // Sync makes the broker's logins those reg and the key call for: it
@@ -161,29 +161,34 @@ func (r *Reconciler) delete(ctx context.Context, l dynsec.ListedClient) error {
 	return nil
 }
 
-// Keep is the whole reconciler as one long-running function: an MQTT link
-// to mqttURL as cafe-admin (password from key), the plugin's control, and
-// Run. For cafe up and `cafe broker-auth`.
-func Keep(mqttURL, registryFile string, key identity.Key, log *slog.Logger) (func(context.Context) error, error) {
-	u, err := url.Parse(mqttURL)
+// Open connects to the MQTT broker with cfg, which must log in as
+// cafe-admin, and returns a Reconciler of registryFile on that link; close
+// ends the link.
+func Open(ctx context.Context, cfg mqttlink.Config, registryFile string, key identity.Key, log *slog.Logger) (r *Reconciler, close func(), err error) {
+	link, err := mqttlink.New(cfg, log)
 	if err != nil {
-		return nil, fmt.Errorf("%s %q: %w", mqttlink.SettingURL, mqttURL, err)
+		return nil, nil, err
 	}
-	u.User = url.UserPassword(string(identity.Admin), key.ServicePassword(identity.Admin))
-	link, err := mqttlink.New(mqttlink.Config{URL: u.String(), ClientID: "cafe-broker-auth-" + contracts.NewName(""), CleanSession: true}, log)
+	stop := link.Background()
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	control, err := dynsec.NewControl(wctx, link)
 	if err != nil {
-		return nil, err
+		stop()
+		return nil, nil, fmt.Errorf("the broker's dynamic security plugin, as %s: %w", identity.Admin, err)
 	}
+	return &Reconciler{RegistryFile: registryFile, Key: key, Control: control, Admin: link, Log: log}, stop, nil
+}
+
+// Keep is the whole reconciler as one long-running function (Open, then
+// Run), for cafe up and `cafe broker-auth`.
+func Keep(cfg mqttlink.Config, registryFile string, key identity.Key, log *slog.Logger) func(context.Context) error {
 	return func(ctx context.Context) error {
-		stop := link.Background()
-		defer stop()
-		wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		control, err := dynsec.NewControl(wctx, link)
-		cancel()
+		r, closeLink, err := Open(ctx, cfg, registryFile, key, log)
 		if err != nil {
 			return err
 		}
-		r := &Reconciler{RegistryFile: registryFile, Key: key, Control: control, Admin: link, Log: log}
+		defer closeLink()
 		return r.Run(ctx)
-	}, nil
+	}
 }

@@ -42,6 +42,7 @@ type Cashier struct {
 	pub     *amqplink.Publisher
 	server  *cashier.Server
 	regFile string
+	watcher *local.Watcher
 	log     *slog.Logger
 }
 
@@ -51,6 +52,7 @@ func NewCashier(b cli.Brokers, s CashierSettings, prom *prometheus.Registry, log
 	if s.ClientsFile == "" {
 		return nil, errors.New("no client registry: set " + SettingClientsFile.String() + " to a YAML file; `cafe clients add --id APP --devices 'PATTERN'` creates one")
 	}
+	watcher := local.NewWatcher(s.ClientsFile) // before the read: no change is missed
 	reg, err := registry.Load(s.ClientsFile)
 	if err != nil {
 		return nil, err
@@ -71,7 +73,7 @@ func NewCashier(b cli.Brokers, s CashierSettings, prom *prometheus.Registry, log
 		return nil, err
 	}
 	log.Info("registry loaded", "file", s.ClientsFile, "clients", reg.Len(), "devices", len(reg.Devices()))
-	return &Cashier{link: link, pub: pub, server: srv, regFile: s.ClientsFile, log: log}, nil
+	return &Cashier{link: link, pub: pub, server: srv, regFile: s.ClientsFile, watcher: watcher, log: log}, nil
 }
 
 // Addr is the HTTP address.
@@ -114,7 +116,7 @@ func (c *Cashier) Reload() error {
 // an app or device added, rotated or removed takes effect within a second.
 func (c *Cashier) Run(ctx context.Context) error {
 	watch := func(ctx context.Context) error {
-		local.Watch(ctx, c.regFile, local.WatchInterval, func() {
+		c.watcher.Run(ctx, local.WatchInterval, func() {
 			if err := c.Reload(); err != nil {
 				c.log.Error("registry changed but is not valid; keeping the old one", "err", err)
 			}
