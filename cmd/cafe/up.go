@@ -85,7 +85,7 @@ func (s *upSettings) run(cmd *cobra.Command) error {
 	out := cmd.OutOrStdout()
 	go func() {
 		if p.WaitReady(ctx) && (fleet == nil || fleet.WaitOnline(ctx) == nil) {
-			banner(out, p.Cashier.Addr(), s.brokers.MQTTURL, s.cashier.ClientsFile, demo, fleet)
+			banner(out, p.Cashier.Addr(), s.brokers.MQTTURL, s.cashier.ClientsFile, demo, demoSessionPassword(s.cashier.SessionKeyFile, demo), fleet)
 		}
 	}()
 	err = p.Run(ctx)
@@ -171,7 +171,7 @@ func (s *upSettings) registerFleet() error {
 }
 
 // banner tells a newcomer what is running and how to use it.
-func banner(w io.Writer, addr net.Addr, mqttURL, registry string, demo demoClient, fleet *devicesim.Fleet) {
+func banner(w io.Writer, addr net.Addr, mqttURL, registry string, demo demoClient, sessionPassword string, fleet *devicesim.Fleet) {
 	port := "8080"
 	if tcp, ok := addr.(*net.TCPAddr); ok {
 		port = strconv.Itoa(tcp.Port)
@@ -197,16 +197,29 @@ func banner(w io.Writer, addr net.Addr, mqttURL, registry string, demo demoClien
 		fmt.Fprintf(w, "created the demo client %q; its token (also kept next to the registry):\n  %s\n", demoClientID, demo.token)
 	}
 	fmt.Fprintf(w, `
-Watch the demo client's results (in another terminal):
-  mosquitto_sub -h %s -p %s -t 'clients/%s/results' -q 1 -v
+An app gets its MQTT login from the cashier, with its token:
+  curl -s -X POST %[1]s/v1/sessions -H 'Authorization: Bearer %[2]s'
+
+With it, watch the demo client's results (in another terminal):
+  mosquitto_sub -h %[3]s -p %[4]s -i %[5]s -u %[5]s -P '%[6]s' -t 'clients/%[5]s/results' -q 1 -v
 
 Send a command:
-  curl -s -X POST %s/v1/devices/%s/commands -H 'Authorization: Bearer %s' -H 'Cafe-Timeout: 5s' -d '{"jsonrpc":"2.0","method":"echo","params":{"hello":"cafe"},"id":1}'
+  curl -s -X POST %[1]s/v1/devices/%[7]s/commands -H 'Authorization: Bearer %[2]s' -H 'Cafe-Timeout: 5s' -d '{"jsonrpc":"2.0","method":"echo","params":{"hello":"cafe"},"id":1}'
 
 Or submit and wait for the result in one go:
-  cafe order --device %s --method echo --params '{"hello":"cafe"}'
+  cafe order --device %[7]s --method echo --params '{"hello":"cafe"}'
 
 Stop with Ctrl-C.
 
-`, mqttHost, mqttPort, demoClientID, base, device, demo.token, device)
+`, base, demo.token, mqttHost, mqttPort, demoClientID, sessionPassword, device)
+}
+
+// demoSessionPassword is the MQTT password POST /v1/sessions gives the
+// demo client ("" without a session key).
+func demoSessionPassword(keyFile string, demo demoClient) string {
+	key, err := run.SessionKey(keyFile)
+	if err != nil || !key.Valid() {
+		return ""
+	}
+	return key.AppPassword(demoClientID, identity.SHA256(demo.token))
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -103,6 +104,14 @@ func TestUpRunsWholePipeline(t *testing.T) {
 		if token == "" || !strings.Contains(banner, want) {
 			t.Errorf("banner does not show %q:\n%s", want, banner)
 		}
+	}
+	// The banner's mosquitto_sub line logs in as the demo app.
+	m := regexp.MustCompile(`mosquitto_sub .* -i (\S+) -u (\S+) -P '([^']+)'`).FindStringSubmatch(banner)
+	if m == nil {
+		t.Fatalf("banner has no mosquitto_sub line with a login:\n%s", banner)
+	}
+	if err := brokertest.ConnectOnce(brokertest.MQTTURLOf(m[2], m[3]), m[1]); err != nil {
+		t.Errorf("the banner's MQTT login (user %s, client id %s) is refused: %v", m[2], m[1], err)
 	}
 
 	code, stdout, out := run(t, 30*time.Second, "cafe", env, "order", "--url", "http://"+up.addr, "--token", token,

@@ -57,7 +57,7 @@ func NewCashier(b cli.Brokers, s CashierSettings, prom *prometheus.Registry, log
 	if err != nil {
 		return nil, err
 	}
-	if s.Config.SessionKey, err = sessionKey(s.SessionKeyFile); err != nil {
+	if s.Config.SessionKey, err = SessionKey(s.SessionKeyFile); err != nil {
 		return nil, err
 	}
 	if !s.Config.SessionKey.Valid() {
@@ -79,9 +79,10 @@ func NewCashier(b cli.Brokers, s CashierSettings, prom *prometheus.Registry, log
 // Addr is the HTTP address.
 func (c *Cashier) Addr() net.Addr { return c.server.Addr() }
 
-// sessionKey is the key in file, or without one the session key derived
-// from this machine's auth key if it can be read (the zero Key if not).
-func sessionKey(file string) (identity.Key, error) {
+// SessionKey is the cashier's session key: the key in file, or without
+// one the session key derived from this machine's auth key if it can be
+// read (the zero Key if not).
+func SessionKey(file string) (identity.Key, error) {
 	if file != "" {
 		return identity.LoadKey(file)
 	}
