@@ -22,6 +22,7 @@ type Config struct {
 	RetryAfter     time.Duration // Retry-After on 503 and 429; default 1s
 	DrainDelay     time.Duration // on shutdown, /readyz fails this long before the listener closes; default 0
 	ShutdownGrace  time.Duration // how long requests in flight may finish on shutdown; default 10s
+	BodyTimeout    time.Duration // a body must arrive within this of its headers, or 408; default 10s
 	// ClientRate and ClientBurst limit a client whose registry entry sets no
 	// rate of its own: commands per second, and at once. 0: no limit. Not
 	// filled from Defaults (0 is meaningful); the binaries default to
@@ -48,6 +49,7 @@ var (
 	SettingRetryAfter     = contracts.Setting{Flag: "retry-after", Env: "CAFE_RETRY_AFTER"}
 	SettingDrainDelay     = contracts.Setting{Flag: "drain-delay", Env: "CAFE_DRAIN_DELAY"}
 	SettingShutdownGrace  = contracts.Setting{Flag: "shutdown-grace", Env: "CAFE_SHUTDOWN_GRACE"}
+	SettingBodyTimeout    = contracts.Setting{Flag: "body-timeout", Env: "CAFE_BODY_TIMEOUT"}
 	SettingPprof          = ops.SettingPprof
 	SettingClientRate     = contracts.Setting{Flag: "client-rate", Env: "CAFE_CLIENT_RATE"}
 	SettingClientBurst    = contracts.Setting{Flag: "client-burst", Env: "CAFE_CLIENT_BURST"}
@@ -68,6 +70,7 @@ func Defaults() Config {
 		ConfirmTimeout: 5 * time.Second,
 		RetryAfter:     time.Second,
 		ShutdownGrace:  10 * time.Second,
+		BodyTimeout:    10 * time.Second,
 		SessionMQTTURL: "tcp://127.0.0.1:1883",
 		ClientRate:     500,
 		ClientBurst:    1000,
@@ -111,6 +114,9 @@ func (c Config) Validate() error {
 	}
 	if c.ShutdownGrace < 0 {
 		errs = append(errs, SettingShutdownGrace.Errorf("%v: want 0 or more", c.ShutdownGrace))
+	}
+	if c.BodyTimeout <= 0 {
+		errs = append(errs, SettingBodyTimeout.Errorf("%v: want more than 0, such as 10s (a 1 MiB body takes well under a second on a working link)", c.BodyTimeout))
 	}
 	return errors.Join(errs...)
 }

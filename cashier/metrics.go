@@ -28,7 +28,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return nil, err
 	}
 	// Pre-create the common series so dashboards see zeros, not gaps.
-	for _, code := range []int{202, 400, 401, 403, 413, 429, 503} {
+	for _, code := range []int{202, 400, 401, 403, 408, 413, 429, 503} {
 		m.requests.WithLabelValues(strconv.Itoa(code))
 	}
 	m.commands.WithLabelValues("accepted")

@@ -57,7 +57,7 @@ func New(cfg Config, reg *registry.Registry, q Queue, top contracts.Topology, pr
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.errorHandler
-	e.Use(s.recoverer)
+	e.Use(s.guardBody, s.recoverer)
 	e.POST("/v1/devices/:deviceID/commands", s.submit)
 	e.POST("/v1/sessions", s.session)
 	opsRoutes := echo.WrapHandler(ops.Handler(ops.Config{Metrics: prom, Ready: s.ready, Pprof: cfg.Pprof}))
@@ -91,14 +91,17 @@ func (s *Server) SetRegistry(r *registry.Registry) { s.dir.Store(newDirectory(r,
 // balancer notices), then closes, and requests in flight get ShutdownGrace
 // to finish (their publishes are confirmed or refused, never dropped).
 func (s *Server) Run(ctx context.Context) error {
+	const headerTimeout = 5 * time.Second
 	srv := &http.Server{
 		Handler:           s.echo,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      s.cfg.ConfirmTimeout + 30*time.Second,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		ReadHeaderTimeout: headerTimeout,
+		// guardBody gives each body BodyTimeout from its headers; this
+		// is the backstop of the whole request.
+		ReadTimeout:    headerTimeout + s.cfg.BodyTimeout,
+		WriteTimeout:   s.cfg.BodyTimeout + s.cfg.ConfirmTimeout + 30*time.Second,
+		IdleTimeout:    2 * time.Minute,
+		MaxHeaderBytes: 64 << 10,
+		ErrorLog:       slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(s.ln) }()

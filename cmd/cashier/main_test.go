@@ -32,6 +32,8 @@ func TestBadConfigurationIsRefusedClearly(t *testing.T) {
 		{Name: "deadline beyond consumer timeout", Args: []string{"--clients-file", good, "--max-timeout", "1h"}, Want: "CAFE_MAX_TIMEOUT"},
 		{Name: "amqp url", Args: []string{"--clients-file", good, "--amqp-url", "http://localhost"}, Want: "CAFE_AMQP_URL"},
 		{Name: "prefix", Args: []string{"--clients-file", good, "--amqp-prefix", "a b"}, Want: "CAFE_AMQP_PREFIX"},
+		{Name: "body timeout garbage", Args: []string{"--body-timeout", "soon"}, Want: "body-timeout"},
+		{Name: "negative body timeout", Args: []string{"--clients-file", good, "--body-timeout", "-1s"}, Want: "CAFE_BODY_TIMEOUT"},
 		{Name: "log level", Args: []string{"--log-level", "loud"}, Want: "log level"},
 		{Name: "stray argument", Args: []string{"serve"}, Want: "unknown command"},
 		{Name: "unknown flag", Args: []string{"--colour"}, Want: "unknown flag"},
