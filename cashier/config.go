@@ -23,6 +23,7 @@ type Config struct {
 	DrainDelay     time.Duration // on shutdown, /readyz fails this long before the listener closes; default 0
 	ShutdownGrace  time.Duration // how long requests in flight may finish on shutdown; default 10s
 	BodyTimeout    time.Duration // a body must arrive within this of its headers, or 408; default 10s
+	MaxConns       int           // connections open at once; more wait to be accepted; default 10000
 	// ClientRate and ClientBurst limit a client whose registry entry sets no
 	// rate of its own: commands per second, and at once. 0: no limit. Not
 	// filled from Defaults (0 is meaningful); the binaries default to
@@ -50,6 +51,7 @@ var (
 	SettingDrainDelay     = contracts.Setting{Flag: "drain-delay", Env: "CAFE_DRAIN_DELAY"}
 	SettingShutdownGrace  = contracts.Setting{Flag: "shutdown-grace", Env: "CAFE_SHUTDOWN_GRACE"}
 	SettingBodyTimeout    = contracts.Setting{Flag: "body-timeout", Env: "CAFE_BODY_TIMEOUT"}
+	SettingMaxConns       = contracts.Setting{Flag: "max-conns", Env: "CAFE_MAX_CONNS"}
 	SettingPprof          = ops.SettingPprof
 	SettingClientRate     = contracts.Setting{Flag: "client-rate", Env: "CAFE_CLIENT_RATE"}
 	SettingClientBurst    = contracts.Setting{Flag: "client-burst", Env: "CAFE_CLIENT_BURST"}
@@ -71,6 +73,7 @@ func Defaults() Config {
 		RetryAfter:     time.Second,
 		ShutdownGrace:  10 * time.Second,
 		BodyTimeout:    10 * time.Second,
+		MaxConns:       10000, // half of the 20000 open files a process may have here
 		SessionMQTTURL: "tcp://127.0.0.1:1883",
 		ClientRate:     500,
 		ClientBurst:    1000,
@@ -117,6 +120,9 @@ func (c Config) Validate() error {
 	}
 	if c.BodyTimeout <= 0 {
 		errs = append(errs, SettingBodyTimeout.Errorf("%v: want more than 0, such as 10s (a 1 MiB body takes well under a second on a working link)", c.BodyTimeout))
+	}
+	if c.MaxConns < 1 {
+		errs = append(errs, SettingMaxConns.Errorf("%d: want 1 or more, and well below the process's open-files limit (ulimit -n)", c.MaxConns))
 	}
 	return errors.Join(errs...)
 }

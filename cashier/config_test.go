@@ -18,6 +18,8 @@ func TestValidateNamesTheSettingToFix(t *testing.T) {
 	}{
 		{"negative body timeout", func(c *cashier.Config) { c.BodyTimeout = -time.Second }, cashier.SettingBodyTimeout},
 		{"zero body timeout", func(c *cashier.Config) { c.BodyTimeout = 0 }, cashier.SettingBodyTimeout},
+		{"negative max conns", func(c *cashier.Config) { c.MaxConns = -1 }, cashier.SettingMaxConns},
+		{"zero max conns", func(c *cashier.Config) { c.MaxConns = 0 }, cashier.SettingMaxConns},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := cashier.Defaults()

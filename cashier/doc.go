@@ -31,7 +31,8 @@
 // goes out at once; the cashier then reads and drops the rest of the body
 // (up to MaxDiscardBytes past the limit, within BodyTimeout) before closing,
 // so that clients that send the whole body before reading get the answer
-// rather than a reset connection (body.go).
+// rather than a reset connection (body.go). At most MaxConns connections
+// are served at once; more wait to be accepted.
 //
 // Also served: GET /healthz (the process is up), GET /readyz (503 while
 // there is no confirm channel to RabbitMQ or while shutting down), GET

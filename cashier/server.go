@@ -68,11 +68,9 @@ func New(cfg Config, reg *registry.Registry, q Queue, top contracts.Topology, pr
 	}
 	s.echo = e
 
-	ln, err := net.Listen("tcp", cfg.Addr)
-	if err != nil {
-		return nil, fmt.Errorf("listen on %s: %w (set CAFE_HTTP_ADDR to a free address)", cfg.Addr, err)
+	if s.ln, err = listen(cfg); err != nil {
+		return nil, err
 	}
-	s.ln = ln
 	return s, nil
 }
 
@@ -101,11 +99,12 @@ func (s *Server) Run(ctx context.Context) error {
 		WriteTimeout:   s.cfg.BodyTimeout + s.cfg.ConfirmTimeout + 30*time.Second,
 		IdleTimeout:    2 * time.Minute,
 		MaxHeaderBytes: 64 << 10,
+		ConnState:      s.m.countConns,
 		ErrorLog:       slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(s.ln) }()
-	s.log.Info("cashier listening", "addr", s.Addr().String())
+	s.log.Info("cashier listening", "addr", s.Addr().String(), "max_conns", s.cfg.MaxConns)
 
 	select {
 	case err := <-errc:

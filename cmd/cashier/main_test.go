@@ -34,6 +34,7 @@ func TestBadConfigurationIsRefusedClearly(t *testing.T) {
 		{Name: "prefix", Args: []string{"--clients-file", good, "--amqp-prefix", "a b"}, Want: "CAFE_AMQP_PREFIX"},
 		{Name: "body timeout garbage", Args: []string{"--body-timeout", "soon"}, Want: "body-timeout"},
 		{Name: "negative body timeout", Args: []string{"--clients-file", good, "--body-timeout", "-1s"}, Want: "CAFE_BODY_TIMEOUT"},
+		{Name: "negative max conns", Env: map[string]string{"CAFE_CLIENTS_FILE": good, "CAFE_MAX_CONNS": "-5"}, Want: "CAFE_MAX_CONNS"},
 		{Name: "log level", Args: []string{"--log-level", "loud"}, Want: "log level"},
 		{Name: "stray argument", Args: []string{"serve"}, Want: "unknown command"},
 		{Name: "unknown flag", Args: []string{"--colour"}, Want: "unknown flag"},
