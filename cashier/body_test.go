@@ -2,6 +2,7 @@ package cashier_test
 
 import (
 	"bufio"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,11 +18,11 @@ import (
 	"cafe/contracts/identity"
 )
 
-// These tests talk to a running cashier over real TCP with a client that
-// writes exactly the bytes it is told to, the way scripts and small HTTP
-// clients do: headers, then the whole body, and only then the answer. They
-// stand for what net/http's own client would hide (it sends Expect, reads
-// while it writes, retries).
+// These tests talk to a running cashier over real TCP (and TLS) with a
+// client that writes exactly the bytes it is told to, the way scripts and
+// small HTTP clients do: headers, then the whole body, and only then the
+// answer. They stand for what net/http's own client would hide (it sends
+// Expect, reads while it writes, retries).
 
 // serve runs s until the test ends (t.Context is cancelled then).
 func serve(t *testing.T, s *cashier.Server) {
@@ -41,10 +42,16 @@ type rawClient struct {
 	r *bufio.Reader
 }
 
-// dialRaw connects to s.
-func dialRaw(t *testing.T, s *cashier.Server) *rawClient {
+// dialRaw connects to s, over TLS when tc is not nil.
+func dialRaw(t *testing.T, s *cashier.Server, tc *tls.Config) *rawClient {
 	t.Helper()
-	c, err := net.Dial("tcp", s.Addr().String())
+	var c net.Conn
+	var err error
+	if tc != nil {
+		c, err = tls.Dial("tcp", s.Addr().String(), tc)
+	} else {
+		c, err = net.Dial("tcp", s.Addr().String())
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,31 +132,36 @@ func chunked(body string) string {
 // do not send Expect: 100-continue. A 4 MiB body must get its 413 (or, with
 // a bad token, its 401) every time, not a reset connection.
 func TestOversizedBodyIsAnsweredToClientsThatSendItAll(t *testing.T) {
-	s := newServer(t, &fakeQueue{})
-	serve(t, s)
-	body := bigBody(4 << 20)
-	for _, tc := range []struct {
-		name, request string
-		tries         int
-		status        int
-		code          contracts.Code
-	}{
-		{"Content-Length", head(tokenApp1, fmt.Sprintf("Content-Length: %d\r\n", len(body))) + body, 20, 413, contracts.CodeTooLarge},
-		{"chunked", head(tokenApp1, "Transfer-Encoding: chunked\r\n") + chunked(body), 5, 413, contracts.CodeTooLarge},
-		{"unknown token", head("nope", fmt.Sprintf("Content-Length: %d\r\n", len(body))) + body, 5, 401, contracts.CodeUnauthorized},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			for i := range tc.tries {
-				c := dialRaw(t, s)
-				if _, err := io.WriteString(c, tc.request); err != nil {
-					t.Fatalf("try %d of %d: writing the body: %v", i+1, tc.tries, err)
-				}
-				res, out := c.answer(t)
-				wantError(t, res, out, tc.status, tc.code)
-				if !res.Close {
-					t.Fatalf("try %d: the answer does not say Connection: close", i+1)
-				}
-				c.Close()
+	for _, scheme := range []string{"http", "https"} {
+		t.Run(scheme, func(t *testing.T) {
+			t.Parallel()
+			s, tc := newServerFor(t, scheme)
+			serve(t, s)
+			body := bigBody(4 << 20)
+			for _, tc2 := range []struct {
+				name, request string
+				tries         int
+				status        int
+				code          contracts.Code
+			}{
+				{"Content-Length", head(tokenApp1, fmt.Sprintf("Content-Length: %d\r\n", len(body))) + body, 20, 413, contracts.CodeTooLarge},
+				{"chunked", head(tokenApp1, "Transfer-Encoding: chunked\r\n") + chunked(body), 5, 413, contracts.CodeTooLarge},
+				{"unknown token", head("nope", fmt.Sprintf("Content-Length: %d\r\n", len(body))) + body, 5, 401, contracts.CodeUnauthorized},
+			} {
+				t.Run(tc2.name, func(t *testing.T) {
+					for i := range tc2.tries {
+						c := dialRaw(t, s, tc)
+						if _, err := io.WriteString(c, tc2.request); err != nil {
+							t.Fatalf("try %d of %d: writing the body: %v", i+1, tc2.tries, err)
+						}
+						res, out := c.answer(t)
+						wantError(t, res, out, tc2.status, tc2.code)
+						if !res.Close {
+							t.Fatalf("try %d: the answer does not say Connection: close", i+1)
+						}
+						c.Close()
+					}
+				})
 			}
 		})
 	}
@@ -166,7 +178,7 @@ func TestSessionWithABodyIsAnswered(t *testing.T) {
 	serve(t, s)
 	body := bigBody(4 << 20)
 	for i := range 5 {
-		c := dialRaw(t, s)
+		c := dialRaw(t, s, nil)
 		req := strings.Replace(head(tokenApp1, fmt.Sprintf("Content-Length: %d\r\n", len(body))), "/v1/devices/lamp-1/commands", "/v1/sessions", 1)
 		if _, err := io.WriteString(c, req+body); err != nil {
 			t.Fatalf("try %d: writing the body: %v", i+1, err)
@@ -184,7 +196,7 @@ func TestSessionWithABodyIsAnswered(t *testing.T) {
 func TestEarlyAnswerIsSentBeforeTheBody(t *testing.T) {
 	s := newServer(t, &fakeQueue{}, func(c *cashier.Config) { c.BodyTimeout = time.Minute })
 	serve(t, s)
-	c := dialRaw(t, s)
+	c := dialRaw(t, s, nil)
 	if _, err := io.WriteString(c, head(tokenApp1, "Content-Length: 4194304\r\n")); err != nil {
 		t.Fatal(err)
 	}
@@ -212,7 +224,7 @@ func TestExpectContinueGetsItsAnswerUnread(t *testing.T) {
 		{"unknown token", "nope", 401, contracts.CodeUnauthorized},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c := dialRaw(t, s)
+			c := dialRaw(t, s, nil)
 			if _, err := io.WriteString(c, head(tc.token, "Content-Length: 4194304\r\nExpect: 100-continue\r\n")); err != nil {
 				t.Fatal(err)
 			}
@@ -228,7 +240,7 @@ func TestExpectContinueGetsItsAnswerUnread(t *testing.T) {
 func TestHugeBodyIsNotDiscarded(t *testing.T) {
 	s := newServer(t, &fakeQueue{}, func(c *cashier.Config) { c.BodyTimeout = time.Minute })
 	serve(t, s)
-	c := dialRaw(t, s)
+	c := dialRaw(t, s, nil)
 	huge := contracts.MaxBodyBytes + cashier.MaxDiscardBytes + 1
 	if _, err := io.WriteString(c, head(tokenApp1, fmt.Sprintf("Content-Length: %d\r\n", huge))); err != nil {
 		t.Fatal(err)
@@ -242,14 +254,14 @@ func TestHugeBodyIsNotDiscarded(t *testing.T) {
 // connection is closed, whether it stalls or trickles.
 func TestSlowBodyIsCutWith408(t *testing.T) {
 	const timeout = 300 * time.Millisecond
-	s := newServer(t, &fakeQueue{}, func(c *cashier.Config) { c.BodyTimeout = timeout })
-	serve(t, s)
 	for _, tc := range []struct {
-		name    string
-		trickle bool
-	}{{"stalled", false}, {"trickling", true}} {
+		name, scheme string
+		trickle      bool
+	}{{"stalled", "http", false}, {"trickling", "http", true}, {"stalled over TLS", "https", false}, {"trickling over TLS", "https", true}} {
 		t.Run(tc.name, func(t *testing.T) {
-			c := dialRaw(t, s)
+			s, tlsCfg := newServerFor(t, tc.scheme, func(c *cashier.Config) { c.BodyTimeout = timeout })
+			serve(t, s)
+			c := dialRaw(t, s, tlsCfg)
 			start := time.Now()
 			if _, err := io.WriteString(c, head(tokenApp1, "Content-Length: 1000\r\n")+`{"jsonrpc":`); err != nil {
 				t.Fatal(err)
@@ -289,7 +301,7 @@ func TestSlowBodyIsCutWith408(t *testing.T) {
 func TestStalledDiscardIsCut(t *testing.T) {
 	s := newServer(t, &fakeQueue{}, func(c *cashier.Config) { c.BodyTimeout = 300 * time.Millisecond })
 	serve(t, s)
-	c := dialRaw(t, s)
+	c := dialRaw(t, s, nil)
 	if _, err := io.WriteString(c, head(tokenApp1, "Content-Length: 4194304\r\n")+"{"); err != nil {
 		t.Fatal(err)
 	}
@@ -303,7 +315,7 @@ func TestKeepAliveAfterAFullBody(t *testing.T) {
 	q := &fakeQueue{}
 	s := newServer(t, q)
 	serve(t, s)
-	c := dialRaw(t, s)
+	c := dialRaw(t, s, nil)
 	for i := range 3 {
 		if _, err := io.WriteString(c, head(tokenApp1, fmt.Sprintf("Content-Length: %d\r\n", len(one)))+one); err != nil {
 			t.Fatalf("request %d: %v", i+1, err)
@@ -334,7 +346,7 @@ func TestMalformedBodies(t *testing.T) {
 		{"negative Content-Length", head(tokenApp1, "Content-Length: -1\r\n") + one, 400},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c := dialRaw(t, s)
+			c := dialRaw(t, s, nil)
 			if _, err := io.WriteString(c, tc.request); err != nil {
 				t.Fatal(err)
 			}
@@ -351,12 +363,12 @@ func TestMalformedBodies(t *testing.T) {
 		})
 	}
 	t.Run("hang up halfway", func(t *testing.T) {
-		c := dialRaw(t, s)
+		c := dialRaw(t, s, nil)
 		if _, err := io.WriteString(c, head(tokenApp1, "Content-Length: 1000\r\n")+`{"jsonrpc":"2.0",`); err != nil {
 			t.Fatal(err)
 		}
 		c.Close()
-		c = dialRaw(t, s)
+		c = dialRaw(t, s, nil)
 		if _, err := io.WriteString(c, "GET /healthz HTTP/1.1\r\nHost: cafe\r\n\r\n"); err != nil {
 			t.Fatal(err)
 		}

@@ -20,6 +20,8 @@ func TestValidateNamesTheSettingToFix(t *testing.T) {
 		{"zero body timeout", func(c *cashier.Config) { c.BodyTimeout = 0 }, cashier.SettingBodyTimeout},
 		{"negative max conns", func(c *cashier.Config) { c.MaxConns = -1 }, cashier.SettingMaxConns},
 		{"zero max conns", func(c *cashier.Config) { c.MaxConns = 0 }, cashier.SettingMaxConns},
+		{"certificate without key", func(c *cashier.Config) { c.CertFile = "cashier.pem" }, cashier.SettingKeyFile},
+		{"key without certificate", func(c *cashier.Config) { c.KeyFile = "cashier-key.pem" }, cashier.SettingCertFile},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := cashier.Defaults()

@@ -32,7 +32,8 @@
 // (up to MaxDiscardBytes past the limit, within BodyTimeout) before closing,
 // so that clients that send the whole body before reading get the answer
 // rather than a reset connection (body.go). At most MaxConns connections
-// are served at once; more wait to be accepted.
+// are served at once; more wait to be accepted. With CertFile and KeyFile
+// it serves HTTPS (HTTP/1.1 over TLS).
 //
 // Also served: GET /healthz (the process is up), GET /readyz (503 while
 // there is no confirm channel to RabbitMQ or while shutting down), GET

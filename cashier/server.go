@@ -33,12 +33,13 @@ type Server struct {
 	warnRefused rate.Sometimes // refusals are logged at warn level at most once a second
 	warnAuth    rate.Sometimes // so are 401 and 403
 
-	echo *echo.Echo
-	ln   net.Listener
+	echo   *echo.Echo
+	ln     net.Listener
+	scheme string // http or https
 }
 
-// New builds the cashier and binds its listener (so a port clash fails here,
-// and Addr is known before Run).
+// New builds the cashier and binds its listener (so a port clash or an
+// unusable certificate fails here, and Addr is known before Run).
 func New(cfg Config, reg *registry.Registry, q Queue, top contracts.Topology, prom *prometheus.Registry, log *slog.Logger) (*Server, error) {
 	cfg.fill()
 	if err := cfg.Validate(); err != nil {
@@ -68,7 +69,7 @@ func New(cfg Config, reg *registry.Registry, q Queue, top contracts.Topology, pr
 	}
 	s.echo = e
 
-	if s.ln, err = listen(cfg); err != nil {
+	if s.ln, s.scheme, err = listen(cfg); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -76,6 +77,9 @@ func New(cfg Config, reg *registry.Registry, q Queue, top contracts.Topology, pr
 
 // Addr is the address the server listens on.
 func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+
+// Scheme is "https" when the server has a certificate, "http" otherwise.
+func (s *Server) Scheme() string { return s.scheme }
 
 // Handler is the HTTP handler, for tests and benchmarks.
 func (s *Server) Handler() http.Handler { return s.echo }
@@ -92,7 +96,7 @@ func (s *Server) Run(ctx context.Context) error {
 	const headerTimeout = 5 * time.Second
 	srv := &http.Server{
 		Handler:           s.echo,
-		ReadHeaderTimeout: headerTimeout,
+		ReadHeaderTimeout: headerTimeout, // also bounds a TLS handshake
 		// guardBody gives each body BodyTimeout from its headers; this
 		// is the backstop of the whole request.
 		ReadTimeout:    headerTimeout + s.cfg.BodyTimeout,
@@ -104,7 +108,7 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(s.ln) }()
-	s.log.Info("cashier listening", "addr", s.Addr().String(), "max_conns", s.cfg.MaxConns)
+	s.log.Info("cashier listening", "addr", s.Addr().String(), "scheme", s.scheme, "max_conns", s.cfg.MaxConns)
 
 	select {
 	case err := <-errc:

@@ -45,6 +45,8 @@ func (s *CashierSettings) Register(f cli.Flags) {
 	f.Duration(&c.ShutdownGrace, cashier.SettingShutdownGrace, d.ShutdownGrace, "on SIGTERM, how long requests in flight may finish")
 	f.Duration(&c.BodyTimeout, cashier.SettingBodyTimeout, d.BodyTimeout, "a request body must arrive within this of its headers; later gets 408 and the connection closed")
 	f.Int(&c.MaxConns, cashier.SettingMaxConns, d.MaxConns, "HTTP connections served at once (health and metrics included); more wait to be accepted; keep it well below the open-files limit (ulimit -n)")
+	f.String(&c.CertFile, cashier.SettingCertFile, "", "serve HTTPS with this certificate (PEM); needs --http-key-file")
+	f.String(&c.KeyFile, cashier.SettingKeyFile, "", "the private key (PEM) of --http-cert-file")
 	f.Bool(&c.Pprof, cashier.SettingPprof, d.Pprof, "serve /debug/pprof/ (profiles)")
 	f.String(&s.SessionKeyFile, SettingSessionKeyFile, "", "key of the MQTT passwords POST /v1/sessions gives apps (`cafe credentials session-key`); default: derived from this machine's auth key")
 	f.String(&c.SessionMQTTURL, cashier.SettingSessionMQTTURL, d.SessionMQTTURL, "the MQTT broker URL POST /v1/sessions tells apps to connect to")
