@@ -22,6 +22,12 @@ type Config struct {
 	RetryAfter     time.Duration // Retry-After on 503 and 429; default 1s
 	DrainDelay     time.Duration // on shutdown, /readyz fails this long before the listener closes; default 0
 	ShutdownGrace  time.Duration // how long requests in flight may finish on shutdown; default 10s
+	BodyTimeout    time.Duration // a body must arrive within this of its headers, or 408; default 10s
+	MaxConns       int           // connections open at once; more wait to be accepted; default 10000
+	// CertFile and KeyFile, both or neither, make the cashier serve HTTPS
+	// with that certificate (PEM, leaf first, then any intermediates) and
+	// its private key (PEM).
+	CertFile, KeyFile string
 	// ClientRate and ClientBurst limit a client whose registry entry sets no
 	// rate of its own: commands per second, and at once. 0: no limit. Not
 	// filled from Defaults (0 is meaningful); the binaries default to
@@ -48,6 +54,10 @@ var (
 	SettingRetryAfter     = contracts.Setting{Flag: "retry-after", Env: "CAFE_RETRY_AFTER"}
 	SettingDrainDelay     = contracts.Setting{Flag: "drain-delay", Env: "CAFE_DRAIN_DELAY"}
 	SettingShutdownGrace  = contracts.Setting{Flag: "shutdown-grace", Env: "CAFE_SHUTDOWN_GRACE"}
+	SettingBodyTimeout    = contracts.Setting{Flag: "body-timeout", Env: "CAFE_BODY_TIMEOUT"}
+	SettingMaxConns       = contracts.Setting{Flag: "max-conns", Env: "CAFE_MAX_CONNS"}
+	SettingCertFile       = contracts.Setting{Flag: "http-cert-file", Env: "CAFE_HTTP_CERT_FILE"}
+	SettingKeyFile        = contracts.Setting{Flag: "http-key-file", Env: "CAFE_HTTP_KEY_FILE"}
 	SettingPprof          = ops.SettingPprof
 	SettingClientRate     = contracts.Setting{Flag: "client-rate", Env: "CAFE_CLIENT_RATE"}
 	SettingClientBurst    = contracts.Setting{Flag: "client-burst", Env: "CAFE_CLIENT_BURST"}
@@ -68,6 +78,8 @@ func Defaults() Config {
 		ConfirmTimeout: 5 * time.Second,
 		RetryAfter:     time.Second,
 		ShutdownGrace:  10 * time.Second,
+		BodyTimeout:    10 * time.Second,
+		MaxConns:       10000, // half of the 20000 open files a process may have here
 		SessionMQTTURL: "tcp://127.0.0.1:1883",
 		ClientRate:     500,
 		ClientBurst:    1000,
@@ -111,6 +123,18 @@ func (c Config) Validate() error {
 	}
 	if c.ShutdownGrace < 0 {
 		errs = append(errs, SettingShutdownGrace.Errorf("%v: want 0 or more", c.ShutdownGrace))
+	}
+	if c.BodyTimeout <= 0 {
+		errs = append(errs, SettingBodyTimeout.Errorf("%v: want more than 0, such as 10s (a 1 MiB body takes well under a second on a working link)", c.BodyTimeout))
+	}
+	if c.MaxConns < 1 {
+		errs = append(errs, SettingMaxConns.Errorf("%d: want 1 or more, and well below the process's open-files limit (ulimit -n)", c.MaxConns))
+	}
+	switch {
+	case c.CertFile != "" && c.KeyFile == "":
+		errs = append(errs, SettingKeyFile.Errorf("is empty but %s is set: give the certificate's private key too, or neither for plain HTTP", SettingCertFile))
+	case c.CertFile == "" && c.KeyFile != "":
+		errs = append(errs, SettingCertFile.Errorf("is empty but %s is set: give the certificate too, or neither for plain HTTP", SettingKeyFile))
 	}
 	return errors.Join(errs...)
 }

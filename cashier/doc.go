@@ -17,6 +17,7 @@
 //	202  every request confirmed by RabbitMQ: {"client_id":"app-1","accepted":[7,"a"],"notifications":1}
 //	400  bad JSON (-32700), bad envelope, device id or Cafe-Timeout (-32600, data.field names it)
 //	401  no or unknown token (-32010)     403  device not entitled (-32011)
+//	408  body not received within BodyTimeout (-32600)
 //	413  body over the limit (-32012)     429  over the client's rate (-32013), with Retry-After
 //	503  RabbitMQ unreachable, blocked, queue full or no confirm in time (-32014), with Retry-After
 //
@@ -25,6 +26,14 @@
 // is sent only after the broker's publisher confirm for every request in the
 // body; a batch that is only partly confirmed gets a 503 whose data lists the
 // accepted and refused ids.
+//
+// An answer given before the whole body was read says Connection: close and
+// goes out at once; the cashier then reads and drops the rest of the body
+// (up to MaxDiscardBytes past the limit, within BodyTimeout) before closing,
+// so that clients that send the whole body before reading get the answer
+// rather than a reset connection (body.go). At most MaxConns connections
+// are served at once; more wait to be accepted. With CertFile and KeyFile
+// it serves HTTPS (HTTP/1.1 over TLS).
 //
 // Also served: GET /healthz (the process is up), GET /readyz (503 while
 // there is no confirm channel to RabbitMQ or while shutting down), GET

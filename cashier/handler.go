@@ -42,7 +42,7 @@ var submissions = sync.Pool{New: func() any { return &submission{reqs: make([]co
 // submit handles POST /v1/devices/{deviceID}/commands. The checks run from
 // cheapest to dearest, and nothing is published unless all pass:
 // token (401), device id (400), entitlement (403), Cafe-Timeout (400), body
-// size (413), envelope (400), rate (429), broker (503).
+// size (413), body in time (408), envelope (400), rate (429), broker (503).
 func (s *Server) submit(c echo.Context) error {
 	arrived := time.Now()
 	o, status, e := s.checkHeaders(c)
@@ -311,27 +311,6 @@ func acceptedBody(clientID string, reqs []contracts.Request) []byte {
 	return append(b, '}')
 }
 
-// readBody reads the body into buf, enforcing the size limit.
-func (s *Server) readBody(c echo.Context, buf *bytes.Buffer) (int, *contracts.Error) {
-	r := c.Request()
-	tooLarge := func() (int, *contracts.Error) {
-		return http.StatusRequestEntityTooLarge, contracts.NewError(contracts.CodeTooLarge,
-			contracts.Detail{Reason: "body is larger than " + strconv.FormatInt(s.cfg.MaxBodyBytes, 10) + " bytes; send fewer or smaller commands"})
-	}
-	if r.ContentLength > s.cfg.MaxBodyBytes {
-		return tooLarge()
-	}
-	_, err := buf.ReadFrom(http.MaxBytesReader(c.Response(), r.Body, s.cfg.MaxBodyBytes))
-	var mbe *http.MaxBytesError
-	switch {
-	case errors.As(err, &mbe):
-		return tooLarge()
-	case err != nil:
-		return http.StatusBadRequest, contracts.NewError(contracts.CodeParseError, contracts.Detail{Reason: "could not read the body: " + err.Error()})
-	}
-	return 0, nil
-}
-
 // timeout reads Cafe-Timeout: a Go duration, more than 0 and at most MaxTimeout.
 func (s *Server) timeout(h http.Header) (time.Duration, *contracts.Error) {
 	values := h.Values(HeaderTimeout)
@@ -370,5 +349,14 @@ func (s *Server) fail(c echo.Context, status int, e *contracts.Error) error {
 		c.Response().Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(s.cfg.RetryAfter.Seconds()))))
 	}
 	s.m.requests.WithLabelValues(strconv.Itoa(status)).Inc()
-	return c.Blob(status, echo.MIMEApplicationJSON, contracts.ErrorResponse(nil, e))
+	body := contracts.ErrorResponse(nil, e)
+	if bodyLeft(c) {
+		// The connection ends after this answer, and with its length the
+		// answer is whole when guardBody sends it ahead of the rest of the
+		// request's body.
+		h := c.Response().Header()
+		h.Set(echo.HeaderConnection, "close")
+		h.Set(echo.HeaderContentLength, strconv.Itoa(len(body)))
+	}
+	return c.Blob(status, echo.MIMEApplicationJSON, body)
 }

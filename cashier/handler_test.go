@@ -77,20 +77,26 @@ var registeredDevices = brokertest.DevicesYAML("lamp-1", "lamp-2", "lamp-", "doo
 
 func newServer(t *testing.T, q cashier.Queue, mutate ...func(*cashier.Config)) *cashier.Server {
 	t.Helper()
-	reg, err := registry.Parse(fmt.Appendf(nil, registryDoc+registeredDevices, hash(tokenApp1), hash(tokenSlow)))
-	if err != nil {
-		t.Fatal(err)
-	}
 	cfg := cashier.Defaults()
 	cfg.Addr = "127.0.0.1:0"
 	for _, m := range mutate {
 		m(&cfg)
 	}
-	s, err := cashier.New(cfg, reg, q, contracts.DefaultTopology(), prometheus.NewRegistry(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	s, err := newCashier(t, cfg, q)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return s
+}
+
+// newCashier makes a cashier of cfg on the test registry.
+func newCashier(t *testing.T, cfg cashier.Config, q cashier.Queue) (*cashier.Server, error) {
+	t.Helper()
+	reg, err := registry.Parse(fmt.Appendf(nil, registryDoc+registeredDevices, hash(tokenApp1), hash(tokenSlow)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cashier.New(cfg, reg, q, contracts.DefaultTopology(), prometheus.NewRegistry(), slog.New(slog.NewTextHandler(io.Discard, nil)))
 }
 
 type call struct {

@@ -1,6 +1,8 @@
 package cashier
 
 import (
+	"net"
+	"net/http"
 	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -15,6 +17,7 @@ type metrics struct {
 	commands *prometheus.CounterVec // accepted / refused
 	confirm  prometheus.Histogram   // publish → broker confirm
 	accept   prometheus.Histogram   // request arrival → 202 written
+	conns    prometheus.Gauge       // open connections, at most MaxConns
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -23,15 +26,26 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		commands: ops.CounterVec("cafe_cashier_commands_total", "Commands by result: accepted (confirmed by RabbitMQ, 202) or refused (not confirmed, 503).", "result"),
 		confirm:  ops.Histogram("cafe_cashier_publish_confirm_seconds", "Time from publishing a command to RabbitMQ's publisher confirm.", ops.LatencyBuckets),
 		accept:   ops.Histogram("cafe_cashier_accept_seconds", "Time from a request's arrival to its 202 answer.", ops.LatencyBuckets),
+		conns:    ops.Gauge("cafe_cashier_http_connections", "Open HTTP connections; at CAFE_MAX_CONNS, new ones wait to be accepted."),
 	}
-	if err := ops.Register(reg, m.requests, m.commands, m.confirm, m.accept); err != nil {
+	if err := ops.Register(reg, m.requests, m.commands, m.confirm, m.accept, m.conns); err != nil {
 		return nil, err
 	}
 	// Pre-create the common series so dashboards see zeros, not gaps.
-	for _, code := range []int{202, 400, 401, 403, 413, 429, 503} {
+	for _, code := range []int{202, 400, 401, 403, 408, 413, 429, 503} {
 		m.requests.WithLabelValues(strconv.Itoa(code))
 	}
 	m.commands.WithLabelValues("accepted")
 	m.commands.WithLabelValues("refused")
 	return m, nil
+}
+
+// countConns is the server's ConnState hook: it keeps conns current.
+func (m *metrics) countConns(_ net.Conn, state http.ConnState) {
+	switch state {
+	case http.StateNew:
+		m.conns.Inc()
+	case http.StateClosed, http.StateHijacked:
+		m.conns.Dec()
+	}
 }

@@ -33,12 +33,13 @@ type Server struct {
 	warnRefused rate.Sometimes // refusals are logged at warn level at most once a second
 	warnAuth    rate.Sometimes // so are 401 and 403
 
-	echo *echo.Echo
-	ln   net.Listener
+	echo   *echo.Echo
+	ln     net.Listener
+	scheme string // http or https
 }
 
-// New builds the cashier and binds its listener (so a port clash fails here,
-// and Addr is known before Run).
+// New builds the cashier and binds its listener (so a port clash or an
+// unusable certificate fails here, and Addr is known before Run).
 func New(cfg Config, reg *registry.Registry, q Queue, top contracts.Topology, prom *prometheus.Registry, log *slog.Logger) (*Server, error) {
 	cfg.fill()
 	if err := cfg.Validate(); err != nil {
@@ -57,7 +58,7 @@ func New(cfg Config, reg *registry.Registry, q Queue, top contracts.Topology, pr
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.errorHandler
-	e.Use(s.recoverer)
+	e.Use(s.guardBody, s.recoverer)
 	e.POST("/v1/devices/:deviceID/commands", s.submit)
 	e.POST("/v1/sessions", s.session)
 	opsRoutes := echo.WrapHandler(ops.Handler(ops.Config{Metrics: prom, Ready: s.ready, Pprof: cfg.Pprof}))
@@ -68,16 +69,17 @@ func New(cfg Config, reg *registry.Registry, q Queue, top contracts.Topology, pr
 	}
 	s.echo = e
 
-	ln, err := net.Listen("tcp", cfg.Addr)
-	if err != nil {
-		return nil, fmt.Errorf("listen on %s: %w (set CAFE_HTTP_ADDR to a free address)", cfg.Addr, err)
+	if s.ln, s.scheme, err = listen(cfg); err != nil {
+		return nil, err
 	}
-	s.ln = ln
 	return s, nil
 }
 
 // Addr is the address the server listens on.
 func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+
+// Scheme is "https" when the server has a certificate, "http" otherwise.
+func (s *Server) Scheme() string { return s.scheme }
 
 // Handler is the HTTP handler, for tests and benchmarks.
 func (s *Server) Handler() http.Handler { return s.echo }
@@ -91,18 +93,22 @@ func (s *Server) SetRegistry(r *registry.Registry) { s.dir.Store(newDirectory(r,
 // balancer notices), then closes, and requests in flight get ShutdownGrace
 // to finish (their publishes are confirmed or refused, never dropped).
 func (s *Server) Run(ctx context.Context) error {
+	const headerTimeout = 5 * time.Second
 	srv := &http.Server{
 		Handler:           s.echo,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      s.cfg.ConfirmTimeout + 30*time.Second,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		ReadHeaderTimeout: headerTimeout, // also bounds a TLS handshake
+		// guardBody gives each body BodyTimeout from its headers; this
+		// is the backstop of the whole request.
+		ReadTimeout:    headerTimeout + s.cfg.BodyTimeout,
+		WriteTimeout:   s.cfg.BodyTimeout + s.cfg.ConfirmTimeout + 30*time.Second,
+		IdleTimeout:    2 * time.Minute,
+		MaxHeaderBytes: 64 << 10,
+		ConnState:      s.m.countConns,
+		ErrorLog:       slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(s.ln) }()
-	s.log.Info("cashier listening", "addr", s.Addr().String())
+	s.log.Info("cashier listening", "addr", s.Addr().String(), "scheme", s.scheme, "max_conns", s.cfg.MaxConns)
 
 	select {
 	case err := <-errc:
