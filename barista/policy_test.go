@@ -64,7 +64,7 @@ func TestAckPolicy(t *testing.T) {
 		{name: "device replied", d: delivery(echo, time.Minute, nil), mqtt: &scriptedMQTT{reply: reply}, want: amqplink.Ack},
 		{name: "one-way command sent", d: delivery(`{"jsonrpc":"2.0","method":"echo"}`, time.Minute, nil), mqtt: &scriptedMQTT{}, want: amqplink.Ack, result: -1},
 		{name: "expired", d: delivery(echo, -time.Second, nil), mqtt: &scriptedMQTT{reply: reply}, want: amqplink.Ack, result: contracts.CodeExpired},
-		{name: "device silent", d: delivery(echo, 50*time.Millisecond, nil), mqtt: &scriptedMQTT{}, want: amqplink.Ack, result: contracts.CodeDeviceTimeout},
+		{name: "device silent", d: delivery(echo, 500*time.Millisecond, nil), mqtt: &scriptedMQTT{}, want: amqplink.Ack, result: contracts.CodeDeviceTimeout},
 		{name: "bad reply", d: delivery(echo, time.Minute, nil), mqtt: &scriptedMQTT{reply: []byte("nope")}, want: amqplink.Ack, result: contracts.CodeBadDeviceReply},
 		{name: "result not confirmed", d: delivery(echo, time.Minute, nil), mqtt: &scriptedMQTT{reply: reply}, refuse: true, want: amqplink.Requeue, result: -1, wantInLog: "result not confirmed"},
 		{name: "panic while handling", d: delivery(echo, time.Minute, nil), mqtt: &scriptedMQTT{publish: func(context.Context, mqttlink.Message) error { panic("bug") }},

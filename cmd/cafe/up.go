@@ -85,7 +85,7 @@ func (s *upSettings) run(cmd *cobra.Command) error {
 	out := cmd.OutOrStdout()
 	go func() {
 		if p.WaitReady(ctx) && (fleet == nil || fleet.WaitOnline(ctx) == nil) {
-			banner(out, p.Cashier.Addr(), s.brokers.MQTTURL, s.cashier.ClientsFile, demo, demoSessionPassword(s.cashier.SessionKeyFile, demo), fleet)
+			banner(out, p.Cashier.Scheme(), p.Cashier.Addr(), s.brokers.MQTTURL, s.cashier.ClientsFile, demo, demoSessionPassword(s.cashier.SessionKeyFile, demo), fleet)
 		}
 	}()
 	err = p.Run(ctx)
@@ -171,12 +171,12 @@ func (s *upSettings) registerFleet() error {
 }
 
 // banner tells a newcomer what is running and how to use it.
-func banner(w io.Writer, addr net.Addr, mqttURL, registry string, demo demoClient, sessionPassword string, fleet *devicesim.Fleet) {
+func banner(w io.Writer, scheme string, addr net.Addr, mqttURL, registry string, demo demoClient, sessionPassword string, fleet *devicesim.Fleet) {
 	port := "8080"
 	if tcp, ok := addr.(*net.TCPAddr); ok {
 		port = strconv.Itoa(tcp.Port)
 	}
-	base := "http://127.0.0.1:" + port
+	base := scheme + "://127.0.0.1:" + port
 	mqttHost, mqttPort := "127.0.0.1", "1883"
 	if h, p, err := net.SplitHostPort(strings.TrimPrefix(strings.TrimPrefix(mqttURL, "tcp://"), "mqtt://")); err == nil {
 		mqttHost, mqttPort = h, p

@@ -79,6 +79,9 @@ func NewCashier(b cli.Brokers, s CashierSettings, prom *prometheus.Registry, log
 // Addr is the HTTP address.
 func (c *Cashier) Addr() net.Addr { return c.server.Addr() }
 
+// Scheme is http, or https when the cashier was given a certificate.
+func (c *Cashier) Scheme() string { return c.server.Scheme() }
+
 // SessionKey is the cashier's session key: the key in file, or without
 // one the session key derived from this machine's auth key if it can be
 // read (the zero Key if not).
