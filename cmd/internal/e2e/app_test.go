@@ -74,8 +74,9 @@ func (a *app) session(t testing.TB) appclient.Session {
 
 // subscribeResults connects to MQTT with the app's session, the way an app
 // does, and subscribes (QoS 1) to its results topic before it returns. A
-// session that is not clean is forgotten when the test ends.
-func subscribeResults(t testing.TB, s appclient.Session, clean bool, on func(topic string, payload []byte)) {
+// session that is not clean is forgotten when the link stops (at the end
+// of the test, or when stop is called).
+func subscribeResults(t testing.TB, s appclient.Session, clean bool, on func(topic string, payload []byte)) (stop func()) {
 	t.Helper()
 	cfg, err := s.MQTT("", clean)
 	if err != nil {
@@ -91,10 +92,11 @@ func subscribeResults(t testing.TB, s appclient.Session, clean bool, on func(top
 	if err := link.Subscribe(ctx, contracts.ResultsTopic(s.ClientID), 1, on); err != nil {
 		t.Fatal(err)
 	}
-	brokertest.Run(t, link)
+	stop = brokertest.Run(t, link)
 	if err := link.WaitConnected(ctx); err != nil {
 		t.Fatalf("app %s on MQTT with its session's credentials: %v", s.ClientID, err)
 	}
+	return stop
 }
 
 // pipelineApp is the app of p's client.

@@ -53,6 +53,10 @@ type setup struct {
 	cashierEnv        []string // added to the cashier's environment
 	baristaEnv        []string // added to every barista's environment
 	callerEnv         []string // added to every caller's environment
+	// grants, when set, are the registry's apps: given the pipeline (its
+	// client, device prefix), the apps and what each may command. By
+	// default the pipeline's client alone, entitled to all its devices.
+	grants func(p *pipeline) []grant
 }
 
 // newPipeline gives the test its own prefix, client and registry, starts
@@ -67,7 +71,11 @@ func newPipeline(t *testing.T, s setup) *pipeline {
 	brokertest.Declare(t, p.top) // as cafe-admin: the services only check it
 	p.env = []string{"CAFE_AMQP_PREFIX=" + p.top.Prefix}
 	p.client = newClient(t)
-	p.registry = writeRegistry(t, p.client, p.devices, p.devices+"-*")
+	grants := []grant{{p.client, []string{p.devices + "-*"}}}
+	if s.grants != nil {
+		grants = s.grants(p)
+	}
+	p.registry = writeGrants(t, p.devices, grants...)
 
 	p.cashier = startService(t, "cashier", "cashier",
 		append(append([]string{"CAFE_CLIENTS_FILE=" + p.registry}, p.env...), s.cashierEnv...))
@@ -178,7 +186,7 @@ const (
 )
 
 // namedDevices are the suffixes of the devices tests name themselves.
-var namedDevices = []string{"gone", "odd", "err", "sync"}
+var namedDevices = []string{"gone", "odd", "err", "sync", "evil"}
 
 // registeredDevices lists the device ids a test with device prefix may use.
 func registeredDevices(prefix string) []string {
@@ -197,13 +205,29 @@ func registeredDevices(prefix string) []string {
 // the test's temp dir.
 func writeRegistry(t testing.TB, c client, devices string, patterns ...string) string {
 	t.Helper()
-	sum := sha256.Sum256([]byte(c.token))
-	quoted := make([]string, len(patterns))
-	for i, p := range patterns {
-		quoted[i] = strconv.Quote(p)
+	return writeGrants(t, devices, grant{c, patterns})
+}
+
+// grant is an app of a registry and the device patterns it may command.
+type grant struct {
+	client   client
+	patterns []string
+}
+
+// writeGrants is writeRegistry for several apps.
+func writeGrants(t testing.TB, devices string, grants ...grant) string {
+	t.Helper()
+	doc := "clients:\n"
+	for _, g := range grants {
+		sum := sha256.Sum256([]byte(g.client.token))
+		quoted := make([]string, len(g.patterns))
+		for i, p := range g.patterns {
+			quoted[i] = strconv.Quote(p)
+		}
+		doc += fmt.Sprintf("  - id: %s\n    token_sha256: %s\n    devices: [%s]\n",
+			g.client.id, hex.EncodeToString(sum[:]), strings.Join(quoted, ", "))
 	}
-	doc := fmt.Sprintf("clients:\n  - id: %s\n    token_sha256: %s\n    devices: [%s]\n",
-		c.id, hex.EncodeToString(sum[:]), strings.Join(quoted, ", ")) + brokertest.DevicesYAML(registeredDevices(devices)...)
+	doc += brokertest.DevicesYAML(registeredDevices(devices)...)
 	path := filepath.Join(t.TempDir(), "clients.yaml")
 	if err := os.WriteFile(path, []byte(doc), 0o600); err != nil {
 		t.Fatal(err)
