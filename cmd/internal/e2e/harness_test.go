@@ -70,8 +70,10 @@ func baseEnv() []string {
 		}
 	}
 	// No credentials: each service logs in as its role, derived from this
-	// machine's auth key, as on the machine `task up` sets up.
-	return append(env, "CAFE_AMQP_URL="+brokertest.AMQPBase(), "CAFE_MQTT_URL="+brokertest.MQTTBase(), "CAFE_AUTH_KEY_FILE="+brokertest.KeyFile())
+	// machine's auth key, as on the machine `task up` sets up. Apps are
+	// sent to the same Mosquitto (CAFE_TEST_MQTT_URL may name another).
+	return append(env, "CAFE_AMQP_URL="+brokertest.AMQPBase(), "CAFE_MQTT_URL="+brokertest.MQTTBase(),
+		"CAFE_SESSION_MQTT_URL="+brokertest.MQTTBase(), "CAFE_AUTH_KEY_FILE="+brokertest.KeyFile())
 }
 
 // start runs binary with env (KEY=value, added to baseEnv) and args. The

@@ -24,10 +24,10 @@ func (iso *isolation) amqp(t *testing.T) {
 	iso.amqpLogins(t)
 	before := brokertest.QueueDepth(t, iso.p.top.DeadQueue())
 	distrusted := iso.forgedCommands(t) + iso.forgedResults(t)
+	iso.cappedDeadlines(t)
 	brokertest.Eventually(t, resultWait, fmt.Sprintf("the %d distrusted messages were not all dead-lettered", distrusted), func() bool {
 		return brokertest.QueueDepth(t, iso.p.top.DeadQueue()) == before+distrusted
 	})
-	iso.cappedDeadlines(t)
 }
 
 // amqpURL is the test RabbitMQ with user's login.

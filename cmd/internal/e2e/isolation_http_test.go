@@ -12,8 +12,9 @@ import (
 
 // The HTTP attacks, on the real cashier: commands for the other tenant's
 // devices (403) or unregistered ones (404), two Authorization headers
-// (400), and A asking for B's MQTT session. Every command carries a
-// marker as its id: one that got through would be seen by the oracles.
+// (400), and A asking for B's MQTT session, judged by the cashier's
+// answers. Every command carries a marker as its id: one that got
+// through would also reach an app that never sent it.
 func (iso *isolation) http(t *testing.T) {
 	a, b := iso.a, iso.b
 	for _, tc := range []struct {
@@ -29,7 +30,7 @@ func (iso *isolation) http(t *testing.T) {
 		{"command an unregistered device", a, iso.p.devices + "-99", http.StatusNotFound},
 		{"command an unregistered device", b, iso.p.devices + "-88", http.StatusNotFound},
 	} {
-		m := iso.marker("HTTP", tc.attack)
+		m := iso.nextMarker()
 		status, answer := tc.from.app.post(t, tc.device, `{"jsonrpc":"2.0","method":"echo","id":"`+m+`"}`, "Cafe-Timeout", "5s")
 		iso.tally.record(t, "HTTP", tc.attack, status != tc.want, "answered "+http.StatusText(status)+": "+string(answer))
 		if status == http.StatusNotFound && !strings.Contains(string(answer), tc.device) {
@@ -37,7 +38,7 @@ func (iso *isolation) http(t *testing.T) {
 		}
 	}
 	for _, path := range []string{"/v1/devices/" + a.devices[0] + "/commands", "/v1/sessions"} {
-		m := iso.marker("HTTP", "two Authorization headers")
+		m := iso.nextMarker()
 		status, body := iso.raw(t, path, `{"jsonrpc":"2.0","method":"echo","id":"`+m+`"}`, "Bearer "+a.app.client.token, "Bearer "+b.app.client.token)
 		iso.tally.record(t, "HTTP", "two Authorization headers", status != http.StatusBadRequest, path+" answered "+http.StatusText(status)+": "+body)
 	}
