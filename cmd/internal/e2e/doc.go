@@ -16,7 +16,8 @@
 //
 // Flags of this package (after the package on the go test command line):
 // -race-binaries builds the binaries with the race detector, and a race
-// report in any process's output then fails its test.
+// report in any process's output then fails its test; -isolation-table
+// FILE writes TestIsolation's table of attacks (isolation_test.go) to FILE.
 //
 // TestMain raises -parallel to 16 unless it is given: the tests wait on
 // processes and brokers, not on the CPU. TestLoneCommandLatency is not

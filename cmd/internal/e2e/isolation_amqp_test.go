@@ -163,7 +163,7 @@ func (iso *isolation) cappedDeadlines(t *testing.T) {
 		iso.a.expect(id)
 		meta := contracts.CommandMeta{ClientID: iso.p.client.id, DeviceID: iso.a.devices[1], MsgID: id, Deadline: time.Now().Add(365 * 24 * time.Hour), AcceptedAt: time.Now()}
 		m := amqp.Publishing{MessageId: contracts.NewCommandID(), UserId: string(identity.Cashier), DeliveryMode: amqp.Persistent,
-			Body: []byte(`{"jsonrpc":"2.0","method":"sleep","params":{"ms":` + fmt.Sprint((2 * maxTimeout).Milliseconds()) + `},"id":` + id + `}`), Headers: meta.Headers()}
+			Body: []byte(`{"jsonrpc":"2.0","method":"sleep","params":{"ms":` + fmt.Sprint((3 * maxTimeout).Milliseconds()) + `},"id":` + id + `}`), Headers: meta.Headers()}
 		if err := publishOnce(identity.Cashier, iso.p.top.CommandsExchange(), contracts.RoutingKeyCommand, m); err != nil {
 			t.Fatalf("publish %s as the cashier: %v", id, err)
 		}

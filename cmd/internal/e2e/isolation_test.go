@@ -1,7 +1,9 @@
 package e2e
 
 import (
+	"flag"
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -66,7 +68,17 @@ func TestIsolation(t *testing.T) {
 	iso.legit(t, "after")
 	iso.judge(t)
 	t.Logf("isolation: what was tried (attempts, and how many succeeded)\n%s", iso.tally)
+	if *isolationTable != "" {
+		if err := os.WriteFile(*isolationTable, []byte(iso.tally.String()), 0o644); err != nil {
+			t.Error(err)
+		}
+	}
 }
+
+// isolationTable is where TestIsolation also writes its table, for a
+// summary outside the test log: go test ./cmd/internal/e2e/ -run
+// TestIsolation -isolation-table /tmp/isolation.md
+var isolationTable = flag.String("isolation-table", "", "write TestIsolation's table of attacks (markdown) to this file")
 
 // marker registers a forged message of attack on link, judged at the end
 // by where its marker is seen, and returns the marker it must carry.
