@@ -135,14 +135,14 @@ func (iso *isolation) device(t *testing.T, id string) *intruder {
 }
 
 // wildcard connects a login whose name holds a wildcard or a slash (its
-// client id the same), if the broker lets it in at all.
+// client id the same), if the broker lets it in at all: what it can then
+// reach is what the table counts.
 func (iso *isolation) wildcard(t *testing.T, name, password string) {
 	t.Helper()
 	if err := brokertest.ConnectOnce(brokertest.MQTTURLOf(name, password), name); err != nil {
-		iso.tally.record(t, "MQTT", "log in as a user named with + # /", false, "")
+		t.Logf("the broker refuses a login named %q (%v): it attacks nothing", name, err)
 		return
 	}
-	iso.tally.record(t, "MQTT", "log in as a user named with + # / (let in; its reach is below)", false, "")
 	iso.wild = append(iso.wild, iso.listen(t, "login "+name, name, password, nil))
 }
 
