@@ -3,8 +3,11 @@ package e2e
 import (
 	"context"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -105,11 +108,27 @@ func (iso *isolation) intruders(t *testing.T) {
 	bApp := iso.listen(t, "app B", s.Username, s.Password, func(topic string) bool { return topic == mine })
 	subscribe(t, bApp.c, mine, func(_ paho.Client, m paho.Message) { b.app.onResult(m.Topic(), m.Payload()) })
 	iso.evil = iso.device(t, p.devices+"-evil")
+	machineWide(t, "cafe-isolation-wildcards.lock") // these names are the broker's, not the test's
 	for _, name := range []string{"+", "#", p.devices + "-1/+"} {
 		pw := randomToken()
 		brokertest.Login(t, name, pw, "device") // after the others listen: $CONTROL traffic
 		iso.wildcard(t, name, pw)
 	}
+}
+
+// machineWide holds an exclusive lock on name in the temporary folder
+// until the test ends: for what two runs of the suite on one machine (or
+// one broker) cannot share, such as logins named "+" and "#".
+func machineWide(t testing.TB, name string) {
+	t.Helper()
+	f, err := os.OpenFile(filepath.Join(os.TempDir(), name), os.O_CREATE|os.O_RDWR, 0o666)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() }) // registered first: the lock outlives the logins' deletion
 }
 
 // device connects B's device id as itself: it answers its own commands
