@@ -1,19 +1,26 @@
 package brokertest
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"net/url"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"cafe/contracts/local"
 )
 
 // One MQTT connection, made by hand rather than by mqttlink (which retries
 // for ever): what an outsider does, for tests of who the broker lets in.
 
-// options are paho's options for one plain connection to rawURL (its user
-// and password the login) as clientID, that never reconnects.
+// options are paho's options for one connection to rawURL (its user and
+// password the login; ssl:// trusts the local CA) as clientID, that never
+// reconnects.
 func options(rawURL, clientID string) (*paho.ClientOptions, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
@@ -25,7 +32,32 @@ func options(rawURL, clientID string) (*paho.ClientOptions, error) {
 		pw, _ := u.User.Password()
 		o.SetUsername(u.User.Username()).SetPassword(pw)
 	}
+	if u.Scheme == "ssl" || u.Scheme == "tls" || u.Scheme == "mqtts" {
+		cfg, err := trustLocalCA()
+		if err != nil {
+			return nil, err
+		}
+		o.SetTLSConfig(cfg)
+	}
 	return o, nil
+}
+
+// trustLocalCA is a TLS configuration that trusts this machine's local CA
+// (the one `cafe setup` made, which signed Mosquitto's certificate).
+func trustLocalCA() (*tls.Config, error) {
+	dir, err := local.Default()
+	if err != nil {
+		return nil, err
+	}
+	pem, err := os.ReadFile(filepath.Join(dir.TLS(), "ca.pem"))
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, errors.New("no certificate in the local CA file")
+	}
+	return &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, nil
 }
 
 // ConnectOnce makes one connection attempt to rawURL as clientID and

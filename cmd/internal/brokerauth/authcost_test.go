@@ -53,6 +53,12 @@ func BenchmarkMQTTAuthCost(b *testing.B) {
 		pw, otherPW := brokertest.Device(b, d), brokertest.Device(b, other)
 		measureCost(b, costLink{pub: brokertest.MQTTURLAs(identity.Barista), sub: brokertest.MQTTURLOf(d, pw), connect: brokertest.MQTTURLOf(other, otherPW), device: d})
 	})
+	b.Run("shared-authenticated-tls", func(b *testing.B) {
+		d, other := brokertest.ID(b, "d"), brokertest.ID(b, "d")
+		pw, otherPW := brokertest.Device(b, d), brokertest.Device(b, other)
+		measureCost(b, costLink{pub: tlsURL(brokertest.MQTTURLAs(identity.Barista)), sub: tlsURL(brokertest.MQTTURLOf(d, pw)),
+			connect: tlsURL(brokertest.MQTTURLOf(other, otherPW)), device: d})
+	})
 	b.Run("scratch-authenticated", func(b *testing.B) {
 		d, other := brokertest.ID(b, "d"), brokertest.ID(b, "d")
 		base := brokertest.ScratchMosquitto(b, cafeConf, scratchAccess(b, d, other))
@@ -95,6 +101,14 @@ func scratchAccess(b *testing.B, devices ...string) string {
 		brokertest.Own(b, name)
 	}
 	return "allow_anonymous false\nplugin /usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so\nplugin_opt_config_file " + dynsec + "\nacl_file " + aclFile + "\n"
+}
+
+// tlsURL is raw (the shared broker's plain listener) on its TLS
+// listener, ssl://127.0.0.1:8883 (deploy/mosquitto/cafe.conf).
+func tlsURL(raw string) string {
+	u, _ := url.Parse(raw)
+	u.Scheme, u.Host = "ssl", "127.0.0.1:8883"
+	return u.String()
 }
 
 // withLogin is base with user's login.
