@@ -12,6 +12,7 @@ import (
 
 	"cafe/contracts"
 	"cafe/contracts/groupwrite"
+	"cafe/contracts/linktls"
 )
 
 // Config says how to reach the MQTT broker and as whom. Zero fields take
@@ -26,6 +27,7 @@ type Config struct {
 	MaxBackoff     time.Duration // longest wait between connection attempts
 	Quiesce        time.Duration // when Run ends, how long work in progress may finish before disconnecting
 	Will           *Message      // last will, published by the broker if this client vanishes
+	TLS            linktls.Files // SettingsTLS: CA and client certificate for ssl:// (mqtts://, wss://) URLs
 	// OnConnect runs after every connection, once subscriptions are renewed
 	// (a device announces its presence here). It runs in its own goroutine.
 	OnConnect func(*Link)
@@ -33,6 +35,13 @@ type Config struct {
 
 // SettingURL is where the MQTT broker is.
 var SettingURL = contracts.Setting{Flag: "mqtt-url", Env: "CAFE_MQTT_URL"}
+
+// SettingsTLS name the files of Config.TLS.
+var SettingsTLS = linktls.Settings{
+	CA:   contracts.Setting{Flag: "mqtt-ca-file", Env: "CAFE_MQTT_CA_FILE"},
+	Cert: contracts.Setting{Flag: "mqtt-cert-file", Env: "CAFE_MQTT_CERT_FILE"},
+	Key:  contracts.Setting{Flag: "mqtt-key-file", Env: "CAFE_MQTT_KEY_FILE"},
+}
 
 // DefaultURL is the MQTT broker of a one-machine setup.
 const DefaultURL = "tcp://127.0.0.1:1883"
@@ -66,6 +75,8 @@ func (c Config) Validate() error {
 		errs = append(errs, SettingURL.Errorf("%q: want tcp://host:port (or ssl://, ws://, wss://)", contracts.RedactURL(c.URL)))
 	case !knownScheme(u.Scheme):
 		errs = append(errs, SettingURL.Errorf("%q: unknown scheme %q (want tcp, ssl, ws or wss)", contracts.RedactURL(c.URL), u.Scheme))
+	case c.TLS.Set() && !tlsScheme(u.Scheme):
+		errs = append(errs, SettingURL.Errorf("%q is not a TLS URL but %s is set: use ssl://host:8883 (or wss://), or unset the TLS files", contracts.RedactURL(c.URL), SettingsTLS.CA.Env))
 	}
 	if c.KeepAlive < 0 || c.ConnectTimeout < 0 || c.MaxBackoff < 0 || c.Quiesce < 0 {
 		errs = append(errs, errors.New("mqtt link: keep-alive, timeouts, backoff and quiesce must not be negative"))
@@ -80,6 +91,8 @@ func knownScheme(s string) bool {
 	}
 	return false
 }
+
+func tlsScheme(s string) bool { return s == "ssl" || s == "tls" || s == "mqtts" || s == "wss" }
 
 // options are paho's client options for this link.
 func (l *Link) options() *paho.ClientOptions {
@@ -111,7 +124,10 @@ func (l *Link) options() *paho.ClientOptions {
 	opts.SetDefaultPublishHandler(func(_ paho.Client, m paho.Message) {
 		l.log.Debug("mqtt message matched no handler", "topic", m.Topic())
 	})
-	if dial := groupDial(u.Scheme, cfg.ConnectTimeout); dial != nil {
+	if l.tls != nil {
+		opts.SetTLSConfig(l.tls)
+	}
+	if dial := groupDial(u.Scheme, cfg.ConnectTimeout, l.tlsReport); dial != nil {
 		opts.SetCustomOpenConnectionFn(dial)
 	}
 	opts.SetStore(l.store)
@@ -129,8 +145,9 @@ func (l *Link) options() *paho.ClientOptions {
 
 // groupDial opens plain and TLS connections the way paho does and gathers
 // their writes (package groupwrite): paho writes every packet on its own
-// otherwise. WebSocket URLs keep paho's own dialing (nil).
-func groupDial(scheme string, timeout time.Duration) paho.OpenConnectionFunc {
+// otherwise. WebSocket URLs keep paho's own dialing (nil). A TLS failure
+// goes to report (nil: none), which explains certificate causes once.
+func groupDial(scheme string, timeout time.Duration, report *linktls.Reporter) paho.OpenConnectionFunc {
 	switch scheme {
 	case "tcp", "mqtt":
 		return func(uri *url.URL, _ paho.ClientOptions) (net.Conn, error) {
@@ -145,6 +162,9 @@ func groupDial(scheme string, timeout time.Duration) paho.OpenConnectionFunc {
 			d := &net.Dialer{Timeout: timeout}
 			c, err := tls.DialWithDialer(d, "tcp", uri.Host, o.TLSConfig)
 			if err != nil {
+				if report != nil {
+					report.Report(err)
+				}
 				return nil, err
 			}
 			return groupwrite.New(c), nil

@@ -11,6 +11,7 @@ package mqttlink
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -19,6 +20,8 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"cafe/contracts/linktls"
 )
 
 // Message is an MQTT message to publish.
@@ -43,6 +46,9 @@ type Link struct {
 	client paho.Client
 	store  *resumeStore
 
+	tls       *tls.Config       // from cfg.TLS; nil: paho's default
+	tlsReport *linktls.Reporter // explains certificate failures once each
+
 	attemptGen atomic.Uint64 // store generation when the current connection attempt began
 
 	mu        sync.Mutex
@@ -66,7 +72,12 @@ func New(cfg Config, log *slog.Logger) (*Link, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	l := &Link{cfg: cfg, log: log.With("mqtt_client", cfg.ClientID), subs: map[string]byte{}, changed: make(chan struct{}), store: newResumeStore()}
+	tc, err := cfg.TLS.Load(SettingsTLS)
+	if err != nil {
+		return nil, err
+	}
+	l := &Link{cfg: cfg, log: log.With("mqtt_client", cfg.ClientID), subs: map[string]byte{}, changed: make(chan struct{}), store: newResumeStore(), tls: tc}
+	l.tlsReport = linktls.NewReporter(l.log, SettingsTLS)
 	l.lost = make(chan struct{})
 	close(l.lost) // not connected yet
 	l.ctx, l.cancel = context.WithCancel(context.Background())
@@ -298,7 +309,10 @@ func (l *Link) close() {
 	for _, s := range r.Servers() {
 		opts.AddBroker(s.String())
 	}
-	if dial := groupDial(r.Servers()[0].Scheme, l.cfg.ConnectTimeout); dial != nil {
+	if l.tls != nil {
+		opts.SetTLSConfig(l.tls)
+	}
+	if dial := groupDial(r.Servers()[0].Scheme, l.cfg.ConnectTimeout, nil); dial != nil {
 		opts.SetCustomOpenConnectionFn(dial)
 	}
 	c := paho.NewClient(opts)
