@@ -52,28 +52,38 @@ func (f Files) Load(s Settings) (*tls.Config, error) {
 	return tc, nil
 }
 
-// loadCA reads a file of PEM certificates, every one of which must parse.
+// loadCA reads a file of PEM certificates into a pool of their own.
 func loadCA(file string) (*x509.CertPool, error) {
+	pool := x509.NewCertPool()
+	return pool, AddCA(pool, file)
+}
+
+// AddCA adds the certificates of a PEM file to pool; the file must hold at
+// least one and every one must parse.
+func AddCA(pool *x509.CertPool, file string) error {
 	data, err := os.ReadFile(file)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	pool := x509.NewCertPool()
+	return addPEM(pool, data)
+}
+
+func addPEM(pool *x509.CertPool, data []byte) error {
 	for n := 0; ; n++ {
 		var b *pem.Block
 		b, data = pem.Decode(data)
 		if b == nil {
 			if n == 0 {
-				return nil, errors.New("no PEM certificate in it")
+				return errors.New("no PEM certificate in it")
 			}
-			return pool, nil
+			return nil
 		}
 		if b.Type != "CERTIFICATE" {
-			return nil, fmt.Errorf("PEM block %d is a %q, not a CERTIFICATE", n+1, b.Type)
+			return fmt.Errorf("PEM block %d is a %q, not a CERTIFICATE", n+1, b.Type)
 		}
 		c, err := x509.ParseCertificate(b.Bytes)
 		if err != nil {
-			return nil, fmt.Errorf("PEM certificate %d: %w", n+1, err)
+			return fmt.Errorf("PEM certificate %d: %w", n+1, err)
 		}
 		pool.AddCert(c)
 	}

@@ -75,7 +75,7 @@ func (c Config) Validate() error {
 		errs = append(errs, SettingURL.Errorf("%q: want tcp://host:port (or ssl://, ws://, wss://)", contracts.RedactURL(c.URL)))
 	case !knownScheme(u.Scheme):
 		errs = append(errs, SettingURL.Errorf("%q: unknown scheme %q (want tcp, ssl, ws or wss)", contracts.RedactURL(c.URL), u.Scheme))
-	case c.TLS.Set() && !tlsScheme(u.Scheme):
+	case c.TLS.Set() && !TLSScheme(u.Scheme):
 		errs = append(errs, SettingURL.Errorf("%q is not a TLS URL but %s is set: use ssl://host:8883 (or wss://), or unset the TLS files", contracts.RedactURL(c.URL), SettingsTLS.CA.Env))
 	}
 	if c.KeepAlive < 0 || c.ConnectTimeout < 0 || c.MaxBackoff < 0 || c.Quiesce < 0 {
@@ -92,7 +92,8 @@ func knownScheme(s string) bool {
 	return false
 }
 
-func tlsScheme(s string) bool { return s == "ssl" || s == "tls" || s == "mqtts" || s == "wss" }
+// TLSScheme reports whether an MQTT URL scheme is one over TLS.
+func TLSScheme(s string) bool { return s == "ssl" || s == "tls" || s == "mqtts" || s == "wss" }
 
 // options are paho's client options for this link.
 func (l *Link) options() *paho.ClientOptions {
