@@ -2,7 +2,6 @@ package main
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"net/http"
 	"os"
 
@@ -25,11 +24,8 @@ func (o *orderOptions) trust() error {
 		o.http = http.DefaultClient
 		return nil
 	}
-	pool, err := x509.SystemCertPool()
+	pool, err := linktls.SystemPlus(o.caFile)
 	if err != nil {
-		pool = x509.NewCertPool()
-	}
-	if err := linktls.AddCA(pool, o.caFile); err != nil {
 		return settingCAFile.Errorf("%s: %v; want a readable PEM file of the CA that signed the cashier's certificate", o.caFile, err)
 	}
 	t := http.DefaultTransport.(*http.Transport).Clone()

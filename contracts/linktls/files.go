@@ -52,6 +52,16 @@ func (f Files) Load(s Settings) (*tls.Config, error) {
 	return tc, nil
 }
 
+// SystemPlus is the system's trust store with the certificates of the PEM
+// file added: for HTTPS clients that must also reach servers of a real PKI.
+func SystemPlus(file string) (*x509.CertPool, error) {
+	pool, err := x509.SystemCertPool()
+	if err != nil {
+		pool = x509.NewCertPool()
+	}
+	return pool, AddCA(pool, file)
+}
+
 // loadCA reads a file of PEM certificates into a pool of their own.
 func loadCA(file string) (*x509.CertPool, error) {
 	pool := x509.NewCertPool()

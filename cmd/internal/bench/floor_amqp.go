@@ -90,10 +90,10 @@ func startAMQPFloor(ctx context.Context, cfg Config, run string, size int) (*amq
 		f.body[i] = 'x'
 	}
 	var err error
-	if f.pubLink, err = amqplink.New(amqplink.Config{URL: cli.WithRole(cfg.AMQPURL, amqplink.DefaultURL, identity.Ops), Topology: f.top, Name: "cafe-bench-floor-publish"}, f.log); err != nil {
+	if f.pubLink, err = amqplink.New(amqplink.Config{URL: cli.WithRole(cfg.AMQPURL, amqplink.DefaultURL, identity.Ops), Topology: f.top, Name: "cafe-bench-floor-publish", TLS: cfg.AMQPTLS}, f.log); err != nil {
 		return nil, err
 	}
-	if f.conLink, err = amqplink.New(amqplink.Config{URL: cli.WithRole(cfg.AMQPURL, amqplink.DefaultURL, identity.Ops), Topology: f.top, Name: "cafe-bench-floor-consume"}, f.log); err != nil {
+	if f.conLink, err = amqplink.New(amqplink.Config{URL: cli.WithRole(cfg.AMQPURL, amqplink.DefaultURL, identity.Ops), Topology: f.top, Name: "cafe-bench-floor-consume", TLS: cfg.AMQPTLS}, f.log); err != nil {
 		return nil, err
 	}
 	f.pub = amqplink.NewPublisher(f.pubLink, f.log)

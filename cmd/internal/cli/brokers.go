@@ -40,6 +40,13 @@ func (b *Brokers) RegisterMQTT(f Flags) {
 	registerTLS(f, &b.MQTTTLS, mqttlink.SettingsTLS, "MQTT broker", "ssl://")
 }
 
+// RegisterTLS adds the TLS files' flags of both links, for a tool that
+// takes the brokers' URLs under flags of its own (cafe bench).
+func RegisterTLS(f Flags, mqtt, amqp *linktls.Files) {
+	registerTLS(f, mqtt, mqttlink.SettingsTLS, "MQTT broker", "ssl://")
+	registerTLS(f, amqp, amqplink.SettingsTLS, "RabbitMQ", "amqps://")
+}
+
 // registerTLS adds the flags of one link's TLS files.
 func registerTLS(f Flags, t *linktls.Files, s linktls.Settings, broker, scheme string) {
 	f.String(&t.CA, s.CA, "", "PEM file of the CA that signed the "+broker+"'s certificate, for "+scheme+" URLs (default: the system's trust store)")
