@@ -371,3 +371,15 @@ func sleep(ctx context.Context, d time.Duration) bool {
 		return true
 	}
 }
+
+// Dial opens one connection as cfg says (its URL, dial timeout and TLS
+// files), for tools that need a connection once rather than a Link that
+// keeps one up.
+func Dial(cfg Config) (*amqp.Connection, error) {
+	cfg.fill()
+	tc, err := cfg.TLS.Load(SettingsTLS)
+	if err != nil {
+		return nil, err
+	}
+	return amqp.DialConfig(cfg.URL, amqp.Config{Dial: amqp.DefaultDial(cfg.DialTimeout), TLSClientConfig: tc})
+}

@@ -74,3 +74,15 @@ func TestTLSSettingsAreChecked(t *testing.T) {
 		})
 	}
 }
+
+func TestDialUsesTLSFiles(t *testing.T) {
+	conn, err := amqplink.Dial(amqplink.Config{URL: brokertest.AMQPTLSURLAs(identity.Admin), TLS: linktls.Files{CA: brokertest.CAFile()}})
+	if err != nil {
+		t.Fatalf("dial over TLS with the local CA: %v", err)
+	}
+	_ = conn.Close()
+	_, err = amqplink.Dial(amqplink.Config{URL: brokertest.AMQPTLSURLAs(identity.Admin), TLS: linktls.Files{CA: brokertest.OtherCA(t)}})
+	if c, ok := linktls.Explain(err, amqplink.SettingsTLS); !ok || c.Kind != "unknown_authority" {
+		t.Fatalf("dial with another CA: %v (cause %+v), want unknown authority", err, c)
+	}
+}

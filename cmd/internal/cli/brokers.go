@@ -37,20 +37,20 @@ func (b *Brokers) Register(f Flags) {
 // RegisterMQTT adds the MQTT broker flag.
 func (b *Brokers) RegisterMQTT(f Flags) {
 	f.String(&b.MQTTURL, mqttlink.SettingURL, mqttlink.DefaultURL, "MQTT broker URL (tcp://[user:password@]host:port, or ssl://host:8883 for TLS)")
-	registerTLS(f, &b.MQTTTLS, mqttlink.SettingsTLS, "MQTT broker", "ssl://")
+	registerTLS(f, &b.MQTTTLS, mqttlink.SettingsTLS, "the MQTT broker", "ssl://")
 }
 
 // RegisterTLS adds the TLS files' flags of both links, for a tool that
 // takes the brokers' URLs under flags of its own (cafe bench).
 func RegisterTLS(f Flags, mqtt, amqp *linktls.Files) {
-	registerTLS(f, mqtt, mqttlink.SettingsTLS, "MQTT broker", "ssl://")
+	registerTLS(f, mqtt, mqttlink.SettingsTLS, "the MQTT broker", "ssl://")
 	registerTLS(f, amqp, amqplink.SettingsTLS, "RabbitMQ", "amqps://")
 }
 
 // registerTLS adds the flags of one link's TLS files.
 func registerTLS(f Flags, t *linktls.Files, s linktls.Settings, broker, scheme string) {
-	f.String(&t.CA, s.CA, "", "PEM file of the CA that signed the "+broker+"'s certificate, for "+scheme+" URLs (default: the system's trust store)")
-	f.String(&t.Cert, s.Cert, "", "PEM client certificate to show the "+broker+" (optional; with "+s.Key.String()+")")
+	f.String(&t.CA, s.CA, "", "PEM file of the CA that signed the certificate of "+broker+", for "+scheme+" URLs (default: the system's trust store)")
+	f.String(&t.Cert, s.Cert, "", "PEM client certificate to show "+broker+" (optional; with --"+s.Key.Flag+")")
 	f.String(&t.Key, s.Key, "", "PEM private key of "+s.Cert.String())
 }
 
