@@ -4,7 +4,7 @@
 # and returns (about one second, most of it `rabbitmqctl`).
 #
 #   deploy/brokers.sh                    ensure both brokers run (the default)
-#   deploy/brokers.sh status             versions, up or down, Mosquitto's config
+#   deploy/brokers.sh status             versions, up or down, TLS listeners, configs
 #   deploy/brokers.sh restart-mosquitto  stop whatever Mosquitto owns port 1883, start ours
 #   deploy/brokers.sh restart-rabbitmq   stop the RabbitMQ node and start it again
 #
@@ -201,9 +201,9 @@ rabbitmq_config() {
 
 # ensure_management: the management plugin (the HTTP API on 127.0.0.1:15672).
 ensure_management() {
-	local enabled
-	enabled="$(rabbitmq-plugins -q list -e -m 2>/dev/null || true)"
-	if ! grep -qx rabbitmq_management <<<"$enabled"; then
+	# rabbitmq-plugins takes seconds: ask it only when the API is silent.
+	if ! answers "$AMQP_HOST" "$MANAGEMENT_PORT" &&
+		! grep -qx rabbitmq_management <<<"$(rabbitmq-plugins -q list -e -m 2>/dev/null || true)"; then
 		say "enabling RabbitMQ's management plugin: rabbitmq-plugins enable rabbitmq_management"
 		rabbitmq-plugins -q enable rabbitmq_management >/dev/null ||
 			die "rabbitmq-plugins enable rabbitmq_management failed" "$(rabbitmq_log_hint)"

@@ -9,16 +9,13 @@ import (
 	"testing"
 	"time"
 
-	"cafe/contracts"
 	"cafe/contracts/brokertest"
 	"cafe/contracts/linktls"
+	"cafe/contracts/mqttlink"
 )
 
-var settings = linktls.Settings{
-	CA:   contracts.Setting{Flag: "x-ca-file", Env: "CAFE_X_CA_FILE"},
-	Cert: contracts.Setting{Flag: "x-cert-file", Env: "CAFE_X_CERT_FILE"},
-	Key:  contracts.Setting{Flag: "x-key-file", Env: "CAFE_X_KEY_FILE"},
-}
+// settings are a link's: the errors and hints name them.
+var settings = mqttlink.SettingsTLS
 
 func write(t *testing.T, name, content string) string {
 	t.Helper()
@@ -47,17 +44,17 @@ func TestLoadRefusesMalformedFiles(t *testing.T) {
 		files linktls.Files
 		want  []string // in the error
 	}{
-		{"missing CA file", linktls.Files{CA: "/nonexistent/ca.pem"}, []string{"CAFE_X_CA_FILE", "/nonexistent/ca.pem", "no such file", "PEM file of the CA"}},
-		{"empty CA file", linktls.Files{CA: write(t, "empty.pem", "")}, []string{"CAFE_X_CA_FILE", "no PEM certificate"}},
-		{"CA not PEM", linktls.Files{CA: write(t, "junk.pem", "hello\x00\xff")}, []string{"CAFE_X_CA_FILE", "no PEM certificate"}},
-		{"a key as the CA", linktls.Files{CA: key}, []string{"CAFE_X_CA_FILE", `"EC PRIVATE KEY", not a CERTIFICATE`}},
-		{"CA with corrupt DER", linktls.Files{CA: write(t, "bad.pem", "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")}, []string{"CAFE_X_CA_FILE", "PEM certificate 1"}},
+		{"missing CA file", linktls.Files{CA: "/nonexistent/ca.pem"}, []string{"CAFE_MQTT_CA_FILE", "/nonexistent/ca.pem", "no such file", "PEM file of the CA"}},
+		{"empty CA file", linktls.Files{CA: write(t, "empty.pem", "")}, []string{"CAFE_MQTT_CA_FILE", "no PEM certificate"}},
+		{"CA not PEM", linktls.Files{CA: write(t, "junk.pem", "hello\x00\xff")}, []string{"CAFE_MQTT_CA_FILE", "no PEM certificate"}},
+		{"a key as the CA", linktls.Files{CA: key}, []string{"CAFE_MQTT_CA_FILE", `"EC PRIVATE KEY", not a CERTIFICATE`}},
+		{"CA with corrupt DER", linktls.Files{CA: write(t, "bad.pem", "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")}, []string{"CAFE_MQTT_CA_FILE", "PEM certificate 1"}},
 		{"good CA then junk certificate", linktls.Files{CA: write(t, "two.pem", ca+"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")}, []string{"PEM certificate 2"}},
-		{"certificate without key", linktls.Files{Cert: cert}, []string{"CAFE_X_CERT_FILE", "CAFE_X_KEY_FILE", "both"}},
-		{"key without certificate", linktls.Files{Key: key}, []string{"CAFE_X_CERT_FILE", "CAFE_X_KEY_FILE", "both"}},
-		{"key of another certificate", linktls.Files{Cert: cert, Key: otherKey}, []string{"CAFE_X_CERT_FILE", "private key does not match"}},
-		{"certificate file not PEM", linktls.Files{Cert: write(t, "c.pem", strings.Repeat("x", 1<<16)), Key: key}, []string{"CAFE_X_CERT_FILE", "want a PEM certificate"}},
-		{"missing key file", linktls.Files{Cert: cert, Key: "/nonexistent/key.pem"}, []string{"CAFE_X_KEY_FILE", "/nonexistent/key.pem"}},
+		{"certificate without key", linktls.Files{Cert: cert}, []string{"CAFE_MQTT_CERT_FILE", "CAFE_MQTT_KEY_FILE", "both"}},
+		{"key without certificate", linktls.Files{Key: key}, []string{"CAFE_MQTT_CERT_FILE", "CAFE_MQTT_KEY_FILE", "both"}},
+		{"key of another certificate", linktls.Files{Cert: cert, Key: otherKey}, []string{"CAFE_MQTT_CERT_FILE", "private key does not match"}},
+		{"certificate file not PEM", linktls.Files{Cert: write(t, "c.pem", strings.Repeat("x", 1<<16)), Key: key}, []string{"CAFE_MQTT_CERT_FILE", "want a PEM certificate"}},
+		{"missing key file", linktls.Files{Cert: cert, Key: "/nonexistent/key.pem"}, []string{"CAFE_MQTT_KEY_FILE", "/nonexistent/key.pem"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tcfg, err := tc.files.Load(settings)
@@ -92,7 +89,7 @@ func TestExplainNamesCauseAndSetting(t *testing.T) {
 		name, kind, hint string
 		err              error
 	}{
-		{"unknown authority", "unknown_authority", "set CAFE_X_CA_FILE", x509.UnknownAuthorityError{Cert: cert}},
+		{"unknown authority", "unknown_authority", "set CAFE_MQTT_CA_FILE", x509.UnknownAuthorityError{Cert: cert}},
 		{"name mismatch", "name_mismatch", "reissue", x509.HostnameError{Certificate: cert, Host: "broker.example"}},
 		{"expired", "expired", "renew", x509.CertificateInvalidError{Cert: cert, Reason: x509.Expired}},
 	} {
