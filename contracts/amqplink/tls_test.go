@@ -86,3 +86,17 @@ func TestDialUsesTLSFiles(t *testing.T) {
 		t.Fatalf("dial with another CA: %v (cause %+v), want unknown authority", err, c)
 	}
 }
+
+// An amqps:// URL that names the plain port: RabbitMQ answers the TLS
+// hello with its AMQP header, which the link explains as not TLS.
+func TestTLSToPlainPortIsExplained(t *testing.T) {
+	var logs brokertest.Logs
+	top := brokertest.Topology(t)
+	link, err := amqplink.New(amqplink.Config{URL: strings.Replace(brokertest.AMQPTLSURLAs(identity.Admin), ":5671", ":5672", 1),
+		Topology: top, Name: t.Name(), MaxBackoff: 200 * time.Millisecond, TLS: linktls.Files{CA: brokertest.CAFile()}}, logs.Logger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	brokertest.Start(t, nil, link.Run)
+	brokertest.LoggedOnce(t, &logs, "not_tls", "TLS port")
+}

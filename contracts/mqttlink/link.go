@@ -7,6 +7,15 @@
 // messages arrive (so a device's presence updates are never reordered); they
 // must not block. Publish waits for the connection and for the broker's
 // acknowledgement (PUBACK at QoS 1), both bounded by its context.
+//
+// An ssl:// (tls://, mqtts://, wss://) URL connects over TLS; Config.TLS
+// gives the CA file (default: the system's trust store) and an optional
+// client certificate and key (SettingsTLS: CAFE_MQTT_CA_FILE,
+// CAFE_MQTT_CERT_FILE, CAFE_MQTT_KEY_FILE), read by New, which refuses
+// files it cannot use and TLS files with a plain URL. A certificate failure
+// while connecting is logged once per cause with a hint (package linktls);
+// paho keeps retrying. (Over wss:// paho dials itself, so its certificate
+// failures go unexplained.)
 package mqttlink
 
 import (
