@@ -24,14 +24,18 @@ import (
 
 // MQTTTLSURLAs is the tests' Mosquitto TLS listener ($CAFE_TEST_MQTTS_URL
 // or ssl://127.0.0.1:8883), logged in as service s.
-func MQTTTLSURLAs(s identity.Service) string { return as(MQTTTLSBase(), string(s), Key().ServicePassword(s)) }
+func MQTTTLSURLAs(s identity.Service) string {
+	return as(MQTTTLSBase(), string(s), Key().ServicePassword(s))
+}
 
 // MQTTTLSBase is the tests' Mosquitto TLS listener without credentials.
 func MQTTTLSBase() string { return envOr("CAFE_TEST_MQTTS_URL", "ssl://127.0.0.1:8883") }
 
 // AMQPTLSURLAs is the tests' RabbitMQ TLS listener ($CAFE_TEST_AMQPS_URL
 // or amqps://127.0.0.1:5671/), logged in as service s.
-func AMQPTLSURLAs(s identity.Service) string { return as(AMQPTLSBase(), string(s), Key().ServicePassword(s)) }
+func AMQPTLSURLAs(s identity.Service) string {
+	return as(AMQPTLSBase(), string(s), Key().ServicePassword(s))
+}
 
 // AMQPTLSBase is the tests' RabbitMQ TLS listener without credentials.
 func AMQPTLSBase() string { return envOr("CAFE_TEST_AMQPS_URL", "amqps://127.0.0.1:5671/") }

@@ -11,7 +11,6 @@ import (
 	"syscall"
 	"time"
 
-
 	"cafe/cmd/internal/cli"
 	"cafe/contracts/amqplink"
 	"cafe/contracts/identity"
