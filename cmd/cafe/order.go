@@ -71,6 +71,12 @@ system's trust store for the cashier, and that CA for the broker.`,
 			return order(cmd.Context(), o, cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
 	}
+	o.register(cmd)
+	return cmd
+}
+
+// register adds order's flags to cmd.
+func (o *orderOptions) register(cmd *cobra.Command) {
 	f := cli.On(cmd.Flags())
 	f.String(&o.url, cli.Setting("url", "CAFE_URL"), "http://127.0.0.1:8080", "the cashier's base URL")
 	f.String(&o.mqttURL, cli.Setting("mqtt-url", "CAFE_ORDER_MQTT_URL"), "", "MQTT broker where results arrive (default: the session's mqtt_url)")
@@ -86,7 +92,6 @@ system's trust store for the cashier, and that CA for the broker.`,
 	cmd.Flags().BoolVar(&o.oneWay, "one-way", false, "send a notification (no id): the device gets it, no result comes back")
 	_ = cmd.MarkFlagRequired("device")
 	_ = cmd.MarkFlagRequired("method")
-	return cmd
 }
 
 func (o *orderOptions) check() error {

@@ -125,12 +125,7 @@ func (l *Link) options() *paho.ClientOptions {
 	opts.SetDefaultPublishHandler(func(_ paho.Client, m paho.Message) {
 		l.log.Debug("mqtt message matched no handler", "topic", m.Topic())
 	})
-	if l.tls != nil {
-		opts.SetTLSConfig(l.tls)
-	}
-	if dial := groupDial(u.Scheme, cfg.ConnectTimeout, l.tlsReport); dial != nil {
-		opts.SetCustomOpenConnectionFn(dial)
-	}
+	l.setDial(opts, u.Scheme, l.tlsReport)
 	opts.SetStore(l.store)
 	opts.SetConnectionAttemptHandler(func(_ *url.URL, tc *tls.Config) *tls.Config {
 		l.attemptGen.Store(l.store.Gen())
@@ -142,6 +137,16 @@ func (l *Link) options() *paho.ClientOptions {
 		l.log.Warn("mqtt connection lost; reconnecting", "err", err)
 	})
 	return opts
+}
+
+// setDial gives opts the link's TLS configuration and its own dialing.
+func (l *Link) setDial(opts *paho.ClientOptions, scheme string, report *linktls.Reporter) {
+	if l.tls != nil {
+		opts.SetTLSConfig(l.tls)
+	}
+	if dial := groupDial(scheme, l.cfg.ConnectTimeout, report); dial != nil {
+		opts.SetCustomOpenConnectionFn(dial)
+	}
 }
 
 // groupDial opens plain and TLS connections the way paho does and gathers

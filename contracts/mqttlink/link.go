@@ -318,12 +318,7 @@ func (l *Link) close() {
 	for _, s := range r.Servers() {
 		opts.AddBroker(s.String())
 	}
-	if l.tls != nil {
-		opts.SetTLSConfig(l.tls)
-	}
-	if dial := groupDial(r.Servers()[0].Scheme, l.cfg.ConnectTimeout, nil); dial != nil {
-		opts.SetCustomOpenConnectionFn(dial)
-	}
+	l.setDial(opts, r.Servers()[0].Scheme, nil)
 	c := paho.NewClient(opts)
 	if t := c.Connect(); t.WaitTimeout(l.cfg.ConnectTimeout) && t.Error() == nil {
 		c.Disconnect(0)

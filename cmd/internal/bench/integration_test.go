@@ -36,14 +36,7 @@ func pipeline(t *testing.T, overTLS bool) (url, token, client, registryFile stri
 	top := brokertest.Topology(t)
 	// No credentials in the URLs: each role logs in as itself, as on the
 	// one-machine set-up (cli.WithRole).
-	b := cli.BrokersOf(brokertest.AMQPBase(), brokertest.MQTTBase(), top)
-	cs := run.CashierSettings{Config: cashier.Config{Addr: "127.0.0.1:0"}}
-	if overTLS {
-		b = cli.BrokersOf(brokertest.AMQPTLSBase(), brokertest.MQTTTLSBase(), top)
-		b.AMQPTLS, b.MQTTTLS = linktls.Files{CA: brokertest.CAFile()}, linktls.Files{CA: brokertest.CAFile()}
-		cs.Config.CertFile, cs.Config.KeyFile = brokertest.TLSFile("cashier.pem"), brokertest.TLSFile("cashier-key.pem")
-		cs.Config.SessionMQTTURL = brokertest.MQTTTLSBase()
-	}
+	b, cs := brokersFor(top, overTLS)
 	client, token = brokertest.ID(t, "app"), brokertest.ID(t, "token")
 	sum := sha256.Sum256([]byte(token))
 	// The app's MQTT login, as the cashier's POST /v1/sessions describes it.
@@ -72,6 +65,39 @@ func pipeline(t *testing.T, overTLS bool) (url, token, client, registryFile stri
 	brokertest.Start(t, p.Run)
 	brokertest.Eventually(t, 20*time.Second, "the pipeline did not become ready", func() bool { return p.Ready() == nil })
 	return cash.Scheme() + "://" + cash.Addr().String(), token, client, registry
+}
+
+// brokersFor is what a pipeline's roles connect with (each logs in as
+// itself, as on the one-machine set-up, cli.WithRole) and the cashier's
+// settings; over TLS, every link is.
+func brokersFor(top contracts.Topology, overTLS bool) (cli.Brokers, run.CashierSettings) {
+	cs := run.CashierSettings{Config: cashier.Config{Addr: "127.0.0.1:0"}}
+	if !overTLS {
+		return cli.BrokersOf(brokertest.AMQPBase(), brokertest.MQTTBase(), top), cs
+	}
+	b := cli.BrokersOf(brokertest.AMQPTLSBase(), brokertest.MQTTTLSBase(), top)
+	b.AMQPTLS, b.MQTTTLS = linktls.Files{CA: brokertest.CAFile()}, linktls.Files{CA: brokertest.CAFile()}
+	cs.Config.CertFile, cs.Config.KeyFile = brokertest.TLSFile("cashier.pem"), brokertest.TLSFile("cashier-key.pem")
+	cs.Config.SessionMQTTURL = brokertest.MQTTTLSBase()
+	return b, cs
+}
+
+// runBench runs a bench of cfg, writing to a folder of the test's own
+// (cfg.Out), and returns its report and its table.
+func runBench(t *testing.T, cfg *bench.Config) (*bench.Report, string) {
+	t.Helper()
+	cfg.Out = filepath.Join(t.TempDir(), "out")
+	var stdout bytes.Buffer
+	cfg.Stdout, cfg.Progress = &stdout, io.Discard
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	start := time.Now()
+	r, err := bench.Run(ctx, *cfg)
+	if err != nil {
+		t.Fatalf("bench: %v\n%s", err, stdout.String())
+	}
+	t.Logf("bench took %v\n%s", time.Since(start).Round(time.Millisecond), stdout.String())
+	return r, stdout.String()
 }
 
 // benchConfig is the configuration of a bench against a pipeline of the
@@ -106,18 +132,7 @@ func TestBenchAgainstAPipeline(t *testing.T) {
 	cfg.Rate, cfg.Count, cfg.Duration = 100, 50, 0
 	cfg.Devices = 5
 	cfg.Floor, cfg.FloorDuration, cfg.LoneCount = true, 300*time.Millisecond, 20
-	cfg.Out = filepath.Join(t.TempDir(), "out")
-	var stdout bytes.Buffer
-	cfg.Stdout, cfg.Progress = &stdout, io.Discard
-
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	start := time.Now()
-	r, err := bench.Run(ctx, cfg)
-	if err != nil {
-		t.Fatalf("bench: %v\n%s", err, stdout.String())
-	}
-	t.Logf("bench took %v\n%s", time.Since(start).Round(time.Millisecond), stdout.String())
+	r, stdout := runBench(t, &cfg)
 	if r.Run == nil || r.Lone == nil || r.Floor == nil {
 		t.Fatalf("run %v, lone %v, floor %v: want all three", r.Run != nil, r.Lone != nil, r.Floor != nil)
 	}
@@ -139,8 +154,8 @@ func TestBenchAgainstAPipeline(t *testing.T) {
 			t.Errorf("%s: %v", name, err)
 		}
 	}
-	if !strings.Contains(stdout.String(), "targets") {
-		t.Errorf("the table has no targets:\n%s", stdout.String())
+	if !strings.Contains(stdout, "targets") {
+		t.Errorf("the table has no targets:\n%s", stdout)
 	}
 	// Every queue and exchange of the floor's topology is gone (AMQP cannot
 	// list by prefix: the topology's own list names them).
@@ -184,20 +199,12 @@ func TestBenchOverTLS(t *testing.T) {
 	cfg.MQTTTLS, cfg.AMQPTLS = linktls.Files{CA: brokertest.CAFile()}, linktls.Files{CA: brokertest.CAFile()}
 	cfg.Rate, cfg.Count, cfg.Duration, cfg.Devices = 100, 30, 0, 3
 	cfg.Floor, cfg.FloorDuration, cfg.LoneCount = true, 300*time.Millisecond, 10
-	cfg.Out = filepath.Join(t.TempDir(), "out")
-	var stdout bytes.Buffer
-	cfg.Stdout, cfg.Progress = &stdout, io.Discard
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	r, err := bench.Run(ctx, cfg)
-	if err != nil {
-		t.Fatalf("bench: %v\n%s", err, stdout.String())
-	}
+	r, stdout := runBench(t, &cfg)
 	if !strings.HasPrefix(cfg.URL, "https://") {
 		t.Fatalf("cashier at %s, want https", cfg.URL)
 	}
 	if got := r.Run; got == nil || got.Results != 30 || got.Missing != 0 || len(got.Errors) != 0 {
-		t.Fatalf("run %+v: want 30 results, none missing, no errors\n%s", got, stdout.String())
+		t.Fatalf("run %+v: want 30 results, none missing, no errors\n%s", got, stdout)
 	}
 	if f := r.Floor; f == nil || f.AMQP.Lone.Count != 10 || f.MQTT.Lone.Count != 10 {
 		t.Errorf("floor over TLS: %+v", f)

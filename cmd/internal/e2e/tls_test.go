@@ -54,60 +54,69 @@ func TestPipelineOverTLS(t *testing.T) {
 		t.Fatalf("result %s, want the echo of [\"tls\"]", r.raw)
 	}
 
-	t.Run("cafe order trusts the CA it is given", func(t *testing.T) {
-		order := func(env []string, args ...string) (int, string) {
-			base := []string{"order", "--url", p.url(), "--token", p.client.token, "--device", devices.ids[0], "--method", "echo"}
-			code, _, out := run(t, 30*time.Second, "cafe", env, append(base, args...)...)
-			return code, out
-		}
-		noLocalCA := []string{"CAFE_CONFIG_DIR=" + t.TempDir()}
-		if code, out := order(noLocalCA, "--ca-file", brokertest.CAFile()); code != 0 {
-			t.Errorf("--ca-file: exit %d, want 0:\n%s", code, indent(out))
-		}
-		if code, out := order(append(noLocalCA, "CAFE_CA_FILE="+brokertest.CAFile())); code != 0 {
-			t.Errorf("CAFE_CA_FILE: exit %d, want 0:\n%s", code, indent(out))
-		}
-		if code, out := order(nil); code != 0 { // this machine's CAFE_CONFIG_DIR has the local CA
-			t.Errorf("the local CA by default: exit %d, want 0:\n%s", code, indent(out))
-		}
-		if code, out := order(noLocalCA); code != 4 || !strings.Contains(out, "certificate") {
-			t.Errorf("no CA: exit %d, want 4 and a word on the certificate:\n%s", code, indent(out))
-		}
-		if code, out := order(noLocalCA, "--ca-file", brokertest.TLSFile("cashier-key.pem")); code != 2 || !strings.Contains(out, "CAFE_CA_FILE") {
-			t.Errorf("a key as the CA file: exit %d, want 2 and the setting named:\n%s", code, indent(out))
-		}
+	t.Run("cafe order trusts the CA it is given", func(t *testing.T) { orderOverTLS(t, p, devices) })
+	t.Run("barista with the wrong CA", func(t *testing.T) { wrongCABarista(t, p, devices, app) })
+}
+
+// orderOverTLS runs cafe order against p's HTTPS cashier and ssl:// broker
+// with each way of giving it the CA, and with none or a malformed one.
+func orderOverTLS(t *testing.T, p *pipeline, devices *fleet) {
+	order := func(env []string, args ...string) (int, string) {
+		base := []string{"order", "--url", p.url(), "--token", p.client.token, "--device", devices.ids[0], "--method", "echo"}
+		code, _, out := run(t, 30*time.Second, "cafe", env, append(base, args...)...)
+		return code, out
+	}
+	noLocalCA := []string{"CAFE_CONFIG_DIR=" + t.TempDir()}
+	if code, out := order(noLocalCA, "--ca-file", brokertest.CAFile()); code != 0 {
+		t.Errorf("--ca-file: exit %d, want 0:\n%s", code, indent(out))
+	}
+	if code, out := order(append(noLocalCA, "CAFE_CA_FILE="+brokertest.CAFile())); code != 0 {
+		t.Errorf("CAFE_CA_FILE: exit %d, want 0:\n%s", code, indent(out))
+	}
+	if code, out := order(nil); code != 0 { // this machine's CAFE_CONFIG_DIR has the local CA
+		t.Errorf("the local CA by default: exit %d, want 0:\n%s", code, indent(out))
+	}
+	if code, out := order(noLocalCA); code != 4 || !strings.Contains(out, "certificate") {
+		t.Errorf("no CA: exit %d, want 4 and a word on the certificate:\n%s", code, indent(out))
+	}
+	if code, out := order(noLocalCA, "--ca-file", brokertest.TLSFile("cashier-key.pem")); code != 2 || !strings.Contains(out, "CAFE_CA_FILE") {
+		t.Errorf("a key as the CA file: exit %d, want 2 and the setting named:\n%s", code, indent(out))
+	}
+}
+
+// wrongCABarista starts a barista that does not trust RabbitMQ's CA, stops
+// the good one, and checks that the wrong one explains itself and takes
+// nothing.
+func wrongCABarista(t *testing.T, p *pipeline, devices *fleet, app *app) {
+	wrong := p.addBarista(t, "CAFE_AMQP_CA_FILE="+brokertest.OtherCA(t))
+	brokertest.Eventually(t, readyTimeout, wrong.name+" never logged the cause", func() bool {
+		return strings.Contains(wrong.out.String(), "cause=unknown_authority")
 	})
-	t.Run("barista with the wrong CA", func(t *testing.T) {
-		wrong := p.addBarista(t, "CAFE_AMQP_CA_FILE="+brokertest.OtherCA(t))
-		brokertest.Eventually(t, readyTimeout, wrong.name+" never logged the cause", func() bool {
-			return strings.Contains(wrong.out.String(), "cause=unknown_authority")
-		})
-		p.baristas[0].stop(t, stopTimeout) // only the wrong one is left
-		app.submit(t, devices.ids[0], `{"jsonrpc":"2.0","method":"echo","id":"tls-2"}`, "Cafe-Timeout", "30s")
-		time.Sleep(2 * time.Second)
-		if n := brokertest.QueueDepth(t, p.top.CommandsQueue()); n != 1 {
-			t.Errorf("commands queue holds %d, want the 1 command nobody could take", n)
+	p.baristas[0].stop(t, stopTimeout) // only the wrong one is left
+	app.submit(t, devices.ids[0], `{"jsonrpc":"2.0","method":"echo","id":"tls-2"}`, "Cafe-Timeout", "30s")
+	time.Sleep(2 * time.Second)
+	if n := brokertest.QueueDepth(t, p.top.CommandsQueue()); n != 1 {
+		t.Errorf("commands queue holds %d, want the 1 command nobody could take", n)
+	}
+	if got := app.withID(`"tls-2"`); len(got) != 0 {
+		t.Errorf("a result came without a barista that trusts the broker: %s", got[0].raw)
+	}
+	out := wrong.out.String()
+	links := causeLinks(out, "unknown_authority")
+	for link, n := range links {
+		if n != 1 {
+			t.Errorf("link %s logged the cause %d times, want once:\n%s", link, n, indent(out))
 		}
-		if got := app.withID(`"tls-2"`); len(got) != 0 {
-			t.Errorf("a result came without a barista that trusts the broker: %s", got[0].raw)
-		}
-		out := wrong.out.String()
-		links := causeLinks(out, "unknown_authority")
-		for link, n := range links {
-			if n != 1 {
-				t.Errorf("link %s logged the cause %d times, want once:\n%s", link, n, indent(out))
-			}
-		}
-		if len(links) == 0 {
-			t.Errorf("no link logged the cause:\n%s", indent(out))
-		}
-		if !strings.Contains(out, "CAFE_AMQP_CA_FILE") {
-			t.Errorf("the log gives no hint naming CAFE_AMQP_CA_FILE:\n%s", indent(out))
-		}
-		if code := getURL(wrong.base() + "/readyz"); code == http.StatusOK {
-			t.Error("the barista that cannot reach RabbitMQ says it is ready")
-		}
-	})
+	}
+	if len(links) == 0 {
+		t.Errorf("no link logged the cause:\n%s", indent(out))
+	}
+	if !strings.Contains(out, "CAFE_AMQP_CA_FILE") {
+		t.Errorf("the log gives no hint naming CAFE_AMQP_CA_FILE:\n%s", indent(out))
+	}
+	if code := getURL(wrong.base() + "/readyz"); code == http.StatusOK {
+		t.Error("the barista that cannot reach RabbitMQ says it is ready")
+	}
 }
 
 // causeLinks counts, per link, the log lines of a text log that give cause.
