@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"strings"
 	"sync"
 )
@@ -25,6 +26,7 @@ func Explain(err error, s Settings) (Cause, bool) {
 		he  x509.HostnameError
 		ci  x509.CertificateInvalidError
 		ae  tls.AlertError
+		oe  *net.OpError
 		rhe tls.RecordHeaderError
 	)
 	switch {
@@ -40,13 +42,39 @@ func Explain(err error, s Settings) (Cause, bool) {
 	case errors.As(err, &ci):
 		return Cause{"invalid", ci.Error(), "reissue the broker's certificate for server use, signed by a CA"}, true
 	case errors.As(err, &ae):
-		return Cause{"refused_by_broker", "the broker sent TLS alert: " + ae.Error(),
-			fmt.Sprintf("set %s and %s to a client certificate signed by a CA the broker trusts", s.Cert.Env, s.Key.Env)}, true
+		return refused(ae.Error(), s), true
+	case errors.As(err, &oe) && oe.Op == "remote error": // an alert the broker sent
+		return refused(oe.Err.Error(), s), true
 	case errors.As(err, &rhe):
 		return Cause{"not_tls", "the broker's port answered without TLS",
 			"use the broker's TLS port, or a plain URL (tcp://, amqp://) for a plain port"}, true
 	}
 	return Cause{}, false
+}
+
+// refused is the Cause of a TLS alert from the broker: mostly a client
+// certificate it did not accept (or none, when it requires one).
+func refused(alert string, s Settings) Cause {
+	return Cause{"refused_by_broker", "the broker sent TLS alert: " + alert,
+		fmt.Sprintf("set %s and %s to a client certificate signed by a CA the broker trusts", s.Cert.Env, s.Key.Env)}
+}
+
+// Conn returns c with every read error reported: in TLS 1.3 a broker
+// refuses a client certificate after the client's handshake is done, so
+// its alert arrives on the first read.
+func (r *Reporter) Conn(c net.Conn) net.Conn { return readReporter{c, r} }
+
+type readReporter struct {
+	net.Conn
+	r *Reporter
+}
+
+func (c readReporter) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if err != nil {
+		c.r.Report(err)
+	}
+	return n, err
 }
 
 func issuer(c *x509.Certificate) string {

@@ -139,6 +139,13 @@ func (l *Link) options() *paho.ClientOptions {
 	return opts
 }
 
+func groupConn(c net.Conn, err error) (net.Conn, error) {
+	if err != nil {
+		return nil, err
+	}
+	return groupwrite.New(c), nil
+}
+
 // setDial gives opts the link's TLS configuration and its own dialing.
 func (l *Link) setDial(opts *paho.ClientOptions, scheme string, report *linktls.Reporter) {
 	if l.tls != nil {
@@ -167,13 +174,14 @@ func groupDial(scheme string, timeout time.Duration, report *linktls.Reporter) p
 		return func(uri *url.URL, o paho.ClientOptions) (net.Conn, error) {
 			d := &net.Dialer{Timeout: timeout}
 			c, err := tls.DialWithDialer(d, "tcp", uri.Host, o.TLSConfig)
+			if report == nil {
+				return groupConn(c, err)
+			}
 			if err != nil {
-				if report != nil {
-					report.Report(err)
-				}
+				report.Report(err)
 				return nil, err
 			}
-			return groupwrite.New(c), nil
+			return groupwrite.New(report.Conn(c)), nil
 		}
 	}
 	return nil

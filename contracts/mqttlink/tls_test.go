@@ -71,3 +71,28 @@ func TestTLSSettingsAreChecked(t *testing.T) {
 		})
 	}
 }
+
+func TestTLSClientCertificateRequiredByBroker(t *testing.T) {
+	url := scratchTLSBroker(t)
+	link := func(files linktls.Files, logs *brokertest.Logs) *mqttlink.Link {
+		l, err := mqttlink.New(mqttlink.Config{URL: url, ClientID: brokertest.ID(t, "cert"), CleanSession: true,
+			MaxBackoff: 200 * time.Millisecond, TLS: files}, logs.Logger())
+		if err != nil {
+			t.Fatal(err)
+		}
+		brokertest.Run(t, l)
+		return l
+	}
+	t.Run("without one the broker's refusal is explained", func(t *testing.T) {
+		var logs brokertest.Logs
+		l := link(linktls.Files{CA: brokertest.CAFile()}, &logs)
+		brokertest.LoggedOnce(t, &logs, "refused_by_broker", "CAFE_MQTT_CERT_FILE")
+		if l.Connected() {
+			t.Fatal("connected without the client certificate the broker requires")
+		}
+	})
+	t.Run("with one it connects", func(t *testing.T) {
+		var logs brokertest.Logs
+		connected(t, link(linktls.Files{CA: brokertest.CAFile(), Cert: brokertest.TLSFile("client.pem"), Key: brokertest.TLSFile("client-key.pem")}, &logs))
+	})
+}
