@@ -6,13 +6,10 @@ import (
 	"errors"
 	"net/url"
 	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
-
-	"cafe/contracts/local"
 )
 
 // One MQTT connection, made by hand rather than by mqttlink (which retries
@@ -43,13 +40,9 @@ func options(rawURL, clientID string) (*paho.ClientOptions, error) {
 }
 
 // trustLocalCA is a TLS configuration that trusts this machine's local CA
-// (the one `cafe setup` made, which signed Mosquitto's certificate).
+// (CAFile, which signed Mosquitto's certificate).
 func trustLocalCA() (*tls.Config, error) {
-	dir, err := local.Default()
-	if err != nil {
-		return nil, err
-	}
-	pem, err := os.ReadFile(filepath.Join(dir.TLS(), "ca.pem"))
+	pem, err := os.ReadFile(CAFile())
 	if err != nil {
 		return nil, err
 	}

@@ -103,11 +103,12 @@ func scratchAccess(b *testing.B, devices ...string) string {
 	return "allow_anonymous false\nplugin /usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so\nplugin_opt_config_file " + dynsec + "\nacl_file " + aclFile + "\n"
 }
 
-// tlsURL is raw (the shared broker's plain listener) on its TLS
-// listener, ssl://127.0.0.1:8883 (deploy/mosquitto/cafe.conf).
+// tlsURL is raw (a login on the shared broker's plain listener) on its
+// TLS listener (brokertest.MQTTTLSBase).
 func tlsURL(raw string) string {
 	u, _ := url.Parse(raw)
-	u.Scheme, u.Host = "ssl", "127.0.0.1:8883"
+	t, _ := url.Parse(brokertest.MQTTTLSBase())
+	u.Scheme, u.Host = t.Scheme, t.Host
 	return u.String()
 }
 
