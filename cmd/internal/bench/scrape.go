@@ -122,23 +122,7 @@ func (s *scraper) scrapeAll() {
 }
 
 func (t *scrapeTarget) scrape(c *http.Client) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	m, err := func() (processMetrics, error) {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, t.url, nil)
-		if err != nil {
-			return processMetrics{}, err
-		}
-		res, err := c.Do(req)
-		if err != nil {
-			return processMetrics{}, err
-		}
-		defer res.Body.Close()
-		if res.StatusCode != http.StatusOK {
-			return processMetrics{}, fmt.Errorf("HTTP %s", res.Status)
-		}
-		return parseMetrics(res.Body)
-	}()
+	m, err := fetchMetrics(c, t.url)
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if err == nil && !m.hasRSS {
@@ -155,6 +139,25 @@ func (t *scrapeTarget) scrape(c *http.Client) {
 	t.last, t.latestAt = m, now
 	t.rssMax = max(t.rssMax, m.rss)
 	t.scrapes++
+}
+
+// fetchMetrics reads one /metrics page.
+func fetchMetrics(c *http.Client, url string) (processMetrics, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return processMetrics{}, err
+	}
+	res, err := c.Do(req)
+	if err != nil {
+		return processMetrics{}, err
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		return processMetrics{}, fmt.Errorf("HTTP %s", res.Status)
+	}
+	return parseMetrics(res.Body)
 }
 
 // finish stops scraping, scrapes a last time and reports.
