@@ -78,7 +78,7 @@ func (b *Barista) decode(d *amqp.Delivery) (*Command, error) {
 	if meta.MsgID != string(req.ID) {
 		return nil, fmt.Errorf("header %s %q does not match the body's id %q", contracts.HeaderMsgID, contracts.Clip(meta.MsgID), contracts.Clip(string(req.ID)))
 	}
-	return &Command{Meta: meta, Request: req, Redelivered: d.Redelivered}, nil
+	return &Command{Meta: meta, Request: req, Redelivered: d.Redelivered, headers: d.Headers}, nil
 }
 
 // publishResult publishes a finished command's result and waits for the
@@ -96,18 +96,11 @@ func (b *Barista) publishResult(ctx context.Context, cmd *Command, res Result) e
 		MessageId:   cmd.Meta.CommandID,
 		ContentType: contracts.ContentTypeJSON,
 		Timestamp:   time.Now(),
-		Headers: contracts.ResultMeta{
-			CommandID:  cmd.Meta.CommandID,
-			ClientID:   cmd.Meta.ClientID,
-			DeviceID:   cmd.Meta.DeviceID,
-			MsgID:      cmd.Meta.MsgID,
-			AcceptedAt: cmd.Meta.AcceptedAt,
-			Outcome:    res.Outcome,
-		}.Headers(),
-		Body: res.Body,
+		Headers:     contracts.ResultHeaders(cmd.headers, res.Outcome),
+		Body:        res.Body,
 	}
 	for {
-		err := b.results.Publish(ctx, b.top.ResultsExchange(), contracts.RoutingKeyResult, msg)
+		err := b.results.Publish(ctx, b.resultsExchange, contracts.RoutingKeyResult, msg)
 		switch {
 		case err == nil:
 			return nil
