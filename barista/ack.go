@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -38,23 +39,31 @@ func (b *Barista) handle(ctx context.Context, d *amqp.Delivery) amqplink.Verdict
 	}
 	b.m.inFlight.Inc()
 	defer b.m.inFlight.Dec()
-	who := []any{"client_id", cmd.Meta.ClientID, "device_id", cmd.Meta.DeviceID, "msg_id", cmd.Meta.MsgID}
 
 	res, err := b.chain(ctx, cmd)
 	if err != nil {
 		if ctx.Err() != nil {
-			return amqplink.GiveBack("the barista is shutting down: "+err.Error(), who...)
+			return amqplink.GiveBack("the barista is shutting down: "+err.Error(), who(cmd)...)
 		}
-		return amqplink.Retry("the command could not be handled: "+err.Error(), who...)
+		return amqplink.Retry("the command could not be handled: "+err.Error(), who(cmd)...)
 	}
 	if res.Body != nil {
 		if err := b.publishResult(ctx, cmd, res); err != nil {
-			return amqplink.Retry("result not confirmed: "+err.Error(), who...)
+			return amqplink.Retry("result not confirmed: "+err.Error(), who(cmd)...)
 		}
 	}
 	b.m.commands.WithLabelValues(string(res.Outcome)).Inc()
-	b.log.Debug("command done", append(who, "outcome", res.Outcome)...)
+	if b.log.Enabled(ctx, slog.LevelDebug) {
+		b.log.Debug("command done", append(who(cmd), "outcome", res.Outcome)...)
+	}
 	return amqplink.Done()
+}
+
+// who are the log attributes of cmd. Made only when something is logged:
+// the slice and each boxed string are allocations, four per command when
+// made up front.
+func who(cmd *Command) []any {
+	return []any{"client_id", cmd.Meta.ClientID, "device_id", cmd.Meta.DeviceID, "msg_id", cmd.Meta.MsgID}
 }
 
 // decode reads a delivery as a command: one a cashier published (its
