@@ -43,7 +43,8 @@ command goes through, read from /proc at the phase's start and end: the
 --scrape targets (found by their metrics port; else their
 process_cpu_seconds_total), RabbitMQ and Mosquitto (the processes listening
 on the --amqp-url and --mqtt-url ports) and the bench itself, with their
-read/write system calls per command. A process it cannot find is reported
+read/write system calls per command (and a service's Go allocations per
+command, from its /metrics). A process it cannot find is reported
 with the reason. Run it as root (or the brokers' user) to see the brokers.
 
 --floor first measures, on the same brokers and with the same message size,

@@ -23,14 +23,19 @@ type ProcessCPU struct {
 	// SyscallsPerCommand counts the read- and write-family system calls
 	// (/proc/PID/io syscr + syscw); absent when that file is unreadable.
 	SyscallsPerCommand float64 `json:"rw_syscalls_per_command,omitempty"`
-	Error              string  `json:"error,omitempty"` // the process could not be found or read; the others are still reported
+	// AllocsPerCommand is the Go heap allocations per command of a cafe
+	// service (go_memstats_mallocs_total of its /metrics).
+	AllocsPerCommand float64 `json:"allocs_per_command,omitempty"`
+	Error            string  `json:"error,omitempty"` // the process could not be found or read; the others are still reported
 }
 
 // cpuReading is one process's counters at one moment.
 type cpuReading struct {
-	seconds  float64
-	syscalls uint64
-	hasSys   bool
+	seconds    float64
+	syscalls   uint64
+	hasSys     bool
+	mallocs    float64
+	hasMallocs bool
 }
 
 // cpuProc is one process the meter reads: by pid from /proc, or over HTTP
@@ -126,6 +131,13 @@ func (root procFS) serviceProc(name, metricsURL string, c *http.Client) *cpuProc
 	if pid, err := root.findListener(metricsURL, "80"); err == nil {
 		p := root.pidProc(name, pid)
 		p.cafe = true
+		p.read = func() (cpuReading, error) {
+			r, err := root.cpu(pid)
+			if m, merr := fetchMetrics(c, metricsURL); merr == nil { // allocations: only the service knows them
+				r.mallocs, r.hasMallocs = m.mallocs, m.hasMallocs
+			}
+			return r, err
+		}
 		return p
 	}
 	return &cpuProc{name: name, cafe: true, source: metricsURL, read: func() (cpuReading, error) {
@@ -133,7 +145,7 @@ func (root procFS) serviceProc(name, metricsURL string, c *http.Client) *cpuProc
 		if err == nil && !m.hasCPU {
 			err = errors.New("no process_cpu_seconds_total in " + metricsURL)
 		}
-		return cpuReading{seconds: m.cpu}, err
+		return cpuReading{seconds: m.cpu, mallocs: m.mallocs, hasMallocs: m.hasMallocs}, err
 	}}
 }
 
@@ -187,8 +199,22 @@ func (m *cpuMeter) perCommand(before, after cpuSample, commands int) []ProcessCP
 			if a.hasSys && b.hasSys {
 				pc.SyscallsPerCommand = float64(a.syscalls-b.syscalls) / float64(commands)
 			}
+			if a.hasMallocs && b.hasMallocs {
+				pc.AllocsPerCommand = (a.mallocs - b.mallocs) / float64(commands)
+			}
 		}
 		out[i] = pc
 	}
 	return out
+}
+
+// completed is how many commands the phase finished, warmup included: their
+// results, or their 202s when cashier-only.
+func (p *phase) completed() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.spec.CashierOnly {
+		return p.all.Accepted
+	}
+	return p.all.Results
 }

@@ -13,11 +13,11 @@ import (
 func TestPerCommand(t *testing.T) {
 	m := &cpuMeter{procs: []*cpuProc{{name: "cashier", cafe: true, pid: 1}, {name: "RabbitMQ (beam.smp)", pid: 2}, {name: "Mosquitto"}}}
 	gone := errors.New("process 3: gone")
-	before := cpuSample{r: []cpuReading{{seconds: 1, syscalls: 100, hasSys: true}, {seconds: 10}, {}}, err: []error{nil, nil, gone}}
-	after := cpuSample{r: []cpuReading{{seconds: 1.5, syscalls: 600, hasSys: true}, {seconds: 12}, {}}, err: []error{nil, nil, gone}}
+	before := cpuSample{r: []cpuReading{{seconds: 1, syscalls: 100, hasSys: true, mallocs: 1e6, hasMallocs: true}, {seconds: 10}, {}}, err: []error{nil, nil, gone}}
+	after := cpuSample{r: []cpuReading{{seconds: 1.5, syscalls: 600, hasSys: true, mallocs: 1.03e6, hasMallocs: true}, {seconds: 12}, {}}, err: []error{nil, nil, gone}}
 	got := m.perCommand(before, after, 1000)
-	if c := got[0]; c.CPUMS != 500 || c.MSPerCommand != 0.5 || c.SyscallsPerCommand != 0.5 || !c.Cafe {
-		t.Errorf("cashier: %+v, want 500 ms, 0.5 ms and 0.5 system calls per command", c)
+	if c := got[0]; c.CPUMS != 500 || c.MSPerCommand != 0.5 || c.SyscallsPerCommand != 0.5 || c.AllocsPerCommand != 30 || !c.Cafe {
+		t.Errorf("cashier: %+v, want 500 ms, 0.5 ms, 0.5 system calls and 30 allocations per command", c)
 	}
 	if c := got[1]; c.MSPerCommand != 2 || c.SyscallsPerCommand != 0 || c.Cafe {
 		t.Errorf("RabbitMQ: %+v, want 2 ms per command, no system calls", c)
@@ -48,21 +48,24 @@ func TestServiceProcLocal(t *testing.T) {
 	if _, err := os.Stat("/proc/self/stat"); err != nil {
 		t.Skip("no /proc on this system")
 	}
-	srv := metricsServer(t, "")
+	srv := metricsServer(t, "go_memstats_mallocs_total 77\n")
 	p := procFS("/proc").serviceProc("cashier", srv.URL+"/metrics", srv.Client())
 	if p.pid != os.Getpid() || !p.cafe || p.err != nil {
 		t.Fatalf("serviceProc = %+v, want this process (%d)", p, os.Getpid())
+	}
+	if r, err := p.read(); err != nil || r.seconds < 0 || !r.hasMallocs || r.mallocs != 77 {
+		t.Fatalf("read = %+v, %v; want its CPU from /proc and its allocations from /metrics", r, err)
 	}
 }
 
 // TestServiceProcOverHTTP: a service whose process is not visible is read
 // from its process_cpu_seconds_total.
 func TestServiceProcOverHTTP(t *testing.T) {
-	srv := metricsServer(t, "process_cpu_seconds_total 12.5\n")
+	srv := metricsServer(t, "process_cpu_seconds_total 12.5\ngo_memstats_mallocs_total 4.2e+06\n")
 	p := procFS(t.TempDir()).serviceProc("barista", srv.URL+"/metrics", srv.Client())
 	r, err := p.read()
-	if p.pid != 0 || err != nil || r.seconds != 12.5 || r.hasSys {
-		t.Fatalf("serviceProc over HTTP = %+v read %+v, %v; want 12.5 s, no system calls", p, r, err)
+	if p.pid != 0 || err != nil || r.seconds != 12.5 || r.hasSys || !r.hasMallocs || r.mallocs != 4.2e6 {
+		t.Fatalf("serviceProc over HTTP = %+v read %+v, %v; want 12.5 s, 4.2e6 allocations, no system calls", p, r, err)
 	}
 	bad := metricsServer(t, "process_resident_memory_bytes 1e6\n")
 	p = procFS(t.TempDir()).serviceProc("caller", bad.URL+"/metrics", bad.Client())

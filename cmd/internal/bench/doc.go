@@ -113,7 +113,9 @@
 // --mqtt-url, read from /proc: beam.smp and mosquitto) and the bench
 // itself. For processes read from /proc it also gives the read- and
 // write-family system calls per command (/proc/PID/io syscr + syscw; that
-// file needs the process's user or root). A process that cannot be found
+// file needs the process's user or root), and for cafe's services their Go
+// heap allocations per command (go_memstats_mallocs_total of their
+// /metrics). A process that cannot be found
 // is reported with the reason, and the others still are. For every system
 // call, by kind, run strace on a service while a fixed number of commands
 // goes through, e.g. `strace -c -f -p PID` during `cafe bench --count

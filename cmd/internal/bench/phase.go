@@ -339,17 +339,6 @@ func wakeUp(ch chan struct{}) {
 	}
 }
 
-// completed is how many commands the phase finished, warmup included: their
-// results, or their 202s when cashier-only.
-func (p *phase) completed() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.spec.CashierOnly {
-		return p.all.Accepted
-	}
-	return p.all.Results
-}
-
 func (p *phase) second(t time.Time) int { return int(t.Sub(p.start) / time.Second) }
 
 // drain waits until no accepted command still awaits its result, or the

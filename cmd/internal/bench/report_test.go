@@ -28,7 +28,7 @@ func sampleRun(t *testing.T) *PhaseReport {
 	r := p.report()
 	r.CPUCommands = p.completed()
 	r.CPU = []ProcessCPU{
-		{Name: "cafe", PID: 10, Cafe: true, Source: "/proc/10", CPUMS: 875, MSPerCommand: 0.35, SyscallsPerCommand: 6.5},
+		{Name: "cafe", PID: 10, Cafe: true, Source: "/proc/10", CPUMS: 875, MSPerCommand: 0.35, SyscallsPerCommand: 6.5, AllocsPerCommand: 123},
 		{Name: "RabbitMQ (beam.smp)", PID: 11, Source: "/proc/11", CPUMS: 1000, MSPerCommand: 0.4},
 		{Name: "Mosquitto", Error: "Mosquitto (tcp://127.0.0.1:1883): nothing listens on port 1883 on this machine"},
 	}
@@ -195,7 +195,7 @@ func TestTableNamesTheFigures(t *testing.T) {
 	}
 	for _, want := range []string{"floor", "commands queue", "barista ↔ device", "caller → app", "lone", "run", "p99.9",
 		"accepted/s", "targets", "lone command", "throughput", "INCONCLUSIVE", "RSS max", "cafe",
-		"CPU per command", "0.350", "6.5", "RabbitMQ (beam.smp)", "0.400", "nothing listens on port 1883",
+		"CPU per command", "0.350", "6.5", "allocs/command", "123", "RabbitMQ (beam.smp)", "0.400", "nothing listens on port 1883",
 		"cafe's own (--scrape)", "all measured, 2500 commands", "0.750"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, out.String())
@@ -287,16 +287,19 @@ process_resident_memory_bytes 2.7435008e+07
 process_cpu_seconds_total 12.5
 process_virtual_memory_bytes 1.2e+09
 go_goroutines 42
+go_memstats_mallocs_total 1.234567e+06
 `
 	m, err := parseMetrics(strings.NewReader(text))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !m.hasRSS || m.rss != 27435008 || !m.hasCPU || m.cpu != 12.5 {
+	if !m.hasRSS || m.rss != 27435008 || !m.hasCPU || m.cpu != 12.5 || !m.hasMallocs || m.mallocs != 1234567 {
 		t.Errorf("got %+v", m)
 	}
-	if _, err := parseMetrics(strings.NewReader("process_resident_memory_bytes lots\n")); err == nil {
-		t.Error("a malformed value: no error")
+	for _, bad := range []string{"process_resident_memory_bytes lots\n", "go_memstats_mallocs_total 0x1p-2z\n"} {
+		if _, err := parseMetrics(strings.NewReader(bad)); err == nil {
+			t.Errorf("%q: a malformed value, no error", bad)
+		}
 	}
 }
 

@@ -32,12 +32,13 @@ func parseScrape(s string) (name, target string, err error) {
 
 // processMetrics are the figures read from one scrape.
 type processMetrics struct {
-	rss, cpu       float64
-	hasRSS, hasCPU bool
+	rss, cpu, mallocs          float64
+	hasRSS, hasCPU, hasMallocs bool
 }
 
-// parseMetrics finds process_resident_memory_bytes and
-// process_cpu_seconds_total in a Prometheus text exposition.
+// parseMetrics finds process_resident_memory_bytes,
+// process_cpu_seconds_total and go_memstats_mallocs_total in a Prometheus
+// text exposition.
 func parseMetrics(r io.Reader) (processMetrics, error) {
 	var m processMetrics
 	sc := bufio.NewScanner(r)
@@ -55,6 +56,8 @@ func parseMetrics(r io.Reader) (processMetrics, error) {
 			dst, has = &m.rss, &m.hasRSS
 		case "process_cpu_seconds_total":
 			dst, has = &m.cpu, &m.hasCPU
+		case "go_memstats_mallocs_total":
+			dst, has = &m.mallocs, &m.hasMallocs
 		default:
 			continue
 		}

@@ -181,7 +181,7 @@ func (r *Report) writeCPU(w io.Writer) {
 		if !heading {
 			fmt.Fprintln(w, "\nCPU per command (each process over the whole phase, warmup and drain included, over the commands completed in it;\n"+
 				"every process shares this machine's cores; r/w syscalls: /proc/PID/io syscr+syscw)")
-			fmt.Fprintln(tw, "phase\tprocess\tpid\tCPU ms\tms/command\tr/w syscalls/command\t")
+			fmt.Fprintln(tw, "phase\tprocess\tpid\tCPU ms\tms/command\tr/w syscalls/command\tallocs/command\t")
 			heading = true
 		}
 		writeCPURows(tw, p)
@@ -193,21 +193,26 @@ func writeCPURows(tw io.Writer, p *PhaseReport) {
 	var own, all float64
 	for _, c := range p.CPU {
 		if c.Error != "" {
-			fmt.Fprintf(tw, "%s	%s		-	-	-	  %s\n", p.Name, c.Name, c.Error)
+			fmt.Fprintf(tw, "%s\t%s\t\t-\t-\t-\t-\t  %s\n", p.Name, c.Name, c.Error)
 			continue
 		}
-		sys := "-"
-		if c.SyscallsPerCommand > 0 {
-			sys = strconv.FormatFloat(c.SyscallsPerCommand, 'f', 1, 64)
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%.0f\t%.3f\t%s\t\n", p.Name, c.Name, c.PID, c.CPUMS, c.MSPerCommand, sys)
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%.0f\t%.3f\t%s\t%s\t\n", p.Name, c.Name, c.PID, c.CPUMS, c.MSPerCommand,
+			orDash(c.SyscallsPerCommand, 1), orDash(c.AllocsPerCommand, 0))
 		all += c.MSPerCommand
 		if c.Cafe {
 			own += c.MSPerCommand
 		}
 	}
-	fmt.Fprintf(tw, "%s\tcafe's own (--scrape)\t\t\t%.3f\t\t\n", p.Name, own)
-	fmt.Fprintf(tw, "%s\tall measured, %d commands\t\t\t%.3f\t\t\n", p.Name, p.CPUCommands, all)
+	fmt.Fprintf(tw, "%s\tcafe's own (--scrape)\t\t\t%.3f\t\t\t\n", p.Name, own)
+	fmt.Fprintf(tw, "%s\tall measured, %d commands\t\t\t%.3f\t\t\t\n", p.Name, p.CPUCommands, all)
+}
+
+// orDash formats v with prec decimals, or "-" when it was not measured.
+func orDash(v float64, prec int) string {
+	if v <= 0 {
+		return "-"
+	}
+	return strconv.FormatFloat(v, 'f', prec, 64)
 }
 
 // writeTargets writes each target's verdict, with its rule and any note.
