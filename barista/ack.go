@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -38,23 +39,31 @@ func (b *Barista) handle(ctx context.Context, d *amqp.Delivery) amqplink.Verdict
 	}
 	b.m.inFlight.Inc()
 	defer b.m.inFlight.Dec()
-	who := []any{"client_id", cmd.Meta.ClientID, "device_id", cmd.Meta.DeviceID, "msg_id", cmd.Meta.MsgID}
 
 	res, err := b.chain(ctx, cmd)
 	if err != nil {
 		if ctx.Err() != nil {
-			return amqplink.GiveBack("the barista is shutting down: "+err.Error(), who...)
+			return amqplink.GiveBack("the barista is shutting down: "+err.Error(), who(cmd)...)
 		}
-		return amqplink.Retry("the command could not be handled: "+err.Error(), who...)
+		return amqplink.Retry("the command could not be handled: "+err.Error(), who(cmd)...)
 	}
 	if res.Body != nil {
 		if err := b.publishResult(ctx, cmd, res); err != nil {
-			return amqplink.Retry("result not confirmed: "+err.Error(), who...)
+			return amqplink.Retry("result not confirmed: "+err.Error(), who(cmd)...)
 		}
 	}
 	b.m.commands.WithLabelValues(string(res.Outcome)).Inc()
-	b.log.Debug("command done", append(who, "outcome", res.Outcome)...)
+	if b.log.Enabled(ctx, slog.LevelDebug) {
+		b.log.Debug("command done", append(who(cmd), "outcome", res.Outcome)...)
+	}
 	return amqplink.Done()
+}
+
+// who are the log attributes of cmd. Made only when something is logged:
+// the slice and each boxed string are allocations, four per command when
+// made up front.
+func who(cmd *Command) []any {
+	return []any{"client_id", cmd.Meta.ClientID, "device_id", cmd.Meta.DeviceID, "msg_id", cmd.Meta.MsgID}
 }
 
 // decode reads a delivery as a command: one a cashier published (its
@@ -78,7 +87,7 @@ func (b *Barista) decode(d *amqp.Delivery) (*Command, error) {
 	if meta.MsgID != string(req.ID) {
 		return nil, fmt.Errorf("header %s %q does not match the body's id %q", contracts.HeaderMsgID, contracts.Clip(meta.MsgID), contracts.Clip(string(req.ID)))
 	}
-	return &Command{Meta: meta, Request: req, Redelivered: d.Redelivered}, nil
+	return &Command{Meta: meta, Request: req, Redelivered: d.Redelivered, headers: d.Headers}, nil
 }
 
 // publishResult publishes a finished command's result and waits for the
@@ -96,18 +105,11 @@ func (b *Barista) publishResult(ctx context.Context, cmd *Command, res Result) e
 		MessageId:   cmd.Meta.CommandID,
 		ContentType: contracts.ContentTypeJSON,
 		Timestamp:   time.Now(),
-		Headers: contracts.ResultMeta{
-			CommandID:  cmd.Meta.CommandID,
-			ClientID:   cmd.Meta.ClientID,
-			DeviceID:   cmd.Meta.DeviceID,
-			MsgID:      cmd.Meta.MsgID,
-			AcceptedAt: cmd.Meta.AcceptedAt,
-			Outcome:    res.Outcome,
-		}.Headers(),
-		Body: res.Body,
+		Headers:     contracts.ResultHeaders(cmd.headers, res.Outcome),
+		Body:        res.Body,
 	}
 	for {
-		err := b.results.Publish(ctx, b.top.ResultsExchange(), contracts.RoutingKeyResult, msg)
+		err := b.results.Publish(ctx, b.resultsExchange, contracts.RoutingKeyResult, msg)
 		switch {
 		case err == nil:
 			return nil

@@ -66,6 +66,8 @@ type Barista struct {
 	m        *metrics
 	consumed *amqplink.ConsumerMetrics
 
+	resultsExchange string // top.ResultsExchange(), made once rather than per result
+
 	presence *Presence
 	replies  *Replies
 	breakers *Breakers
@@ -82,7 +84,8 @@ func New(cfg Config, top contracts.Topology, links Links, prom prometheus.Regist
 		links.Presence = links.Devices
 	}
 	log = log.With("route", cfg.Route)
-	b := &Barista{cfg: cfg, log: log, top: top, commands: links.Commands, results: links.Results, mqtt: links.Devices, watch: links.Presence, consumed: links.Metrics}
+	b := &Barista{cfg: cfg, log: log, top: top, commands: links.Commands, results: links.Results, mqtt: links.Devices, watch: links.Presence, consumed: links.Metrics,
+		resultsExchange: top.ResultsExchange()}
 	var m *metrics
 	b.presence = NewPresence(log, func() { m.badPresence.Inc() })
 	b.replies = NewReplies(cfg.Route, log, func(reason string) { m.stray.WithLabelValues(reason).Inc() })

@@ -16,6 +16,8 @@ type Command struct {
 	Meta        contracts.CommandMeta
 	Request     contracts.Request // Request.Raw is the app's bytes, sent to the device unchanged
 	Redelivered bool              // RabbitMQ delivered it before (to this or another barista)
+
+	headers map[string]any // the message's headers, checked: the result reuses their values (contracts.ResultHeaders)
 }
 
 // Result is how a command ended. Body is the JSON-RPC response for the app:

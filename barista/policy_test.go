@@ -257,7 +257,7 @@ func BenchmarkHandle(b *testing.B) {
 		now := time.Now()
 		meta := contracts.CommandMeta{CommandID: contracts.NewCommandID(), ClientID: "app-1", DeviceID: "lamp-1",
 			MsgID: `"3fa9c1.1.42"`, Deadline: now.Add(10 * time.Second), AcceptedAt: now}
-		return &amqp.Delivery{MessageId: meta.CommandID, Headers: meta.Headers(), Body: raw}
+		return &amqp.Delivery{MessageId: meta.CommandID, UserId: string(identity.Cashier), Headers: meta.Headers(), Body: raw}
 	})
 	bar, err := barista.New(barista.Config{}, top, barista.Links{Commands: f, Results: &brokertest.Confirming{}, Devices: mq}, prometheus.NewRegistry(), quiet())
 	if err != nil {
@@ -267,5 +267,18 @@ func BenchmarkHandle(b *testing.B) {
 	b.ResetTimer()
 	if err := f.Drive(context.Background(), bar.Run); err != nil {
 		b.Fatal(err)
+	}
+	b.StopTimer()
+	wantAllDone(b, f.Verdicts())
+}
+
+// wantAllDone fails a benchmark whose deliveries did not all end Done: it
+// would have measured a refusal, not the path it names.
+func wantAllDone(b *testing.B, vs []amqplink.Verdict) {
+	b.Helper()
+	for _, v := range vs {
+		if v.Action != amqplink.Ack {
+			b.Fatalf("a delivery ended %s (%s), not done", v.Action, v.Reason)
+		}
 	}
 }

@@ -30,6 +30,9 @@ type ResultSource interface {
 // MQTT is what the caller needs of the MQTT broker: publishing, and knowing
 // when it can (the gate on taking results).
 type MQTT interface {
+	// WaitConnected returns nil at once while the link is up, whatever
+	// ctx (as mqttlink.Link's does); otherwise it waits until it is, or ctx
+	// is done.
 	WaitConnected(ctx context.Context) error
 	Publish(ctx context.Context, m mqttlink.Message) error
 	amqplink.Gate
@@ -168,22 +171,18 @@ func (c *Caller) noticeFor(d *amqp.Delivery) (contracts.ResultMeta, []byte, bool
 // deliver publishes body to the app: Done once the MQTT broker acknowledged
 // it, back to the queue otherwise (see the package doc).
 func (c *Caller) deliver(ctx context.Context, meta contracts.ResultMeta, body []byte, outcome string) amqplink.Verdict {
-	who := []any{"client_id", meta.ClientID, "msg_id", meta.MsgID}
-	wctx, cancel := context.WithTimeout(ctx, c.cfg.WaitMQTT)
-	err := c.links.MQTT.WaitConnected(wctx)
-	cancel()
-	if err != nil {
+	if err := c.waitConnected(ctx); err != nil {
 		if ctx.Err() != nil {
-			return amqplink.GiveBack("the caller is shutting down with the MQTT broker unreachable", who...)
+			return amqplink.GiveBack("the caller is shutting down with the MQTT broker unreachable", who(meta)...)
 		}
-		return amqplink.Retry("mqtt broker unreachable for "+c.cfg.WaitMQTT.String(), who...)
+		return amqplink.Retry("mqtt broker unreachable for "+c.cfg.WaitMQTT.String(), who(meta)...)
 	}
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.PublishTimeout)
 	sent := time.Now()
-	err = c.links.MQTT.Publish(pctx, mqttlink.Message{Topic: contracts.ResultsTopic(meta.ClientID), Payload: body, QoS: 1})
+	err := c.links.MQTT.Publish(pctx, mqttlink.Message{Topic: contracts.ResultsTopic(meta.ClientID), Payload: body, QoS: 1})
 	cancel()
 	if err != nil {
-		return amqplink.Retry("mqtt broker did not acknowledge the result: "+err.Error(), who...)
+		return amqplink.Retry("mqtt broker did not acknowledge the result: "+err.Error(), who(meta)...)
 	}
 	now := time.Now()
 	c.m.publish.Observe(now.Sub(sent).Seconds())
@@ -191,8 +190,36 @@ func (c *Caller) deliver(ctx context.Context, meta contracts.ResultMeta, body []
 		c.m.endToEnd.Observe(now.Sub(meta.AcceptedAt).Seconds())
 	}
 	c.m.results.WithLabelValues(outcome).Inc()
-	c.log.Debug("result delivered", append(who, "device_id", meta.DeviceID, "outcome", meta.Outcome)...)
+	if c.log.Enabled(ctx, slog.LevelDebug) {
+		c.log.Debug("result delivered", append(who(meta), "device_id", meta.DeviceID, "outcome", meta.Outcome)...)
+	}
 	return amqplink.Done()
+}
+
+// who are the log attributes of a result, made only when something is
+// logged (the slice and the boxed strings are allocations).
+func who(meta contracts.ResultMeta) []any {
+	return []any{"client_id", meta.ClientID, "msg_id", meta.MsgID}
+}
+
+// expired is a context that is already done.
+var expired = func() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return ctx
+}()
+
+// waitConnected waits up to WaitMQTT for the MQTT link. WaitConnected
+// returns at once when the link is up, whatever its context, so the usual
+// case is asked first with an expired context: the timer and contexts of
+// the bounded wait are then made only while the link is down.
+func (c *Caller) waitConnected(ctx context.Context) error {
+	if c.links.MQTT.WaitConnected(expired) == nil {
+		return nil
+	}
+	wctx, cancel := context.WithTimeout(ctx, c.cfg.WaitMQTT)
+	defer cancel()
+	return c.links.MQTT.WaitConnected(wctx)
 }
 
 func (c *Caller) decode(d *amqp.Delivery) (contracts.ResultMeta, error) {

@@ -165,7 +165,7 @@ func BenchmarkDeliver(b *testing.B) {
 		AcceptedAt: time.Now(), Outcome: contracts.OutcomeReply}.Headers()
 	top := contracts.DefaultTopology()
 	results := brokertest.NewFeed(top.ResultsQueue(), b.N, func(int) *amqp.Delivery {
-		return &amqp.Delivery{MessageId: contracts.NewCommandID(), Headers: headers, Body: body}
+		return &amqp.Delivery{MessageId: contracts.NewCommandID(), UserId: string(identity.Barista), Headers: headers, Body: body}
 	})
 	c, err := caller.New(caller.Config{}, top, caller.Links{Results: results, MQTT: acceptAll{}}, prometheus.NewRegistry(), quiet())
 	if err != nil {
@@ -175,6 +175,12 @@ func BenchmarkDeliver(b *testing.B) {
 	b.ResetTimer()
 	if err := results.Drive(context.Background(), c.Run); err != nil {
 		b.Fatal(err)
+	}
+	b.StopTimer()
+	for _, v := range results.Verdicts() {
+		if v.Action != amqplink.Ack {
+			b.Fatalf("a result ended %s (%s), not delivered: the benchmark measured a refusal", v.Action, v.Reason)
+		}
 	}
 }
 

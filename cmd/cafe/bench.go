@@ -39,6 +39,15 @@ progress line per second on stderr; a table on stdout; and in --out
 report.json with latency-over-time.png, throughput-over-time.png and
 latency-histogram.png (knee.png with --knee).
 
+For each phase it also reports the CPU per command of every process a
+command goes through, read from /proc at the phase's start and end: the
+--scrape targets (found by their metrics port; else their
+process_cpu_seconds_total), RabbitMQ and Mosquitto (the processes listening
+on the --amqp-url and --mqtt-url ports) and the bench itself, with their
+read/write system calls per command (and a service's Go allocations per
+command, from its /metrics). A process it cannot find is reported
+with the reason. Run it as root (or the brokers' user) to see the brokers.
+
 --floor first measures, on the same brokers and with the same message size,
 what the hops a command crosses achieve alone (an AMQP publish-with-confirm
 plus consume/ack on a private quorum queue; an MQTT QoS 1 round trip between

@@ -48,7 +48,15 @@ type consumer struct {
 	cfg  ConsumerConfig
 	log  *slog.Logger
 	h    Handler
-	work chan *amqp.Delivery
+	work chan delivery
+	acks *acks // the current channel's
+}
+
+// delivery is one delivery on its way to a handler, with the acks of the
+// channel it came on.
+type delivery struct {
+	d    *amqp.Delivery
+	acks *acks
 }
 
 // Consume delivers messages from cfg.Queue to h on cfg.Concurrency workers
@@ -65,14 +73,14 @@ func (l *Link) Consume(ctx context.Context, cfg ConsumerConfig, log *slog.Logger
 	if cfg.Concurrency < 1 {
 		return fmt.Errorf("consumer concurrency %d: want at least 1", cfg.Concurrency)
 	}
-	c := &consumer{link: l, cfg: cfg, log: log, h: h, work: make(chan *amqp.Delivery)}
+	c := &consumer{link: l, cfg: cfg, log: log, h: h, work: make(chan delivery)}
 	hctx, cancelHandlers := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelHandlers()
 	var workers sync.WaitGroup
 	for range cfg.Concurrency {
 		workers.Go(func() {
-			for d := range c.work {
-				c.handle(hctx, d)
+			for w := range c.work {
+				c.handle(hctx, w)
 			}
 		})
 	}
@@ -82,6 +90,7 @@ func (l *Link) Consume(ctx context.Context, cfg ConsumerConfig, log *slog.Logger
 	}
 	// Shutdown: stop the flow, give handlers their grace, then close.
 	if ch != nil {
+		c.acks.alone() // before the cancel: see alone
 		_ = ch.Cancel(cfg.Tag, false)
 	}
 	close(c.work)
@@ -93,10 +102,17 @@ func (l *Link) Consume(ctx context.Context, cfg ConsumerConfig, log *slog.Logger
 }
 
 // handle runs the handler and settles the delivery from its verdict.
-func (c *consumer) handle(ctx context.Context, d *amqp.Delivery) {
+func (c *consumer) handle(ctx context.Context, w delivery) {
+	d := w.d
 	v := c.h(ctx, d)
 	logVerdict(c.log, c.cfg.Queue, d, v)
-	err := settle(d, v)
+	var err error
+	if v.Action == Ack {
+		err = w.acks.done(d.DeliveryTag) // usually sent later, with others: see acks
+	} else {
+		err = settle(d, v)
+		w.acks.settledAlone(d.DeliveryTag)
+	}
 	c.cfg.Metrics.observe(c.cfg.Name, v, err)
 	if err != nil {
 		// The channel is gone; RabbitMQ has already returned the delivery
@@ -121,6 +137,7 @@ func (c *consumer) session(ctx context.Context, ch *amqp.Channel) *amqp.Channel 
 			c.retry(ctx, err)
 			return nil
 		}
+		c.acks = newAcks(ch.Ack, c.ackFailed)
 	}
 	deliveries, err := ch.Consume(c.cfg.Queue, c.cfg.Tag, false, false, false, false, nil)
 	if err != nil {
@@ -130,7 +147,7 @@ func (c *consumer) session(ctx context.Context, ch *amqp.Channel) *amqp.Channel 
 	}
 	c.log.Info("consuming", "queue", c.cfg.Queue, "concurrency", c.cfg.Concurrency)
 	fctx, stopWatching := context.WithCancel(ctx)
-	stopped := forward(ctx, deliveries, c.work, anyLost(fctx, c.cfg.Gates))
+	stopped := forward(ctx, deliveries, c.work, c.acks, anyLost(fctx, c.cfg.Gates))
 	stopWatching()
 	switch {
 	case stopped == paused:
@@ -138,6 +155,7 @@ func (c *consumer) session(ctx context.Context, ch *amqp.Channel) *amqp.Channel 
 		// settled; stop the flow and give back what arrived meanwhile
 		// (never handed to a handler, so no verdict: this is flow control).
 		c.log.Warn("pausing: handlers cannot work (gate lost); the queue is left to other consumers", "queue", c.cfg.Queue)
+		c.acks.alone() // before the cancel: see alone
 		if ch.Cancel(c.cfg.Tag, false) == nil {
 			for d := range deliveries {
 				_ = settle(&d, GiveBack("consumer paused"))
@@ -147,6 +165,13 @@ func (c *consumer) session(ctx context.Context, ch *amqp.Channel) *amqp.Channel 
 		c.log.Warn("consumer channel closed; re-opening", "queue", c.cfg.Queue)
 	}
 	return ch
+}
+
+// ackFailed counts an ack that failed after its handler returned (one
+// sent later): RabbitMQ requeues the delivery with the channel.
+func (c *consumer) ackFailed(err error) {
+	c.cfg.Metrics.settleFailed(c.cfg.Name)
+	c.log.Debug("could not send acks; RabbitMQ requeues their deliveries with the channel", "queue", c.cfg.Queue, "err", err)
 }
 
 func (c *consumer) retry(ctx context.Context, err error) {
@@ -203,7 +228,7 @@ const (
 // (channel or connection gone, or the broker cancelled the consumer), ctx is
 // done, or lost is closed. A delivery read but not handed over stays
 // unsettled and goes back to the queue when the channel closes.
-func forward(ctx context.Context, deliveries <-chan amqp.Delivery, work chan<- *amqp.Delivery, lost <-chan struct{}) stop {
+func forward(ctx context.Context, deliveries <-chan amqp.Delivery, work chan<- delivery, acks *acks, lost <-chan struct{}) stop {
 	for {
 		select {
 		case <-ctx.Done():
@@ -214,8 +239,9 @@ func forward(ctx context.Context, deliveries <-chan amqp.Delivery, work chan<- *
 			if !ok {
 				return closed
 			}
+			acks.add(d.DeliveryTag)
 			select {
-			case work <- &d:
+			case work <- delivery{&d, acks}:
 			case <-ctx.Done():
 				return closed
 			}

@@ -323,3 +323,43 @@ func TestConsumeTakesNothingWhileTheGateIsClosed(t *testing.T) {
 	gate.set(true)
 	brokertest.Eventually(t, 5*time.Second, "consumption did not resume", func() bool { return handled.Load() == 5 })
 }
+
+// TestConsumeAcksEveryFinishedDeliveryOutOfOrder: handlers finish in any
+// order and their acks are coalesced; once the consumer has stopped (its
+// channel closed, which would return any unacked delivery to the queue)
+// nothing comes back but the one delivery still in hand at shutdown.
+func TestConsumeAcksEveryFinishedDeliveryOutOfOrder(t *testing.T) {
+	top := brokertest.Topology(t)
+	link, pub := startLink(t, brokertest.AMQPURL(), top)
+	waitReady(t, pub)
+	const n = 300
+	for i := range n {
+		body := "{}"
+		if i == 0 {
+			body = "slow" // the oldest delivery stays in hand: the others' acks cannot cover it
+		}
+		if err := publish(t, pub, top, msg(body)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var handled atomic.Int64
+	cfg, _, reg := counted(t, amqplink.ConsumerConfig{Queue: top.CommandsQueue(), Tag: "t", Concurrency: 16, Grace: 100 * time.Millisecond})
+	stop := consume(t, link, cfg, func(ctx context.Context, d *amqp.Delivery) amqplink.Verdict {
+		if string(d.Body) == "slow" {
+			<-ctx.Done()
+			return amqplink.GiveBack("shutting down")
+		}
+		time.Sleep(time.Duration(d.DeliveryTag%5) * time.Millisecond) // finish out of order
+		handled.Add(1)
+		return amqplink.Done()
+	})
+	brokertest.Eventually(t, 20*time.Second, "not every delivery was handled", func() bool { return handled.Load() == n-1 })
+	stop()
+	time.Sleep(200 * time.Millisecond) // let RabbitMQ requeue what the closed channel held
+	if d := brokertest.QueueDepth(t, top.CommandsQueue()); d != 1 {
+		t.Fatalf("%d messages back in the queue after the consumer stopped, want only the one in hand (the rest acked)", d)
+	}
+	if acked, failed := verdicts(t, reg, amqplink.Ack); acked != n-1 || failed != 0 {
+		t.Fatalf("counted %v acks, %v failed settles; want %d and none", acked, failed, n-1)
+	}
+}

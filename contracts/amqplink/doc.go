@@ -15,6 +15,13 @@
 //	Poison    basic.reject, no requeue   never valid; dead-lettered at once (reason "rejected")
 //	GiveBack  basic.nack, requeue        unfinished at shutdown; for another consumer
 //
+// Acks are coalesced (acks.go): a Done delivery is acked within 5 ms,
+// usually by one basic.ack with multiple=true covering every finished
+// delivery up to it, which RabbitMQ handles about as cheaply as one. An ack
+// is only ever later than before, never earlier than the work it
+// acknowledges; one lost with its channel means a redelivery. Retry,
+// Poison and GiveBack are still sent at once, one by one.
+//
 // Scan applies the same verdicts to messages taken one by one with
 // basic.get (the dead-letter tools): Done removes, anything else leaves the
 // message where it was. These two are the only places in cafe that settle

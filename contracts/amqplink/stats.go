@@ -124,6 +124,14 @@ func (m *ConsumerMetrics) observe(name string, v Verdict, settleErr error) {
 	}
 }
 
+// settleFailed counts a settle that failed apart from its verdict (a held
+// ack sent later).
+func (m *ConsumerMetrics) settleFailed(name string) {
+	if m != nil {
+		m.failures.WithLabelValues(name).Inc()
+	}
+}
+
 // registerOnce registers c, or returns the collector of the same
 // description registered before.
 func registerOnce[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {

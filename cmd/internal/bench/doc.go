@@ -110,6 +110,26 @@
 // process_resident_memory_bytes (RSS at the end and the highest seen) and
 // process_cpu_seconds_total (CPU used during the run).
 //
+// # CPU per command
+//
+// At the start and the end of every phase the bench reads the CPU time of
+// each process the commands go through, and divides what each used in the
+// phase (warmup and drain included) by the commands the phase completed
+// (results; 202s when cashier-only): cafe's services (the --scrape targets,
+// found on this machine by the port of their metrics URL and read from
+// /proc/PID/stat, else from their process_cpu_seconds_total), RabbitMQ and
+// Mosquitto (the processes listening on the ports of --amqp-url and
+// --mqtt-url, read from /proc: beam.smp and mosquitto) and the bench
+// itself. For processes read from /proc it also gives the read- and
+// write-family system calls per command (/proc/PID/io syscr + syscw; that
+// file needs the process's user or root), and for cafe's services their Go
+// heap allocations per command (go_memstats_mallocs_total of their
+// /metrics). A process that cannot be found
+// is reported with the reason, and the others still are. For every system
+// call, by kind, run strace on a service while a fixed number of commands
+// goes through, e.g. `strace -c -f -p PID` during `cafe bench --count
+// 2000`, and divide by the count.
+//
 // The bench runs in its own process, with the devices, on the same machine
 // as the pipeline and the brokers: on a small machine it competes with them
 // for CPU, and its figures include that.

@@ -61,29 +61,33 @@ type Settings struct {
 // PhaseReport is one load phase. Counts other than Commands and Warmup,
 // the rates and the latencies cover the measured commands only.
 type PhaseReport struct {
-	Name          string         `json:"name"`
-	Mode          string         `json:"mode"` // open, closed
-	OfferedRate   float64        `json:"offered_rate,omitempty"`
-	Concurrency   int            `json:"concurrency,omitempty"`
-	CashierOnly   bool           `json:"cashier_only"`
-	Commands      int            `json:"commands"`        // sent in the phase, warmup included
-	Warmup        int            `json:"warmup_commands"` // of those, not measured
-	Sent          int            `json:"sent"`
-	Accepted      int            `json:"accepted"`
-	Refused       int            `json:"refused"`
-	Results       int            `json:"results"`
-	Missing       int            `json:"missing"` // accepted, no result after the drain
-	Duplicates    int            `json:"duplicates"`
-	Errors        map[string]int `json:"errors"` // "http 503", "-32001 device timeout", …
-	MeasuredS     float64        `json:"measured_s"`
-	AcceptedPerS  float64        `json:"accepted_per_s"`
-	ResultsPerS   float64        `json:"results_per_s"`
-	Latency       Percentiles    `json:"latency"`             // end to end from the scheduled send (202 when cashier-only)
-	LatencyRaw    Percentiles    `json:"latency_uncorrected"` // from the actual send
-	Accept        Percentiles    `json:"accept_latency"`      // 202 from the scheduled send
-	AcceptRaw     Percentiles    `json:"accept_latency_uncorrected"`
-	Interrupted   bool           `json:"interrupted"`
-	Timeline      []Second       `json:"timeline"`
+	Name         string         `json:"name"`
+	Mode         string         `json:"mode"` // open, closed
+	OfferedRate  float64        `json:"offered_rate,omitempty"`
+	Concurrency  int            `json:"concurrency,omitempty"`
+	CashierOnly  bool           `json:"cashier_only"`
+	Commands     int            `json:"commands"`        // sent in the phase, warmup included
+	Warmup       int            `json:"warmup_commands"` // of those, not measured
+	Sent         int            `json:"sent"`
+	Accepted     int            `json:"accepted"`
+	Refused      int            `json:"refused"`
+	Results      int            `json:"results"`
+	Missing      int            `json:"missing"` // accepted, no result after the drain
+	Duplicates   int            `json:"duplicates"`
+	Errors       map[string]int `json:"errors"` // "http 503", "-32001 device timeout", …
+	MeasuredS    float64        `json:"measured_s"`
+	AcceptedPerS float64        `json:"accepted_per_s"`
+	ResultsPerS  float64        `json:"results_per_s"`
+	Latency      Percentiles    `json:"latency"`             // end to end from the scheduled send (202 when cashier-only)
+	LatencyRaw   Percentiles    `json:"latency_uncorrected"` // from the actual send
+	Accept       Percentiles    `json:"accept_latency"`      // 202 from the scheduled send
+	AcceptRaw    Percentiles    `json:"accept_latency_uncorrected"`
+	Interrupted  bool           `json:"interrupted"`
+	Timeline     []Second       `json:"timeline"`
+	// CPU is each process's CPU over the whole phase (warmup and drain
+	// included) per command completed in it (CPUCommands, warmup included).
+	CPU           []ProcessCPU `json:"cpu,omitempty"`
+	CPUCommands   int          `json:"cpu_commands,omitempty"`
 	samples       []point
 	warmupSeconds float64
 	hist          *hdrhistogram.Histogram // a copy of the end-to-end latencies, for the histogram picture

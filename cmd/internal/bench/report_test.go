@@ -25,7 +25,14 @@ func sampleRun(t *testing.T) *PhaseReport {
 		p.answer(i, 1, 202, "", due.Add(time.Millisecond))
 		p.onResult(i, due.Add(lat), 0)
 	}
-	return p.report()
+	r := p.report()
+	r.CPUCommands = p.completed()
+	r.CPU = []ProcessCPU{
+		{Name: "cafe", PID: 10, Cafe: true, Source: "/proc/10", CPUMS: 875, MSPerCommand: 0.35, SyscallsPerCommand: 6.5, AllocsPerCommand: 123},
+		{Name: "RabbitMQ (beam.smp)", PID: 11, Source: "/proc/11", CPUMS: 1000, MSPerCommand: 0.4},
+		{Name: "Mosquitto", Error: "Mosquitto (tcp://127.0.0.1:1883): nothing listens on port 1883 on this machine"},
+	}
+	return r
 }
 
 func sampleFloor() *FloorReport {
@@ -77,7 +84,7 @@ func TestReportJSONShape(t *testing.T) {
 		"lone.latency.p50_ms", "run.latency.p50_ms", "run.latency.p90_ms", "run.latency.p99_ms", "run.latency.p99_9_ms",
 		"run.latency.max_ms", "run.latency_uncorrected.p99_ms", "run.accept_latency.p50_ms", "run.accept_latency_uncorrected.p99_ms",
 		"run.accepted_per_s", "run.results_per_s", "run.missing", "run.duplicates", "run.errors", "run.timeline",
-		"targets", "services", "foreign_results", "files",
+		"targets", "services", "foreign_results", "files", "run.cpu_commands",
 	} {
 		if _, ok := lookup(doc, path); !ok {
 			t.Errorf("report.json has no %s", path)
@@ -85,6 +92,19 @@ func TestReportJSONShape(t *testing.T) {
 	}
 	if tl, _ := lookup(doc, "run.timeline"); len(tl.([]any)) != 6 { // 5 s of sending, the last results in the 6th
 		t.Errorf("timeline has %d seconds, want 6", len(tl.([]any)))
+	}
+	cpu, _ := lookup(doc, "run.cpu")
+	if c, _ := cpu.([]any); len(c) != 3 {
+		t.Fatalf("run.cpu = %v, want the three processes", cpu)
+	}
+	rabbit := cpu.([]any)[1].(map[string]any)
+	for _, k := range []string{"name", "pid", "cafe", "source", "cpu_ms", "cpu_ms_per_command"} {
+		if _, ok := rabbit[k]; !ok {
+			t.Errorf("run.cpu[1] has no %q: %v", k, rabbit)
+		}
+	}
+	if _, ok := rabbit["rw_syscalls_per_command"]; ok {
+		t.Errorf("run.cpu[1] has system calls it never measured: %v", rabbit)
 	}
 	first := doc["targets"].([]any)[0].(map[string]any)
 	for _, k := range []string{"name", "rule", "measured", "floor", "ratio", "threshold", "verdict"} {
@@ -174,7 +194,9 @@ func TestTableNamesTheFigures(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"floor", "commands queue", "barista ↔ device", "caller → app", "lone", "run", "p99.9",
-		"accepted/s", "targets", "lone command", "throughput", "INCONCLUSIVE", "RSS max", "cafe"} {
+		"accepted/s", "targets", "lone command", "throughput", "INCONCLUSIVE", "RSS max", "cafe",
+		"CPU per command", "0.350", "6.5", "allocs/command", "123", "RabbitMQ (beam.smp)", "0.400", "nothing listens on port 1883",
+		"cafe's own (--scrape)", "all measured, 2500 commands", "0.750"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, out.String())
 		}
@@ -265,16 +287,19 @@ process_resident_memory_bytes 2.7435008e+07
 process_cpu_seconds_total 12.5
 process_virtual_memory_bytes 1.2e+09
 go_goroutines 42
+go_memstats_mallocs_total 1.234567e+06
 `
 	m, err := parseMetrics(strings.NewReader(text))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !m.hasRSS || m.rss != 27435008 || !m.hasCPU || m.cpu != 12.5 {
+	if !m.hasRSS || m.rss != 27435008 || !m.hasCPU || m.cpu != 12.5 || !m.hasMallocs || m.mallocs != 1234567 {
 		t.Errorf("got %+v", m)
 	}
-	if _, err := parseMetrics(strings.NewReader("process_resident_memory_bytes lots\n")); err == nil {
-		t.Error("a malformed value: no error")
+	for _, bad := range []string{"process_resident_memory_bytes lots\n", "go_memstats_mallocs_total 0x1p-2z\n"} {
+		if _, err := parseMetrics(strings.NewReader(bad)); err == nil {
+			t.Errorf("%q: a malformed value, no error", bad)
+		}
 	}
 }
 

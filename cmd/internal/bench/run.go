@@ -85,6 +85,7 @@ func (r *Report) measure(ctx context.Context, cfg Config, s *session, note func(
 		s.close()
 		return orInterrupted(ctx, err)
 	}
+	s.cpu = newCPUMeter(cfg, "/proc")
 	var sc *scraper
 	if len(cfg.Scrape) > 0 {
 		sc = startScraper(cfg.Scrape)

@@ -32,12 +32,13 @@ func parseScrape(s string) (name, target string, err error) {
 
 // processMetrics are the figures read from one scrape.
 type processMetrics struct {
-	rss, cpu       float64
-	hasRSS, hasCPU bool
+	rss, cpu, mallocs          float64
+	hasRSS, hasCPU, hasMallocs bool
 }
 
-// parseMetrics finds process_resident_memory_bytes and
-// process_cpu_seconds_total in a Prometheus text exposition.
+// parseMetrics finds process_resident_memory_bytes,
+// process_cpu_seconds_total and go_memstats_mallocs_total in a Prometheus
+// text exposition.
 func parseMetrics(r io.Reader) (processMetrics, error) {
 	var m processMetrics
 	sc := bufio.NewScanner(r)
@@ -55,6 +56,8 @@ func parseMetrics(r io.Reader) (processMetrics, error) {
 			dst, has = &m.rss, &m.hasRSS
 		case "process_cpu_seconds_total":
 			dst, has = &m.cpu, &m.hasCPU
+		case "go_memstats_mallocs_total":
+			dst, has = &m.mallocs, &m.hasMallocs
 		default:
 			continue
 		}
@@ -122,23 +125,7 @@ func (s *scraper) scrapeAll() {
 }
 
 func (t *scrapeTarget) scrape(c *http.Client) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	m, err := func() (processMetrics, error) {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, t.url, nil)
-		if err != nil {
-			return processMetrics{}, err
-		}
-		res, err := c.Do(req)
-		if err != nil {
-			return processMetrics{}, err
-		}
-		defer res.Body.Close()
-		if res.StatusCode != http.StatusOK {
-			return processMetrics{}, fmt.Errorf("HTTP %s", res.Status)
-		}
-		return parseMetrics(res.Body)
-	}()
+	m, err := fetchMetrics(c, t.url)
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if err == nil && !m.hasRSS {
@@ -155,6 +142,25 @@ func (t *scrapeTarget) scrape(c *http.Client) {
 	t.last, t.latestAt = m, now
 	t.rssMax = max(t.rssMax, m.rss)
 	t.scrapes++
+}
+
+// fetchMetrics reads one /metrics page.
+func fetchMetrics(c *http.Client, url string) (processMetrics, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return processMetrics{}, err
+	}
+	res, err := c.Do(req)
+	if err != nil {
+		return processMetrics{}, err
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		return processMetrics{}, fmt.Errorf("HTTP %s", res.Status)
+	}
+	return parseMetrics(res.Body)
 }
 
 // finish stops scraping, scrapes a last time and reports.

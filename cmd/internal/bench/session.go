@@ -47,6 +47,8 @@ type session struct {
 	stopLink   func()
 	unregister func() error // removes the devices RegisterDevices registered
 
+	cpu *cpuMeter // nil: CPU per command not measured
+
 	mu      sync.RWMutex
 	phases  []*phase
 	foreign atomic.Int64 // results on the topic that are not this bench's
@@ -262,8 +264,13 @@ func (s *session) newPhase(spec phaseSpec) *phase {
 // measure runs one phase and reports it.
 func (s *session) measure(ctx context.Context, spec phaseSpec) *PhaseReport {
 	p := s.newPhase(spec)
+	before := s.cpu.sample()
 	p.run(ctx)
-	return p.report()
+	after := s.cpu.sample()
+	r := p.report()
+	r.CPUCommands = p.completed()
+	r.CPU = s.cpu.perCommand(before, after, r.CPUCommands)
+	return r
 }
 
 // onResult is the MQTT handler of the results topic. It never blocks.

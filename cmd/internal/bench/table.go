@@ -74,6 +74,7 @@ func (r *Report) WriteTable(w io.Writer, cfg Config) error {
 		fmt.Fprintf(ew, "%d results on the topic were not this bench's (another app or bench on the same client)\n", r.Foreign)
 	}
 	r.writeServices(ew)
+	r.writeCPU(ew)
 	r.writeTargets(ew)
 	r.writeFiles(ew)
 	return ew.err
@@ -162,6 +163,56 @@ func (r *Report) writeServices(w io.Writer) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%.1f\t%.2f\t%d\t%s\n", s.Name, mib(s.RSSEnd), mib(s.RSSMax), s.CPUSeconds, s.Cores, s.Scrapes, s.Error)
 	}
 	_ = tw.Flush()
+}
+
+// writeCPU writes each process's CPU per command, for the lone phase, the
+// main run and the knee's step.
+func (r *Report) writeCPU(w io.Writer) {
+	phases := []*PhaseReport{r.Lone, r.Run}
+	if r.Knee != nil {
+		phases = append(phases, r.Knee.KneeStep())
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	heading := false
+	for _, p := range phases {
+		if p == nil || len(p.CPU) == 0 {
+			continue
+		}
+		if !heading {
+			fmt.Fprintln(w, "\nCPU per command (each process over the whole phase, warmup and drain included, over the commands completed in it;\n"+
+				"every process shares this machine's cores; r/w syscalls: /proc/PID/io syscr+syscw)")
+			fmt.Fprintln(tw, "phase\tprocess\tpid\tCPU ms\tms/command\tr/w syscalls/command\tallocs/command\t")
+			heading = true
+		}
+		writeCPURows(tw, p)
+	}
+	_ = tw.Flush()
+}
+
+func writeCPURows(tw io.Writer, p *PhaseReport) {
+	var own, all float64
+	for _, c := range p.CPU {
+		if c.Error != "" {
+			fmt.Fprintf(tw, "%s\t%s\t\t-\t-\t-\t-\t  %s\n", p.Name, c.Name, c.Error)
+			continue
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%.0f\t%.3f\t%s\t%s\t\n", p.Name, c.Name, c.PID, c.CPUMS, c.MSPerCommand,
+			orDash(c.SyscallsPerCommand, 1), orDash(c.AllocsPerCommand, 0))
+		all += c.MSPerCommand
+		if c.Cafe {
+			own += c.MSPerCommand
+		}
+	}
+	fmt.Fprintf(tw, "%s\tcafe's own (--scrape)\t\t\t%.3f\t\t\t\n", p.Name, own)
+	fmt.Fprintf(tw, "%s\tall measured, %d commands\t\t\t%.3f\t\t\t\n", p.Name, p.CPUCommands, all)
+}
+
+// orDash formats v with prec decimals, or "-" when it was not measured.
+func orDash(v float64, prec int) string {
+	if v <= 0 {
+		return "-"
+	}
+	return strconv.FormatFloat(v, 'f', prec, 64)
 }
 
 // writeTargets writes each target's verdict, with its rule and any note.
