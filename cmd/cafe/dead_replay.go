@@ -92,15 +92,15 @@ func (s *deadSettings) replay(cmd *cobra.Command, r replayFlags) error {
 	if r.extend < 0 {
 		return &exitError{exitUsage, fmt.Errorf("--extend %v: want a positive duration (30s, 5m)", r.extend)}
 	}
-	reg, err := registry.Load(s.registryFile)
-	if err != nil {
-		return fmt.Errorf("replay re-checks every letter against the registry: %w", err)
-	}
 	link, err := s.dial(cmd)
 	if err != nil {
 		return err
 	}
 	defer link.conn.Close()
+	reg, err := registry.Load(s.registryFile)
+	if err != nil {
+		return fmt.Errorf("replay re-checks every letter against the registry: %w", err)
+	}
 	out := cmd.OutOrStdout()
 	bar := s.progress(cmd, link, r)
 	opts := deadletter.ReplayOptions{ScanLimit: s.scanLimit, DryRun: r.dryRun, Extend: r.extend, Limiter: lim,
