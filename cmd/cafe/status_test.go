@@ -28,7 +28,7 @@ func runStatus(t *testing.T, args ...string) (string, error) {
 	t.Helper()
 	cmd := statusCommand()
 	var out strings.Builder
-	cmd.SetArgs(args)
+	cmd.SetArgs(append([]string{"--timeout", "20s"}, args...)) // a loaded machine is slow, not broken
 	cmd.SetOut(&out)
 	cmd.SetErr(new(strings.Builder))
 	err := cmd.Execute()
