@@ -1,108 +1,114 @@
 package main
 
 import (
-	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"strings"
-	"text/tabwriter"
-	"time"
+	"net/url"
+	"path/filepath"
 
 	amqp "github.com/rabbitmq/amqp091-go"
 	"github.com/spf13/cobra"
 
 	"cafe/cmd/internal/cli"
 	"cafe/cmd/internal/deadletter"
+	"cafe/cmd/internal/run"
 	"cafe/contracts/amqplink"
+	"cafe/contracts/identity"
+	"cafe/contracts/local"
 )
 
+// SettingAuditFile is where replays and purges are recorded.
+var SettingAuditFile = cli.Setting("audit-file", "CAFE_AUDIT_FILE")
+
+// deadSettings are the flags every `cafe dead` command shares.
+type deadSettings struct {
+	brokers      cli.Brokers
+	scanLimit    int
+	registryFile string
+	auditFile    string
+}
+
 func deadCommand() *cobra.Command {
-	var brokers cli.Brokers
+	var s deadSettings
 	cmd := &cobra.Command{
 		Use:   "dead",
-		Short: "Inspect and replay dead letters (commands and results the pipeline put aside)",
-		Long: `dead works on the dead-letter queue ({prefix}.dead). A command lands there when
-it is not a valid command (reason "rejected") or was delivered too often, e.g.
-because it kept crashing workers (reason "delivery_limit"); a result, when it
-cannot be delivered to any app. Nothing in it expires.`,
+		Short: "Inspect, replay and purge dead letters (commands and results the pipeline put aside)",
+		Long: `dead works on the dead-letter queue ({prefix}.dead), as cafe-ops. A command lands
+there when it is not a valid command or comes from an untrusted publisher
+(reason "rejected") or was delivered too often, e.g. because it kept crashing
+workers (reason "delivery_limit"); a result, when it cannot be delivered.
+Nothing in it expires.
+
+Looking (list, show) never removes or reorders a letter. replay and purge
+choose letters with the same filters as list, and each run appends a line to
+the audit file (CAFE_AUDIT_FILE).`,
 	}
 	f := cli.On(cmd.PersistentFlags())
-	brokers.RegisterAMQP(f)
-	cmd.AddCommand(deadListCommand(&brokers), deadReplayCommand(&brokers))
+	s.brokers.RegisterAMQP(f)
+	dir, _ := local.Default()
+	f.String(&s.registryFile, run.SettingClientsFile, dir.Registry(), "the registry replay re-checks letters against")
+	f.String(&s.auditFile, SettingAuditFile, filepath.Join(string(dir), "audit.jsonl"), "JSON-lines file every replay and purge is recorded in")
+	cmd.PersistentFlags().IntVar(&s.scanLimit, "scan-limit", deadletter.DefaultScanLimit, "look at no more than this many dead letters")
+	cmd.AddCommand(deadListCommand(&s), deadShowCommand(&s), deadReplayCommand(&s), deadPurgeCommand(&s))
 	return cmd
 }
 
-func dial(cmd *cobra.Command, b *cli.Brokers) (*amqp.Connection, error) {
+// opsLink is a connection to RabbitMQ as cafe-ops (unless the URL names
+// another login) and the login it uses.
+type opsLink struct {
+	conn *amqp.Connection
+	user string
+}
+
+func (s *deadSettings) dial(cmd *cobra.Command) (*opsLink, error) {
 	if err := cli.ApplyEnv(cmd.Flags()); err != nil {
 		return nil, err
 	}
-	if err := b.Topology().Validate(); err != nil {
+	if err := s.brokers.Topology().Validate(); err != nil {
 		return nil, err
 	}
-	conn, err := amqplink.Dial(amqplink.Config{URL: b.AMQPURL, TLS: b.AMQPTLS})
+	if s.scanLimit < 1 {
+		return nil, &exitError{exitUsage, fmt.Errorf("--scan-limit %d: want 1 or more", s.scanLimit)}
+	}
+	raw := cli.WithRole(s.brokers.AMQPURL, amqplink.DefaultURL, identity.Ops)
+	u, err := url.Parse(raw)
+	if err != nil || u.User == nil {
+		return nil, &exitError{exitUsage, fmt.Errorf("--amqp-url / CAFE_AMQP_URL: want amqp://user:password@host:port/ (or run `task setup` so cafe-ops' password can be derived)")}
+	}
+	conn, err := amqplink.Dial(amqplink.Config{URL: raw, TLS: s.brokers.AMQPTLS})
 	if err != nil {
-		return nil, fmt.Errorf("cannot reach RabbitMQ (--amqp-url / CAFE_AMQP_URL): %w", err)
+		return nil, fmt.Errorf("cannot reach RabbitMQ at %s as %s (--amqp-url / CAFE_AMQP_URL; start it: bash deploy/brokers.sh): %w", u.Host, u.User.Username(), err)
 	}
-	return conn, nil
+	return &opsLink{conn: conn, user: u.User.Username()}, nil
 }
 
-func deadListCommand(b *cli.Brokers) *cobra.Command {
-	var limit int
-	var asJSON bool
-	cmd := &cobra.Command{
-		Use:     "list",
-		Short:   "List dead letters, oldest first, without removing them",
-		Example: "  cafe dead list\n  cafe dead list --limit 500 --json | jq .reason",
-		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			conn, err := dial(cmd, b)
-			if err != nil {
-				return err
-			}
-			defer conn.Close()
-			letters, err := deadletter.List(cmd.Context(), conn, b.Topology(), limit)
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				enc := json.NewEncoder(cmd.OutOrStdout())
-				for _, l := range letters {
-					if err := enc.Encode(l); err != nil {
-						return err
-					}
-				}
-				return nil
-			}
-			return printLetters(cmd.OutOrStdout(), letters, b.Topology().DeadQueue())
-		},
+// filterFlags registers the flags that fill a Filter.
+func filterFlags(cmd *cobra.Command, f *deadletter.Filter, withIDs bool) {
+	fl := cmd.Flags()
+	if withIDs {
+		fl.StringArrayVar(&f.IDs, "id", nil, "message id of a dead letter (repeatable)")
 	}
-	cmd.Flags().IntVar(&limit, "limit", 100, "show at most this many")
-	cmd.Flags().BoolVar(&asJSON, "json", false, "one JSON object per line, with the body")
-	return cmd
+	fl.StringVar(&f.Reason, "reason", "", "only letters that died for this reason (rejected, delivery_limit, expired, maxlen)")
+	fl.StringVar(&f.Client, "client", "", "only commands of this client (pattern: app-*)")
+	fl.StringVar(&f.Device, "device", "", "only commands for this device (pattern: lamp-*)")
+	fl.StringVar(&f.Method, "method", "", "only commands with this JSON-RPC method (pattern)")
+	fl.DurationVar(&f.OlderThan, "older-than", 0, "only letters that died longer ago than this (30m, 2h)")
+	fl.DurationVar(&f.NewerThan, "newer-than", 0, "only letters that died less long ago than this")
 }
 
-func printLetters(w io.Writer, letters []deadletter.Letter, queue string) error {
-	if len(letters) == 0 {
-		_, err := fmt.Fprintf(w, "no dead letters in %s\n", queue)
-		return err
+func checkFilter(f deadletter.Filter) error {
+	if err := f.Validate(); err != nil {
+		return &exitError{exitUsage, err}
 	}
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "MESSAGE ID\tFROM\tREASON\tDIED\tCLIENT\tDEVICE\tID\tBODY")
-	for _, l := range letters {
-		body := strings.Join(strings.Fields(l.Body), " ")
-		if len(body) > 60 {
-			body = body[:60] + "…"
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", l.MessageID, l.Queue, l.Reason,
-			l.DiedAt.Format(time.DateTime), dash(l.ClientID), dash(l.DeviceID), dash(l.MsgID), body)
+	return nil
+}
+
+// requireChoice refuses a replay or purge of everything unless --all says so.
+func requireChoice(f deadletter.Filter, all bool, verb string) error {
+	if f.Empty() && !all {
+		return &exitError{exitUsage, errors.New("choose what to " + verb + ": --id, --reason, --client, --device, --method, --older-than, --newer-than, or --all")}
 	}
-	if err := tw.Flush(); err != nil {
-		return err
-	}
-	_, err := fmt.Fprintf(w, "%d shown; replay with: cafe dead replay --id MESSAGE_ID [--extend 30s]\n", len(letters))
-	return err
+	return checkFilter(f)
 }
 
 func dash(s string) string {
@@ -110,65 +116,4 @@ func dash(s string) string {
 		return "-"
 	}
 	return s
-}
-
-func deadReplayCommand(b *cli.Brokers) *cobra.Command {
-	var (
-		ids    []string
-		all    bool
-		reason string
-		limit  int
-		extend time.Duration
-	)
-	cmd := &cobra.Command{
-		Use:   "replay",
-		Short: "Send dead letters back where they came from",
-		Long: `replay republishes chosen dead letters to the exchange they died from, with
-publisher confirms, and removes each from the dead-letter queue only once its
-copy is confirmed. A replayed command keeps its deadline unless --extend
-gives it a new one (an old deadline makes it end as "command expired").`,
-		Example: `  cafe dead replay --id 3f2a...            # one
-  cafe dead replay --reason delivery_limit --extend 1m
-  cafe dead replay --all --extend 30s`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if !all && len(ids) == 0 && reason == "" {
-				return &exitError{exitUsage, errors.New("choose what to replay: --id (repeatable), --reason, or --all")}
-			}
-			conn, err := dial(cmd, b)
-			if err != nil {
-				return err
-			}
-			defer conn.Close()
-			sel := deadletter.Selector{Reason: reason, IDs: map[string]bool{}}
-			for _, id := range ids {
-				sel.IDs[id] = true
-			}
-			out := cmd.OutOrStdout()
-			var failed int
-			n, err := deadletter.Replay(cmd.Context(), conn, b.Topology(), sel, deadletter.ReplayOptions{
-				Limit: limit, Extend: extend,
-				Progress: func(l deadletter.Letter, replayed bool, err error) {
-					switch {
-					case err != nil:
-						failed++
-						fmt.Fprintf(out, "kept     %s: %v\n", l.MessageID, err)
-					case replayed:
-						fmt.Fprintf(out, "replayed %s to %s\n", l.MessageID, l.Exchange)
-					}
-				},
-			})
-			fmt.Fprintf(out, "%d replayed, %d kept because they could not be\n", n, failed)
-			if err != nil && !errors.Is(err, context.Canceled) {
-				return err
-			}
-			return nil
-		},
-	}
-	cmd.Flags().StringArrayVar(&ids, "id", nil, "message id of a dead letter to replay (repeatable)")
-	cmd.Flags().BoolVar(&all, "all", false, "replay every dead letter (up to --limit)")
-	cmd.Flags().StringVar(&reason, "reason", "", "replay only dead letters with this reason (rejected, delivery_limit)")
-	cmd.Flags().IntVar(&limit, "limit", 10000, "look at no more than this many dead letters")
-	cmd.Flags().DurationVar(&extend, "extend", 0, "give replayed commands a new deadline this far from now")
-	return cmd
 }

@@ -3,6 +3,7 @@ package deadletter_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -14,14 +15,25 @@ import (
 	"cafe/contracts"
 	"cafe/contracts/amqplink"
 	"cafe/contracts/brokertest"
+	"cafe/contracts/identity"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// deadLetters puts n commands through the commands queue and rejects them,
-// so RabbitMQ dead-letters them with reason "rejected". It returns their ids.
-func deadLetters(t *testing.T, conn *amqp.Connection, top contracts.Topology, n int) []string {
+// cmd is one command to dead-letter.
+type cmd struct {
+	client, device, method string
+	reason                 string        // "rejected" (default) or "delivery_limit"
+	deadline               time.Duration // from now; 0: a minute
+}
+
+// deadLetters puts the commands through the commands queue of top (which
+// it declares) and makes RabbitMQ dead-letter each for its reason. It
+// returns their ids, in order.
+func deadLetters(t *testing.T, top contracts.Topology, cmds ...cmd) []string {
 	t.Helper()
+	conn := brokertest.Dial(t)
+	defer conn.Close()
 	ch, err := conn.Channel()
 	if err != nil {
 		t.Fatal(err)
@@ -30,138 +42,162 @@ func deadLetters(t *testing.T, conn *amqp.Connection, top contracts.Topology, n 
 	if err := amqplink.Declare(ch, top); err != nil {
 		t.Fatal(err)
 	}
+	before := brokertest.QueueDepth(t, top.DeadQueue())
 	var ids []string
-	for i := range n {
-		meta := contracts.CommandMeta{CommandID: contracts.NewCommandID(), ClientID: "app-1", DeviceID: "lamp-1",
-			MsgID: "1", Deadline: time.Now().Add(-time.Minute), AcceptedAt: time.Now().Add(-2 * time.Minute)}
-		body := `{"jsonrpc":"2.0","method":"m","id":1,"n":` + string(rune('0'+i)) + `}`
-		if err := ch.Publish(top.CommandsExchange(), contracts.RoutingKeyCommand, false, false,
-			amqp.Publishing{MessageId: meta.CommandID, Headers: meta.Headers(), Body: []byte(body)}); err != nil {
-			t.Fatal(err)
-		}
-		ids = append(ids, meta.CommandID)
+	for _, c := range cmds {
+		ids = append(ids, publish(t, ch, top, c))
+		kill(t, ch, top, c.reason)
 	}
-	for range n {
+	brokertest.Eventually(t, 5*time.Second, "commands not dead-lettered", func() bool {
+		return brokertest.QueueDepth(t, top.DeadQueue()) == before+len(cmds)
+	})
+	return ids
+}
+
+func publish(t *testing.T, ch *amqp.Channel, top contracts.Topology, c cmd) string {
+	t.Helper()
+	if c.deadline == 0 {
+		c.deadline = time.Minute
+	}
+	meta := contracts.CommandMeta{CommandID: contracts.NewCommandID(), ClientID: c.client, DeviceID: c.device,
+		MsgID: "1", Deadline: time.Now().Add(c.deadline), AcceptedAt: time.Now().Add(-time.Second)}
+	body := fmt.Sprintf(`{"jsonrpc":"2.0","method":%q,"id":1}`, c.method)
+	if err := ch.Publish(top.CommandsExchange(), contracts.RoutingKeyCommand, false, false,
+		amqp.Publishing{MessageId: meta.CommandID, Headers: meta.Headers(), Body: []byte(body)}); err != nil {
+		t.Fatal(err)
+	}
+	return meta.CommandID
+}
+
+// kill takes the command just published and settles it so it dies for reason.
+func kill(t *testing.T, ch *amqp.Channel, top contracts.Topology, reason string) {
+	t.Helper()
+	for {
 		var d amqp.Delivery
 		brokertest.Eventually(t, 5*time.Second, "command not in the queue", func() bool {
 			var ok bool
 			d, ok, _ = ch.Get(top.CommandsQueue(), false)
 			return ok
 		})
-		if err := d.Reject(false); err != nil {
+		if reason != "delivery_limit" {
+			if err := d.Reject(false); err != nil {
+				t.Fatal(err)
+			}
+			return
+		}
+		if err := d.Nack(false, true); err != nil {
 			t.Fatal(err)
 		}
+		if c, _ := d.Headers["x-delivery-count"].(int64); c >= int64(top.DeliveryLimit) {
+			return
+		}
 	}
-	brokertest.Eventually(t, 5*time.Second, "commands not dead-lettered", func() bool {
-		return brokertest.QueueDepth(t, top.DeadQueue()) == n
-	})
-	return ids
 }
 
-func TestListShowsWithoutRemoving(t *testing.T) {
-	top := brokertest.Topology(t)
-	conn := brokertest.Dial(t)
-	defer conn.Close()
-	ids := deadLetters(t, conn, top, 3)
-
-	letters, err := deadletter.List(context.Background(), conn, top, 2)
+// opsConn is a connection as cafe-ops, the identity `cafe dead` uses.
+func opsConn(t *testing.T) *amqp.Connection {
+	t.Helper()
+	conn, err := amqp.Dial(brokertest.AMQPURLAs(identity.Ops))
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("connect as cafe-ops: %v", err)
 	}
-	if len(letters) != 2 {
-		t.Fatalf("listed %d, want the limit of 2", len(letters))
-	}
-	l := letters[0]
-	if l.MessageID != ids[0] || l.Reason != "rejected" || l.Queue != top.CommandsQueue() || l.Exchange != top.CommandsExchange() ||
-		l.RoutingKey != contracts.RoutingKeyCommand || l.ClientID != "app-1" || l.DeviceID != "lamp-1" || l.Count != 1 || l.DiedAt.IsZero() {
-		t.Fatalf("letter %+v", l)
-	}
-	brokertest.Eventually(t, 5*time.Second, "listing removed dead letters", func() bool {
-		return brokertest.QueueDepth(t, top.DeadQueue()) == 3
-	})
-	again, _ := deadletter.List(context.Background(), conn, top, 10)
-	if len(again) != 3 || again[0].MessageID != ids[0] || again[2].MessageID != ids[2] {
-		t.Fatalf("after listing, the order changed or letters vanished: %+v", again)
-	}
+	t.Cleanup(func() { conn.Close() })
+	return conn
 }
 
-func TestReplayChosenLettersWithNewDeadline(t *testing.T) {
-	top := brokertest.Topology(t)
-	conn := brokertest.Dial(t)
-	defer conn.Close()
-	ids := deadLetters(t, conn, top, 3)
+func ids(letters []deadletter.Letter) []string {
+	var out []string
+	for _, l := range letters {
+		out = append(out, l.MessageID)
+	}
+	return out
+}
 
-	var replayedIDs []string
-	n, err := deadletter.Replay(context.Background(), conn, top,
-		deadletter.Selector{IDs: map[string]bool{ids[1]: true}},
-		deadletter.ReplayOptions{Limit: 100, Extend: time.Minute, Progress: func(l deadletter.Letter, replayed bool, err error) {
-			if replayed {
-				replayedIDs = append(replayedIDs, l.MessageID)
+func lamp(n int) cmd { return cmd{client: "app-1", device: fmt.Sprintf("lamp-%d", n), method: "on"} }
+
+// TestBrowseLosesNothingKeepsOrder lists the dead queue 25 times (more
+// than RabbitMQ 4's default delivery limit of 20): every letter is still
+// there, in its order.
+func TestBrowseLosesNothingKeepsOrder(t *testing.T) {
+	top := brokertest.Topology(t)
+	want := deadLetters(t, top, lamp(1), lamp(2), lamp(3), lamp(4))
+	conn := opsConn(t)
+	for i := range 25 {
+		if i%2 == 1 { // a partial look (--limit, or stopping at a match) keeps the order too
+			if first, err := deadletter.List(context.Background(), conn, top, deadletter.Filter{Limit: 1}, 0); err != nil || len(first) != 1 || first[0].MessageID != want[0] {
+				t.Fatalf("look %d at the first letter: %v %v", i, ids(first), err)
 			}
-		}})
-	if err != nil || n != 1 || len(replayedIDs) != 1 || replayedIDs[0] != ids[1] {
-		t.Fatalf("replayed %d (%v), err %v", n, replayedIDs, err)
+		}
+		got, err := deadletter.List(context.Background(), conn, top, deadletter.Filter{}, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Join(ids(got), ",") != strings.Join(want, ",") {
+			t.Fatalf("browse %d: got %v, want %v", i, ids(got), want)
+		}
 	}
-	ch, _ := conn.Channel()
-	defer ch.Close()
-	var d amqp.Delivery
-	brokertest.Eventually(t, 5*time.Second, "replayed command not back in the commands queue", func() bool {
-		var ok bool
-		d, ok, _ = ch.Get(top.CommandsQueue(), true)
-		return ok
+	brokertest.Eventually(t, 5*time.Second, "dead queue not back to 4 after browsing", func() bool {
+		return brokertest.QueueDepth(t, top.DeadQueue()) == 4
 	})
-	if d.MessageId != ids[1] {
-		t.Fatalf("replayed %s, want %s", d.MessageId, ids[1])
+}
+
+func TestListFilters(t *testing.T) {
+	top := brokertest.TopologyWith(t, func(tp *contracts.Topology) { tp.DeliveryLimit = 1 })
+	old := deadLetters(t, top,
+		cmd{client: "app-1", device: "lamp-1", method: "on"},
+		cmd{client: "app-2", device: "door-7", method: "open", reason: "delivery_limit"})
+	time.Sleep(2200 * time.Millisecond) // x-death times are whole seconds
+	recent := deadLetters(t, top,
+		cmd{client: "app-1", device: "lamp-2", method: "off"},
+		cmd{client: "app-2", device: "lamp-3", method: "on"})
+	conn := opsConn(t)
+	for _, tc := range []struct {
+		name string
+		f    deadletter.Filter
+		want []string
+	}{
+		{"all", deadletter.Filter{}, append(append([]string{}, old...), recent...)},
+		{"id", deadletter.Filter{IDs: []string{recent[1], old[0]}}, []string{old[0], recent[1]}},
+		{"reason", deadletter.Filter{Reason: "delivery_limit"}, old[1:2]},
+		{"client", deadletter.Filter{Client: "app-2"}, []string{old[1], recent[1]}},
+		{"device pattern", deadletter.Filter{Device: "lamp-*"}, []string{old[0], recent[0], recent[1]}},
+		{"method", deadletter.Filter{Method: "on"}, []string{old[0], recent[1]}},
+		{"older than", deadletter.Filter{OlderThan: 1500 * time.Millisecond}, old},
+		{"newer than", deadletter.Filter{NewerThan: 1500 * time.Millisecond}, recent},
+		{"limit", deadletter.Filter{Limit: 3}, []string{old[0], old[1], recent[0]}},
+		{"and", deadletter.Filter{Client: "app-1", Method: "off"}, recent[:1]},
+		{"none", deadletter.Filter{Client: "nobody"}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := deadletter.List(context.Background(), conn, top, tc.f, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if strings.Join(ids(got), ",") != strings.Join(tc.want, ",") {
+				t.Fatalf("got %v, want %v", ids(got), tc.want)
+			}
+		})
 	}
-	meta, err := contracts.ParseCommandMeta(d.MessageId, d.Headers)
+}
+
+func TestShow(t *testing.T) {
+	top := brokertest.Topology(t)
+	id := deadLetters(t, top, lamp(1), lamp(2))[1]
+	conn := opsConn(t)
+	l, body, err := deadletter.Show(context.Background(), conn, top, id, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if until := time.Until(meta.Deadline); until < 50*time.Second || until > time.Minute {
-		t.Fatalf("new deadline in %v, want about a minute", until)
+	if l.MessageID != id || l.DeviceID != "lamp-2" || l.Method != "on" || l.Reason != "rejected" ||
+		len(l.Deaths) != 1 || l.Deaths[0].Queue != top.CommandsQueue() || l.Headers[contracts.HeaderClientID] != "app-1" ||
+		!strings.Contains(string(body), `"method":"on"`) {
+		t.Fatalf("show: %+v %s", l, body)
 	}
-	if _, has := d.Headers["x-death"]; has {
-		t.Fatal("replayed command still carries x-death")
+	if _, _, err := deadletter.Show(context.Background(), conn, top, "no-such-id", 0); !errors.Is(err, deadletter.ErrNotFound) {
+		t.Fatalf("show of an unknown id: %v, want ErrNotFound", err)
 	}
-	brokertest.Eventually(t, 5*time.Second, "dead queue should keep the two others", func() bool {
+	brokertest.Eventually(t, 5*time.Second, "show removed letters", func() bool {
 		return brokertest.QueueDepth(t, top.DeadQueue()) == 2
-	})
-	left, _ := deadletter.List(context.Background(), conn, top, 10)
-	if len(left) != 2 || left[0].MessageID != ids[0] || left[1].MessageID != ids[2] {
-		t.Fatalf("left %+v", left)
-	}
-}
-
-func TestReplayByReasonAndUnroutable(t *testing.T) {
-	top := brokertest.Topology(t)
-	conn := brokertest.Dial(t)
-	defer conn.Close()
-	deadLetters(t, conn, top, 2)
-	// A message in the dead queue that never died anywhere: nothing to replay it to.
-	ch, _ := conn.Channel()
-	defer ch.Close()
-	if err := ch.Publish(top.DeadExchange(), "", false, false, amqp.Publishing{MessageId: "stray", Body: []byte("x")}); err != nil {
-		t.Fatal(err)
-	}
-	brokertest.Eventually(t, 5*time.Second, "stray not in the dead queue", func() bool {
-		return brokertest.QueueDepth(t, top.DeadQueue()) == 3
-	})
-
-	if n, err := deadletter.Replay(context.Background(), conn, top, deadletter.Selector{Reason: "delivery_limit"}, deadletter.ReplayOptions{Limit: 10}); err != nil || n != 0 {
-		t.Fatalf("replay by another reason: %d, %v", n, err)
-	}
-	var noRoute int
-	n, err := deadletter.Replay(context.Background(), conn, top, deadletter.Selector{}, deadletter.ReplayOptions{Limit: 10,
-		Progress: func(_ deadletter.Letter, _ bool, err error) {
-			if errors.Is(err, deadletter.ErrNoRoute) {
-				noRoute++
-			}
-		}})
-	if err != nil || n != 2 || noRoute != 1 {
-		t.Fatalf("replayed %d (err %v), %d without a route; want 2 and 1", n, err, noRoute)
-	}
-	brokertest.Eventually(t, 5*time.Second, "replayed commands not in the commands queue", func() bool {
-		return brokertest.QueueDepth(t, top.CommandsQueue()) == 2 && brokertest.QueueDepth(t, top.DeadQueue()) == 1
 	})
 }
 
@@ -170,7 +206,7 @@ func TestMissingQueueSaysWhy(t *testing.T) {
 	top.Prefix = brokertest.ID(t, "never-used")
 	conn := brokertest.Dial(t)
 	defer conn.Close()
-	_, err := deadletter.List(context.Background(), conn, top, 10)
+	_, err := deadletter.List(context.Background(), conn, top, deadletter.Filter{}, 10)
 	if err == nil || !strings.Contains(err.Error(), "CAFE_AMQP_PREFIX") {
 		t.Fatalf("got %v, want a hint about the prefix", err)
 	}
