@@ -14,6 +14,7 @@ import (
 
 	"cafe/cmd/internal/brokerauth"
 	"cafe/cmd/internal/cli"
+	"cafe/cmd/internal/console"
 	"cafe/cmd/internal/devicesim"
 	"cafe/cmd/internal/run"
 	"cafe/contracts/identity"
@@ -29,6 +30,9 @@ type upSettings struct {
 	caller  run.CallerSettings
 	logging cli.Log
 	fleet   devicesim.Config
+	console console.Settings
+
+	consoleURL string // where the console listens, once built
 }
 
 func upCommand() *cobra.Command {
@@ -58,6 +62,7 @@ device and prints its token with ready-to-paste curl and mosquitto_sub lines.`,
 	f.String(&s.fleet.Pattern, cli.Setting("device-pattern", "CAFE_DEVICE_PATTERN"), devicesim.DefaultPattern, "printf pattern of simulated device ids, numbered from 1")
 	f.Duration(&s.fleet.Latency, cli.Setting("device-latency", "CAFE_DEVICE_LATENCY"), 0, "simulated devices wait this long before replying")
 	f.Float(&s.fleet.ErrorRate, cli.Setting("device-error-rate", "CAFE_DEVICE_ERROR_RATE"), 0, "fraction (0..1) of commands simulated devices answer with an error")
+	s.console.Register(f)
 	s.logging.Register(f)
 	return cmd
 }
@@ -86,6 +91,7 @@ func (s *upSettings) run(cmd *cobra.Command) error {
 	go func() {
 		if p.WaitReady(ctx) && (fleet == nil || fleet.WaitOnline(ctx) == nil) {
 			banner(out, p.Cashier.Scheme(), p.Cashier.Addr(), s.brokers.MQTTURL, s.cashier.ClientsFile, demo, demoSessionPassword(s.cashier.SessionKeyFile, demo), fleet)
+			fmt.Fprintf(out, "web console: %s (log in with an operator token: cafe operators add --id NAME)\n", s.consoleURL)
 		}
 	}()
 	err = p.Run(ctx)
@@ -122,6 +128,11 @@ func (s *upSettings) pipeline(log *slog.Logger) (*run.Pipeline, *devicesim.Fleet
 	if err := s.keepBrokerAuth(p, log); err != nil {
 		return nil, nil, err
 	}
+	con, parts, err := s.console.Build(s.brokers, s.cashier.ClientsFile, prom, log.With("role", "console"))
+	if err != nil {
+		return nil, nil, err
+	}
+	p.Alongside, s.consoleURL = append(p.Alongside, parts...), con.URL()
 	if s.fleet.Count == 0 {
 		return p, nil, nil
 	}
