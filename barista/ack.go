@@ -36,6 +36,7 @@ func (b *Barista) handle(ctx context.Context, d *amqp.Delivery) amqplink.Verdict
 	if err != nil {
 		return amqplink.Poison("not a valid command: " + err.Error())
 	}
+	b.m.queueWait.Set(time.Since(cmd.Meta.AcceptedAt).Seconds())
 	b.m.inFlight.Inc()
 	defer b.m.inFlight.Dec()
 	who := []any{"client_id", cmd.Meta.ClientID, "device_id", cmd.Meta.DeviceID, "msg_id", cmd.Meta.MsgID}

@@ -91,7 +91,7 @@ func New(cfg Config, top contracts.Topology, links Links, prom prometheus.Regist
 		log.Info("device circuit breaker changed", "device_id", device, "state", to.String())
 	})
 	var err error
-	if m, err = newMetrics(prom, b.presence, b.replies); err != nil {
+	if m, err = newMetrics(prom, b.presence, b.replies, b.breakers); err != nil {
 		return nil, err
 	}
 	b.m = m

@@ -80,6 +80,19 @@ func (b *Breakers) State(device string) gobreaker.State {
 	return gobreaker.StateClosed
 }
 
+// Open is how many devices' breakers are not closed (open or half-open).
+func (b *Breakers) Open() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	n := 0
+	for _, e := range b.m {
+		if e.cb.State() != gobreaker.StateClosed {
+			n++
+		}
+	}
+	return n
+}
+
 // Sweep forgets closed breakers idle longer than IdleTTL, so memory follows
 // the devices in use, not every device ever commanded. It returns how many
 // are left.

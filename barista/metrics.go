@@ -15,9 +15,10 @@ type metrics struct {
 	stray       *prometheus.CounterVec // dropped replies by reason
 	badPresence prometheus.Counter
 	breakers    *prometheus.CounterVec // state changes by new state
+	queueWait   prometheus.Gauge
 }
 
-func newMetrics(reg prometheus.Registerer, presence *Presence, replies *Replies) (*metrics, error) {
+func newMetrics(reg prometheus.Registerer, presence *Presence, replies *Replies, breakers *Breakers) (*metrics, error) {
 	m := &metrics{
 		commands: ops.CounterVec("cafe_barista_commands_total",
 			"Commands finished, by outcome: reply, offline, timeout, expired, unreachable, bad_reply, sent (one-way). "+
@@ -28,9 +29,13 @@ func newMetrics(reg prometheus.Registerer, presence *Presence, replies *Replies)
 			"Device replies dropped, by reason: unknown_key (late or made up), wrong_device, repeat, bad_topic.", "reason"),
 		badPresence: ops.Counter("cafe_barista_invalid_presence_total", "Presence messages that were not valid presence payloads (ignored)."),
 		breakers:    ops.CounterVec("cafe_barista_breaker_transitions_total", "Per-device circuit breaker state changes, by new state.", "state"),
+		queueWait: ops.Gauge("cafe_barista_queue_wait_seconds",
+			"How long the command this barista received last had waited since the cashier accepted it: "+
+				"while there is a backlog, about the age of the oldest waiting command (cafe status shows it)."),
 	}
-	err := ops.Register(reg, m.commands, m.inFlight, m.replyTime, m.stray, m.badPresence, m.breakers,
+	err := ops.Register(reg, m.commands, m.inFlight, m.replyTime, m.stray, m.badPresence, m.breakers, m.queueWait,
 		ops.GaugeFunc("cafe_barista_devices_known", "Devices whose presence this barista knows.", func() float64 { return float64(presence.Len()) }),
+		ops.GaugeFunc("cafe_barista_breakers_open", "Devices whose circuit breaker is open (or half-open) in this barista.", func() float64 { return float64(breakers.Open()) }),
 		ops.GaugeFunc("cafe_barista_replies_waiting", "Commands being sent to a device or waiting for its reply.", func() float64 { return float64(replies.Waiting()) }),
 	)
 	if err != nil {

@@ -204,6 +204,9 @@ func TestBreaker(t *testing.T) {
 			t.Fatalf("outcome %s", res.Outcome)
 		}
 	}
+	if n := b.Open(); n != 1 {
+		t.Fatalf("%d breakers open, want 1 (cafe_barista_breakers_open)", n)
+	}
 	before := calls
 	res := run()
 	if calls != before {
@@ -227,8 +230,8 @@ func TestBreaker(t *testing.T) {
 	if res := run(); res.Outcome != contracts.OutcomeReply {
 		t.Fatalf("trial after the open period: %s", res.Outcome)
 	}
-	if s := b.State("lamp-1"); s != gobreaker.StateClosed {
-		t.Fatalf("state after a successful trial: %v", s)
+	if s := b.State("lamp-1"); s != gobreaker.StateClosed || b.Open() != 0 {
+		t.Fatalf("state after a successful trial: %v, %d open", s, b.Open())
 	}
 	if len(changes) != 3 || changes[0] != gobreaker.StateOpen || changes[1] != gobreaker.StateHalfOpen || changes[2] != gobreaker.StateClosed {
 		t.Fatalf("state changes %v", changes)

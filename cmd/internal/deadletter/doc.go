@@ -22,8 +22,13 @@
 //   - nothing is lost: a returned message is not a failed delivery that
 //     can drop it, because the queue has no delivery limit (RabbitMQ 3.x
 //     applies none unless declared) and no dead-letter exchange of its own;
-//   - the order is kept: a quorum queue puts returned messages back ahead
-//     of the rest, in their original order;
+//   - the order is kept: a quorum queue serves returned messages ahead of
+//     the rest, in the order they were returned. So a browse always takes
+//     every letter (up to the scan limit, 100,000 by default), even when
+//     it has already found what it wanted, and returns them all at once,
+//     in order. (Returning only the first few, after an earlier browse,
+//     would move them behind the others: the tests caught that.) A queue
+//     longer than the scan limit may be rotated by a browse;
 //   - nothing is half-done: a message is acked (removed) only after what
 //     was done with it — a confirmed republish — has happened.
 //

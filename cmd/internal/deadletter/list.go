@@ -59,27 +59,38 @@ func Show(ctx context.Context, conn *amqp.Connection, top contracts.Topology, id
 	return *found, body, nil
 }
 
-// errEnough stops a scan early; scan does not report it.
+// errEnough tells scan that the visitor has seen enough: scan gives every
+// later letter back unvisited.
 var errEnough = errors.New("enough")
 
 // scan is amqplink.Scan over the dead queue with the browse guard (see
-// the package doc) and errors that say what to do.
+// the package doc) and errors that say what to do. It always takes every
+// letter up to limit, even once the visitor has had enough: RabbitMQ puts
+// returned messages ahead of the rest in the order they are returned, so
+// returning all of them at once keeps the queue's order, while returning
+// only the first few would move them behind letters returned earlier.
 func scan(ctx context.Context, conn *amqp.Connection, top contracts.Topology, limit int, visit func(d *amqp.Delivery) (amqplink.Verdict, error)) (int, error) {
 	if limit <= 0 {
 		limit = DefaultScanLimit
 	}
 	limited := deliveryLimited(conn)
+	enough := false
 	n, err := amqplink.Scan(ctx, conn, top.DeadQueue(), limit, func(d *amqp.Delivery) (amqplink.Verdict, error) {
 		if c, _ := d.Headers["x-delivery-count"].(int64); limited && c >= browseGuard {
 			return amqplink.Verdict{}, fmt.Errorf("dead letter %s has been looked at %d times and this RabbitMQ (4 or later) drops a quorum queue's message at its delivery limit (20 by default): stopped so it is not lost; give %s a policy with delivery-limit -1, or replay it",
 				d.MessageId, c, top.DeadQueue())
 		}
-		return visit(d)
+		if enough {
+			return amqplink.GiveBack("not looked at"), nil
+		}
+		v, err := visit(d)
+		if errors.Is(err, errEnough) {
+			enough = true
+			return amqplink.GiveBack("not looked at"), nil
+		}
+		return v, err
 	})
-	switch {
-	case errors.Is(err, errEnough):
-		return n, nil
-	case err != nil && ctx.Err() == nil:
+	if err != nil && ctx.Err() == nil {
 		return n, readErr(top, err)
 	}
 	return n, ctx.Err()
