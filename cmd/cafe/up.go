@@ -128,6 +128,7 @@ func (s *upSettings) pipeline(log *slog.Logger) (*run.Pipeline, *devicesim.Fleet
 	if err := s.keepBrokerAuth(p, log); err != nil {
 		return nil, nil, err
 	}
+	s.ownMetrics(cash)
 	con, parts, err := s.console.Build(s.brokers, s.cashier.ClientsFile, prom, log.With("role", "console"))
 	if err != nil {
 		return nil, nil, err
@@ -233,4 +234,21 @@ func demoSessionPassword(keyFile string, demo demoClient) string {
 		return ""
 	}
 	return key.AppPassword(demoClientID, identity.SHA256(demo.token))
+}
+
+// ownMetrics points the console at this process's /metrics (served by the
+// cashier, the one registry every role here counts in) for the baristas
+// and callers, unless it was given theirs.
+func (s *upSettings) ownMetrics(cash *run.Cashier) {
+	port := "8080"
+	if tcp, ok := cash.Addr().(*net.TCPAddr); ok {
+		port = strconv.Itoa(tcp.Port)
+	}
+	own := cash.Scheme() + "://127.0.0.1:" + port + "/metrics"
+	if len(s.console.Baristas) == 0 {
+		s.console.Baristas = []string{own}
+	}
+	if len(s.console.Callers) == 0 {
+		s.console.Callers = []string{own}
+	}
 }

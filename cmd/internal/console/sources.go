@@ -18,17 +18,13 @@ type Queue struct {
 	Consumers int     `json:"consumers"`
 }
 
-// Worker is one barista or caller (a consumer of its queue).
-type Worker struct {
-	Role  string `json:"role"` // barista, caller
-	Name  string `json:"name"` // its connection's name
-	State string `json:"state"`
-}
-
-// Breaker is one device's open circuit breaker.
-type Breaker struct {
-	Device string    `json:"device"`
-	Since  time.Time `json:"since,omitzero"`
+// Workers are the baristas or the callers: the consumers on their queue,
+// and how many of the metrics endpoints given for them answer.
+type Workers struct {
+	Role      string `json:"role"` // baristas, callers
+	Consumers int    `json:"consumers"`
+	Endpoints int    `json:"endpoints"`
+	Up        int    `json:"endpoints_up"`
 }
 
 // SourceState says whether one source could be read, and since when not.
@@ -43,8 +39,8 @@ type SourceState struct {
 type PipelineView struct {
 	At        time.Time      `json:"at"`
 	Queues    []Queue        `json:"queues"`
-	Workers   []Worker       `json:"workers"`
-	Breakers  []Breaker      `json:"breakers"`
+	Workers   []Workers      `json:"workers"`
+	Breakers  *int           `json:"breakers_open,omitempty"` // circuit breakers open over every barista; nil: no barista metrics
 	DeadBy    map[string]int `json:"dead_by_reason,omitempty"` // nil: not reported by this source
 	Commands  float64        `json:"commands_per_s"`           // commands accepted per second
 	P99Millis float64        `json:"p99_ms"`                   // end-to-end p99 over the last interval (0: unknown)

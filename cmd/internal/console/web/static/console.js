@@ -49,8 +49,8 @@ function onPipeline(v) {
   if (!stale) fill(tb, (v.queues || []).map((q) => [q.name, q.depth, q.ready, q.unacked, q.in_rate, q.out_rate, q.consumers]));
   $("#queues").classList.toggle("stale", stale);
   $("#now-rate").textContent = stale ? "" : `now ${fmt(v.commands_per_s)} commands/s, p99 ${fmt(v.p99_ms)} ms`;
-  list("#workers", (v.workers || []).map((w) => `${w.role} ${w.name}: ${w.state}`), "none connected");
-  list("#breakers", (v.breakers || []).map((b) => `${b.device} (open since ${when(b.since)})`), "none open");
+  list("#workers", stale ? [] : (v.workers || []).map((w) => `${w.role}: ${w.consumers} consuming` + (w.endpoints ? `, ${w.endpoints_up} of ${w.endpoints} metrics endpoints answer` : "")), "unknown while RabbitMQ is unreachable");
+  $("#breakers").replaceChildren(el("li", v.breakers_open === undefined ? "unknown (no barista metrics)" : `${v.breakers_open} open`));
   list("#deadby", Object.entries(v.dead_by_reason || {}).map(([k, n]) => `${k}: ${n}`), "none");
   drawChart();
 }
