@@ -63,6 +63,9 @@ func (s *Server) apiDeadList(c echo.Context) error {
 	if err != nil {
 		return unavailable(c, err)
 	}
+	if letters == nil {
+		letters = []deadletter.Letter{}
+	}
 	return c.JSON(http.StatusOK, letters)
 }
 

@@ -23,9 +23,14 @@ func (s *Server) cookie(name, value string, maxAge int) *http.Cookie {
 		SameSite: http.SameSiteStrictMode, Secure: s.tls}
 }
 
-// loginPage shows the login form with a fresh double-submit token.
+// loginPage shows the login form with its double-submit token: the one
+// this browser already has, else a fresh one (so two login tabs, or a
+// page loaded twice, do not invalidate each other).
 func (s *Server) loginPage(c echo.Context) error {
 	token := randomToken()
+	if ck, err := c.Cookie(loginCookie); err == nil && len(ck.Value) == len(token) {
+		token = ck.Value
+	}
 	c.SetCookie(s.cookie(loginCookie, token, 600))
 	return s.render(c, http.StatusOK, "login", page{CSRF: token, Next: safeNext(c.QueryParam("next")), Error: c.QueryParam("error")})
 }

@@ -1,8 +1,7 @@
 package console
 
 import (
-	"fmt"
-	"io"
+	"context"
 	"net/http"
 	"slices"
 	"sync"
@@ -10,7 +9,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
+
+	"cafe/cmd/internal/status"
 )
 
 // LatencyMetric is the histogram the pipeline page's p99 comes from: the
@@ -91,17 +91,9 @@ type Scrape string
 
 // Gather fetches and parses the metrics page.
 func (s Scrape) Gather() ([]*dto.MetricFamily, error) {
-	c := http.Client{Timeout: 2 * time.Second}
-	resp, err := c.Get(string(s))
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("%s: %s", s, resp.Status)
-	}
-	var p expfmt.TextParser
-	fams, err := p.TextToMetricFamilies(io.LimitReader(resp.Body, 32<<20))
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	fams, err := status.Scrape(ctx, http.DefaultClient, string(s))
 	out := make([]*dto.MetricFamily, 0, len(fams))
 	for _, f := range fams {
 		out = append(out, f)

@@ -40,7 +40,7 @@ type PipelineView struct {
 	At        time.Time      `json:"at"`
 	Queues    []Queue        `json:"queues"`
 	Workers   []Workers      `json:"workers"`
-	Breakers  *int           `json:"breakers_open,omitempty"` // circuit breakers open over every barista; nil: no barista metrics
+	Breakers  *int           `json:"breakers_open,omitempty"`  // circuit breakers open over every barista; nil: no barista metrics
 	DeadBy    map[string]int `json:"dead_by_reason,omitempty"` // nil: not reported by this source
 	Commands  float64        `json:"commands_per_s"`           // commands accepted per second
 	P99Millis float64        `json:"p99_ms"`                   // end-to-end p99 over the last interval (0: unknown)

@@ -68,9 +68,15 @@ async function searchDevices() {
   const pages = Math.max(1, Math.ceil(dev.total / dev.limit));
   $("#page-of").textContent = `page ${Math.floor(dev.offset / dev.limit) + 1} of ${pages}`;
   $("#prev").disabled = dev.offset === 0; $("#next").disabled = dev.offset + dev.limit >= dev.total;
+  if (!performance.getEntriesByName("devices-rendered").length) performance.mark("devices-rendered");
 }
+// The list follows presence: searched again when the counts change.
+let lastCounts = "";
 function onCounts(c) {
   if (!$("#online-count")) return;
+  const key = JSON.stringify(c);
+  if (lastCounts && key !== lastCounts && !dev.busy) { dev.busy = true; searchDevices().finally(() => { dev.busy = false; }); }
+  lastCounts = key;
   $("#online-count").textContent = c.online.toLocaleString(); $("#known-count").textContent = c.known.toLocaleString();
 }
 function devicesPage() {
@@ -84,10 +90,10 @@ function devicesPage() {
 const filterParams = () => new URLSearchParams(new FormData($("#dead-filter")));
 async function listDead() {
   try {
-    const letters = await api("/api/dead?" + filterParams());
+    const letters = (await api("/api/dead?" + filterParams())) || [];
     fill($("#dead tbody"), letters.map((l) => [l.message_id, l.reason, l.client_id || "–", l.device_id || "–", l.method || "–", when(l.died_at), actions(l.message_id)]));
-    $("#dead-msg").textContent = `${letters.length} dead letter(s)`;
-  } catch (e) { $("#dead-msg").textContent = "Cannot list: " + e.message; }
+    $("#dead-count").textContent = `${letters.length} dead letter(s)`;
+  } catch (e) { $("#dead-count").textContent = "Cannot list: " + e.message; }
 }
 function actions(id) {
   const span = el("span");
