@@ -42,7 +42,8 @@ func upCommand() *cobra.Command {
 		Short: "Run the whole pipeline on this machine: cashier, barista and caller in one process",
 		Long: `up runs cafe's main job in one process against the configured brokers: the
 cashier (HTTP on CAFE_HTTP_ADDR), a barista and a caller, and with --devices N
-a fleet of N simulated devices. It stops cleanly on Ctrl-C or SIGTERM; SIGHUP
+a fleet of N simulated devices, and the web console on CAFE_CONSOLE_ADDR
+(127.0.0.1:8081; log in with a token from cafe operators add). It stops cleanly on Ctrl-C or SIGTERM; SIGHUP
 reloads the client registry.
 
 With no CAFE_CLIENTS_FILE, up uses a local registry in ~/.config/cafe (or

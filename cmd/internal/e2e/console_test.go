@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -66,6 +67,11 @@ func TestConsoleInBrowser(t *testing.T) {
 	b.do(t, "clients page", 10*time.Second, chromedp.Navigate(c.url+"/clients"), chromedp.WaitVisible(css("#clients tbody tr")))
 	t.Logf("page weight clients: %d bytes", b.pageWeight(t))
 	b.screenshot(t, "clients")
+	b.do(t, "phone width", 10*time.Second, chromedp.EmulateViewport(390, 844), chromedp.Navigate(c.url+"/devices"), chromedp.WaitVisible(css("#devices tbody tr")))
+	if w := eval[int](t, b, `document.documentElement.scrollWidth`); w > 390 {
+		t.Errorf("at phone width (390 px) the devices page is %d px wide: it should scroll only its table", w)
+	}
+	b.screenshot(t, "phone-devices")
 }
 
 func refusedWithoutLogin(t *testing.T, b *browser) {
@@ -82,6 +88,7 @@ func refusedWithoutLogin(t *testing.T, b *browser) {
 	if resp.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("/api/pipeline without a login: %d, want 401", resp.StatusCode)
 	}
+	t.Logf("page weight login: %d bytes", b.pageWeight(t))
 	b.screenshot(t, "login")
 }
 
@@ -129,6 +136,7 @@ func replayDeadLetter(t *testing.T, b *browser, p *pipeline, a *app, device stri
 	})
 	b.do(t, "dead letters page", 10*time.Second, chromedp.Navigate(b.base+"/dead"))
 	b.waitJS(t, "the dead letter is listed", cellJS("dead", msgID, 1)+` === "rejected"`, 15*time.Second)
+	t.Logf("page weight dead letters: %d bytes", b.pageWeight(t))
 	b.screenshot(t, "dead")
 	clickAction(t, b, "Dry run", msgID, "Dry run: would replay 1")
 	p.addBarista(t, "CAFE_BARISTA_CONCURRENCY=4").waitReady(t) // slow enough for the burst to be seen
@@ -190,7 +198,7 @@ func findOneAmong20000(t *testing.T, b *browser, p *pipeline) {
 	t.Cleanup(func() { publishPresence(t, link, ids, nil) }) // an empty retained message clears it
 	publishPresence(t, link, ids, []byte(`{"online":true}`))
 	b.do(t, "devices page", 10*time.Second, chromedp.Navigate(b.base+"/devices"))
-	b.waitJS(t, "the console knows the 20,000", `Number(document.querySelector("#known-count").textContent.replace(/\D/g, "")) >= 20000`, 60*time.Second)
+	b.waitJS(t, "the console knows the 20,000", `Number(document.querySelector("#known-count").textContent.replace(/\D/g, "")) >= 20000`, 30*time.Second)
 	b.do(t, "devices page with 20,000", 20*time.Second, chromedp.Navigate(b.base+"/devices"), chromedp.WaitVisible(css("#devices tbody tr")))
 	b.waitJS(t, "the first render is marked", `performance.getEntriesByName("devices-rendered").length > 0`, 10*time.Second)
 	rendered := eval[float64](t, b, `performance.getEntriesByName("devices-rendered")[0].startTime`)
@@ -206,26 +214,28 @@ func findOneAmong20000(t *testing.T, b *browser, p *pipeline) {
 }
 
 // publishPresence publishes payload retained on the presence topic of
-// every id at QoS 0, from 8 goroutines on one connection, then one more at
-// QoS 1 after all of them were written: once the broker acknowledged that
-// one, it has taken them all (one connection's packets arrive in order).
+// every id at QoS 1, 64 at a time (QoS 0 would be faster, but Mosquitto
+// may drop QoS 0 messages to a subscriber that falls behind, and the test
+// is of what the console receives).
 func publishPresence(t *testing.T, link *mqttlink.Link, ids []string, payload []byte) {
 	t.Helper()
 	began := time.Now()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
 	var wg sync.WaitGroup
-	for w := range 8 {
+	var failed atomic.Int64
+	for w := range 64 {
 		wg.Go(func() {
-			for i := w; i < len(ids)-1; i += 8 {
-				_ = link.Publish(ctx, mqttlink.Message{Topic: contracts.PresenceTopic(ids[i]), Payload: payload, Retained: true})
+			for i := w; i < len(ids); i += 64 {
+				if link.Publish(ctx, mqttlink.Message{Topic: contracts.PresenceTopic(ids[i]), Payload: payload, QoS: 1, Retained: true}) != nil {
+					failed.Add(1)
+				}
 			}
 		})
 	}
 	wg.Wait()
-	last := ids[len(ids)-1]
-	if err := link.Publish(ctx, mqttlink.Message{Topic: contracts.PresenceTopic(last), Payload: payload, QoS: 1, Retained: true}); err != nil {
-		t.Fatalf("publish presence of %s: %v", last, err)
+	if n := failed.Load(); n > 0 {
+		t.Errorf("%d of %d presence messages (%q) were not published", n, len(ids), payload)
 	}
 	t.Logf("published %s retained presence messages (%q) in %v", strconv.Itoa(len(ids)), payload, time.Since(began).Round(time.Millisecond))
 }
