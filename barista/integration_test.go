@@ -114,8 +114,9 @@ func (d *testDevice) onCommand(topic string, payload []byte) {
 type rig struct {
 	t    *testing.T
 	top  contracts.Topology
-	pub  *amqplink.Publisher // publishes commands as the cashier would
-	conn *amqp.Connection    // reads results and dead letters
+	pub  *amqplink.Publisher  // publishes commands as the cashier would
+	conn *amqp.Connection     // reads results and dead letters
+	prom *prometheus.Registry // the last barista's metrics
 }
 
 func newRig(t *testing.T) *rig {
@@ -149,7 +150,8 @@ func (r *rig) startBarista(amqpURL string, cfg barista.Config) (b *barista.Baris
 		t.Fatal(err)
 	}
 	brokertest.Run(t, mq) // stopped after the barista: cleanups run last-in first-out
-	b, err = barista.New(cfg, r.top, barista.Links{Commands: consume, Results: results, Devices: mq}, prometheus.NewRegistry(), quiet())
+	r.prom = prometheus.NewRegistry()
+	b, err = barista.New(cfg, r.top, barista.Links{Commands: consume, Results: results, Devices: mq}, r.prom, quiet())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -455,4 +457,32 @@ func TestCommandThatKeepsCrashingIsDeadLetteredAfterTheLimit(t *testing.T) {
 	if n := brokertest.QueueDepth(t, r.top.ResultsQueue()); n != 0 {
 		t.Fatalf("the crashing command produced %d results", n)
 	}
+}
+
+// TestQueueWaitMetric: cafe_barista_queue_wait_seconds says how long the
+// command the barista took last had waited since the cashier accepted it
+// (cafe status reads it as the age of the oldest waiting command).
+func TestQueueWaitMetric(t *testing.T) {
+	r := newRig(t)
+	_, stop := r.startBarista(brokertest.AMQPURLAs(identity.Barista), barista.Config{})
+	defer stop()
+	offline := startDevice(t, false)
+	accepted := time.Now().Add(-3 * time.Second)
+	meta := contracts.CommandMeta{CommandID: contracts.NewCommandID(), ClientID: "app-1", DeviceID: offline.id,
+		MsgID: "1", Deadline: time.Now().Add(time.Minute), AcceptedAt: accepted}
+	r.publish(amqp.Publishing{MessageId: meta.CommandID, Headers: meta.Headers(), Body: []byte(`{"jsonrpc":"2.0","method":"m","id":1}`)})
+	r.result(10 * time.Second) // offline: handled at once
+	families, err := r.prom.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() == "cafe_barista_queue_wait_seconds" {
+			if got := f.GetMetric()[0].GetGauge().GetValue(); got < 3 || got > 10 {
+				t.Fatalf("queue wait %.2fs, want about 3s", got)
+			}
+			return
+		}
+	}
+	t.Fatal("no cafe_barista_queue_wait_seconds")
 }

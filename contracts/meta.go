@@ -16,6 +16,9 @@ const (
 	HeaderDeadline   = "cafe-deadline"    // int64: the command must be answered by then
 	HeaderAcceptedAt = "cafe-accepted-at" // int64: when the cashier received it
 	HeaderOutcome    = "cafe-outcome"     // string, results only: how the command ended (Outcome)
+	// int64: times the message was replayed from the dead letters (absent:
+	// never); `cafe dead replay` sets it to one more than the letter's.
+	HeaderReplayCount = "cafe-replay-count"
 )
 
 // Content type of every body the pipeline publishes.

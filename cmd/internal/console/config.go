@@ -14,7 +14,7 @@ var (
 	SettingCertFile   = contracts.Setting{Flag: "console-cert-file", Env: "CAFE_CONSOLE_CERT_FILE"}
 	SettingKeyFile    = contracts.Setting{Flag: "console-key-file", Env: "CAFE_CONSOLE_KEY_FILE"}
 	SettingSessionTTL = contracts.Setting{Flag: "console-session-ttl", Env: "CAFE_CONSOLE_SESSION_TTL"}
-	SettingManagement = contracts.Setting{Flag: "rabbitmq-api", Env: "CAFE_RABBITMQ_API"}
+	SettingManagement = contracts.Setting{Flag: "management-url", Env: "CAFE_MANAGEMENT_URL"} // as cafe status
 )
 
 // Config says where the console listens and how long sessions last.

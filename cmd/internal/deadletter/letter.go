@@ -44,10 +44,9 @@ type Death struct {
 }
 
 // HeaderReplayCount counts how often a message was replayed from the dead
-// letters (int64; absent: never). `cafe dead replay` sets it to one more
-// than the dead letter's, so an operator sees a command that keeps coming
-// back, and may refuse it with --max-replays.
-const HeaderReplayCount = "cafe-replay-count"
+// letters (contracts.HeaderReplayCount), so an operator sees a command
+// that keeps coming back.
+const HeaderReplayCount = contracts.HeaderReplayCount
 
 // MaxBodyShown bounds the body text a Letter carries.
 const MaxBodyShown = 4096

@@ -174,3 +174,38 @@ func TestPurge(t *testing.T) {
 		t.Fatalf("left %v", ids(left))
 	}
 }
+
+// TestHostileLetters: messages in the dead queue that cafe did not make —
+// no x-death, headers of the wrong types, a body that is not JSON and is
+// large — are listed and shown without harm, and refused by a replay.
+func TestHostileLetters(t *testing.T) {
+	top := brokertest.Topology(t)
+	conn := brokertest.Dial(t)
+	defer conn.Close()
+	ch, _ := conn.Channel()
+	defer ch.Close()
+	big := strings.Repeat("\xff<not json>", 100_000)
+	for _, m := range []amqp.Publishing{
+		{MessageId: "stray", Body: []byte("x")},
+		{MessageId: "typed", Headers: amqp.Table{contracts.HeaderClientID: int64(7), contracts.HeaderDeadline: "soon", "x-death": "not a list"}, Body: []byte(`[1,2`)},
+		{MessageId: "big", Headers: amqp.Table{contracts.HeaderClientID: "app-1"}, Body: []byte(big)},
+	} {
+		if err := ch.Publish(top.DeadExchange(), "", false, false, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	brokertest.Eventually(t, 5*time.Second, "strays not in the dead queue", func() bool { return brokertest.QueueDepth(t, top.DeadQueue()) == 3 })
+	ops := opsConn(t)
+	letters, err := deadletter.List(context.Background(), ops, top, deadletter.Filter{}, 0)
+	if err != nil || len(letters) != 3 || letters[2].BodyBytes != len(big) || len(letters[2].Body) != deadletter.MaxBodyShown {
+		t.Fatalf("list: %d letters, %v", len(letters), err)
+	}
+	if _, body, err := deadletter.Show(context.Background(), ops, top, "big", 0); err != nil || len(body) != len(big) {
+		t.Fatalf("show big: %d bytes, %v", len(body), err)
+	}
+	rep, err := deadletter.Replay(context.Background(), ops, top, deadletter.Filter{},
+		deadletter.ReplayOptions{User: string(identity.Ops), Check: deadletter.RegistryCheck(testRegistry(t))})
+	if err != nil || rep.Done != 0 || rep.Refused != 3 {
+		t.Fatalf("replay of strays: %+v, %v; want all 3 refused", rep, err)
+	}
+}

@@ -24,45 +24,56 @@ func (g *Gatherer) devices(ctx context.Context, s *Snapshot, mu *sync.Mutex) err
 	}
 	stop := link.Background()
 	defer stop()
+	where := contracts.RedactURL(g.cfg.MQTT.URL)
 	if err := link.WaitConnected(ctx); err != nil {
-		return fmt.Errorf("MQTT broker unreachable at %s: %w; start it: bash deploy/brokers.sh", contracts.RedactURL(g.cfg.MQTT.URL), err)
+		return fmt.Errorf("MQTT broker unreachable at %s: %w; start it: bash deploy/brokers.sh", where, err)
 	}
-	var lmu sync.Mutex
-	seen := map[string]bool{}
-	if err := link.Subscribe(ctx, contracts.PresenceFilter, 1, func(topic string, payload []byte) {
-		id, ok := contracts.ParsePresenceTopic(topic)
-		if !ok {
-			return
-		}
-		if !glob(g.cfg.DevicePattern, id) {
-			return
-		}
-		online, err := contracts.ParsePresence(payload)
-		lmu.Lock()
-		defer lmu.Unlock()
-		if errors.Is(err, contracts.ErrPresenceCleared) {
-			delete(seen, id)
-			return
-		}
-		seen[id] = err == nil && online
-	}); err != nil {
-		return fmt.Errorf("read presence on %s: %w", contracts.RedactURL(g.cfg.MQTT.URL), err)
+	p := &presence{pattern: g.cfg.DevicePattern, seen: map[string]bool{}}
+	if err := link.Subscribe(ctx, contracts.PresenceFilter, 1, p.onMessage); err != nil {
+		return fmt.Errorf("read presence on %s: %w", where, err)
 	}
 	if err := link.Sync(ctx); err != nil {
-		return fmt.Errorf("read presence on %s: %w", contracts.RedactURL(g.cfg.MQTT.URL), err)
+		return fmt.Errorf("read presence on %s: %w", where, err)
 	}
-	lmu.Lock()
-	d := &Devices{Known: len(seen), Source: "retained presence on MQTT"}
-	for _, on := range seen {
-		if on {
-			d.Online++
-		}
-	}
-	lmu.Unlock()
+	d := p.count()
 	mu.Lock()
 	s.Devices = d
 	mu.Unlock()
 	return nil
+}
+
+// presence collects retained presence messages: device id → online.
+type presence struct {
+	pattern string
+	mu      sync.Mutex
+	seen    map[string]bool
+}
+
+func (p *presence) onMessage(topic string, payload []byte) {
+	id, ok := contracts.ParsePresenceTopic(topic)
+	if !ok || !glob(p.pattern, id) {
+		return
+	}
+	online, err := contracts.ParsePresence(payload)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if errors.Is(err, contracts.ErrPresenceCleared) {
+		delete(p.seen, id)
+		return
+	}
+	p.seen[id] = err == nil && online
+}
+
+func (p *presence) count() *Devices {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	d := &Devices{Known: len(p.seen), Source: "retained presence on MQTT"}
+	for _, on := range p.seen {
+		if on {
+			d.Online++
+		}
+	}
+	return d
 }
 
 func glob(pattern, s string) bool {
