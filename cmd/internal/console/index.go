@@ -19,6 +19,7 @@ const (
 // DeviceRow is one row of the devices page.
 type DeviceRow struct {
 	ID         string    `json:"id"`
+	lower      string    // the id in lower case, for searching
 	Presence   string    `json:"presence"`
 	LastSeen   time.Time `json:"last_seen,omitzero"` // when its presence last changed, as seen by this console
 	Registered bool      `json:"registered"`
@@ -74,7 +75,7 @@ func (x *Index) set(id, state string) {
 func (x *Index) row(id string) *DeviceRow {
 	r, ok := x.rows[id]
 	if !ok {
-		r = &DeviceRow{ID: id, Presence: Unknown}
+		r = &DeviceRow{ID: id, lower: strings.ToLower(id), Presence: Unknown}
 		x.rows[id] = r
 		x.sorted = nil
 	}
@@ -131,7 +132,7 @@ func (x *Index) Search(q Query) Found {
 	out := Found{Rows: []DeviceRow{}}
 	for _, id := range ids {
 		r := x.rows[id]
-		if r == nil || (text != "" && !strings.Contains(strings.ToLower(id), text)) || (q.Presence != "" && r.Presence != q.Presence) {
+		if r == nil || (text != "" && !strings.Contains(r.lower, text)) || (q.Presence != "" && r.Presence != q.Presence) {
 			continue
 		}
 		if out.Total >= q.Offset && len(out.Rows) < q.Limit {

@@ -40,8 +40,10 @@ function drawChart() {
   };
   line("rate", "#0b5cad"); line("p99", "#b35900");
 }
+let mqttDown = false;
 function onPipeline(v) {
   const down = showSources(v.sources);
+  mqttDown = down.includes("MQTT");
   const stale = down.includes("RabbitMQ");
   history.push({ rate: v.commands_per_s || 0, p99: v.p99_ms || 0 }); if (history.length > 120) history.shift();
   if (document.body.dataset.page !== "pipeline") return;
@@ -74,6 +76,7 @@ async function searchDevices() {
 let lastCounts = "";
 function onCounts(c) {
   if (!$("#online-count")) return;
+  $("#online-count").classList.toggle("stale", mqttDown);
   const key = JSON.stringify(c);
   if (lastCounts && key !== lastCounts && !dev.busy) { dev.busy = true; searchDevices().finally(() => { dev.busy = false; }); }
   lastCounts = key;
