@@ -35,10 +35,16 @@ func startConsole(t *testing.T, p *pipeline) *consoleScene {
 		t.Fatalf("cafe operators add: exit %d\n%s", code, all)
 	}
 	lines := strings.Split(strings.TrimSpace(out), "\n")
-	c := &consoleScene{p: p, token: lines[len(lines)-1]}
+	return launchConsole(t, p, lines[len(lines)-1])
+}
+
+// launchConsole starts `cafe console` on p with extra settings.
+func launchConsole(t *testing.T, p *pipeline, token string, extra ...string) *consoleScene {
+	t.Helper()
+	c := &consoleScene{p: p, token: token}
 	env := append([]string{"CAFE_CLIENTS_FILE=" + p.registry, "CAFE_AUDIT_FILE=" + t.TempDir() + "/audit.jsonl",
 		"CAFE_CONSOLE_METRICS_URL=http://" + p.callers[0].addr + "/metrics", "CAFE_CALLER_METRICS=http://" + p.callers[0].addr + "/metrics"}, p.env...)
-	c.proc = start(t, "cafe console", "cafe", append(env, "CAFE_CONSOLE_ADDR=127.0.0.1:0"), "console")
+	c.proc = start(t, "cafe console", "cafe", append(append(env, "CAFE_CONSOLE_ADDR=127.0.0.1:0"), extra...), "console")
 	c.proc.waitOutput(t, "cafe console: http", readyTimeout)
 	c.url = regexp.MustCompile(`http://127\.0\.0\.1:\d+`).FindString(c.proc.stdout.String())
 	return c
@@ -59,7 +65,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	c := startConsole(t, p)
 	b := newBrowser(t, c.url)
 	refusedWithoutLogin(t, b)
-	logIn(t, b, c.token)
+	logIn(t, b, c.token, "dead")
 	fleet := devicesComeOnline(t, b, p)
 	replayDeadLetter(t, b, p, app, fleet.ids[0])
 	burstRisesAndFalls(t, b, p, app, fleet.ids)
@@ -72,6 +78,22 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Errorf("at phone width (390 px) the devices page is %d px wide: it should scroll only its table", w)
 	}
 	b.screenshot(t, "phone-devices")
+	sourceDownIsShown(t, b, p, c.token)
+}
+
+// sourceDownIsShown starts a second console whose RabbitMQ management API
+// cannot be reached, and checks that its pipeline page says so, with the
+// time, instead of showing numbers.
+func sourceDownIsShown(t *testing.T, b *browser, p *pipeline, token string) {
+	c := launchConsole(t, p, token, "CAFE_MANAGEMENT_URL=http://127.0.0.1:1")
+	b.base = c.url
+	b.do(t, "the second console", 10*time.Second, chromedp.EmulateViewport(1100, 900), chromedp.Navigate(c.url+"/pipeline"), chromedp.WaitVisible(css("#token")))
+	logIn(t, b, token, "pipeline")
+	b.waitJS(t, "RabbitMQ named as down", `/RabbitMQ unreachable since \d\d:\d\d:\d\d/.test(document.querySelector("#sources").textContent)`, 15*time.Second)
+	if rows := eval[int](t, b, `document.querySelectorAll("#queues tbody tr").length`); rows != 0 {
+		t.Errorf("with RabbitMQ unreachable the page shows %d queue rows", rows)
+	}
+	b.screenshot(t, "source-down")
 }
 
 func refusedWithoutLogin(t *testing.T, b *browser) {
@@ -92,11 +114,11 @@ func refusedWithoutLogin(t *testing.T, b *browser) {
 	b.screenshot(t, "login")
 }
 
-func logIn(t *testing.T, b *browser, token string) {
+func logIn(t *testing.T, b *browser, token, page string) {
 	b.do(t, "log in with a wrong token", 10*time.Second, chromedp.SendKeys(css("#token"), "wrong"), chromedp.Submit(css("#token")),
 		chromedp.WaitVisible(css(".error")))
 	b.do(t, "log in", 10*time.Second, chromedp.SetValue(css("#token"), token), chromedp.Submit(css("#token")),
-		chromedp.WaitVisible(css("body[data-page=dead]")))
+		chromedp.WaitVisible(css("body[data-page="+page+"]")))
 }
 
 // devicesComeOnline watches this test's devices on the devices page while
