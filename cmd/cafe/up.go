@@ -14,6 +14,7 @@ import (
 
 	"cafe/cmd/internal/brokerauth"
 	"cafe/cmd/internal/cli"
+	"cafe/cmd/internal/console"
 	"cafe/cmd/internal/devicesim"
 	"cafe/cmd/internal/run"
 	"cafe/contracts/identity"
@@ -29,6 +30,9 @@ type upSettings struct {
 	caller  run.CallerSettings
 	logging cli.Log
 	fleet   devicesim.Config
+	console console.Settings
+
+	consoleURL string // where the console listens, once built
 }
 
 func upCommand() *cobra.Command {
@@ -38,7 +42,8 @@ func upCommand() *cobra.Command {
 		Short: "Run the whole pipeline on this machine: cashier, barista and caller in one process",
 		Long: `up runs cafe's main job in one process against the configured brokers: the
 cashier (HTTP on CAFE_HTTP_ADDR), a barista and a caller, and with --devices N
-a fleet of N simulated devices. It stops cleanly on Ctrl-C or SIGTERM; SIGHUP
+a fleet of N simulated devices, and the web console on CAFE_CONSOLE_ADDR
+(127.0.0.1:8081; log in with a token from cafe operators add). It stops cleanly on Ctrl-C or SIGTERM; SIGHUP
 reloads the client registry.
 
 With no CAFE_CLIENTS_FILE, up uses a local registry in ~/.config/cafe (or
@@ -58,6 +63,7 @@ device and prints its token with ready-to-paste curl and mosquitto_sub lines.`,
 	f.String(&s.fleet.Pattern, cli.Setting("device-pattern", "CAFE_DEVICE_PATTERN"), devicesim.DefaultPattern, "printf pattern of simulated device ids, numbered from 1")
 	f.Duration(&s.fleet.Latency, cli.Setting("device-latency", "CAFE_DEVICE_LATENCY"), 0, "simulated devices wait this long before replying")
 	f.Float(&s.fleet.ErrorRate, cli.Setting("device-error-rate", "CAFE_DEVICE_ERROR_RATE"), 0, "fraction (0..1) of commands simulated devices answer with an error")
+	s.console.Register(f)
 	s.logging.Register(f)
 	return cmd
 }
@@ -86,6 +92,7 @@ func (s *upSettings) run(cmd *cobra.Command) error {
 	go func() {
 		if p.WaitReady(ctx) && (fleet == nil || fleet.WaitOnline(ctx) == nil) {
 			banner(out, p.Cashier.Scheme(), p.Cashier.Addr(), s.brokers.MQTTURL, s.cashier.ClientsFile, demo, demoSessionPassword(s.cashier.SessionKeyFile, demo), fleet)
+			fmt.Fprintf(out, "web console: %s (log in with an operator token: cafe operators add --id NAME)\n", s.consoleURL)
 		}
 	}()
 	err = p.Run(ctx)
@@ -122,6 +129,12 @@ func (s *upSettings) pipeline(log *slog.Logger) (*run.Pipeline, *devicesim.Fleet
 	if err := s.keepBrokerAuth(p, log); err != nil {
 		return nil, nil, err
 	}
+	s.ownMetrics(cash)
+	con, parts, err := s.console.Build(s.brokers, s.cashier.ClientsFile, prom, log.With("role", "console"))
+	if err != nil {
+		return nil, nil, err
+	}
+	p.Alongside, s.consoleURL = append(p.Alongside, parts...), con.URL()
 	if s.fleet.Count == 0 {
 		return p, nil, nil
 	}
@@ -222,4 +235,21 @@ func demoSessionPassword(keyFile string, demo demoClient) string {
 		return ""
 	}
 	return key.AppPassword(demoClientID, identity.SHA256(demo.token))
+}
+
+// ownMetrics points the console at this process's /metrics (served by the
+// cashier, the one registry every role here counts in) for the baristas
+// and callers, unless it was given theirs.
+func (s *upSettings) ownMetrics(cash *run.Cashier) {
+	port := "8080"
+	if tcp, ok := cash.Addr().(*net.TCPAddr); ok {
+		port = strconv.Itoa(tcp.Port)
+	}
+	own := cash.Scheme() + "://127.0.0.1:" + port + "/metrics"
+	if len(s.console.Baristas) == 0 {
+		s.console.Baristas = []string{own}
+	}
+	if len(s.console.Callers) == 0 {
+		s.console.Callers = []string{own}
+	}
 }

@@ -138,6 +138,19 @@ func (d *Doc) AddClient(id string, token [sha256.Size]byte, patterns []string, r
 	return nil
 }
 
+// AddOperator appends a console operator.
+func (d *Doc) AddOperator(id string, token [sha256.Size]byte) error {
+	l, i, err := d.find("operators", id)
+	if err != nil {
+		return err
+	}
+	if i >= 0 {
+		return fmt.Errorf("operator %q is already registered (remove it first to give it a new token)", id)
+	}
+	l.Content = append(l.Content, mapping("id", quoted(id), "token_sha256", quoted(hex.EncodeToString(token[:]))))
+	return nil
+}
+
 // SetClientToken replaces an app's token hash.
 func (d *Doc) SetClientToken(id string, token [sha256.Size]byte) error {
 	return d.set("clients", id, "token_sha256", quoted(hex.EncodeToString(token[:])))
@@ -165,7 +178,7 @@ func (d *Doc) SetDevice(id string, secret [sha256.Size]byte, generation int) err
 	return d.set("devices", id, "generation", &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!int", Value: strconv.Itoa(generation)})
 }
 
-// Remove deletes the entry with id from list (clients or devices).
+// Remove deletes the entry with id from list (clients, devices or operators).
 func (d *Doc) Remove(list, id string) error {
 	l, i, err := d.find(list, id)
 	if err != nil {

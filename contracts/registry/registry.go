@@ -14,12 +14,19 @@
 //	  - id: lamp-1                      # the device's MQTT user name and client id
 //	    secret_sha256: 2c26b46...       # hex SHA-256 of its secret
 //	    generation: 1                   # optional; `cafe devices rotate` counts it up
+//	operators:
+//	  - id: alice                       # a person who may log in to the console (cafe console)
+//	    token_sha256: 3a7bd3e...        # hex SHA-256 of the operator's login token
 //
 // Only hashes are stored. A device's secret is derived from the
 // installation's auth key, its id and its generation (contracts/identity),
 // which is how the broker can be told a device's secret again at any time
 // without the registry holding it; the hash lets every reader check that
 // its key is the one the secret came from.
+//
+// Operators are people, not MQTT identities: they log in to the web
+// console with their token and have no broker login, so their ids are a
+// namespace of their own (an operator may share an app's id).
 //
 // Patterns use path.Match syntax (* any run of characters, ? one character,
 // [a-z] a class); device ids never contain '/', so * spans the whole id.
@@ -75,12 +82,38 @@ type Device struct {
 	Generation   int // 1 for a new device; rotation counts it up
 }
 
+// Operator is a person who may log in to the console.
+type Operator struct {
+	ID          string
+	TokenSHA256 [sha256.Size]byte
+}
+
 // Registry is a parsed, validated registry.
 type Registry struct {
-	byToken map[[sha256.Size]byte]*Client
-	clients map[string]*Client
-	devices map[string]*Device
+	byToken   map[[sha256.Size]byte]*Client
+	clients   map[string]*Client
+	devices   map[string]*Device
+	operators map[string]*Operator
+	opByToken map[[sha256.Size]byte]*Operator
 }
+
+// LookupOperator returns the operator whose token this is.
+func (r *Registry) LookupOperator(token string) (*Operator, bool) {
+	if r == nil || token == "" {
+		return nil, false
+	}
+	o, ok := r.opByToken[sha256.Sum256([]byte(token))]
+	return o, ok
+}
+
+// Operator returns the operator with id.
+func (r *Registry) Operator(id string) (*Operator, bool) {
+	o, ok := r.operators[id]
+	return o, ok
+}
+
+// Operators lists every operator, by id.
+func (r *Registry) Operators() []*Operator { return sorted(r.operators) }
 
 // Lookup returns the client whose token this is.
 func (r *Registry) Lookup(token string) (*Client, bool) {
@@ -126,8 +159,14 @@ func sorted[T any](m map[string]*T) []*T {
 }
 
 type file struct {
-	Clients []clientEntry `yaml:"clients"`
-	Devices []deviceEntry `yaml:"devices"`
+	Clients   []clientEntry   `yaml:"clients"`
+	Devices   []deviceEntry   `yaml:"devices"`
+	Operators []operatorEntry `yaml:"operators"`
+}
+
+type operatorEntry struct {
+	ID          string `yaml:"id"`
+	TokenSHA256 string `yaml:"token_sha256"`
 }
 
 type clientEntry struct {
@@ -186,12 +225,15 @@ func Parse(data []byte) (*Registry, error) {
 		return nil, fmt.Errorf("not a valid registry: %w", err)
 	}
 	r := &Registry{
-		byToken: make(map[[sha256.Size]byte]*Client, len(doc.Clients)),
-		clients: make(map[string]*Client, len(doc.Clients)),
-		devices: make(map[string]*Device, len(doc.Devices)),
+		byToken:   make(map[[sha256.Size]byte]*Client, len(doc.Clients)),
+		clients:   make(map[string]*Client, len(doc.Clients)),
+		devices:   make(map[string]*Device, len(doc.Devices)),
+		operators: make(map[string]*Operator, len(doc.Operators)),
+		opByToken: make(map[[sha256.Size]byte]*Operator, len(doc.Operators)),
 	}
 	errs := r.addClients(doc.Clients)
 	errs = append(errs, r.addDevices(doc.Devices)...)
+	errs = append(errs, r.addOperators(doc.Operators)...)
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
@@ -234,6 +276,36 @@ func (r *Registry) addDevices(entries []deviceEntry) []error {
 		}
 	}
 	return errs
+}
+
+func (r *Registry) addOperators(entries []operatorEntry) []error {
+	var errs []error
+	for i, e := range entries {
+		where := place("operators", i, e.ID)
+		o, err := e.operator()
+		switch {
+		case err != nil:
+			errs = append(errs, fmt.Errorf("%s: %w", where, err))
+		case r.operators[o.ID] != nil:
+			errs = append(errs, fmt.Errorf("%s: id %q is used by another operator", where, o.ID))
+		case r.opByToken[o.TokenSHA256] != nil:
+			errs = append(errs, fmt.Errorf("%s: token_sha256 is also used by another operator", where))
+		default:
+			r.operators[o.ID], r.opByToken[o.TokenSHA256] = o, o
+		}
+	}
+	return errs
+}
+
+func (e operatorEntry) operator() (*Operator, error) {
+	if !contracts.ValidClientID(e.ID) {
+		return nil, fmt.Errorf("id %q: want 1 to %d characters from A-Z a-z 0-9 _ : - and .", contracts.Clip(e.ID), contracts.MaxClientIDLen)
+	}
+	hash, err := sha256Hex(e.TokenSHA256)
+	if err != nil {
+		return nil, fmt.Errorf("token_sha256: %w; `cafe operators add` writes it", err)
+	}
+	return &Operator{ID: e.ID, TokenSHA256: hash}, nil
 }
 
 func place(list string, i int, id string) string {

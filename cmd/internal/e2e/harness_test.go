@@ -219,7 +219,7 @@ func startService(t testing.TB, name, binary string, env []string, args ...strin
 
 func (s *service) launch(t testing.TB, name string) {
 	s.addr = freeAddr(t)
-	s.proc = start(t, name, s.binary, append(append([]string{}, s.env...), "CAFE_HTTP_ADDR="+s.addr), s.args...)
+	s.proc = start(t, name, s.binary, append(append([]string{}, s.env...), "CAFE_HTTP_ADDR="+s.addr, "CAFE_CONSOLE_ADDR=127.0.0.1:0"), s.args...)
 }
 
 // waitReady polls /readyz until it answers 200. A process that lost its

@@ -92,6 +92,7 @@ type Config struct {
 	Password      string
 	AMQPURL       string          // for the dead letters (browsed as cafe-ops)
 	MQTT          mqttlink.Config // for retained presence
+	NoPresence    bool            // do not read presence (the console keeps its own index of it)
 	DevicePattern string          // count only devices whose id matches (path.Match); "": all
 	Baristas      []string        // their /metrics URLs
 	Callers       []string
@@ -139,7 +140,9 @@ func (g *Gatherer) Gather(ctx context.Context) Snapshot {
 		}()
 	}
 	run("rabbitmq management", g.queues)
-	run("mqtt presence", g.devices)
+	if !g.cfg.NoPresence {
+		run("mqtt presence", g.devices)
+	}
 	run("barista metrics", g.baristaMetrics)
 	run("caller metrics", g.callerMetrics)
 	wg.Wait()
@@ -162,3 +165,6 @@ func (s Snapshot) Queue(name string) (Queue, bool) {
 	}
 	return Queue{}, false
 }
+
+// Topology is the pipeline this Gatherer reads.
+func (g *Gatherer) Topology() contracts.Topology { return g.cfg.Topology }
