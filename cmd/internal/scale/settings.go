@@ -66,6 +66,9 @@ func (s *Settings) Register(f cli.Flags, withRole bool) {
 type Launch struct {
 	Link       *amqplink.Link
 	Supervisor *Supervisor
+	// CheckTimeout bounds the first read of the queue, which tells a
+	// RabbitMQ that cannot be reached from a slow one (default 10s).
+	CheckTimeout time.Duration
 }
 
 // Build makes the supervisor of s for the pipeline of brokers, logging in
@@ -87,7 +90,7 @@ func (s Settings) Build(brokers cli.Brokers, reg prometheus.Registerer, log *slo
 	if err != nil {
 		return nil, err
 	}
-	return &Launch{Link: link, Supervisor: sup}, nil
+	return &Launch{Link: link, Supervisor: sup, CheckTimeout: 10 * time.Second}, nil
 }
 
 // config is the supervisor's Config from s.
@@ -196,7 +199,7 @@ func (l *Launch) Run(ctx context.Context) error {
 
 // check is the first observation, within a few seconds.
 func (l *Launch) check(ctx context.Context) error {
-	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	cctx, cancel := context.WithTimeout(ctx, l.CheckTimeout)
 	defer cancel()
 	if _, err := l.Supervisor.src.Observe(cctx); err != nil {
 		if cause := l.Link.LastError(); cause != nil && errors.Is(err, context.DeadlineExceeded) {
