@@ -124,6 +124,7 @@ func (s *Supervisor) stopAll() {
 	s.mu.Unlock()
 	for _, c := range all {
 		<-c.done
+		s.log.Info("worker stopped", "name", c.name, "exit", exitText(c.err))
 	}
 	s.mu.Lock()
 	s.children = nil
