@@ -35,14 +35,15 @@ const nothing = "^$"
 //	ops      reads and purges dead letters, republishes them (in its own
 //	         name: baristas and the caller accept cafe-ops as a publisher,
 //	         see identity.CommandPublishers), and runs the bench's private
-//	         floor queues
+//	         floor queues; tagged monitoring, so `cafe scale` and `cafe status`
+//	         read queue figures from the management API
 //	admin    everything (declares the topology; tests)
 var AMQPGrants = []amqpGrant{
 	{identity.Cashier, nothing, `^.+\.commands$`, nothing, ""},
 	{identity.Barista, nothing, `^.+\.results$`, `^.+\.commands$`, ""},
 	{identity.Caller, nothing, nothing, `^.+\.(results|dead\.notify)$`, ""},
 	{identity.Ledger, nothing, nothing, `^.+\.events$`, ""},
-	{identity.Ops, `^bench-floor-.+$`, `^(.+\.(commands|results)|bench-floor-.+)$`, `^(.+\.dead|bench-floor-.+)$`, ""},
+	{identity.Ops, `^bench-floor-.+$`, `^(.+\.(commands|results)|bench-floor-.+)$`, `^(.+\.dead|bench-floor-.+)$`, "monitoring"},
 	{identity.Admin, ".*", ".*", ".*", "administrator"},
 }
 
