@@ -59,8 +59,9 @@ type Decision struct {
 }
 
 // Decide is the supervisor's rule, with no side effect: scale up at once
-// when the backlog would not drain within the target (or its oldest
-// message is older than the target); scale down one replica at a time,
+// when messages are waiting and the backlog would not drain within the
+// target (or its oldest message is older than the target); with nothing
+// ready, the replicas take every message as it comes, whatever they hold; scale down one replica at a time,
 // only when the quiet period has passed since the last change and the last
 // pressure and fewer replicas would still keep up; stay within Min..Max.
 func Decide(p Policy, s State, o Observation, now time.Time) Decision {
@@ -81,7 +82,7 @@ func up(p Policy, s State, o Observation) (Decision, bool) {
 	drain := o.DrainTime()
 	why := ""
 	switch {
-	case o.Backlog() > 0 && drain > p.TargetDrain:
+	case o.Ready > 0 && drain > p.TargetDrain: // nothing ready: every arrival is taken at once
 		why = fmt.Sprintf("backlog %d would take %s to drain (target %s)", o.Backlog(), human(drain), p.TargetDrain)
 	case o.OldestAge > p.TargetDrain:
 		why = fmt.Sprintf("oldest waiting message is %s old (target %s)", o.OldestAge.Round(time.Millisecond), p.TargetDrain)

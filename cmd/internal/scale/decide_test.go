@@ -27,6 +27,7 @@ func TestDecide(t *testing.T) {
 		{"step capped at max", State{Running: 6, LastChange: now}, Observation{Ready: 9000, RateOut: 1, RatesKnown: true}, 8, true, "backlog"},
 		{"at max holds with pressure", State{Running: 8, LastChange: long}, Observation{Ready: 9000, RateOut: 1, RatesKnown: true}, 8, true, "already at the maximum"},
 		{"old oldest message scales up", State{Running: 1, LastChange: long}, Observation{Ready: 1, RateOut: 100, OldestAge: 11 * time.Second}, 2, true, "oldest"},
+		{"nothing ready: in-hand work alone never scales up", State{Running: 1, LastChange: now}, Observation{Unacked: 5, RatesKnown: true}, 1, false, "at the minimum"},
 		{"backlog draining in time holds", State{Running: 2, LastChange: now}, Observation{Ready: 100, RateIn: 10, RateOut: 110, RatesKnown: true}, 2, false, "quiet for 0s"},
 		{"no scale-down within quiet of a change", State{Running: 4, LastChange: now.Add(-29 * time.Second), LastPressure: long}, Observation{RatesKnown: true}, 4, false, "quiet for 29s of 30s"},
 		{"no scale-down within quiet of pressure", State{Running: 4, LastChange: long, LastPressure: now.Add(-10 * time.Second)}, Observation{RatesKnown: true}, 4, false, "quiet for 10s"},

@@ -75,7 +75,7 @@ func newRig(t *testing.T, p scale.Policy, latency time.Duration) *rig {
 	brokertest.Run(t, link)
 	cfg := scale.Config{Role: scale.RoleBarista, Binary: baristaBin, Policy: p, Interval: 200 * time.Millisecond, StopGrace: 10 * time.Second,
 		Env: childEnv(), Set: map[string]string{"CAFE_AMQP_URL": brokertest.AMQPBase(), "CAFE_MQTT_URL": brokertest.MQTTBase(), "CAFE_AMQP_PREFIX": top.Prefix}}
-	r.sup, err = scale.New(cfg, &scale.QueueSource{Link: link, Queue: top.CommandsQueue()}, r.reg, slog.New(slog.NewTextHandler(testWriter{t}, nil)))
+	r.sup, err = scale.New(cfg, &scale.QueueSource{Link: link, Queue: top.CommandsQueue()}, r.reg, testLog(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,6 +95,9 @@ func childEnv() []string {
 	}
 	return append(env, "CAFE_AUTH_KEY_FILE="+brokertest.KeyFile(), "CAFE_BARISTA_CONCURRENCY=1", "CAFE_BARISTA_GRACE=3s", "CAFE_LOG_LEVEL=warn")
 }
+
+// testLog logs to the test's log.
+func testLog(t *testing.T) *slog.Logger { return slog.New(slog.NewTextHandler(testWriter{t}, nil)) }
 
 type testWriter struct{ t *testing.T }
 

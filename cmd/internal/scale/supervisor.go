@@ -139,17 +139,15 @@ func (s *Supervisor) step(ctx context.Context) {
 }
 
 // learn updates the per-replica capacity from a saturated observation:
-// messages waiting, so every replica was busy.
+// messages waiting, so every replica was busy. It keeps the highest seen:
+// the management API's rates lag, and a low sample taken while replicas
+// were starting would otherwise hold back every scale-down; one too high
+// only slows a scale-up, which still adds a replica every interval.
 func (s *Supervisor) learn(o Observation) {
 	if !o.RatesKnown || o.Ready == 0 || s.state.Running == 0 || o.RateOut <= 0 {
 		return
 	}
-	c := o.RateOut / float64(s.state.Running)
-	if s.state.Capacity == 0 {
-		s.state.Capacity = c
-		return
-	}
-	s.state.Capacity = 0.5*s.state.Capacity + 0.5*c
+	s.state.Capacity = max(s.state.Capacity, o.RateOut/float64(s.state.Running))
 }
 
 func round(f float64) float64 { return float64(int(f*10)) / 10 }
