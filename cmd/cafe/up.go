@@ -63,7 +63,7 @@ device and prints its token with ready-to-paste curl and mosquitto_sub lines.`,
 	f.String(&s.fleet.Pattern, cli.Setting("device-pattern", "CAFE_DEVICE_PATTERN"), devicesim.DefaultPattern, "printf pattern of simulated device ids, numbered from 1")
 	f.Duration(&s.fleet.Latency, cli.Setting("device-latency", "CAFE_DEVICE_LATENCY"), 0, "simulated devices wait this long before replying")
 	f.Float(&s.fleet.ErrorRate, cli.Setting("device-error-rate", "CAFE_DEVICE_ERROR_RATE"), 0, "fraction (0..1) of commands simulated devices answer with an error")
-	cmd.Flags().BoolVar(&s.autoscale, "autoscale", false, "run baristas as child processes (the barista binary next to this one), as many as the commands queue needs between --min and --max (see cafe scale)")
+	cmd.Flags().BoolVar(&s.autoscale, "autoscale", false, "run baristas as child processes (the barista binary next to this one), as many as the commands queue needs between --min and --max (see cafe scale); they take their settings from the environment (CAFE_BARISTA_*), not from this command's barista flags")
 	s.scale.Register(f, false)
 	s.logging.Register(f)
 	return cmd
