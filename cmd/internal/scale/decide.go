@@ -41,6 +41,11 @@ type Policy struct {
 	Min, Max    int
 	TargetDrain time.Duration // the backlog must clear within this
 	Quiet       time.Duration // no scale-down until this long after the last change and the last pressure
+	// Settle is how long a change is given to take effect (workers to
+	// start, the management API's rates to catch up, every 5s by default)
+	// before another scale-up: without it stale figures add a replica
+	// every interval. 0: none.
+	Settle time.Duration
 }
 
 // State is what the supervisor remembers between decisions.
@@ -72,6 +77,10 @@ func Decide(p Policy, s State, o Observation, now time.Time) Decision {
 		return Decision{Desired: p.Max, Reason: fmt.Sprintf("%d running, above the maximum %d", s.Running, p.Max)}
 	}
 	if d, ok := up(p, s, o); ok {
+		if since := now.Sub(s.LastChange); d.Desired > s.Running && since < p.Settle {
+			return Decision{Desired: s.Running, Pressure: true,
+				Reason: fmt.Sprintf("%s; the last change %s ago is still taking effect (%s)", d.Reason, since.Round(time.Millisecond), p.Settle)}
+		}
 		return d
 	}
 	return down(p, s, o, now)

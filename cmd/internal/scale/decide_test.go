@@ -9,7 +9,7 @@ import (
 func TestDecide(t *testing.T) {
 	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
 	long := now.Add(-time.Hour)
-	p := Policy{Min: 1, Max: 8, TargetDrain: 10 * time.Second, Quiet: 30 * time.Second}
+	p := Policy{Min: 1, Max: 8, TargetDrain: 10 * time.Second, Quiet: 30 * time.Second, Settle: 5 * time.Second}
 	cases := []struct {
 		name         string
 		s            State
@@ -21,11 +21,12 @@ func TestDecide(t *testing.T) {
 		{"below min starts up to min", State{Running: 0}, Observation{}, 1, false, "below the minimum"},
 		{"above max comes down to max", State{Running: 9}, Observation{}, 8, false, "above the maximum"},
 		{"idle at min holds", State{Running: 1, LastChange: long}, Observation{RatesKnown: true}, 1, false, "at the minimum"},
-		{"backlog not shrinking doubles", State{Running: 2, LastChange: now}, Observation{Ready: 500, RateIn: 50, RateOut: 50, RatesKnown: true}, 4, true, "forever"},
-		{"backlog too slow to drain doubles", State{Running: 3, LastChange: now}, Observation{Ready: 1000, RateIn: 0, RateOut: 20, RatesKnown: true}, 6, true, "would take 50s"},
-		{"learnt capacity sizes the step", State{Running: 1, LastChange: now, Capacity: 100}, Observation{Ready: 2000, RateIn: 300, RateOut: 100, RatesKnown: true}, 5, true, "backlog 2000"},
-		{"step capped at max", State{Running: 6, LastChange: now}, Observation{Ready: 9000, RateOut: 1, RatesKnown: true}, 8, true, "backlog"},
+		{"backlog not shrinking doubles", State{Running: 2, LastChange: long}, Observation{Ready: 500, RateIn: 50, RateOut: 50, RatesKnown: true}, 4, true, "forever"},
+		{"backlog too slow to drain doubles", State{Running: 3, LastChange: long}, Observation{Ready: 1000, RateIn: 0, RateOut: 20, RatesKnown: true}, 6, true, "would take 50s"},
+		{"learnt capacity sizes the step", State{Running: 1, LastChange: long, Capacity: 100}, Observation{Ready: 2000, RateIn: 300, RateOut: 100, RatesKnown: true}, 5, true, "backlog 2000"},
+		{"step capped at max", State{Running: 6, LastChange: long}, Observation{Ready: 9000, RateOut: 1, RatesKnown: true}, 8, true, "backlog"},
 		{"at max holds with pressure", State{Running: 8, LastChange: long}, Observation{Ready: 9000, RateOut: 1, RatesKnown: true}, 8, true, "already at the maximum"},
+		{"a change still settling holds the next step up", State{Running: 2, LastChange: now.Add(-2 * time.Second)}, Observation{Ready: 500, RateOut: 1, RatesKnown: true}, 2, true, "still taking effect"},
 		{"old oldest message scales up", State{Running: 1, LastChange: long}, Observation{Ready: 1, RateOut: 100, OldestAge: 11 * time.Second}, 2, true, "oldest"},
 		{"nothing ready: in-hand work alone never scales up", State{Running: 1, LastChange: now}, Observation{Unacked: 5, RatesKnown: true}, 1, false, "at the minimum"},
 		{"backlog draining in time holds", State{Running: 2, LastChange: now}, Observation{Ready: 100, RateIn: 10, RateOut: 110, RatesKnown: true}, 2, false, "quiet for 0s"},

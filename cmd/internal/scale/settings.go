@@ -96,7 +96,7 @@ func (s Settings) Build(brokers cli.Brokers, reg prometheus.Registerer, log *slo
 // config is the supervisor's Config from s.
 func (s Settings) config(brokers cli.Brokers) (Config, error) {
 	cfg := Config{Role: s.Role, Binary: s.Binary, Interval: s.Interval, Set: childBrokers(brokers),
-		Policy: Policy{Min: s.Min, Max: s.Max, TargetDrain: s.TargetDrain, Quiet: s.Quiet}}
+		Policy: Policy{Min: s.Min, Max: s.Max, TargetDrain: s.TargetDrain, Quiet: s.Quiet, Settle: settleFor(s.Interval)}}
 	cfg.StopGrace = workerGrace(s.Role) + 5*time.Second
 	probe := cfg
 	if probe.Binary == "" {
@@ -114,6 +114,10 @@ func (s Settings) config(brokers cli.Brokers) (Config, error) {
 	}
 	return cfg, nil
 }
+
+// settleFor is the settle time of a supervisor reading every interval:
+// two intervals, at least the management API's 5s sampling.
+func settleFor(interval time.Duration) time.Duration { return max(5*time.Second, 2*interval) }
 
 // childBrokers are the broker settings the children must share with the
 // supervisor, whether they came from flags or the environment.

@@ -136,7 +136,7 @@ func startSupervisor(t *testing.T, top contracts.Topology) (*scale.Supervisor, *
 	}
 	env := append(childEnv(), "CAFE_BARISTA_CONCURRENCY=16", "CAFE_BARISTA_GRACE=10s") // later values win
 	cfg := scale.Config{Role: scale.RoleBarista, Binary: baristaBin, Interval: time.Second, StopGrace: 15 * time.Second, Env: env,
-		Policy: scale.Policy{Min: 1, Max: 6, TargetDrain: 5 * time.Second, Quiet: 15 * time.Second},
+		Policy: scale.Policy{Min: 1, Max: 6, TargetDrain: 5 * time.Second, Quiet: 15 * time.Second, Settle: 5 * time.Second},
 		Set:    map[string]string{"CAFE_AMQP_URL": brokertest.AMQPBase(), "CAFE_MQTT_URL": brokertest.MQTTBase(), "CAFE_AMQP_PREFIX": top.Prefix}}
 	sup, err := scale.New(cfg, src, prometheus.NewRegistry(), testLog(t))
 	if err != nil {
