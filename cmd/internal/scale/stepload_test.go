@@ -85,7 +85,10 @@ func TestStepLoad(t *testing.T) {
 	total := *stepLead + *stepHold + *stepTail
 	devices := startFleet(t, 100, 20*time.Millisecond)
 	sup, link := startSupervisor(t, top)
-	brokertest.Eventually(t, 15*time.Second, "no barista started", func() bool { return len(sup.PIDs()) == 1 })
+	brokertest.Eventually(t, 30*time.Second, "no barista consuming", func() bool { // started is not yet consuming
+		st, err := link.Inspect(context.Background(), top.CommandsQueue())
+		return err == nil && st.Consumers == 1
+	})
 	r := &stepRun{start: time.Now().Add(100 * time.Millisecond), errors: map[int64]int{}}
 	stopResults := consumeResults(t, top, r)
 	stopSampling := sample(t, r, sup, link, top.CommandsQueue())
