@@ -34,6 +34,12 @@ func TestUpAutoscaleRunsBaristaProcesses(t *testing.T) {
 	if banner := up.stdout.String(); !strings.Contains(banner, "1 to 2 baristas (autoscaled)") {
 		t.Errorf("banner does not say the baristas are autoscaled:\n%s", banner)
 	}
+	// cafe up is ready once its cashier and caller are; the barista child
+	// connects on its own (a command sent sooner waits for it, and may
+	// expire on a loaded machine).
+	brokertest.Eventually(t, readyTimeout, "no barista child is consuming", func() bool {
+		return strings.Contains(up.out.String(), "msg=consuming role=barista")
+	})
 	raw, err := os.ReadFile(filepath.Join(configDir, "demo.token"))
 	if err != nil {
 		t.Fatal(err)

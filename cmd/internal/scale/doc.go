@@ -30,7 +30,11 @@
 // time at the current rates, or the oldest message is older than the
 // target: to as many replicas as the learnt capacity needs (what one
 // replica finished per second while the queue had messages waiting), or
-// double while that is not known. Scale down one replica at a time, only
+// double while that is not known; after a change, the next scale-up waits
+// for it to settle (two intervals, at least the 5s the management API takes
+// to sample its rates), or stale figures would add a replica every
+// interval. With nothing ready the replicas are keeping up, whatever they
+// hold, and no scale-up is made. Scale down one replica at a time, only
 // once the quiet period has passed since the last change and since the
 // last pressure, and only when fewer replicas would still keep up. Never
 // below the minimum nor above the maximum. Every decision that changes
@@ -46,6 +50,12 @@
 // running after its grace and a margin is killed (RabbitMQ then requeues
 // what it held). A child that exits unasked is replaced at once. On
 // shutdown every child gets SIGTERM and the supervisor waits for them all.
+//
+// # The step-load benchmark
+//
+// stepload_test.go (build tag scalebench, `task bench:scale`) offers the
+// supervised baristas a stepped load and draws docs/scale-step.png; see
+// the README's "Scaling" section for its figures.
 //
 // # Metrics
 //
