@@ -27,8 +27,8 @@ import (
 	"cafe/contracts/identity"
 )
 
-// baristaBin is the real barista binary, built by TestMain.
-var baristaBin string
+// baristaBin and callerBin are the real binaries, built by TestMain.
+var baristaBin, callerBin string
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "cafe-scale-bin-")
@@ -36,12 +36,12 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	out, err := exec.Command("go", "build", "-o", dir+string(filepath.Separator), "cafe/cmd/barista").CombinedOutput()
+	out, err := exec.Command("go", "build", "-o", dir+string(filepath.Separator), "cafe/cmd/barista", "cafe/cmd/caller").CombinedOutput()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "scale: go build cafe/cmd/barista: %v\n%s", err, out)
 		os.Exit(1)
 	}
-	baristaBin = filepath.Join(dir, "barista")
+	baristaBin, callerBin = filepath.Join(dir, "barista"), filepath.Join(dir, "caller")
 	code := m.Run()
 	_ = os.RemoveAll(dir)
 	os.Exit(code)
@@ -268,6 +268,29 @@ func TestReplacesAKilledWorker(t *testing.T) {
 	brokertest.Eventually(t, 10*time.Second, "results missing after the replacement", func() bool {
 		r.results(got, &errs)
 		return len(got) == 5
+	})
+}
+
+// TestSizesCallersByTheResultsQueue: --role caller runs the real caller
+// binary, as many as --min, consuming the results queue.
+func TestSizesCallersByTheResultsQueue(t *testing.T) {
+	top := brokertest.Topology(t)
+	link, err := amqplink.New(amqplink.Config{URL: brokertest.AMQPURLAs(identity.Ops), Topology: top, Name: "test-scale", Passive: true}, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	brokertest.Run(t, link)
+	cfg := scale.Config{Role: scale.RoleCaller, Binary: callerBin, Interval: 200 * time.Millisecond, StopGrace: 10 * time.Second, Env: childEnv(),
+		Policy: scale.Policy{Min: 2, Max: 3, TargetDrain: time.Second, Quiet: time.Minute},
+		Set:    map[string]string{"CAFE_AMQP_URL": brokertest.AMQPBase(), "CAFE_MQTT_URL": brokertest.MQTTBase(), "CAFE_AMQP_PREFIX": top.Prefix}}
+	sup, err := scale.New(cfg, &scale.QueueSource{Link: link, Queue: top.ResultsQueue()}, prometheus.NewRegistry(), testLog(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	brokertest.Start(t, sup.Run)
+	brokertest.Eventually(t, 30*time.Second, "two callers never consumed the results queue", func() bool {
+		st, err := link.Inspect(context.Background(), top.ResultsQueue())
+		return err == nil && st.Consumers == 2
 	})
 }
 
