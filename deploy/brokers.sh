@@ -4,26 +4,35 @@
 # and returns (about one second, most of it `rabbitmqctl`).
 #
 #   deploy/brokers.sh                    ensure both brokers run (the default)
-#   deploy/brokers.sh status             versions, up or down, Mosquitto's config
+#   deploy/brokers.sh status             versions, up or down, TLS listeners, configs
 #   deploy/brokers.sh restart-mosquitto  stop whatever Mosquitto owns port 1883, start ours
 #   deploy/brokers.sh restart-rabbitmq   stop the RabbitMQ node and start it again
 #
 # What "ensure" does, step by step:
 #   1. installs the Debian packages rabbitmq-server, mosquitto and
 #      mosquitto-clients when one of their programs is missing;
-#   2. starts RabbitMQ (`rabbitmq-server -detached`) when 127.0.0.1:5672 does
-#      not answer, and waits for it;
-#   3. enables every RabbitMQ feature flag if one is disabled (cafe's queues
+#   2. builds bin/cafe and runs `cafe setup --certs-only`: the demo CA and
+#      the brokers' TLS certificates, copied to /etc/mosquitto/cafe/tls and
+#      /etc/rabbitmq/cafe-tls (owned by each broker's user) BEFORE RabbitMQ
+#      starts, since its TLS listener needs them;
+#   3. installs deploy/rabbitmq/rabbitmq.conf as /etc/rabbitmq/rabbitmq.conf
+#      (plain 127.0.0.1:5672, TLS 127.0.0.1:5671, management 127.0.0.1:15672);
+#      a running node is restarted only when that file changed or its TLS
+#      listener does not answer;
+#   4. starts RabbitMQ (`rabbitmq-server -detached`) when 127.0.0.1:5672 does
+#      not answer, and waits for it; enables the management plugin
+#      (`rabbitmq-plugins enable rabbitmq_management`) if it is not;
+#   5. enables every RabbitMQ feature flag if one is disabled (cafe's queues
 #      are quorum queues);
-#   4. builds bin/cafe and runs `cafe setup --rabbitmq --mosquitto-dir
+#   6. runs `cafe setup --rabbitmq --mosquitto-dir
 #      /etc/mosquitto/cafe`: this machine's auth key (created once, mode
 #      0600), one RabbitMQ user per role with only its permissions (guest
 #      deleted), the demo CA and the broker's TLS certificate, and Mosquitto's
 #      first dynamic-security file (the logins of cafe's services);
-#   5. installs deploy/mosquitto/cafe.acl (the topic rules) in
+#   7. installs deploy/mosquitto/cafe.acl (the topic rules) in
 #      /etc/mosquitto/cafe, telling a running Mosquitto (SIGHUP) when it
 #      changed;
-#   6. makes the Mosquitto that listens on 127.0.0.1:1883 one started with
+#   8. makes the Mosquitto that listens on 127.0.0.1:1883 one started with
 #      deploy/mosquitto/cafe.conf: a Mosquitto started with another config
 #      (Debian's /etc/mosquitto/mosquitto.conf, say) is stopped with SIGTERM
 #      and ours is started with `mosquitto -d -c <abs path>`; so is one
@@ -39,7 +48,7 @@ set -euo pipefail
 # Debian puts the brokers in /usr/sbin, which a non-login shell may lack.
 export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
 
-readonly AMQP_HOST=127.0.0.1 AMQP_PORT=5672
+readonly AMQP_HOST=127.0.0.1 AMQP_PORT=5672 AMQPS_PORT=5671 MANAGEMENT_PORT=15672
 readonly MQTT_HOST=127.0.0.1 MQTT_PORT=1883
 readonly RABBITMQ_START_TIMEOUT="${RABBITMQ_START_TIMEOUT:-180}"
 readonly MOSQUITTO_START_TIMEOUT="${MOSQUITTO_START_TIMEOUT:-15}"
@@ -54,6 +63,8 @@ DEPLOY_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)"
 readonly DEPLOY_DIR
 readonly CAFE_CONF="$DEPLOY_DIR/mosquitto/cafe.conf"
 readonly CAFE_ACL="$DEPLOY_DIR/mosquitto/cafe.acl"
+readonly CAFE_RABBITMQ_CONF="$DEPLOY_DIR/rabbitmq/rabbitmq.conf"
+readonly RABBITMQ_CONF=/etc/rabbitmq/rabbitmq.conf
 # Where Mosquitto reads cafe's ACL and TLS files (cafe.conf names them).
 readonly MOSQUITTO_CAFE_DIR=/etc/mosquitto/cafe
 readonly REPO_DIR="$DEPLOY_DIR/.."
@@ -163,6 +174,47 @@ ensure_rabbitmq() {
 				"list them: rabbitmqctl list_feature_flags; enable one by one: rabbitmqctl enable_feature_flag NAME"
 	fi
 	say "RabbitMQ answers on $AMQP_HOST:$AMQP_PORT, all feature flags enabled"
+}
+
+# rabbitmq_config: cafe's rabbitmq.conf in place, with the certificates it
+# names; a running node that does not run it yet is restarted (only then).
+rabbitmq_config() {
+	need_root "configuring RabbitMQ"
+	build_cafe
+	"$CAFE_BIN" setup --certs-only ||
+		die "cafe setup --certs-only failed (its message is above)" "see: $CAFE_BIN setup --help"
+	local changed=0
+	if ! cmp -s "$CAFE_RABBITMQ_CONF" "$RABBITMQ_CONF"; then
+		say "installing $CAFE_RABBITMQ_CONF as $RABBITMQ_CONF"
+		install -m 0644 "$CAFE_RABBITMQ_CONF" "$RABBITMQ_CONF"
+		changed=1
+	fi
+	answers "$AMQP_HOST" "$AMQP_PORT" || return 0 # ensure_rabbitmq starts it
+	if ((changed)); then
+		say "RabbitMQ's config changed: restarting the node to apply it"
+		restart_rabbitmq
+	elif ! answers "$AMQP_HOST" "$AMQPS_PORT"; then
+		say "RabbitMQ runs without its TLS listener on $AMQP_HOST:$AMQPS_PORT: restarting the node"
+		restart_rabbitmq
+	fi
+}
+
+# ensure_management: the management plugin (the HTTP API on 127.0.0.1:15672).
+ensure_management() {
+	# rabbitmq-plugins takes seconds: ask it only when the API is silent.
+	if ! answers "$AMQP_HOST" "$MANAGEMENT_PORT" &&
+		! grep -qx rabbitmq_management <<<"$(rabbitmq-plugins -q list -e -m 2>/dev/null || true)"; then
+		say "enabling RabbitMQ's management plugin: rabbitmq-plugins enable rabbitmq_management"
+		rabbitmq-plugins -q enable rabbitmq_management >/dev/null ||
+			die "rabbitmq-plugins enable rabbitmq_management failed" "$(rabbitmq_log_hint)"
+	fi
+	wait_until 60 answers "$AMQP_HOST" "$MANAGEMENT_PORT" ||
+		die "RabbitMQ's management API does not answer on $AMQP_HOST:$MANAGEMENT_PORT" \
+			"$(rabbitmq_log_hint)" "list plugins: rabbitmq-plugins list -e"
+	answers "$AMQP_HOST" "$AMQPS_PORT" ||
+		die "RabbitMQ's TLS listener does not answer on $AMQP_HOST:$AMQPS_PORT" \
+			"$(rabbitmq_log_hint)" "check the files $RABBITMQ_CONF names: ls -l /etc/rabbitmq/cafe-tls"
+	say "RabbitMQ: TLS on $AMQP_HOST:$AMQPS_PORT, management API on $AMQP_HOST:$MANAGEMENT_PORT"
 }
 
 stop_rabbitmq() {
@@ -388,6 +440,10 @@ status() {
 			v="$(rabbitmq-diagnostics -q server_version 2>/dev/null || echo '?')"
 			echo "  server:   $v, node $(rabbitmqctl -q eval 'node().' 2>/dev/null || echo '?')"
 			echo "  up:       yes, $AMQP_HOST:$AMQP_PORT answers"
+			echo "  tls:      $AMQP_HOST:$AMQPS_PORT $(answers "$AMQP_HOST" "$AMQPS_PORT" && echo answers || echo 'does NOT answer (apply: '"$0"')')"
+			echo "  mgmt:     $AMQP_HOST:$MANAGEMENT_PORT $(answers "$AMQP_HOST" "$MANAGEMENT_PORT" && echo answers || echo 'does NOT answer (apply: '"$0"')')"
+			cmp -s "$CAFE_RABBITMQ_CONF" "$RABBITMQ_CONF" && v="ours" || v="NOT ours (apply: $0)"
+			echo "  config:   $RABBITMQ_CONF, $v"
 			flags="$(rabbitmqctl -s list_feature_flags name state 2>/dev/null || true)"
 			echo "  flags:    $(awk '$2 == "disabled" { d = d " " $1 } END { print (d == "" ? "all enabled" : "disabled:" d) }' <<<"$flags")"
 		else
@@ -403,6 +459,7 @@ status() {
 		echo "  version:  $(mosquitto -h 2>/dev/null | awk 'NR == 1 { print $3 }')"
 		if answers "$MQTT_HOST" "$MQTT_PORT"; then
 			echo "  up:       yes, $MQTT_HOST:$MQTT_PORT answers ($(mqtt_check || echo 'but no MQTT answer'))"
+			echo "  tls:      $MQTT_HOST:8883 $(answers "$MQTT_HOST" 8883 && echo answers || echo 'does NOT answer')"
 		else
 			echo "  up:       NO, nothing answers on $MQTT_HOST:$MQTT_PORT (start it: $0)"
 			rc=1
@@ -435,7 +492,9 @@ main() {
 	case "${1:-ensure}" in
 	ensure | up | "")
 		ensure_packages
+		rabbitmq_config
 		ensure_rabbitmq
+		ensure_management
 		cafe_setup
 		ensure_mosquitto
 		;;
@@ -449,6 +508,7 @@ main() {
 		ensure_packages
 		restart_rabbitmq
 		ensure_rabbitmq
+		ensure_management
 		;;
 	-h | --help | help) usage ;;
 	*)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"errors"
 	"time"
 
@@ -102,6 +103,8 @@ func registerWhere(f cli.Flags, c *bench.Config, d bench.Config) {
 	f.String(&c.URL, bench.SettingURL, d.URL, "the cashier's base URL")
 	f.String(&c.MQTTURL, bench.SettingMQTTURL, d.MQTTURL, "MQTT broker where results arrive and the simulated devices connect")
 	f.String(&c.AMQPURL, bench.SettingAMQPURL, d.AMQPURL, "RabbitMQ, for --floor")
+	f.String(&c.CAFile, bench.SettingCAFile, "", "PEM file of a CA to trust for an https:// --url (default: the local CA of `cafe setup`, if any)")
+	cli.RegisterTLS(f, &c.MQTTTLS, &c.AMQPTLS)
 	f.String(&c.Token, bench.SettingToken, "", "the app's bearer token (default: the demo client's)")
 	f.String(&c.ClientID, bench.SettingClientID, "", "the app's client id, for its results topic (default: demo, with the demo token)")
 	f.String(&c.Out, bench.SettingOut, "", "directory for report.json and the pictures (default bench-results/<timestamp>)")
@@ -148,6 +151,7 @@ func (s *benchSettings) run(cmd *cobra.Command) error {
 		return &exitError{exitUsage, err}
 	}
 	cfg := s.cfg
+	cfg.CAFile = cmp.Or(cfg.CAFile, localCA())
 	cfg.Stdout, cfg.Progress = cmd.OutOrStdout(), cmd.ErrOrStderr()
 	ctx, stop := cli.SignalContext()
 	defer stop()

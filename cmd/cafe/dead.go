@@ -15,6 +15,7 @@ import (
 
 	"cafe/cmd/internal/cli"
 	"cafe/cmd/internal/deadletter"
+	"cafe/contracts/amqplink"
 )
 
 func deadCommand() *cobra.Command {
@@ -40,7 +41,7 @@ func dial(cmd *cobra.Command, b *cli.Brokers) (*amqp.Connection, error) {
 	if err := b.Topology().Validate(); err != nil {
 		return nil, err
 	}
-	conn, err := amqp.DialConfig(b.AMQPURL, amqp.Config{Dial: amqp.DefaultDial(5 * time.Second)})
+	conn, err := amqplink.Dial(amqplink.Config{URL: b.AMQPURL, TLS: b.AMQPTLS})
 	if err != nil {
 		return nil, fmt.Errorf("cannot reach RabbitMQ (--amqp-url / CAFE_AMQP_URL): %w", err)
 	}

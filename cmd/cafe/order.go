@@ -33,6 +33,9 @@ const (
 
 type orderOptions struct {
 	url, mqttURL, token, client string
+	caFile                      string // trusted for the cashier's HTTPS and an ssl:// broker
+	http                        *http.Client
+	stderr                      io.Writer
 	device, method, params, id  string
 	timeout, extraWait          time.Duration
 	oneWay                      bool
@@ -52,10 +55,14 @@ id: a connection of the same app elsewhere is replaced while order runs.
 Exit status: 0 a result, 1 an error result (from the device or the pipeline),
 2 bad usage, 3 no result in time, 4 the cashier refused the command.
 
-Without --token and --client it uses the demo client that ` + "`cafe up`" + ` creates.`,
+Without --token and --client it uses the demo client that ` + "`cafe up`" + ` creates.
+With an https:// --url or an ssl:// broker it trusts the CA of --ca-file
+(default: the local CA that ` + "`cafe setup`" + ` made, if there is one) besides the
+system's trust store for the cashier, and that CA for the broker.`,
 		Example: `  cafe order --device sim-1 --method echo --params '{"hello":"cafe"}'
   cafe order --device lamp-7 --method on --timeout 2s --token "$TOKEN" --client app-1
-  cafe order --device sim-1 --method blink --one-way`,
+  cafe order --device sim-1 --method blink --one-way
+  cafe order --url https://127.0.0.1:8443 --ca-file ~/.config/cafe/tls/ca.pem --device sim-1 --method echo`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := cli.ApplyEnv(cmd.Flags()); err != nil {
@@ -64,11 +71,18 @@ Without --token and --client it uses the demo client that ` + "`cafe up`" + ` cr
 			return order(cmd.Context(), o, cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
 	}
+	o.register(cmd)
+	return cmd
+}
+
+// register adds order's flags to cmd.
+func (o *orderOptions) register(cmd *cobra.Command) {
 	f := cli.On(cmd.Flags())
 	f.String(&o.url, cli.Setting("url", "CAFE_URL"), "http://127.0.0.1:8080", "the cashier's base URL")
 	f.String(&o.mqttURL, cli.Setting("mqtt-url", "CAFE_ORDER_MQTT_URL"), "", "MQTT broker where results arrive (default: the session's mqtt_url)")
 	f.String(&o.token, cli.Setting("token", "CAFE_TOKEN"), "", "the app's bearer token (default: the demo client's)")
 	f.String(&o.client, cli.Setting("client", "CAFE_CLIENT_ID"), "", "the app's client id, checked against the session's (default: the session's)")
+	f.String(&o.caFile, settingCAFile, "", "PEM file of a CA to trust for the cashier's HTTPS and an ssl:// broker (default: the local CA of `cafe setup`, if any)")
 	cmd.Flags().StringVar(&o.device, "device", "", "device id to command")
 	cmd.Flags().StringVar(&o.method, "method", "", "JSON-RPC method")
 	cmd.Flags().StringVar(&o.params, "params", "", "JSON-RPC params: a JSON object or array")
@@ -78,7 +92,6 @@ Without --token and --client it uses the demo client that ` + "`cafe up`" + ` cr
 	cmd.Flags().BoolVar(&o.oneWay, "one-way", false, "send a notification (no id): the device gets it, no result comes back")
 	_ = cmd.MarkFlagRequired("device")
 	_ = cmd.MarkFlagRequired("method")
-	return cmd
 }
 
 func (o *orderOptions) check() error {
@@ -98,6 +111,9 @@ func (o *orderOptions) check() error {
 		if o.token = demoToken(); o.token == "" {
 			return errors.New("no token: pass --token (or CAFE_TOKEN), or run `cafe up` once to create the demo client")
 		}
+	}
+	if err := o.trust(); err != nil {
+		return err
 	}
 	if o.id == "" {
 		var b [6]byte
@@ -137,6 +153,7 @@ func order(ctx context.Context, o orderOptions, stdout, stderr io.Writer) error 
 	if ctx == nil {
 		ctx = context.Background()
 	}
+	o.stderr = stderr
 	wait := o.timeout + o.extraWait
 	ctx, cancel := context.WithTimeout(ctx, wait+10*time.Second)
 	defer cancel()
@@ -190,7 +207,7 @@ func (o *orderOptions) await(results <-chan []byte, wait time.Duration, stdout i
 
 // session asks the cashier for the app's MQTT credentials, as every app does.
 func (o *orderOptions) session(ctx context.Context) (appclient.Session, error) {
-	s, err := appclient.Fetch(ctx, http.DefaultClient, o.url, o.token)
+	s, err := appclient.Fetch(ctx, o.http, o.url, o.token)
 	var refused *appclient.RefusedError
 	switch {
 	case errors.As(err, &refused):
@@ -216,7 +233,11 @@ func (o *orderOptions) listen(ctx context.Context, results chan<- []byte) (stop 
 	if err != nil {
 		return nil, &exitError{exitUsage, err}
 	}
-	link, err := mqttlink.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if u, _ := url.Parse(cfg.URL); u != nil && mqttlink.TLSScheme(u.Scheme) {
+		cfg.TLS.CA = o.caFile
+	}
+	// Only errors, such as a broker certificate this CA did not sign.
+	link, err := mqttlink.New(cfg, slog.New(slog.NewTextHandler(o.stderr, &slog.HandlerOptions{Level: slog.LevelError})))
 	if err != nil {
 		return nil, &exitError{exitUsage, err}
 	}
@@ -252,7 +273,7 @@ func submit(ctx context.Context, o orderOptions, body []byte, stdout io.Writer) 
 	req.Header.Set("Authorization", "Bearer "+o.token)
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Cafe-Timeout", o.timeout.String())
-	res, err := http.DefaultClient.Do(req)
+	res, err := o.http.Do(req)
 	if err != nil {
 		return &exitError{exitRefused, fmt.Errorf("cannot reach the cashier at %s: %w (is `cafe up` running?)", o.url, err)}
 	}

@@ -25,6 +25,9 @@ type setupSettings struct {
 	mosquittoUser string
 	forceDynsec   bool
 	rabbitmq      bool
+	rabbitmqTLS   string // where RabbitMQ reads its TLS files
+	rabbitmqUser  string
+	certsOnly     bool
 }
 
 func setupCommand() *cobra.Command {
@@ -36,10 +39,13 @@ func setupCommand() *cobra.Command {
 is run by deploy/brokers.sh (task setup) as root. Everything it makes is
 kept if it exists, so it can run again at any time:
 
+  - (--certs-only stops after the certificates: brokers.sh runs it before
+    starting RabbitMQ, whose TLS listener needs them)
   - the installation folder (CAFE_CONFIG_DIR) with the auth key every secret
     is derived from, and an empty registry;
   - a local CA and TLS certificates for the brokers and the cashier
-    (CAFE_CONFIG_DIR/tls), the broker's copied to --mosquitto-dir;
+    (CAFE_CONFIG_DIR/tls), Mosquitto's copied to --mosquitto-dir/tls and
+    RabbitMQ's to --rabbitmq-tls-dir, each owned by the broker's user;
   - the dynamic security plugin's file with every login the registry calls
     for (only when it does not exist: a running broker is kept in step by
     the reconciler instead; --force-dynsec rewrites it, for a stopped broker);
@@ -53,6 +59,9 @@ kept if it exists, so it can run again at any time:
 	f.StringVar(&s.dynsecFile, "dynsec-file", "/var/lib/mosquitto/cafe-dynsec.json", "the dynamic security plugin's file (plugin_opt_config_file in cafe.conf)")
 	f.StringVar(&s.mosquittoUser, "mosquitto-user", "mosquitto", "the user Mosquitto runs as, who must own its files")
 	f.BoolVar(&s.forceDynsec, "force-dynsec", false, "rewrite the plugin's file even if it exists (only with Mosquitto stopped)")
+	f.StringVar(&s.rabbitmqTLS, "rabbitmq-tls-dir", "/etc/rabbitmq/cafe-tls", "where RabbitMQ reads cafe's TLS files (deploy/rabbitmq/rabbitmq.conf names them)")
+	f.StringVar(&s.rabbitmqUser, "rabbitmq-user", "rabbitmq", "the user RabbitMQ runs as, who must read its key")
+	f.BoolVar(&s.certsOnly, "certs-only", false, "only make the auth folder's certificates and copy them to the brokers")
 	f.BoolVar(&s.rabbitmq, "rabbitmq", false, "also create RabbitMQ's users and permissions (needs rabbitmqctl)")
 	return cmd
 }
@@ -65,6 +74,9 @@ func (s *setupSettings) run(out io.Writer) error {
 	if err := os.MkdirAll(string(dir), 0o700); err != nil {
 		return err
 	}
+	if err := s.tls(out, dir); err != nil || s.certsOnly {
+		return err
+	}
 	key, err := dir.Key()
 	if err != nil {
 		return err
@@ -74,11 +86,8 @@ func (s *setupSettings) run(out io.Writer) error {
 		return err
 	}
 	regFile := dir.Registry()
-	uid, gid, err := s.owner()
+	uid, gid, err := owner(s.mosquittoUser)
 	if err != nil {
-		return err
-	}
-	if err := s.tls(out, dir, uid, gid); err != nil {
 		return err
 	}
 	if err := s.dynsec(out, reg, regFile, key, uid, gid); err != nil {
@@ -101,27 +110,40 @@ func (s *setupSettings) registry(dir local.Dir) (*registry.Registry, error) {
 	return registry.Load(file)
 }
 
-func (s *setupSettings) owner() (uid, gid int, err error) {
-	u, err := user.Lookup(s.mosquittoUser)
+// owner is the uid and gid of a broker's user.
+func owner(name string) (uid, gid int, err error) {
+	u, err := user.Lookup(name)
 	if err != nil {
-		return 0, 0, fmt.Errorf("user %s (Mosquitto's): %w", s.mosquittoUser, err)
+		return 0, 0, fmt.Errorf("user %s (a broker's): %w", name, err)
 	}
 	uid, _ = strconv.Atoi(u.Uid)
 	gid, _ = strconv.Atoi(u.Gid)
 	return uid, gid, nil
 }
 
-// tls makes the local CA and certificates and gives Mosquitto its own.
-func (s *setupSettings) tls(out io.Writer, dir local.Dir, uid, gid int) error {
+// tls makes the local CA and certificates and gives each broker its own.
+func (s *setupSettings) tls(out io.Writer, dir local.Dir) error {
 	ca := certs.Dir(dir.TLS())
-	made, err := ca.Ensure("mqtt-server", "cashier", "client")
+	made, err := ca.Ensure("mqtt-server", "amqp-server", "cashier", "client")
 	if err != nil {
 		return fmt.Errorf("certificates in %s: %w", ca, err)
 	}
 	if len(made) > 0 {
 		fmt.Fprintf(out, "setup: certificates made in %s: %v (CA %s)\n", ca, made, ca.CA())
 	}
-	dst := filepath.Join(s.mosquittoDir, "tls")
+	if err := giveCert(ca, "mqtt-server", filepath.Join(s.mosquittoDir, "tls"), s.mosquittoUser); err != nil {
+		return err
+	}
+	return giveCert(ca, "amqp-server", s.rabbitmqTLS, s.rabbitmqUser)
+}
+
+// giveCert copies the CA and the certificate called name with its key to
+// dst, the key readable only by runAs (the broker, which reads it as itself).
+func giveCert(ca certs.Dir, name, dst, runAs string) error {
+	uid, gid, err := owner(runAs)
+	if err != nil {
+		return err
+	}
 	if err := os.MkdirAll(dst, 0o755); err != nil {
 		return err
 	}
@@ -130,8 +152,8 @@ func (s *setupSettings) tls(out io.Writer, dir local.Dir, uid, gid int) error {
 		mode     os.FileMode
 	}{
 		{ca.CA(), "ca.pem", 0o644},
-		{ca.Cert("mqtt-server"), "mqtt-server.pem", 0o644},
-		{ca.Key("mqtt-server"), "mqtt-server-key.pem", 0o600},
+		{ca.Cert(name), name + ".pem", 0o644},
+		{ca.Key(name), name + "-key.pem", 0o600},
 	} {
 		if err := copyOwned(c.from, filepath.Join(dst, c.to), c.mode, uid, gid); err != nil {
 			return err

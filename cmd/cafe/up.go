@@ -131,7 +131,7 @@ func (s *upSettings) pipeline(log *slog.Logger) (*run.Pipeline, *devicesim.Fleet
 	if s.fleet.Count == 0 {
 		return p, nil, nil
 	}
-	s.fleet.MQTTURL = s.brokers.MQTTURL
+	s.fleet.MQTTURL, s.fleet.MQTTTLS = s.brokers.MQTTURL, s.brokers.MQTTTLS
 	fleet, err := devicesim.New(s.fleet, log.With("role", "devicesim"))
 	if err != nil {
 		return nil, nil, err

@@ -105,7 +105,7 @@ func (s *simSettings) run(cmd *cobra.Command) error {
 	if err != nil {
 		return err
 	}
-	s.cfg.MQTTURL = s.brokers.MQTTURL
+	s.cfg.MQTTURL, s.cfg.MQTTTLS = s.brokers.MQTTURL, s.brokers.MQTTTLS
 	if err := s.cfg.Validate(); err != nil { // as typed: New would take a zero for a default
 		return err
 	}

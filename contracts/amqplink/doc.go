@@ -36,6 +36,16 @@
 // reported as taken only after its own confirm, and a delivery is never
 // settled on a channel other than the one that carried it.
 //
+// # TLS
+//
+// An amqps:// URL connects over TLS; Config.TLS gives the CA file (default:
+// the system's trust store) and an optional client certificate and key
+// (SettingsTLS: CAFE_AMQP_CA_FILE, CAFE_AMQP_CERT_FILE, CAFE_AMQP_KEY_FILE).
+// New reads them and refuses files it cannot use; Dial, the one-shot
+// connection of tools, does the same. A certificate failure while
+// connecting is logged once per cause with a hint (package linktls) instead
+// of the generic "unreachable" warning, and the link keeps retrying.
+//
 // # Notifications
 //
 // amqp091-go sends Notify* events synchronously and drops an event a

@@ -2,6 +2,7 @@ package amqplink
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -16,6 +17,7 @@ import (
 
 	"cafe/contracts"
 	"cafe/contracts/groupwrite"
+	"cafe/contracts/linktls"
 )
 
 // Config says how to reach RabbitMQ and which topology to keep declared.
@@ -32,10 +34,18 @@ type Config struct {
 	MaxBackoff  time.Duration // longest wait between connection attempts
 	Heartbeat   time.Duration // AMQP heartbeat
 	DialTimeout time.Duration // TCP + handshake
+	TLS         linktls.Files // SettingsTLS: CA and client certificate for amqps:// URLs
 }
 
 // SettingURL is where RabbitMQ is.
 var SettingURL = contracts.Setting{Flag: "amqp-url", Env: "CAFE_AMQP_URL"}
+
+// SettingsTLS name the files of Config.TLS.
+var SettingsTLS = linktls.Settings{
+	CA:   contracts.Setting{Flag: "amqp-ca-file", Env: "CAFE_AMQP_CA_FILE"},
+	Cert: contracts.Setting{Flag: "amqp-cert-file", Env: "CAFE_AMQP_CERT_FILE"},
+	Key:  contracts.Setting{Flag: "amqp-key-file", Env: "CAFE_AMQP_KEY_FILE"},
+}
 
 // DefaultURL is the RabbitMQ of a one-machine setup.
 const DefaultURL = "amqp://guest:guest@127.0.0.1:5672/"
@@ -60,6 +70,8 @@ func (c Config) Validate() error {
 	var errs []error
 	if err != nil || (u.Scheme != "amqp" && u.Scheme != "amqps") || u.Host == "" {
 		errs = append(errs, SettingURL.Errorf("%q: want amqp://user:password@host:port/vhost (or amqps://)", contracts.RedactURL(c.URL)))
+	} else if c.TLS.Set() && u.Scheme != "amqps" {
+		errs = append(errs, SettingURL.Errorf("%q is not a TLS URL but %s is set: use amqps://host:5671/, or unset the TLS files", contracts.RedactURL(c.URL), SettingsTLS.CA.Env))
 	}
 	if c.MaxBackoff < 0 || c.Heartbeat < 0 || c.DialTimeout < 0 {
 		errs = append(errs, errors.New("amqp link: backoff, heartbeat and dial timeout must not be negative"))
@@ -75,8 +87,10 @@ var ErrClosed = errors.New("amqp link closed")
 // drops. Users ask it for the current connection or a fresh channel; it never
 // hands out a connection whose topology is not declared.
 type Link struct {
-	cfg Config
-	log *slog.Logger
+	cfg       Config
+	log       *slog.Logger
+	tls       *tls.Config       // from cfg.TLS; nil: the system's trust store
+	tlsReport *linktls.Reporter // explains certificate failures once each
 
 	mu      sync.Mutex
 	conn    *amqp.Connection
@@ -95,7 +109,12 @@ func New(cfg Config, log *slog.Logger) (*Link, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	l := &Link{cfg: cfg, log: log.With("link", cfg.Name), changed: make(chan struct{}), lost: make(chan struct{}), isLost: true}
+	tc, err := cfg.TLS.Load(SettingsTLS)
+	if err != nil {
+		return nil, err
+	}
+	l := &Link{cfg: cfg, log: log.With("link", cfg.Name), tls: tc, changed: make(chan struct{}), lost: make(chan struct{}), isLost: true}
+	l.tlsReport = linktls.NewReporter(l.log, SettingsTLS)
 	close(l.lost)
 	return l, nil
 }
@@ -145,9 +164,11 @@ func (l *Link) Run(ctx context.Context) error {
 		if err != nil {
 			failures++
 			l.setErr(err)
-			if failures == 1 {
+			switch {
+			case l.tlsReport.Report(err): // a certificate cause, explained once
+			case failures == 1:
 				l.log.Warn("rabbitmq unreachable; retrying in the background", "err", err, "url", contracts.RedactURL(l.cfg.URL))
-			} else {
+			default:
 				l.log.Debug("rabbitmq still unreachable", "err", err, "attempt", failures)
 			}
 			if !sleep(ctx, b.NextBackOff()) {
@@ -200,10 +221,11 @@ func (l *Link) connect() (*amqp.Connection, error) {
 	props := amqp.NewConnectionProperties()
 	props.SetClientConnectionName(l.cfg.Name)
 	conn, err := amqp.DialConfig(l.cfg.URL, amqp.Config{
-		Heartbeat:  l.cfg.Heartbeat,
-		Locale:     "en_US",
-		Properties: props,
-		Dial:       groupDial(l.cfg.DialTimeout),
+		Heartbeat:       l.cfg.Heartbeat,
+		Locale:          "en_US",
+		Properties:      props,
+		Dial:            groupDial(l.cfg.DialTimeout),
+		TLSClientConfig: l.tlsConfig(),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("dial %s: %w", contracts.RedactURL(l.cfg.URL), err)
@@ -217,6 +239,15 @@ func (l *Link) connect() (*amqp.Connection, error) {
 		return nil, err
 	}
 	return conn, nil
+}
+
+// tlsConfig is a copy of the link's TLS configuration for one dial
+// (amqp091-go fills in its ServerName), or nil.
+func (l *Link) tlsConfig() *tls.Config {
+	if l.tls == nil {
+		return nil
+	}
+	return l.tls.Clone()
 }
 
 // groupDial dials like amqp091-go's default and gathers the connection's
@@ -339,4 +370,16 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	case <-t.C:
 		return true
 	}
+}
+
+// Dial opens one connection as cfg says (its URL, dial timeout and TLS
+// files), for tools that need a connection once rather than a Link that
+// keeps one up.
+func Dial(cfg Config) (*amqp.Connection, error) {
+	cfg.fill()
+	tc, err := cfg.TLS.Load(SettingsTLS)
+	if err != nil {
+		return nil, err
+	}
+	return amqp.DialConfig(cfg.URL, amqp.Config{Dial: amqp.DefaultDial(cfg.DialTimeout), TLSClientConfig: tc})
 }

@@ -12,6 +12,7 @@ import (
 
 	"cafe/contracts"
 	"cafe/contracts/groupwrite"
+	"cafe/contracts/linktls"
 )
 
 // Config says how to reach the MQTT broker and as whom. Zero fields take
@@ -26,6 +27,7 @@ type Config struct {
 	MaxBackoff     time.Duration // longest wait between connection attempts
 	Quiesce        time.Duration // when Run ends, how long work in progress may finish before disconnecting
 	Will           *Message      // last will, published by the broker if this client vanishes
+	TLS            linktls.Files // SettingsTLS: CA and client certificate for ssl:// (mqtts://, wss://) URLs
 	// OnConnect runs after every connection, once subscriptions are renewed
 	// (a device announces its presence here). It runs in its own goroutine.
 	OnConnect func(*Link)
@@ -33,6 +35,13 @@ type Config struct {
 
 // SettingURL is where the MQTT broker is.
 var SettingURL = contracts.Setting{Flag: "mqtt-url", Env: "CAFE_MQTT_URL"}
+
+// SettingsTLS name the files of Config.TLS.
+var SettingsTLS = linktls.Settings{
+	CA:   contracts.Setting{Flag: "mqtt-ca-file", Env: "CAFE_MQTT_CA_FILE"},
+	Cert: contracts.Setting{Flag: "mqtt-cert-file", Env: "CAFE_MQTT_CERT_FILE"},
+	Key:  contracts.Setting{Flag: "mqtt-key-file", Env: "CAFE_MQTT_KEY_FILE"},
+}
 
 // DefaultURL is the MQTT broker of a one-machine setup.
 const DefaultURL = "tcp://127.0.0.1:1883"
@@ -66,6 +75,8 @@ func (c Config) Validate() error {
 		errs = append(errs, SettingURL.Errorf("%q: want tcp://host:port (or ssl://, ws://, wss://)", contracts.RedactURL(c.URL)))
 	case !knownScheme(u.Scheme):
 		errs = append(errs, SettingURL.Errorf("%q: unknown scheme %q (want tcp, ssl, ws or wss)", contracts.RedactURL(c.URL), u.Scheme))
+	case c.TLS.Set() && !TLSScheme(u.Scheme):
+		errs = append(errs, SettingURL.Errorf("%q is not a TLS URL but %s is set: use ssl://host:8883 (or wss://), or unset the TLS files", contracts.RedactURL(c.URL), SettingsTLS.CA.Env))
 	}
 	if c.KeepAlive < 0 || c.ConnectTimeout < 0 || c.MaxBackoff < 0 || c.Quiesce < 0 {
 		errs = append(errs, errors.New("mqtt link: keep-alive, timeouts, backoff and quiesce must not be negative"))
@@ -80,6 +91,9 @@ func knownScheme(s string) bool {
 	}
 	return false
 }
+
+// TLSScheme reports whether an MQTT URL scheme is one over TLS.
+func TLSScheme(s string) bool { return s == "ssl" || s == "tls" || s == "mqtts" || s == "wss" }
 
 // options are paho's client options for this link.
 func (l *Link) options() *paho.ClientOptions {
@@ -111,9 +125,7 @@ func (l *Link) options() *paho.ClientOptions {
 	opts.SetDefaultPublishHandler(func(_ paho.Client, m paho.Message) {
 		l.log.Debug("mqtt message matched no handler", "topic", m.Topic())
 	})
-	if dial := groupDial(u.Scheme, cfg.ConnectTimeout); dial != nil {
-		opts.SetCustomOpenConnectionFn(dial)
-	}
+	l.setDial(opts, u.Scheme, l.tlsReport)
 	opts.SetStore(l.store)
 	opts.SetConnectionAttemptHandler(func(_ *url.URL, tc *tls.Config) *tls.Config {
 		l.attemptGen.Store(l.store.Gen())
@@ -127,10 +139,28 @@ func (l *Link) options() *paho.ClientOptions {
 	return opts
 }
 
+func groupConn(c net.Conn, err error) (net.Conn, error) {
+	if err != nil {
+		return nil, err
+	}
+	return groupwrite.New(c), nil
+}
+
+// setDial gives opts the link's TLS configuration and its own dialing.
+func (l *Link) setDial(opts *paho.ClientOptions, scheme string, report *linktls.Reporter) {
+	if l.tls != nil {
+		opts.SetTLSConfig(l.tls)
+	}
+	if dial := groupDial(scheme, l.cfg.ConnectTimeout, report); dial != nil {
+		opts.SetCustomOpenConnectionFn(dial)
+	}
+}
+
 // groupDial opens plain and TLS connections the way paho does and gathers
 // their writes (package groupwrite): paho writes every packet on its own
-// otherwise. WebSocket URLs keep paho's own dialing (nil).
-func groupDial(scheme string, timeout time.Duration) paho.OpenConnectionFunc {
+// otherwise. WebSocket URLs keep paho's own dialing (nil). A TLS failure
+// goes to report (nil: none), which explains certificate causes once.
+func groupDial(scheme string, timeout time.Duration, report *linktls.Reporter) paho.OpenConnectionFunc {
 	switch scheme {
 	case "tcp", "mqtt":
 		return func(uri *url.URL, _ paho.ClientOptions) (net.Conn, error) {
@@ -144,10 +174,14 @@ func groupDial(scheme string, timeout time.Duration) paho.OpenConnectionFunc {
 		return func(uri *url.URL, o paho.ClientOptions) (net.Conn, error) {
 			d := &net.Dialer{Timeout: timeout}
 			c, err := tls.DialWithDialer(d, "tcp", uri.Host, o.TLSConfig)
+			if report == nil {
+				return groupConn(c, err)
+			}
 			if err != nil {
+				report.Report(err)
 				return nil, err
 			}
-			return groupwrite.New(c), nil
+			return groupwrite.New(report.Conn(c)), nil
 		}
 	}
 	return nil

@@ -7,10 +7,20 @@
 // messages arrive (so a device's presence updates are never reordered); they
 // must not block. Publish waits for the connection and for the broker's
 // acknowledgement (PUBACK at QoS 1), both bounded by its context.
+//
+// An ssl:// (tls://, mqtts://, wss://) URL connects over TLS; Config.TLS
+// gives the CA file (default: the system's trust store) and an optional
+// client certificate and key (SettingsTLS: CAFE_MQTT_CA_FILE,
+// CAFE_MQTT_CERT_FILE, CAFE_MQTT_KEY_FILE), read by New, which refuses
+// files it cannot use and TLS files with a plain URL. A certificate failure
+// while connecting is logged once per cause with a hint (package linktls);
+// paho keeps retrying. (Over wss:// paho dials itself, so its certificate
+// failures go unexplained.)
 package mqttlink
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -19,6 +29,8 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"cafe/contracts/linktls"
 )
 
 // Message is an MQTT message to publish.
@@ -43,6 +55,9 @@ type Link struct {
 	client paho.Client
 	store  *resumeStore
 
+	tls       *tls.Config       // from cfg.TLS; nil: paho's default
+	tlsReport *linktls.Reporter // explains certificate failures once each
+
 	attemptGen atomic.Uint64 // store generation when the current connection attempt began
 
 	mu        sync.Mutex
@@ -66,7 +81,12 @@ func New(cfg Config, log *slog.Logger) (*Link, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	l := &Link{cfg: cfg, log: log.With("mqtt_client", cfg.ClientID), subs: map[string]byte{}, changed: make(chan struct{}), store: newResumeStore()}
+	tc, err := cfg.TLS.Load(SettingsTLS)
+	if err != nil {
+		return nil, err
+	}
+	l := &Link{cfg: cfg, log: log.With("mqtt_client", cfg.ClientID), subs: map[string]byte{}, changed: make(chan struct{}), store: newResumeStore(), tls: tc}
+	l.tlsReport = linktls.NewReporter(l.log, SettingsTLS)
 	l.lost = make(chan struct{})
 	close(l.lost) // not connected yet
 	l.ctx, l.cancel = context.WithCancel(context.Background())
@@ -298,9 +318,7 @@ func (l *Link) close() {
 	for _, s := range r.Servers() {
 		opts.AddBroker(s.String())
 	}
-	if dial := groupDial(r.Servers()[0].Scheme, l.cfg.ConnectTimeout); dial != nil {
-		opts.SetCustomOpenConnectionFn(dial)
-	}
+	l.setDial(opts, r.Servers()[0].Scheme, nil)
 	c := paho.NewClient(opts)
 	if t := c.Connect(); t.WaitTimeout(l.cfg.ConnectTimeout) && t.Error() == nil {
 		c.Disconnect(0)

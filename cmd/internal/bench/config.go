@@ -1,11 +1,13 @@
 package bench
 
 import (
+	"crypto/tls"
 	"io"
 	"time"
 
 	"cafe/contracts"
 	"cafe/contracts/amqplink"
+	"cafe/contracts/linktls"
 	"cafe/contracts/mqttlink"
 )
 
@@ -43,11 +45,14 @@ const (
 // replaces Duration. Each field an operator sets has a Setting, named in
 // Validate's errors.
 type Config struct {
-	URL      string // SettingURL: the cashier's base URL
-	Token    string // SettingToken: the app's bearer token
-	ClientID string // SettingClientID: the app's client id: results arrive on clients/{ClientID}/results
-	MQTTURL  string // SettingMQTTURL
-	AMQPURL  string // SettingAMQPURL: for --floor only
+	URL      string        // SettingURL: the cashier's base URL
+	Token    string        // SettingToken: the app's bearer token
+	ClientID string        // SettingClientID: the app's client id: results arrive on clients/{ClientID}/results
+	MQTTURL  string        // SettingMQTTURL
+	AMQPURL  string        // SettingAMQPURL: for --floor only
+	CAFile   string        // SettingCAFile: a CA trusted for an https:// URL, besides the system's
+	MQTTTLS  linktls.Files // for an ssl:// MQTTURL (mqttlink.SettingsTLS)
+	AMQPTLS  linktls.Files // for an amqps:// AMQPURL (amqplink.SettingsTLS)
 
 	Rate          float64       // SettingRate: commands per second, open loop
 	Concurrency   int           // SettingConcurrency: commands outstanding at once, closed loop
@@ -94,6 +99,7 @@ var (
 	SettingClientID = contracts.Setting{Flag: "client", Env: "CAFE_CLIENT_ID"}
 	SettingMQTTURL  = mqttlink.SettingURL
 	SettingAMQPURL  = amqplink.SettingURL
+	SettingCAFile   = contracts.Setting{Flag: "ca-file", Env: "CAFE_CA_FILE"}
 
 	SettingRate          = contracts.Setting{Flag: "rate"}
 	SettingConcurrency   = contracts.Setting{Flag: "concurrency"}
@@ -149,3 +155,16 @@ func Defaults() Config {
 // OpenLoop reports whether commands are sent on a schedule (Rate) rather
 // than as earlier ones finish (Concurrency).
 func (c Config) OpenLoop() bool { return c.Concurrency == 0 }
+
+// httpsTrust is the TLS configuration of the bench's HTTP client: the
+// system's trust store plus CAFile; nil without CAFile.
+func (c Config) httpsTrust() (*tls.Config, error) {
+	if c.CAFile == "" {
+		return nil, nil
+	}
+	pool, err := linktls.SystemPlus(c.CAFile)
+	if err != nil {
+		return nil, SettingCAFile.Errorf("%s: %v; want a readable PEM file of the CA that signed the cashier's certificate", c.CAFile, err)
+	}
+	return &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, nil
+}

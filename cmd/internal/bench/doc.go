@@ -77,6 +77,15 @@
 // invocation, just before the pipeline: figures from different runs are
 // never compared, and report.json holds both.
 //
+// # TLS
+//
+// The bench speaks TLS wherever its URLs say so: an https:// --url trusts
+// --ca-file (CAFE_CA_FILE; by default the local CA of `cafe setup`) besides
+// the system's store; an ssl:// --mqtt-url (the app, the devices, the MQTT
+// floor) and an amqps:// --amqp-url (the AMQP floor) take the links' own
+// TLS files (--mqtt-ca-file, --amqp-ca-file, ...). The floor then measures
+// the hops over TLS too, so the targets compare like with like.
+//
 // # Targets
 //
 //	lone command   pipeline p50, one at a time  ≤ 2 × (Σ over the hops of their p50 + device latency)

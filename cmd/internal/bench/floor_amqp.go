@@ -83,6 +83,11 @@ func measureAMQP(ctx context.Context, cfg Config, run string, size int) (AMQPFlo
 	return out, nil
 }
 
+// linkConfig is a connection of the floor's, as the ops user.
+func (f *amqpFloor) linkConfig(name string) amqplink.Config {
+	return amqplink.Config{URL: cli.WithRole(f.cfg.AMQPURL, amqplink.DefaultURL, identity.Ops), Topology: f.top, Name: name, TLS: f.cfg.AMQPTLS}
+}
+
 // startAMQPFloor connects both links and waits for a confirm-mode channel.
 func startAMQPFloor(ctx context.Context, cfg Config, run string, size int) (*amqpFloor, error) {
 	f := &amqpFloor{cfg: cfg, top: floorTopology(run), body: make([]byte, size), log: slog.New(slog.DiscardHandler)}
@@ -90,10 +95,10 @@ func startAMQPFloor(ctx context.Context, cfg Config, run string, size int) (*amq
 		f.body[i] = 'x'
 	}
 	var err error
-	if f.pubLink, err = amqplink.New(amqplink.Config{URL: cli.WithRole(cfg.AMQPURL, amqplink.DefaultURL, identity.Ops), Topology: f.top, Name: "cafe-bench-floor-publish"}, f.log); err != nil {
+	if f.pubLink, err = amqplink.New(f.linkConfig("cafe-bench-floor-publish"), f.log); err != nil {
 		return nil, err
 	}
-	if f.conLink, err = amqplink.New(amqplink.Config{URL: cli.WithRole(cfg.AMQPURL, amqplink.DefaultURL, identity.Ops), Topology: f.top, Name: "cafe-bench-floor-consume"}, f.log); err != nil {
+	if f.conLink, err = amqplink.New(f.linkConfig("cafe-bench-floor-consume"), f.log); err != nil {
 		return nil, err
 	}
 	f.pub = amqplink.NewPublisher(f.pubLink, f.log)
@@ -114,7 +119,7 @@ func startAMQPFloor(ctx context.Context, cfg Config, run string, size int) (*amq
 // close deletes the private topology, then stops the links: in that
 // order, so that nothing redeclares it afterwards.
 func (f *amqpFloor) close() {
-	deleteTopology(cli.WithRole(f.cfg.AMQPURL, amqplink.DefaultURL, identity.Ops), f.top)
+	deleteTopology(f.linkConfig("cafe-bench-floor-delete"), f.top)
 	f.stopLinks()
 	f.links.Wait()
 }
@@ -230,8 +235,8 @@ func purge(ctx context.Context, link *amqplink.Link, queue string) error {
 // topology. amqplink.Delete goes by the topology's one list, so a queue the
 // topology gains later is not left behind. It is best effort: the floor's
 // figures stand without it.
-func deleteTopology(amqpURL string, top contracts.Topology) {
-	conn, err := amqp.DialConfig(amqpURL, amqp.Config{Dial: amqp.DefaultDial(5 * time.Second)})
+func deleteTopology(cfg amqplink.Config, top contracts.Topology) {
+	conn, err := amqplink.Dial(cfg)
 	if err != nil {
 		return
 	}

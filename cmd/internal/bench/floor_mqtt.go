@@ -64,11 +64,11 @@ func measureMQTT(ctx context.Context, cfg Config, run string, size int) (MQTTFlo
 func startMQTTFloor(ctx context.Context, cfg Config, run string, size int) (*mqttFloor, error) {
 	log := slog.New(slog.DiscardHandler)
 	f := &mqttFloor{size: size, ping: "bench/" + run + "/ping", pong: "bench/" + run + "/pong", pongs: newPongs(FloorInFlight)}
-	a, err := mqttlink.New(mqttlink.Config{URL: cli.WithRole(cfg.MQTTURL, mqttlink.DefaultURL, identity.Ops), ClientID: "cafe-bench-floor-a-" + run, CleanSession: true}, log)
+	a, err := mqttlink.New(mqttlink.Config{URL: cli.WithRole(cfg.MQTTURL, mqttlink.DefaultURL, identity.Ops), ClientID: "cafe-bench-floor-a-" + run, CleanSession: true, TLS: cfg.MQTTTLS}, log)
 	if err != nil {
 		return nil, err
 	}
-	b, err := mqttlink.New(mqttlink.Config{URL: cli.WithRole(cfg.MQTTURL, mqttlink.DefaultURL, identity.Ops), ClientID: "cafe-bench-floor-b-" + run, CleanSession: true}, log)
+	b, err := mqttlink.New(mqttlink.Config{URL: cli.WithRole(cfg.MQTTURL, mqttlink.DefaultURL, identity.Ops), ClientID: "cafe-bench-floor-b-" + run, CleanSession: true, TLS: cfg.MQTTTLS}, log)
 	if err != nil {
 		return nil, err
 	}

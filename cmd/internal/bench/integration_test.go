@@ -23,6 +23,7 @@ import (
 	"cafe/contracts"
 	"cafe/contracts/brokertest"
 	"cafe/contracts/identity"
+	"cafe/contracts/linktls"
 	"cafe/contracts/registry"
 )
 
@@ -30,12 +31,12 @@ import (
 // does, on a topology of the test's own, and returns the cashier's URL, a
 // token of a client that may command every device, and the registry file
 // (the bench registers its devices there).
-func pipeline(t *testing.T) (url, token, client, registryFile string) {
+func pipeline(t *testing.T, overTLS bool) (url, token, client, registryFile string) {
 	t.Helper()
 	top := brokertest.Topology(t)
 	// No credentials in the URLs: each role logs in as itself, as on the
 	// one-machine set-up (cli.WithRole).
-	b := cli.BrokersOf(brokertest.AMQPBase(), brokertest.MQTTBase(), top)
+	b, cs := brokersFor(top, overTLS)
 	client, token = brokertest.ID(t, "app"), brokertest.ID(t, "token")
 	sum := sha256.Sum256([]byte(token))
 	// The app's MQTT login, as the cashier's POST /v1/sessions describes it.
@@ -47,7 +48,7 @@ func pipeline(t *testing.T) (url, token, client, registryFile string) {
 	}
 	log := slog.New(slog.DiscardHandler)
 	prom := run.NewRegistry()
-	cs := run.CashierSettings{Config: cashier.Config{Addr: "127.0.0.1:0"}, ClientsFile: registry}
+	cs.ClientsFile = registry
 	cash, err := run.NewCashier(b, cs, prom, log)
 	if err != nil {
 		t.Fatal(err)
@@ -63,17 +64,47 @@ func pipeline(t *testing.T) (url, token, client, registryFile string) {
 	p := &run.Pipeline{Cashier: cash, Baristas: []*run.Barista{bar}, Callers: []*run.Caller{call}, Log: log}
 	brokertest.Start(t, p.Run)
 	brokertest.Eventually(t, 20*time.Second, "the pipeline did not become ready", func() bool { return p.Ready() == nil })
-	return "http://" + cash.Addr().String(), token, client, registry
+	return cash.Scheme() + "://" + cash.Addr().String(), token, client, registry
 }
 
-// A tiny bench against a real pipeline: every command gets its result,
-// once, and the report and pictures are written. The floor runs too, on
-// its own private queue, which is gone afterwards.
-func TestBenchAgainstAPipeline(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs the brokers and a pipeline")
+// brokersFor is what a pipeline's roles connect with (each logs in as
+// itself, as on the one-machine set-up, cli.WithRole) and the cashier's
+// settings; over TLS, every link is.
+func brokersFor(top contracts.Topology, overTLS bool) (cli.Brokers, run.CashierSettings) {
+	cs := run.CashierSettings{Config: cashier.Config{Addr: "127.0.0.1:0"}}
+	if !overTLS {
+		return cli.BrokersOf(brokertest.AMQPBase(), brokertest.MQTTBase(), top), cs
 	}
-	url, token, client, registryFile := pipeline(t)
+	b := cli.BrokersOf(brokertest.AMQPTLSBase(), brokertest.MQTTTLSBase(), top)
+	b.AMQPTLS, b.MQTTTLS = linktls.Files{CA: brokertest.CAFile()}, linktls.Files{CA: brokertest.CAFile()}
+	cs.Config.CertFile, cs.Config.KeyFile = brokertest.TLSFile("cashier.pem"), brokertest.TLSFile("cashier-key.pem")
+	cs.Config.SessionMQTTURL = brokertest.MQTTTLSBase()
+	return b, cs
+}
+
+// runBench runs a bench of cfg, writing to a folder of the test's own
+// (cfg.Out), and returns its report and its table.
+func runBench(t *testing.T, cfg *bench.Config) (*bench.Report, string) {
+	t.Helper()
+	cfg.Out = filepath.Join(t.TempDir(), "out")
+	var stdout bytes.Buffer
+	cfg.Stdout, cfg.Progress = &stdout, io.Discard
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	start := time.Now()
+	r, err := bench.Run(ctx, *cfg)
+	if err != nil {
+		t.Fatalf("bench: %v\n%s", err, stdout.String())
+	}
+	t.Logf("bench took %v\n%s", time.Since(start).Round(time.Millisecond), stdout.String())
+	return r, stdout.String()
+}
+
+// benchConfig is the configuration of a bench against a pipeline of the
+// test's own, with the bench's devices registered.
+func benchConfig(t *testing.T, overTLS bool) bench.Config {
+	t.Helper()
+	url, token, client, registryFile := pipeline(t, overTLS)
 	cfg := bench.Defaults()
 	cfg.URL, cfg.Token, cfg.ClientID = url, token, client
 	// The bench's devices: registered for the cashier, with MQTT logins of
@@ -86,22 +117,22 @@ func TestBenchAgainstAPipeline(t *testing.T) {
 		_, err := registry.EnsureDevices(registryFile, identity.NewKey(), ids)
 		return func(id string) string { return secrets[id] }, func() error { return registry.RemoveDevices(registryFile, ids) }, err
 	}
+	return cfg
+}
+
+// A tiny bench against a real pipeline: every command gets its result,
+// once, and the report and pictures are written. The floor runs too, on
+// its own private queue, which is gone afterwards.
+func TestBenchAgainstAPipeline(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs the brokers and a pipeline")
+	}
+	cfg := benchConfig(t, false)
 	cfg.MQTTURL, cfg.AMQPURL = brokertest.MQTTURL(), brokertest.AMQPURL()
 	cfg.Rate, cfg.Count, cfg.Duration = 100, 50, 0
 	cfg.Devices = 5
 	cfg.Floor, cfg.FloorDuration, cfg.LoneCount = true, 300*time.Millisecond, 20
-	cfg.Out = filepath.Join(t.TempDir(), "out")
-	var stdout bytes.Buffer
-	cfg.Stdout, cfg.Progress = &stdout, io.Discard
-
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	start := time.Now()
-	r, err := bench.Run(ctx, cfg)
-	if err != nil {
-		t.Fatalf("bench: %v\n%s", err, stdout.String())
-	}
-	t.Logf("bench took %v\n%s", time.Since(start).Round(time.Millisecond), stdout.String())
+	r, stdout := runBench(t, &cfg)
 	if r.Run == nil || r.Lone == nil || r.Floor == nil {
 		t.Fatalf("run %v, lone %v, floor %v: want all three", r.Run != nil, r.Lone != nil, r.Floor != nil)
 	}
@@ -123,8 +154,8 @@ func TestBenchAgainstAPipeline(t *testing.T) {
 			t.Errorf("%s: %v", name, err)
 		}
 	}
-	if !strings.Contains(stdout.String(), "targets") {
-		t.Errorf("the table has no targets:\n%s", stdout.String())
+	if !strings.Contains(stdout, "targets") {
+		t.Errorf("the table has no targets:\n%s", stdout)
 	}
 	// Every queue and exchange of the floor's topology is gone (AMQP cannot
 	// list by prefix: the topology's own list names them).
@@ -152,5 +183,41 @@ func TestBenchAgainstAPipeline(t *testing.T) {
 		gone("exchange", e.Name, func(ch *amqp.Channel) error {
 			return ch.ExchangeDeclarePassive(e.Name, e.Kind, true, false, false, false, nil)
 		})
+	}
+}
+
+// The bench over TLS on every link it uses: HTTPS to the cashier, the
+// app's results, the devices and the MQTT floor on ssl://, the AMQP floor
+// on amqps://, with the local CA.
+func TestBenchOverTLS(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs the brokers and a pipeline")
+	}
+	cfg := benchConfig(t, true)
+	cfg.CAFile = brokertest.CAFile()
+	cfg.MQTTURL, cfg.AMQPURL = brokertest.MQTTTLSURLAs(identity.Admin), brokertest.AMQPTLSURLAs(identity.Admin)
+	cfg.MQTTTLS, cfg.AMQPTLS = linktls.Files{CA: brokertest.CAFile()}, linktls.Files{CA: brokertest.CAFile()}
+	cfg.Rate, cfg.Count, cfg.Duration, cfg.Devices = 100, 30, 0, 3
+	cfg.Floor, cfg.FloorDuration, cfg.LoneCount = true, 300*time.Millisecond, 10
+	r, stdout := runBench(t, &cfg)
+	if !strings.HasPrefix(cfg.URL, "https://") {
+		t.Fatalf("cashier at %s, want https", cfg.URL)
+	}
+	if got := r.Run; got == nil || got.Results != 30 || got.Missing != 0 || len(got.Errors) != 0 {
+		t.Fatalf("run %+v: want 30 results, none missing, no errors\n%s", got, stdout)
+	}
+	if f := r.Floor; f == nil || f.AMQP.Lone.Count != 10 || f.MQTT.Lone.Count != 10 {
+		t.Errorf("floor over TLS: %+v", f)
+	}
+}
+
+// A CA file the bench cannot use stops it before it measures anything.
+func TestBenchRefusesUnusableCAFile(t *testing.T) {
+	cfg := bench.Defaults()
+	cfg.Token, cfg.ClientID, cfg.Out = "t", "c", t.TempDir()
+	cfg.CAFile = brokertest.TLSFile("client-key.pem")
+	_, err := bench.Run(context.Background(), cfg)
+	if err == nil || !strings.Contains(err.Error(), "CAFE_CA_FILE") {
+		t.Fatalf("got %v, want an error naming CAFE_CA_FILE", err)
 	}
 }

@@ -51,7 +51,7 @@ func prepare(ctx context.Context, cfg Config) (*session, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := preflight(ctx, cfg.URL); err != nil {
+	if err := preflight(ctx, s.http, cfg.URL); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -197,7 +197,7 @@ func settings(cfg Config, s *session) Settings {
 
 // preflight checks that the cashier answers and is ready, so that a bench
 // against nothing fails at once and says why.
-func preflight(ctx context.Context, base string) error {
+func preflight(ctx context.Context, hc *http.Client, base string) error {
 	u, err := url.JoinPath(base, "readyz")
 	if err != nil {
 		return fmt.Errorf("--url %q: %w", base, err)
@@ -208,7 +208,7 @@ func preflight(ctx context.Context, base string) error {
 	if err != nil {
 		return fmt.Errorf("--url %q: %w", base, err)
 	}
-	res, err := http.DefaultClient.Do(req)
+	res, err := hc.Do(req)
 	if err != nil {
 		return fmt.Errorf("cannot reach the cashier at %s: %w (is the pipeline running? `cafe up`, or `task up` in another terminal)", base, err)
 	}

@@ -59,6 +59,10 @@ func newRunID() string {
 }
 
 func newSession(cfg Config) (*session, error) {
+	tc, err := cfg.httpsTrust()
+	if err != nil {
+		return nil, err
+	}
 	s := &session{
 		cfg:   cfg,
 		run:   newRunID(),
@@ -73,6 +77,7 @@ func newSession(cfg Config) (*session, error) {
 			MaxConnsPerHost:     cfg.HTTPWorkers,
 			IdleConnTimeout:     90 * time.Second,
 			DisableCompression:  true,
+			TLSClientConfig:     tc,
 		},
 		Timeout: 30 * time.Second, // the cashier answers 503 after its confirm timeout (5s)
 	}
@@ -97,6 +102,7 @@ func (s *session) start(ctx context.Context) error {
 	}
 	fleetCfg := devicesim.Config{
 		MQTTURL:   s.cfg.MQTTURL,
+		MQTTTLS:   s.cfg.MQTTTLS,
 		Count:     s.cfg.Devices,
 		Pattern:   "bench-" + s.run + "-%d",
 		First:     1,
@@ -175,6 +181,7 @@ func (s *session) appLink(ctx context.Context) (*mqttlink.Link, error) {
 	if err != nil {
 		return nil, err
 	}
+	cfg.TLS = s.cfg.MQTTTLS
 	return mqttlink.New(cfg, s.log)
 }
 
@@ -221,7 +228,7 @@ func (s *session) clearPresence() {
 	defer cancel()
 	// As cafe-ops: an app may not write presence (and the bench's app link
 	// is the app's).
-	ops, err := mqttlink.New(mqttlink.Config{URL: cli.WithRole(s.cfg.MQTTURL, mqttlink.DefaultURL, identity.Ops), ClientID: "cafe-bench-clear-" + s.run, CleanSession: true}, s.log)
+	ops, err := mqttlink.New(mqttlink.Config{URL: cli.WithRole(s.cfg.MQTTURL, mqttlink.DefaultURL, identity.Ops), ClientID: "cafe-bench-clear-" + s.run, CleanSession: true, TLS: s.cfg.MQTTTLS}, s.log)
 	if err != nil {
 		s.log.Warn("cannot clear the simulated devices' presence", "err", err)
 		return

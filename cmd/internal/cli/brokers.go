@@ -6,6 +6,7 @@ import (
 	"cafe/contracts"
 	"cafe/contracts/amqplink"
 	"cafe/contracts/identity"
+	"cafe/contracts/linktls"
 	"cafe/contracts/local"
 	"cafe/contracts/mqttlink"
 )
@@ -16,6 +17,8 @@ import (
 type Brokers struct {
 	AMQPURL  string
 	MQTTURL  string
+	AMQPTLS  linktls.Files // for amqps:// URLs
+	MQTTTLS  linktls.Files // for ssl:// URLs
 	topology contracts.Topology
 }
 
@@ -33,13 +36,29 @@ func (b *Brokers) Register(f Flags) {
 
 // RegisterMQTT adds the MQTT broker flag.
 func (b *Brokers) RegisterMQTT(f Flags) {
-	f.String(&b.MQTTURL, mqttlink.SettingURL, mqttlink.DefaultURL, "MQTT broker URL (tcp://[user:password@]host:port)")
+	f.String(&b.MQTTURL, mqttlink.SettingURL, mqttlink.DefaultURL, "MQTT broker URL (tcp://[user:password@]host:port, or ssl://host:8883 for TLS)")
+	registerTLS(f, &b.MQTTTLS, mqttlink.SettingsTLS, "the MQTT broker", "ssl://")
+}
+
+// RegisterTLS adds the TLS files' flags of both links, for a tool that
+// takes the brokers' URLs under flags of its own (cafe bench).
+func RegisterTLS(f Flags, mqtt, amqp *linktls.Files) {
+	registerTLS(f, mqtt, mqttlink.SettingsTLS, "the MQTT broker", "ssl://")
+	registerTLS(f, amqp, amqplink.SettingsTLS, "RabbitMQ", "amqps://")
+}
+
+// registerTLS adds the flags of one link's TLS files.
+func registerTLS(f Flags, t *linktls.Files, s linktls.Settings, broker, scheme string) {
+	f.String(&t.CA, s.CA, "", "PEM file of the CA that signed the certificate of "+broker+", for "+scheme+" URLs (default: the system's trust store)")
+	f.String(&t.Cert, s.Cert, "", "PEM client certificate to show "+broker+" (optional; with --"+s.Key.Flag+")")
+	f.String(&t.Key, s.Key, "", "PEM private key of "+s.Cert.String())
 }
 
 // RegisterAMQP adds the RabbitMQ flags: where it is and the topology.
 func (b *Brokers) RegisterAMQP(f Flags) {
 	d := contracts.DefaultTopology()
-	f.String(&b.AMQPURL, amqplink.SettingURL, amqplink.DefaultURL, "RabbitMQ URL (amqp://user:password@host:port/vhost)")
+	f.String(&b.AMQPURL, amqplink.SettingURL, amqplink.DefaultURL, "RabbitMQ URL (amqp://user:password@host:port/vhost, or amqps://host:5671/ for TLS)")
+	registerTLS(f, &b.AMQPTLS, amqplink.SettingsTLS, "RabbitMQ", "amqps://")
 	f.String(&b.topology.Prefix, contracts.SettingPrefix, d.Prefix, "prefix of every exchange and queue name; pipelines with different prefixes share a broker without meeting")
 	f.Int(&b.topology.DeliveryLimit, contracts.SettingDeliveryLimit, d.DeliveryLimit, "deliveries of one message before it is dead-lettered (x-delivery-limit)")
 	f.Int(&b.topology.CommandsMaxLength, contracts.SettingCommandsMaxLen, d.CommandsMaxLength, "commands queue capacity; when full the cashier answers 503 (0: no limit)")
@@ -52,13 +71,13 @@ func (b Brokers) Topology() contracts.Topology { return b.topology }
 // AMQP is the configuration of a RabbitMQ link of role, named name (as
 // RabbitMQ shows it), to these brokers (see WithRole for its credentials).
 func (b Brokers) AMQP(role identity.Service, name string) amqplink.Config {
-	return amqplink.Config{URL: WithRole(b.AMQPURL, amqplink.DefaultURL, role), Topology: b.topology, Name: name, Passive: role != identity.Admin}
+	return amqplink.Config{URL: WithRole(b.AMQPURL, amqplink.DefaultURL, role), Topology: b.topology, Name: name, Passive: role != identity.Admin, TLS: b.AMQPTLS}
 }
 
 // MQTT is the configuration of an MQTT link of role with client id
 // clientID to these brokers (see WithRole for its credentials).
 func (b Brokers) MQTT(role identity.Service, clientID string) mqttlink.Config {
-	return mqttlink.Config{URL: WithRole(b.MQTTURL, mqttlink.DefaultURL, role), ClientID: clientID}
+	return mqttlink.Config{URL: WithRole(b.MQTTURL, mqttlink.DefaultURL, role), ClientID: clientID, TLS: b.MQTTTLS}
 }
 
 // WithRole is raw with role's credentials filled in, when raw has none of

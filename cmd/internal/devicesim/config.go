@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"cafe/contracts"
+	"cafe/contracts/linktls"
 	"cafe/contracts/mqttlink"
 )
 
@@ -36,6 +37,7 @@ const (
 // like the binary).
 type Config struct {
 	MQTTURL   string        // tcp://[user:password@]host:port
+	MQTTTLS   linktls.Files // CA and client certificate for an ssl:// MQTTURL
 	Count     int           // number of devices, 1..MaxCount
 	Pattern   string        // printf pattern of the device ids, given one integer
 	First     int           // number of the first device: ids are Pattern(First), Pattern(First+1), ...
@@ -101,7 +103,7 @@ func (c Config) withDefaults() Config {
 // defaults first; the binary validates what the user typed).
 func (c Config) Validate() error {
 	var errs []error
-	if err := (mqttlink.Config{URL: c.MQTTURL, ClientID: "devicesim-check"}).Validate(); err != nil {
+	if err := (mqttlink.Config{URL: c.MQTTURL, ClientID: "devicesim-check", TLS: c.MQTTTLS}).Validate(); err != nil {
 		errs = append(errs, err) // the same rules the links will apply, checked before any connects
 	}
 	countOK := c.Count >= 1 && c.Count <= MaxCount

@@ -74,6 +74,7 @@ func (d *device) start() error {
 	link, err := mqttlink.New(mqttlink.Config{
 		URL:          d.fleet.deviceURL(d.id),
 		ClientID:     d.id,
+		TLS:          d.fleet.cfg.MQTTTLS,
 		CleanSession: true,
 		MaxBackoff:   d.fleet.cfg.MaxBackoff,
 		Quiesce:      closeQuiesce,

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -45,7 +46,7 @@ type app struct {
 // nothing submitted afterwards can be missed.
 func newApp(t testing.TB, base string, c client) *app {
 	t.Helper()
-	a := &app{base: base, client: c, http: &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{}}}
+	a := &app{base: base, client: c, http: &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{TLSClientConfig: localTLS()}}}
 	t.Cleanup(a.http.CloseIdleConnections)
 	subscribeResults(t, a.session(t), true, a.onResult)
 	return a
@@ -82,6 +83,9 @@ func subscribeResults(t testing.TB, s appclient.Session, clean bool, on func(top
 		t.Fatal(err)
 	}
 	cfg.ForgetSession = !clean
+	if u, _ := url.Parse(cfg.URL); u != nil && mqttlink.TLSScheme(u.Scheme) {
+		cfg.TLS.CA = brokertest.CAFile()
+	}
 	link, err := mqttlink.New(cfg, quietLog)
 	if err != nil {
 		t.Fatal(err)

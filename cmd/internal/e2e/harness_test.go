@@ -3,6 +3,7 @@ package e2e
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -201,6 +202,7 @@ type service struct {
 	env    []string
 	args   []string
 	addr   string // host:port of its /readyz and /metrics
+	scheme string // of addr: http, or https for a cashier serving TLS
 	route  string // a barista's route level (CAFE_BARISTA_ROUTE)
 }
 
@@ -229,7 +231,7 @@ func (s *service) waitReady(t testing.TB) {
 			if s.exited() {
 				return true
 			}
-			ready = get(s.addr, "/readyz") == http.StatusOK
+			ready = getURL(s.base()+"/readyz") == http.StatusOK
 			return ready
 		})
 		if ready {
@@ -245,12 +247,19 @@ func (s *service) waitReady(t testing.TB) {
 }
 
 // probe is the HTTP client of the harness's own requests (readiness,
-// metrics), short-timed and without keep-alive so it leaves nothing open.
-var probe = &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+// metrics), short-timed and without keep-alive so it leaves nothing open;
+// it trusts the local CA, for a cashier serving HTTPS.
+var probe = &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true, TLSClientConfig: localTLS()}}
+
+// base is the service's base URL.
+func (s *service) base() string { return cmp.Or(s.scheme, "http") + "://" + s.addr }
 
 // get returns the status of GET http://addr/path, or 0 when it failed.
-func get(addr, path string) int {
-	res, err := probe.Get("http://" + addr + path)
+func get(addr, path string) int { return getURL("http://" + addr + path) }
+
+// getURL returns the status of GET u, or 0 when it failed.
+func getURL(u string) int {
+	res, err := probe.Get(u)
 	if err != nil {
 		return 0
 	}
@@ -282,7 +291,7 @@ func (s *service) counter(t testing.TB, series string) float64 {
 
 func (s *service) sample(t testing.TB, series string) (float64, bool) {
 	t.Helper()
-	res, err := probe.Get("http://" + s.addr + "/metrics")
+	res, err := probe.Get(s.base() + "/metrics")
 	if err != nil {
 		t.Fatalf("scrape %s: %v", s.name, err)
 	}

@@ -53,6 +53,7 @@ type setup struct {
 	cashierEnv        []string // added to the cashier's environment
 	baristaEnv        []string // added to every barista's environment
 	callerEnv         []string // added to every caller's environment
+	tls               bool     // every link over TLS (see tlsEnv)
 }
 
 // newPipeline gives the test its own prefix, client and registry, starts
@@ -66,11 +67,19 @@ func newPipeline(t *testing.T, s setup) *pipeline {
 	t.Cleanup(func() { brokertest.DeleteTopology(t, p.top) })
 	brokertest.Declare(t, p.top) // as cafe-admin: the services only check it
 	p.env = []string{"CAFE_AMQP_PREFIX=" + p.top.Prefix}
+	cashierEnv := s.cashierEnv
+	if s.tls {
+		p.env = append(p.env, tlsEnv()...)
+		cashierEnv = append(cashierTLSEnv(), cashierEnv...)
+	}
 	p.client = newClient(t)
 	p.registry = writeRegistry(t, p.client, p.devices, p.devices+"-*")
 
 	p.cashier = startService(t, "cashier", "cashier",
-		append(append([]string{"CAFE_CLIENTS_FILE=" + p.registry}, p.env...), s.cashierEnv...))
+		append(append([]string{"CAFE_CLIENTS_FILE=" + p.registry}, p.env...), cashierEnv...))
+	if s.tls {
+		p.cashier.scheme = "https"
+	}
 	for range s.baristas {
 		p.addBarista(t, s.baristaEnv...)
 	}
@@ -87,7 +96,7 @@ func newPipeline(t *testing.T, s setup) *pipeline {
 }
 
 // url is the cashier's base URL.
-func (p *pipeline) url() string { return "http://" + p.cashier.addr }
+func (p *pipeline) url() string { return p.cashier.base() }
 
 // addBarista starts another barista (not waiting for it), with a route the
 // test knows.
@@ -249,7 +258,7 @@ func (p *pipeline) startDevices(t testing.TB, n int, flags ...string) *fleet {
 	clearPresenceAtEnd(t, f.ids...) // before start: runs after the fleet stopped
 	args := append([]string{"--count", strconv.Itoa(n), "--pattern", pattern, "--first", strconv.Itoa(first),
 		"--stats-file", f.stats, "--secrets-file", deviceLogins(t, f.ids...)}, flags...)
-	f.proc = start(t, "devicesim", "devicesim", nil, args...)
+	f.proc = start(t, "devicesim", "devicesim", p.env, args...)
 	f.waitOutput(t, fmt.Sprintf("%d devices online", n), readyTimeout)
 	return f
 }

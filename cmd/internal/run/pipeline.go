@@ -11,8 +11,6 @@ import (
 	"syscall"
 	"time"
 
-	amqp "github.com/rabbitmq/amqp091-go"
-
 	"cafe/cmd/internal/cli"
 	"cafe/contracts/amqplink"
 	"cafe/contracts/identity"
@@ -145,7 +143,7 @@ func DeclareTopology(b cli.Brokers, log *slog.Logger) func(context.Context) erro
 	return func(ctx context.Context) error {
 		cfg := b.AMQP(identity.Admin, "cafe-topology")
 		for ctx.Err() == nil {
-			conn, err := amqp.DialConfig(cfg.URL, amqp.Config{Dial: amqp.DefaultDial(5 * time.Second)})
+			conn, err := amqplink.Dial(cfg)
 			if err == nil {
 				err = amqplink.Ensure(conn, cfg.Topology, false)
 				_ = conn.Close()

@@ -197,8 +197,27 @@ func (r *rig) watchCount() (stop func() (lo, hi int, seq []int)) {
 	return func() (int, int, []int) {
 		close(done)
 		wg.Wait()
+		if n := len(r.sup.PIDs()); seq[len(seq)-1] != n { // the last change, if the sampler missed it
+			lo, hi, seq = min(lo, n), max(hi, n), append(seq, n)
+		}
 		return lo, hi, seq
 	}
+}
+
+// waitConsumers waits until n baristas consume the commands queue.
+func (r *rig) waitConsumers(n int, within time.Duration) {
+	r.t.Helper()
+	brokertest.Eventually(r.t, within, fmt.Sprintf("never %d consumers", n), func() bool {
+		conn := brokertest.Dial(r.t)
+		defer conn.Close()
+		ch, err := conn.Channel()
+		if err != nil {
+			return false
+		}
+		defer ch.Close()
+		q, err := ch.QueueDeclarePassive(r.top.CommandsQueue(), true, false, false, false, nil)
+		return err == nil && q.Consumers == n
+	})
 }
 
 func (r *rig) waitRunning(n int, within time.Duration) {
@@ -252,6 +271,7 @@ func TestScalesUpOnBacklogDownAfterQuietAndLosesNothing(t *testing.T) {
 func TestReplacesAKilledWorker(t *testing.T) {
 	r := newRig(t, scale.Policy{Min: 2, Max: 2, TargetDrain: time.Second, Quiet: time.Second}, 0)
 	r.waitRunning(2, 10*time.Second)
+	r.waitConsumers(2, 30*time.Second) // kill a barista at work, not one still starting
 	victim := r.sup.PIDs()[0]
 	if err := syscall.Kill(victim, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
@@ -265,7 +285,7 @@ func TestReplacesAKilledWorker(t *testing.T) {
 	}
 	r.send(1, 5) // the replacement works
 	got, errs := map[string]int{}, 0
-	brokertest.Eventually(t, 10*time.Second, "results missing after the replacement", func() bool {
+	brokertest.Eventually(t, 30*time.Second, "results missing after the replacement", func() bool {
 		r.results(got, &errs)
 		return len(got) == 5
 	})
