@@ -16,8 +16,10 @@ import (
 // `cafe up --autoscale` runs its baristas as child processes of the real
 // barista binary: the banner says so, a command is answered, and SIGTERM
 // stops them all and exits 0.
+//
+// Not parallel: like TestUpRunsWholePipeline it makes the MQTT login
+// "demo" (with its own token's password), so the two must not overlap.
 func TestUpAutoscaleRunsBaristaProcesses(t *testing.T) {
-	t.Parallel()
 	top := contracts.DefaultTopology()
 	top.Prefix = brokertest.ID(t, "e2e")
 	t.Cleanup(func() { brokertest.DeleteTopology(t, top) })
