@@ -35,8 +35,8 @@ const nothing = "^$"
 //	ops      reads and purges dead letters, republishes them (in its own
 //	         name: baristas and the caller accept cafe-ops as a publisher,
 //	         see identity.CommandPublishers), and runs the bench's private
-//	         floor queues; tagged monitoring, so cafe status can read the
-//	         management API (queue rates, unacked counts)
+//	         floor queues; tagged monitoring, so `cafe scale` and `cafe status`
+//	         read queue figures from the management API
 //	admin    everything (declares the topology; tests)
 var AMQPGrants = []amqpGrant{
 	{identity.Cashier, nothing, `^.+\.commands$`, nothing, ""},

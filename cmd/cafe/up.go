@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 
 	"cafe/cmd/internal/brokerauth"
@@ -17,6 +18,7 @@ import (
 	"cafe/cmd/internal/console"
 	"cafe/cmd/internal/devicesim"
 	"cafe/cmd/internal/run"
+	"cafe/cmd/internal/scale"
 	"cafe/contracts/identity"
 	"cafe/contracts/local"
 	"cafe/contracts/registry"
@@ -33,6 +35,9 @@ type upSettings struct {
 	console console.Settings
 
 	consoleURL string // where the console listens, once built
+
+	autoscale bool // baristas run as child processes, sized by the queue
+	scale     scale.Settings
 }
 
 func upCommand() *cobra.Command {
@@ -64,6 +69,8 @@ device and prints its token with ready-to-paste curl and mosquitto_sub lines.`,
 	f.Duration(&s.fleet.Latency, cli.Setting("device-latency", "CAFE_DEVICE_LATENCY"), 0, "simulated devices wait this long before replying")
 	f.Float(&s.fleet.ErrorRate, cli.Setting("device-error-rate", "CAFE_DEVICE_ERROR_RATE"), 0, "fraction (0..1) of commands simulated devices answer with an error")
 	s.console.Register(f)
+	cmd.Flags().BoolVar(&s.autoscale, "autoscale", false, "run baristas as child processes (the barista binary next to this one), as many as the commands queue needs between --min and --max (see cafe scale); they take their settings from the environment (CAFE_BARISTA_*), not from this command's barista flags")
+	s.scale.Register(f, false)
 	s.logging.Register(f)
 	return cmd
 }
@@ -91,7 +98,7 @@ func (s *upSettings) run(cmd *cobra.Command) error {
 	out := cmd.OutOrStdout()
 	go func() {
 		if p.WaitReady(ctx) && (fleet == nil || fleet.WaitOnline(ctx) == nil) {
-			banner(out, p.Cashier.Scheme(), p.Cashier.Addr(), s.brokers.MQTTURL, s.cashier.ClientsFile, demo, demoSessionPassword(s.cashier.SessionKeyFile, demo), fleet)
+			banner(out, p.Cashier.Scheme(), p.Cashier.Addr(), s.brokers.MQTTURL, s.baristas(), s.cashier.ClientsFile, demo, demoSessionPassword(s.cashier.SessionKeyFile, demo), fleet)
 			fmt.Fprintf(out, "web console: %s (log in with an operator token: cafe operators add --id NAME)\n", s.consoleURL)
 		}
 	}()
@@ -116,16 +123,15 @@ func (s *upSettings) pipeline(log *slog.Logger) (*run.Pipeline, *devicesim.Fleet
 	if err != nil {
 		return nil, nil, err
 	}
-	bar, err := run.NewBarista(s.brokers, s.barista, prom, log.With("role", "barista"))
-	if err != nil {
-		return nil, nil, err
-	}
 	call, err := run.NewCaller(s.brokers, s.caller, prom, log.With("role", "caller"))
 	if err != nil {
 		return nil, nil, err
 	}
-	p := &run.Pipeline{Cashier: cash, Baristas: []*run.Barista{bar}, Callers: []*run.Caller{call}, Log: log,
+	p := &run.Pipeline{Cashier: cash, Callers: []*run.Caller{call}, Log: log,
 		Alongside: []func(context.Context) error{run.DeclareTopology(s.brokers, log.With("role", "admin"))}}
+	if err := s.addBaristas(p, prom, log); err != nil {
+		return nil, nil, err
+	}
 	if err := s.keepBrokerAuth(p, log); err != nil {
 		return nil, nil, err
 	}
@@ -150,6 +156,26 @@ func (s *upSettings) pipeline(log *slog.Logger) (*run.Pipeline, *devicesim.Fleet
 		return nil
 	})
 	return p, fleet, nil
+}
+
+// addBaristas adds one barista in this process, or with --autoscale the
+// supervisor that runs them as child processes (which read their settings
+// from the environment, CAFE_BARISTA_*, and get the broker settings given here).
+func (s *upSettings) addBaristas(p *run.Pipeline, prom *prometheus.Registry, log *slog.Logger) error {
+	if !s.autoscale {
+		bar, err := run.NewBarista(s.brokers, s.barista, prom, log.With("role", "barista"))
+		if err != nil {
+			return err
+		}
+		p.Baristas = []*run.Barista{bar}
+		return nil
+	}
+	l, err := s.scale.Build(s.brokers, prom, log.With("role", "scale"))
+	if err != nil {
+		return err
+	}
+	p.Alongside = append(p.Alongside, l.Run)
+	return nil
 }
 
 // keepBrokerAuth runs the reconciler that keeps the MQTT broker's logins
@@ -183,8 +209,16 @@ func (s *upSettings) registerFleet() error {
 	return nil
 }
 
+// baristas says how many baristas run, for the banner.
+func (s *upSettings) baristas() string {
+	if s.autoscale {
+		return fmt.Sprintf("%d to %d baristas (autoscaled)", s.scale.Min, s.scale.Max)
+	}
+	return "1 barista"
+}
+
 // banner tells a newcomer what is running and how to use it.
-func banner(w io.Writer, scheme string, addr net.Addr, mqttURL, registry string, demo demoClient, sessionPassword string, fleet *devicesim.Fleet) {
+func banner(w io.Writer, scheme string, addr net.Addr, mqttURL, baristas, registry string, demo demoClient, sessionPassword string, fleet *devicesim.Fleet) {
 	port := "8080"
 	if tcp, ok := addr.(*net.TCPAddr); ok {
 		port = strconv.Itoa(tcp.Port)
@@ -195,7 +229,7 @@ func banner(w io.Writer, scheme string, addr net.Addr, mqttURL, registry string,
 		mqttHost, mqttPort = h, p
 	}
 	device := "lamp-1"
-	fmt.Fprintf(w, "\ncafe is up: cashier %s, 1 barista, 1 caller", base)
+	fmt.Fprintf(w, "\ncafe is up: cashier %s, %s, 1 caller", base, baristas)
 	if fleet != nil {
 		ids := fleet.IDs()
 		device = ids[0]
