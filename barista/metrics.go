@@ -15,6 +15,7 @@ type metrics struct {
 	stray       *prometheus.CounterVec // dropped replies by reason
 	badPresence prometheus.Counter
 	breakers    *prometheus.CounterVec // state changes by new state
+	eventsLost  prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, presence *Presence, replies *Replies) (*metrics, error) {
@@ -28,8 +29,9 @@ func newMetrics(reg prometheus.Registerer, presence *Presence, replies *Replies)
 			"Device replies dropped, by reason: unknown_key (late or made up), wrong_device, repeat, bad_topic.", "reason"),
 		badPresence: ops.Counter("cafe_barista_invalid_presence_total", "Presence messages that were not valid presence payloads (ignored)."),
 		breakers:    ops.CounterVec("cafe_barista_breaker_transitions_total", "Per-device circuit breaker state changes, by new state.", "state"),
+		eventsLost:  ops.Counter("cafe_barista_events_unsent_total", `"sent" events for the ledger that could not be posted (no channel to RabbitMQ).`),
 	}
-	err := ops.Register(reg, m.commands, m.inFlight, m.replyTime, m.stray, m.badPresence, m.breakers,
+	err := ops.Register(reg, m.commands, m.inFlight, m.replyTime, m.stray, m.badPresence, m.breakers, m.eventsLost,
 		ops.GaugeFunc("cafe_barista_devices_known", "Devices whose presence this barista knows.", func() float64 { return float64(presence.Len()) }),
 		ops.GaugeFunc("cafe_barista_replies_waiting", "Commands being sent to a device or waiting for its reply.", func() float64 { return float64(replies.Waiting()) }),
 	)

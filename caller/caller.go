@@ -35,10 +35,17 @@ type MQTT interface {
 	amqplink.Gate
 }
 
+// EventPoster is what the caller needs to tell the ledger a result was
+// delivered: a fire-and-forget publish (see contracts.Event).
+type EventPoster interface {
+	Post(exchange, key string, msg amqp.Publishing) error
+}
+
 // Links are the caller's connections to the brokers.
 type Links struct {
 	Results ResultSource
 	MQTT    MQTT
+	Events  EventPoster // receives "delivered" events (optional)
 	// Metrics counts the consumers' verdicts (optional; shared per process).
 	Metrics *amqplink.ConsumerMetrics
 }
@@ -191,8 +198,21 @@ func (c *Caller) deliver(ctx context.Context, meta contracts.ResultMeta, body []
 		c.m.endToEnd.Observe(now.Sub(meta.AcceptedAt).Seconds())
 	}
 	c.m.results.WithLabelValues(outcome).Inc()
+	c.postDelivered(meta, now)
 	c.log.Debug("result delivered", append(who, "device_id", meta.DeviceID, "outcome", meta.Outcome)...)
 	return amqplink.Done()
+}
+
+// postDelivered tells the ledger, fire and forget: the result is
+// delivered whether or not the event arrives (see contracts.Event).
+func (c *Caller) postDelivered(meta contracts.ResultMeta, at time.Time) {
+	if c.links.Events == nil || !contracts.ValidKey(meta.CommandID) {
+		return
+	}
+	ev := contracts.Event(contracts.EventDelivered, meta.CommandID, meta.ClientID, meta.DeviceID, meta.MsgID, at)
+	if err := c.links.Events.Post(c.top.EventsExchange(), "", ev); err != nil {
+		c.m.unsent.Inc()
+	}
 }
 
 func (c *Caller) decode(d *amqp.Delivery) (contracts.ResultMeta, error) {

@@ -211,3 +211,26 @@ func (p *Publisher) Publish(ctx context.Context, exchange, key string, msg amqp.
 		return fmt.Errorf("%w: %w", ErrConfirmTimeout, ctx.Err())
 	}
 }
+
+// Post sends msg to exchange with routing key and does not wait: fire and
+// forget, for messages whose loss costs only history (contracts' events).
+// It is persistent but not mandatory, and its confirm, if the channel is
+// in confirm mode, is ignored. The error says only that there was no
+// channel to send it on. Give Post a Publisher of its own: a message the
+// broker refuses (no permission) closes the channel it was sent on.
+func (p *Publisher) Post(exchange, key string, msg amqp.Publishing) error {
+	if p.link.Blocked() {
+		return ErrBlocked
+	}
+	msg.DeliveryMode = amqp.Persistent
+	msg.UserId = p.user
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ch == nil {
+		return ErrNotConnected
+	}
+	if err := p.ch.Publish(exchange, key, false, false, msg); err != nil {
+		return fmt.Errorf("%w: %w", ErrNotConnected, err)
+	}
+	return nil
+}

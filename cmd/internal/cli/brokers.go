@@ -44,6 +44,7 @@ func (b *Brokers) RegisterAMQP(f Flags) {
 	f.Int(&b.topology.DeliveryLimit, contracts.SettingDeliveryLimit, d.DeliveryLimit, "deliveries of one message before it is dead-lettered (x-delivery-limit)")
 	f.Int(&b.topology.CommandsMaxLength, contracts.SettingCommandsMaxLen, d.CommandsMaxLength, "commands queue capacity; when full the cashier answers 503 (0: no limit)")
 	f.Int(&b.topology.ResultsMaxLength, contracts.SettingResultsMaxLen, d.ResultsMaxLength, "results queue capacity (0: no limit)")
+	f.Int(&b.topology.EventsMaxLength, contracts.SettingEventsMaxLen, d.EventsMaxLength, "events queue capacity (the ledger's); at the limit the oldest events are dropped (0: no limit)")
 }
 
 // Topology is the AMQP topology these settings describe.

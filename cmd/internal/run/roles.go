@@ -34,6 +34,8 @@ var (
 	_ barista.Watcher         = (*mqttlink.Link)(nil)
 	_ caller.ResultSource     = (*amqplink.Link)(nil)
 	_ caller.MQTT             = (*mqttlink.Link)(nil)
+	_ barista.EventPoster     = (*amqplink.Publisher)(nil)
+	_ caller.EventPoster      = (*amqplink.Publisher)(nil)
 )
 
 // Cashier is the cashier with its RabbitMQ link.
@@ -211,7 +213,8 @@ func NewBarista(b cli.Brokers, s BaristaSettings, prom *prometheus.Registry, log
 		return nil, err
 	}
 	results := amqplink.NewPublisher(publish, log)
-	bar, err := barista.New(cfg, b.Topology(), barista.Links{Commands: consume, Results: results, Devices: mq, Presence: presence, Metrics: consumed}, prom, log)
+	events := amqplink.NewPublisher(publish, log) // its own channel: see Post
+	bar, err := barista.New(cfg, b.Topology(), barista.Links{Commands: consume, Results: results, Devices: mq, Presence: presence, Events: events, Metrics: consumed}, prom, log)
 	if err != nil {
 		return nil, err
 	}
@@ -220,7 +223,7 @@ func NewBarista(b cli.Brokers, s BaristaSettings, prom *prometheus.Registry, log
 	}
 	return &Barista{barista: bar, worker: worker{
 		name:  "barista",
-		links: []func(context.Context) error{consume.Run, publish.Run, results.Run, mq.Run, presence.Run},
+		links: []func(context.Context) error{consume.Run, publish.Run, results.Run, events.Run, mq.Run, presence.Run},
 		ready: []readiness{
 			{consume.Ready, "no RabbitMQ connection to consume commands"},
 			{results.Ready, "no RabbitMQ channel to publish results"},
@@ -258,13 +261,14 @@ func NewCaller(b cli.Brokers, s CallerSettings, prom *prometheus.Registry, log *
 	if err != nil {
 		return nil, err
 	}
-	c, err := caller.New(cfg, b.Topology(), caller.Links{Results: link, MQTT: mq, Metrics: consumed}, prom, log)
+	events := amqplink.NewPublisher(link, log)
+	c, err := caller.New(cfg, b.Topology(), caller.Links{Results: link, MQTT: mq, Events: events, Metrics: consumed}, prom, log)
 	if err != nil {
 		return nil, err
 	}
 	return &Caller{worker{
 		name:  "caller",
-		links: []func(context.Context) error{link.Run, mq.Run},
+		links: []func(context.Context) error{link.Run, events.Run, mq.Run},
 		ready: []readiness{
 			{link.Ready, "no RabbitMQ connection to consume results"},
 			{mq.Connected, "not connected to the MQTT broker"},
