@@ -92,20 +92,17 @@ func (b *Barista) decode(d *amqp.Delivery) (*Command, error) {
 func (b *Barista) publishResult(ctx context.Context, cmd *Command, res Result) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), b.cfg.ResultTimeout)
 	defer cancel()
-	msg := amqp.Publishing{
-		MessageId:   cmd.Meta.CommandID,
-		ContentType: contracts.ContentTypeJSON,
-		Timestamp:   time.Now(),
-		Headers: contracts.ResultMeta{
-			CommandID:  cmd.Meta.CommandID,
-			ClientID:   cmd.Meta.ClientID,
-			DeviceID:   cmd.Meta.DeviceID,
-			MsgID:      cmd.Meta.MsgID,
-			AcceptedAt: cmd.Meta.AcceptedAt,
-			Outcome:    res.Outcome,
-		}.Headers(),
-		Body: res.Body,
-	}
+	now := time.Now()
+	h := contracts.ResultMeta{
+		CommandID:  cmd.Meta.CommandID,
+		ClientID:   cmd.Meta.ClientID,
+		DeviceID:   cmd.Meta.DeviceID,
+		MsgID:      cmd.Meta.MsgID,
+		AcceptedAt: cmd.Meta.AcceptedAt,
+		Outcome:    res.Outcome,
+	}.Headers()
+	h[contracts.HeaderEventAt] = now.UnixNano() // when it finished, for the ledger's history
+	msg := amqp.Publishing{MessageId: cmd.Meta.CommandID, ContentType: contracts.ContentTypeJSON, Timestamp: now, Headers: h, Body: res.Body}
 	for {
 		err := b.results.Publish(ctx, b.top.ResultsExchange(), contracts.RoutingKeyResult, msg)
 		switch {

@@ -13,7 +13,6 @@ import (
 	"cafe/contracts/brokertest"
 )
 
-
 // A command the MQTT broker took is followed by one "sent" event; one that
 // never reached the device (expired) by none.
 func TestSentEvent(t *testing.T) {

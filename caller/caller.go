@@ -136,17 +136,33 @@ func (c *Caller) notice(ctx context.Context, d *amqp.Delivery) amqplink.Verdict 
 }
 
 func (c *Caller) noticeFor(d *amqp.Delivery) (contracts.ResultMeta, []byte, bool) {
-	death, ok := amqplink.FirstDeath(d.Headers)
-	if !ok || death.Queue != c.top.CommandsQueue() {
-		return contracts.ResultMeta{}, nil, false
-	}
-	if err := identity.CheckPublisher(d.UserId, c.cfg.CommandPublishers, identity.SettingCommandPublishers); err != nil {
+	meta, body, err := DeadLetterNotice(c.top, c.cfg.CommandPublishers, d)
+	if err != nil && !errors.Is(err, ErrNoNotice) { // not a cashier's
 		c.log.Warn("no notice for a dead letter that no cashier published", "message_id", contracts.Clip(d.MessageId), "reason", err.Error())
-		return contracts.ResultMeta{}, nil, false
+	}
+	return meta, body, err == nil
+}
+
+// ErrNoNotice is a dead letter nobody waits for: not a command of the
+// pipeline's commands queue, or a one-way command, or without valid headers.
+var ErrNoNotice = errors.New("no app waits for this dead letter")
+
+// DeadLetterNotice is what the app of a dead-lettered command gets, as the
+// caller delivers it and the ledger records it: the command's meta and a
+// CodeDeadLettered error response with the app's id. d is the dead letter
+// as RabbitMQ copies it (with x-death); commandPublishers are the users a
+// command may come from. The error says why there is no notice.
+func DeadLetterNotice(top contracts.Topology, commandPublishers []string, d *amqp.Delivery) (contracts.ResultMeta, []byte, error) {
+	death, ok := amqplink.FirstDeath(d.Headers)
+	if !ok || death.Queue != top.CommandsQueue() {
+		return contracts.ResultMeta{}, nil, ErrNoNotice
+	}
+	if err := identity.CheckPublisher(d.UserId, commandPublishers, identity.SettingCommandPublishers); err != nil {
+		return contracts.ResultMeta{}, nil, err
 	}
 	meta, err := contracts.ParseResultMeta(d.MessageId, d.Headers)
 	if err != nil {
-		return meta, nil, false
+		return meta, nil, ErrNoNotice
 	}
 	// The body's id is the app's, when the body can be read; a command
 	// rejected as unreadable still names its app's id in its headers.
@@ -154,22 +170,26 @@ func (c *Caller) noticeFor(d *amqp.Delivery) (contracts.ResultMeta, []byte, bool
 		meta.MsgID = string(req.ID)
 	}
 	if !contracts.ValidIDToken(meta.MsgID) {
-		return meta, nil, false // a one-way command: nobody waits
+		return meta, nil, ErrNoNotice // a one-way command: nobody waits
 	}
 	meta.Outcome = contracts.OutcomeDeadLetter
-	why := "RabbitMQ dead-lettered it (" + death.Reason + ")"
-	switch death.Reason {
+	return meta, contracts.ErrorResponse([]byte(meta.MsgID), contracts.NewError(contracts.CodeDeadLettered,
+		contracts.Detail{DeviceID: meta.DeviceID, Reason: deadReason(death.Reason, d.MessageId)})), nil
+}
+
+func deadReason(reason, messageID string) string {
+	why := "RabbitMQ dead-lettered it (" + reason + ")"
+	switch reason {
 	case "rejected":
 		why = "it could not be read as a command"
 	case "delivery_limit":
 		why = "it was delivered too often without finishing (it may crash workers)"
 	}
-	reason := "the command was set aside as a dead letter: " + why + "; a developer can inspect it with `cafe dead list`"
-	if contracts.ValidKey(d.MessageId) {
-		reason += " and replay it with `cafe dead replay --id " + d.MessageId + "`"
+	out := "the command was set aside as a dead letter: " + why + "; a developer can inspect it with `cafe dead list`"
+	if contracts.ValidKey(messageID) {
+		out += " and replay it with `cafe dead replay --id " + messageID + "`"
 	}
-	return meta, contracts.ErrorResponse([]byte(meta.MsgID), contracts.NewError(contracts.CodeDeadLettered,
-		contracts.Detail{DeviceID: meta.DeviceID, Reason: reason})), true
+	return out
 }
 
 // deliver publishes body to the app: Done once the MQTT broker acknowledged

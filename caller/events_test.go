@@ -13,7 +13,6 @@ import (
 	"cafe/contracts/brokertest"
 )
 
-
 // A delivered result is followed by a "delivered" event naming its command;
 // a result that was not delivered posts none.
 func TestDeliveredEvent(t *testing.T) {

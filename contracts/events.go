@@ -21,7 +21,7 @@ import (
 // message id, the headers of CommandMeta that identify the command
 // (HeaderClientID, HeaderDeviceID, HeaderMsgID), HeaderEvent naming its
 // kind, HeaderEventID (unique per event, so a redelivered event is recorded
-// once) and its time as the Timestamp property. It has no body. It is
+// once) and HeaderEventAt, its time. It has no body. It is
 // published fire and forget (amqplink.Publisher.Post): waiting for a
 // confirm would put a quorum-queue commit on the command's critical path
 // for a fact that is only history; one is lost only if the connection or
@@ -29,6 +29,7 @@ import (
 const (
 	HeaderEvent   = "cafe-event"    // string: EventSent or EventDelivered
 	HeaderEventID = "cafe-event-id" // string: unique per event
+	HeaderEventAt = "cafe-at"       // int64 Unix nanoseconds: when it happened (AMQP timestamps have whole seconds); results carry it too
 )
 
 // EventKind names a step in a command's history.
@@ -48,13 +49,14 @@ func Event(kind EventKind, commandID, clientID, deviceID, msgID string, at time.
 	h := amqp.Table{
 		HeaderEvent:    string(kind),
 		HeaderEventID:  newEventID(),
+		HeaderEventAt:  at.UnixNano(),
 		HeaderClientID: clientID,
 		HeaderDeviceID: deviceID,
 	}
 	if msgID != "" {
 		h[HeaderMsgID] = msgID
 	}
-	return amqp.Publishing{MessageId: commandID, Timestamp: at, Headers: h}
+	return amqp.Publishing{MessageId: commandID, Headers: h}
 }
 
 // newEventID is 96 random bits: unique among the events a ledger keeps.
@@ -62,4 +64,13 @@ func newEventID() string {
 	var b [12]byte
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
+}
+
+// EventTime is the time in h's HeaderEventAt, or the zero time.
+func EventTime(h map[string]any) time.Time {
+	t, errs := timeHeader(h, HeaderEventAt, nil)
+	if len(errs) > 0 {
+		return time.Time{}
+	}
+	return t
 }

@@ -8,15 +8,17 @@ import (
 	"cafe/contracts/identity"
 	"cafe/contracts/local"
 	"cafe/contracts/mqttlink"
+	"cafe/contracts/records"
 )
 
 // Brokers holds where the brokers are and the topology every service must
 // agree on (RabbitMQ refuses to redeclare a queue with other arguments, so
 // all services of one pipeline need the same values).
 type Brokers struct {
-	AMQPURL  string
-	MQTTURL  string
-	topology contracts.Topology
+	AMQPURL     string
+	MQTTURL     string
+	PostgresURL string // the ledger's database (the ledger writes it, the cashier reads it)
+	topology    contracts.Topology
 }
 
 // BrokersOf is the Brokers of the given URLs and topology, for tests and
@@ -29,6 +31,15 @@ func BrokersOf(amqpURL, mqttURL string, top contracts.Topology) Brokers {
 func (b *Brokers) Register(f Flags) {
 	b.RegisterAMQP(f)
 	b.RegisterMQTT(f)
+}
+
+// RegisterPostgres adds the ledger's database flag; cafe up, the cashier
+// and the ledger register it once each.
+func (b *Brokers) RegisterPostgres(f Flags) {
+	if f.Has(records.SettingURL) {
+		return
+	}
+	f.String(&b.PostgresURL, records.SettingURL, records.DefaultURL, "the ledger's PostgreSQL database (created if missing); the cashier reads it read-only (empty: no records, GET /v1/commands and /v1/results answer 503)")
 }
 
 // RegisterMQTT adds the MQTT broker flag.

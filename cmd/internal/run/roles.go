@@ -6,17 +6,22 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"cafe/barista"
 	"cafe/caller"
+	"cafe/caller/ledger"
 	"cafe/cashier"
 	"cafe/cmd/internal/cli"
+	"cafe/contracts"
 	"cafe/contracts/amqplink"
 	"cafe/contracts/identity"
 	"cafe/contracts/local"
 	"cafe/contracts/mqttlink"
+	"cafe/contracts/records"
 	"cafe/contracts/registry"
 )
 
@@ -36,6 +41,8 @@ var (
 	_ caller.MQTT             = (*mqttlink.Link)(nil)
 	_ barista.EventPoster     = (*amqplink.Publisher)(nil)
 	_ caller.EventPoster      = (*amqplink.Publisher)(nil)
+	_ ledger.EventSource      = (*amqplink.Link)(nil)
+	_ ledger.Store            = (*records.Store)(nil)
 )
 
 // Cashier is the cashier with its RabbitMQ link.
@@ -275,6 +282,74 @@ func NewCaller(b cli.Brokers, s CallerSettings, prom *prometheus.Registry, log *
 		},
 		run: c.Run,
 	}}, nil
+}
+
+// Ledger is a ledger with its RabbitMQ link and its database.
+type Ledger struct{ worker }
+
+// NewLedger prepares a ledger. It creates its database and migrates the
+// schema when it starts (and keeps trying while PostgreSQL is down).
+func NewLedger(b cli.Brokers, s LedgerSettings, prom *prometheus.Registry, log *slog.Logger) (*Ledger, error) {
+	cfg := s.Config
+	if cfg.Instance == "" {
+		cfg.Instance = ledger.NewInstance()
+	}
+	link, err := amqplink.New(b.AMQP(identity.Ledger, "cafe-ledger-"+cfg.Instance), log)
+	if err != nil {
+		return nil, err
+	}
+	store, err := records.Open(b.PostgresURL, false, 4)
+	if err != nil {
+		return nil, err
+	}
+	consumed, err := amqplink.NewConsumerMetrics(prom)
+	if err != nil {
+		return nil, err
+	}
+	l, err := ledger.New(cfg, b.Topology(), ledger.Links{Events: link, Store: store, Metrics: consumed}, prom, log)
+	if err != nil {
+		return nil, err
+	}
+	var migrated atomic.Bool
+	return &Ledger{worker{
+		name:  "ledger",
+		links: []func(context.Context) error{link.Run},
+		ready: []readiness{
+			{link.Ready, "no RabbitMQ connection to consume events"},
+			{migrated.Load, "the ledger's database is not set up yet (is PostgreSQL at " + records.SettingURL.Env + " up?)"},
+			{l.Healthy, "PostgreSQL refuses the ledger's writes"},
+		},
+		run: func(ctx context.Context) error {
+			defer store.Close()
+			if !prepareDatabase(ctx, b.PostgresURL, store, log) {
+				return nil
+			}
+			migrated.Store(true)
+			return l.Run(ctx)
+		},
+	}}, nil
+}
+
+// prepareDatabase creates the ledger's database if missing and migrates
+// it, trying again every second until it succeeds or ctx is done.
+func prepareDatabase(ctx context.Context, url string, store *records.Store, log *slog.Logger) bool {
+	for warned := false; ; warned = true {
+		err := records.CreateDatabase(ctx, url)
+		if err == nil {
+			err = store.Migrate(ctx)
+		}
+		if err == nil {
+			return true
+		}
+		if !warned {
+			log.Warn("cannot set up the ledger's database yet; trying again every second", "url", contracts.RedactURL(url), "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(time.Second):
+		}
+	}
 }
 
 // background runs fns on a context that outlives ctx until stop is called,
