@@ -42,7 +42,8 @@ var submissions = sync.Pool{New: func() any { return &submission{reqs: make([]co
 // submit handles POST /v1/devices/{deviceID}/commands. The checks run from
 // cheapest to dearest, and nothing is published unless all pass:
 // token (401), device id (400), entitlement (403), Cafe-Timeout (400), body
-// size (413), body in time (408), envelope (400), rate (429), broker (503).
+// size (413), body in time (408), envelope (400), rate (429), an id still
+// pending (409), broker (503).
 func (s *Server) submit(c echo.Context) error {
 	arrived := time.Now()
 	o, status, e := s.checkHeaders(c)
@@ -70,6 +71,9 @@ func (s *Server) submit(c echo.Context) error {
 	if err := o.dir.allow(client, arrived, len(reqs)); err != nil {
 		return s.fail(c, http.StatusTooManyRequests, err)
 	}
+	if e := s.duplicates(c.Request().Context(), client.ID, reqs); e != nil {
+		return s.fail(c, http.StatusConflict, e)
+	}
 	if !s.q.Ready() {
 		s.m.commands.WithLabelValues("refused").Add(float64(len(reqs)))
 		return s.fail(c, http.StatusServiceUnavailable, contracts.NewError(contracts.CodeUnavailable,
@@ -85,6 +89,7 @@ func (s *Server) submit(c echo.Context) error {
 	}
 	s.m.commands.WithLabelValues("accepted").Add(float64(len(reqs)))
 	s.m.requests.WithLabelValues("202").Inc()
+	setLocations(c.Response().Header(), reqs)
 	err = c.Blob(http.StatusAccepted, echo.MIMEApplicationJSON, acceptedBody(client.ID, reqs))
 	s.m.accept.Observe(time.Since(arrived).Seconds())
 	return err
@@ -284,6 +289,24 @@ func countErrs(errs []error) int {
 		}
 	}
 	return n
+}
+
+// setLocations names where each accepted command's record is: Location
+// for a single command; for a batch, one Link header listing them all
+// (rel="status"), in the batch's order (HTTP allows one Location only).
+func setLocations(h http.Header, reqs []contracts.Request) {
+	var links []string
+	for _, r := range reqs {
+		if !r.Notification() {
+			links = append(links, CommandPath(r.ID))
+		}
+	}
+	switch {
+	case len(reqs) == 1 && len(links) == 1:
+		h.Set(echo.HeaderLocation, links[0])
+	case len(links) > 0:
+		h.Set("Link", "<"+strings.Join(links, `>; rel="status", <`)+`>; rel="status"`)
+	}
 }
 
 // acceptedBody is the 202 body: {"client_id":"app-1","accepted":[7,"a"],"notifications":1}.

@@ -81,12 +81,18 @@ func (s *Store) Write(ctx context.Context, events []Event) error {
 	if numbersResults(events) {
 		b.Queue("SELECT pg_advisory_xact_lock($1)", doneLock)
 	}
-	// In command order: two ledgers' batches lock shared rows in the same
-	// order, so they cannot deadlock; stable, so a command's events keep theirs.
+	// Rows are locked in command order (two ledgers' batches then cannot
+	// deadlock); results are numbered in the batch's order, which is the
+	// queue's: the order they finished.
 	sorted := slices.Clone(events)
 	slices.SortStableFunc(sorted, func(a, b Event) int { return strings.Compare(a.CommandID, b.CommandID) })
 	for _, e := range sorted {
-		queue(b, e)
+		queueEvent(b, e)
+	}
+	for _, e := range events {
+		if e.Result != nil {
+			b.Queue(setResult, e.CommandID, e.Result, string(e.Outcome), e.At)
+		}
 	}
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {
 		return fmt.Errorf("ledger write: %w", err)
@@ -106,16 +112,13 @@ func numbersResults(events []Event) bool {
 	return false
 }
 
-func queue(b *pgx.Batch, e Event) {
+func queueEvent(b *pgx.Batch, e Event) {
 	var accepted *time.Time
 	if !e.Accepted.IsZero() {
 		accepted = &e.Accepted
 	}
 	b.Queue(insertEvent, e.ID, e.CommandID, string(e.Kind), e.At, string(e.Outcome))
 	b.Queue(upsertCommand, e.CommandID, e.ClientID, e.DeviceID, e.MsgID, int16(statusOf(e.Kind)), accepted, e.At)
-	if e.Result != nil {
-		b.Queue(setResult, e.CommandID, e.Result, string(e.Outcome), e.At)
-	}
 }
 
 // DeleteBefore removes commands not updated since cutoff and events older

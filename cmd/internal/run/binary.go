@@ -57,7 +57,8 @@ func (b Binary) Command() *cobra.Command {
 	switch {
 	case b.Cashier != nil:
 		brokers.RegisterAMQP(f) // the cashier never talks MQTT
-		b.Cashier.Register(f)   // and serves health and metrics on its API address
+		brokers.RegisterPostgres(f)
+		b.Cashier.Register(f) // and serves health and metrics on its API address
 	case b.Barista != nil:
 		brokers.Register(f)
 		b.Barista.Register(f)

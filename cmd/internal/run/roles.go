@@ -43,6 +43,7 @@ var (
 	_ caller.EventPoster      = (*amqplink.Publisher)(nil)
 	_ ledger.EventSource      = (*amqplink.Link)(nil)
 	_ ledger.Store            = (*records.Store)(nil)
+	_ cashier.Records         = (*records.Store)(nil)
 )
 
 // Cashier is the cashier with its RabbitMQ link.
@@ -50,6 +51,7 @@ type Cashier struct {
 	link    *amqplink.Link
 	pub     *amqplink.Publisher
 	server  *cashier.Server
+	store   *records.Store // nil without CAFE_POSTGRES_URL
 	regFile string
 	watcher *local.Watcher
 	log     *slog.Logger
@@ -81,8 +83,17 @@ func NewCashier(b cli.Brokers, s CashierSettings, prom *prometheus.Registry, log
 	if err != nil {
 		return nil, err
 	}
+	var store *records.Store
+	if b.PostgresURL != "" {
+		// Read-only transactions whatever the URL's role may do; the
+		// pool dials when first used, so PostgreSQL may be down at start.
+		if store, err = records.Open(b.PostgresURL, true, 8); err != nil {
+			return nil, err
+		}
+		srv.UseRecords(store)
+	}
 	log.Info("registry loaded", "file", s.ClientsFile, "clients", reg.Len(), "devices", len(reg.Devices()))
-	return &Cashier{link: link, pub: pub, server: srv, regFile: s.ClientsFile, watcher: watcher, log: log}, nil
+	return &Cashier{link: link, pub: pub, server: srv, store: store, regFile: s.ClientsFile, watcher: watcher, log: log}, nil
 }
 
 // Addr is the HTTP address.
@@ -140,6 +151,9 @@ func (c *Cashier) Run(ctx context.Context) error {
 	err := c.server.Run(ctx)
 	stop()
 	wait()
+	if c.store != nil {
+		c.store.Close()
+	}
 	return err
 }
 
