@@ -87,7 +87,10 @@ func getPage(t *testing.T, s *cashier.Server, token, after, query string) (int, 
 func TestResultsPagesRecoverEveryResultOnce(t *testing.T) {
 	w, s := ledgerStore(t)
 	const n = 20_000
+	start := time.Now()
 	finished(t, w, "app-1", 1, n)
+	t.Logf("%d results written in %v", n, time.Since(start))
+	start = time.Now()
 	seen, after := map[string]bool{}, ""
 	for pages := 0; pages < n; pages++ {
 		code, p := getPage(t, s, tokenApp1, after, "&limit=1000")
@@ -114,6 +117,7 @@ func TestResultsPagesRecoverEveryResultOnce(t *testing.T) {
 	if len(seen) != n {
 		t.Fatalf("recovered %d of %d results", len(seen), n)
 	}
+	t.Logf("%d results read in pages of 1000 in %v", n, time.Since(start))
 }
 
 func mustAtoi(t *testing.T, s string) int {
@@ -230,5 +234,57 @@ func TestRecordsRefuseBadInput(t *testing.T) {
 	bare := newServer(t, &fakeQueue{})
 	if res, _ := do(t, bare, call{method: http.MethodGet, path: "/v1/results", token: tokenApp1}); res.StatusCode != http.StatusServiceUnavailable {
 		t.Errorf("without a database: status %d, want 503", res.StatusCode)
+	}
+}
+
+// A command's id may not be reused while it is pending (409, nothing
+// queued); once it is done it may. The 202 names where its record is.
+func TestDuplicateIDWhilePendingIsRefused(t *testing.T) {
+	w, s := ledgerStore(t)
+	cmd := contracts.NewCommandID()
+	accepted := records.Event{ID: "accepted:" + cmd, Kind: contracts.EventAccepted, CommandID: cmd, ClientID: "app-1",
+		DeviceID: "lamp-1", MsgID: "7", At: time.Now(), Accepted: time.Now()}
+	if err := w.Write(context.Background(), []records.Event{accepted}); err != nil {
+		t.Fatal(err)
+	}
+	getPage(t, s, tokenApp1, "", "") // the pool's first connection takes longer than the check's budget
+	submit := func(body string) (*http.Response, []byte) {
+		return do(t, s, call{path: "/v1/devices/lamp-1/commands", token: tokenApp1, body: body})
+	}
+	res, body := submit(one) // id 7, pending
+	if res.StatusCode != http.StatusConflict || !strings.Contains(string(body), `"code":-32017`) {
+		t.Fatalf("reusing a pending id: status %d %s, want 409 -32017", res.StatusCode, body)
+	}
+	res, _ = submit(`[{"jsonrpc":"2.0","method":"on","id":8},{"jsonrpc":"2.0","method":"on","id":7}]`)
+	if res.StatusCode != http.StatusConflict {
+		t.Fatalf("a batch naming a pending id: status %d, want 409", res.StatusCode)
+	}
+	done := accepted
+	done.ID, done.Kind, done.Result, done.Outcome = "done:"+cmd, contracts.EventDone, []byte(`{"jsonrpc":"2.0","id":7,"result":1}`), contracts.OutcomeReply
+	if err := w.Write(context.Background(), []records.Event{done}); err != nil {
+		t.Fatal(err)
+	}
+	res, body = submit(one)
+	if res.StatusCode != http.StatusAccepted || res.Header.Get("Location") != "/v1/commands/7" {
+		t.Fatalf("reusing a finished id: status %d Location %q %s, want 202 at /v1/commands/7", res.StatusCode, res.Header.Get("Location"), body)
+	}
+	res, _ = submit(`[{"jsonrpc":"2.0","method":"on","id":"a-1"},{"jsonrpc":"2.0","method":"on"},{"jsonrpc":"2.0","method":"on","id":"9"}]`)
+	if want := `</v1/commands/a-1>; rel="status", </v1/commands/%229%22>; rel="status"`; res.StatusCode != http.StatusAccepted || res.Header.Get("Link") != want {
+		t.Fatalf("batch: status %d Link %q, want %q", res.StatusCode, res.Header.Get("Link"), want)
+	}
+}
+
+// The path of a command's record and back, for every kind of id.
+func TestCommandPath(t *testing.T) {
+	for _, tc := range []struct{ token, path string }{
+		{"7", "/v1/commands/7"},
+		{"-3", "/v1/commands/-3"},
+		{`"a-7"`, "/v1/commands/a-7"},
+		{`"7"`, "/v1/commands/%227%22"},
+		{`"x:y.z_"`, "/v1/commands/x:y.z_"},
+	} {
+		if got := cashier.CommandPath([]byte(tc.token)); got != tc.path {
+			t.Errorf("CommandPath(%s) = %s, want %s", tc.token, got, tc.path)
+		}
 	}
 }

@@ -3,8 +3,8 @@ package records
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -57,17 +57,27 @@ func statusOf(k contracts.EventKind) Status {
 // doneLock is held by every batch that numbers results (see the package doc).
 const doneLock = 0x6361666502
 
+// Each batch is three statements, whatever its size: every event, every
+// command it touches (one row each, merged in Go: an upsert may not touch
+// a row twice), every first result. Numbers for the results are reserved
+// as one block (setval under the advisory lock), in the batch's order;
+// a number left unused (the command had a result already) is a gap, which
+// cursors do not mind.
 const (
-	insertEvent = `INSERT INTO cafe_events (event_id, command_id, kind, at, outcome)
-		VALUES ($1, $2, $3, $4, nullif($5, '')) ON CONFLICT (event_id) DO NOTHING`
-	upsertCommand = `INSERT INTO cafe_commands (command_id, client_id, device_id, msg_id, status, accepted_at, updated_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7)
+	insertEvents = `INSERT INTO cafe_events (event_id, command_id, kind, at, outcome)
+		SELECT id, cmd, kind, at, nullif(outcome, '')
+		FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::text[]) AS t(id, cmd, kind, at, outcome)
+		ON CONFLICT (event_id) DO NOTHING`
+	upsertCommands = `INSERT INTO cafe_commands (command_id, client_id, device_id, msg_id, status, accepted_at, updated_at)
+		SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::smallint[], $6::timestamptz[], $7::timestamptz[])
 		ON CONFLICT (command_id) DO UPDATE SET
 			status = greatest(cafe_commands.status, excluded.status),
 			accepted_at = coalesce(cafe_commands.accepted_at, excluded.accepted_at),
 			updated_at = greatest(cafe_commands.updated_at, excluded.updated_at)`
-	setResult = `UPDATE cafe_commands SET result = $2, outcome = $3, done_at = $4, done_seq = nextval('cafe_done_seq')
-		WHERE command_id = $1 AND done_seq IS NULL`
+	setResults = `WITH last AS (SELECT setval('cafe_done_seq', nextval('cafe_done_seq') + $5 - 1) AS v)
+		UPDATE cafe_commands c SET result = t.r, outcome = t.o, done_at = t.a, done_seq = (SELECT v FROM last) - $5 + t.ord
+		FROM unnest($1::text[], $2::bytea[], $3::text[], $4::timestamptz[]) WITH ORDINALITY AS t(id, r, o, a, ord)
+		WHERE c.command_id = t.id AND c.done_seq IS NULL`
 )
 
 // Write records events in one transaction: all of them or none.
@@ -78,21 +88,14 @@ func (s *Store) Write(ctx context.Context, events []Event) error {
 	}
 	defer tx.Rollback(ctx)
 	b := &pgx.Batch{}
-	if numbersResults(events) {
+	results := firstResults(events)
+	if len(results) > 0 {
 		b.Queue("SELECT pg_advisory_xact_lock($1)", doneLock)
 	}
-	// Rows are locked in command order (two ledgers' batches then cannot
-	// deadlock); results are numbered in the batch's order, which is the
-	// queue's: the order they finished.
-	sorted := slices.Clone(events)
-	slices.SortStableFunc(sorted, func(a, b Event) int { return strings.Compare(a.CommandID, b.CommandID) })
-	for _, e := range sorted {
-		queueEvent(b, e)
-	}
-	for _, e := range events {
-		if e.Result != nil {
-			b.Queue(setResult, e.CommandID, e.Result, string(e.Outcome), e.At)
-		}
+	b.Queue(insertEvents, eventColumns(events)...)
+	b.Queue(upsertCommands, commandColumns(events)...)
+	if len(results) > 0 {
+		b.Queue(setResults, append(resultColumns(results), int64(len(results)))...)
 	}
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {
 		return fmt.Errorf("ledger write: %w", err)
@@ -103,22 +106,71 @@ func (s *Store) Write(ctx context.Context, events []Event) error {
 	return nil
 }
 
-func numbersResults(events []Event) bool {
-	for _, e := range events {
-		if e.Result != nil {
-			return true
-		}
+func eventColumns(events []Event) []any {
+	n := len(events)
+	ids, cmds, kinds, outcomes, ats := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]time.Time, n)
+	for i, e := range events {
+		ids[i], cmds[i], kinds[i], outcomes[i], ats[i] = e.ID, e.CommandID, string(e.Kind), string(e.Outcome), e.At
 	}
-	return false
+	return []any{ids, cmds, kinds, ats, outcomes}
 }
 
-func queueEvent(b *pgx.Batch, e Event) {
-	var accepted *time.Time
-	if !e.Accepted.IsZero() {
-		accepted = &e.Accepted
+// commandColumns merges the events into one row per command, in command
+// order: rows are locked in that order, so two ledgers cannot deadlock.
+func commandColumns(events []Event) []any {
+	rows := map[string]*Event{}
+	status := map[string]Status{}
+	for i := range events {
+		e := &events[i]
+		r, ok := rows[e.CommandID]
+		if !ok {
+			merged := *e
+			rows[e.CommandID], status[e.CommandID] = &merged, statusOf(e.Kind)
+			continue
+		}
+		status[e.CommandID] = max(status[e.CommandID], statusOf(e.Kind))
+		if r.Accepted.IsZero() {
+			r.Accepted = e.Accepted
+		}
+		if e.At.After(r.At) {
+			r.At = e.At
+		}
 	}
-	b.Queue(insertEvent, e.ID, e.CommandID, string(e.Kind), e.At, string(e.Outcome))
-	b.Queue(upsertCommand, e.CommandID, e.ClientID, e.DeviceID, e.MsgID, int16(statusOf(e.Kind)), accepted, e.At)
+	keys := slices.Sorted(maps.Keys(rows))
+	n := len(keys)
+	cmds, clients, devices, msgs := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	stats, accepted, updated := make([]int16, n), make([]*time.Time, n), make([]time.Time, n)
+	for i, k := range keys {
+		r := rows[k]
+		cmds[i], clients[i], devices[i], msgs[i], stats[i], updated[i] = k, r.ClientID, r.DeviceID, r.MsgID, int16(status[k]), r.At
+		if !r.Accepted.IsZero() {
+			accepted[i] = &r.Accepted
+		}
+	}
+	return []any{cmds, clients, devices, msgs, stats, accepted, updated}
+}
+
+// firstResults is each command's first result in the batch, in the
+// batch's order (the queue's: the order they finished).
+func firstResults(events []Event) []Event {
+	var out []Event
+	seen := map[string]bool{}
+	for _, e := range events {
+		if e.Result != nil && !seen[e.CommandID] {
+			seen[e.CommandID] = true
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func resultColumns(results []Event) []any {
+	n := len(results)
+	ids, bodies, outcomes, ats := make([]string, n), make([][]byte, n), make([]string, n), make([]time.Time, n)
+	for i, e := range results {
+		ids[i], bodies[i], outcomes[i], ats[i] = e.CommandID, e.Result, string(e.Outcome), e.At
+	}
+	return []any{ids, bodies, outcomes, ats}
 }
 
 // DeleteBefore removes commands not updated since cutoff and events older
