@@ -1,13 +1,16 @@
 package amqplink_test
 
 import (
+	"errors"
 	"testing"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"cafe/contracts"
+	"cafe/contracts/amqplink"
 	"cafe/contracts/brokertest"
+	"cafe/contracts/identity"
 )
 
 // The events queue gets, from RabbitMQ itself, a copy of every command,
@@ -92,4 +95,37 @@ func drain(t *testing.T, queue string, n int) []amqp.Delivery {
 		return len(out) == n
 	})
 	return out
+}
+
+// A publisher whose user may not write to the events exchange (a broker
+// set up before the events existed) is refused once and then pauses
+// instead of opening a channel per refused message; Post says it could
+// not send, and nothing else of the link is disturbed.
+func TestRefusedPostPausesThePublisher(t *testing.T) {
+	top := brokertest.Topology(t)
+	link, err := amqplink.New(amqplink.Config{URL: brokertest.AMQPURLAs(identity.Cashier), Topology: top, Name: t.Name(), Passive: true}, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub := amqplink.NewPublisher(link, quiet())
+	brokertest.Start(t, nil, link.Run, pub.Run)
+	waitReady(t, pub)
+	ev := contracts.Event(contracts.EventSent, contracts.NewCommandID(), "app-1", "d-1", "1", time.Now())
+	if err := pub.Post(top.EventsExchange(), "", ev); err != nil {
+		t.Fatalf("first post: %v (it is refused asynchronously)", err)
+	}
+	brokertest.Eventually(t, 5*time.Second, "the refused publisher stops being ready", func() bool { return !pub.Ready() })
+	time.Sleep(300 * time.Millisecond)
+	if pub.Ready() {
+		t.Fatal("the publisher reopened at once after a refusal")
+	}
+	if err := pub.Post(top.EventsExchange(), "", ev); !errors.Is(err, amqplink.ErrNotConnected) {
+		t.Fatalf("post while paused: %v, want ErrNotConnected", err)
+	}
+	if !link.Ready() {
+		t.Fatal("the link went down with the refused channel")
+	}
+	if n := brokertest.QueueDepth(t, top.EventsQueue()); n != 0 {
+		t.Fatalf("the events queue holds %d refused events", n)
+	}
 }

@@ -81,6 +81,7 @@ func (p *Publisher) Run(ctx context.Context) error {
 		}
 		confirms := ch.NotifyPublish(make(chan amqp.Confirmation, 1024))
 		returns := ch.NotifyReturn(make(chan amqp.Return))
+		closed := ch.NotifyClose(make(chan *amqp.Error, 1))
 		p.setChannel(ch, conn)
 		p.dispatch(ctx, confirms, returns)
 		p.setChannel(nil, nil)
@@ -88,7 +89,33 @@ func (p *Publisher) Run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return nil
 		}
+		if refused(closed) && !p.refusedPause(ctx) {
+			return nil
+		}
 	}
+}
+
+// refusedBackoff is how long a publisher whose channel the broker closed
+// for a publish it may not make waits before opening another: reopening
+// at once would let every refused message cost the broker a channel.
+const refusedBackoff = 30 * time.Second
+
+// refused reports whether the channel closed because the broker refused
+// access (a publish to an exchange this user may not write).
+func refused(closed <-chan *amqp.Error) bool {
+	select {
+	case e := <-closed:
+		return e != nil && e.Code == amqp.AccessRefused
+	case <-time.After(100 * time.Millisecond):
+		return false
+	}
+}
+
+// refusedPause logs the refusal and waits refusedBackoff; false if ctx ended.
+func (p *Publisher) refusedPause(ctx context.Context) bool {
+	p.log.Warn("RabbitMQ refused a publish of user "+p.user+" (no write permission): publishing again in "+refusedBackoff.String()+
+		"; grant it (cafe setup --rabbitmq, or `task setup`)", "user", p.user)
+	return sleep(ctx, refusedBackoff)
 }
 
 // dispatch resolves waiters until the channel closes or ctx is done.
