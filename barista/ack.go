@@ -102,6 +102,9 @@ func (b *Barista) publishResult(ctx context.Context, cmd *Command, res Result) e
 		Outcome:    res.Outcome,
 	}.Headers()
 	h[contracts.HeaderEventAt] = now.UnixNano() // when it finished, for the ledger's history
+	if cmd.Meta.Notices {
+		h[contracts.HeaderEvents] = contracts.EventsStatus // the caller follows the result with done
+	}
 	msg := amqp.Publishing{MessageId: cmd.Meta.CommandID, ContentType: contracts.ContentTypeJSON, Timestamp: now, Headers: h, Body: res.Body}
 	for {
 		err := b.results.Publish(ctx, b.top.ResultsExchange(), contracts.RoutingKeyResult, msg)

@@ -125,7 +125,11 @@ func (b *Barista) sentEvent(events EventPoster) func(*Command) {
 	}
 	return func(cmd *Command) {
 		m := cmd.Meta
-		err := events.Post(b.top.EventsExchange(), "", contracts.Event(contracts.EventSent, m.CommandID, m.ClientID, m.DeviceID, m.MsgID, time.Now()))
+		now := time.Now()
+		err := events.Post(b.top.EventsExchange(), "", contracts.Event(contracts.EventSent, m.CommandID, m.ClientID, m.DeviceID, m.MsgID, now))
+		if err == nil && m.Notices && m.MsgID != "" {
+			err = events.Post(b.top.ResultsExchange(), contracts.RoutingKeyResult, contracts.Notice(m, contracts.NoticeSent, now))
+		}
 		if err != nil {
 			b.m.eventsLost.Inc()
 		}

@@ -113,11 +113,54 @@ const noticeConcurrency = 16
 
 // handle is the caller's ack policy for results; see the package doc.
 func (c *Caller) handle(ctx context.Context, d *amqp.Delivery) amqplink.Verdict {
+	if status, ok := d.Headers[contracts.HeaderNotice].(string); ok {
+		return c.statusNotice(ctx, d, status)
+	}
 	meta, err := c.decode(d)
 	if err != nil {
 		return amqplink.Poison("not a deliverable result: " + err.Error())
 	}
-	return c.deliver(ctx, meta, d.Body, outcomeDelivered)
+	v := c.deliver(ctx, meta, d.Body, outcomeDelivered)
+	if v.Action == amqplink.Ack && d.Headers[contracts.HeaderEvents] == contracts.EventsStatus {
+		c.publishDone(ctx, meta)
+	}
+	return v
+}
+
+// statusNotice delivers a status notice (contracts.NoticeBody): queued
+// from a cashier, sent from a barista; anything else is poison.
+func (c *Caller) statusNotice(ctx context.Context, d *amqp.Delivery, status string) amqplink.Verdict {
+	from := c.cfg.ResultPublishers
+	setting := identity.SettingResultPublishers
+	if status == contracts.NoticeQueued {
+		from, setting = c.cfg.CommandPublishers, identity.SettingCommandPublishers
+	}
+	if !contracts.ValidNotice(status) {
+		return amqplink.Poison("not a status notice: " + contracts.Clip(status))
+	}
+	if err := identity.CheckPublisher(d.UserId, from, setting); err != nil {
+		return amqplink.Poison("status notice: " + err.Error())
+	}
+	meta, err := contracts.ParseResultMeta(d.MessageId, d.Headers)
+	if err != nil || !contracts.ValidIDToken(meta.MsgID) {
+		return amqplink.Poison("status notice without a valid client or id")
+	}
+	at := contracts.EventTime(d.Headers)
+	return c.deliver(ctx, meta, contracts.NoticeBody(status, meta.MsgID, meta.CommandID, at), outcomeStatusNotice)
+}
+
+// publishDone follows a delivered result with its done notice, best
+// effort: the result is delivered whatever happens to the notice.
+func (c *Caller) publishDone(ctx context.Context, meta contracts.ResultMeta) {
+	if !contracts.ValidIDToken(meta.MsgID) {
+		return
+	}
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.PublishTimeout)
+	defer cancel()
+	body := contracts.NoticeBody(contracts.NoticeDone, meta.MsgID, meta.CommandID, time.Now())
+	if err := c.links.MQTT.Publish(pctx, mqttlink.Message{Topic: contracts.ResultsTopic(meta.ClientID), Payload: body, QoS: 1}); err == nil {
+		c.m.results.WithLabelValues(outcomeStatusNotice).Inc()
+	}
 }
 
 // notice tells an app that its command was dead-lettered, with a
@@ -218,7 +261,9 @@ func (c *Caller) deliver(ctx context.Context, meta contracts.ResultMeta, body []
 		c.m.endToEnd.Observe(now.Sub(meta.AcceptedAt).Seconds())
 	}
 	c.m.results.WithLabelValues(outcome).Inc()
-	c.postDelivered(meta, now)
+	if outcome != outcomeStatusNotice {
+		c.postDelivered(meta, now)
+	}
 	c.log.Debug("result delivered", append(who, "device_id", meta.DeviceID, "outcome", meta.Outcome)...)
 	return amqplink.Done()
 }

@@ -80,7 +80,7 @@ func (s *Server) submit(c echo.Context) error {
 			contracts.Detail{Reason: "RabbitMQ is not reachable from this cashier; nothing was queued, retry later"}))
 	}
 
-	meta := contracts.CommandMeta{ClientID: client.ID, DeviceID: o.deviceID, Deadline: arrived.Add(o.timeout), AcceptedAt: arrived}
+	meta := contracts.CommandMeta{ClientID: client.ID, DeviceID: o.deviceID, Deadline: arrived.Add(o.timeout), AcceptedAt: arrived, Notices: o.notices}
 	errs := s.publishAll(c.Request().Context(), meta, reqs, sub)
 	if refused := countErrs(errs); refused > 0 {
 		s.m.commands.WithLabelValues("accepted").Add(float64(len(reqs) - refused))
@@ -102,6 +102,7 @@ type order struct {
 	client   *registry.Client
 	deviceID string
 	timeout  time.Duration
+	notices  bool // Cafe-Events: status
 }
 
 // checkHeaders runs the checks that need no body: token (401, or 400 for
@@ -133,7 +134,11 @@ func (s *Server) checkHeaders(c echo.Context) (order, int, *contracts.Error) {
 	if perr != nil {
 		return order{}, http.StatusBadRequest, perr
 	}
-	return order{dir: dir, client: client, deviceID: deviceID, timeout: timeout}, 0, nil
+	notices, e := cafeEvents(r.Header)
+	if e != nil {
+		return order{}, http.StatusBadRequest, e
+	}
+	return order{dir: dir, client: client, deviceID: deviceID, timeout: timeout, notices: notices}, 0, nil
 }
 
 // authenticate finds the client of the request's bearer token: 401 for
@@ -205,6 +210,7 @@ func (s *Server) publish(ctx context.Context, meta contracts.CommandMeta, req co
 	})
 	if err == nil {
 		s.m.confirm.Observe(time.Since(start).Seconds())
+		s.notify(meta, contracts.NoticeQueued)
 		return nil
 	}
 	// Under overload this happens for every request: warn at most once a

@@ -29,6 +29,7 @@ type Server struct {
 	m   *metrics
 
 	records Records // the ledger's database; nil: the records API answers 503
+	notices Poster  // status notices; nil: none
 
 	dir         atomic.Pointer[directory]
 	draining    atomic.Bool

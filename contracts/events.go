@@ -74,3 +74,13 @@ func EventTime(h map[string]any) time.Time {
 	}
 	return t
 }
+
+// Notice is the status notice status for the command of m, as the cashier
+// and the barista publish it on the results exchange (see NoticeBody).
+func Notice(m CommandMeta, status string, at time.Time) amqp.Publishing {
+	h := ResultMeta{CommandID: m.CommandID, ClientID: m.ClientID, DeviceID: m.DeviceID, MsgID: m.MsgID, AcceptedAt: m.AcceptedAt}.Headers()
+	h[HeaderNotice] = status
+	h[HeaderEventAt] = at.UnixNano()
+	delete(h, HeaderOutcome)
+	return amqp.Publishing{MessageId: m.CommandID, Headers: h}
+}

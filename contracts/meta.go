@@ -16,6 +16,7 @@ const (
 	HeaderDeadline   = "cafe-deadline"    // int64: the command must be answered by then
 	HeaderAcceptedAt = "cafe-accepted-at" // int64: when the cashier received it
 	HeaderOutcome    = "cafe-outcome"     // string, results only: how the command ended (Outcome)
+	HeaderEvents     = "cafe-events"      // string "status": the app asked for status notices (Cafe-Events); commands and their results
 )
 
 // Content type of every body the pipeline publishes.
@@ -29,6 +30,7 @@ type CommandMeta struct {
 	MsgID      string    // HeaderMsgID; "" for a one-way command
 	Deadline   time.Time // HeaderDeadline
 	AcceptedAt time.Time // HeaderAcceptedAt
+	Notices    bool      // HeaderEvents: the app asked for status notices
 }
 
 // Headers returns the AMQP headers for m (the command id goes in the
@@ -42,6 +44,9 @@ func (m CommandMeta) Headers() map[string]any {
 	}
 	if m.MsgID != "" {
 		h[HeaderMsgID] = m.MsgID
+	}
+	if m.Notices {
+		h[HeaderEvents] = EventsStatus
 	}
 	return h
 }
@@ -68,6 +73,7 @@ func ParseCommandMeta(messageID string, h map[string]any) (CommandMeta, error) {
 	}
 	m.Deadline, errs = timeHeader(h, HeaderDeadline, errs)
 	m.AcceptedAt, errs = timeHeader(h, HeaderAcceptedAt, errs)
+	m.Notices = h[HeaderEvents] == EventsStatus
 	if len(errs) > 0 {
 		return m, fmt.Errorf("%w: %w", ErrBadMeta, errors.Join(errs...))
 	}

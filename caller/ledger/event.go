@@ -28,6 +28,9 @@ func (l *Ledger) decode(d *amqp.Delivery) (records.Event, error) {
 	case l.top.CommandsExchange():
 		return accepted(d)
 	case l.top.ResultsExchange():
+		if _, notice := d.Headers[contracts.HeaderNotice]; notice {
+			return records.Event{}, errSkip // a status notice: the events say it
+		}
 		return done(d)
 	case l.top.DeadExchange():
 		return l.dead(d)

@@ -28,7 +28,7 @@ const nothing = "^$"
 
 // AMQPGrants are the RabbitMQ users and what each may do:
 //
-//	cashier  publishes commands
+//	cashier  publishes commands, and status notices on the results exchange
 //	barista  consumes commands, publishes results and "sent" events
 //	caller   consumes results and dead-letter notices, publishes "delivered" events
 //	ledger   consumes the event copies
@@ -38,7 +38,7 @@ const nothing = "^$"
 //	         floor queues
 //	admin    everything (declares the topology; tests)
 var AMQPGrants = []amqpGrant{
-	{identity.Cashier, nothing, `^.+\.commands$`, nothing, ""},
+	{identity.Cashier, nothing, `^.+\.(commands|results)$`, nothing, ""},
 	{identity.Barista, nothing, `^.+\.(results|events)$`, `^.+\.commands$`, ""},
 	{identity.Caller, nothing, `^.+\.events$`, `^.+\.(results|dead\.notify)$`, ""},
 	{identity.Ledger, nothing, nothing, `^.+\.events$`, ""},

@@ -44,12 +44,14 @@ var (
 	_ ledger.EventSource      = (*amqplink.Link)(nil)
 	_ ledger.Store            = (*records.Store)(nil)
 	_ cashier.Records         = (*records.Store)(nil)
+	_ cashier.Poster          = (*amqplink.Publisher)(nil)
 )
 
 // Cashier is the cashier with its RabbitMQ link.
 type Cashier struct {
 	link    *amqplink.Link
 	pub     *amqplink.Publisher
+	notices *amqplink.Publisher
 	server  *cashier.Server
 	store   *records.Store // nil without CAFE_POSTGRES_URL
 	regFile string
@@ -79,10 +81,12 @@ func NewCashier(b cli.Brokers, s CashierSettings, prom *prometheus.Registry, log
 		return nil, err
 	}
 	pub := amqplink.NewPublisher(link, log)
+	notices := amqplink.NewPublisher(link, log) // its own channel: see Post
 	srv, err := cashier.New(s.Config, reg, pub, b.Topology(), prom, log)
 	if err != nil {
 		return nil, err
 	}
+	srv.UseNotices(notices)
 	var store *records.Store
 	if b.PostgresURL != "" {
 		// Read-only transactions whatever the URL's role may do; the
@@ -93,7 +97,7 @@ func NewCashier(b cli.Brokers, s CashierSettings, prom *prometheus.Registry, log
 		srv.UseRecords(store)
 	}
 	log.Info("registry loaded", "file", s.ClientsFile, "clients", reg.Len(), "devices", len(reg.Devices()))
-	return &Cashier{link: link, pub: pub, server: srv, store: store, regFile: s.ClientsFile, watcher: watcher, log: log}, nil
+	return &Cashier{link: link, pub: pub, notices: notices, server: srv, store: store, regFile: s.ClientsFile, watcher: watcher, log: log}, nil
 }
 
 // Addr is the HTTP address.
@@ -147,7 +151,7 @@ func (c *Cashier) Run(ctx context.Context) error {
 		})
 		return nil
 	}
-	stop, wait := background(ctx, c.link.Run, c.pub.Run, watch)
+	stop, wait := background(ctx, c.link.Run, c.pub.Run, c.notices.Run, watch)
 	err := c.server.Run(ctx)
 	stop()
 	wait()
