@@ -6,8 +6,10 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"syscall"
 	"testing"
 
+	"cafe/contracts"
 	"cafe/contracts/brokertest"
 	"cafe/contracts/records/recordstest"
 )
@@ -93,4 +95,43 @@ func (a *app) postWithLocation(t testing.TB, device, body string) (int, []byte, 
 	defer res.Body.Close()
 	answer, _ := io.ReadAll(res.Body)
 	return res.StatusCode, answer, res.Header.Get("Location")
+}
+
+// A barista killed while it holds a command: the ledger's history shows
+// the command queued, sent twice (once by each barista), done once, and
+// delivered, with the one result the app got. The roles log in as
+// cafe-admin here, so that the "sent" and "delivered" events are allowed
+// whether or not this broker's grants were updated for the events exchange.
+func TestKilledBaristaLeavesOneFinalResultInTheLedger(t *testing.T) {
+	db := recordstest.Schema(t)
+	admin := []string{"CAFE_AMQP_URL=" + brokertest.AMQPURL()}
+	dbEnv := "CAFE_POSTGRES_URL=" + db
+	callerEnv := append([]string{"CAFE_RESULT_PUBLISHERS=cafe-barista,cafe-admin"}, admin...) // results now come from cafe-admin
+	p, devices, a := scene(t, setup{callers: 1, cashierEnv: []string{dbEnv}, callerEnv: callerEnv}, 1)
+	startService(t, "ledger", "ledger", append([]string{dbEnv}, p.env...)).waitReady(t)
+	sent := watch(t, contracts.CommandsFilter(devices.ids[0]))
+	doomed := p.addBarista(t, admin...)
+	forgetMQTTSessionAtEnd(t, "cafe-barista-"+doomed.route)
+	doomed.waitReady(t)
+	p.waitConsumers(t, p.top.CommandsQueue(), 1)
+
+	a.submit(t, devices.ids[0], `{"jsonrpc":"2.0","method":"sleep","params":[500],"id":"k"}`, "Cafe-Timeout", "20s")
+	sent.waitFor(t, 1, "the barista never sent the command to the device")
+	doomed.signal(t, syscall.SIGKILL)
+	doomed.wait(t, stopTimeout)
+	p.addBarista(t, admin...).waitReady(t)
+
+	pushed := a.wait(t, `"k"`, resultWait)
+	var rec record
+	brokertest.Eventually(t, resultWait, "the ledger records the command as delivered", func() bool {
+		_, rec = a.record(t, "/v1/commands/k")
+		return rec.Status == "delivered"
+	})
+	var steps []string
+	for _, h := range rec.History {
+		steps = append(steps, h.Status)
+	}
+	if want := "[queued sent sent done delivered]"; fmt.Sprint(steps) != want || string(rec.Result) != string(pushed.raw) {
+		t.Fatalf("history %v, want %s; result %s, pushed %s", steps, want, rec.Result, pushed.raw)
+	}
 }
