@@ -57,6 +57,10 @@ type Links struct {
 	Presence Watcher
 	// Events receives the "sent" events (optional: none without it).
 	Events EventPoster
+	// Notices sends "sent" status notices (Cafe-Events) on the results
+	// exchange: the results publisher's own channel, so that a notice goes
+	// before its result (optional: none without it).
+	Notices EventPoster
 	// Metrics counts the consumer's verdicts (optional; shared per process).
 	Metrics *amqplink.ConsumerMetrics
 }
@@ -105,7 +109,7 @@ func New(cfg Config, top contracts.Topology, links Links, prom prometheus.Regist
 	b.m = m
 	b.chain = Chain(
 		Device(links.Devices, b.replies, cfg.Route, cfg.MaxReplyBytes, DeviceHooks{
-			Sent:      b.sentEvent(links.Events),
+			Sent:      b.sentEvent(links.Events, links.Notices),
 			ReplyTime: func(d time.Duration) { m.replyTime.Observe(d.Seconds()) },
 		}),
 		Recover(log),
@@ -119,7 +123,7 @@ func New(cfg Config, top contracts.Topology, links Links, prom prometheus.Regist
 // sentEvent posts a "sent" event for each command, fire and forget: a lost
 // one costs a line of history, and waiting would cost every command a
 // quorum commit. Nil without a poster.
-func (b *Barista) sentEvent(events EventPoster) func(*Command) {
+func (b *Barista) sentEvent(events, notices EventPoster) func(*Command) {
 	if events == nil {
 		return nil
 	}
@@ -127,8 +131,8 @@ func (b *Barista) sentEvent(events EventPoster) func(*Command) {
 		m := cmd.Meta
 		now := time.Now()
 		err := events.Post(b.top.EventsExchange(), "", contracts.Event(contracts.EventSent, m.CommandID, m.ClientID, m.DeviceID, m.MsgID, now))
-		if err == nil && m.Notices && m.MsgID != "" {
-			err = events.Post(b.top.ResultsExchange(), contracts.RoutingKeyResult, contracts.Notice(m, contracts.NoticeSent, now))
+		if err == nil && m.Notices && m.MsgID != "" && notices != nil {
+			err = notices.Post(b.top.ResultsExchange(), contracts.RoutingKeyResult, contracts.Notice(m, contracts.NoticeSent, now))
 		}
 		if err != nil {
 			b.m.eventsLost.Inc()

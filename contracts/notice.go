@@ -17,7 +17,10 @@ import (
 // JSON-RPC response; id is the app's id as it sent it. Notices are best
 // effort (published fire and forget, QoS 1 on MQTT like results): one may
 // be missing, and a redelivered command may give a second sent; the result
-// itself is never affected. One-way commands get none.
+// itself is never affected. They come in order as a rule (sent goes on the
+// channel its result follows on, done after the result), but queued and
+// sent come from different services and may, rarely, swap. One-way
+// commands get none.
 //
 // Inside the pipeline, the cashier and the barista publish notices as
 // messages without a body on the results exchange, with HeaderNotice and

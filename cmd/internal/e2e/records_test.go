@@ -135,3 +135,29 @@ func TestKilledBaristaLeavesOneFinalResultInTheLedger(t *testing.T) {
 		t.Fatalf("history %v, want %s; result %s, pushed %s", steps, want, rec.Result, pushed.raw)
 	}
 }
+
+// Cafe-Events: status brings queued, sent and done notices around the
+// result, each in the documented envelope. As cafe-admin, like the test
+// above: notices need the grants of the events change.
+func TestStatusNoticesReachTheApp(t *testing.T) {
+	admin := "CAFE_AMQP_URL=" + brokertest.AMQPURL()
+	trust := []string{admin, "CAFE_COMMAND_PUBLISHERS=cafe-admin", "CAFE_RESULT_PUBLISHERS=cafe-admin"}
+	_, devices, a := scene(t, setup{baristas: 1, callers: 1, cashierEnv: []string{admin}, baristaEnv: trust, callerEnv: trust}, 1)
+	a.submit(t, devices.ids[0], `{"jsonrpc":"2.0","method":"echo","params":{"a":1},"id":"n-1"}`, "Cafe-Events", "status")
+	var got []string
+	brokertest.Eventually(t, resultWait, "three notices and the result", func() bool {
+		got = got[:0]
+		for _, r := range a.all() {
+			var n struct{ Cafe, Status string }
+			if json.Unmarshal(r.raw, &n) == nil && n.Cafe == "status" {
+				got = append(got, n.Status)
+			} else if string(r.resp.ID) == `"n-1"` {
+				got = append(got, "result")
+			}
+		}
+		return len(got) == 4
+	})
+	if fmt.Sprint(got) != "[queued sent result done]" {
+		t.Fatalf("the app got %v, want queued, sent, the result, done", got)
+	}
+}

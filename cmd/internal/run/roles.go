@@ -239,7 +239,7 @@ func NewBarista(b cli.Brokers, s BaristaSettings, prom *prometheus.Registry, log
 	}
 	results := amqplink.NewPublisher(publish, log)
 	events := amqplink.NewPublisher(publish, log) // its own channel: see Post
-	bar, err := barista.New(cfg, b.Topology(), barista.Links{Commands: consume, Results: results, Devices: mq, Presence: presence, Events: events, Metrics: consumed}, prom, log)
+	bar, err := barista.New(cfg, b.Topology(), barista.Links{Commands: consume, Results: results, Devices: mq, Presence: presence, Events: events, Notices: results, Metrics: consumed}, prom, log)
 	if err != nil {
 		return nil, err
 	}
