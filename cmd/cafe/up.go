@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 
 	"cafe/cmd/internal/brokerauth"
@@ -101,6 +102,19 @@ func (s *upSettings) run(cmd *cobra.Command) error {
 	return err
 }
 
+// newLedgers makes the --ledgers ledgers.
+func (s *upSettings) newLedgers(prom *prometheus.Registry, log *slog.Logger) ([]*run.Ledger, error) {
+	var out []*run.Ledger
+	for range s.ledgers {
+		l, err := run.NewLedger(s.brokers, s.ledger, prom, log.With("role", "ledger"))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, l)
+	}
+	return out, nil
+}
+
 // pipeline is one cashier, barista and caller in this process, with the
 // simulated fleet (if any) running alongside.
 func (s *upSettings) pipeline(log *slog.Logger) (*run.Pipeline, *devicesim.Fleet, error) {
@@ -125,12 +139,8 @@ func (s *upSettings) pipeline(log *slog.Logger) (*run.Pipeline, *devicesim.Fleet
 	}
 	p := &run.Pipeline{Cashier: cash, Baristas: []*run.Barista{bar}, Callers: []*run.Caller{call}, Log: log,
 		Alongside: []func(context.Context) error{run.DeclareTopology(s.brokers, log.With("role", "admin"))}}
-	for range s.ledgers {
-		l, err := run.NewLedger(s.brokers, s.ledger, prom, log.With("role", "ledger"))
-		if err != nil {
-			return nil, nil, err
-		}
-		p.Ledgers = append(p.Ledgers, l)
+	if p.Ledgers, err = s.newLedgers(prom, log); err != nil {
+		return nil, nil, err
 	}
 	if err := s.keepBrokerAuth(p, log); err != nil {
 		return nil, nil, err
