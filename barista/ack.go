@@ -102,13 +102,13 @@ func (b *Barista) decode(d *amqp.Delivery) (*Command, error) {
 func (b *Barista) publishResult(ctx context.Context, cmd *Command, res Result) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), b.cfg.ResultTimeout)
 	defer cancel()
-	msg := amqp.Publishing{
-		MessageId:   cmd.Meta.CommandID,
-		ContentType: contracts.ContentTypeJSON,
-		Timestamp:   time.Now(),
-		Headers:     contracts.ResultHeaders(cmd.headers, res.Outcome),
-		Body:        res.Body,
+	now := time.Now()
+	h := contracts.ResultHeaders(cmd.headers, res.Outcome)
+	h[contracts.HeaderEventAt] = now.UnixNano() // when it finished, for the ledger's history
+	if cmd.Meta.Notices {
+		h[contracts.HeaderEvents] = contracts.EventsStatus // the caller follows the result with done
 	}
+	msg := amqp.Publishing{MessageId: cmd.Meta.CommandID, ContentType: contracts.ContentTypeJSON, Timestamp: now, Headers: h, Body: res.Body}
 	for {
 		err := b.results.Publish(ctx, b.resultsExchange, contracts.RoutingKeyResult, msg)
 		switch {

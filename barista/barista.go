@@ -28,6 +28,12 @@ type ResultPublisher interface {
 	PublishGate() amqplink.Gate
 }
 
+// EventPoster is what the barista needs to tell the ledger a command was
+// sent: a fire-and-forget publish (see contracts.Event).
+type EventPoster interface {
+	Post(exchange, key string, msg amqp.Publishing) error
+}
+
 // Watcher is what the barista needs to follow the devices' presence: a
 // subscription, and a gate that is ready once the retained presence
 // messages have been handled.
@@ -49,6 +55,12 @@ type Links struct {
 	Results  ResultPublisher
 	Devices  MQTT
 	Presence Watcher
+	// Events receives the "sent" events (optional: none without it).
+	Events EventPoster
+	// Notices sends "sent" status notices (Cafe-Events) on the results
+	// exchange: the results publisher's own channel, so that a notice goes
+	// before its result (optional: none without it).
+	Notices EventPoster
 	// Metrics counts the consumer's verdicts (optional; shared per process).
 	Metrics *amqplink.ConsumerMetrics
 }
@@ -99,13 +111,36 @@ func New(cfg Config, top contracts.Topology, links Links, prom prometheus.Regist
 	}
 	b.m = m
 	b.chain = Chain(
-		Device(links.Devices, b.replies, cfg.Route, cfg.MaxReplyBytes, func(d time.Duration) { m.replyTime.Observe(d.Seconds()) }),
+		Device(links.Devices, b.replies, cfg.Route, cfg.MaxReplyBytes, DeviceHooks{
+			Sent:      b.sentEvent(links.Events, links.Notices),
+			ReplyTime: func(d time.Duration) { m.replyTime.Observe(d.Seconds()) },
+		}),
 		Recover(log),
 		Deadline(time.Now, b.cfg.MaxTimeout),
 		CheckPresence(b.presence),
 		Guard(b.breakers),
 	)
 	return b, nil
+}
+
+// sentEvent posts a "sent" event for each command, fire and forget: a lost
+// one costs a line of history, and waiting would cost every command a
+// quorum commit. Nil without a poster.
+func (b *Barista) sentEvent(events, notices EventPoster) func(*Command) {
+	if events == nil {
+		return nil
+	}
+	return func(cmd *Command) {
+		m := cmd.Meta
+		now := time.Now()
+		err := events.Post(b.top.EventsExchange(), "", contracts.Event(contracts.EventSent, m.CommandID, m.ClientID, m.DeviceID, m.MsgID, now))
+		if err == nil && m.Notices && m.MsgID != "" && notices != nil {
+			err = notices.Post(b.top.ResultsExchange(), contracts.RoutingKeyResult, contracts.Notice(m, contracts.NoticeSent, now))
+		}
+		if err != nil {
+			b.m.eventsLost.Inc()
+		}
+	}
 }
 
 // consumerName labels the barista's consumer in logs and metrics.

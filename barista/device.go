@@ -32,7 +32,10 @@ type MQTT interface {
 // time. A one-way command is done once the broker has taken it. When the
 // context is cancelled for another reason than the deadline (shutdown), the
 // command is handed back with an error.
-func Device(mqtt MQTT, replies *Replies, route string, maxReply int, observe func(time.Duration)) Handler {
+//
+// hooks.Sent (if set) is told once the MQTT broker took the command,
+// hooks.ReplyTime how long the device took to answer.
+func Device(mqtt MQTT, replies *Replies, route string, maxReply int, hooks DeviceHooks) Handler {
 	return func(ctx context.Context, cmd *Command) (Result, error) {
 		msg := mqttlink.Message{
 			Topic:   contracts.CommandTopic(cmd.Meta.DeviceID, route, cmd.Meta.CommandID),
@@ -52,12 +55,17 @@ func Device(mqtt MQTT, replies *Replies, route string, maxReply int, observe fun
 			}
 			return fail(cmd, contracts.CodeDeviceUnreachable, "the MQTT broker did not take the command in time: "+err.Error()), nil
 		}
+		if hooks.Sent != nil {
+			hooks.Sent(cmd)
+		}
 		if reply == nil {
 			return Result{Outcome: contracts.OutcomeSent}, nil
 		}
 		select {
 		case payload := <-reply:
-			observe(time.Since(sent))
+			if hooks.ReplyTime != nil {
+				hooks.ReplyTime(time.Since(sent))
+			}
 			if len(payload) > maxReply {
 				return fail(cmd, contracts.CodeBadDeviceReply, "the reply is "+strconv.Itoa(len(payload))+" bytes, over the limit of "+strconv.Itoa(maxReply)), nil
 			}
@@ -72,6 +80,12 @@ func Device(mqtt MQTT, replies *Replies, route string, maxReply int, observe fun
 			return fail(cmd, contracts.CodeDeviceTimeout, "no reply from the device before the command's deadline"), nil
 		}
 	}
+}
+
+// DeviceHooks are what Device reports as it goes; any may be nil.
+type DeviceHooks struct {
+	Sent      func(*Command)      // the MQTT broker took the command
+	ReplyTime func(time.Duration) // the device answered after this
 }
 
 // handBack reports whether ctx ended for another reason than the command's

@@ -16,6 +16,7 @@ type metrics struct {
 	badPresence prometheus.Counter
 	breakers    *prometheus.CounterVec // state changes by new state
 	queueWait   prometheus.Gauge
+	eventsLost  prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, presence *Presence, replies *Replies, breakers *Breakers) (*metrics, error) {
@@ -32,8 +33,9 @@ func newMetrics(reg prometheus.Registerer, presence *Presence, replies *Replies,
 		queueWait: ops.Gauge("cafe_barista_queue_wait_seconds",
 			"How long the command this barista received last had waited since the cashier accepted it: "+
 				"while there is a backlog, about the age of the oldest waiting command (cafe status shows it)."),
+		eventsLost: ops.Counter("cafe_barista_events_unsent_total", `"sent" events for the ledger that could not be posted (no channel to RabbitMQ).`),
 	}
-	err := ops.Register(reg, m.commands, m.inFlight, m.replyTime, m.stray, m.badPresence, m.breakers, m.queueWait,
+	err := ops.Register(reg, m.commands, m.inFlight, m.replyTime, m.stray, m.badPresence, m.breakers, m.queueWait, m.eventsLost,
 		ops.GaugeFunc("cafe_barista_devices_known", "Devices whose presence this barista knows.", func() float64 { return float64(presence.Len()) }),
 		ops.GaugeFunc("cafe_barista_breakers_open", "Devices whose circuit breaker is open (or half-open) in this barista.", func() float64 { return float64(breakers.Open()) }),
 		ops.GaugeFunc("cafe_barista_replies_waiting", "Commands being sent to a device or waiting for its reply.", func() float64 { return float64(replies.Waiting()) }),

@@ -38,10 +38,17 @@ type MQTT interface {
 	amqplink.Gate
 }
 
+// EventPoster is what the caller needs to tell the ledger a result was
+// delivered: a fire-and-forget publish (see contracts.Event).
+type EventPoster interface {
+	Post(exchange, key string, msg amqp.Publishing) error
+}
+
 // Links are the caller's connections to the brokers.
 type Links struct {
 	Results ResultSource
 	MQTT    MQTT
+	Events  EventPoster // receives "delivered" events (optional)
 	// Metrics counts the consumers' verdicts (optional; shared per process).
 	Metrics *amqplink.ConsumerMetrics
 }
@@ -109,11 +116,54 @@ const noticeConcurrency = 16
 
 // handle is the caller's ack policy for results; see the package doc.
 func (c *Caller) handle(ctx context.Context, d *amqp.Delivery) amqplink.Verdict {
+	if status, ok := d.Headers[contracts.HeaderNotice].(string); ok {
+		return c.statusNotice(ctx, d, status)
+	}
 	meta, err := c.decode(d)
 	if err != nil {
 		return amqplink.Poison("not a deliverable result: " + err.Error())
 	}
-	return c.deliver(ctx, meta, d.Body, outcomeDelivered)
+	v := c.deliver(ctx, meta, d.Body, outcomeDelivered)
+	if v.Action == amqplink.Ack && d.Headers[contracts.HeaderEvents] == contracts.EventsStatus {
+		c.publishDone(ctx, meta)
+	}
+	return v
+}
+
+// statusNotice delivers a status notice (contracts.NoticeBody): queued
+// from a cashier, sent from a barista; anything else is poison.
+func (c *Caller) statusNotice(ctx context.Context, d *amqp.Delivery, status string) amqplink.Verdict {
+	from := c.cfg.ResultPublishers
+	setting := identity.SettingResultPublishers
+	if status == contracts.NoticeQueued {
+		from, setting = c.cfg.CommandPublishers, identity.SettingCommandPublishers
+	}
+	if !contracts.ValidNotice(status) {
+		return amqplink.Poison("not a status notice: " + contracts.Clip(status))
+	}
+	if err := identity.CheckPublisher(d.UserId, from, setting); err != nil {
+		return amqplink.Poison("status notice: " + err.Error())
+	}
+	meta, err := contracts.ParseResultMeta(d.MessageId, d.Headers)
+	if err != nil || !contracts.ValidIDToken(meta.MsgID) {
+		return amqplink.Poison("status notice without a valid client or id")
+	}
+	at := contracts.EventTime(d.Headers)
+	return c.deliver(ctx, meta, contracts.NoticeBody(status, meta.MsgID, meta.CommandID, at), outcomeStatusNotice)
+}
+
+// publishDone follows a delivered result with its done notice, best
+// effort: the result is delivered whatever happens to the notice.
+func (c *Caller) publishDone(ctx context.Context, meta contracts.ResultMeta) {
+	if !contracts.ValidIDToken(meta.MsgID) {
+		return
+	}
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.PublishTimeout)
+	defer cancel()
+	body := contracts.NoticeBody(contracts.NoticeDone, meta.MsgID, meta.CommandID, time.Now())
+	if err := c.links.MQTT.Publish(pctx, mqttlink.Message{Topic: contracts.ResultsTopic(meta.ClientID), Payload: body, QoS: 1}); err == nil {
+		c.m.results.WithLabelValues(outcomeStatusNotice).Inc()
+	}
 }
 
 // notice tells an app that its command was dead-lettered, with a
@@ -132,17 +182,33 @@ func (c *Caller) notice(ctx context.Context, d *amqp.Delivery) amqplink.Verdict 
 }
 
 func (c *Caller) noticeFor(d *amqp.Delivery) (contracts.ResultMeta, []byte, bool) {
-	death, ok := amqplink.FirstDeath(d.Headers)
-	if !ok || death.Queue != c.top.CommandsQueue() {
-		return contracts.ResultMeta{}, nil, false
-	}
-	if err := identity.CheckPublisher(d.UserId, c.cfg.CommandPublishers, identity.SettingCommandPublishers); err != nil {
+	meta, body, err := DeadLetterNotice(c.top, c.cfg.CommandPublishers, d)
+	if err != nil && !errors.Is(err, ErrNoNotice) { // not a cashier's
 		c.log.Warn("no notice for a dead letter that no cashier published", "message_id", contracts.Clip(d.MessageId), "reason", err.Error())
-		return contracts.ResultMeta{}, nil, false
+	}
+	return meta, body, err == nil
+}
+
+// ErrNoNotice is a dead letter nobody waits for: not a command of the
+// pipeline's commands queue, or a one-way command, or without valid headers.
+var ErrNoNotice = errors.New("no app waits for this dead letter")
+
+// DeadLetterNotice is what the app of a dead-lettered command gets, as the
+// caller delivers it and the ledger records it: the command's meta and a
+// CodeDeadLettered error response with the app's id. d is the dead letter
+// as RabbitMQ copies it (with x-death); commandPublishers are the users a
+// command may come from. The error says why there is no notice.
+func DeadLetterNotice(top contracts.Topology, commandPublishers []string, d *amqp.Delivery) (contracts.ResultMeta, []byte, error) {
+	death, ok := amqplink.FirstDeath(d.Headers)
+	if !ok || death.Queue != top.CommandsQueue() {
+		return contracts.ResultMeta{}, nil, ErrNoNotice
+	}
+	if err := identity.CheckPublisher(d.UserId, commandPublishers, identity.SettingCommandPublishers); err != nil {
+		return contracts.ResultMeta{}, nil, err
 	}
 	meta, err := contracts.ParseResultMeta(d.MessageId, d.Headers)
 	if err != nil {
-		return meta, nil, false
+		return meta, nil, ErrNoNotice
 	}
 	// The body's id is the app's, when the body can be read; a command
 	// rejected as unreadable still names its app's id in its headers.
@@ -150,22 +216,26 @@ func (c *Caller) noticeFor(d *amqp.Delivery) (contracts.ResultMeta, []byte, bool
 		meta.MsgID = string(req.ID)
 	}
 	if !contracts.ValidIDToken(meta.MsgID) {
-		return meta, nil, false // a one-way command: nobody waits
+		return meta, nil, ErrNoNotice // a one-way command: nobody waits
 	}
 	meta.Outcome = contracts.OutcomeDeadLetter
-	why := "RabbitMQ dead-lettered it (" + death.Reason + ")"
-	switch death.Reason {
+	return meta, contracts.ErrorResponse([]byte(meta.MsgID), contracts.NewError(contracts.CodeDeadLettered,
+		contracts.Detail{DeviceID: meta.DeviceID, Reason: deadReason(death.Reason, d.MessageId)})), nil
+}
+
+func deadReason(reason, messageID string) string {
+	why := "RabbitMQ dead-lettered it (" + reason + ")"
+	switch reason {
 	case "rejected":
 		why = "it could not be read as a command"
 	case "delivery_limit":
 		why = "it was delivered too often without finishing (it may crash workers)"
 	}
-	reason := "the command was set aside as a dead letter: " + why + "; a developer can inspect it with `cafe dead list`"
-	if contracts.ValidKey(d.MessageId) {
-		reason += " and replay it with `cafe dead replay --id " + d.MessageId + "`"
+	out := "the command was set aside as a dead letter: " + why + "; a developer can inspect it with `cafe dead list`"
+	if contracts.ValidKey(messageID) {
+		out += " and replay it with `cafe dead replay --id " + messageID + "`"
 	}
-	return meta, contracts.ErrorResponse([]byte(meta.MsgID), contracts.NewError(contracts.CodeDeadLettered,
-		contracts.Detail{DeviceID: meta.DeviceID, Reason: reason})), true
+	return out
 }
 
 // deliver publishes body to the app: Done once the MQTT broker acknowledged
@@ -190,6 +260,9 @@ func (c *Caller) deliver(ctx context.Context, meta contracts.ResultMeta, body []
 		c.m.endToEnd.Observe(now.Sub(meta.AcceptedAt).Seconds())
 	}
 	c.m.results.WithLabelValues(outcome).Inc()
+	if outcome != outcomeStatusNotice {
+		c.postDelivered(meta, now)
+	}
 	if c.log.Enabled(ctx, slog.LevelDebug) {
 		c.log.Debug("result delivered", append(who(meta), "device_id", meta.DeviceID, "outcome", meta.Outcome)...)
 	}
@@ -220,6 +293,18 @@ func (c *Caller) waitConnected(ctx context.Context) error {
 	wctx, cancel := context.WithTimeout(ctx, c.cfg.WaitMQTT)
 	defer cancel()
 	return c.links.MQTT.WaitConnected(wctx)
+}
+
+// postDelivered tells the ledger, fire and forget: the result is
+// delivered whether or not the event arrives (see contracts.Event).
+func (c *Caller) postDelivered(meta contracts.ResultMeta, at time.Time) {
+	if c.links.Events == nil || !contracts.ValidKey(meta.CommandID) {
+		return
+	}
+	ev := contracts.Event(contracts.EventDelivered, meta.CommandID, meta.ClientID, meta.DeviceID, meta.MsgID, at)
+	if err := c.links.Events.Post(c.top.EventsExchange(), "", ev); err != nil {
+		c.m.unsent.Inc()
+	}
 }
 
 func (c *Caller) decode(d *amqp.Delivery) (contracts.ResultMeta, error) {

@@ -18,6 +18,7 @@
 //	400  bad JSON (-32700), bad envelope, device id or Cafe-Timeout (-32600, data.field names it)
 //	401  no or unknown token (-32010)     403  device not entitled (-32011)
 //	408  body not received within BodyTimeout (-32600)
+//	409  an id of the body is that of a command of this app still pending (-32017; see duplicates.go)
 //	413  body over the limit (-32012)     429  over the client's rate (-32013), with Retry-After
 //	503  RabbitMQ unreachable, blocked, queue full or no confirm in time (-32014), with Retry-After
 //
@@ -34,6 +35,18 @@
 // rather than a reset connection (body.go). At most MaxConns connections
 // are served at once; more wait to be accepted. With CertFile and KeyFile
 // it serves HTTPS (HTTP/1.1 over TLS).
+//
+// A 202 names where each accepted command's record is: Location for a
+// single request, one Link header (rel="status") for a batch.
+//
+// Records (records.go), read from the ledger's database (package
+// contracts/records; the cashier's transactions are read-only), same bearer
+// auth, an app sees only its own: GET /v1/commands/{id} (status, history,
+// and once done the result's exact bytes; 404 -32016 when there is no such
+// record) and GET /v1/results?after={cursor}&wait={duration}&limit={n}
+// (results in the order they finished, long-polling every 100 ms up to
+// wait, at most 60s). Malformed ids, cursors, waits and limits are 400
+// (-32600, data.field names it); no database, or one that fails, 503.
 //
 // Also served: GET /healthz (the process is up), GET /readyz (503 while
 // there is no confirm channel to RabbitMQ or while shutting down), GET

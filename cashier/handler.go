@@ -42,7 +42,8 @@ var submissions = sync.Pool{New: func() any { return &submission{reqs: make([]co
 // submit handles POST /v1/devices/{deviceID}/commands. The checks run from
 // cheapest to dearest, and nothing is published unless all pass:
 // token (401), device id (400), entitlement (403), Cafe-Timeout (400), body
-// size (413), body in time (408), envelope (400), rate (429), broker (503).
+// size (413), body in time (408), envelope (400), rate (429), an id still
+// pending (409), broker (503).
 func (s *Server) submit(c echo.Context) error {
 	arrived := time.Now()
 	o, status, e := s.checkHeaders(c)
@@ -70,13 +71,16 @@ func (s *Server) submit(c echo.Context) error {
 	if err := o.dir.allow(client, arrived, len(reqs)); err != nil {
 		return s.fail(c, http.StatusTooManyRequests, err)
 	}
+	if e := s.duplicates(c.Request().Context(), client.ID, reqs); e != nil {
+		return s.fail(c, http.StatusConflict, e)
+	}
 	if !s.q.Ready() {
 		s.m.commands.WithLabelValues("refused").Add(float64(len(reqs)))
 		return s.fail(c, http.StatusServiceUnavailable, contracts.NewError(contracts.CodeUnavailable,
 			contracts.Detail{Reason: "RabbitMQ is not reachable from this cashier; nothing was queued, retry later"}))
 	}
 
-	meta := contracts.CommandMeta{ClientID: client.ID, DeviceID: o.deviceID, Deadline: arrived.Add(o.timeout), AcceptedAt: arrived}
+	meta := contracts.CommandMeta{ClientID: client.ID, DeviceID: o.deviceID, Deadline: arrived.Add(o.timeout), AcceptedAt: arrived, Notices: o.notices}
 	errs := s.publishAll(c.Request().Context(), meta, reqs, sub)
 	if refused := countErrs(errs); refused > 0 {
 		s.m.commands.WithLabelValues("accepted").Add(float64(len(reqs) - refused))
@@ -85,6 +89,7 @@ func (s *Server) submit(c echo.Context) error {
 	}
 	s.m.commands.WithLabelValues("accepted").Add(float64(len(reqs)))
 	s.m.requests.WithLabelValues("202").Inc()
+	setLocations(c.Response().Header(), reqs)
 	err = c.Blob(http.StatusAccepted, echo.MIMEApplicationJSON, acceptedBody(client.ID, reqs))
 	s.m.accept.Observe(time.Since(arrived).Seconds())
 	return err
@@ -97,6 +102,7 @@ type order struct {
 	client   *registry.Client
 	deviceID string
 	timeout  time.Duration
+	notices  bool // Cafe-Events: status
 }
 
 // checkHeaders runs the checks that need no body: token (401, or 400 for
@@ -128,7 +134,11 @@ func (s *Server) checkHeaders(c echo.Context) (order, int, *contracts.Error) {
 	if perr != nil {
 		return order{}, http.StatusBadRequest, perr
 	}
-	return order{dir: dir, client: client, deviceID: deviceID, timeout: timeout}, 0, nil
+	notices, e := cafeEvents(r.Header)
+	if e != nil {
+		return order{}, http.StatusBadRequest, e
+	}
+	return order{dir: dir, client: client, deviceID: deviceID, timeout: timeout, notices: notices}, 0, nil
 }
 
 // authenticate finds the client of the request's bearer token: 401 for
@@ -200,6 +210,7 @@ func (s *Server) publish(ctx context.Context, meta contracts.CommandMeta, req co
 	})
 	if err == nil {
 		s.m.confirm.Observe(time.Since(start).Seconds())
+		s.notify(meta, contracts.NoticeQueued)
 		return nil
 	}
 	// Under overload this happens for every request: warn at most once a
@@ -284,6 +295,24 @@ func countErrs(errs []error) int {
 		}
 	}
 	return n
+}
+
+// setLocations names where each accepted command's record is: Location
+// for a single command; for a batch, one Link header listing them all
+// (rel="status"), in the batch's order (HTTP allows one Location only).
+func setLocations(h http.Header, reqs []contracts.Request) {
+	var links []string
+	for _, r := range reqs {
+		if !r.Notification() {
+			links = append(links, CommandPath(r.ID))
+		}
+	}
+	switch {
+	case len(reqs) == 1 && len(links) == 1:
+		h.Set(echo.HeaderLocation, links[0])
+	case len(links) > 0:
+		h.Set("Link", "<"+strings.Join(links, `>; rel="status", <`)+`>; rel="status"`)
+	}
 }
 
 // acceptedBody is the 202 body: {"client_id":"app-1","accepted":[7,"a"],"notifications":1}.

@@ -13,22 +13,25 @@ import (
 // metrics are the cashier's Prometheus collectors. Labels are bounded: HTTP
 // status codes and a fixed set of results, never a client or device id.
 type metrics struct {
-	requests *prometheus.CounterVec // by HTTP status
-	commands *prometheus.CounterVec // accepted / refused
-	confirm  prometheus.Histogram   // publish → broker confirm
-	accept   prometheus.Histogram   // request arrival → 202 written
-	conns    prometheus.Gauge       // open connections, at most MaxConns
+	requests  *prometheus.CounterVec // by HTTP status
+	commands  *prometheus.CounterVec // accepted / refused
+	dupChecks *prometheus.CounterVec // clear / conflict / skipped
+	confirm   prometheus.Histogram   // publish → broker confirm
+	accept    prometheus.Histogram   // request arrival → 202 written
+	conns     prometheus.Gauge       // open connections, at most MaxConns
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
 		requests: ops.CounterVec("cafe_cashier_http_requests_total", "Command submissions by HTTP status code.", "code"),
 		commands: ops.CounterVec("cafe_cashier_commands_total", "Commands by result: accepted (confirmed by RabbitMQ, 202) or refused (not confirmed, 503).", "result"),
-		confirm:  ops.Histogram("cafe_cashier_publish_confirm_seconds", "Time from publishing a command to RabbitMQ's publisher confirm.", ops.LatencyBuckets),
-		accept:   ops.Histogram("cafe_cashier_accept_seconds", "Time from a request's arrival to its 202 answer.", ops.LatencyBuckets),
-		conns:    ops.Gauge("cafe_cashier_http_connections", "Open HTTP connections; at CAFE_MAX_CONNS, new ones wait to be accepted."),
+		dupChecks: ops.CounterVec("cafe_cashier_duplicate_checks_total",
+			"Lookups in the ledger for ids still pending: clear, conflict (409), skipped (the database did not answer in time: accepted unchecked).", "result"),
+		confirm: ops.Histogram("cafe_cashier_publish_confirm_seconds", "Time from publishing a command to RabbitMQ's publisher confirm.", ops.LatencyBuckets),
+		accept:  ops.Histogram("cafe_cashier_accept_seconds", "Time from a request's arrival to its 202 answer.", ops.LatencyBuckets),
+		conns:   ops.Gauge("cafe_cashier_http_connections", "Open HTTP connections; at CAFE_MAX_CONNS, new ones wait to be accepted."),
 	}
-	if err := ops.Register(reg, m.requests, m.commands, m.confirm, m.accept, m.conns); err != nil {
+	if err := ops.Register(reg, m.requests, m.commands, m.dupChecks, m.confirm, m.accept, m.conns); err != nil {
 		return nil, err
 	}
 	// Pre-create the common series so dashboards see zeros, not gaps.

@@ -28,6 +28,9 @@ type Server struct {
 	top contracts.Topology
 	m   *metrics
 
+	records Records // the ledger's database; nil: the records API answers 503
+	notices Poster  // status notices; nil: none
+
 	dir         atomic.Pointer[directory]
 	draining    atomic.Bool
 	warnRefused rate.Sometimes // refusals are logged at warn level at most once a second
@@ -61,6 +64,8 @@ func New(cfg Config, reg *registry.Registry, q Queue, top contracts.Topology, pr
 	e.Use(s.guardBody, s.recoverer)
 	e.POST("/v1/devices/:deviceID/commands", s.submit)
 	e.POST("/v1/sessions", s.session)
+	e.GET("/v1/commands/:id", s.command)
+	e.GET("/v1/results", s.results)
 	opsRoutes := echo.WrapHandler(ops.Handler(ops.Config{Metrics: prom, Ready: s.ready, Pprof: cfg.Pprof}))
 	for _, p := range ops.Paths {
 		if p != "/debug/pprof/*" || cfg.Pprof {

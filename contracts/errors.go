@@ -49,6 +49,8 @@ const (
 	CodeRateLimited   Code = -32013 // 429: over the client's rate
 	CodeUnavailable   Code = -32014 // 503: broker unreachable, queue full, or confirm timeout
 	CodeUnknownDevice Code = -32015 // 404: the device is not registered
+	CodeNoRecord      Code = -32016 // 404: no record of that command for this app (never sent, or past retention)
+	CodeDuplicateID   Code = -32017 // 409: a command of this app with that id is still pending
 )
 
 // Message is the short fixed message that goes with the code.
@@ -88,6 +90,10 @@ func (c Code) Message() string {
 		return "service unavailable"
 	case CodeUnknownDevice:
 		return "unknown device"
+	case CodeNoRecord:
+		return "no such command"
+	case CodeDuplicateID:
+		return "duplicate id"
 	}
 	return "error " + strconv.Itoa(int(c))
 }

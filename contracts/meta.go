@@ -19,6 +19,7 @@ const (
 	// int64: times the message was replayed from the dead letters (absent:
 	// never); `cafe dead replay` sets it to one more than the letter's.
 	HeaderReplayCount = "cafe-replay-count"
+	HeaderEvents      = "cafe-events" // string "status": the app asked for status notices (Cafe-Events); commands and their results
 )
 
 // Content type of every body the pipeline publishes.
@@ -32,6 +33,7 @@ type CommandMeta struct {
 	MsgID      string    // HeaderMsgID; "" for a one-way command
 	Deadline   time.Time // HeaderDeadline
 	AcceptedAt time.Time // HeaderAcceptedAt
+	Notices    bool      // HeaderEvents: the app asked for status notices
 }
 
 // Headers returns the AMQP headers for m (the command id goes in the
@@ -45,6 +47,9 @@ func (m CommandMeta) Headers() map[string]any {
 	}
 	if m.MsgID != "" {
 		h[HeaderMsgID] = m.MsgID
+	}
+	if m.Notices {
+		h[HeaderEvents] = EventsStatus
 	}
 	return h
 }
@@ -71,6 +76,7 @@ func ParseCommandMeta(messageID string, h map[string]any) (CommandMeta, error) {
 	}
 	m.Deadline, errs = timeHeader(h, HeaderDeadline, errs)
 	m.AcceptedAt, errs = timeHeader(h, HeaderAcceptedAt, errs)
+	m.Notices = h[HeaderEvents] == EventsStatus
 	if len(errs) > 0 {
 		return m, fmt.Errorf("%w: %w", ErrBadMeta, errors.Join(errs...))
 	}

@@ -35,6 +35,8 @@ var allCodes = map[string]contracts.Code{
 	"CodeRateLimited":       contracts.CodeRateLimited,
 	"CodeUnavailable":       contracts.CodeUnavailable,
 	"CodeUnknownDevice":     contracts.CodeUnknownDevice,
+	"CodeNoRecord":          contracts.CodeNoRecord,
+	"CodeDuplicateID":       contracts.CodeDuplicateID,
 }
 
 // scanCodes reads errors.go and returns every constant of type Code with

@@ -9,6 +9,28 @@ import "errors"
 //	{prefix}.results   direct exchange ──"result"───▶ {prefix}.results   quorum queue
 //	{prefix}.dead      fanout exchange ─┬───────────▶ {prefix}.dead         quorum queue (kept for `cafe dead`)
 //	                                    └───────────▶ {prefix}.dead.notify  quorum queue (the caller tells apps)
+//	{prefix}.events    fanout exchange ──────────────▶ {prefix}.events   quorum queue (the ledger's)
+//
+// The events queue is also bound to the commands exchange ("command"), the
+// results exchange ("result") and the dead-letter exchange, so RabbitMQ
+// itself copies every accepted command, every result and every dead letter
+// into it: no role publishes anything extra for those. Only the facts no
+// existing message carries are published to the events exchange, fire and
+// forget (see EventKind): a barista's "sent" (the device has the command)
+// and a caller's "delivered" (Mosquitto took the result).
+//
+// The events queue carries
+//
+//	x-queue-type  quorum           survives broker restarts
+//	x-max-length  EventsMaxLength  bounded: a ledger that is away for long cannot fill the broker
+//	x-overflow    drop-head        at the limit the OLDEST events are dropped, never a publish refused:
+//	                               reject-publish would nack the cashier's commands and the
+//	                               baristas' results routed to it too, putting the ledger on the
+//	                               critical path; drop-head keeps commands and results flowing and
+//	                               loses only the oldest history
+//
+// and no delivery limit (a batch the database refused goes back and waits),
+// no dead-letter exchange (an event is a copy; the command is not lost).
 //
 // The commands and results queues carry
 //
@@ -43,6 +65,10 @@ const (
 	DefaultDeliveryLimit     = 5
 	DefaultCommandsMaxLength = 100_000
 	DefaultResultsMaxLength  = 1_000_000
+	// DefaultEventsMaxLength holds about four events per command for
+	// 500 000 commands: at 100 commands a second, well over an hour of
+	// PostgreSQL being away.
+	DefaultEventsMaxLength = 2_000_000
 )
 
 // NotifyQueueMaxLength bounds the notify queue: it holds copies, so with no
@@ -58,6 +84,7 @@ type Topology struct {
 	DeliveryLimit     int // deliveries after which a message is dead-lettered
 	CommandsMaxLength int // commands queue capacity; 0 means no limit
 	ResultsMaxLength  int // results queue capacity; 0 means no limit
+	EventsMaxLength   int // events queue capacity (drop-head); 0 means no limit
 }
 
 // DefaultTopology is the topology with every default filled in.
@@ -67,6 +94,7 @@ func DefaultTopology() Topology {
 		DeliveryLimit:     DefaultDeliveryLimit,
 		CommandsMaxLength: DefaultCommandsMaxLength,
 		ResultsMaxLength:  DefaultResultsMaxLength,
+		EventsMaxLength:   DefaultEventsMaxLength,
 	}
 }
 
@@ -76,6 +104,7 @@ var (
 	SettingDeliveryLimit  = Setting{Flag: "delivery-limit", Env: "CAFE_DELIVERY_LIMIT"}
 	SettingCommandsMaxLen = Setting{Flag: "queue-max-length", Env: "CAFE_QUEUE_MAX_LENGTH"}
 	SettingResultsMaxLen  = Setting{Flag: "results-max-length", Env: "CAFE_RESULTS_MAX_LENGTH"}
+	SettingEventsMaxLen   = Setting{Flag: "events-max-length", Env: "CAFE_EVENTS_MAX_LENGTH"}
 )
 
 // Validate reports what is wrong with t.
@@ -93,6 +122,9 @@ func (t Topology) Validate() error {
 	if t.ResultsMaxLength < 0 {
 		errs = append(errs, SettingResultsMaxLen.Errorf("%d: want 0 (no limit) or more", t.ResultsMaxLength))
 	}
+	if t.EventsMaxLength < 0 {
+		errs = append(errs, SettingEventsMaxLen.Errorf("%d: want 0 (no limit) or more", t.EventsMaxLength))
+	}
 	return errors.Join(errs...)
 }
 
@@ -103,6 +135,8 @@ func (t Topology) ResultsQueue() string     { return t.Prefix + ".results" }
 func (t Topology) DeadExchange() string     { return t.Prefix + ".dead" }
 func (t Topology) DeadQueue() string        { return t.Prefix + ".dead" }
 func (t Topology) DeadNotifyQueue() string  { return t.Prefix + ".dead.notify" }
+func (t Topology) EventsExchange() string   { return t.Prefix + ".events" }
+func (t Topology) EventsQueue() string      { return t.Prefix + ".events" }
 
 // Exchange kinds, as AMQP names them.
 const (
@@ -116,12 +150,21 @@ type Exchange struct {
 	Kind string // KindDirect or KindFanout
 }
 
-// Queue is one queue of a topology, with its one binding; all are durable.
+// Queue is one queue of a topology, with its binding; all are durable.
 type Queue struct {
 	Name     string
 	Exchange string         // bound to this exchange
 	Key      string         // with this routing key ("" for a fanout)
 	Args     map[string]any // declaration arguments
+	Also     []Binding      // further bindings (the events queue's copies)
+}
+
+// Binding binds a queue to Exchange with Key.
+type Binding struct{ Exchange, Key string }
+
+// Bindings lists every binding of q, its first one first.
+func (q Queue) Bindings() []Binding {
+	return append([]Binding{{q.Exchange, q.Key}}, q.Also...)
 }
 
 // Exchanges lists every exchange of t, in declaration order.
@@ -130,6 +173,7 @@ func (t Topology) Exchanges() []Exchange {
 		{t.CommandsExchange(), KindDirect},
 		{t.ResultsExchange(), KindDirect},
 		{t.DeadExchange(), KindFanout},
+		{t.EventsExchange(), KindFanout},
 	}
 }
 
@@ -137,9 +181,9 @@ func (t Topology) Exchanges() []Exchange {
 // (after the exchanges they are bound to).
 func (t Topology) Queues() []Queue {
 	return []Queue{
-		{t.CommandsQueue(), t.CommandsExchange(), RoutingKeyCommand, t.workQueueArgs(t.CommandsMaxLength)},
-		{t.ResultsQueue(), t.ResultsExchange(), RoutingKeyResult, t.workQueueArgs(t.ResultsMaxLength)},
-		{t.DeadQueue(), t.DeadExchange(), "", map[string]any{"x-queue-type": "quorum"}},
+		{t.CommandsQueue(), t.CommandsExchange(), RoutingKeyCommand, t.workQueueArgs(t.CommandsMaxLength), nil},
+		{t.ResultsQueue(), t.ResultsExchange(), RoutingKeyResult, t.workQueueArgs(t.ResultsMaxLength), nil},
+		{t.DeadQueue(), t.DeadExchange(), "", map[string]any{"x-queue-type": "quorum"}, nil},
 		// A notice that cannot be delivered within the delivery limit is
 		// dropped: the dead letter it announces stays in the dead-letter queue.
 		{t.DeadNotifyQueue(), t.DeadExchange(), "", map[string]any{
@@ -147,8 +191,21 @@ func (t Topology) Queues() []Queue {
 			"x-max-length":     int64(NotifyQueueMaxLength),
 			"x-overflow":       "drop-head",
 			"x-delivery-limit": int64(t.DeliveryLimit),
+		}, nil},
+		{Name: t.EventsQueue(), Exchange: t.EventsExchange(), Args: t.eventsQueueArgs(), Also: []Binding{
+			{t.CommandsExchange(), RoutingKeyCommand},
+			{t.ResultsExchange(), RoutingKeyResult},
+			{t.DeadExchange(), ""},
 		}},
 	}
+}
+
+func (t Topology) eventsQueueArgs() map[string]any {
+	args := map[string]any{"x-queue-type": "quorum", "x-overflow": "drop-head"}
+	if t.EventsMaxLength > 0 {
+		args["x-max-length"] = int64(t.EventsMaxLength)
+	}
+	return args
 }
 
 // QueueArgs returns the declaration arguments of the queue named name, or

@@ -37,7 +37,9 @@
 #      (Debian's /etc/mosquitto/mosquitto.conf, say) is stopped with SIGTERM
 #      and ours is started with `mosquitto -d -c <abs path>`; so is one
 #      whose config file was edited after it started. It refuses anonymous
-#      clients; the check at the end logs in as cafe-admin.
+#      clients; the check at the end logs in as cafe-admin;
+#   7. runs deploy/postgres.sh: PostgreSQL for the ledger (installed from
+#      Debian's packages if missing, started, a login for this user).
 # Neither broker is run under systemd: this works on machines without it.
 #
 # Environment (all optional):
@@ -497,6 +499,7 @@ main() {
 		ensure_management
 		cafe_setup
 		ensure_mosquitto
+		bash "$DEPLOY_DIR/postgres.sh"
 		;;
 	status) status ;;
 	restart-mosquitto)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"cafe/cashier"
 	"cafe/cmd/internal/appclient"
 	"cafe/cmd/internal/cli"
 	"cafe/contracts"
@@ -51,6 +52,10 @@ func orderCommand() *cobra.Command {
 (clients/{client}/results) as the app, submits one JSON-RPC request, waits
 for the result with the same id, and prints it. An app has one MQTT client
 id: a connection of the same app elsewhere is replaced while order runs.
+
+When no result arrives over MQTT in time, it asks the cashier for the
+command's record (GET /v1/commands/{id}) and prints the result recorded
+there, if the ledger has one.
 
 Exit status: 0 a result, 1 an error result (from the device or the pipeline),
 2 bad usage, 3 no result in time, 4 the cashier refused the command.
@@ -175,7 +180,61 @@ func order(ctx context.Context, o orderOptions, stdout, stderr io.Writer) error 
 	}
 	fmt.Fprintf(stderr, "accepted: %s on %s (id %q); waiting up to %v for the result on %s\n",
 		o.method, o.device, o.id, wait, contracts.ResultsTopic(o.client))
-	return o.await(results, wait, stdout)
+	err = o.await(results, wait, stdout)
+	var ee *exitError
+	if errors.As(err, &ee) && ee.code == exitNoResult {
+		return o.fallback(ctx, err, stdout, stderr)
+	}
+	return err
+}
+
+// fallback asks the cashier for the command's record when its result did
+// not arrive over MQTT (a lost push, an MQTT broker away): the result the
+// ledger recorded is the one that was pushed. Without one, noResult stands.
+func (o *orderOptions) fallback(ctx context.Context, noResult error, stdout, stderr io.Writer) error {
+	fmt.Fprintf(stderr, "no result over MQTT; asking the cashier for the command's record (GET %s)\n", cashier.CommandPath([]byte(`"`+o.id+`"`)))
+	rec, status, err := o.record(ctx)
+	if err != nil || rec.Result == nil {
+		why := fmt.Sprintf("the cashier answered %d", status)
+		if err != nil {
+			why = err.Error()
+		} else if rec.Status != "" {
+			why = "its status is " + rec.Status
+		}
+		return &exitError{exitNoResult, fmt.Errorf("%w; and no result in its record: %s", noResult, why)}
+	}
+	return o.print(rec.Result, stdout)
+}
+
+// commandRecord is the part of GET /v1/commands/{id} that cafe order reads.
+type commandRecord struct {
+	Status string          `json:"status"`
+	Result json.RawMessage `json:"result"`
+}
+
+func (o *orderOptions) record(ctx context.Context) (commandRecord, int, error) {
+	var rec commandRecord
+	u, err := url.JoinPath(o.url, cashier.CommandPath([]byte(`"`+o.id+`"`)))
+	if err != nil {
+		return rec, 0, err
+	}
+	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(rctx, http.MethodGet, u, nil)
+	if err != nil {
+		return rec, 0, err
+	}
+	req.Header.Set("Authorization", "Bearer "+o.token)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return rec, 0, fmt.Errorf("cannot reach the cashier at %s: %w", o.url, err)
+	}
+	defer res.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(res.Body, 2<<20))
+	if res.StatusCode != http.StatusOK {
+		return rec, res.StatusCode, nil
+	}
+	return rec, res.StatusCode, json.Unmarshal(body, &rec)
 }
 
 // await prints the result with the command's id, or says none came.
@@ -190,19 +249,28 @@ func (o *orderOptions) await(results <-chan []byte, wait time.Duration, stdout i
 			if json.Unmarshal(payload, &resp) != nil || string(resp.ID) != want {
 				continue // another command's result on the same topic
 			}
-			var pretty bytes.Buffer
-			if json.Indent(&pretty, payload, "", "  ") != nil {
-				pretty.Write(payload)
-			}
-			fmt.Fprintln(stdout, pretty.String())
-			if resp.Error != nil {
-				return &exitError{exitErrorResult, fmt.Errorf("error result %d: %s", resp.Error.Code, resp.Error.Message)}
-			}
-			return nil
+			return o.print(payload, stdout)
 		case <-deadline.C:
 			return &exitError{exitNoResult, fmt.Errorf("no result for id %q within %v (is a barista and a caller running? is the device online?)", o.id, wait)}
 		}
 	}
+}
+
+// print prints a result and says by the exit status whether it is an error.
+func (o *orderOptions) print(payload []byte, stdout io.Writer) error {
+	var resp contracts.Response
+	if err := json.Unmarshal(payload, &resp); err != nil {
+		return &exitError{exitNoResult, fmt.Errorf("the result is not a JSON-RPC response: %w", err)}
+	}
+	var pretty bytes.Buffer
+	if json.Indent(&pretty, payload, "", "  ") != nil {
+		pretty.Write(payload)
+	}
+	fmt.Fprintln(stdout, pretty.String())
+	if resp.Error != nil {
+		return &exitError{exitErrorResult, fmt.Errorf("error result %d: %s", resp.Error.Code, resp.Error.Message)}
+	}
+	return nil
 }
 
 // session asks the cashier for the app's MQTT credentials, as every app does.

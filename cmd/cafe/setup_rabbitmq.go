@@ -28,9 +28,9 @@ const nothing = "^$"
 
 // AMQPGrants are the RabbitMQ users and what each may do:
 //
-//	cashier  publishes commands
-//	barista  consumes commands, publishes results
-//	caller   consumes results and dead-letter notices
+//	cashier  publishes commands, and status notices on the results exchange
+//	barista  consumes commands, publishes results and "sent" events
+//	caller   consumes results and dead-letter notices, publishes "delivered" events
 //	ledger   consumes the event copies
 //	ops      reads and purges dead letters, republishes them (in its own
 //	         name: baristas and the caller accept cafe-ops as a publisher,
@@ -39,9 +39,9 @@ const nothing = "^$"
 //	         read queue figures from the management API
 //	admin    everything (declares the topology; tests)
 var AMQPGrants = []amqpGrant{
-	{identity.Cashier, nothing, `^.+\.commands$`, nothing, ""},
-	{identity.Barista, nothing, `^.+\.results$`, `^.+\.commands$`, ""},
-	{identity.Caller, nothing, nothing, `^.+\.(results|dead\.notify)$`, ""},
+	{identity.Cashier, nothing, `^.+\.(commands|results)$`, nothing, ""},
+	{identity.Barista, nothing, `^.+\.(results|events)$`, `^.+\.commands$`, ""},
+	{identity.Caller, nothing, `^.+\.events$`, `^.+\.(results|dead\.notify)$`, ""},
 	{identity.Ledger, nothing, nothing, `^.+\.events$`, ""},
 	{identity.Ops, `^bench-floor-.+$`, `^(.+\.(commands|results)|bench-floor-.+)$`, `^(.+\.dead|bench-floor-.+)$`, "monitoring"},
 	{identity.Admin, ".*", ".*", ".*", "administrator"},

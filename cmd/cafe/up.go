@@ -30,6 +30,8 @@ type upSettings struct {
 	cashier run.CashierSettings
 	barista run.BaristaSettings
 	caller  run.CallerSettings
+	ledger  run.LedgerSettings
+	ledgers int
 	logging cli.Log
 	fleet   devicesim.Config
 	console console.Settings
@@ -44,11 +46,12 @@ func upCommand() *cobra.Command {
 	s := &upSettings{fleet: devicesim.Defaults()}
 	cmd := &cobra.Command{
 		Use:   "up",
-		Short: "Run the whole pipeline on this machine: cashier, barista and caller in one process",
+		Short: "Run the whole pipeline on this machine: cashier, barista, caller and ledger in one process",
 		Long: `up runs cafe's main job in one process against the configured brokers: the
-cashier (HTTP on CAFE_HTTP_ADDR), a barista and a caller, and with --devices N
-a fleet of N simulated devices, and the web console on CAFE_CONSOLE_ADDR
-(127.0.0.1:8081; log in with a token from cafe operators add). It stops cleanly on Ctrl-C or SIGTERM; SIGHUP
+cashier (HTTP on CAFE_HTTP_ADDR), a barista, a caller and a ledger (PostgreSQL
+at CAFE_POSTGRES_URL; --ledgers 0 for none), with --devices N a fleet of N
+simulated devices, and the web console on CAFE_CONSOLE_ADDR (127.0.0.1:8081;
+log in with a token from cafe operators add). It stops cleanly on Ctrl-C or SIGTERM; SIGHUP
 reloads the client registry.
 
 With no CAFE_CLIENTS_FILE, up uses a local registry in ~/.config/cafe (or
@@ -64,6 +67,9 @@ device and prints its token with ready-to-paste curl and mosquitto_sub lines.`,
 	s.cashier.Register(f)
 	s.barista.Register(f)
 	s.caller.Register(f)
+	s.brokers.RegisterPostgres(f)
+	s.ledger.Register(f)
+	f.Int(&s.ledgers, cli.Setting("ledgers", "CAFE_LEDGERS"), 1, "ledgers to run in the same process (0: none; commands then have no records over HTTP)")
 	f.Int(&s.fleet.Count, cli.Setting("devices", "CAFE_DEVICES"), 0, "run this many simulated devices in the same process (0: none)")
 	f.String(&s.fleet.Pattern, cli.Setting("device-pattern", "CAFE_DEVICE_PATTERN"), devicesim.DefaultPattern, "printf pattern of simulated device ids, numbered from 1")
 	f.Duration(&s.fleet.Latency, cli.Setting("device-latency", "CAFE_DEVICE_LATENCY"), 0, "simulated devices wait this long before replying")
@@ -109,6 +115,19 @@ func (s *upSettings) run(cmd *cobra.Command) error {
 	return err
 }
 
+// newLedgers makes the --ledgers ledgers.
+func (s *upSettings) newLedgers(prom *prometheus.Registry, log *slog.Logger) ([]*run.Ledger, error) {
+	var out []*run.Ledger
+	for range s.ledgers {
+		l, err := run.NewLedger(s.brokers, s.ledger, prom, log.With("role", "ledger"))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, l)
+	}
+	return out, nil
+}
+
 // pipeline is one cashier, barista and caller in this process, with the
 // simulated fleet (if any) running alongside.
 func (s *upSettings) pipeline(log *slog.Logger) (*run.Pipeline, *devicesim.Fleet, error) {
@@ -130,6 +149,9 @@ func (s *upSettings) pipeline(log *slog.Logger) (*run.Pipeline, *devicesim.Fleet
 	p := &run.Pipeline{Cashier: cash, Callers: []*run.Caller{call}, Log: log,
 		Alongside: []func(context.Context) error{run.DeclareTopology(s.brokers, log.With("role", "admin"))}}
 	if err := s.addBaristas(p, prom, log); err != nil {
+		return nil, nil, err
+	}
+	if p.Ledgers, err = s.newLedgers(prom, log); err != nil {
 		return nil, nil, err
 	}
 	if err := s.keepBrokerAuth(p, log); err != nil {

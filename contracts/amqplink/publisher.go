@@ -81,6 +81,7 @@ func (p *Publisher) Run(ctx context.Context) error {
 		}
 		confirms := ch.NotifyPublish(make(chan amqp.Confirmation, 1024))
 		returns := ch.NotifyReturn(make(chan amqp.Return))
+		closed := ch.NotifyClose(make(chan *amqp.Error, 1))
 		p.setChannel(ch, conn)
 		p.dispatch(ctx, confirms, returns)
 		p.setChannel(nil, nil)
@@ -88,7 +89,33 @@ func (p *Publisher) Run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return nil
 		}
+		if refused(closed) && !p.refusedPause(ctx) {
+			return nil
+		}
 	}
+}
+
+// refusedBackoff is how long a publisher whose channel the broker closed
+// for a publish it may not make waits before opening another: reopening
+// at once would let every refused message cost the broker a channel.
+const refusedBackoff = 30 * time.Second
+
+// refused reports whether the channel closed because the broker refused
+// access (a publish to an exchange this user may not write).
+func refused(closed <-chan *amqp.Error) bool {
+	select {
+	case e := <-closed:
+		return e != nil && e.Code == amqp.AccessRefused
+	case <-time.After(100 * time.Millisecond):
+		return false
+	}
+}
+
+// refusedPause logs the refusal and waits refusedBackoff; false if ctx ended.
+func (p *Publisher) refusedPause(ctx context.Context) bool {
+	p.log.Warn("RabbitMQ refused a publish of user "+p.user+" (no write permission): publishing again in "+refusedBackoff.String()+
+		"; grant it (cafe setup --rabbitmq, or `task setup`)", "user", p.user)
+	return sleep(ctx, refusedBackoff)
 }
 
 // dispatch resolves waiters until the channel closes or ctx is done.
@@ -210,4 +237,27 @@ func (p *Publisher) Publish(ctx context.Context, exchange, key string, msg amqp.
 		// confirm (or the channel's end) comes.
 		return fmt.Errorf("%w: %w", ErrConfirmTimeout, ctx.Err())
 	}
+}
+
+// Post sends msg to exchange with routing key and does not wait: fire and
+// forget, for messages whose loss costs only history (contracts' events).
+// It is persistent but not mandatory, and its confirm, if the channel is
+// in confirm mode, is ignored. The error says only that there was no
+// channel to send it on. Give Post a Publisher of its own: a message the
+// broker refuses (no permission) closes the channel it was sent on.
+func (p *Publisher) Post(exchange, key string, msg amqp.Publishing) error {
+	if p.link.Blocked() {
+		return ErrBlocked
+	}
+	msg.DeliveryMode = amqp.Persistent
+	msg.UserId = p.user
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ch == nil {
+		return ErrNotConnected
+	}
+	if err := p.ch.Publish(exchange, key, false, false, msg); err != nil {
+		return fmt.Errorf("%w: %w", ErrNotConnected, err)
+	}
+	return nil
 }

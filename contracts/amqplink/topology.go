@@ -66,8 +66,10 @@ func Declare(ch *amqp.Channel, t contracts.Topology) error {
 		if _, err := ch.QueueDeclare(q.Name, true, false, false, false, amqp.Table(q.Args)); err != nil {
 			return explain("queue", q.Name, err)
 		}
-		if err := ch.QueueBind(q.Name, q.Key, q.Exchange, false, nil); err != nil {
-			return explain("binding of queue", q.Name, err)
+		for _, b := range q.Bindings() {
+			if err := ch.QueueBind(q.Name, b.Key, b.Exchange, false, nil); err != nil {
+				return explain("binding of queue", q.Name, err)
+			}
 		}
 	}
 	return nil

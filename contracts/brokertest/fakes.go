@@ -3,6 +3,7 @@ package brokertest
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"sync"
 
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -105,4 +106,27 @@ func (f *Feed) Drive(ctx context.Context, run func(context.Context) error) error
 	}
 	stop()
 	return <-ran
+}
+
+// Posted stands in for a fire-and-forget publisher (amqplink.Publisher's
+// Post) and records what was posted, and to which exchange.
+type Posted struct {
+	mu        sync.Mutex
+	msgs      []amqp.Publishing
+	exchanges []string
+}
+
+// Post records m.
+func (p *Posted) Post(exchange, _ string, m amqp.Publishing) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.msgs, p.exchanges = append(p.msgs, m), append(p.exchanges, exchange)
+	return nil
+}
+
+// Messages returns what was posted, with the exchanges it was posted to.
+func (p *Posted) Messages() ([]amqp.Publishing, []string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Clone(p.msgs), slices.Clone(p.exchanges)
 }

@@ -9,17 +9,19 @@ import (
 	"cafe/contracts/linktls"
 	"cafe/contracts/local"
 	"cafe/contracts/mqttlink"
+	"cafe/contracts/records"
 )
 
 // Brokers holds where the brokers are and the topology every service must
 // agree on (RabbitMQ refuses to redeclare a queue with other arguments, so
 // all services of one pipeline need the same values).
 type Brokers struct {
-	AMQPURL  string
-	MQTTURL  string
-	AMQPTLS  linktls.Files // for amqps:// URLs
-	MQTTTLS  linktls.Files // for ssl:// URLs
-	topology contracts.Topology
+	AMQPURL     string
+	MQTTURL     string
+	AMQPTLS     linktls.Files // for amqps:// URLs
+	MQTTTLS     linktls.Files // for ssl:// URLs
+	PostgresURL string        // the ledger's database (the ledger writes it, the cashier reads it)
+	topology    contracts.Topology
 }
 
 // BrokersOf is the Brokers of the given URLs and topology, for tests and
@@ -32,6 +34,15 @@ func BrokersOf(amqpURL, mqttURL string, top contracts.Topology) Brokers {
 func (b *Brokers) Register(f Flags) {
 	b.RegisterAMQP(f)
 	b.RegisterMQTT(f)
+}
+
+// RegisterPostgres adds the ledger's database flag; cafe up, the cashier
+// and the ledger register it once each.
+func (b *Brokers) RegisterPostgres(f Flags) {
+	if f.Has(records.SettingURL) {
+		return
+	}
+	f.String(&b.PostgresURL, records.SettingURL, records.DefaultURL, "the ledger's PostgreSQL database (created if missing); the cashier reads it read-only (empty: no records, GET /v1/commands and /v1/results answer 503)")
 }
 
 // RegisterMQTT adds the MQTT broker flag.
@@ -63,6 +74,7 @@ func (b *Brokers) RegisterAMQP(f Flags) {
 	f.Int(&b.topology.DeliveryLimit, contracts.SettingDeliveryLimit, d.DeliveryLimit, "deliveries of one message before it is dead-lettered (x-delivery-limit)")
 	f.Int(&b.topology.CommandsMaxLength, contracts.SettingCommandsMaxLen, d.CommandsMaxLength, "commands queue capacity; when full the cashier answers 503 (0: no limit)")
 	f.Int(&b.topology.ResultsMaxLength, contracts.SettingResultsMaxLen, d.ResultsMaxLength, "results queue capacity (0: no limit)")
+	f.Int(&b.topology.EventsMaxLength, contracts.SettingEventsMaxLen, d.EventsMaxLength, "events queue capacity (the ledger's); at the limit the oldest events are dropped (0: no limit)")
 }
 
 // Topology is the AMQP topology these settings describe.

@@ -20,6 +20,7 @@ type Binary struct {
 	Cashier *CashierSettings
 	Barista *BaristaSettings
 	Caller  *CallerSettings
+	Ledger  *LedgerSettings
 }
 
 // Command is the cobra command of b: read the settings, build the
@@ -56,7 +57,8 @@ func (b Binary) Command() *cobra.Command {
 	switch {
 	case b.Cashier != nil:
 		brokers.RegisterAMQP(f) // the cashier never talks MQTT
-		b.Cashier.Register(f)   // and serves health and metrics on its API address
+		brokers.RegisterPostgres(f)
+		b.Cashier.Register(f) // and serves health and metrics on its API address
 	case b.Barista != nil:
 		brokers.Register(f)
 		b.Barista.Register(f)
@@ -64,6 +66,11 @@ func (b Binary) Command() *cobra.Command {
 	case b.Caller != nil:
 		brokers.Register(f)
 		b.Caller.Register(f)
+		ops.Register(f)
+	case b.Ledger != nil:
+		brokers.RegisterAMQP(f) // the ledger never talks MQTT
+		brokers.RegisterPostgres(f)
+		b.Ledger.Register(f)
 		ops.Register(f)
 	}
 	logging.Register(f)
@@ -94,6 +101,12 @@ func (b Binary) pipeline(brokers cli.Brokers, ops OpsSettings, prom *prometheus.
 			return nil, err
 		}
 		p.Callers, worker = []*Caller{w}, w
+	case b.Ledger != nil:
+		w, err := NewLedger(brokers, *b.Ledger, prom, log)
+		if err != nil {
+			return nil, err
+		}
+		p.Ledgers, worker = []*Ledger{w}, w
 	default:
 		return nil, errors.New("run.Binary names no role")
 	}

@@ -78,3 +78,26 @@ logged at start). SIGTERM: finish deliveries in hand, hand the rest back.`,
   CAFE_HTTP_ADDR=:9102 caller --caller-concurrency 512`,
 	}.Command()
 }
+
+// LedgerCommand is the command of cmd/ledger.
+func LedgerCommand() *cobra.Command {
+	return Binary{
+		Ledger: &LedgerSettings{},
+		Use:    "ledger",
+		Short:  "Record every command's status history and result in PostgreSQL",
+		Long: `ledger consumes the events queue (copies of every command, result and dead
+letter, and the barista's "sent" and the caller's "delivered" events) and
+writes them to PostgreSQL (CAFE_POSTGRES_URL) in batches, acking each event
+only once its batch has committed: with PostgreSQL down the events wait in
+RabbitMQ and the ledger catches up when it returns. It creates the database
+if missing and migrates the schema at start, and removes what is older than
+--ledger-retention in the background. The cashier serves what it wrote
+(GET /v1/commands/{id}, GET /v1/results).
+
+Any number of ledgers run side by side. /healthz, /readyz and /metrics listen
+on CAFE_HTTP_ADDR (default: a free port, logged at start). SIGTERM: write the
+batch in hand, hand the rest back.`,
+		Example: `  ledger
+  CAFE_POSTGRES_URL=postgres://ledger@db:5432/cafe ledger --ledger-retention 72h`,
+	}.Command()
+}

@@ -29,6 +29,7 @@ type Pipeline struct {
 	Cashier  *Cashier
 	Baristas []*Barista
 	Callers  []*Caller
+	Ledgers  []*Ledger
 	// Alongside run beside the roles and stop after them: a simulated
 	// fleet's devices outlive the barista, so commands in hand can finish.
 	Alongside []func(context.Context) error
@@ -54,6 +55,9 @@ func (p *Pipeline) roles() map[string]Role {
 	}
 	for i, c := range p.Callers {
 		out[fmt.Sprintf("caller#%d", i+1)] = c
+	}
+	for i, l := range p.Ledgers {
+		out[fmt.Sprintf("ledger#%d", i+1)] = l
 	}
 	return out
 }

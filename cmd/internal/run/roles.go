@@ -6,17 +6,22 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"cafe/barista"
 	"cafe/caller"
+	"cafe/caller/ledger"
 	"cafe/cashier"
 	"cafe/cmd/internal/cli"
+	"cafe/contracts"
 	"cafe/contracts/amqplink"
 	"cafe/contracts/identity"
 	"cafe/contracts/local"
 	"cafe/contracts/mqttlink"
+	"cafe/contracts/records"
 	"cafe/contracts/registry"
 )
 
@@ -34,13 +39,21 @@ var (
 	_ barista.Watcher         = (*mqttlink.Link)(nil)
 	_ caller.ResultSource     = (*amqplink.Link)(nil)
 	_ caller.MQTT             = (*mqttlink.Link)(nil)
+	_ barista.EventPoster     = (*amqplink.Publisher)(nil)
+	_ caller.EventPoster      = (*amqplink.Publisher)(nil)
+	_ ledger.EventSource      = (*amqplink.Link)(nil)
+	_ ledger.Store            = (*records.Store)(nil)
+	_ cashier.Records         = (*records.Store)(nil)
+	_ cashier.Poster          = (*amqplink.Publisher)(nil)
 )
 
 // Cashier is the cashier with its RabbitMQ link.
 type Cashier struct {
 	link    *amqplink.Link
 	pub     *amqplink.Publisher
+	notices *amqplink.Publisher
 	server  *cashier.Server
+	store   *records.Store // nil without CAFE_POSTGRES_URL
 	regFile string
 	watcher *local.Watcher
 	log     *slog.Logger
@@ -68,12 +81,23 @@ func NewCashier(b cli.Brokers, s CashierSettings, prom *prometheus.Registry, log
 		return nil, err
 	}
 	pub := amqplink.NewPublisher(link, log)
+	notices := amqplink.NewPublisher(link, log) // its own channel: see Post
 	srv, err := cashier.New(s.Config, reg, pub, b.Topology(), prom, log)
 	if err != nil {
 		return nil, err
 	}
+	srv.UseNotices(notices)
+	var store *records.Store
+	if b.PostgresURL != "" {
+		// Read-only transactions whatever the URL's role may do; the
+		// pool dials when first used, so PostgreSQL may be down at start.
+		if store, err = records.Open(b.PostgresURL, true, 8); err != nil {
+			return nil, err
+		}
+		srv.UseRecords(store)
+	}
 	log.Info("registry loaded", "file", s.ClientsFile, "clients", reg.Len(), "devices", len(reg.Devices()))
-	return &Cashier{link: link, pub: pub, server: srv, regFile: s.ClientsFile, watcher: watcher, log: log}, nil
+	return &Cashier{link: link, pub: pub, notices: notices, server: srv, store: store, regFile: s.ClientsFile, watcher: watcher, log: log}, nil
 }
 
 // Addr is the HTTP address.
@@ -127,10 +151,13 @@ func (c *Cashier) Run(ctx context.Context) error {
 		})
 		return nil
 	}
-	stop, wait := background(ctx, c.link.Run, c.pub.Run, watch)
+	stop, wait := background(ctx, c.link.Run, c.pub.Run, c.notices.Run, watch)
 	err := c.server.Run(ctx)
 	stop()
 	wait()
+	if c.store != nil {
+		c.store.Close()
+	}
 	return err
 }
 
@@ -211,7 +238,8 @@ func NewBarista(b cli.Brokers, s BaristaSettings, prom *prometheus.Registry, log
 		return nil, err
 	}
 	results := amqplink.NewPublisher(publish, log)
-	bar, err := barista.New(cfg, b.Topology(), barista.Links{Commands: consume, Results: results, Devices: mq, Presence: presence, Metrics: consumed}, prom, log)
+	events := amqplink.NewPublisher(publish, log) // its own channel: see Post
+	bar, err := barista.New(cfg, b.Topology(), barista.Links{Commands: consume, Results: results, Devices: mq, Presence: presence, Events: events, Notices: results, Metrics: consumed}, prom, log)
 	if err != nil {
 		return nil, err
 	}
@@ -220,7 +248,7 @@ func NewBarista(b cli.Brokers, s BaristaSettings, prom *prometheus.Registry, log
 	}
 	return &Barista{barista: bar, worker: worker{
 		name:  "barista",
-		links: []func(context.Context) error{consume.Run, publish.Run, results.Run, mq.Run, presence.Run},
+		links: []func(context.Context) error{consume.Run, publish.Run, results.Run, events.Run, mq.Run, presence.Run},
 		ready: []readiness{
 			{consume.Ready, "no RabbitMQ connection to consume commands"},
 			{results.Ready, "no RabbitMQ channel to publish results"},
@@ -258,19 +286,88 @@ func NewCaller(b cli.Brokers, s CallerSettings, prom *prometheus.Registry, log *
 	if err != nil {
 		return nil, err
 	}
-	c, err := caller.New(cfg, b.Topology(), caller.Links{Results: link, MQTT: mq, Metrics: consumed}, prom, log)
+	events := amqplink.NewPublisher(link, log)
+	c, err := caller.New(cfg, b.Topology(), caller.Links{Results: link, MQTT: mq, Events: events, Metrics: consumed}, prom, log)
 	if err != nil {
 		return nil, err
 	}
 	return &Caller{worker{
 		name:  "caller",
-		links: []func(context.Context) error{link.Run, mq.Run},
+		links: []func(context.Context) error{link.Run, events.Run, mq.Run},
 		ready: []readiness{
 			{link.Ready, "no RabbitMQ connection to consume results"},
 			{mq.Connected, "not connected to the MQTT broker"},
 		},
 		run: c.Run,
 	}}, nil
+}
+
+// Ledger is a ledger with its RabbitMQ link and its database.
+type Ledger struct{ worker }
+
+// NewLedger prepares a ledger. It creates its database and migrates the
+// schema when it starts (and keeps trying while PostgreSQL is down).
+func NewLedger(b cli.Brokers, s LedgerSettings, prom *prometheus.Registry, log *slog.Logger) (*Ledger, error) {
+	cfg := s.Config
+	if cfg.Instance == "" {
+		cfg.Instance = ledger.NewInstance()
+	}
+	link, err := amqplink.New(b.AMQP(identity.Ledger, "cafe-ledger-"+cfg.Instance), log)
+	if err != nil {
+		return nil, err
+	}
+	store, err := records.Open(b.PostgresURL, false, 4)
+	if err != nil {
+		return nil, err
+	}
+	consumed, err := amqplink.NewConsumerMetrics(prom)
+	if err != nil {
+		return nil, err
+	}
+	l, err := ledger.New(cfg, b.Topology(), ledger.Links{Events: link, Store: store, Metrics: consumed}, prom, log)
+	if err != nil {
+		return nil, err
+	}
+	var migrated atomic.Bool
+	return &Ledger{worker{
+		name:  "ledger",
+		links: []func(context.Context) error{link.Run},
+		ready: []readiness{
+			{link.Ready, "no RabbitMQ connection to consume events"},
+			{migrated.Load, "the ledger's database is not set up yet (is PostgreSQL at " + records.SettingURL.Env + " up?)"},
+			{l.Healthy, "PostgreSQL refuses the ledger's writes"},
+		},
+		run: func(ctx context.Context) error {
+			defer store.Close()
+			if !prepareDatabase(ctx, b.PostgresURL, store, log) {
+				return nil
+			}
+			migrated.Store(true)
+			return l.Run(ctx)
+		},
+	}}, nil
+}
+
+// prepareDatabase creates the ledger's database if missing and migrates
+// it, trying again every second until it succeeds or ctx is done.
+func prepareDatabase(ctx context.Context, url string, store *records.Store, log *slog.Logger) bool {
+	for warned := false; ; warned = true {
+		err := records.CreateDatabase(ctx, url)
+		if err == nil {
+			err = store.Migrate(ctx)
+		}
+		if err == nil {
+			return true
+		}
+		if !warned {
+			log.Warn("cannot set up the ledger's database yet; trying again every second", "url", contracts.RedactURL(url), "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(time.Second):
+		}
+	}
 }
 
 // background runs fns on a context that outlives ctx until stop is called,

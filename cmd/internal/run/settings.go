@@ -6,6 +6,7 @@ import (
 
 	"cafe/barista"
 	"cafe/caller"
+	"cafe/caller/ledger"
 	"cafe/cashier"
 	"cafe/cmd/internal/cli"
 	"cafe/contracts/identity"
@@ -91,6 +92,22 @@ func (s *CallerSettings) Register(f cli.Flags) {
 	if !f.Has(identity.SettingCommandPublishers) { // cafe up: the barista's flag says it for both (ShareTrust)
 		f.StringSlice(&c.CommandPublishers, identity.SettingCommandPublishers, d.CommandPublishers, "AMQP users a dead-lettered command must come from for its app to get a notice")
 	}
+}
+
+// LedgerSettings are the ledger's flags (its database is CAFE_POSTGRES_URL,
+// registered with the brokers).
+type LedgerSettings struct {
+	Config ledger.Config
+}
+
+// Register adds the ledger's flags.
+func (s *LedgerSettings) Register(f cli.Flags) {
+	d := ledger.Defaults()
+	c := &s.Config
+	f.Duration(&c.Retention, ledger.SettingRetention, d.Retention, "how long commands, their history and results are kept after their last event")
+	f.Int(&c.BatchSize, ledger.SettingBatchSize, d.BatchSize, "events written in one transaction at most (also the prefetch)")
+	f.Duration(&c.BatchWait, ledger.SettingBatchWait, d.BatchWait, "how long the first event of a batch waits for more")
+	f.Duration(&c.Grace, ledger.SettingGrace, d.Grace, "on SIGTERM, time to write the batch in hand before handing it back")
 }
 
 // ShareTrust gives the caller the barista's command publishers, when both

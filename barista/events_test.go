@@ -1,0 +1,52 @@
+package barista_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"cafe/barista"
+	"cafe/contracts"
+	"cafe/contracts/brokertest"
+)
+
+// A command the MQTT broker took is followed by one "sent" event; one that
+// never reached the device (expired) by none.
+func TestSentEvent(t *testing.T) {
+	echo := `{"jsonrpc":"2.0","method":"echo","id":7}`
+	reply := []byte(`{"jsonrpc":"2.0","id":7,"result":true}`)
+	for _, tc := range []struct {
+		name string
+		d    *amqp.Delivery
+		want int
+	}{
+		{"sent", delivery(echo, time.Minute, nil), 1},
+		{"expired", delivery(echo, -time.Second, nil), 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			top := contracts.DefaultTopology()
+			feed := brokertest.NewFeed(top.CommandsQueue(), 1, func(int) *amqp.Delivery { return tc.d })
+			ev := &brokertest.Posted{}
+			b, err := barista.New(barista.Config{Route: "b-events"}, top, barista.Links{Commands: feed,
+				Results: &brokertest.Confirming{}, Devices: &scriptedMQTT{reply: reply}, Events: ev}, prometheus.NewRegistry(), quiet())
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := feed.Drive(ctx, b.Run); err != nil {
+				t.Fatal(err)
+			}
+			msgs, _ := ev.Messages()
+			if len(msgs) != tc.want {
+				t.Fatalf("posted %d events, want %d", len(msgs), tc.want)
+			}
+			if tc.want == 1 && (msgs[0].MessageId != tc.d.MessageId || msgs[0].Headers[contracts.HeaderEvent] != string(contracts.EventSent)) {
+				t.Errorf("event id %s headers %v", msgs[0].MessageId, msgs[0].Headers)
+			}
+		})
+	}
+}

@@ -1,0 +1,93 @@
+package ledger
+
+import (
+	"cafe/contracts/records"
+	"cmp"
+	"context"
+	"slices"
+	"time"
+)
+
+// write gathers events into batches (up to Config.BatchSize, or what came
+// within Config.BatchWait of the first) and commits each in one
+// transaction. A batch PostgreSQL refuses is written again every
+// Config.RetryEvery, holding its messages unacked, until it commits or ctx
+// ends: with the database down the events wait in RabbitMQ (no more than
+// the prefetch in hand), and nothing is acked that was not committed.
+func (l *Ledger) write(ctx context.Context) {
+	for {
+		batch := l.gather(ctx)
+		if batch == nil {
+			return
+		}
+		err := l.commit(ctx, batch)
+		for _, it := range batch {
+			it.done <- err
+		}
+	}
+}
+
+func (l *Ledger) gather(ctx context.Context) []*item {
+	var batch []*item
+	select {
+	case it := <-l.pending:
+		batch = append(batch, it)
+	case <-ctx.Done():
+		return nil
+	}
+	timer := time.NewTimer(l.cfg.BatchWait)
+	defer timer.Stop()
+	for len(batch) < l.cfg.BatchSize {
+		select {
+		case it := <-l.pending:
+			batch = append(batch, it)
+		case <-timer.C:
+			return batch
+		case <-ctx.Done():
+			return batch
+		}
+	}
+	return batch
+}
+
+// commit writes batch until it commits or ctx ends (the error then).
+func (l *Ledger) commit(ctx context.Context, batch []*item) error {
+	// Handlers hand their events over concurrently; write them in the
+	// queue's order, so the first of two results for a command is its result.
+	slices.SortFunc(batch, func(a, b *item) int { return cmp.Compare(a.tag, b.tag) })
+	events := make([]records.Event, len(batch))
+	for i, it := range batch {
+		events[i] = it.ev
+	}
+	for {
+		start := time.Now()
+		err := l.links.Store.Write(ctx, events)
+		if err == nil {
+			l.observe(start, events)
+			return nil
+		}
+		if l.healthy.Swap(false) {
+			l.log.Warn("cannot write to PostgreSQL; holding the events and trying again", "events", len(events), "err", err)
+		}
+		l.m.writeFailures.Inc()
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(l.cfg.RetryEvery):
+		}
+	}
+}
+
+func (l *Ledger) observe(start time.Time, events []records.Event) {
+	now := time.Now()
+	if !l.healthy.Swap(true) {
+		l.log.Info("writing to PostgreSQL again")
+	}
+	l.m.batch.Observe(float64(len(events)))
+	l.m.writeTime.Observe(now.Sub(start).Seconds())
+	for _, e := range events {
+		if !e.At.IsZero() {
+			l.m.lag.Observe(now.Sub(e.At).Seconds())
+		}
+	}
+}

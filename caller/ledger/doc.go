@@ -1,0 +1,41 @@
+// Package ledger is the ledger role: it keeps every command's status
+// history and result in PostgreSQL (package contracts/records), off the
+// command's critical path, so apps can fetch over HTTP what they missed
+// over MQTT (the cashier's GET /v1/commands/{id} and GET /v1/results).
+//
+// Consumes: the events queue (contracts.Topology.EventsQueue), with manual
+// acks. RabbitMQ copies into it every command the cashier queued
+// (accepted), every result a barista published (done) and every dead
+// letter (dead); baristas post "sent" and callers "delivered" events to
+// the events exchange (contracts.Event).
+//
+// Produces: rows in cafe_commands and cafe_events (see records). A
+// dead-lettered command's result is the -32005 notice the caller delivers
+// for it (caller.DeadLetterNotice), so the bytes match.
+//
+// Ack policy (handle turns each delivery into an amqplink.Verdict):
+//
+//   - not an event (no valid command id, unknown exchange or kind, bad
+//     headers): Poison; the events queue has no dead-letter exchange, so
+//     it is dropped, logged and counted (cafe_ledger_events_total{kind="invalid"});
+//   - nothing to record (a dead letter of no app): Done;
+//   - otherwise the event joins a batch (Config.BatchSize, or what arrives
+//     within Config.BatchWait), and is acked only once that batch has
+//     committed. A batch PostgreSQL refuses is written again every second,
+//     holding its messages, so with PostgreSQL down nothing is acked and
+//     the events wait in RabbitMQ; the ledger catches up when it returns.
+//     On shutdown what is not committed within Config.Grace is handed back.
+//
+// Writing an event twice changes nothing (records), so a batch that
+// committed but whose acks were lost is harmless when it comes again.
+//
+// Limits: the events queue holds CAFE_EVENTS_MAX_LENGTH events (2 000 000
+// by default, about four per command); beyond that RabbitMQ drops the
+// oldest (drop-head), and their commands' history has gaps. Commands and
+// their history are removed Config.Retention (7 days) after their last
+// event, in the background, every minute.
+//
+// Any number of ledgers may run: they compete for the events queue, and
+// their batches that number results are serialised by an advisory lock
+// (see records).
+package ledger

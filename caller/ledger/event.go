@@ -1,0 +1,107 @@
+package ledger
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"cafe/caller"
+	"cafe/contracts"
+	"cafe/contracts/amqplink"
+	"cafe/contracts/records"
+)
+
+// errSkip is a message of the events queue that records nothing (a dead
+// result's copy for a command that is not the app's, a dead letter nobody
+// waits for): acked, not written.
+var errSkip = errors.New("nothing to record")
+
+// decode reads one message of the events queue as the event it stands
+// for, by the exchange it came through (see contracts.Topology).
+func (l *Ledger) decode(d *amqp.Delivery) (records.Event, error) {
+	if !contracts.ValidKey(d.MessageId) {
+		return records.Event{}, fmt.Errorf("message id %q is not a command id", contracts.Clip(d.MessageId))
+	}
+	switch d.Exchange {
+	case l.top.CommandsExchange():
+		return accepted(d)
+	case l.top.ResultsExchange():
+		if _, notice := d.Headers[contracts.HeaderNotice]; notice {
+			return records.Event{}, errSkip // a status notice: the events say it
+		}
+		return done(d)
+	case l.top.DeadExchange():
+		return l.dead(d)
+	case l.top.EventsExchange():
+		return explicit(d)
+	}
+	return records.Event{}, fmt.Errorf("came through exchange %q, which the ledger does not read", contracts.Clip(d.Exchange))
+}
+
+func accepted(d *amqp.Delivery) (records.Event, error) {
+	m, err := contracts.ParseCommandMeta(d.MessageId, d.Headers)
+	if err != nil {
+		return records.Event{}, err
+	}
+	return records.Event{ID: "accepted:" + m.CommandID, Kind: contracts.EventAccepted, CommandID: m.CommandID,
+		ClientID: m.ClientID, DeviceID: m.DeviceID, MsgID: m.MsgID, At: m.AcceptedAt, Accepted: m.AcceptedAt}, nil
+}
+
+// done is a result: the first one written for a command is its result.
+func done(d *amqp.Delivery) (records.Event, error) {
+	m, err := contracts.ParseResultMeta(d.MessageId, d.Headers)
+	if err != nil {
+		return records.Event{}, err
+	}
+	if len(d.Body) > contracts.MaxResultBytes {
+		return records.Event{}, fmt.Errorf("result of %d bytes, over the limit", len(d.Body))
+	}
+	return records.Event{ID: "done:" + m.CommandID, Kind: contracts.EventDone, CommandID: m.CommandID,
+		ClientID: m.ClientID, DeviceID: m.DeviceID, MsgID: m.MsgID, At: at(d), Outcome: m.Outcome, Result: d.Body}, nil
+}
+
+// dead is a dead letter: a command's is recorded with the notice the
+// caller delivers for it as its result; a dead result only in the history.
+func (l *Ledger) dead(d *amqp.Delivery) (records.Event, error) {
+	death, ok := amqplink.FirstDeath(d.Headers)
+	if !ok {
+		return records.Event{}, errors.New("a dead letter without x-death")
+	}
+	meta, body, err := caller.DeadLetterNotice(l.top, l.cfg.CommandPublishers, d)
+	if err != nil {
+		if meta, err = contracts.ParseResultMeta(d.MessageId, d.Headers); err != nil {
+			return records.Event{}, errSkip
+		}
+		body = nil
+	}
+	return records.Event{ID: "dead:" + death.Queue + ":" + d.MessageId, Kind: contracts.EventDead, CommandID: d.MessageId,
+		ClientID: meta.ClientID, DeviceID: meta.DeviceID, MsgID: meta.MsgID, At: at(d), Outcome: contracts.OutcomeDeadLetter, Result: body}, nil
+}
+
+func explicit(d *amqp.Delivery) (records.Event, error) {
+	kind, _ := d.Headers[contracts.HeaderEvent].(string)
+	id, _ := d.Headers[contracts.HeaderEventID].(string)
+	if k := contracts.EventKind(kind); k != contracts.EventSent && k != contracts.EventDelivered {
+		return records.Event{}, fmt.Errorf("header %s %q is not an event kind", contracts.HeaderEvent, contracts.Clip(kind))
+	}
+	if !contracts.ValidKey(id) {
+		return records.Event{}, fmt.Errorf("header %s is not a valid event id", contracts.HeaderEventID)
+	}
+	m, err := contracts.ParseResultMeta(d.MessageId, d.Headers)
+	if err != nil {
+		return records.Event{}, err
+	}
+	return records.Event{ID: kind + ":" + id, Kind: contracts.EventKind(kind), CommandID: m.CommandID,
+		ClientID: m.ClientID, DeviceID: m.DeviceID, MsgID: m.MsgID, At: at(d)}, nil
+}
+
+// at is when the event happened: an explicit event says it; for a copy,
+// when the ledger read it (AMQP timestamps have whole seconds only).
+func at(d *amqp.Delivery) time.Time {
+	if t := contracts.EventTime(d.Headers); !t.IsZero() {
+		return t
+	}
+	return time.Now()
+}

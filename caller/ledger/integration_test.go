@@ -1,0 +1,184 @@
+package ledger_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	amqp "github.com/rabbitmq/amqp091-go"
+	"go.uber.org/goleak"
+
+	"cafe/caller/ledger"
+	"cafe/contracts"
+	"cafe/contracts/amqplink"
+	"cafe/contracts/brokertest"
+	"cafe/contracts/identity"
+	"cafe/contracts/records"
+	"cafe/contracts/records/recordstest"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// rig is a topology, a schema and the publishers that play the other roles.
+type rig struct {
+	t       *testing.T
+	top     contracts.Topology
+	db      string // the schema's URL
+	cashier *amqplink.Publisher
+	barista *amqplink.Publisher
+	admin   *amqplink.Publisher // posts the explicit events (standing in for barista and caller)
+}
+
+func newRig(t *testing.T) *rig {
+	top := brokertest.Topology(t)
+	return &rig{t: t, top: top, db: recordstest.Schema(t),
+		cashier: brokertest.Publisher(t, top, identity.Cashier),
+		barista: brokertest.Publisher(t, top, identity.Barista),
+		admin:   brokertest.Publisher(t, top, identity.Admin)}
+}
+
+// startLedger runs a ledger writing to dbURL until the test ends.
+func (r *rig) startLedger(dbURL string) (*ledger.Ledger, func()) {
+	r.t.Helper()
+	store, err := records.Open(dbURL, false, 4)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	r.t.Cleanup(store.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := store.Migrate(ctx); err != nil {
+		r.t.Fatal(err)
+	}
+	link, err := amqplink.New(amqplink.Config{URL: brokertest.AMQPURLAs(identity.Ledger), Topology: r.top, Name: r.t.Name(), Passive: true}, brokertest.Quiet())
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	l, err := ledger.New(ledger.Config{RetryEvery: 100 * time.Millisecond, Grace: time.Second}, r.top,
+		ledger.Links{Events: link, Store: store}, prometheus.NewRegistry(), brokertest.Quiet())
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return l, brokertest.Start(r.t, l.Run, link.Run)
+}
+
+// command queues a command as the cashier does and returns its meta.
+func (r *rig) command(msgID string) contracts.CommandMeta {
+	r.t.Helper()
+	now := time.Now()
+	m := contracts.CommandMeta{CommandID: contracts.NewCommandID(), ClientID: "app-1", DeviceID: "d-1", MsgID: msgID,
+		Deadline: now.Add(time.Minute), AcceptedAt: now}
+	body := fmt.Sprintf(`{"jsonrpc":"2.0","method":"m","id":%s}`, msgID)
+	brokertest.Publish(r.t, r.cashier, r.top.CommandsExchange(), contracts.RoutingKeyCommand,
+		amqp.Publishing{MessageId: m.CommandID, Headers: m.Headers(), Body: []byte(body)})
+	return m
+}
+
+func (r *rig) result(m contracts.CommandMeta, body string) {
+	r.t.Helper()
+	h := contracts.ResultMeta{CommandID: m.CommandID, ClientID: m.ClientID, DeviceID: m.DeviceID, MsgID: m.MsgID,
+		AcceptedAt: m.AcceptedAt, Outcome: contracts.OutcomeReply}.Headers()
+	h[contracts.HeaderEventAt] = time.Now().UnixNano() // as a barista does
+	brokertest.Publish(r.t, r.barista, r.top.ResultsExchange(), contracts.RoutingKeyResult,
+		amqp.Publishing{MessageId: m.CommandID, Headers: h, Body: []byte(body)})
+}
+
+func (r *rig) event(kind contracts.EventKind, m contracts.CommandMeta) {
+	r.t.Helper()
+	if err := r.admin.Post(r.top.EventsExchange(), "", contracts.Event(kind, m.CommandID, m.ClientID, m.DeviceID, m.MsgID, time.Now())); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+func (r *rig) read(dbURL string, msgID string) *records.Command {
+	r.t.Helper()
+	store, err := records.Open(dbURL, true, 1)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	defer store.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := store.Command(ctx, "app-1", msgID)
+	if err != nil && err != records.ErrNotFound {
+		r.t.Fatal(err)
+	}
+	return c
+}
+
+func statuses(c *records.Command) []string {
+	var out []string
+	for _, s := range c.History {
+		out = append(out, s.Status)
+	}
+	return out
+}
+
+// Every step is recorded, in order; a second result for the same command
+// (a barista redelivered it after publishing) and a redelivered event change
+// neither the result nor the history's single "done".
+func TestEveryStepIsRecordedOnceWithOneFinalResult(t *testing.T) {
+	r := newRig(t)
+	r.startLedger(r.db)
+	m := r.command("7")
+	r.event(contracts.EventSent, m)
+	first := `{"jsonrpc":"2.0","id":7,"result":{"z":1,  "a":true}}`
+	r.result(m, first)
+	brokertest.Eventually(t, 10*time.Second, "the first result is in the ledger", func() bool {
+		c := r.read(r.db, "7")
+		return c != nil && c.Result != nil
+	})
+	r.event(contracts.EventSent, m) // the redelivery's second send
+	r.result(m, `{"jsonrpc":"2.0","id":7,"result":"second"}`)
+	r.event(contracts.EventDelivered, m)
+
+	var c *records.Command
+	brokertest.Eventually(t, 10*time.Second, "the command is delivered in the ledger", func() bool {
+		c = r.read(r.db, "7")
+		return c != nil && c.Status == records.StatusDelivered && len(c.History) == 5
+	})
+	if string(c.Result) != first {
+		t.Errorf("result %s, want the first result's exact bytes %s", c.Result, first)
+	}
+	want := []string{"queued", "sent", "done", "sent", "delivered"}
+	if got := statuses(c); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("history %v, want %v", got, want)
+	}
+	if c.CommandID != m.CommandID || c.DeviceID != "d-1" || c.Outcome != string(contracts.OutcomeReply) {
+		t.Errorf("record %+v", c)
+	}
+}
+
+// With PostgreSQL unreachable (the ledger's link to it cut, under load) the
+// ledger acks nothing; once it is back, every event is written.
+func TestPostgresAwayLosesNoEvent(t *testing.T) {
+	r := newRig(t)
+	proxy := brokertest.NewProxy(t, recordstest.Target(r.db))
+	r.startLedger(recordstest.Via(r.db, proxy.Addr()))
+	const n = 300
+	var metas []contracts.CommandMeta
+	for i := range n {
+		if i == n/3 {
+			proxy.Cut()
+		}
+		m := r.command(fmt.Sprint(i + 1))
+		r.result(m, fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"result":%d}`, i+1, i))
+		metas = append(metas, m)
+	}
+	time.Sleep(500 * time.Millisecond) // the ledger tries, and fails, a few times
+	if got := recordstest.Count(t, r.db, "SELECT count(*) FROM cafe_commands WHERE result IS NOT NULL"); got >= n {
+		t.Fatalf("%d results written with PostgreSQL cut off", got)
+	}
+	proxy.Restore()
+	brokertest.Eventually(t, 30*time.Second, "every result written after PostgreSQL came back", func() bool {
+		return recordstest.Count(t, r.db, "SELECT count(*) FROM cafe_commands WHERE result IS NOT NULL") == n
+	})
+	if got := recordstest.Count(t, r.db, "SELECT count(*) FROM cafe_events"); got != 2*n {
+		t.Errorf("%d events, want %d (accepted and done of each)", got, 2*n)
+	}
+	if seqs := recordstest.Count(t, r.db, "SELECT count(DISTINCT done_seq) FROM cafe_commands"); seqs != n {
+		t.Errorf("%d distinct result numbers, want %d", seqs, n)
+	}
+}

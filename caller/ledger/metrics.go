@@ -1,0 +1,32 @@
+package ledger
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"cafe/contracts/ops"
+)
+
+type metrics struct {
+	events        *prometheus.CounterVec // by kind, or skipped / invalid
+	batch         prometheus.Histogram
+	writeTime     prometheus.Histogram
+	lag           prometheus.Histogram
+	writeFailures prometheus.Counter
+	deleted       prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		events: ops.CounterVec("cafe_ledger_events_total",
+			"Events written, by kind (accepted, sent, done, dead, delivered), or skipped (nothing to record) and invalid (dropped).", "kind"),
+		batch:         ops.Histogram("cafe_ledger_batch_events", "Events per committed batch.", prometheus.ExponentialBuckets(1, 4, 8)),
+		writeTime:     ops.Histogram("cafe_ledger_write_seconds", "Time to write and commit one batch.", ops.LatencyBuckets),
+		lag:           ops.Histogram("cafe_ledger_lag_seconds", "Time from an event happening to its being committed to PostgreSQL (the ledger's lag).", ops.LatencyBuckets),
+		writeFailures: ops.Counter("cafe_ledger_write_failures_total", "Batch writes PostgreSQL refused (each is tried again)."),
+		deleted:       ops.Counter("cafe_ledger_deleted_rows_total", "Rows removed past retention."),
+	}
+	if err := ops.Register(reg, m.events, m.batch, m.writeTime, m.lag, m.writeFailures, m.deleted); err != nil {
+		return nil, err
+	}
+	return m, nil
+}

@@ -1,0 +1,47 @@
+package ledger
+
+import (
+	"context"
+	"time"
+)
+
+// retainEvery is how often the ledger removes what is past retention;
+// retainChunk bounds one deletion, so none holds locks for long.
+const (
+	retainEvery = time.Minute
+	retainChunk = 5000
+)
+
+// retain removes commands and events older than Config.Retention, every
+// retainEvery, until ctx is done. Several ledgers may do it at once: a row
+// is deleted once.
+func (l *Ledger) retain(ctx context.Context) {
+	t := time.NewTicker(retainEvery)
+	defer t.Stop()
+	for {
+		l.RetainOnce(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// RetainOnce removes what is past retention now, chunk by chunk.
+func (l *Ledger) RetainOnce(ctx context.Context) {
+	cutoff := time.Now().Add(-l.cfg.Retention)
+	for ctx.Err() == nil {
+		n, err := l.links.Store.DeleteBefore(ctx, cutoff, retainChunk)
+		l.m.deleted.Add(float64(n))
+		if err != nil {
+			if ctx.Err() == nil {
+				l.log.Warn("retention: could not remove old records; trying again later", "err", err)
+			}
+			return
+		}
+		if n < retainChunk {
+			return
+		}
+	}
+}

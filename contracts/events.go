@@ -1,0 +1,86 @@
+package contracts
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+)
+
+// Events: what the ledger (package caller/ledger) records of each command.
+// Most of them are copies RabbitMQ makes for free (see Topology): the
+// command the cashier published (accepted), the result a barista published
+// (done), the dead letter (dead). The two facts no message carries are
+// published on the events exchange by the role that knows them:
+//
+//	sent       a barista: the MQTT broker took the command for the device
+//	delivered  a caller: the MQTT broker took the result for the app
+//
+// An explicit event is an AMQP message with the command's id as its
+// message id, the headers of CommandMeta that identify the command
+// (HeaderClientID, HeaderDeviceID, HeaderMsgID), HeaderEvent naming its
+// kind, HeaderEventID (unique per event, so a redelivered event is recorded
+// once) and HeaderEventAt, its time. It has no body. It is
+// published fire and forget (amqplink.Publisher.Post): waiting for a
+// confirm would put a quorum-queue commit on the command's critical path
+// for a fact that is only history; one is lost only if the connection or
+// the broker fails in the instant after it was sent, and never a result.
+const (
+	HeaderEvent   = "cafe-event"    // string: EventSent or EventDelivered
+	HeaderEventID = "cafe-event-id" // string: unique per event
+	HeaderEventAt = "cafe-at"       // int64 Unix nanoseconds: when it happened (AMQP timestamps have whole seconds); results carry it too
+)
+
+// EventKind names a step in a command's history.
+type EventKind string
+
+// The kinds of event, in the order a command goes through them.
+const (
+	EventAccepted  EventKind = "accepted"  // copy of the command (commands exchange)
+	EventSent      EventKind = "sent"      // explicit, from a barista
+	EventDone      EventKind = "done"      // copy of the result (results exchange)
+	EventDead      EventKind = "dead"      // copy of the dead letter (dead-letter exchange)
+	EventDelivered EventKind = "delivered" // explicit, from a caller
+)
+
+// Event returns the explicit event of kind for a command.
+func Event(kind EventKind, commandID, clientID, deviceID, msgID string, at time.Time) amqp.Publishing {
+	h := amqp.Table{
+		HeaderEvent:    string(kind),
+		HeaderEventID:  newEventID(),
+		HeaderEventAt:  at.UnixNano(),
+		HeaderClientID: clientID,
+		HeaderDeviceID: deviceID,
+	}
+	if msgID != "" {
+		h[HeaderMsgID] = msgID
+	}
+	return amqp.Publishing{MessageId: commandID, Headers: h}
+}
+
+// newEventID is 96 random bits: unique among the events a ledger keeps.
+func newEventID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// EventTime is the time in h's HeaderEventAt, or the zero time.
+func EventTime(h map[string]any) time.Time {
+	t, errs := timeHeader(h, HeaderEventAt, nil)
+	if len(errs) > 0 {
+		return time.Time{}
+	}
+	return t
+}
+
+// Notice is the status notice status for the command of m, as the cashier
+// and the barista publish it on the results exchange (see NoticeBody).
+func Notice(m CommandMeta, status string, at time.Time) amqp.Publishing {
+	h := ResultMeta{CommandID: m.CommandID, ClientID: m.ClientID, DeviceID: m.DeviceID, MsgID: m.MsgID, AcceptedAt: m.AcceptedAt}.Headers()
+	h[HeaderNotice] = status
+	h[HeaderEventAt] = at.UnixNano()
+	delete(h, HeaderOutcome)
+	return amqp.Publishing{MessageId: m.CommandID, Headers: h}
+}

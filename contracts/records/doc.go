@@ -1,0 +1,34 @@
+// Package records is cafe's command ledger in PostgreSQL: the schema, the
+// ledger's batched writes (package caller/ledger consumes the events and
+// calls Write) and the cashier's reads (GET /v1/commands/{id},
+// GET /v1/results).
+//
+// # Schema (migrations run by the ledger at start, Migrate)
+//
+//	cafe_commands  one row per command (its command id, the repeat key):
+//	               client, device, the app's id token, status, and once
+//	               done its result (the exact bytes the app gets over MQTT),
+//	               outcome, done_at and done_seq
+//	cafe_events    one row per event (its event id): the history
+//	cafe_done_seq  the sequence that orders results as they finished
+//
+// Tables go in the first schema of the connection's search_path, so a test
+// (or a second installation) can live in a schema of its own:
+// postgres://…/cafe?search_path=mine.
+//
+// # Idempotence and order
+//
+// Every event has an id (the broker's copies: kind and command id; the
+// explicit events: their cafe-event-id), and an event already written is
+// skipped, so a redelivered batch changes nothing. A command's status only
+// moves forward (queued → sent → done → delivered), whatever order its
+// events arrive in, and its first result is its result: a second result
+// for one command (a barista redelivered the command after publishing) is
+// kept in the history but does not replace the first.
+//
+// Results are numbered from cafe_done_seq when they are written. Each
+// batch that numbers results holds a transaction-level advisory lock, so
+// batches of several ledgers commit their numbers in order: a reader that
+// sees number n sees every number below it. That is what makes the
+// cursor of GET /v1/results skip nothing and repeat nothing.
+package records

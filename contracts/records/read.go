@@ -1,0 +1,132 @@
+package records
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// ErrNotFound is a command the app has no record of (never sent, or past
+// retention).
+var ErrNotFound = errors.New("no such command")
+
+// Step is one entry of a command's history.
+type Step struct {
+	Status  string    `json:"status"` // queued, sent, done, delivered, or dead (dead-lettered)
+	At      time.Time `json:"at"`
+	Outcome string    `json:"outcome,omitempty"`
+}
+
+// Command is what the ledger knows of one command.
+type Command struct {
+	CommandID  string
+	ClientID   string
+	DeviceID   string
+	MsgID      string
+	Status     Status
+	AcceptedAt time.Time
+	Outcome    string
+	Result     []byte // nil until done
+	DoneAt     time.Time
+	History    []Step
+}
+
+// Command returns the latest command of client with the app's id token
+// msgID, with its history.
+func (s *Store) Command(ctx context.Context, client, msgID string) (*Command, error) {
+	c := &Command{ClientID: client, MsgID: msgID}
+	var accepted, done *time.Time
+	var outcome *string
+	err := s.pool.QueryRow(ctx, `SELECT command_id, device_id, status, accepted_at, outcome, result, done_at
+		FROM cafe_commands WHERE client_id = $1 AND msg_id = $2
+		ORDER BY accepted_at DESC NULLS LAST, updated_at DESC LIMIT 1`, client, msgID).
+		Scan(&c.CommandID, &c.DeviceID, &c.Status, &accepted, &outcome, &c.Result, &done)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("ledger read: %w", err)
+	}
+	c.AcceptedAt, c.DoneAt, c.Outcome = deref(accepted), deref(done), derefS(outcome)
+	rows, err := s.pool.Query(ctx, `SELECT kind, at, coalesce(outcome, '') FROM cafe_events WHERE command_id = $1 ORDER BY at, array_position(ARRAY['accepted','sent','done','dead','delivered'], kind)`, c.CommandID)
+	if err != nil {
+		return nil, fmt.Errorf("ledger read: %w", err)
+	}
+	c.History, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (Step, error) {
+		var st Step
+		err := r.Scan(&st.Status, &st.At, &st.Outcome)
+		if st.Status == "accepted" {
+			st.Status = StatusQueued.String()
+		}
+		return st, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("ledger read: %w", err)
+	}
+	return c, nil
+}
+
+// Pending reports which of msgIDs client has a command for that is not done yet.
+func (s *Store) Pending(ctx context.Context, client string, msgIDs []string) ([]string, error) {
+	rows, err := s.pool.Query(ctx, `SELECT DISTINCT msg_id FROM cafe_commands
+		WHERE client_id = $1 AND msg_id = ANY($2) AND status < $3`, client, msgIDs, int16(StatusDone))
+	if err != nil {
+		return nil, fmt.Errorf("ledger read: %w", err)
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[string])
+}
+
+// Result is one finished command, as GET /v1/results lists it.
+type Result struct {
+	Seq       int64
+	CommandID string
+	DeviceID  string
+	MsgID     string
+	Outcome   string
+	DoneAt    time.Time
+	Body      []byte
+}
+
+// Results returns up to limit of client's results numbered after seq, in
+// the order they finished; after a time instead (seq 0 and since set), the
+// first results that finished at or after it.
+func (s *Store) Results(ctx context.Context, client string, seq int64, since time.Time, limit int) ([]Result, error) {
+	q := `SELECT done_seq, command_id, device_id, msg_id, outcome, done_at, result FROM cafe_commands
+		WHERE client_id = $1 AND done_seq > $2 ORDER BY done_seq LIMIT $3`
+	args := []any{client, seq, limit}
+	if seq == 0 && !since.IsZero() {
+		q = `SELECT done_seq, command_id, device_id, msg_id, outcome, done_at, result FROM cafe_commands
+			WHERE client_id = $1 AND done_seq IS NOT NULL AND done_at >= $2 ORDER BY done_seq LIMIT $3`
+		args = []any{client, since, limit}
+	}
+	rows, err := s.pool.Query(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("ledger read: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Result, error) {
+		var res Result
+		err := r.Scan(&res.Seq, &res.CommandID, &res.DeviceID, &res.MsgID, &res.Outcome, &res.DoneAt, &res.Body)
+		return res, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("ledger read: %w", err)
+	}
+	return out, nil
+}
+
+func deref(t *time.Time) time.Time {
+	if t == nil {
+		return time.Time{}
+	}
+	return *t
+}
+
+func derefS(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}

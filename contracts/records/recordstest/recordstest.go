@@ -1,0 +1,96 @@
+// Package recordstest gives each test a PostgreSQL schema of its own in
+// the test database, dropped when the test ends.
+package recordstest
+
+import (
+	"context"
+	"net"
+	"net/url"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"cafe/contracts/brokertest"
+	"cafe/contracts/records"
+)
+
+// BaseURL is the test database: CAFE_TEST_POSTGRES_URL, default the local
+// server's cafe_test database (created if missing).
+func BaseURL() string {
+	if u := os.Getenv("CAFE_TEST_POSTGRES_URL"); u != "" {
+		return u
+	}
+	return "postgres://127.0.0.1:5432/cafe_test?sslmode=disable"
+}
+
+// Schema creates a schema of the test's own and returns the URL of the
+// test database with it as search_path; the schema is dropped, with
+// everything in it, when the test ends.
+func Schema(t testing.TB) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	base := BaseURL()
+	if err := records.CreateDatabase(ctx, base); err != nil {
+		t.Fatalf("PostgreSQL is not reachable at %s (%v): run `bash deploy/postgres.sh` or set CAFE_TEST_POSTGRES_URL", base, err)
+	}
+	name := strings.ToLower(strings.NewReplacer("-", "_", ".", "_").Replace(brokertest.ID(t, "s")))
+	exec(t, base, "CREATE SCHEMA "+pgx.Identifier{name}.Sanitize())
+	t.Cleanup(func() { exec(t, base, "DROP SCHEMA "+pgx.Identifier{name}.Sanitize()+" CASCADE") })
+	u, _ := url.Parse(base)
+	q := u.Query()
+	q.Set("search_path", name)
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+// Via is rawURL with its host and port replaced by addr (a brokertest.Proxy's).
+func Via(rawURL, addr string) string {
+	u, _ := url.Parse(rawURL)
+	host, port, _ := net.SplitHostPort(addr)
+	u.Host = net.JoinHostPort(host, port)
+	return u.String()
+}
+
+// Target is the host:port of rawURL, for a proxy in front of it.
+func Target(rawURL string) string {
+	u, _ := url.Parse(rawURL)
+	return u.Host
+}
+
+// Exec runs sql on rawURL, failing the test on error.
+func Exec(t testing.TB, rawURL, sql string, args ...any) { t.Helper(); exec(t, rawURL, sql, args...) }
+
+func exec(t testing.TB, rawURL, sql string, args ...any) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, rawURL)
+	if err != nil {
+		t.Fatalf("connect to %s: %v", rawURL, err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, sql, args...); err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+}
+
+// Count runs a counting query on rawURL.
+func Count(t testing.TB, rawURL, sql string, args ...any) int {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, rawURL)
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	defer conn.Close(ctx)
+	var n int
+	if err := conn.QueryRow(ctx, sql, args...).Scan(&n); err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+	return n
+}
