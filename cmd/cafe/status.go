@@ -13,6 +13,7 @@ import (
 	"golang.org/x/term"
 
 	"cafe/cmd/internal/cli"
+	"cafe/cmd/internal/mgmt"
 	"cafe/cmd/internal/status"
 	"cafe/contracts"
 	"cafe/contracts/amqplink"
@@ -21,9 +22,9 @@ import (
 
 // The settings of cafe status.
 var (
-	SettingManagementURL  = cli.Setting("management-url", "CAFE_MANAGEMENT_URL")
-	SettingBaristaMetrics = cli.Setting("barista-metrics", "CAFE_BARISTA_METRICS")
-	SettingCallerMetrics  = cli.Setting("caller-metrics", "CAFE_CALLER_METRICS")
+	SettingManagementURL  = mgmt.Setting
+	SettingBaristaMetrics = status.SettingBaristaMetrics
+	SettingCallerMetrics  = status.SettingCallerMetrics
 )
 
 type statusSettings struct {
@@ -66,7 +67,7 @@ still shown; the exit status is then 1. --watch refreshes until Ctrl-C.`,
 	}
 	f := cli.On(cmd.Flags())
 	s.brokers.Register(f)
-	f.String(&s.management, SettingManagementURL, "http://127.0.0.1:15672", "RabbitMQ management API (rabbitmq_management); login: the URL's, else cafe-ops'")
+	f.String(&s.management, SettingManagementURL, mgmt.DefaultURL, "RabbitMQ management API (rabbitmq_management); login: the URL's, else cafe-ops'")
 	f.StringSlice(&s.baristas, SettingBaristaMetrics, nil, "the baristas' /metrics URLs (comma-separated), for breakers and the oldest command's age")
 	f.StringSlice(&s.caller, SettingCallerMetrics, nil, "the callers' /metrics URLs (comma-separated)")
 	cmd.Flags().StringVar(&s.devices, "devices", "", "count only devices whose id matches this pattern (lamp-*)")

@@ -192,6 +192,7 @@ func (s *upSettings) addBaristas(p *run.Pipeline, prom *prometheus.Registry, log
 		p.Baristas = []*run.Barista{bar}
 		return nil
 	}
+	s.scale.ManagementURL = s.console.API // one --management-url for the console and the supervisor
 	l, err := s.scale.Build(s.brokers, prom, log.With("role", "scale"))
 	if err != nil {
 		return err

@@ -1,6 +1,7 @@
 package console
 
 import (
+	"cafe/cmd/internal/mgmt"
 	"errors"
 	"fmt"
 	"time"
@@ -14,7 +15,7 @@ var (
 	SettingCertFile   = contracts.Setting{Flag: "console-cert-file", Env: "CAFE_CONSOLE_CERT_FILE"}
 	SettingKeyFile    = contracts.Setting{Flag: "console-key-file", Env: "CAFE_CONSOLE_KEY_FILE"}
 	SettingSessionTTL = contracts.Setting{Flag: "console-session-ttl", Env: "CAFE_CONSOLE_SESSION_TTL"}
-	SettingManagement = contracts.Setting{Flag: "management-url", Env: "CAFE_MANAGEMENT_URL"} // as cafe status
+	SettingManagement = mgmt.Setting // as cafe status and cafe scale
 )
 
 // Config says where the console listens and how long sessions last.

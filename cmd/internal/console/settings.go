@@ -1,6 +1,7 @@
 package console
 
 import (
+	"cafe/cmd/internal/mgmt"
 	"context"
 	"log/slog"
 	"net/url"
@@ -20,12 +21,12 @@ import (
 // Where a standalone console reads what RabbitMQ does not know.
 var (
 	SettingMetricsURL = contracts.Setting{Flag: "console-metrics-url", Env: "CAFE_CONSOLE_METRICS_URL"}
-	SettingBaristas   = contracts.Setting{Flag: "barista-metrics", Env: "CAFE_BARISTA_METRICS"}
-	SettingCallers    = contracts.Setting{Flag: "caller-metrics", Env: "CAFE_CALLER_METRICS"}
+	SettingBaristas   = status.SettingBaristaMetrics
+	SettingCallers    = status.SettingCallerMetrics
 )
 
 // DefaultManagementAPI is RabbitMQ's management API on this machine.
-const DefaultManagementAPI = "http://127.0.0.1:15672"
+const DefaultManagementAPI = mgmt.DefaultURL
 
 // Settings are the console's flags, shared by `cafe console` and `cafe up`.
 type Settings struct {

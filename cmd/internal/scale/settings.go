@@ -5,10 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/url"
 	"os"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -16,6 +14,7 @@ import (
 	"cafe/barista"
 	"cafe/caller"
 	"cafe/cmd/internal/cli"
+	"cafe/cmd/internal/mgmt"
 	"cafe/contracts"
 	"cafe/contracts/amqplink"
 	"cafe/contracts/identity"
@@ -31,12 +30,12 @@ var (
 	SettingInterval      = cli.Setting("interval", "CAFE_SCALE_INTERVAL")
 	SettingRole          = cli.Setting("role", "CAFE_SCALE_ROLE")
 	SettingBinary        = cli.Setting("worker-bin", "CAFE_SCALE_BINARY")
-	SettingManagementURL = cli.Setting("management-url", "CAFE_MANAGEMENT_URL")
+	SettingManagementURL = mgmt.Setting
 )
 
 // DefaultManagementURL is RabbitMQ's management API on this machine; with
 // no credentials in it, cafe-ops's are filled in from the auth key.
-const DefaultManagementURL = "http://127.0.0.1:15672/"
+const DefaultManagementURL = mgmt.DefaultURL
 
 // Settings are the supervisor's flags.
 type Settings struct {
@@ -45,8 +44,9 @@ type Settings struct {
 	Role, Binary, ManagementURL  string
 }
 
-// Register adds the flags; withRole false leaves out --role (cafe up
-// sizes baristas only).
+// Register adds the flags; withRole false leaves out --role and
+// --management-url (cafe up sizes baristas only, and its console's
+// --management-url is the one; it sets ManagementURL from it).
 func (s *Settings) Register(f cli.Flags, withRole bool) {
 	f.Int(&s.Min, SettingMin, 1, "fewest workers to keep running (0 or more)")
 	f.Int(&s.Max, SettingMax, 4, "most workers to run (at least --min, at least 1)")
@@ -54,9 +54,9 @@ func (s *Settings) Register(f cli.Flags, withRole bool) {
 	f.Duration(&s.Quiet, SettingQuiet, 30*time.Second, "scale down (one worker at a time) only after this long without a change or pressure")
 	f.Duration(&s.Interval, SettingInterval, 2*time.Second, "how often the queue is read")
 	f.String(&s.Binary, SettingBinary, "", "the worker binary (default: barista or caller next to this binary, else on $PATH)")
-	f.String(&s.ManagementURL, SettingManagementURL, DefaultManagementURL, "RabbitMQ management API, for unacked counts and rates (\"off\": ready counts over AMQP only)")
 	s.Role = RoleBarista
-	if withRole {
+	if withRole { // standalone cafe scale; in cafe up the console's --management-url is the one
+		f.String(&s.ManagementURL, SettingManagementURL, DefaultManagementURL, "RabbitMQ management API, for unacked counts and rates (\"off\": ready counts over AMQP only)")
 		f.String(&s.Role, SettingRole, RoleBarista, "which tier to size: barista (by the commands queue) or caller (by the results queue)")
 	}
 }
@@ -157,22 +157,13 @@ func (s Settings) source(brokers cli.Brokers, link *amqplink.Link, log *slog.Log
 	if s.ManagementURL == "off" {
 		return src, nil
 	}
-	m, err := NewManagement(cli.WithRole(s.ManagementURL, DefaultManagementURL, identity.Ops), vhostOf(brokers.AMQPURL))
+	m, err := NewManagement(cli.WithRole(s.ManagementURL, DefaultManagementURL, identity.Ops), mgmt.VHostOf(brokers.AMQPURL))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", SettingManagementURL, err)
 	}
 	src.Management = m
 	src.OnFallback = onceLogger(log)
 	return src, nil
-}
-
-// vhostOf is the vhost of an AMQP URL ("/" by default).
-func vhostOf(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil || u.Path == "" || u.Path == "/" {
-		return "/"
-	}
-	return strings.TrimPrefix(u.Path, "/")
 }
 
 // onceLogger warns about the management API's first failure, and again

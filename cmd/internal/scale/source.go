@@ -2,15 +2,9 @@ package scale
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
-	"fmt"
-	"io"
-	"net/http"
-	"net/url"
-	"strings"
 	"time"
 
+	"cafe/cmd/internal/mgmt"
 	"cafe/contracts/amqplink"
 )
 
@@ -69,73 +63,29 @@ func (q *QueueSource) estimate(ready int, now time.Time) Observation {
 	return o
 }
 
-// Management is a client of RabbitMQ's management HTTP API (plugin
-// rabbitmq_management). No Go client of it is served by this project's
-// module proxy, and cafe needs one read-only call, so it is this.
-type Management struct {
-	Base   *url.URL // http://user:password@host:15672/
-	VHost  string
-	Client *http.Client
-}
+// Management reads the queue's figures from RabbitMQ's management API
+// (cmd/internal/mgmt, the client cafe status reads it with too).
+type Management struct{ *mgmt.Client }
 
-// NewManagement parses raw (credentials in its user info).
+// NewManagement parses raw (credentials in its user info) for vhost.
 func NewManagement(raw, vhost string) (*Management, error) {
-	u, err := url.Parse(raw)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("management URL %q: want http://user:password@host:15672/", raw)
+	c, err := mgmt.New(raw, vhost, "", "")
+	if err != nil {
+		return nil, err
 	}
-	if vhost == "" {
-		vhost = "/"
-	}
-	return &Management{Base: u, VHost: vhost, Client: &http.Client{Timeout: 5 * time.Second}}, nil
-}
-
-// queueInfo is the part of GET /api/queues/{vhost}/{name} cafe reads.
-type queueInfo struct {
-	Ready        int `json:"messages_ready"`
-	Unacked      int `json:"messages_unacknowledged"`
-	MessageStats struct {
-		Publish struct {
-			Rate float64 `json:"rate"`
-		} `json:"publish_details"`
-		Ack struct {
-			Rate float64 `json:"rate"`
-		} `json:"ack_details"`
-	} `json:"message_stats"`
+	return &Management{c}, nil
 }
 
 // ErrUnauthorized: the management API refused the login.
-var ErrUnauthorized = errors.New("management API refused the login (the user needs the monitoring tag: `cafe setup` gives it to cafe-ops, or rabbitmqctl set_user_tags cafe-ops monitoring)")
+var ErrUnauthorized = mgmt.ErrRefused
 
 // Observe reads queue's figures.
 func (m *Management) Observe(ctx context.Context, queue string) (Observation, error) {
-	base := *m.Base
-	base.User = nil
-	u := strings.TrimRight(base.String(), "/") + "/api/queues/" + url.PathEscape(m.VHost) + "/" + url.PathEscape(queue)
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	q, err := m.Queue(ctx, queue)
 	if err != nil {
 		return Observation{}, err
 	}
-	if m.Base.User != nil {
-		pw, _ := m.Base.User.Password()
-		req.SetBasicAuth(m.Base.User.Username(), pw)
-	}
-	resp, err := m.Client.Do(req)
-	if err != nil {
-		return Observation{}, fmt.Errorf("management API: %w", err)
-	}
-	defer resp.Body.Close()
-	switch {
-	case resp.StatusCode == http.StatusUnauthorized:
-		return Observation{}, ErrUnauthorized
-	case resp.StatusCode != http.StatusOK:
-		return Observation{}, fmt.Errorf("management API: %s for queue %s", resp.Status, queue)
-	}
-	var qi queueInfo
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&qi); err != nil {
-		return Observation{}, fmt.Errorf("management API: queue %s: %w", queue, err)
-	}
-	o := Observation{Ready: qi.Ready, Unacked: qi.Unacked, RateIn: qi.MessageStats.Publish.Rate, RateOut: qi.MessageStats.Ack.Rate, RatesKnown: true}
+	o := Observation{Ready: q.Ready, Unacked: q.Unacked, RateIn: q.RateIn(), RateOut: q.RateOut(), RatesKnown: true}
 	if o.RateIn > 0 && o.Ready > 0 {
 		o.OldestAge = time.Duration(float64(o.Ready) / o.RateIn * float64(time.Second))
 	}

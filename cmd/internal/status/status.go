@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"cafe/cmd/internal/mgmt"
 	"cafe/contracts"
 	"cafe/contracts/mqttlink"
 )
@@ -84,6 +85,13 @@ type Error struct {
 	Err    string `json:"error"`
 }
 
+// Where the workers' metrics are: breakers open and the oldest command's
+// age come from the baristas, not from RabbitMQ.
+var (
+	SettingBaristaMetrics = contracts.Setting{Flag: "barista-metrics", Env: "CAFE_BARISTA_METRICS"}
+	SettingCallerMetrics  = contracts.Setting{Flag: "caller-metrics", Env: "CAFE_CALLER_METRICS"}
+)
+
 // Config says where each source is.
 type Config struct {
 	Topology      contracts.Topology
@@ -104,10 +112,12 @@ type Config struct {
 // the dead queue changed), so `cafe status --watch` and a console reuse
 // one Gatherer.
 type Gatherer struct {
-	cfg    Config
-	log    *slog.Logger
-	client *http.Client // its own, so Close can close its connections
-	dead   deadCache
+	cfg     Config
+	log     *slog.Logger
+	client  *http.Client // its own, so Close can close its connections
+	mgmt    *mgmt.Client // nil when ManagementURL is unusable (mgmtErr says why)
+	mgmtErr error
+	dead    deadCache
 }
 
 // New returns a Gatherer for cfg.
@@ -115,11 +125,18 @@ func New(cfg Config, log *slog.Logger) *Gatherer {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 5 * time.Second
 	}
-	return &Gatherer{cfg: cfg, log: log, client: &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}}
+	g := &Gatherer{cfg: cfg, log: log, client: &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}}
+	g.mgmt, g.mgmtErr = mgmt.New(cfg.ManagementURL, mgmt.VHostOf(cfg.AMQPURL), cfg.User, cfg.Password)
+	return g
 }
 
 // Close closes the connections a Gatherer keeps open between calls.
-func (g *Gatherer) Close() { g.client.CloseIdleConnections() }
+func (g *Gatherer) Close() {
+	g.client.CloseIdleConnections()
+	if g.mgmt != nil {
+		g.mgmt.Close()
+	}
+}
 
 // Gather reads every source, in parallel, each within the timeout.
 func (g *Gatherer) Gather(ctx context.Context) Snapshot {
