@@ -29,6 +29,7 @@ func printStatus(w io.Writer, s status.Snapshot) error {
 	fmt.Fprintf(tw, "breakers\t%s\n", breakersLine(s.Breakers))
 	fmt.Fprintf(tw, "dead letters\t%s\n", deadLine(s.Dead))
 	fmt.Fprintf(tw, "oldest waiting\t%s\n", oldestLine(s.Oldest))
+	fmt.Fprintf(tw, "ledger\t%s\n", ledgerLine(s.Ledger))
 	if err := tw.Flush(); err != nil {
 		return err
 	}
@@ -93,4 +94,11 @@ func oldestLine(o *status.Oldest) string {
 		return o.Source
 	}
 	return fmt.Sprintf("%v (%s)", o.Age, o.Source)
+}
+
+func ledgerLine(l *status.Ledger) string {
+	if l == nil {
+		return "?"
+	}
+	return fmt.Sprintf("%d events waiting, %d ledgers, lag %v (%s)", l.Waiting, l.Ledgers, l.Lag, l.Source)
 }

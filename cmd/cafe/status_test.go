@@ -41,11 +41,11 @@ func TestStatusJSONAndText(t *testing.T) {
 	t.Setenv("CAFE_MQTT_URL", brokertest.MQTTURLAs(identity.Ops))
 	out, err := runStatus(t, "--amqp-prefix", top.Prefix, "--json", "--devices", "none-such-*")
 	var s status.Snapshot
-	if err != nil || json.Unmarshal([]byte(out), &s) != nil || len(s.Queues) != 4 || s.Dead == nil || s.Dead.Total != 0 || s.Devices == nil {
+	if err != nil || json.Unmarshal([]byte(out), &s) != nil || len(s.Queues) != len(top.Queues()) || s.Dead == nil || s.Dead.Total != 0 || s.Devices == nil || s.Ledger == nil || s.Ledger.Waiting != 0 {
 		t.Fatalf("status --json (%v):\n%s", err, out)
 	}
 	out, err = runStatus(t, "--amqp-prefix", top.Prefix)
-	for _, want := range []string{top.CommandsQueue(), "baristas", "devices", "dead letters    0", "oldest waiting  0s (nothing waiting)"} {
+	for _, want := range []string{top.CommandsQueue(), "baristas", "devices", "dead letters    0", "oldest waiting  0s (nothing waiting)", "ledger          0 events waiting, 0 ledgers"} {
 		if err != nil || !strings.Contains(out, want) {
 			t.Fatalf("status lacks %q (%v):\n%s", want, err, out)
 		}

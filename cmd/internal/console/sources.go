@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"cafe/cmd/internal/deadletter"
+	"cafe/cmd/internal/status"
 )
 
 // Queue is one queue as the pipeline page shows it.
@@ -44,6 +45,7 @@ type PipelineView struct {
 	DeadBy    map[string]int `json:"dead_by_reason,omitempty"` // nil: not reported by this source
 	Commands  float64        `json:"commands_per_s"`           // commands accepted per second
 	P99Millis float64        `json:"p99_ms"`                   // end-to-end p99 over the last interval (0: unknown)
+	Ledger    *status.Ledger `json:"ledger,omitempty"`         // how far the command ledger is behind
 	Sources   []SourceState  `json:"sources"`
 }
 

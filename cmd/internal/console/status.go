@@ -59,6 +59,7 @@ func (s *Status) view(snap status.Snapshot) PipelineView {
 	if snap.Dead != nil {
 		v.DeadBy = snap.Dead.ByReason
 	}
+	v.Ledger = snap.Ledger
 	if s.lat != nil {
 		v.P99Millis = s.lat.P99Millis()
 	}

@@ -55,8 +55,11 @@ type Client struct {
 // "/"); user and password are the login when raw has none.
 func New(raw, vhost, user, password string) (*Client, error) {
 	u, err := url.Parse(raw)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("%s %q: want http://[user:password@]host:15672/", Setting, raw)
+	if err != nil {
+		return nil, fmt.Errorf("management URL (%s) is not a URL: want http://[user:password@]host:15672/", Setting)
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("management URL %s (%s): want http://[user:password@]host:15672/", u.Redacted(), Setting)
 	}
 	if u.User != nil {
 		user = u.User.Username()

@@ -3,6 +3,7 @@ package scale_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -110,7 +111,7 @@ func TestManagementReadsTheRealQueue(t *testing.T) {
 		t.Errorf("observation %+v: want rates known, nothing unacked", o)
 	}
 	bad, _ := scale.NewManagement("http://nobody:wrong@127.0.0.1:15672/", "/")
-	if _, err := bad.Observe(context.Background(), top.CommandsQueue()); err != scale.ErrUnauthorized {
+	if _, err := bad.Observe(context.Background(), top.CommandsQueue()); !errors.Is(err, scale.ErrUnauthorized) {
 		t.Errorf("wrong password: error %v, want ErrUnauthorized", err)
 	}
 }

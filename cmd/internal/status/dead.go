@@ -124,6 +124,27 @@ func oldest(s Snapshot, commands string) *Oldest {
 	return &Oldest{Source: "unknown: nothing is taking commands (no barista metrics given, rate out 0)"}
 }
 
+// ledgerLag is the ledger's lag, from the events queue alone: what waits
+// there ÷ how fast the ledgers take it. (Each ledger also exports the
+// measured lag, cafe_ledger_lag_seconds: event to commit.)
+func ledgerLag(s Snapshot, events string) *Ledger {
+	q, ok := s.Queue(events)
+	if !ok {
+		return nil
+	}
+	l := &Ledger{Waiting: q.Ready + q.Unacked, Ledgers: q.Consumers, Source: "nothing waiting"}
+	switch {
+	case l.Waiting == 0:
+	case q.RateOut > 0:
+		l.Seconds = float64(l.Waiting) / q.RateOut
+		l.Lag = time.Duration(l.Seconds * float64(time.Second)).Round(time.Millisecond)
+		l.Source = "estimate: events waiting ÷ rate out"
+	default:
+		l.Source = "unknown: no ledger is taking events (start one: ledger, or cafe up)"
+	}
+	return l
+}
+
 func age(seconds float64, source string) *Oldest {
 	return &Oldest{Known: true, Age: time.Duration(seconds * float64(time.Second)).Round(time.Millisecond), Seconds: seconds, Source: source}
 }

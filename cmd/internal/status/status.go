@@ -25,6 +25,7 @@ type Snapshot struct {
 	Breakers *Count    `json:"breakers_open,omitempty"`
 	Dead     *Dead     `json:"dead_letters,omitempty"`
 	Oldest   *Oldest   `json:"oldest_waiting,omitempty"`
+	Ledger   *Ledger   `json:"ledger,omitempty"`
 	Errors   []Error   `json:"errors,omitempty"`
 
 	wait *float64 // the longest cafe_barista_queue_wait_seconds, if any barista answered
@@ -76,6 +77,17 @@ type Oldest struct {
 	Known   bool          `json:"known"`
 	Age     time.Duration `json:"age_ns"`
 	Seconds float64       `json:"age_seconds"`
+	Source  string        `json:"source"`
+}
+
+// Ledger is how far the command ledger is behind: the events waiting in
+// its queue (copies of what happened to each command, not yet written to
+// PostgreSQL), the ledgers taking them, and the lag that makes.
+type Ledger struct {
+	Waiting int           `json:"events_waiting"` // ready + unacked in {prefix}.events
+	Ledgers int           `json:"ledgers"`        // consumers of the events queue
+	Lag     time.Duration `json:"lag_ns"`         // estimate: waiting ÷ rate out (0: nothing waits)
+	Seconds float64       `json:"lag_seconds"`
 	Source  string        `json:"source"`
 }
 
@@ -170,6 +182,7 @@ func (g *Gatherer) Gather(ctx context.Context) Snapshot {
 		s.Errors = append(s.Errors, Error{Source: "dead letters", Err: err.Error()})
 	}
 	s.Oldest = oldest(s, g.cfg.Topology.CommandsQueue())
+	s.Ledger = ledgerLag(s, g.cfg.Topology.EventsQueue())
 	return s
 }
 

@@ -53,6 +53,8 @@ function onPipeline(v) {
   $("#now-rate").textContent = stale ? "" : `now ${fmt(v.commands_per_s)} commands/s, p99 ${fmt(v.p99_ms)} ms`;
   list("#workers", stale ? [] : (v.workers || []).map((w) => `${w.role}: ${w.consumers} consuming` + (w.endpoints ? `, ${w.endpoints_up} of ${w.endpoints} metrics endpoints answer` : "")), "unknown while RabbitMQ is unreachable");
   $("#breakers").replaceChildren(el("li", v.breakers_open === undefined ? "unknown (no barista metrics)" : `${v.breakers_open} open`));
+  const l = v.ledger;
+  list("#ledger", stale || !l ? [] : [`${l.events_waiting} events waiting, ${l.ledgers} ledgers, lag ${fmt(l.lag_seconds)} s (${l.source})`], "unknown while RabbitMQ is unreachable");
   list("#deadby", Object.entries(v.dead_by_reason || {}).map(([k, n]) => `${k}: ${n}`), "none");
   drawChart();
 }
