@@ -158,14 +158,12 @@ func TestPostgresAwayLosesNoEvent(t *testing.T) {
 	proxy := brokertest.NewProxy(t, recordstest.Target(r.db))
 	r.startLedger(recordstest.Via(r.db, proxy.Addr()))
 	const n = 300
-	var metas []contracts.CommandMeta
 	for i := range n {
 		if i == n/3 {
 			proxy.Cut()
 		}
 		m := r.command(fmt.Sprint(i + 1))
 		r.result(m, fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"result":%d}`, i+1, i))
-		metas = append(metas, m)
 	}
 	time.Sleep(500 * time.Millisecond) // the ledger tries, and fails, a few times
 	if got := recordstest.Count(t, r.db, "SELECT count(*) FROM cafe_commands WHERE result IS NOT NULL"); got >= n {

@@ -299,7 +299,7 @@ func (r *Registry) addOperators(entries []operatorEntry) []error {
 
 func (e operatorEntry) operator() (*Operator, error) {
 	if !contracts.ValidClientID(e.ID) {
-		return nil, fmt.Errorf("id %q: want 1 to %d characters from A-Z a-z 0-9 _ : - and .", contracts.Clip(e.ID), contracts.MaxClientIDLen)
+		return nil, fmt.Errorf("id %q: want 1 to %d characters from A-Z a-z 0-9 _ : - and dot", contracts.Clip(e.ID), contracts.MaxClientIDLen)
 	}
 	hash, err := sha256Hex(e.TokenSHA256)
 	if err != nil {
