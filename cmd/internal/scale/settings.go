@@ -196,7 +196,16 @@ func (l *Launch) Run(ctx context.Context) error {
 func (l *Launch) check(ctx context.Context) error {
 	cctx, cancel := context.WithTimeout(ctx, l.CheckTimeout)
 	defer cancel()
-	if _, err := l.Supervisor.src.Observe(cctx); err != nil {
+	// Over AMQP, whatever the management API says: the workers need
+	// RabbitMQ itself, and the management API may answer (with a queue
+	// an earlier run declared) while the AMQP URL given is wrong.
+	var err error
+	if q, ok := l.Supervisor.src.(*QueueSource); ok {
+		_, err = q.Link.Inspect(cctx, q.Queue)
+	} else {
+		_, err = l.Supervisor.src.Observe(cctx)
+	}
+	if err != nil {
 		if cause := l.Link.LastError(); cause != nil && errors.Is(err, context.DeadlineExceeded) {
 			err = cause
 		}
