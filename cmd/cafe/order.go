@@ -225,7 +225,7 @@ func (o *orderOptions) record(ctx context.Context) (commandRecord, int, error) {
 		return rec, 0, err
 	}
 	req.Header.Set("Authorization", "Bearer "+o.token)
-	res, err := http.DefaultClient.Do(req)
+	res, err := o.httpClient().Do(req) // the client that trusts --ca-file, as for the submit
 	if err != nil {
 		return rec, 0, fmt.Errorf("cannot reach the cashier at %s: %w", o.url, err)
 	}

@@ -46,3 +46,12 @@ func localCA() string {
 	}
 	return f
 }
+
+// httpClient is the HTTP client every request to the cashier goes through:
+// the one that trusts --ca-file once the flags are read.
+func (o *orderOptions) httpClient() *http.Client {
+	if o.http == nil {
+		return http.DefaultClient
+	}
+	return o.http
+}

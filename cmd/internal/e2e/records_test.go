@@ -98,8 +98,9 @@ func (a *app) postWithLocation(t testing.TB, device, body string) (int, []byte, 
 }
 
 // A barista killed while it holds a command: the ledger's history shows
-// the command queued, sent twice (once by each barista), done once, and
-// delivered, with the one result the app got. The roles log in as
+// the command queued, sent (by the second barista, and by the killed one
+// when its fire-and-forget "sent" event left before the kill), done once
+// and delivered, with the one result the app got. The roles log in as
 // cafe-admin here, so that the "sent" and "delivered" events are allowed
 // whether or not this broker's grants were updated for the events exchange.
 func TestKilledBaristaLeavesOneFinalResultInTheLedger(t *testing.T) {
@@ -131,8 +132,9 @@ func TestKilledBaristaLeavesOneFinalResultInTheLedger(t *testing.T) {
 	for _, h := range rec.History {
 		steps = append(steps, h.Status)
 	}
-	if want := "[queued sent sent done delivered]"; fmt.Sprint(steps) != want || string(rec.Result) != string(pushed.raw) {
-		t.Fatalf("history %v, want %s; result %s, pushed %s", steps, want, rec.Result, pushed.raw)
+	got := fmt.Sprint(steps)
+	if (got != "[queued sent sent done delivered]" && got != "[queued sent done delivered]") || string(rec.Result) != string(pushed.raw) {
+		t.Fatalf("history %v, want queued, sent (once or twice), done, delivered; result %s, pushed %s", steps, rec.Result, pushed.raw)
 	}
 }
 
