@@ -115,7 +115,7 @@ func TestReplayCountGrows(t *testing.T) {
 	}
 }
 
-// TestReplayRate: at 20/s the copies are confirmed about 50 ms apart.
+// TestReplayRate: at 20/s six copies take at least five intervals of 50 ms.
 func TestReplayRate(t *testing.T) {
 	top := brokertest.Topology(t)
 	deadLetters(t, top, lamp(1), lamp(1), lamp(1), lamp(1), lamp(1), lamp(1))
@@ -127,11 +127,8 @@ func TestReplayRate(t *testing.T) {
 	if err != nil || rep.Done != 6 {
 		t.Fatalf("%+v %v", rep, err)
 	}
-	for i := 1; i < len(at); i++ {
-		if gap := at[i].Sub(at[i-1]); gap < 40*time.Millisecond {
-			t.Errorf("copies %d and %d %v apart, want at least ~50ms at 20/s", i-1, i, gap)
-		}
-	}
+	// Confirms come back at the broker's pace, so two may arrive closer
+	// than the limiter sent them; the span of six is what the rate fixes.
 	if total := at[len(at)-1].Sub(at[0]); total < 230*time.Millisecond {
 		t.Errorf("6 copies at 20/s in %v, want at least 250ms", total)
 	}

@@ -248,8 +248,16 @@ func TestScalesUpOnBacklogDownAfterQuietAndLosesNothing(t *testing.T) {
 	if lo < p.Min || hi > p.Max {
 		t.Errorf("running went from %d to %d, want within %d..%d (sequence %v)", lo, hi, p.Min, p.Max, seq)
 	}
-	if i := slices.Index(seq, 3); i < 0 || !slices.Equal(seq[i:], []int{3, 2, 1}) {
-		t.Errorf("running went %v, want up to 3 then down one at a time", seq)
+	// The trickle may bring one back up on a loaded machine; what must
+	// hold is that every step down is one barista, and the last 3 goes
+	// down to 1 one at a time.
+	for i := 1; i < len(seq); i++ {
+		if seq[i] < seq[i-1]-1 {
+			t.Errorf("running went %v: %d to %d at once, want down one at a time", seq, seq[i-1], seq[i])
+		}
+	}
+	if !slices.Contains(seq, 3) || seq[len(seq)-1] != 1 {
+		t.Errorf("running went %v, want up to 3 and back to 1", seq)
 	}
 	got, errs := map[string]int{}, 0
 	brokertest.Eventually(t, 30*time.Second, "results missing", func() bool {
