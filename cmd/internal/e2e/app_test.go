@@ -37,6 +37,7 @@ type app struct {
 	base   string // the cashier's base URL
 	client client
 	http   *http.Client
+	stop   func() // ends its MQTT connection
 
 	mu      sync.Mutex
 	results []result
@@ -48,8 +49,20 @@ func newApp(t testing.TB, base string, c client) *app {
 	t.Helper()
 	a := &app{base: base, client: c, http: &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{TLSClientConfig: localTLS()}}}
 	t.Cleanup(a.http.CloseIdleConnections)
-	subscribeResults(t, a.session(t), true, a.onResult)
+	a.stop = subscribeResults(t, a.session(t), true, a.onResult)
 	return a
+}
+
+// aside takes the app's MQTT connection down while fn runs and brings it
+// back afterwards: the broker holds one connection per client id, so
+// another client logging in as this app (cafe order) and the app's own
+// link would take the connection from each other, and one would miss
+// its results.
+func (a *app) aside(t testing.TB, fn func()) {
+	t.Helper()
+	a.stop()
+	fn()
+	a.stop = subscribeResults(t, a.session(t), true, a.onResult)
 }
 
 func (a *app) onResult(_ string, payload []byte) {

@@ -54,7 +54,9 @@ func TestPipelineOverTLS(t *testing.T) {
 		t.Fatalf("result %s, want the echo of [\"tls\"]", r.raw)
 	}
 
-	t.Run("cafe order trusts the CA it is given", func(t *testing.T) { orderOverTLS(t, p, devices) })
+	app.aside(t, func() { // cafe order logs in as the same app
+		t.Run("cafe order trusts the CA it is given", func(t *testing.T) { orderOverTLS(t, p, devices) })
+	})
 	t.Run("barista with the wrong CA", func(t *testing.T) { wrongCABarista(t, p, devices, app) })
 }
 
