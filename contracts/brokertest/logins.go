@@ -74,6 +74,22 @@ func DeleteLoginsAtEnd(t testing.TB, ids ...string) {
 	})
 }
 
+// LoginExists asks the plugin (as cafe-admin) whether a login named id
+// exists. Its answer comes after everything the broker took before it, so a
+// test need not sleep to know whether an earlier $CONTROL command took.
+func LoginExists(t testing.TB, id string) bool {
+	t.Helper()
+	err := dynsecDo(dynsec.Command{"command": "getClient", "username": id})
+	switch {
+	case err == nil:
+		return true
+	case strings.Contains(err.Error(), "Client not found"):
+		return false
+	}
+	t.Fatalf("ask the plugin for the login %s (as cafe-admin): %v", id, err)
+	return false
+}
+
 func login(t testing.TB, id, kind string) string {
 	t.Helper()
 	var b [24]byte
