@@ -104,14 +104,21 @@ func TestTierPipeline(t *testing.T) {
 	}
 }
 
-// TestTierEdgeKilled: edge-2 is killed (SIGKILL) while commands flow to
-// devices on both edges, and started again 2 s later. Every accepted
+// TestTierEdgeKilled: edge-2 is killed (SIGKILL, a crash) or stopped
+// (SIGTERM) while commands flow to devices on both edges, and started
+// again 2 s later. Every accepted
 // command still ends as a result by its id: the device's reply, or a
 // pipeline error (device timeout for a command edge-2 took down with it or
 // sent to a device the core still thought online, device offline once the
 // core knew better); none is lost, and edge-2's devices answer again once
 // they are back.
 func TestTierEdgeKilled(t *testing.T) {
+	for _, sig := range []syscall.Signal{syscall.SIGKILL, syscall.SIGTERM} {
+		t.Run(sig.String(), func(t *testing.T) { edgeDown(t, sig) })
+	}
+}
+
+func edgeDown(t *testing.T, sig syscall.Signal) {
 	s := newTierScene(t, 4)
 	devices := append(append([]string{}, s.fleets[0].ids...), s.fleets[1].ids...)
 	var (
@@ -139,9 +146,10 @@ func TestTierEdgeKilled(t *testing.T) {
 		}
 	}()
 	time.Sleep(1500 * time.Millisecond)
-	s.tr.Kill("edge-2", syscall.SIGKILL)
+	s.tr.Kill("edge-2", sig)
 	time.Sleep(2 * time.Second)
 	s.tr.Start("edge-2")
+	restarted := time.Now()
 	s.tr.WaitBridges()
 	if s.fleets[1].exited() {
 		t.Fatal("edge-2's devicesim exited with its broker; it should reconnect")
@@ -155,7 +163,7 @@ func TestTierEdgeKilled(t *testing.T) {
 		r := s.app.wait(t, id, resultWait)
 		counts[outcome(r)]++
 	}
-	t.Logf("edge-2 killed and restarted: %d accepted, outcomes %v", len(accepted), counts)
+	t.Logf("edge-2 %v and restarted: %d accepted, outcomes %v", sig, len(accepted), counts)
 	for o := range counts {
 		if o != "ok" && o != fmt.Sprint(contracts.CodeDeviceTimeout) && o != fmt.Sprint(contracts.CodeDeviceOffline) && o != fmt.Sprint(contracts.CodeDeviceUnreachable) {
 			t.Errorf("outcome %s: want a reply, or a device timeout, offline or unreachable error", o)
@@ -173,6 +181,7 @@ func TestTierEdgeKilled(t *testing.T) {
 			return outcome(r) == "ok"
 		})
 	}
+	t.Logf("every device of edge-2 answered again %v after it was started again", time.Since(restarted).Round(100*time.Millisecond))
 }
 
 // outcome is "ok" for a result, else the error's code.

@@ -176,7 +176,7 @@ func idleDevice(addr, id string) (net.Conn, error) {
 	var p []byte
 	p = append(p, str("MQTT")...)
 	p = append(p, 4, 0x80|0x40|0x20|0x08|0x04|0x02) // user, password, will retained QoS 1, clean
-	p = binary.BigEndian.AppendUint16(p, 600)      // keep-alive: idle for the whole test
+	p = binary.BigEndian.AppendUint16(p, 600)       // keep-alive: idle for the whole test
 	for _, s := range []string{id, presence, `{"online":false}`, id, brokertest.Key().DeviceSecret(id, 1)} {
 		p = append(p, str(s)...)
 	}
