@@ -181,7 +181,7 @@ func edgeDown(t *testing.T, sig syscall.Signal) {
 			return outcome(r) == "ok"
 		})
 	}
-	t.Logf("every device of edge-2 answered again %v after it was started again", time.Since(restarted).Round(100*time.Millisecond))
+	t.Logf("edge-2 %v: every device of edge-2 answered again %v after it was started again", sig, time.Since(restarted).Round(100*time.Millisecond))
 }
 
 // outcome is "ok" for a result, else the error's code.
