@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/user"
 
 	"github.com/spf13/cobra"
 
@@ -96,13 +95,9 @@ func (s *tierSettings) conf(out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	files := tier.Files{Dynsec: dynsec, BridgePassword: key.ServicePassword(identity.Bridge), UID: -1, GID: -1}
-	if os.Geteuid() == 0 { // Mosquitto started as root runs as its own user, who must own its files
-		if _, err := user.Lookup(s.mosquittoUser); err == nil {
-			if files.UID, files.GID, err = owner(s.mosquittoUser); err != nil {
-				return err
-			}
-		}
+	files := tier.Files{Dynsec: dynsec, BridgePassword: key.ServicePassword(identity.Bridge)}
+	if err := files.RunAs(s.mosquittoUser); err != nil {
+		return err
 	}
 	if err := tier.Write(s.plan, files); err != nil {
 		return err

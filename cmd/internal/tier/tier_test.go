@@ -104,10 +104,16 @@ func (s *scene) replyAndPresenceGoUp(t *testing.T) {
 	if n := len(otherEdge.messages(reply)) + len(otherEdge.messages(presence)); n != 0 {
 		t.Errorf("edge-1 saw %d of edge-2's replies and presence, want none (up is one way)", n)
 	}
-	late := listen(t, tiertest.As(core, identity.Barista), brokertest.ID(t, "cafe-barista"), presence)
-	late.waitFor(t, presence, 1)
-	if m := late.messages(presence)[0]; !m.Retained() || string(m.Payload()) != `{"online":true}` {
-		t.Errorf("a new subscriber on the core got presence %q retained=%v, want the device's retained {\"online\":true}", m.Payload(), m.Retained())
+	retainedOn(t, core, presence, `{"online":true}`)
+}
+
+// retainedOn checks that a new subscriber to topic on b gets want, retained.
+func retainedOn(t *testing.T, b tier.Broker, topic, want string) {
+	t.Helper()
+	late := listen(t, tiertest.As(b, identity.Barista), brokertest.ID(t, "cafe-barista"), topic)
+	late.waitFor(t, topic, 1)
+	if m := late.messages(topic)[0]; !m.Retained() || string(m.Payload()) != want {
+		t.Errorf("a new subscriber on %s got %s %q (retained %v), want %s retained", b.Name, topic, m.Payload(), m.Retained(), want)
 	}
 }
 
@@ -125,11 +131,7 @@ func (s *scene) willGoesUp(t *testing.T) {
 	if got := barista.messages(presence); string(got[1].Payload()) != `{"online":false}` {
 		t.Fatalf("the core's presence after the device vanished: %q, want its will", got[1].Payload())
 	}
-	late := listen(t, tiertest.As(core, identity.Barista), brokertest.ID(t, "cafe-barista"), presence)
-	late.waitFor(t, presence, 1)
-	if m := late.messages(presence)[0]; !m.Retained() || string(m.Payload()) != `{"online":false}` {
-		t.Errorf("retained presence on the core: %q, want {\"online\":false}", m.Payload())
-	}
+	retainedOn(t, core, presence, `{"online":false}`)
 }
 
 func (s *scene) resultGoesDown(t *testing.T) {

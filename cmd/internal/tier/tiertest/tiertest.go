@@ -14,7 +14,6 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -63,12 +62,9 @@ func Start(t testing.TB, edges int, registryYAML string) *Tier {
 	if err != nil {
 		t.Fatal(err)
 	}
-	files := tier.Files{Dynsec: dynsec, BridgePassword: key.ServicePassword(identity.Bridge), UID: -1, GID: -1}
-	if os.Geteuid() == 0 {
-		if u, err := user.Lookup("mosquitto"); err == nil {
-			files.UID, _ = strconv.Atoi(u.Uid)
-			files.GID, _ = strconv.Atoi(u.Gid)
-		}
+	files := tier.Files{Dynsec: dynsec, BridgePassword: key.ServicePassword(identity.Bridge)}
+	if err := files.RunAs("mosquitto"); err != nil {
+		t.Fatal(err)
 	}
 	core, first := sparePorts(t, edges)
 	tr.Plan = tier.Plan{Dir: filepath.Join(dir, "tier"), Host: "127.0.0.1", CorePort: core, FirstEdgePort: first, Edges: edges}
