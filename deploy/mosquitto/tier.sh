@@ -141,16 +141,22 @@ up() {
 }
 
 down() {
-	local name url dir pid
+	local name url dir pid stopping=()
 	stop_reconciler
+	# SIGTERM to every broker at once (each takes a second or two to save
+	# and close), then wait for each.
 	while read -r name url dir; do
 		[[ -n $name ]] || continue
 		pid="$(pid_of "$dir")"
 		[[ -n $pid ]] || continue
 		kill -TERM "$pid" 2>/dev/null || true
+		stopping+=("$name $url $pid")
+	done <<<"$(tier_brokers)"
+	for name in "${stopping[@]}"; do
+		read -r name url pid <<<"$name"
 		wait_until 15 exited "$pid" || die "$name (pid $pid) did not exit within 15s of SIGTERM" "kill it: kill -KILL $pid"
 		say "$name stopped (was pid $pid on $url)"
-	done <<<"$(tier_brokers)"
+	done
 }
 
 status() {

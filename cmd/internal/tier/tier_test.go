@@ -50,6 +50,7 @@ func newScene(t *testing.T) *scene {
 // TestTier checks the bridges of a core and two edges: what goes down,
 // what comes up, each exactly once, and who may do what on an edge.
 func TestTier(t *testing.T) {
+	t.Parallel()
 	s := newScene(t)
 	t.Run("command on the core reaches a device on edge-2 at QoS 1, once", s.commandGoesDown)
 	t.Run("reply and retained presence reach the core, once", s.replyAndPresenceGoUp)

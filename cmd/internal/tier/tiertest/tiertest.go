@@ -66,7 +66,7 @@ func Start(t testing.TB, edges int, registryYAML string) *Tier {
 	if err := files.RunAs("mosquitto"); err != nil {
 		t.Fatal(err)
 	}
-	core, first := sparePorts(t, edges)
+	core, first := SparePorts(t, edges)
 	tr.Plan = tier.Plan{Dir: filepath.Join(dir, "tier"), Host: "127.0.0.1", CorePort: core, FirstEdgePort: first, Edges: edges}
 	if err := tier.Write(tr.Plan, files); err != nil {
 		t.Fatal(err)
@@ -211,9 +211,9 @@ func (tr *Tier) stopAll() {
 	}
 }
 
-// sparePorts is a port for the core and the first of edges consecutive
+// SparePorts is a port for the core and the first of edges consecutive
 // ports for the edges, all free a moment ago.
-func sparePorts(t testing.TB, edges int) (core, first int) {
+func SparePorts(t testing.TB, edges int) (core, first int) {
 	t.Helper()
 	for range 50 {
 		base := 20000 + rand.IntN(30000)
