@@ -58,6 +58,7 @@ func TestTier(t *testing.T) {
 	t.Run("a result reaches an app on an edge, and on the core", s.resultGoesDown)
 	t.Run("logins and ACLs hold on every broker", s.accessEnforced)
 	t.Run("an edge restarted cleanly gets what the core queued meanwhile", s.edgeRestart)
+	t.Run("a core that crashed gets the edges' retained presence back", s.coreCrash)
 }
 
 func (s *scene) commandGoesDown(t *testing.T) {
@@ -227,6 +228,15 @@ func (s *scene) edgeRestart(t *testing.T) {
 		}
 	}
 	wait(t, back.Unsubscribe(contracts.CommandsFilter(s.d2)))
+}
+
+func (s *scene) coreCrash(t *testing.T) {
+	presence := contracts.PresenceTopic(s.d2) // retained on edge-2 since replyAndPresenceGoUp
+	retainedOn(t, s.tr.Core(), presence, `{"online":true}`)
+	s.tr.Kill("core", syscall.SIGKILL) // before its first autosave: it comes back empty
+	s.tr.Start("core")
+	s.tr.WaitBridges()
+	retainedOn(t, s.tr.Core(), presence, `{"online":true}`)
 }
 
 // --- MQTT clients of the test's own ------------------------------------------
