@@ -28,8 +28,9 @@
 #   CAFE_TIER_BRIDGE_TIMEOUT  seconds to wait for the bridges (default 20)
 set -euo pipefail
 
+# shellcheck disable=SC2034 # read by brokers.sh's say and die
 LOG_PREFIX=tier
-# shellcheck source=../brokers.sh
+# shellcheck source-path=SCRIPTDIR source=../brokers.sh
 source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)/../brokers.sh"
 
 readonly TIER_DIR="${CAFE_TIER_DIR:-/tmp/cafe-tier}"
@@ -172,6 +173,7 @@ status() {
 			rc=1
 			continue
 		fi
+		# shellcheck disable=SC2016 # a literal topic name, not a variable
 		clients="$(mosquitto_sub -h 127.0.0.1 -p "$(port_of "$url")" -i "cafe-tier-$$" -u cafe-admin -P "$ADMIN_PW" \
 			-t '$SYS/broker/clients/connected' -C 1 -W 12 2>/dev/null || echo '?')"
 		echo "$name  $url  up, pid $pid, $clients clients connected (\$SYS, every 10 s), rss $(awk '/VmRSS/ { print $2 " kB" }' "/proc/$pid/status")"
