@@ -71,9 +71,7 @@ func (s *scene) commandGoesDown(t *testing.T) {
 	publishAs(t, core, identity.Barista, topic, `{"jsonrpc":"2.0","method":"echo","id":1}`, false)
 	device.waitFor(t, topic, 1)
 	time.Sleep(settle)
-	if got := device.messages(topic); len(got) != 1 || got[0].Qos() != 1 {
-		t.Fatalf("the device got %d copies (QoS %v), want 1 at QoS 1", len(got), qosOf(got))
-	}
+	onceAtQoS1(t, device, topic, "the device on edge-2")
 	for i, spy := range spies {
 		if n := len(spy.messages(topic)); n != 1 {
 			t.Errorf("%s saw the command %d times, want once (0: not carried; more: a loop)", []string{"core", "edge-1", "edge-2"}[i], n)
@@ -94,9 +92,7 @@ func (s *scene) replyAndPresenceGoUp(t *testing.T) {
 	barista.waitFor(t, reply, 1)
 	barista.waitFor(t, presence, 1)
 	time.Sleep(settle)
-	if got := barista.messages(reply); len(got) != 1 || got[0].Qos() != 1 {
-		t.Fatalf("the barista got the reply %d times (QoS %v), want once at QoS 1", len(got), qosOf(got))
-	}
+	onceAtQoS1(t, barista, reply, "the barista on the core")
 	if n := len(barista.messages(presence)); n != 1 {
 		t.Errorf("the barista got the presence %d times, want once", n)
 	}
@@ -144,9 +140,7 @@ func (s *scene) resultGoesDown(t *testing.T) {
 	publishAs(t, core, identity.Caller, topic, `{"jsonrpc":"2.0","result":"r","id":7}`, false)
 	onEdge.waitFor(t, topic, 1)
 	time.Sleep(settle)
-	if got := onEdge.messages(topic); len(got) != 1 || got[0].Qos() != 1 {
-		t.Fatalf("the app on edge-1 got the result %d times (QoS %v), want once at QoS 1", len(got), qosOf(got))
-	}
+	onceAtQoS1(t, onEdge, topic, "the app on edge-1")
 	if n := len(coreSpy.messages(topic)); n != 1 {
 		t.Errorf("the core carried the result %d times, want once", n)
 	}
@@ -326,6 +320,14 @@ func wait(t *testing.T, tok paho.Token) {
 	t.Helper()
 	if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
 		t.Fatalf("MQTT: %v", tok.Error())
+	}
+}
+
+// onceAtQoS1 fails the test unless in got topic exactly once, at QoS 1.
+func onceAtQoS1(t *testing.T, in *inbox, topic, who string) {
+	t.Helper()
+	if got := in.messages(topic); len(got) != 1 || got[0].Qos() != 1 {
+		t.Fatalf("%s got %s %d times (QoS %v), want once at QoS 1", who, topic, len(got), qosOf(got))
 	}
 }
 
