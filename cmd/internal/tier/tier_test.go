@@ -19,6 +19,7 @@ import (
 	"cafe/contracts"
 	"cafe/contracts/brokertest"
 	"cafe/contracts/identity"
+	"cafe/contracts/mqttlink"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -57,6 +58,7 @@ func TestTier(t *testing.T) {
 	t.Run("a device's last will on an edge reaches the core", s.willGoesUp)
 	t.Run("a result reaches an app on an edge, and on the core", s.resultGoesDown)
 	t.Run("logins and ACLs hold on every broker", s.accessEnforced)
+	t.Run("a crashed edge's devices go offline on the core (the janitor)", s.janitor)
 	t.Run("an edge restarted cleanly gets what the core queued meanwhile", s.edgeRestart)
 	t.Run("a core that crashed gets the edges' retained presence back", s.coreCrash)
 }
@@ -189,6 +191,50 @@ func (s *scene) accessEnforced(t *testing.T) {
 	if got := app.all(); len(got) != 0 {
 		t.Errorf("the app got %v, want no forged result", topics(got))
 	}
+}
+
+func (s *scene) janitor(t *testing.T) {
+	core, e1, e2 := s.tr.Core(), s.tr.Edge(1), s.tr.Edge(2)
+	admin := func(b tier.Broker) *mqttlink.Link {
+		l, err := mqttlink.New(mqttlink.Config{URL: tiertest.As(b, identity.Admin), ClientID: brokertest.ID(t, "janitor"), CleanSession: true}, brokertest.Quiet())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	j := &tier.Janitor{Core: admin(core), Edges: map[string]*mqttlink.Link{"edge-1": admin(e1), "edge-2": admin(e2)}, Log: brokertest.Quiet()}
+	brokertest.Start(t, j.Run, j.Core.Run, j.Edges["edge-1"].Run, j.Edges["edge-2"].Run)
+
+	// d1 online on edge-1; d2 online on edge-1 too, and on edge-2, where it
+	// moved (its retained presence there since replyAndPresenceGoUp).
+	presence1, presence2 := contracts.PresenceTopic(s.d1), contracts.PresenceTopic(s.d2)
+	d1 := dial(t, tiertest.DeviceURL(e1, s.d1), s.d1, true, &will{presence1, `{"online":false}`})
+	wait(t, d1.Publish(presence1, 1, true, `{"online":true}`))
+	publishAs(t, e1, identity.Admin, presence2, `{"online":true}`, true) // a stale copy on edge-1
+	brokertest.Eventually(t, 10*time.Second, "the janitor never learnt the edges' presence", func() bool {
+		return j.Online("edge-1", s.d1) && j.Online("edge-1", s.d2) && j.Online("edge-2", s.d2)
+	})
+	retainedOn(t, core, presence1, `{"online":true}`)
+
+	s.tr.Kill("edge-1", syscall.SIGKILL) // no last will for d1
+	brokertest.Eventually(t, 10*time.Second, "the core still says the crashed edge's device is online", func() bool {
+		return retained(t, core, presence1) == `{"online":false}`
+	})
+	retainedOn(t, core, presence2, `{"online":true}`) // online on edge-2: left alone
+	s.tr.Start("edge-1")
+	s.tr.WaitBridges()
+	publishAs(t, e1, identity.Admin, presence2, "", true) // clear the stale copy
+}
+
+// retained is the retained payload of topic on b ("" for none).
+func retained(t *testing.T, b tier.Broker, topic string) string {
+	t.Helper()
+	in := listen(t, tiertest.As(b, identity.Barista), brokertest.ID(t, "cafe-barista"), topic)
+	time.Sleep(100 * time.Millisecond)
+	for _, m := range in.messages(topic) {
+		return string(m.Payload())
+	}
+	return ""
 }
 
 func (s *scene) edgeRestart(t *testing.T) {
