@@ -56,7 +56,7 @@ func TestTierScript(t *testing.T) {
 	if err != nil {
 		t.Fatalf("tier.sh status: %v\n%s", err, out)
 	}
-	for _, want := range []string{"bridge edge-1: connected", "bridge edge-2: connected", "logins: cafe broker-auth pid"} {
+	for _, want := range []string{"bridge edge-1: connected", "bridge edge-2: connected", "logins: cafe broker-auth pid", "janitor: cafe tier janitor pid"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("tier.sh status says no %q:\n%s", want, out)
 		}
