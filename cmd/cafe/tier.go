@@ -11,11 +11,9 @@ import (
 
 	"cafe/cmd/internal/brokerauth"
 	"cafe/cmd/internal/cli"
-	"cafe/cmd/internal/run"
 	"cafe/cmd/internal/tier"
 	"cafe/contracts"
 	"cafe/contracts/identity"
-	"cafe/contracts/local"
 	"cafe/contracts/mqttlink"
 	"cafe/contracts/registry"
 )
@@ -135,12 +133,7 @@ It prints one line per broker: name, MQTT URL, folder.`,
 	f.Int(&s.plan.Edges, cli.Setting("edges", "CAFE_TIER_EDGES"), tier.DefaultEdges, "how many edge brokers")
 	f.Int(&s.plan.CorePort, cli.Setting("core-port", "CAFE_TIER_CORE_PORT"), tier.DefaultCorePort, "the core's port")
 	f.Int(&s.plan.FirstEdgePort, cli.Setting("edge-port", "CAFE_TIER_EDGE_PORT"), tier.DefaultFirstEdgePort, "edge-1's port; edge-N listens on this + N - 1")
-	def, keyDef := "", ""
-	if dir, err := local.Default(); err == nil {
-		def, keyDef = dir.Registry(), dir.KeyFile()
-	}
-	f.String(&s.registryFile, run.SettingClientsFile, def, "the registry (YAML) whose devices and apps get logins")
-	f.String(&s.keyFile, cli.Setting("auth-key-file", local.EnvKey), keyDef, "the auth key the secrets are derived from")
+	registerLoginSources(f, &s.registryFile, &s.keyFile)
 	cmd.Flags().StringVar(&s.mosquittoUser, "mosquitto-user", "mosquitto", "the user Mosquitto runs as when started as root, who must own its files")
 	return cmd
 }
