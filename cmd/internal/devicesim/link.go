@@ -1,0 +1,411 @@
+package devicesim
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/eclipse/paho.mqtt.golang/packets"
+
+	"cafe/contracts/mqttlink"
+)
+
+// link is one device's MQTT session, made to be cheap: one goroutine
+// (connect, subscribe, read), no buffers while idle, and keep-alive pings
+// sent by the fleet's one pinger (keepalive.go) instead of a timer per
+// link. Everything every link shares (broker, TLS, timeouts, the limit on
+// handshakes in progress) is in linkShared.
+//
+// A link connects with a clean session and the device's last will,
+// subscribes at QoS 1 to its filter, and only then reports itself
+// connected and calls events.connected (in a goroutine of its own, so it
+// may publish). Messages go to events.message in the reading goroutine, in
+// order; it must not block. When the connection is lost, publishes waiting
+// for an acknowledgement fail, events.lost runs, and the link reconnects
+// with backoff until close.
+//
+// Per device it costs the link struct, the connection (a socket, its
+// poller entry and, over TLS, the TLS state), one goroutine's stack and a
+// context; topics and the will are derived from the id when connecting.
+type link struct {
+	shared *linkShared
+	id     string // client id
+	user   string // "": no login
+	pass   string
+	events linkEvents
+
+	ctx    context.Context // ended by close
+	cancel context.CancelFunc
+	done   chan struct{} // closed when run returns
+
+	wmu      sync.Mutex   // one packet written at a time
+	lastSent atomic.Int64 // unix nanoseconds of the last packet written
+	pingSent atomic.Int64 // of the PINGREQ not yet answered; 0: none
+
+	mu      sync.Mutex
+	conn    net.Conn      // nil unless connected and subscribed
+	changed chan struct{} // closed and replaced when conn changes
+	closing bool
+	nextID  uint16
+	pending map[uint16]chan error // QoS 1 publishes waiting for their PUBACK
+}
+
+// linkEvents is what a link tells its device.
+type linkEvents interface {
+	connected()                           // connected and subscribed; in a goroutine of its own
+	lost()                                // the connection was lost (or closed)
+	message(topic string, payload []byte) // in the reading goroutine; must not block
+}
+
+// linkShared is what the links of one fleet have in common.
+type linkShared struct {
+	topics      func(id string) (filter, will string) // the subscription and the last will's topic of a client id
+	willPayload []byte                                // the last will, retained at QoS 1
+
+	addr       string      // host:port
+	tls        *tls.Config // nil: plain TCP
+	user, pass string      // the URL's login, for devices without a secret
+	keepAlive  time.Duration
+	timeout    time.Duration // dial and handshake, each write, a PINGRESP
+	maxBackoff time.Duration
+	handshakes chan struct{} // a slot per connection attempt in progress
+	report     func(error)   // a failed attempt (rate of logging is the caller's)
+}
+
+// maxHandshakes bounds the connection attempts in progress per fleet, so
+// that a fleet of 15,000 starting at once (or coming back after its broker
+// restarted) queues up instead of flooding the broker's accept queue and
+// its password hashing.
+const maxHandshakes = 32
+
+// minBackoff is the first wait after a failed or lost connection; it
+// doubles up to linkShared.maxBackoff, with jitter so that a fleet does not
+// reconnect in lockstep.
+const minBackoff = 100 * time.Millisecond
+
+var errLinkClosed = errors.New("link closed")
+
+func (sh *linkShared) newLink(id, user, pass string, events linkEvents) *link {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &link{shared: sh, id: id, user: user, pass: pass, events: events,
+		ctx: ctx, cancel: cancel, done: make(chan struct{}), changed: make(chan struct{})}
+}
+
+// start runs the link in its goroutine until close.
+func (l *link) start() { go l.run() }
+
+func (l *link) run() {
+	defer close(l.done)
+	for attempt := 1; ; attempt++ {
+		conn, err := l.connect()
+		if err == nil {
+			attempt = 0
+			err = l.serve(conn)
+		}
+		if l.ctx.Err() != nil {
+			return
+		}
+		l.shared.report(fmt.Errorf("device %s: %w", l.id, err))
+		if !wait(l.ctx, backoff(attempt, l.shared.maxBackoff)) {
+			return
+		}
+	}
+}
+
+// backoff is the wait before attempt number n (0: the connection was just
+// lost).
+func backoff(n int, ceiling time.Duration) time.Duration {
+	d := minBackoff << min(n, 16)
+	if ceiling > 0 {
+		d = min(d, ceiling)
+	}
+	return d/2 + rand.N(d/2+1)
+}
+
+// connect dials, logs in with the last will and subscribes; on success the
+// link is connected.
+func (l *link) connect() (net.Conn, error) {
+	select {
+	case l.shared.handshakes <- struct{}{}:
+	case <-l.ctx.Done():
+		return nil, l.ctx.Err()
+	}
+	defer func() { <-l.shared.handshakes }()
+	sh := l.shared
+	d := net.Dialer{Timeout: sh.timeout}
+	conn, err := d.DialContext(l.ctx, "tcp", sh.addr)
+	if err != nil {
+		return nil, err
+	}
+	if sh.tls != nil {
+		conn = tls.Client(conn, sh.tls)
+	}
+	stop := context.AfterFunc(l.ctx, func() { conn.Close() })
+	defer stop()
+	_ = conn.SetDeadline(time.Now().Add(sh.timeout))
+	if err := l.handshake(conn); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	_ = conn.SetDeadline(time.Time{})
+	if !stop() || !l.setConn(conn) {
+		conn.Close()
+		return nil, errLinkClosed
+	}
+	go l.events.connected()
+	return conn, nil
+}
+
+// handshake is CONNECT/CONNACK and SUBSCRIBE/SUBACK.
+func (l *link) handshake(conn net.Conn) error {
+	filter, willTopic := l.shared.topics(l.id)
+	c := packets.NewControlPacket(packets.Connect).(*packets.ConnectPacket)
+	c.ProtocolName, c.ProtocolVersion = "MQTT", 4
+	c.CleanSession = true
+	c.Keepalive = uint16(l.shared.keepAlive / time.Second)
+	c.ClientIdentifier = l.id
+	c.WillFlag, c.WillTopic, c.WillMessage, c.WillQos, c.WillRetain = true, willTopic, l.shared.willPayload, 1, true
+	if l.user != "" {
+		c.UsernameFlag, c.Username = true, l.user
+		c.PasswordFlag, c.Password = l.pass != "", []byte(l.pass)
+	}
+	if err := l.write(conn, c); err != nil {
+		return err
+	}
+	cp, err := readPacket(conn)
+	if err != nil {
+		return fmt.Errorf("waiting for CONNACK: %w", err)
+	}
+	ack, ok := cp.(*packets.ConnackPacket)
+	switch {
+	case !ok:
+		return fmt.Errorf("broker sent %T before CONNACK", cp)
+	case ack.ReturnCode != packets.Accepted:
+		return fmt.Errorf("broker refused the connection: %w", packets.ConnErrors[ack.ReturnCode])
+	}
+	s := packets.NewControlPacket(packets.Subscribe).(*packets.SubscribePacket)
+	s.MessageID, s.Topics, s.Qoss = 1, []string{filter}, []byte{1}
+	if err := l.write(conn, s); err != nil {
+		return err
+	}
+	for { // a clean session has nothing queued, but a retained command may come first
+		cp, err := readPacket(conn)
+		if err != nil {
+			return fmt.Errorf("waiting for SUBACK: %w", err)
+		}
+		if sa, ok := cp.(*packets.SubackPacket); ok {
+			if len(sa.ReturnCodes) != 1 || sa.ReturnCodes[0] > 2 {
+				return fmt.Errorf("broker refused the subscription to %s", filter)
+			}
+			return nil
+		}
+		if err := l.receive(conn, cp); err != nil {
+			return err
+		}
+	}
+}
+
+// setConn makes conn the link's connection, unless the link is closing.
+func (l *link) setConn(conn net.Conn) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closing {
+		return false
+	}
+	l.conn = conn
+	l.pingSent.Store(0)
+	close(l.changed)
+	l.changed = make(chan struct{})
+	return true
+}
+
+// serve reads conn until it fails, then fails the publishes waiting on it.
+func (l *link) serve(conn net.Conn) error {
+	var err error
+	for err == nil {
+		var cp packets.ControlPacket
+		if cp, err = readPacket(conn); err == nil {
+			err = l.receive(conn, cp)
+		}
+	}
+	conn.Close()
+	l.mu.Lock()
+	pending := l.pending
+	l.conn, l.pending = nil, nil
+	close(l.changed)
+	l.changed = make(chan struct{})
+	l.mu.Unlock()
+	for _, ch := range pending {
+		ch <- fmt.Errorf("%w: the connection was lost before the broker acknowledged", mqttlink.ErrNotConnected)
+	}
+	l.events.lost()
+	return fmt.Errorf("connection lost: %w", err)
+}
+
+// receive handles one packet from the broker.
+func (l *link) receive(conn net.Conn, cp packets.ControlPacket) error {
+	switch p := cp.(type) {
+	case *packets.PublishPacket:
+		if p.Qos > 1 {
+			return errors.New("broker sent a QoS 2 message on a QoS 1 subscription")
+		}
+		l.events.message(p.TopicName, p.Payload)
+		if p.Qos == 1 {
+			ack := packets.NewControlPacket(packets.Puback).(*packets.PubackPacket)
+			ack.MessageID = p.MessageID
+			return l.write(conn, ack)
+		}
+	case *packets.PubackPacket:
+		l.mu.Lock()
+		ch, ok := l.pending[p.MessageID]
+		delete(l.pending, p.MessageID)
+		l.mu.Unlock()
+		if ok {
+			ch <- nil
+		}
+	case *packets.PingrespPacket:
+		l.pingSent.Store(0)
+	default:
+		return fmt.Errorf("unexpected mqtt packet from the broker: %T", cp)
+	}
+	return nil
+}
+
+// write sends one packet, bounded by the link's timeout; a failed write
+// closes conn, so that the reader notices and the link reconnects.
+func (l *link) write(conn net.Conn, p packets.ControlPacket) error {
+	l.wmu.Lock()
+	defer l.wmu.Unlock()
+	now := time.Now()
+	_ = conn.SetWriteDeadline(now.Add(l.shared.timeout))
+	if err := p.Write(conn); err != nil {
+		conn.Close()
+		return err
+	}
+	l.lastSent.Store(now.UnixNano())
+	return nil
+}
+
+// connected reports whether the link is connected and subscribed.
+func (l *link) connected() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.conn != nil
+}
+
+// publish sends a message at QoS 1 once connected and waits for the
+// broker's PUBACK, both until ctx ends. A reply not acknowledged before
+// the connection is lost is not sent again (a clean session).
+func (l *link) publish(ctx context.Context, topic string, payload []byte, retained bool) error {
+	conn, id, acked, err := l.reserve(ctx)
+	if err != nil {
+		return err
+	}
+	p := packets.NewControlPacket(packets.Publish).(*packets.PublishPacket)
+	p.Qos, p.Retain, p.TopicName, p.MessageID, p.Payload = 1, retained, topic, id, payload
+	if err := l.write(conn, p); err != nil {
+		l.release(id)
+		return fmt.Errorf("publish to %s: %w", topic, err)
+	}
+	select {
+	case err := <-acked:
+		if err != nil {
+			return fmt.Errorf("publish to %s: %w", topic, err)
+		}
+		return nil
+	case <-ctx.Done():
+		l.release(id)
+		return fmt.Errorf("publish to %s: %w: no acknowledgement: %w", topic, mqttlink.ErrNotConnected, ctx.Err())
+	}
+}
+
+// reserve waits for a connection and takes a message id on it.
+func (l *link) reserve(ctx context.Context) (net.Conn, uint16, chan error, error) {
+	for {
+		l.mu.Lock()
+		conn, changed, closing := l.conn, l.changed, l.closing
+		if conn != nil {
+			id := l.freeID()
+			acked := make(chan error, 1)
+			if l.pending == nil {
+				l.pending = make(map[uint16]chan error, 1)
+			}
+			l.pending[id] = acked
+			l.mu.Unlock()
+			return conn, id, acked, nil
+		}
+		l.mu.Unlock()
+		if closing {
+			return nil, 0, nil, fmt.Errorf("%w: %w", mqttlink.ErrNotConnected, errLinkClosed)
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return nil, 0, nil, fmt.Errorf("%w: %w", mqttlink.ErrNotConnected, ctx.Err())
+		}
+	}
+}
+
+// freeID is a message id no waiting publish uses (never 0). Call with mu
+// held; at most 65535 publishes wait at once per device.
+func (l *link) freeID() uint16 {
+	for {
+		l.nextID++
+		if _, used := l.pending[l.nextID]; l.nextID != 0 && !used {
+			return l.nextID
+		}
+	}
+}
+
+func (l *link) release(id uint16) {
+	l.mu.Lock()
+	delete(l.pending, id)
+	l.mu.Unlock()
+}
+
+// close disconnects cleanly (so the broker discards the last will) and
+// waits for the link's goroutine. It may be called once.
+func (l *link) close() {
+	l.mu.Lock()
+	l.closing = true
+	conn := l.conn
+	close(l.changed)
+	l.changed = make(chan struct{})
+	l.mu.Unlock()
+	l.cancel() // first, so that run takes the end of the connection for the end of the link
+	if conn != nil {
+		_ = l.write(conn, packets.NewControlPacket(packets.Disconnect))
+		conn.Close()
+	}
+	<-l.done
+}
+
+// ping is the pinger's visit (keepalive.go): a PINGREQ when nothing was
+// written for a keep-alive period, and the connection dropped when a
+// PINGREQ went unanswered for the link's timeout (so the broker publishes
+// the last will, and the link reconnects).
+func (l *link) ping(now time.Time) {
+	l.mu.Lock()
+	conn := l.conn
+	l.mu.Unlock()
+	if conn == nil || l.shared.keepAlive <= 0 {
+		return
+	}
+	if sent := l.pingSent.Load(); sent != 0 {
+		if now.Sub(time.Unix(0, sent)) > l.shared.timeout {
+			conn.Close()
+		}
+		return
+	}
+	if now.Sub(time.Unix(0, l.lastSent.Load())) < l.shared.keepAlive-pingTick {
+		return
+	}
+	l.pingSent.Store(now.UnixNano())
+	_ = l.write(conn, packets.NewControlPacket(packets.Pingreq))
+}
