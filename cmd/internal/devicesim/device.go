@@ -16,11 +16,8 @@ var (
 	presenceOffline = []byte(`{"online":false,"sim":true}`)
 )
 
-// Bounds of the presence exchanges.
-const (
-	announceTimeout = 10 * time.Second // online presence after a connect
-	offlineTimeout  = 5 * time.Second  // offline presence on a graceful stop
-)
+// offlineTimeout bounds the offline presence on a graceful stop.
+const offlineTimeout = 5 * time.Second
 
 // device is one simulated device. Its key memory, random source and
 // session are guarded by mu; its counters are atomic. opMu serializes
@@ -91,9 +88,11 @@ func (d *device) announce(s *session) {
 		return
 	}
 	defer s.wg.Done()
-	ctx, cancel := context.WithTimeout(s.ctx, announceTimeout)
-	defer cancel()
-	if err := s.link.publish(ctx, contracts.PresenceTopic(d.id), presenceOnline, true); err != nil {
+	// Bounded by the session, not by a timeout: a context derived from
+	// s.ctx would leave s.ctx a map of children for good (about 400 bytes
+	// a device). A PUBACK that never comes means a dead connection, which
+	// the keep-alive drops, failing the publish.
+	if err := s.link.publish(s.ctx, contracts.PresenceTopic(d.id), presenceOnline, true); err != nil {
 		d.fleet.log.Warn("announcing online presence failed; the next connection retries", "device_id", d.id, "err", err)
 		return
 	}

@@ -40,20 +40,19 @@ type link struct {
 	pass   string
 	events linkEvents
 
-	ctx    context.Context // ended by close
-	cancel context.CancelFunc
-	done   chan struct{} // closed when run returns
+	running sync.WaitGroup // run
 
 	wmu      sync.Mutex   // one packet written at a time
 	lastSent atomic.Int64 // unix nanoseconds of the last packet written
 	pingSent atomic.Int64 // of the PINGREQ not yet answered; 0: none
 
 	mu      sync.Mutex
-	conn    net.Conn      // nil unless connected and subscribed
-	changed chan struct{} // closed and replaced when conn changes
+	conn    net.Conn           // nil unless connected and subscribed
+	changed chan struct{}      // made by a waiter, closed when conn changes or closing begins
+	abort   context.CancelFunc // ends the connection attempt in progress; nil between attempts
 	closing bool
 	nextID  uint16
-	pending map[uint16]chan error // QoS 1 publishes waiting for their PUBACK
+	pending map[uint16]chan error // QoS 1 publishes waiting for their PUBACK; nil when none
 }
 
 // linkEvents is what a link tells its device.
@@ -92,29 +91,78 @@ const minBackoff = 100 * time.Millisecond
 var errLinkClosed = errors.New("link closed")
 
 func (sh *linkShared) newLink(id, user, pass string, events linkEvents) *link {
-	ctx, cancel := context.WithCancel(context.Background())
-	return &link{shared: sh, id: id, user: user, pass: pass, events: events,
-		ctx: ctx, cancel: cancel, done: make(chan struct{}), changed: make(chan struct{})}
+	return &link{shared: sh, id: id, user: user, pass: pass, events: events}
 }
 
 // start runs the link in its goroutine until close.
-func (l *link) start() { go l.run() }
+func (l *link) start() {
+	l.running.Add(1)
+	go l.run()
+}
 
 func (l *link) run() {
-	defer close(l.done)
+	defer l.running.Done()
 	for attempt := 1; ; attempt++ {
 		conn, err := l.connect()
 		if err == nil {
 			attempt = 0
 			err = l.serve(conn)
 		}
-		if l.ctx.Err() != nil {
+		if l.isClosing() {
 			return
 		}
 		l.shared.report(fmt.Errorf("device %s: %w", l.id, err))
-		if !wait(l.ctx, backoff(attempt, l.shared.maxBackoff)) {
+		if !l.pause(backoff(attempt, l.shared.maxBackoff)) {
 			return
 		}
+	}
+}
+
+// pause waits for d unless the link closes first; it reports whether it
+// waited. A waiting link holds a timer, which only a fleet that cannot
+// connect pays for.
+func (l *link) pause(d time.Duration) bool {
+	ctx, ok := l.attempt()
+	if !ok {
+		return false
+	}
+	defer l.endAttempt()
+	return wait(ctx, d)
+}
+
+// attempt is the context of one connection attempt (or pause), which
+// close cancels; false when the link is closing.
+func (l *link) attempt() (context.Context, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closing {
+		return nil, false
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	l.abort = cancel
+	return ctx, true
+}
+
+func (l *link) endAttempt() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.abort != nil {
+		l.abort()
+		l.abort = nil
+	}
+}
+
+func (l *link) isClosing() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.closing
+}
+
+// notifyLocked wakes the waiters of reserve. Call with mu held.
+func (l *link) notifyLocked() {
+	if l.changed != nil {
+		close(l.changed)
+		l.changed = nil
 	}
 }
 
@@ -131,22 +179,27 @@ func backoff(n int, ceiling time.Duration) time.Duration {
 // connect dials, logs in with the last will and subscribes; on success the
 // link is connected.
 func (l *link) connect() (net.Conn, error) {
+	ctx, ok := l.attempt()
+	if !ok {
+		return nil, errLinkClosed
+	}
+	defer l.endAttempt()
 	select {
 	case l.shared.handshakes <- struct{}{}:
-	case <-l.ctx.Done():
-		return nil, l.ctx.Err()
+	case <-ctx.Done():
+		return nil, ctx.Err()
 	}
 	defer func() { <-l.shared.handshakes }()
 	sh := l.shared
 	d := net.Dialer{Timeout: sh.timeout}
-	conn, err := d.DialContext(l.ctx, "tcp", sh.addr)
+	conn, err := d.DialContext(ctx, "tcp", sh.addr)
 	if err != nil {
 		return nil, err
 	}
 	if sh.tls != nil {
 		conn = tls.Client(conn, sh.tls)
 	}
-	stop := context.AfterFunc(l.ctx, func() { conn.Close() })
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
 	_ = conn.SetDeadline(time.Now().Add(sh.timeout))
 	if err := l.handshake(conn); err != nil {
@@ -220,8 +273,7 @@ func (l *link) setConn(conn net.Conn) bool {
 	}
 	l.conn = conn
 	l.pingSent.Store(0)
-	close(l.changed)
-	l.changed = make(chan struct{})
+	l.notifyLocked()
 	return true
 }
 
@@ -238,8 +290,7 @@ func (l *link) serve(conn net.Conn) error {
 	l.mu.Lock()
 	pending := l.pending
 	l.conn, l.pending = nil, nil
-	close(l.changed)
-	l.changed = make(chan struct{})
+	l.notifyLocked()
 	l.mu.Unlock()
 	for _, ch := range pending {
 		ch <- fmt.Errorf("%w: the connection was lost before the broker acknowledged", mqttlink.ErrNotConnected)
@@ -264,7 +315,7 @@ func (l *link) receive(conn net.Conn, cp packets.ControlPacket) error {
 	case *packets.PubackPacket:
 		l.mu.Lock()
 		ch, ok := l.pending[p.MessageID]
-		delete(l.pending, p.MessageID)
+		l.releaseLocked(p.MessageID)
 		l.mu.Unlock()
 		if ok {
 			ch <- nil
@@ -329,7 +380,7 @@ func (l *link) publish(ctx context.Context, topic string, payload []byte, retain
 func (l *link) reserve(ctx context.Context) (net.Conn, uint16, chan error, error) {
 	for {
 		l.mu.Lock()
-		conn, changed, closing := l.conn, l.changed, l.closing
+		conn, closing := l.conn, l.closing
 		if conn != nil {
 			id := l.freeID()
 			acked := make(chan error, 1)
@@ -340,10 +391,15 @@ func (l *link) reserve(ctx context.Context) (net.Conn, uint16, chan error, error
 			l.mu.Unlock()
 			return conn, id, acked, nil
 		}
-		l.mu.Unlock()
 		if closing {
+			l.mu.Unlock()
 			return nil, 0, nil, fmt.Errorf("%w: %w", mqttlink.ErrNotConnected, errLinkClosed)
 		}
+		if l.changed == nil {
+			l.changed = make(chan struct{})
+		}
+		changed := l.changed
+		l.mu.Unlock()
 		select {
 		case <-changed:
 		case <-ctx.Done():
@@ -365,25 +421,35 @@ func (l *link) freeID() uint16 {
 
 func (l *link) release(id uint16) {
 	l.mu.Lock()
-	delete(l.pending, id)
+	l.releaseLocked(id)
 	l.mu.Unlock()
+}
+
+// releaseLocked frees a message id; the map goes with the last one (a
+// map keeps its size after deletes).
+func (l *link) releaseLocked(id uint16) {
+	delete(l.pending, id)
+	if len(l.pending) == 0 {
+		l.pending = nil
+	}
 }
 
 // close disconnects cleanly (so the broker discards the last will) and
 // waits for the link's goroutine. It may be called once.
 func (l *link) close() {
 	l.mu.Lock()
-	l.closing = true
+	l.closing = true // first, so that run takes the end of the connection for the end of the link
 	conn := l.conn
-	close(l.changed)
-	l.changed = make(chan struct{})
+	if l.abort != nil {
+		l.abort()
+	}
+	l.notifyLocked()
 	l.mu.Unlock()
-	l.cancel() // first, so that run takes the end of the connection for the end of the link
 	if conn != nil {
 		_ = l.write(conn, packets.NewControlPacket(packets.Disconnect))
 		conn.Close()
 	}
-	<-l.done
+	l.running.Wait()
 }
 
 // ping is the pinger's visit (keepalive.go): a PINGREQ when nothing was

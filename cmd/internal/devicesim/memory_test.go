@@ -6,6 +6,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"strconv"
 	"testing"
 
@@ -19,6 +20,8 @@ import (
 //
 //	CAFE_SIM_BENCH_DEVICES=8000 go test -run '^$' -bench FleetMemory -benchtime 1x ./cmd/internal/devicesim/
 //
+// CAFE_SIM_BENCH_PROFILE=heap.out also writes the fleet's heap profile
+// (go tool pprof -sample_index=inuse_space heap.out).
 // (Each device is a TCP connection: mind the open-file limit, ulimit -n.)
 func BenchmarkFleetMemory(b *testing.B) {
 	n := 1000
@@ -29,22 +32,39 @@ func BenchmarkFleetMemory(b *testing.B) {
 		}
 	}
 	for range b.N {
-		goBefore, rssBefore := memInUse(b)
+		goBefore, stackBefore, rssBefore := memInUse(b)
 		f := runFleet(b, devicesim.Config{Count: n})
-		goAfter, rssAfter := memInUse(b)
+		goAfter, stackAfter, rssAfter := memInUse(b)
 		if online := f.Stats().Online; online != n {
 			b.Fatalf("%d of %d devices online", online, n)
 		}
 		b.ReportMetric(float64(goAfter-goBefore)/float64(n), "go-bytes/device")
+		b.ReportMetric(float64(stackAfter-stackBefore)/float64(n), "stack-bytes/device")
 		b.ReportMetric(float64(rssAfter-rssBefore)/float64(n), "rss-bytes/device")
 		b.ReportMetric(float64(runtime.NumGoroutine())/float64(n), "goroutines/device")
+		if os.Getenv("CAFE_SIM_BENCH_PROFILE") != "" {
+			writeHeapProfile(b, os.Getenv("CAFE_SIM_BENCH_PROFILE"))
+		}
 		f.stop()
 	}
 }
 
-// memInUse is the Go heap and stacks in use after a collection, and the
-// process's resident set (VmRSS), in bytes.
-func memInUse(b *testing.B) (goBytes, rss int64) {
+// writeHeapProfile writes the heap profile of the online fleet to name.
+func writeHeapProfile(b *testing.B, name string) {
+	b.Helper()
+	out, err := os.Create(name)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer out.Close()
+	if err := pprof.Lookup("heap").WriteTo(out, 0); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// memInUse is the Go heap and stacks in use after a collection, the
+// stacks alone, and the process's resident set (VmRSS), in bytes.
+func memInUse(b *testing.B) (goBytes, stacks, rss int64) {
 	b.Helper()
 	runtime.GC()
 	debug.FreeOSMemory()
@@ -61,5 +81,5 @@ func memInUse(b *testing.B) (goBytes, rss int64) {
 			rss = kb << 10
 		}
 	}
-	return int64(m.HeapInuse + m.StackInuse), rss
+	return int64(m.HeapInuse + m.StackInuse), int64(m.StackInuse), rss
 }
