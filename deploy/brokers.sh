@@ -72,11 +72,15 @@ readonly MOSQUITTO_CAFE_DIR=/etc/mosquitto/cafe
 readonly REPO_DIR="$DEPLOY_DIR/.."
 readonly CAFE_BIN="$REPO_DIR/bin/cafe"
 
-say() { printf 'brokers: %s\n' "$*"; }
+# What messages start with (deploy/mosquitto/tier.sh, which sources this
+# file for its functions, says "tier").
+LOG_PREFIX="${LOG_PREFIX:-brokers}"
+
+say() { printf '%s: %s\n' "$LOG_PREFIX" "$*"; }
 
 # die WHAT NEXT...: print what went wrong and what to do about it, then exit.
 die() {
-	printf 'brokers: ERROR: %s\n' "$1" >&2
+	printf '%s: ERROR: %s\n' "$LOG_PREFIX" "$1" >&2
 	shift
 	local line
 	for line in "$@"; do printf '  next: %s\n' "$line" >&2; done
@@ -521,4 +525,7 @@ main() {
 	esac
 }
 
-main "$@"
+# Sourced (by deploy/mosquitto/tier.sh), it only defines its functions.
+if [[ ${BASH_SOURCE[0]} == "$0" ]]; then
+	main "$@"
+fi

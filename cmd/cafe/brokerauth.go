@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"net/url"
 	"os"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	"cafe/contracts"
 	"cafe/contracts/identity"
 	"cafe/contracts/local"
+	"cafe/contracts/mqttlink"
 )
 
 // brokerAuthSettings are what `cafe broker-auth` is configured with.
@@ -20,6 +22,7 @@ type brokerAuthSettings struct {
 	brokers      cli.Brokers
 	registryFile string
 	keyFile      string
+	others       []string // further brokers (an MQTT tier's core and edges)
 	once         bool
 	resync       time.Duration
 	logging      cli.Log
@@ -45,9 +48,16 @@ no state of its own, so it may be restarted, or run on another host, at any
 time. It needs the auth key (CAFE_AUTH_KEY_FILE) the secrets are derived from,
 and cafe-admin's MQTT login (derived from the same key when CAFE_MQTT_URL has
 no user). cafe up runs it for you; run it yourself when the cashier and the
-registry live elsewhere.`,
+registry live elsewhere.
+
+--broker URL (repeatable) names each broker whose logins it keeps, for an MQTT
+tier (a core and its edges: task tier:up prints the list); without it, the one
+broker of CAFE_MQTT_URL. Each is reconciled on its own link as cafe-admin (a
+URL without a login gets cafe-admin's from the auth key), so one broker that
+is down delays nobody else's.`,
 		Example: `  cafe broker-auth --clients-file /etc/cafe/clients.yaml
-  cafe broker-auth --once && cafe devices list`,
+  cafe broker-auth --once && cafe devices list
+  cafe broker-auth --broker tcp://127.0.0.1:1893 --broker tcp://127.0.0.1:1901 --broker tcp://127.0.0.1:1902`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return s.run(cmd) },
 	}
@@ -59,6 +69,7 @@ registry live elsewhere.`,
 	}
 	f.String(&s.registryFile, run.SettingClientsFile, def, "the registry (YAML) whose devices and apps get logins")
 	f.String(&s.keyFile, cli.Setting("auth-key-file", local.EnvKey), keyDef, "the auth key the secrets are derived from")
+	f.StringSlice(&s.others, cli.Setting("broker", "CAFE_BROKER_AUTH_BROKERS"), nil, "a broker whose logins to keep (repeat, or comma-separated); default: CAFE_MQTT_URL's")
 	cmd.Flags().BoolVar(&s.once, "once", false, "reconcile once, print what changed, and exit")
 	cmd.Flags().DurationVar(&s.resync, "resync", 5*time.Minute, "compare everything with the broker this often, besides every change of the file")
 	s.logging.Register(f)
@@ -79,22 +90,43 @@ func (s *brokerAuthSettings) run(cmd *cobra.Command) error {
 	}
 	ctx, stop := cli.SignalContext()
 	defer stop()
-	r, closeLink, err := brokerauth.Open(ctx, s.brokers.MQTT(identity.Admin, brokerAuthClientID()), s.registryFile, key, log)
-	if err != nil {
-		return fmt.Errorf("%w (is Mosquitto running with deploy/mosquitto/cafe.conf? bash deploy/brokers.sh)", err)
+	urls := s.others
+	if len(urls) == 0 {
+		urls = []string{s.brokers.MQTTURL}
 	}
-	defer closeLink()
-	r.Resync = s.resync
+	reconcilers := make([]*brokerauth.Reconciler, 0, len(urls))
+	for _, u := range urls {
+		cfg := s.brokers.MQTT(identity.Admin, brokerAuthClientID())
+		cfg.URL = cli.WithRole(u, mqttlink.DefaultURL, identity.Admin)
+		r, closeLink, err := brokerauth.Open(ctx, cfg, s.registryFile, key, log.With("broker", redacted(u)))
+		if err != nil {
+			return fmt.Errorf("%s: %w (is Mosquitto running with deploy/mosquitto/cafe.conf? bash deploy/brokers.sh)", redacted(u), err)
+		}
+		defer closeLink()
+		r.Resync = s.resync
+		reconcilers = append(reconcilers, r)
+	}
 	if !s.once {
-		log.Info("keeping the broker's logins in step with the registry", "registry", s.registryFile, "resync", s.resync)
-		return r.Run(ctx)
+		log.Info("keeping the brokers' logins in step with the registry", "registry", s.registryFile, "brokers", len(reconcilers), "resync", s.resync)
+		return brokerauth.RunAll(ctx, reconcilers)
 	}
-	ch, err := r.Round(ctx)
-	if err != nil {
-		return err
+	for i, r := range reconcilers {
+		ch, err := r.Round(ctx)
+		if err != nil {
+			return fmt.Errorf("%s: %w", redacted(urls[i]), err)
+		}
+		fmt.Fprintf(cmd.OutOrStdout(), "broker logins of %s on %s: %s\n", s.registryFile, redacted(urls[i]), ch)
 	}
-	fmt.Fprintf(cmd.OutOrStdout(), "broker logins of %s: %s\n", s.registryFile, ch)
 	return nil
+}
+
+// redacted is a broker URL without its password, for messages.
+func redacted(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(a broker URL that does not parse)"
+	}
+	return u.Redacted()
 }
 
 // brokerAuthClientID is a reconciler's MQTT client id: its own, so any

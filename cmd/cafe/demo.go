@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"cafe/contracts/local"
+	"cafe/contracts/registry"
 )
 
 // The demo client: on a machine with no client registry, `cafe up` creates
@@ -32,29 +33,34 @@ type demoClient struct {
 	created         bool
 }
 
-// ensureDemo returns the demo registry and token, creating both on first use.
+// ensureDemo returns the demo registry and token, creating both when the
+// registry has no clients yet: there is none, or it is the empty one `cafe
+// setup` (task up) writes before the first `cafe up`. A registry with
+// clients of the user's own is left alone and shows no token.
 func ensureDemo() (demoClient, error) {
-	registry, tokenFile, err := demoPaths()
+	file, tokenFile, err := demoPaths()
 	if err != nil {
 		return demoClient{}, err
 	}
-	if _, err := os.Stat(registry); err == nil {
-		b, err := os.ReadFile(tokenFile)
-		if err != nil {
-			return demoClient{registry: registry}, nil // a registry of the user's own: nothing to show
-		}
-		return demoClient{registry: registry, token: strings.TrimSpace(string(b))}, nil
-	} else if !errors.Is(err, fs.ErrNotExist) {
+	reg, err := registry.Load(file)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
 		return demoClient{}, err
+	case reg.Len() > 0:
+		if _, ok := reg.Client(demoClientID); !ok {
+			return demoClient{registry: file}, nil // a registry of the user's own: nothing to show
+		}
+		return demoClient{registry: file, token: demoToken()}, nil
 	}
-	token, err := addClient(registry, demoClientID, []string{"*"}, 0, 0)
+	token, err := addClient(file, demoClientID, []string{"*"}, 0, 0)
 	if err != nil {
 		return demoClient{}, err
 	}
 	if err := os.WriteFile(tokenFile, []byte(token+"\n"), 0o600); err != nil {
 		return demoClient{}, err
 	}
-	return demoClient{registry: registry, token: token, created: true}, nil
+	return demoClient{registry: file, token: token, created: true}, nil
 }
 
 // demoToken is the demo client's token, if there is one.

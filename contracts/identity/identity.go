@@ -54,10 +54,14 @@ const (
 	Ledger  Service = "cafe-ledger"
 	Ops     Service = "cafe-ops"
 	Admin   Service = "cafe-admin"
+	// Bridge is an edge broker's bridge logging in to the core broker
+	// (deploy/README.md, "The MQTT tier"): MQTT only, and only the
+	// bridged topics (deploy/mosquitto/cafe.acl).
+	Bridge Service = "cafe-bridge"
 )
 
 // Services lists every service identity.
-var Services = []Service{Cashier, Barista, Caller, Ledger, Ops, Admin}
+var Services = []Service{Cashier, Barista, Caller, Ledger, Ops, Admin, Bridge}
 
 // Who may publish what on RabbitMQ. Every message cafe publishes carries
 // its publisher's login as its AMQP user-id, and RabbitMQ refuses a

@@ -192,3 +192,18 @@ func Keep(cfg mqttlink.Config, registryFile string, key identity.Key, log *slog.
 		return r.Run(ctx)
 	}
 }
+
+// RunAll runs every reconciler (one per broker of an MQTT tier) until ctx
+// is done, each on its own, so that a broker that is down holds up no
+// other; it returns once all have returned, with their errors.
+func RunAll(ctx context.Context, rs []*Reconciler) error {
+	errs := make(chan error, len(rs))
+	for _, r := range rs {
+		go func() { errs <- r.Run(ctx) }()
+	}
+	var all []error
+	for range rs {
+		all = append(all, <-errs)
+	}
+	return errors.Join(all...)
+}
