@@ -376,7 +376,6 @@ func (l *load) refuse(kind string) {
 type outcome struct {
 	answered, errors, duplicates, lost int64
 	errorKinds                         map[string]int
-	last                               time.Duration // from the first command to the last result
 }
 
 // settle waits up to drain for a result to every accepted command, then
