@@ -117,9 +117,15 @@ up() {
 	listing="$("$CAFE_BIN" tier conf --dir "$TIER_DIR")" || die "cafe tier conf failed (its message is above)" "see: $CAFE_BIN tier conf --help"
 	while read -r name url dir; do
 		start_broker "$name" "$url" "$dir"
+	done <<<"$listing"
+	# Every broker that runs in the folder, also an edge beyond
+	# CAFE_TIER_EDGES left from an earlier, larger tier:up.
+	while read -r name url dir; do
+		[[ -n $name && -n "$(pid_of "$dir")" ]] || continue
+		grep -q "^$name " <<<"$listing" || say "$name ($url) runs too, beyond CAFE_TIER_EDGES; it stays part of the tier (stop it: kill \$(cat $dir/mosquitto.pid))"
 		urls+=("$url")
 		if [[ $name == core ]]; then core=$url; else edges+=("$url"); fi
-	done <<<"$listing"
+	done <<<"$(tier_brokers)"
 	ADMIN_PW="$(admin_password)"
 	wait_until "$BRIDGE_TIMEOUT" bridges_up "$(port_of "$core")" "${#edges[@]}" ||
 		die "not every edge's bridge connected to the core within ${BRIDGE_TIMEOUT}s: $(bridge_states "$(port_of "$core")" | tr '\n' ' ')" \
@@ -162,7 +168,7 @@ status() {
 		fi
 		clients="$(mosquitto_sub -h 127.0.0.1 -p "$(port_of "$url")" -i "cafe-tier-$$" -u cafe-admin -P "$ADMIN_PW" \
 			-t '$SYS/broker/clients/connected' -C 1 -W 12 2>/dev/null || echo '?')"
-		echo "$name  $url  up, pid $pid, $clients clients connected, rss $(awk '/VmRSS/ { print $2 " kB" }' "/proc/$pid/status")"
+		echo "$name  $url  up, pid $pid, $clients clients connected (\$SYS, every 10 s), rss $(awk '/VmRSS/ { print $2 " kB" }' "/proc/$pid/status")"
 		if [[ $name == core ]]; then
 			bridge_states "$(port_of "$url")" | sed 's|^cafe/bridges/\(.*\) 1$|  bridge \1: connected|; s|^cafe/bridges/\(.*\) 0$|  bridge \1: DOWN|'
 		fi
