@@ -60,7 +60,7 @@ var (
 const (
 	fleetOnlineWait = 10 * time.Minute // every device connected, announced and known to every barista
 	fleetDrain      = time.Minute      // results after the last command
-	fleetStopWait   = 3 * time.Minute  // a simulator's graceful stop (every device's offline presence)
+	fleetStopWait   = 3 * time.Minute  // a fleetSim's graceful stop (every device's offline presence)
 )
 
 func TestFleet(t *testing.T) {
@@ -77,7 +77,7 @@ func TestFleet(t *testing.T) {
 	registry := writeFleetRegistry(t, c, prefix, ids)
 
 	started := time.Now()
-	tier := startTier(t, registry, edges)
+	tier := startFleetTier(t, registry, edges)
 	t.Logf("tier up in %v: core %s, edges %s", time.Since(started).Round(time.Second), tier.core, strings.Join(tier.edges, " "))
 
 	top := contracts.DefaultTopology()
@@ -97,7 +97,7 @@ func TestFleet(t *testing.T) {
 	}
 
 	started = time.Now()
-	sims := startSimulators(t, tier, prefix, n)
+	sims := startFleetSims(t, tier, prefix, n)
 	online := time.Since(started)
 	for _, b := range baristas {
 		brokertest.Eventually(t, fleetOnlineWait, b.name+" never knew every device's presence", func() bool {
@@ -108,18 +108,18 @@ func TestFleet(t *testing.T) {
 	t.Logf("%d devices online in %v, known to every barista after %v", n, online.Round(time.Second), presence.Round(time.Second))
 
 	a := newApp(t, cashier.base(), c)
-	load := sendLoad(t, a, ids, *fleetRate, *fleetDuration)
-	out := load.settle(a, fleetDrain)
+	sent := sendLoad(t, a, ids, *fleetRate, *fleetDuration)
+	out := sent.settle(a, fleetDrain)
 
-	rows := []memRow{}
+	rows := []fleetMem{}
 	for _, s := range append(append([]*service{cashier}, baristas...), caller) {
-		rows = append(rows, memOf(t, s.name, s.cmd.Process.Pid, 0))
+		rows = append(rows, fleetMemOf(t, s.name, s.cmd.Process.Pid, 0))
 	}
 	for _, b := range tier.brokers {
-		rows = append(rows, memOf(t, "mosquitto "+b.name, b.pid(t), b.devices))
+		rows = append(rows, fleetMemOf(t, "mosquitto "+b.name, b.pid(t), b.devices))
 	}
 	for _, s := range sims {
-		rows = append(rows, memOf(t, "devicesim "+s.name, s.cmd.Process.Pid, s.count))
+		rows = append(rows, fleetMemOf(t, "devicesim "+s.name, s.cmd.Process.Pid, s.count))
 	}
 	known := make([]float64, len(baristas))
 	for i, b := range baristas {
@@ -129,16 +129,16 @@ func TestFleet(t *testing.T) {
 		s.stop(t, fleetStopWait)
 	}
 
-	table := fleetTable(n, edges, online, presence, known, load, out, rows)
+	table := fleetTable(n, edges, online, presence, known, sent, out, rows)
 	t.Log("\n" + table)
 	if *fleetOut != "" {
 		if err := os.WriteFile(*fleetOut, []byte(table), 0o644); err != nil {
 			t.Error(err)
 		}
 	}
-	if out.lost != 0 || out.answered != load.accepted.Load() || out.errors != 0 || load.refused.Load() != 0 {
+	if out.lost != 0 || out.answered != sent.accepted.Load() || out.errors != 0 || sent.refused.Load() != 0 {
 		t.Errorf("sent %d, accepted %d, refused %d, answered %d (%d with an error: %v), lost %d: want every command accepted and answered without error",
-			load.sent.Load(), load.accepted.Load(), load.refused.Load(), out.answered, out.errors, out.errorKinds, out.lost)
+			sent.sent.Load(), sent.accepted.Load(), sent.refused.Load(), out.answered, out.errors, out.errorKinds, out.lost)
 	}
 	for i, k := range known {
 		if k != float64(n) {
@@ -171,21 +171,21 @@ func writeFleetRegistry(t *testing.T, c client, prefix string, ids []string) str
 }
 
 // tier is the test's MQTT broker tier.
-type tier struct {
+type fleetTier struct {
 	dir     string
 	core    string
 	edges   []string
-	brokers []tierBroker
+	brokers []fleetBroker
 }
 
-type tierBroker struct {
+type fleetBroker struct {
 	name    string
 	dir     string
 	devices int // the devices connected to it
 }
 
 // pid is the broker's process id, from its pid file.
-func (b tierBroker) pid(t testing.TB) int {
+func (b fleetBroker) pid(t testing.TB) int {
 	t.Helper()
 	raw, err := os.ReadFile(filepath.Join(b.dir, "mosquitto.pid"))
 	if err != nil {
@@ -198,17 +198,17 @@ func (b tierBroker) pid(t testing.TB) int {
 	return pid
 }
 
-// startTier starts a core and edges in a folder of the test's own, the
+// startFleetTier starts a core and edges in a folder of the test's own, the
 // logins of registry written before the brokers start, and purges it when
 // the test ends.
-func startTier(t *testing.T, registry string, edges int) *tier {
+func startFleetTier(t *testing.T, registry string, edges int) *fleetTier {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "cafe-fleet-tier-")
 	if err != nil {
 		t.Fatal(err)
 	}
-	tr := &tier{dir: dir}
-	script := filepath.Join(repoRoot(t), "deploy", "mosquitto", "tier.sh")
+	tr := &fleetTier{dir: dir}
+	script := filepath.Join(fleetRepoRoot(t), "deploy", "mosquitto", "tier.sh")
 	tierEnv := append(os.Environ(), "CAFE_TIER_DIR="+dir, "CAFE_TIER_EDGES="+strconv.Itoa(edges),
 		"CAFE_TIER_CORE_PORT="+strconv.Itoa(*fleetCorePort), "CAFE_TIER_EDGE_PORT="+strconv.Itoa(*fleetEdgePort),
 		"CAFE_CLIENTS_FILE="+registry, "CAFE_TIER_RECONCILE=0", "CAFE_TIER_BRIDGE_TIMEOUT=60")
@@ -239,16 +239,16 @@ func startTier(t *testing.T, registry string, edges int) *tier {
 	if tr.core == "" || len(tr.edges) != edges {
 		t.Fatalf("tier.env %q: want the core's URL and %d edges'", env, edges)
 	}
-	tr.brokers = append(tr.brokers, tierBroker{name: "core", dir: filepath.Join(dir, "core")})
+	tr.brokers = append(tr.brokers, fleetBroker{name: "core", dir: filepath.Join(dir, "core")})
 	for i := range edges {
 		name := fmt.Sprintf("edge-%d", i+1)
-		tr.brokers = append(tr.brokers, tierBroker{name: name, dir: filepath.Join(dir, name)})
+		tr.brokers = append(tr.brokers, fleetBroker{name: name, dir: filepath.Join(dir, name)})
 	}
 	return tr
 }
 
-// repoRoot is the repository's folder (this package is cmd/internal/e2e).
-func repoRoot(t testing.TB) string {
+// fleetRepoRoot is the repository's folder (this package is cmd/internal/e2e).
+func fleetRepoRoot(t testing.TB) string {
 	t.Helper()
 	root, err := filepath.Abs(filepath.Join("..", "..", ".."))
 	if err != nil {
@@ -257,18 +257,18 @@ func repoRoot(t testing.TB) string {
 	return root
 }
 
-// simulator is one devicesim process, on one edge.
-type simulator struct {
+// fleetSim is one devicesim process, on one edge.
+type fleetSim struct {
 	*proc
 	count int
 }
 
-// startSimulators starts one devicesim per edge, the devices numbered in
+// startFleetSims starts one devicesim per edge, the devices numbered in
 // blocks (edge 1 has the first n/edges), and waits until every one says
 // its devices are online.
-func startSimulators(t *testing.T, tr *tier, prefix string, n int) []*simulator {
+func startFleetSims(t *testing.T, tr *fleetTier, prefix string, n int) []*fleetSim {
 	t.Helper()
-	var sims []*simulator
+	var sims []*fleetSim
 	first := 1
 	for i, edge := range tr.edges {
 		count := n / len(tr.edges)
@@ -279,7 +279,7 @@ func startSimulators(t *testing.T, tr *tier, prefix string, n int) []*simulator 
 		args := []string{"--mqtt-url", edge, "--pattern", prefix + "-%d", "--first", strconv.Itoa(first), "--count", strconv.Itoa(count),
 			"--keepalive", fleetKeepAlive.String(), "--secrets-file", fleetSecrets(t, prefix, first, count),
 			"--stats-file", filepath.Join(t.TempDir(), "stats.json"), "--log-level", "warn"}
-		sims = append(sims, &simulator{proc: start(t, fmt.Sprintf("edge-%d", i+1), "devicesim", nil, args...), count: count})
+		sims = append(sims, &fleetSim{proc: start(t, fmt.Sprintf("edge-%d", i+1), "devicesim", nil, args...), count: count})
 		first += count
 	}
 	for _, s := range sims {
@@ -304,8 +304,8 @@ func fleetSecrets(t *testing.T, prefix string, first, count int) string {
 	return name
 }
 
-// load is what the app sent.
-type load struct {
+// fleetLoad is what the app sent.
+type fleetLoad struct {
 	sent, accepted, refused atomic.Int64
 	ids                     sync.Map // command id → true, for those accepted
 	took                    time.Duration
@@ -315,9 +315,9 @@ type load struct {
 
 // sendLoad submits one echo command to a random device every 1/rate for
 // duration, from a few senders, keeping to the schedule.
-func sendLoad(t *testing.T, a *app, ids []string, rate float64, duration time.Duration) *load {
+func sendLoad(t *testing.T, a *app, ids []string, rate float64, duration time.Duration) *fleetLoad {
 	t.Helper()
-	l := &load{refusals: map[string]int{}}
+	l := &fleetLoad{refusals: map[string]int{}}
 	total := int(rate * duration.Seconds())
 	slots := make(chan int, total)
 	var wg sync.WaitGroup
@@ -339,7 +339,7 @@ func sendLoad(t *testing.T, a *app, ids []string, rate float64, duration time.Du
 	return l
 }
 
-func (l *load) submit(a *app, device string, seq int) {
+func (l *fleetLoad) submit(a *app, device string, seq int) {
 	id := "f" + strconv.Itoa(seq)
 	body := `{"jsonrpc":"2.0","id":"` + id + `","method":"echo","params":[` + strconv.Itoa(seq) + `]}`
 	l.sent.Add(1)
@@ -365,22 +365,22 @@ func (l *load) submit(a *app, device string, seq int) {
 	l.ids.Store(`"`+id+`"`, true)
 }
 
-func (l *load) refuse(kind string) {
+func (l *fleetLoad) refuse(kind string) {
 	l.refused.Add(1)
 	l.mu.Lock()
 	l.refusals[kind]++
 	l.mu.Unlock()
 }
 
-// outcome is what came back.
-type outcome struct {
+// fleetOutcome is what came back.
+type fleetOutcome struct {
 	answered, errors, duplicates, lost int64
 	errorKinds                         map[string]int
 }
 
 // settle waits up to drain for a result to every accepted command, then
 // counts them.
-func (l *load) settle(a *app, drain time.Duration) outcome {
+func (l *fleetLoad) settle(a *app, drain time.Duration) fleetOutcome {
 	deadline := time.Now().Add(drain)
 	for {
 		o := l.count(a)
@@ -391,8 +391,8 @@ func (l *load) settle(a *app, drain time.Duration) outcome {
 	}
 }
 
-func (l *load) count(a *app) outcome {
-	o := outcome{errorKinds: map[string]int{}}
+func (l *fleetLoad) count(a *app) fleetOutcome {
+	o := fleetOutcome{errorKinds: map[string]int{}}
 	seen := map[string]bool{}
 	for _, r := range a.all() {
 		id := string(r.resp.ID)
@@ -414,21 +414,21 @@ func (l *load) count(a *app) outcome {
 	return o
 }
 
-// memRow is one process's memory.
-type memRow struct {
+// fleetMem is one process's memory.
+type fleetMem struct {
 	name      string
 	rss, peak int64 // bytes: VmRSS now, VmHWM
 	devices   int   // devices it holds (brokers, simulators); 0: none
 }
 
-// memOf reads a process's resident set from /proc.
-func memOf(t testing.TB, name string, pid, devices int) memRow {
+// fleetMemOf reads a process's resident set from /proc.
+func fleetMemOf(t testing.TB, name string, pid, devices int) fleetMem {
 	t.Helper()
 	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		t.Fatalf("%s (pid %d): %v", name, pid, err)
 	}
-	r := memRow{name: name, devices: devices}
+	r := fleetMem{name: name, devices: devices}
 	sc := bufio.NewScanner(bytes.NewReader(raw))
 	for sc.Scan() {
 		field, value, _ := strings.Cut(sc.Text(), ":")
@@ -444,7 +444,7 @@ func memOf(t testing.TB, name string, pid, devices int) memRow {
 }
 
 // fleetTable is the run's figures as Markdown.
-func fleetTable(n, edges int, online, presence time.Duration, known []float64, l *load, o outcome, rows []memRow) string {
+func fleetTable(n, edges int, online, presence time.Duration, known []float64, l *fleetLoad, o fleetOutcome, rows []fleetMem) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "| devices | edges | online after | known to every barista after | sent | accepted | answered | errors | lost | duplicates | rate sent | presence tracked |\n")
 	fmt.Fprintf(&b, "|---|---|---|---|---|---|---|---|---|---|---|---|\n")
