@@ -70,6 +70,9 @@ func (l *link) connect() (net.Conn, error) {
 	_ = conn.SetDeadline(time.Now().Add(sh.timeout))
 	if err := l.handshake(conn); err != nil {
 		conn.Close()
+		if sh.tlsReport != nil {
+			sh.tlsReport.Report(err) // a certificate failure explained once, with a hint
+		}
 		return nil, err
 	}
 	_ = conn.SetDeadline(time.Time{})

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"cafe/contracts"
+	"cafe/contracts/linktls"
 	"cafe/contracts/mqttlink"
 )
 
@@ -312,7 +313,7 @@ func newLinkShared(cfg Config, log *slog.Logger) (*linkShared, error) {
 		}
 		tc = tc.Clone()
 		tc.ServerName = u.Hostname()
-		sh.tls = tc
+		sh.tls, sh.tlsReport = tc, linktls.NewReporter(log, mqttlink.SettingsTLS)
 	}
 	return sh, nil
 }

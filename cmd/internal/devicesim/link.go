@@ -12,6 +12,7 @@ import (
 
 	"github.com/eclipse/paho.mqtt.golang/packets"
 
+	"cafe/contracts/linktls"
 	"cafe/contracts/mqttlink"
 )
 
@@ -66,9 +67,10 @@ type linkShared struct {
 	topics      func(id string) (filter, will string) // the subscription and the last will's topic of a client id
 	willPayload []byte                                // the last will, retained at QoS 1
 
-	addr       string      // host:port
-	tls        *tls.Config // nil: plain TCP
-	user, pass string      // the URL's login, for devices without a secret
+	addr       string            // host:port
+	tls        *tls.Config       // nil: plain TCP
+	tlsReport  *linktls.Reporter // explains certificate failures once each; nil without TLS
+	user, pass string            // the URL's login, for devices without a secret
 	keepAlive  time.Duration
 	timeout    time.Duration // dial and handshake, each write, a PINGRESP
 	maxBackoff time.Duration
