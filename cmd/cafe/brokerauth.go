@@ -63,12 +63,7 @@ is down delays nobody else's.`,
 	}
 	f := cli.On(cmd.Flags())
 	s.brokers.RegisterMQTT(f)
-	def, keyDef := "", ""
-	if dir, err := local.Default(); err == nil {
-		def, keyDef = dir.Registry(), dir.KeyFile()
-	}
-	f.String(&s.registryFile, run.SettingClientsFile, def, "the registry (YAML) whose devices and apps get logins")
-	f.String(&s.keyFile, cli.Setting("auth-key-file", local.EnvKey), keyDef, "the auth key the secrets are derived from")
+	registerLoginSources(f, &s.registryFile, &s.keyFile)
 	f.StringSlice(&s.others, cli.Setting("broker", "CAFE_BROKER_AUTH_BROKERS"), nil, "a broker whose logins to keep (repeat, or comma-separated); default: CAFE_MQTT_URL's")
 	cmd.Flags().BoolVar(&s.once, "once", false, "reconcile once, print what changed, and exit")
 	cmd.Flags().DurationVar(&s.resync, "resync", 5*time.Minute, "compare everything with the broker this often, besides every change of the file")
@@ -127,6 +122,18 @@ func redacted(raw string) string {
 		return "(a broker URL that does not parse)"
 	}
 	return u.Redacted()
+}
+
+// registerLoginSources adds the flags of where brokers' logins come from:
+// the registry and the auth key (this machine's by default), shared by
+// cafe broker-auth and cafe tier conf.
+func registerLoginSources(f cli.Flags, registryFile, keyFile *string) {
+	def, keyDef := "", ""
+	if dir, err := local.Default(); err == nil {
+		def, keyDef = dir.Registry(), dir.KeyFile()
+	}
+	f.String(registryFile, run.SettingClientsFile, def, "the registry (YAML) whose devices and apps get logins")
+	f.String(keyFile, cli.Setting("auth-key-file", local.EnvKey), keyDef, "the auth key the secrets are derived from")
 }
 
 // brokerAuthClientID is a reconciler's MQTT client id: its own, so any

@@ -1,19 +1,20 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
-	"os/user"
+	"strings"
 
 	"github.com/spf13/cobra"
 
 	"cafe/cmd/internal/brokerauth"
 	"cafe/cmd/internal/cli"
-	"cafe/cmd/internal/run"
 	"cafe/cmd/internal/tier"
+	"cafe/contracts"
 	"cafe/contracts/identity"
-	"cafe/contracts/local"
+	"cafe/contracts/mqttlink"
 	"cafe/contracts/registry"
 )
 
@@ -31,8 +32,70 @@ func tierCommand() *cobra.Command {
 		Short: "The MQTT broker tier: a core Mosquitto and N edges bridged to it (task tier:up)",
 		Args:  cobra.NoArgs,
 	}
-	cmd.AddCommand(tierConfCommand())
+	cmd.AddCommand(tierConfCommand(), tierJanitorCommand())
 	return cmd
+}
+
+// janitorSettings are what `cafe tier janitor` is configured with.
+type janitorSettings struct {
+	core    string
+	edges   []string // name=URL
+	logging cli.Log
+}
+
+func tierJanitorCommand() *cobra.Command {
+	s := &janitorSettings{}
+	cmd := &cobra.Command{
+		Use:   "janitor",
+		Short: "Mark offline on the core the devices of an edge that crashed (deploy/mosquitto/tier.sh runs it)",
+		Long: `janitor keeps the core's retained presence true when an edge vanishes. A
+crashed edge publishes none of its devices' last wills, so the core would go on
+saying they are online, and their commands would end only at their deadline as
+device timeouts. The janitor watches every edge's presence (on the edge, as
+cafe-admin) and the bridges' state on the core (cafe/bridges/EDGE); when an
+edge's bridge goes down it publishes {"online":false}, retained, on the core
+for each device that edge last said was online and no other edge says is
+online. A device that comes back, on any edge, says online again itself.
+
+Run one per tier (more do no harm: they publish the same). It keeps no state
+across restarts: a janitor started after an edge died cannot know its devices.`,
+		Example: `  cafe tier janitor --core tcp://127.0.0.1:1893 --edge edge-1=tcp://127.0.0.1:1901 --edge edge-2=tcp://127.0.0.1:1902`,
+		Args:    cobra.NoArgs,
+		RunE:    func(cmd *cobra.Command, _ []string) error { return s.run(cmd) },
+	}
+	f := cli.On(cmd.Flags())
+	f.String(&s.core, cli.Setting("core", "CAFE_TIER_CORE_URL"), "tcp://127.0.0.1:1893", "the core broker")
+	f.StringSlice(&s.edges, cli.Setting("edge", "CAFE_TIER_EDGES_BY_NAME"), nil, "an edge as NAME=URL, NAME as in its bridge (edge-1); repeat, or comma-separated")
+	s.logging.Register(f)
+	return cmd
+}
+
+func (s *janitorSettings) run(cmd *cobra.Command) error {
+	log, err := s.logging.Start(cmd.Flags(), os.Stderr)
+	if err != nil {
+		return err
+	}
+	if len(s.edges) == 0 {
+		return errors.New("--edge: want at least one edge as NAME=URL (CAFE_TIER_EDGES_BY_NAME)")
+	}
+	edges := map[string]mqttlink.Config{}
+	for _, e := range s.edges {
+		name, u, ok := strings.Cut(e, "=")
+		if !ok || name == "" || u == "" {
+			return fmt.Errorf("--edge %q: want NAME=URL, such as edge-1=tcp://127.0.0.1:1901", e)
+		}
+		edges[name] = s.admin(u)
+	}
+	ctx, stop := cli.SignalContext()
+	defer stop()
+	log.Info("watching the tier's edges for the core's presence", "edges", len(edges))
+	return tier.RunJanitor(ctx, s.admin(s.core), edges, log)
+}
+
+// admin is an MQTT link's configuration to u as cafe-admin (the tier's
+// brokers listen on plain TCP: no TLS settings).
+func (s *janitorSettings) admin(u string) mqttlink.Config {
+	return mqttlink.Config{URL: cli.WithRole(u, mqttlink.DefaultURL, identity.Admin), ClientID: contracts.NewName("cafe-tier-janitor-"), CleanSession: true}
 }
 
 func tierConfCommand() *cobra.Command {
@@ -70,12 +133,7 @@ It prints one line per broker: name, MQTT URL, folder.`,
 	f.Int(&s.plan.Edges, cli.Setting("edges", "CAFE_TIER_EDGES"), tier.DefaultEdges, "how many edge brokers")
 	f.Int(&s.plan.CorePort, cli.Setting("core-port", "CAFE_TIER_CORE_PORT"), tier.DefaultCorePort, "the core's port")
 	f.Int(&s.plan.FirstEdgePort, cli.Setting("edge-port", "CAFE_TIER_EDGE_PORT"), tier.DefaultFirstEdgePort, "edge-1's port; edge-N listens on this + N - 1")
-	def, keyDef := "", ""
-	if dir, err := local.Default(); err == nil {
-		def, keyDef = dir.Registry(), dir.KeyFile()
-	}
-	f.String(&s.registryFile, run.SettingClientsFile, def, "the registry (YAML) whose devices and apps get logins")
-	f.String(&s.keyFile, cli.Setting("auth-key-file", local.EnvKey), keyDef, "the auth key the secrets are derived from")
+	registerLoginSources(f, &s.registryFile, &s.keyFile)
 	cmd.Flags().StringVar(&s.mosquittoUser, "mosquitto-user", "mosquitto", "the user Mosquitto runs as when started as root, who must own its files")
 	return cmd
 }
@@ -96,13 +154,9 @@ func (s *tierSettings) conf(out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	files := tier.Files{Dynsec: dynsec, BridgePassword: key.ServicePassword(identity.Bridge), UID: -1, GID: -1}
-	if os.Geteuid() == 0 { // Mosquitto started as root runs as its own user, who must own its files
-		if _, err := user.Lookup(s.mosquittoUser); err == nil {
-			if files.UID, files.GID, err = owner(s.mosquittoUser); err != nil {
-				return err
-			}
-		}
+	files := tier.Files{Dynsec: dynsec, BridgePassword: key.ServicePassword(identity.Bridge)}
+	if err := files.RunAs(s.mosquittoUser); err != nil {
+		return err
 	}
 	if err := tier.Write(s.plan, files); err != nil {
 		return err

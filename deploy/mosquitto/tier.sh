@@ -8,9 +8,9 @@
 #
 #   tier.sh up       write every broker's files, start the brokers that do not
 #                    run, wait until every edge's bridge is connected, start
-#                    the logins' reconciler; prints the URLs (also in
+#                    the logins' reconciler and the janitor; prints the URLs (also in
 #                    CAFE_TIER_DIR/tier.env)
-#   tier.sh down     stop the reconciler and every broker of CAFE_TIER_DIR
+#   tier.sh down     stop the reconciler, the janitor and every broker of CAFE_TIER_DIR
 #                    (SIGTERM: each saves its database)
 #   tier.sh status   each broker: pid, port, clients connected; each bridge's state
 #   tier.sh purge    down, then delete CAFE_TIER_DIR (databases included)
@@ -25,16 +25,18 @@
 #   CAFE_TIER_RECONCILE  1 (default): run `cafe broker-auth` on every broker, so
 #                        registry changes reach them; 0: logins only as written
 #                        at start (a bulk-provisioned fleet needs no more)
+#   CAFE_TIER_JANITOR    1 (default): run `cafe tier janitor`, which marks offline on
+#                        the core the devices of an edge that crashed; 0: not
 #   CAFE_TIER_BRIDGE_TIMEOUT  seconds to wait for the bridges (default 20)
 set -euo pipefail
 
+# shellcheck disable=SC2034 # read by brokers.sh's say and die
 LOG_PREFIX=tier
-# shellcheck source=../brokers.sh
+# shellcheck source-path=SCRIPTDIR source=../brokers.sh
 source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)/../brokers.sh"
 
 readonly TIER_DIR="${CAFE_TIER_DIR:-/tmp/cafe-tier}"
 readonly BRIDGE_TIMEOUT="${CAFE_TIER_BRIDGE_TIMEOUT:-20}"
-readonly RECONCILER_PID="$TIER_DIR/broker-auth.pid" RECONCILER_LOG="$TIER_DIR/broker-auth.log"
 
 # tier_brokers: "name url dir" of each broker that has a folder in TIER_DIR,
 # the core first.
@@ -91,29 +93,56 @@ start_broker() {
 	say "$name started (pid $(pid_of "$dir")) on $url"
 }
 
-start_reconciler() {
-	local urls=$1
-	stop_reconciler
-	[[ ${CAFE_TIER_RECONCILE:-1} == 1 ]] || return 0
-	setsid nohup "$CAFE_BIN" broker-auth --broker "$urls" >"$RECONCILER_LOG" 2>&1 </dev/null &
-	echo $! >"$RECONCILER_PID"
-	say "logins kept in step with the registry on every broker: cafe broker-auth (pid $!, log $RECONCILER_LOG)"
+# start_helper NAME ARGS...: run `cafe ARGS...` in the background, detached,
+# its pid and log in TIER_DIR/NAME.pid and NAME.log (one of each NAME).
+start_helper() {
+	local name=$1
+	shift
+	stop_helper "$name"
+	setsid nohup "$CAFE_BIN" "$@" >"$TIER_DIR/$name.log" 2>&1 </dev/null &
+	echo $! >"$TIER_DIR/$name.pid"
+	HELPER_PID=$!
 }
 
-stop_reconciler() {
+# helper_pid NAME: the pid of the running helper NAME, or nothing.
+helper_pid() {
 	local pid
-	pid="$(cat "$RECONCILER_PID" 2>/dev/null)" || return 0
-	if [[ "$(cat "/proc/$pid/comm" 2>/dev/null)" == cafe ]]; then
+	pid="$(cat "$TIER_DIR/$1.pid" 2>/dev/null)" || return 0
+	[[ "$(cat "/proc/$pid/comm" 2>/dev/null)" == cafe ]] && echo "$pid"
+	return 0
+}
+
+stop_helper() {
+	local pid
+	pid="$(helper_pid "$1")"
+	if [[ -n $pid ]]; then
 		kill -TERM "$pid" 2>/dev/null || true
 		wait_until 10 exited "$pid" || kill -KILL "$pid" 2>/dev/null || true
 	fi
-	rm -f "$RECONCILER_PID"
+	rm -f "$TIER_DIR/$1.pid"
+}
+
+# start_helpers CORE_URL URLS EDGE_ARGS: the logins' reconciler on every
+# broker and the janitor of the edges (EDGE_ARGS: name=url,...).
+start_helpers() {
+	if [[ ${CAFE_TIER_RECONCILE:-1} == 1 ]]; then
+		start_helper broker-auth broker-auth --broker "$2"
+		say "logins kept in step with the registry on every broker: cafe broker-auth (pid $HELPER_PID, log $TIER_DIR/broker-auth.log)"
+	else
+		stop_helper broker-auth
+	fi
+	if [[ ${CAFE_TIER_JANITOR:-1} == 1 ]]; then
+		start_helper janitor tier janitor --core "$1" --edge "$3"
+		say "a crashed edge's devices are marked offline on the core: cafe tier janitor (pid $HELPER_PID, log $TIER_DIR/janitor.log)"
+	else
+		stop_helper janitor
+	fi
 }
 
 up() {
 	ensure_packages
 	build_cafe
-	local listing name url dir core="" edges=() urls=()
+	local listing name url dir core="" edges=() urls=() named=()
 	listing="$("$CAFE_BIN" tier conf --dir "$TIER_DIR")" || die "cafe tier conf failed (its message is above)" "see: $CAFE_BIN tier conf --help"
 	while read -r name url dir; do
 		start_broker "$name" "$url" "$dir"
@@ -124,13 +153,13 @@ up() {
 		[[ -n $name && -n "$(pid_of "$dir")" ]] || continue
 		grep -q "^$name " <<<"$listing" || say "$name ($url) runs too, beyond CAFE_TIER_EDGES; it stays part of the tier (stop it: kill \$(cat $dir/mosquitto.pid))"
 		urls+=("$url")
-		if [[ $name == core ]]; then core=$url; else edges+=("$url"); fi
+		if [[ $name == core ]]; then core=$url; else edges+=("$url") named+=("$name=$url"); fi
 	done <<<"$(tier_brokers)"
 	ADMIN_PW="$(admin_password)"
 	wait_until "$BRIDGE_TIMEOUT" bridges_up "$(port_of "$core")" "${#edges[@]}" ||
 		die "not every edge's bridge connected to the core within ${BRIDGE_TIMEOUT}s: $(bridge_states "$(port_of "$core")" | tr '\n' ' ')" \
 			"read the edges' logs: tail -n 20 $TIER_DIR/edge-*/mosquitto.log"
-	start_reconciler "$(IFS=,; echo "${urls[*]}")"
+	start_helpers "$core" "$(IFS=,; echo "${urls[*]}")" "$(IFS=,; echo "${named[*]}")"
 	{
 		echo "CAFE_TIER_CORE_URL=$core"
 		echo "CAFE_TIER_EDGE_URLS=$(IFS=,; echo "${edges[*]}")"
@@ -141,16 +170,23 @@ up() {
 }
 
 down() {
-	local name url dir pid
-	stop_reconciler
+	local name url dir pid stopping=()
+	stop_helper janitor
+	stop_helper broker-auth
+	# SIGTERM to every broker at once (each takes a second or two to save
+	# and close), then wait for each.
 	while read -r name url dir; do
 		[[ -n $name ]] || continue
 		pid="$(pid_of "$dir")"
 		[[ -n $pid ]] || continue
 		kill -TERM "$pid" 2>/dev/null || true
+		stopping+=("$name $url $pid")
+	done <<<"$(tier_brokers)"
+	for name in "${stopping[@]}"; do
+		read -r name url pid <<<"$name"
 		wait_until 15 exited "$pid" || die "$name (pid $pid) did not exit within 15s of SIGTERM" "kill it: kill -KILL $pid"
 		say "$name stopped (was pid $pid on $url)"
-	done <<<"$(tier_brokers)"
+	done
 }
 
 status() {
@@ -166,6 +202,7 @@ status() {
 			rc=1
 			continue
 		fi
+		# shellcheck disable=SC2016 # a literal topic name, not a variable
 		clients="$(mosquitto_sub -h 127.0.0.1 -p "$(port_of "$url")" -i "cafe-tier-$$" -u cafe-admin -P "$ADMIN_PW" \
 			-t '$SYS/broker/clients/connected' -C 1 -W 12 2>/dev/null || echo '?')"
 		echo "$name  $url  up, pid $pid, $clients clients connected (\$SYS, every 10 s), rss $(awk '/VmRSS/ { print $2 " kB" }' "/proc/$pid/status")"
@@ -173,11 +210,17 @@ status() {
 			bridge_states "$(port_of "$url")" | sed 's|^cafe/bridges/\(.*\) 1$|  bridge \1: connected|; s|^cafe/bridges/\(.*\) 0$|  bridge \1: DOWN|'
 		fi
 	done <<<"$(tier_brokers)"
-	pid="$(cat "$RECONCILER_PID" 2>/dev/null || true)"
-	if [[ -n $pid && "$(cat "/proc/$pid/comm" 2>/dev/null)" == cafe ]]; then
-		echo "logins: cafe broker-auth pid $pid (log $RECONCILER_LOG)"
+	pid="$(helper_pid broker-auth)"
+	if [[ -n $pid ]]; then
+		echo "logins: cafe broker-auth pid $pid (log $TIER_DIR/broker-auth.log)"
 	else
 		echo "logins: no reconciler running (registry changes reach the tier at its next tier:up)"
+	fi
+	pid="$(helper_pid janitor)"
+	if [[ -n $pid ]]; then
+		echo "janitor: cafe tier janitor pid $pid (log $TIER_DIR/janitor.log)"
+	else
+		echo "janitor: not running (a crashed edge's devices stay online on the core until they reconnect)"
 	fi
 	return "$rc"
 }

@@ -48,6 +48,11 @@ func newTierScene(t *testing.T, perEdge int, flags ...string) *tierScene {
 		t.Fatalf("cafe broker-auth --once on the tier: exit %d, want 0 and one line per broker:\n%s", code, out)
 	}
 	s := &tierScene{p: p, tr: tr, app: pipelineApp(p)}
+	janitor := start(t, "cafe tier janitor", "cafe", nil, "tier", "janitor", "--core", tr.Core().URL(),
+		"--edge", "edge-1="+tr.Edge(1).URL()+",edge-2="+tr.Edge(2).URL())
+	brokertest.Eventually(t, readyTimeout, "the janitor never connected to the core and both edges", func() bool {
+		return strings.Count(janitor.out.String(), "mqtt connected") >= 3
+	})
 	for i := range s.fleets {
 		s.fleets[i] = s.devicesOn(t, i+1, perEdge, flags...)
 	}
@@ -106,11 +111,11 @@ func TestTierPipeline(t *testing.T) {
 
 // TestTierEdgeKilled: edge-2 is killed (SIGKILL, a crash) or stopped
 // (SIGTERM) while commands flow to devices on both edges, and started
-// again 2 s later. Every accepted
-// command still ends as a result by its id: the device's reply, or a
-// pipeline error (device timeout for a command edge-2 took down with it or
-// sent to a device the core still thought online, device offline once the
-// core knew better); none is lost, and edge-2's devices answer again once
+// again 2 s later. Every accepted command still ends as a result by its
+// id: the device's reply, or a pipeline error (device timeout for a
+// command edge-2 took down with it, device offline once the core knows
+// its devices are gone: from their wills on a clean stop, from the janitor
+// after a crash); none is lost, and edge-2's devices answer again once
 // they are back.
 func TestTierEdgeKilled(t *testing.T) {
 	for _, sig := range []syscall.Signal{syscall.SIGKILL, syscall.SIGTERM} {
@@ -171,6 +176,9 @@ func edgeDown(t *testing.T, sig syscall.Signal) {
 	}
 	if counts["ok"] == 0 || counts["ok"] == len(accepted) {
 		t.Errorf("outcomes %v: want replies from edge-1's devices and errors for commands lost with edge-2", counts)
+	}
+	if offline := counts[fmt.Sprint(contracts.CodeDeviceOffline)]; offline == 0 {
+		t.Errorf("outcomes %v: want device offline errors once the core knew edge-2 was gone (its devices' wills, or the janitor's)", counts)
 	}
 	for _, d := range s.fleets[1].ids { // back: each of edge-2's devices answers again
 		id := strconv.Quote("after-" + d)

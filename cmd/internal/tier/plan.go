@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/user"
 	"path/filepath"
 	"strconv"
 
@@ -81,7 +82,7 @@ func (p Plan) Brokers() []Broker { return append([]Broker{p.Core()}, p.EdgeBroke
 // plugin's file for every broker (brokerauth.Render: the same logins on
 // each, so a device may connect to any edge), cafe-bridge's password, and
 // the user the brokers run as (UID -1: leave the files to whoever writes
-// them, for brokers not started as root).
+// them, for brokers not started as root; RunAs sets them).
 type Files struct {
 	Dynsec         []byte
 	BridgePassword string
@@ -89,6 +90,28 @@ type Files struct {
 	// KeepDynsec leaves a broker's plugin file as it is when it exists: a
 	// broker that ran owns it (the reconciler kept it current).
 	KeepDynsec bool
+}
+
+// RunAs makes the files the given user's when this process is root:
+// Mosquitto started as root runs as its own user (mosquitto), who must
+// own its files. Otherwise (or without such a user) the files stay the
+// writer's, as Mosquitto then runs as the writer too.
+func (f *Files) RunAs(name string) error {
+	f.UID, f.GID = -1, -1
+	if os.Geteuid() != 0 {
+		return nil
+	}
+	u, err := user.Lookup(name)
+	if err != nil {
+		return nil // no such user: Mosquitto stays root, and so may the files
+	}
+	if f.UID, err = strconv.Atoi(u.Uid); err != nil {
+		return fmt.Errorf("user %s: uid %q: %w", name, u.Uid, err)
+	}
+	if f.GID, err = strconv.Atoi(u.Gid); err != nil {
+		return fmt.Errorf("user %s: gid %q: %w", name, u.Gid, err)
+	}
+	return nil
 }
 
 // Write makes each broker's folder with its config, ACL file and plugin

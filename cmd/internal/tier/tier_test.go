@@ -19,6 +19,7 @@ import (
 	"cafe/contracts"
 	"cafe/contracts/brokertest"
 	"cafe/contracts/identity"
+	"cafe/contracts/mqttlink"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -50,13 +51,16 @@ func newScene(t *testing.T) *scene {
 // TestTier checks the bridges of a core and two edges: what goes down,
 // what comes up, each exactly once, and who may do what on an edge.
 func TestTier(t *testing.T) {
+	t.Parallel()
 	s := newScene(t)
 	t.Run("command on the core reaches a device on edge-2 at QoS 1, once", s.commandGoesDown)
 	t.Run("reply and retained presence reach the core, once", s.replyAndPresenceGoUp)
 	t.Run("a device's last will on an edge reaches the core", s.willGoesUp)
 	t.Run("a result reaches an app on an edge, and on the core", s.resultGoesDown)
 	t.Run("logins and ACLs hold on every broker", s.accessEnforced)
+	t.Run("a crashed edge's devices go offline on the core (the janitor)", s.janitor)
 	t.Run("an edge restarted cleanly gets what the core queued meanwhile", s.edgeRestart)
+	t.Run("a core that crashed gets the edges' retained presence back", s.coreCrash)
 }
 
 func (s *scene) commandGoesDown(t *testing.T) {
@@ -69,9 +73,7 @@ func (s *scene) commandGoesDown(t *testing.T) {
 	publishAs(t, core, identity.Barista, topic, `{"jsonrpc":"2.0","method":"echo","id":1}`, false)
 	device.waitFor(t, topic, 1)
 	time.Sleep(settle)
-	if got := device.messages(topic); len(got) != 1 || got[0].Qos() != 1 {
-		t.Fatalf("the device got %d copies (QoS %v), want 1 at QoS 1", len(got), qosOf(got))
-	}
+	onceAtQoS1(t, device, topic, "the device on edge-2")
 	for i, spy := range spies {
 		if n := len(spy.messages(topic)); n != 1 {
 			t.Errorf("%s saw the command %d times, want once (0: not carried; more: a loop)", []string{"core", "edge-1", "edge-2"}[i], n)
@@ -92,9 +94,7 @@ func (s *scene) replyAndPresenceGoUp(t *testing.T) {
 	barista.waitFor(t, reply, 1)
 	barista.waitFor(t, presence, 1)
 	time.Sleep(settle)
-	if got := barista.messages(reply); len(got) != 1 || got[0].Qos() != 1 {
-		t.Fatalf("the barista got the reply %d times (QoS %v), want once at QoS 1", len(got), qosOf(got))
-	}
+	onceAtQoS1(t, barista, reply, "the barista on the core")
 	if n := len(barista.messages(presence)); n != 1 {
 		t.Errorf("the barista got the presence %d times, want once", n)
 	}
@@ -104,10 +104,16 @@ func (s *scene) replyAndPresenceGoUp(t *testing.T) {
 	if n := len(otherEdge.messages(reply)) + len(otherEdge.messages(presence)); n != 0 {
 		t.Errorf("edge-1 saw %d of edge-2's replies and presence, want none (up is one way)", n)
 	}
-	late := listen(t, tiertest.As(core, identity.Barista), brokertest.ID(t, "cafe-barista"), presence)
-	late.waitFor(t, presence, 1)
-	if m := late.messages(presence)[0]; !m.Retained() || string(m.Payload()) != `{"online":true}` {
-		t.Errorf("a new subscriber on the core got presence %q retained=%v, want the device's retained {\"online\":true}", m.Payload(), m.Retained())
+	retainedOn(t, core, presence, `{"online":true}`)
+}
+
+// retainedOn checks that a new subscriber to topic on b gets want, retained.
+func retainedOn(t *testing.T, b tier.Broker, topic, want string) {
+	t.Helper()
+	late := listen(t, tiertest.As(b, identity.Barista), brokertest.ID(t, "cafe-barista"), topic)
+	late.waitFor(t, topic, 1)
+	if m := late.messages(topic)[0]; !m.Retained() || string(m.Payload()) != want {
+		t.Errorf("a new subscriber on %s got %s %q (retained %v), want %s retained", b.Name, topic, m.Payload(), m.Retained(), want)
 	}
 }
 
@@ -125,11 +131,7 @@ func (s *scene) willGoesUp(t *testing.T) {
 	if got := barista.messages(presence); string(got[1].Payload()) != `{"online":false}` {
 		t.Fatalf("the core's presence after the device vanished: %q, want its will", got[1].Payload())
 	}
-	late := listen(t, tiertest.As(core, identity.Barista), brokertest.ID(t, "cafe-barista"), presence)
-	late.waitFor(t, presence, 1)
-	if m := late.messages(presence)[0]; !m.Retained() || string(m.Payload()) != `{"online":false}` {
-		t.Errorf("retained presence on the core: %q, want {\"online\":false}", m.Payload())
-	}
+	retainedOn(t, core, presence, `{"online":false}`)
 }
 
 func (s *scene) resultGoesDown(t *testing.T) {
@@ -140,9 +142,7 @@ func (s *scene) resultGoesDown(t *testing.T) {
 	publishAs(t, core, identity.Caller, topic, `{"jsonrpc":"2.0","result":"r","id":7}`, false)
 	onEdge.waitFor(t, topic, 1)
 	time.Sleep(settle)
-	if got := onEdge.messages(topic); len(got) != 1 || got[0].Qos() != 1 {
-		t.Fatalf("the app on edge-1 got the result %d times (QoS %v), want once at QoS 1", len(got), qosOf(got))
-	}
+	onceAtQoS1(t, onEdge, topic, "the app on edge-1")
 	if n := len(coreSpy.messages(topic)); n != 1 {
 		t.Errorf("the core carried the result %d times, want once", n)
 	}
@@ -193,6 +193,50 @@ func (s *scene) accessEnforced(t *testing.T) {
 	}
 }
 
+func (s *scene) janitor(t *testing.T) {
+	core, e1, e2 := s.tr.Core(), s.tr.Edge(1), s.tr.Edge(2)
+	admin := func(b tier.Broker) *mqttlink.Link {
+		l, err := mqttlink.New(mqttlink.Config{URL: tiertest.As(b, identity.Admin), ClientID: brokertest.ID(t, "janitor"), CleanSession: true}, brokertest.Quiet())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	j := &tier.Janitor{Core: admin(core), Edges: map[string]*mqttlink.Link{"edge-1": admin(e1), "edge-2": admin(e2)}, Log: brokertest.Quiet()}
+	brokertest.Start(t, j.Run, j.Core.Run, j.Edges["edge-1"].Run, j.Edges["edge-2"].Run)
+
+	// d1 online on edge-1; d2 online on edge-1 too, and on edge-2, where it
+	// moved (its retained presence there since replyAndPresenceGoUp).
+	presence1, presence2 := contracts.PresenceTopic(s.d1), contracts.PresenceTopic(s.d2)
+	d1 := dial(t, tiertest.DeviceURL(e1, s.d1), s.d1, true, &will{presence1, `{"online":false}`})
+	wait(t, d1.Publish(presence1, 1, true, `{"online":true}`))
+	publishAs(t, e1, identity.Admin, presence2, `{"online":true}`, true) // a stale copy on edge-1
+	brokertest.Eventually(t, 10*time.Second, "the janitor never learnt the edges' presence", func() bool {
+		return j.Online("edge-1", s.d1) && j.Online("edge-1", s.d2) && j.Online("edge-2", s.d2)
+	})
+	retainedOn(t, core, presence1, `{"online":true}`)
+
+	s.tr.Kill("edge-1", syscall.SIGKILL) // no last will for d1
+	brokertest.Eventually(t, 10*time.Second, "the core still says the crashed edge's device is online", func() bool {
+		return retained(t, core, presence1) == `{"online":false}`
+	})
+	retainedOn(t, core, presence2, `{"online":true}`) // online on edge-2: left alone
+	s.tr.Start("edge-1")
+	s.tr.WaitBridges()
+	publishAs(t, e1, identity.Admin, presence2, "", true) // clear the stale copy
+}
+
+// retained is the retained payload of topic on b ("" for none).
+func retained(t *testing.T, b tier.Broker, topic string) string {
+	t.Helper()
+	in := listen(t, tiertest.As(b, identity.Barista), brokertest.ID(t, "cafe-barista"), topic)
+	time.Sleep(100 * time.Millisecond)
+	for _, m := range in.messages(topic) {
+		return string(m.Payload())
+	}
+	return ""
+}
+
 func (s *scene) edgeRestart(t *testing.T) {
 	core, e2 := s.tr.Core(), s.tr.Edge(2)
 	dev := dial(t, tiertest.DeviceURL(e2, s.d2), s.d2, false, nil) // a persistent session on edge-2
@@ -224,6 +268,15 @@ func (s *scene) edgeRestart(t *testing.T) {
 		}
 	}
 	wait(t, back.Unsubscribe(contracts.CommandsFilter(s.d2)))
+}
+
+func (s *scene) coreCrash(t *testing.T) {
+	presence := contracts.PresenceTopic(s.d2) // retained on edge-2 since replyAndPresenceGoUp
+	retainedOn(t, s.tr.Core(), presence, `{"online":true}`)
+	s.tr.Kill("core", syscall.SIGKILL) // before its first autosave: it comes back empty
+	s.tr.Start("core")
+	s.tr.WaitBridges()
+	retainedOn(t, s.tr.Core(), presence, `{"online":true}`)
 }
 
 // --- MQTT clients of the test's own ------------------------------------------
@@ -313,6 +366,14 @@ func wait(t *testing.T, tok paho.Token) {
 	t.Helper()
 	if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
 		t.Fatalf("MQTT: %v", tok.Error())
+	}
+}
+
+// onceAtQoS1 fails the test unless in got topic exactly once, at QoS 1.
+func onceAtQoS1(t *testing.T, in *inbox, topic, who string) {
+	t.Helper()
+	if got := in.messages(topic); len(got) != 1 || got[0].Qos() != 1 {
+		t.Fatalf("%s got %s %d times (QoS %v), want once at QoS 1", who, topic, len(got), qosOf(got))
 	}
 }
 

@@ -14,7 +14,6 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -63,14 +62,11 @@ func Start(t testing.TB, edges int, registryYAML string) *Tier {
 	if err != nil {
 		t.Fatal(err)
 	}
-	files := tier.Files{Dynsec: dynsec, BridgePassword: key.ServicePassword(identity.Bridge), UID: -1, GID: -1}
-	if os.Geteuid() == 0 {
-		if u, err := user.Lookup("mosquitto"); err == nil {
-			files.UID, _ = strconv.Atoi(u.Uid)
-			files.GID, _ = strconv.Atoi(u.Gid)
-		}
+	files := tier.Files{Dynsec: dynsec, BridgePassword: key.ServicePassword(identity.Bridge)}
+	if err := files.RunAs("mosquitto"); err != nil {
+		t.Fatal(err)
 	}
-	core, first := sparePorts(t, edges)
+	core, first := SparePorts(t, edges)
 	tr.Plan = tier.Plan{Dir: filepath.Join(dir, "tier"), Host: "127.0.0.1", CorePort: core, FirstEdgePort: first, Edges: edges}
 	if err := tier.Write(tr.Plan, files); err != nil {
 		t.Fatal(err)
@@ -215,9 +211,9 @@ func (tr *Tier) stopAll() {
 	}
 }
 
-// sparePorts is a port for the core and the first of edges consecutive
+// SparePorts is a port for the core and the first of edges consecutive
 // ports for the edges, all free a moment ago.
-func sparePorts(t testing.TB, edges int) (core, first int) {
+func SparePorts(t testing.TB, edges int) (core, first int) {
 	t.Helper()
 	for range 50 {
 		base := 20000 + rand.IntN(30000)
