@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"cafe/contracts"
-	"cafe/contracts/mqttlink"
 )
 
 // delivery is one message on a device's commands topic, with everything
@@ -24,7 +23,7 @@ type delivery struct {
 	delay      time.Duration // latency plus jitter before the reply
 }
 
-// deliver takes a message from the link. It runs in the client's delivery
+// deliver takes a message from the link. It runs in the link's reading
 // goroutine, so it only classifies the message, registers its key and
 // hands the work to a goroutine.
 func (d *device) deliver(s *session, topic string, payload []byte) {
@@ -38,7 +37,7 @@ func (d *device) deliver(s *session, topic string, payload []byte) {
 	}
 	if _, _, _, ok := contracts.ParseCommandTopic(topic); !ok {
 		d.stats.oddTopics.Add(1)
-		d.log.Debug("command on an unusual topic; handled anyway", "topic", clip(topic))
+		d.fleet.log.Debug("command on an unusual topic; handled anyway", "device_id", d.id, "topic", clip(topic))
 	}
 
 	d.mu.Lock()
@@ -178,10 +177,9 @@ func (d *device) send(s *session, c delivery, reply []byte, isError bool) {
 		d.stats.abandoned.Add(1)
 		return
 	}
-	err := s.link.Publish(s.ctx, mqttlink.Message{Topic: c.replyTopic, Payload: reply, QoS: 1})
-	if err != nil {
+	if err := s.link.publish(s.ctx, c.replyTopic, reply, false); err != nil {
 		d.stats.replyFailures.Add(1)
-		d.log.Debug("reply not acknowledged", "topic", clip(c.replyTopic), "err", err)
+		d.fleet.log.Debug("reply not acknowledged", "device_id", d.id, "topic", clip(c.replyTopic), "err", err)
 		return
 	}
 	d.stats.repliesSent.Add(1)

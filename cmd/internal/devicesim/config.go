@@ -3,6 +3,7 @@ package devicesim
 import (
 	"errors"
 	"fmt"
+	"net/url"
 	"strings"
 	"time"
 
@@ -18,8 +19,16 @@ const (
 	DefaultPattern   = "sim-%d"
 	DefaultFirst     = 1
 	DefaultKeyMemory = 100_000
+	// DefaultKeepAlive is a device's MQTT keep-alive (mqttlink's default).
+	// The fleet pings about Count/KeepAlive times a second: raise it for
+	// large fleets (60,000 devices at 15s is 4,000 pings/s).
+	DefaultKeepAlive = 15 * time.Second
+	// MinKeepAlive is the shortest keep-alive: the fleet's pinger visits
+	// every device once a second.
+	MinKeepAlive = 2 * time.Second
 
-	// MaxCount bounds a fleet; each device is an MQTT connection of its own.
+	// MaxCount bounds a fleet; each device is an MQTT connection of its own
+	// (an open file: see ulimit -n; run several processes for more).
 	MaxCount = 100_000
 	// MaxSleep caps the "sleep" method.
 	MaxSleep = 10 * time.Minute
@@ -47,8 +56,10 @@ type Config struct {
 	Seed      int64         // seeds every random choice; 0 picks one (see Stats.Seed)
 	KeyMemory int           // repeat keys remembered per fleet, split evenly over the devices
 	// MaxBackoff is the longest wait between reconnection attempts; 0 keeps
-	// mqttlink's default.
+	// mqttlink's default (5s).
 	MaxBackoff time.Duration
+	// KeepAlive is each device's MQTT keep-alive; 0 means DefaultKeepAlive.
+	KeepAlive time.Duration
 	// Secret gives each device's MQTT password (its registered secret); nil
 	// connects without one. A device connects with user name and client id
 	// = its device id.
@@ -67,6 +78,7 @@ var (
 	SettingErrorRate = contracts.Setting{Flag: "error-rate", Env: "CAFE_SIM_ERROR_RATE"}
 	SettingSeed      = contracts.Setting{Flag: "seed", Env: "CAFE_SIM_SEED"}
 	SettingKeyMemory = contracts.Setting{Flag: "key-memory", Env: "CAFE_SIM_KEY_MEMORY"}
+	SettingKeepAlive = contracts.Setting{Flag: "keepalive", Env: "CAFE_SIM_KEEPALIVE"}
 	// SettingStatsFile is where the binary writes Stats (Stats.WriteFile)
 	// on exit.
 	SettingStatsFile = contracts.Setting{Flag: "stats-file", Env: "CAFE_SIM_STATS_FILE"}
@@ -80,6 +92,7 @@ func Defaults() Config {
 		Pattern:   DefaultPattern,
 		First:     DefaultFirst,
 		KeyMemory: DefaultKeyMemory,
+		KeepAlive: DefaultKeepAlive,
 	}
 }
 
@@ -96,6 +109,9 @@ func (c Config) withDefaults() Config {
 	if c.KeyMemory == 0 {
 		c.KeyMemory = DefaultKeyMemory
 	}
+	if c.KeepAlive == 0 {
+		c.KeepAlive = DefaultKeepAlive
+	}
 	return c
 }
 
@@ -104,7 +120,10 @@ func (c Config) withDefaults() Config {
 func (c Config) Validate() error {
 	var errs []error
 	if err := (mqttlink.Config{URL: c.MQTTURL, ClientID: "devicesim-check", TLS: c.MQTTTLS}).Validate(); err != nil {
-		errs = append(errs, err) // the same rules the links will apply, checked before any connects
+		errs = append(errs, err) // mqttlink's rules for an MQTT URL, checked before any connects
+	} else if u, _ := url.Parse(c.MQTTURL); u.Scheme == "ws" || u.Scheme == "wss" {
+		errs = append(errs, mqttlink.SettingURL.Errorf("%q: simulated devices speak MQTT over TCP (tcp://) or TLS (ssl://), not over WebSocket",
+			contracts.RedactURL(c.MQTTURL)))
 	}
 	countOK := c.Count >= 1 && c.Count <= MaxCount
 	if !countOK {
@@ -118,6 +137,9 @@ func (c Config) Validate() error {
 	}
 	if !(c.ErrorRate >= 0 && c.ErrorRate <= 1) { // also rejects NaN
 		errs = append(errs, fmt.Errorf("error rate %v: want a fraction from 0 to 1", c.ErrorRate))
+	}
+	if c.KeepAlive != 0 && (c.KeepAlive < MinKeepAlive || c.KeepAlive > 65535*time.Second) {
+		errs = append(errs, fmt.Errorf("keep-alive %v: want %v to 18h12m15s (MQTT counts it in seconds, at most 65535)", c.KeepAlive, MinKeepAlive))
 	}
 	if c.MaxBackoff < 0 {
 		errs = append(errs, fmt.Errorf("max backoff %v: want 0 (default) or more", c.MaxBackoff))

@@ -3,6 +3,7 @@ package devicesim
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestConfigValidate(t *testing.T) {
@@ -29,6 +30,10 @@ func TestConfigValidate(t *testing.T) {
 		{"too few keys", func(c *Config) { c.KeyMemory = 5 }, "key memory 5"},
 		{"mqtt url scheme", func(c *Config) { c.MQTTURL = "http://127.0.0.1:1883" }, "scheme"},
 		{"mqtt url empty", func(c *Config) { c.MQTTURL = "" }, "CAFE_MQTT_URL"},
+		{"mqtt over websocket", func(c *Config) { c.MQTTURL = "ws://127.0.0.1:9001" }, "not over WebSocket"},
+		{"keep-alive too short", func(c *Config) { c.KeepAlive = time.Second }, "keep-alive 1s"},
+		{"keep-alive too long", func(c *Config) { c.KeepAlive = 70000 * time.Second }, "keep-alive"},
+		{"keep-alive two minutes", func(c *Config) { c.KeepAlive = 2 * time.Minute }, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := Defaults()

@@ -2,13 +2,11 @@ package devicesim
 
 import (
 	"context"
-	"log/slog"
 	"math/rand/v2"
 	"sync"
 	"time"
 
 	"cafe/contracts"
-	"cafe/contracts/mqttlink"
 )
 
 // Presence payloads. "sim" tells a human looking at the broker that this
@@ -18,20 +16,16 @@ var (
 	presenceOffline = []byte(`{"online":false,"sim":true}`)
 )
 
-// Bounds of the presence exchanges.
-const (
-	announceTimeout = 10 * time.Second       // online presence after a connect
-	offlineTimeout  = 5 * time.Second        // offline presence on a graceful stop
-	closeQuiesce    = 250 * time.Millisecond // for the DISCONNECT to go out
-)
+// offlineTimeout bounds the offline presence on a graceful stop.
+const offlineTimeout = 5 * time.Second
 
 // device is one simulated device. Its key memory, random source and
 // session are guarded by mu; its counters are atomic. opMu serializes
-// going online and offline.
+// going online and offline. It holds no logger of its own (a fleet of
+// 60,000 would pay for 60,000): it logs through the fleet's, with its id.
 type device struct {
 	id    string
 	fleet *Fleet
-	log   *slog.Logger
 	stats counters
 
 	opMu sync.Mutex
@@ -40,20 +34,25 @@ type device struct {
 	rng       *rand.Rand
 	keys      *keyMemory
 	sess      *session // nil while offline
-	announced bool     // sess has published its online presence
+	announced bool     // sess is connected and has published its online presence
 }
 
 // session is one stay online: a link and the work started during it.
 // Going offline cancels ctx and waits for wg; stopped (under device.mu)
-// keeps new work from being added once that began.
+// keeps new work from being added once that began. It receives its
+// link's events (linkEvents).
 type session struct {
-	link     *mqttlink.Link
-	ctx      context.Context // the session's work; cancelled first when it stops
-	cancel   context.CancelFunc
-	stopLink func() // ends the link's Run, after the offline presence went out
-	wg       sync.WaitGroup
-	stopped  bool
+	d       *device
+	link    *link
+	ctx     context.Context // the session's work; cancelled first when it stops
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	stopped bool
 }
+
+func (s *session) connected()                           { s.d.announce(s) }
+func (s *session) lost()                                { s.d.lost(s) }
+func (s *session) message(topic string, payload []byte) { s.d.deliver(s, topic, payload) }
 
 // track adds one piece of work to s, unless s is stopping. Call with d.mu held.
 func (s *session) track() bool {
@@ -65,37 +64,18 @@ func (s *session) track() bool {
 }
 
 // start connects the device in the background: subscribed to its commands
-// before the first connection, announcing itself on every connection.
+// before it counts as connected, announcing itself on every connection.
 // Call with opMu held and the device offline.
-func (d *device) start() error {
+func (d *device) start() {
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &session{ctx: ctx, cancel: cancel}
-	presence := contracts.PresenceTopic(d.id)
-	link, err := mqttlink.New(mqttlink.Config{
-		URL:          d.fleet.deviceURL(d.id),
-		ClientID:     d.id,
-		TLS:          d.fleet.cfg.MQTTTLS,
-		CleanSession: true,
-		MaxBackoff:   d.fleet.cfg.MaxBackoff,
-		Quiesce:      closeQuiesce,
-		Will:         &mqttlink.Message{Topic: presence, Payload: presenceOffline, QoS: 1, Retained: true},
-		OnConnect:    func(*mqttlink.Link) { d.announce(s) },
-	}, d.fleet.linkLog)
-	if err != nil {
-		cancel()
-		return err
-	}
-	s.link = link
-	// Not connected yet, so this only registers the subscription, which the
-	// link makes on every connection; it cannot fail.
-	_ = link.Subscribe(ctx, contracts.CommandsFilter(d.id), 1, func(topic string, payload []byte) {
-		d.deliver(s, topic, payload)
-	})
+	s := &session{d: d, ctx: ctx, cancel: cancel}
+	user, pass := d.fleet.login(d.id)
+	s.link = d.fleet.links.newLink(d.id, user, pass, s)
 	d.mu.Lock()
 	d.sess, d.announced = s, false
 	d.mu.Unlock()
-	s.stopLink = link.Background()
-	return nil
+	d.fleet.wanted.Add(1)
+	s.link.start()
 }
 
 // announce publishes the retained online presence; the link calls it after
@@ -108,28 +88,50 @@ func (d *device) announce(s *session) {
 		return
 	}
 	defer s.wg.Done()
-	ctx, cancel := context.WithTimeout(s.ctx, announceTimeout)
-	defer cancel()
-	err := s.link.Publish(ctx, mqttlink.Message{Topic: contracts.PresenceTopic(d.id), Payload: presenceOnline, QoS: 1, Retained: true})
-	if err != nil {
-		d.log.Warn("announcing online presence failed; the next connection retries", "err", err)
+	// Bounded by the session, not by a timeout: a context derived from
+	// s.ctx would leave s.ctx a map of children for good (about 400 bytes
+	// a device). A PUBACK that never comes means a dead connection, which
+	// the keep-alive drops, failing the publish.
+	if err := s.link.publish(s.ctx, contracts.PresenceTopic(d.id), presenceOnline, true); err != nil {
+		d.fleet.log.Warn("announcing online presence failed; the next connection retries", "device_id", d.id, "err", err)
 		return
 	}
 	d.mu.Lock()
-	if d.sess == s && !s.stopped {
+	// The link reports a lost connection (lost) only after it stopped
+	// counting as connected, so either this sees it, or lost undoes this.
+	changed := d.sess == s && !s.stopped && !d.announced && s.link.connected()
+	if changed {
 		d.announced = true
+		d.fleet.online.Add(1)
 	}
 	d.mu.Unlock()
-	d.log.Debug("device online")
-	d.fleet.changed()
+	if changed {
+		d.fleet.log.Debug("device online", "device_id", d.id)
+		d.fleet.changed()
+	}
+}
+
+// lost is the link's news that its connection is gone: the broker
+// publishes the last will, and the device is no longer online until it has
+// announced itself on the next one.
+func (d *device) lost(s *session) {
+	d.mu.Lock()
+	changed := d.sess == s && d.announced
+	if changed {
+		d.announced = false
+		d.fleet.online.Add(-1)
+	}
+	d.mu.Unlock()
+	if changed {
+		d.fleet.changed()
+	}
 }
 
 // online reports whether the device is connected and has announced itself.
 func (d *device) online() bool {
 	d.mu.Lock()
-	s, announced := d.sess, d.announced
-	d.mu.Unlock()
-	return s != nil && announced && s.link.Connected()
+	defer d.mu.Unlock()
+	return d.sess != nil && d.announced
 }
 
 // wantsOnline reports whether the device has a session (it was not taken
@@ -138,6 +140,16 @@ func (d *device) wantsOnline() bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.sess != nil
+}
+
+// link is the device's current link, or nil while offline.
+func (d *device) link() *link {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.sess == nil {
+		return nil
+	}
+	return d.sess.link
 }
 
 // stop takes the device offline gracefully: no new work, work in progress
@@ -152,25 +164,29 @@ func (d *device) stop() {
 		return
 	}
 	s.stopped = true
-	d.announced = false
+	if d.announced {
+		d.announced = false
+		d.fleet.online.Add(-1)
+	}
 	d.mu.Unlock()
+	d.fleet.wanted.Add(-1)
 	d.fleet.changed()
 
 	s.cancel()
 	s.wg.Wait()
-	if s.link.Connected() {
+	if s.link.connected() {
 		ctx, cancel := context.WithTimeout(context.Background(), offlineTimeout)
-		err := s.link.Publish(ctx, mqttlink.Message{Topic: contracts.PresenceTopic(d.id), Payload: presenceOffline, QoS: 1, Retained: true})
+		err := s.link.publish(ctx, contracts.PresenceTopic(d.id), presenceOffline, true)
 		cancel()
 		if err != nil {
-			d.log.Warn("announcing offline presence failed; the broker keeps the last online presence", "err", err)
+			d.fleet.log.Warn("announcing offline presence failed; the broker keeps the last online presence", "device_id", d.id, "err", err)
 		}
 	}
 	// Not connected: the broker published the last will when the connection
 	// dropped, or the device never announced itself in this session.
-	s.stopLink()
+	s.link.close()
 	d.mu.Lock()
 	d.sess = nil
 	d.mu.Unlock()
-	d.log.Debug("device offline")
+	d.fleet.log.Debug("device offline", "device_id", d.id)
 }

@@ -2,6 +2,7 @@ package devicesim
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -10,8 +11,12 @@ import (
 	"math/rand/v2"
 	"net/url"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"cafe/contracts"
+	"cafe/contracts/linktls"
+	"cafe/contracts/mqttlink"
 )
 
 // Errors of the fleet's lifecycle.
@@ -36,9 +41,12 @@ const (
 type Fleet struct {
 	cfg     Config
 	log     *slog.Logger
-	linkLog *slog.Logger
+	links   *linkShared
 	devices []*device
 	byID    map[string]*device
+
+	online atomic.Int64 // devices connected and announced
+	wanted atomic.Int64 // devices with a session (not taken offline)
 
 	mu     sync.Mutex
 	state  fleetState
@@ -62,19 +70,23 @@ func New(cfg Config, log *slog.Logger) (*Fleet, error) {
 	if err != nil {
 		return nil, err
 	}
+	links, err := newLinkShared(cfg, log)
+	if err != nil {
+		return nil, err
+	}
 	f := &Fleet{
-		cfg:     cfg,
-		log:     log,
-		linkLog: slog.New(demote{log.Handler()}),
-		byID:    make(map[string]*device, len(ids)),
-		change:  make(chan struct{}),
+		cfg:    cfg,
+		log:    log,
+		links:  links,
+		byID:   make(map[string]*device, len(ids)),
+		change: make(chan struct{}),
 	}
 	keysEach, bytesEach := cfg.KeyMemory/len(ids), RememberedReplyBytes/len(ids)
+	f.devices = make([]*device, 0, len(ids))
 	for i, id := range ids {
 		d := &device{
 			id:    id,
 			fleet: f,
-			log:   log.With("device_id", id),
 			// One stream per device: its choices depend only on the order
 			// in which its own commands arrive.
 			rng:  rand.New(rand.NewPCG(uint64(cfg.Seed), uint64(i))),
@@ -112,33 +124,44 @@ func (f *Fleet) Run(ctx context.Context) error {
 	f.state = stateStarting
 	f.mu.Unlock()
 	f.log.Info("fleet starting", "devices", len(f.devices), "seed", f.cfg.Seed, "mqtt_url", contracts.RedactURL(f.cfg.MQTTURL))
-	var err error
 	for _, d := range f.devices {
 		d.opMu.Lock()
-		err = d.start()
+		d.start()
 		d.opMu.Unlock()
-		if err != nil {
-			err = fmt.Errorf("device %s: %w", d.id, err)
-			break
-		}
 	}
-	if err == nil {
-		f.setState(stateRunning)
-		<-ctx.Done()
-	}
+	pingCtx, stopPings := context.WithCancel(context.Background())
+	var pinger sync.WaitGroup
+	pinger.Go(func() { f.pinger(pingCtx) })
+	f.setState(stateRunning)
+	<-ctx.Done()
 	f.setState(stateStopping)
+	stopPings()
+	pinger.Wait()
+	f.stopAll()
+	f.setState(stateDone)
+	f.log.Info("fleet stopped", "devices", len(f.devices))
+	return nil
+}
+
+// maxStopping bounds the devices going offline at once when a fleet
+// stops, so that 60,000 goodbyes queue up instead of 60,000 goroutines
+// publishing together.
+const maxStopping = 256
+
+// stopAll takes every device offline gracefully.
+func (f *Fleet) stopAll() {
+	slots := make(chan struct{}, maxStopping)
 	var wg sync.WaitGroup
 	for _, d := range f.devices {
+		slots <- struct{}{}
 		wg.Go(func() {
+			defer func() { <-slots }()
 			d.opMu.Lock()
 			defer d.opMu.Unlock()
 			d.stop()
 		})
 	}
 	wg.Wait()
-	f.setState(stateDone)
-	f.log.Info("fleet stopped", "devices", len(f.devices))
-	return err
 }
 
 func (f *Fleet) setState(to fleetState) {
@@ -178,14 +201,7 @@ func (f *Fleet) WaitOnline(ctx context.Context) error {
 	}
 }
 
-func (f *Fleet) allOnline() bool {
-	for _, d := range f.devices {
-		if d.wantsOnline() && !d.online() {
-			return false
-		}
-	}
-	return true
-}
+func (f *Fleet) allOnline() bool { return f.online.Load() == f.wanted.Load() }
 
 // GoOffline takes one device offline gracefully, as a device being switched
 // off would: work in progress is cut short, the retained presence says
@@ -222,7 +238,8 @@ func (f *Fleet) GoOnline(id string) error {
 	if d.wantsOnline() {
 		return fmt.Errorf("device %s is already online", id)
 	}
-	return d.start()
+	d.start()
+	return nil
 }
 
 func (f *Fleet) running(id string) (*device, error) {
@@ -253,17 +270,57 @@ func (f *Fleet) Stats() Stats {
 	return s
 }
 
-// deviceURL is the broker URL a device logs in with: the fleet's, with the
-// device's id as user name and its secret as password (when Config.Secret
-// gives one).
-func (f *Fleet) deviceURL(id string) string {
+// login is the user name and password a device logs in with: its id and
+// its secret (when Config.Secret gives one), or else the login of the
+// fleet's URL.
+func (f *Fleet) login(id string) (user, pass string) {
 	if f.cfg.Secret == nil {
-		return f.cfg.MQTTURL
+		return f.links.user, f.links.pass
 	}
-	u, err := url.Parse(f.cfg.MQTTURL)
-	if err != nil {
-		return f.cfg.MQTTURL // Validate refused it already
-	}
-	u.User = url.UserPassword(id, f.cfg.Secret(id))
-	return u.String()
+	return id, f.cfg.Secret(id)
 }
+
+// newLinkShared is what every device's link shares, from cfg (validated).
+func newLinkShared(cfg Config, log *slog.Logger) (*linkShared, error) {
+	u, err := url.Parse(cfg.MQTTURL)
+	if err != nil {
+		return nil, err
+	}
+	sh := &linkShared{
+		topics:      func(id string) (string, string) { return contracts.CommandsFilter(id), contracts.PresenceTopic(id) },
+		willPayload: presenceOffline,
+		addr:        u.Host,
+		keepAlive:   cfg.KeepAlive,
+		timeout:     linkTimeout,
+		maxBackoff:  cfg.MaxBackoff,
+		handshakes:  make(chan struct{}, maxHandshakes),
+		report:      newReporter(log, linkReportEvery).report,
+	}
+	if sh.maxBackoff == 0 {
+		sh.maxBackoff = defaultMaxBackoff
+	}
+	if u.User != nil {
+		sh.user = u.User.Username()
+		sh.pass, _ = u.User.Password()
+	}
+	if mqttlink.TLSScheme(u.Scheme) {
+		tc, err := cfg.MQTTTLS.Load(mqttlink.SettingsTLS)
+		if err != nil {
+			return nil, err
+		}
+		if tc == nil {
+			tc = &tls.Config{MinVersion: tls.VersionTLS12} // the system's trust store
+		}
+		tc = tc.Clone()
+		tc.ServerName = u.Hostname()
+		sh.tls, sh.tlsReport = tc, linktls.NewReporter(log, mqttlink.SettingsTLS)
+	}
+	return sh, nil
+}
+
+// Timings of the links.
+const (
+	linkTimeout       = 5 * time.Second // dial and handshake, a write, a PINGRESP
+	defaultMaxBackoff = 5 * time.Second // mqttlink's default
+	linkReportEvery   = 5 * time.Second // at most one line about failed connections per period
+)

@@ -24,7 +24,7 @@ type fleet struct {
 // runFleet starts a fleet of cfg.Count devices (default 1) named after the
 // test, waits until it is online, and stops it and clears its retained
 // presence when the test ends.
-func runFleet(t *testing.T, cfg devicesim.Config) *fleet {
+func runFleet(t testing.TB, cfg devicesim.Config) *fleet {
 	t.Helper()
 	if cfg.MQTTURL == "" {
 		cfg.MQTTURL = brokertest.MQTTURL()
@@ -67,7 +67,7 @@ func runFleet(t *testing.T, cfg devicesim.Config) *fleet {
 		}
 		simtest.ClearPresence(t, f.IDs()...)
 	})
-	wctx, wcancel := context.WithTimeout(context.Background(), 10*time.Second)
+	wctx, wcancel := context.WithTimeout(context.Background(), 10*time.Second+time.Duration(cfg.Count)*5*time.Millisecond)
 	defer wcancel()
 	if err := f.WaitOnline(wctx); err != nil {
 		t.Fatal(err)

@@ -31,7 +31,7 @@ type keyMemory struct {
 }
 
 func newKeyMemory(maxKeys, maxBytes int) *keyMemory {
-	return &keyMemory{maxKeys: max(maxKeys, 1), maxBytes: maxBytes, byKey: map[string]*entry{}}
+	return &keyMemory{maxKeys: max(maxKeys, 1), maxBytes: maxBytes} // byKey made by the first add
 }
 
 // get returns the entry remembered for key.
@@ -51,6 +51,9 @@ func (m *keyMemory) add(e *entry) {
 	}
 	m.ring[(m.head+m.n)%len(m.ring)] = e
 	m.n++
+	if m.byKey == nil {
+		m.byKey = map[string]*entry{}
+	}
 	m.byKey[e.key] = e
 	e.remembered = true
 }

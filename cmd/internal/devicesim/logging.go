@@ -1,28 +1,38 @@
 package devicesim
 
 import (
-	"context"
 	"log/slog"
+	"sync"
+	"time"
 )
 
-// demote lowers a link's Info records to Debug: with thousands of devices,
-// "mqtt connected" once per device would drown everything else. Warnings
-// (connection lost) keep their level.
-type demote struct{ h slog.Handler }
+// reporter logs failed and lost connections without drowning the log: when
+// an edge broker restarts, its 15,000 devices all lose their connection at
+// once. It logs the first failure of a period with the number of failures
+// of the period before.
+type reporter struct {
+	log   *slog.Logger
+	every time.Duration
 
-func lower(l slog.Level) slog.Level {
-	if l == slog.LevelInfo {
-		return slog.LevelDebug
+	mu         sync.Mutex
+	next       time.Time
+	suppressed int
+}
+
+func newReporter(log *slog.Logger, every time.Duration) *reporter {
+	return &reporter{log: log, every: every}
+}
+
+func (r *reporter) report(err error) {
+	r.mu.Lock()
+	now := time.Now()
+	if now.Before(r.next) {
+		r.suppressed++
+		r.mu.Unlock()
+		return
 	}
-	return l
+	suppressed := r.suppressed
+	r.next, r.suppressed = now.Add(r.every), 0
+	r.mu.Unlock()
+	r.log.Warn("mqtt connection failed or lost; reconnecting", "err", err, "more_since_last_report", suppressed)
 }
-
-func (d demote) Enabled(ctx context.Context, l slog.Level) bool { return d.h.Enabled(ctx, lower(l)) }
-
-func (d demote) Handle(ctx context.Context, r slog.Record) error {
-	r.Level = lower(r.Level)
-	return d.h.Handle(ctx, r)
-}
-
-func (d demote) WithAttrs(as []slog.Attr) slog.Handler { return demote{d.h.WithAttrs(as)} }
-func (d demote) WithGroup(name string) slog.Handler    { return demote{d.h.WithGroup(name)} }

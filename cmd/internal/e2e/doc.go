@@ -19,6 +19,12 @@
 // report in any process's output then fails its test; -isolation-table
 // FILE writes TestIsolation's table of attacks (isolation_test.go) to FILE.
 //
+// The fleet test (fleet_test.go, build tag fleet, task fleet) runs tens of
+// thousands of simulated devices on an MQTT tier of its own and measures
+// every process's memory; its flags are -fleet-devices, -fleet-edges,
+// -fleet-rate, -fleet-duration, -fleet-baristas, -fleet-keepalive,
+// -fleet-core-port, -fleet-edge-port and -fleet-out.
+//
 // TestMain raises -parallel to 16 unless it is given: the tests wait on
 // processes and brokers, not on the CPU. TestLoneCommandLatency is not
 // parallel, so it measures with the machine to itself.
