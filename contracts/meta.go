@@ -25,7 +25,12 @@ const (
 	HeaderEvents      = "cafe-events" // string "status": the app asked for status notices (Cafe-Events); commands and their results
 )
 
-// Content type of every body the pipeline publishes.
+// ContentTypeJSON is the type of every body the pipeline publishes. The
+// commands and results themselves do not carry it as a content-type
+// property, nor a timestamp property (HeaderMeta has the accepted-at time,
+// to the nanosecond): each property set is encoded by the client (the
+// AMQP client allocates for each) and decoded by RabbitMQ on every
+// publish, for nobody to read; 25 bytes a message.
 const ContentTypeJSON = "application/json"
 
 // CommandMeta is what travels with a command besides the app's bytes.
