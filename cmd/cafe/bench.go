@@ -60,6 +60,14 @@ hops' p50; results/s ≥ 50% of the hops in series; with --cashier-only,
 --knee-step until p99 exceeds --knee-p99 or results fall behind, and reports
 the highest rate that held (the knee).
 
+--against NAME=URL (repeatable) compares cafe with another implementation
+of the same contract (bin/plaincafe): the floor once, then each named one
+and then cafe (--url, --scrape), each with the lone phase, --concurrency
+and, with --knee, the knee from 200/s; it prints one table (lone p50,
+knee, throughput, CPU per command of the own processes, RabbitMQ and
+Mosquitto, system calls and allocations) and writes compare.json, each
+implementation's own report in --out/NAME.
+
 --cashier-only measures the cashier alone (stop the barista first): only the
 202s count, no devices, no results. The commands it queues stay in the
 commands queue; they expire after --timeout.
