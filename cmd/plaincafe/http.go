@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -17,7 +18,6 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"cafe/contracts"
-	"cafe/contracts/mqttlink"
 )
 
 // defaultTimeout is a command's deadline without Cafe-Timeout, as cafe's.
@@ -109,9 +109,20 @@ func (p *plain) session(c echo.Context) error {
 		return fail(c, http.StatusUnauthorized, contracts.CodeUnauthorized)
 	}
 	return c.JSON(http.StatusOK, map[string]string{
-		"mqtt_url": mqttlink.DefaultURL, "username": client.ID, "password": p.key.AppPassword(client.ID, client.TokenSHA256),
+		"mqtt_url": withoutUser(p.cfg.mqttURL), "username": client.ID, "password": p.key.AppPassword(client.ID, client.TokenSHA256),
 		"client_id": client.ID, "results_topic": contracts.ResultsTopic(client.ID),
 	})
+}
+
+// withoutUser is raw without the user and password it may hold (the
+// broker plaincafe logs in to, as the apps' broker).
+func withoutUser(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return raw
+	}
+	u.User = nil
+	return u.String()
 }
 
 func bearer(h string) string {
