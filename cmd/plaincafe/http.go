@@ -6,7 +6,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -112,17 +111,6 @@ func (p *plain) session(c echo.Context) error {
 		"mqtt_url": withoutUser(p.cfg.mqttURL), "username": client.ID, "password": p.key.AppPassword(client.ID, client.TokenSHA256),
 		"client_id": client.ID, "results_topic": contracts.ResultsTopic(client.ID),
 	})
-}
-
-// withoutUser is raw without the user and password it may hold (the
-// broker plaincafe logs in to, as the apps' broker).
-func withoutUser(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return raw
-	}
-	u.User = nil
-	return u.String()
 }
 
 func bearer(h string) string {

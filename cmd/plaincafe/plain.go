@@ -278,6 +278,17 @@ func dialMQTT(raw, clientID string) (mqtt.Client, error) {
 	return c, nil
 }
 
+// withoutUser is raw without the user and password it may hold (the
+// broker plaincafe logs in to, as the apps' broker).
+func withoutUser(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return raw
+	}
+	u.User = nil
+	return u.String()
+}
+
 func (p *plain) close() {
 	if p.stop != nil {
 		p.stop()
