@@ -49,7 +49,7 @@ type config struct {
 func parseFlags() config {
 	var c config
 	dir, _ := local.Default()
-	flag.StringVar(&c.httpAddr, "http-addr", "127.0.0.1:8090", "address of the HTTP API")
+	flag.StringVar(&c.httpAddr, "http-addr", envOr("CAFE_HTTP_ADDR", "127.0.0.1:8090"), "address of the HTTP API")
 	flag.StringVar(&c.prefix, "prefix", "plain", "prefix of its two queues")
 	flag.StringVar(&c.clientsFile, "clients-file", envOr("CAFE_CLIENTS_FILE", dir.Registry()), "client registry (re-read when it changes)")
 	flag.StringVar(&c.amqpURL, "amqp-url", envOr(amqplink.SettingURL.Env, amqplink.DefaultURL), "RabbitMQ (logs in as cafe-admin unless the URL names a user)")
