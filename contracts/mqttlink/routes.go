@@ -62,8 +62,12 @@ func (r *routes) dispatch(_ paho.Client, m paho.Message) {
 
 // matchFilter reports whether topic matches the MQTT topic filter: "+"
 // matches one level, a final "#" any number of levels, its parent's
-// included ("a/#" matches "a").
+// included ("a/#" matches "a"); a shared subscription's "$share/{group}/"
+// is not part of what it matches (as in paho's router).
 func matchFilter(filter, topic string) bool {
+	if rest, ok := strings.CutPrefix(filter, "$share/"); ok {
+		_, filter, _ = strings.Cut(rest, "/")
+	}
 	for {
 		f, fRest, fMore := strings.Cut(filter, "/")
 		if f == "#" {

@@ -27,6 +27,8 @@ func TestMatchFilter(t *testing.T) {
 		{"a//b", "a//b", true},
 		{"a/+/b", "a//b", true},
 		{"", "", true},
+		{"$share/g1/devices/+/presence", "devices/d1/presence", true},
+		{"$share/g1/devices/+/presence", "devices/d1/replies", false},
 		{"a", "", false},
 	}
 	for _, c := range cases {
