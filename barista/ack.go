@@ -108,7 +108,8 @@ func (b *Barista) publishResult(ctx context.Context, cmd *Command, res Result) e
 	if cmd.Meta.Notices {
 		h[contracts.HeaderEvents] = contracts.EventsStatus // the caller follows the result with done
 	}
-	msg := amqp.Publishing{MessageId: cmd.Meta.CommandID, ContentType: contracts.ContentTypeJSON, Timestamp: now, Headers: h, Body: res.Body}
+	// No content-type or timestamp property: see contracts.ContentTypeJSON.
+	msg := amqp.Publishing{MessageId: cmd.Meta.CommandID, Headers: h, Body: res.Body}
 	for {
 		err := b.results.Publish(ctx, b.resultsExchange, contracts.RoutingKeyResult, msg)
 		switch {

@@ -71,7 +71,11 @@ func TestAckPolicy(t *testing.T) {
 			want: amqplink.Requeue, result: -1, wantInLog: "panic"},
 		{name: "garbage body", d: delivery("not json", time.Minute, nil), mqtt: &scriptedMQTT{}, want: amqplink.Reject, result: -1, wantInLog: "not a valid command"},
 		{name: "no headers", d: delivery(echo, time.Minute, func(d *amqp.Delivery) { d.Headers = nil }), mqtt: &scriptedMQTT{}, want: amqplink.Reject, result: -1},
-		{name: "header id lies about the body", d: delivery(echo, time.Minute, func(d *amqp.Delivery) { d.Headers[contracts.HeaderMsgID] = "8" }),
+		{name: "header id lies about the body", d: delivery(echo, time.Minute, func(d *amqp.Delivery) {
+			m := contracts.ReadMeta(d.Headers)
+			m.MsgID = "8"
+			d.Headers = m.Headers()
+		}),
 			mqtt: &scriptedMQTT{}, want: amqplink.Reject, result: -1, wantInLog: "does not match"},
 		{name: "oversized body", d: delivery(echo, time.Minute, func(d *amqp.Delivery) { d.Body = make([]byte, contracts.MaxBodyBytes+1) }),
 			mqtt: &scriptedMQTT{}, want: amqplink.Reject, result: -1, wantInLog: "over the"},

@@ -51,8 +51,10 @@ func (m *fakeMQTT) Publish(_ context.Context, msg mqttlink.Message) error {
 }
 
 func resultDelivery(clientID any, body string) *amqp.Delivery {
-	h := contracts.ResultMeta{ClientID: "app-1", MsgID: "1", AcceptedAt: time.Now(), Outcome: contracts.OutcomeReply}.Headers()
-	h[contracts.HeaderClientID] = clientID
+	// The older form of the headers, one per field, which the caller still
+	// reads: it lets a test give the client id any value and type.
+	h := map[string]any{contracts.HeaderClientID: clientID, contracts.HeaderMsgID: "1",
+		contracts.HeaderAcceptedAt: time.Now().UnixNano(), contracts.HeaderOutcome: string(contracts.OutcomeReply)}
 	return &amqp.Delivery{MessageId: contracts.NewCommandID(), UserId: string(identity.Barista), Headers: h, Body: []byte(body)}
 }
 

@@ -9,8 +9,9 @@
 // Produces: one persistent AMQP message per request on the commands exchange
 // (contracts.Topology), whose body is the request object's bytes exactly as
 // the app sent them (validated by scanning, never decoded and re-encoded),
-// with the client id, device id, deadline and arrival time in headers
-// (contracts.CommandMeta) and a fresh command id as message id.
+// with the client id, device id, deadline and arrival time in one header
+// (contracts.CommandMeta, contracts.HeaderMeta) and a fresh command id as
+// message id.
 //
 // Answers:
 //

@@ -202,11 +202,9 @@ func (s *Server) publish(ctx context.Context, meta contracts.CommandMeta, req co
 	defer cancel()
 	start := time.Now()
 	err := s.q.Publish(ctx, s.top.CommandsExchange(), contracts.RoutingKeyCommand, amqp.Publishing{
-		MessageId:   meta.CommandID,
-		ContentType: contracts.ContentTypeJSON,
-		Timestamp:   meta.AcceptedAt,
-		Headers:     meta.Headers(),
-		Body:        req.Raw, // the app's bytes, as they arrived
+		MessageId: meta.CommandID, // no content-type or timestamp property: see contracts.ContentTypeJSON
+		Headers:   meta.Headers(),
+		Body:      req.Raw, // the app's bytes, as they arrived
 	})
 	if err == nil {
 		s.m.confirm.Observe(time.Since(start).Seconds())

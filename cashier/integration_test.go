@@ -113,7 +113,7 @@ func TestLiveAcceptedCommandIsInTheQueueUnchanged(t *testing.T) {
 	if err != nil || !ok {
 		t.Fatalf("nothing in the commands queue after a 202 (err %v)", err)
 	}
-	if string(d.Body) != body || d.Headers[contracts.HeaderDeviceID] != "lamp-1" {
+	if string(d.Body) != body || contracts.ReadMeta(d.Headers).DeviceID != "lamp-1" {
 		t.Fatalf("queued %q with headers %v", d.Body, d.Headers)
 	}
 }

@@ -12,7 +12,9 @@
 //   - errors.go: the Code and Error types and every pipeline code.
 //   - jsonrpc.go: building error responses around the app's raw id.
 //   - topics.go: MQTT topic builders and parsers, and the levels after commands/.
-//   - amqp.go: exchanges, queues and their arguments, headers, outcomes.
+//   - topology.go: exchanges, queues and their arguments; outcome.go: outcomes.
+//   - meta.go, metapack.go: the AMQP headers of commands and results (one,
+//     HeaderMeta, packs the client, device, times and msg id).
 //
 // The machine-readable forms of the public contracts are openapi.yaml (the
 // cashier's HTTP API) and asyncapi.yaml (the MQTT channels) in this folder;

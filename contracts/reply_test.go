@@ -171,9 +171,65 @@ func TestCommandMetaRoundTrip(t *testing.T) {
 	}
 }
 
+// legacyHeaders are a command's headers in the older form, one header per
+// field, which the parsers still read (messages queued by earlier
+// versions, dead letters).
+func legacyHeaders(m contracts.CommandMeta) map[string]any {
+	h := map[string]any{
+		contracts.HeaderClientID: m.ClientID, contracts.HeaderDeviceID: m.DeviceID,
+		contracts.HeaderDeadline: m.Deadline.UnixNano(), contracts.HeaderAcceptedAt: m.AcceptedAt.UnixNano(),
+	}
+	if m.MsgID != "" {
+		h[contracts.HeaderMsgID] = m.MsgID
+	}
+	return h
+}
+
+func TestCommandMetaLegacyHeaders(t *testing.T) {
+	now := time.Unix(0, time.Now().UnixNano())
+	m := contracts.CommandMeta{CommandID: contracts.NewCommandID(), ClientID: "app-1", DeviceID: "lamp-1", MsgID: `"a 1"`, Deadline: now.Add(time.Second), AcceptedAt: now}
+	got, err := contracts.ParseCommandMeta(m.CommandID, legacyHeaders(m))
+	if err != nil || got != m {
+		t.Fatalf("got %+v, %v; want %+v", got, err, m)
+	}
+	if r := contracts.ReadMeta(legacyHeaders(m)); r.ClientID != m.ClientID || r.MsgID != m.MsgID || !r.Deadline.Equal(m.Deadline) {
+		t.Errorf("ReadMeta(legacy) = %+v, want %+v", r, m)
+	}
+	res := contracts.ResultHeaders(legacyHeaders(m), contracts.OutcomeReply)
+	if rm, err := contracts.ParseResultMeta(m.CommandID, res); err != nil || rm.ClientID != m.ClientID || rm.MsgID != m.MsgID || rm.Outcome != contracts.OutcomeReply {
+		t.Errorf("result of a legacy command: %+v, %v", rm, err)
+	}
+}
+
+func TestParseCommandMetaRejectsHostilePackedHeader(t *testing.T) {
+	id := contracts.NewCommandID()
+	for _, tc := range []struct {
+		name string
+		meta any
+	}{
+		{"not a string", []byte("app-1 lamp-1 1 2 7")},
+		{"empty", ""},
+		{"four fields", "app-1 lamp-1 1 2"},
+		{"client with slash", "a/b lamp-1 1 2 7"},
+		{"client empty", " lamp-1 1 2 7"},
+		{"device wildcard", "app-1 # 1 2 7"},
+		{"accepted a word", "app-1 lamp-1 soon 2 7"},
+		{"deadline negative", "app-1 lamp-1 1 -2 7"},
+		{"deadline zero", "app-1 lamp-1 1 0 7"},
+		{"two spaces", "app-1  lamp-1 1 2 7"},
+		{"msg id too long", "app-1 lamp-1 1 2 " + strings.Repeat("7", contracts.MaxStringIDLen+3)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := contracts.ParseCommandMeta(id, map[string]any{contracts.HeaderMeta: tc.meta}); !errors.Is(err, contracts.ErrBadMeta) {
+				t.Fatalf("got %v, want ErrBadMeta", err)
+			}
+		})
+	}
+}
+
 func TestParseCommandMetaRejectsHostileHeaders(t *testing.T) {
 	good := func() map[string]any {
-		return contracts.CommandMeta{ClientID: "app-1", DeviceID: "lamp-1", Deadline: time.Now(), AcceptedAt: time.Now()}.Headers()
+		return legacyHeaders(contracts.CommandMeta{ClientID: "app-1", DeviceID: "lamp-1", Deadline: time.Now(), AcceptedAt: time.Now()})
 	}
 	id := contracts.NewCommandID()
 	for _, tc := range []struct {

@@ -108,7 +108,7 @@ type fakeQueue struct {
 }
 
 func (q *fakeQueue) Publish(_ context.Context, _, _ string, m amqp.Publishing) error {
-	id, _ := m.Headers[contracts.HeaderMsgID].(string)
+	id := contracts.ReadMeta(m.Headers).MsgID
 	if slices.Contains(q.refuse, id) {
 		if q.fail != nil {
 			return q.fail

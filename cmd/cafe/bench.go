@@ -60,6 +60,14 @@ hops' p50; results/s ≥ 50% of the hops in series; with --cashier-only,
 --knee-step until p99 exceeds --knee-p99 or results fall behind, and reports
 the highest rate that held (the knee).
 
+--against NAME=URL (repeatable) compares cafe with another implementation
+of the same contract (bin/plaincafe): the floor once, then each named one
+and then cafe (--url, --scrape), each with the lone phase, --concurrency
+and, with --knee, the knee from 200/s; it prints one table (lone p50,
+knee, throughput, CPU per command of the own processes, RabbitMQ and
+Mosquitto, system calls and allocations) and writes compare.json, each
+implementation's own report in --out/NAME.
+
 --cashier-only measures the cashier alone (stop the barista first): only the
 202s count, no devices, no results. The commands it queues stay in the
 commands queue; they expire after --timeout.
@@ -118,6 +126,7 @@ func registerWhere(f cli.Flags, c *bench.Config, d bench.Config) {
 	f.String(&c.ClientID, bench.SettingClientID, "", "the app's client id, for its results topic (default: demo, with the demo token)")
 	f.String(&c.Out, bench.SettingOut, "", "directory for report.json and the pictures (default bench-results/<timestamp>)")
 	f.StringArray(&c.Scrape, bench.SettingScrape, nil, "[name=]URL of a service's /metrics: report its RSS (end and max) and CPU (repeatable)")
+	f.StringArray(&c.Against, bench.SettingAgainst, nil, "NAME=URL of another implementation of the contract (bin/plaincafe) to measure before cafe in the same run, floor once, lone, --concurrency and --knee for each; prints the comparison (repeatable)")
 }
 
 // registerLoad adds the load: open or closed loop, how long, how sent.
@@ -164,6 +173,10 @@ func (s *benchSettings) run(cmd *cobra.Command) error {
 	cfg.Stdout, cfg.Progress = cmd.OutOrStdout(), cmd.ErrOrStderr()
 	ctx, stop := cli.SignalContext()
 	defer stop()
+	if len(cfg.Against) > 0 {
+		_, err := bench.Compare(ctx, cfg)
+		return err
+	}
 	report, err := bench.Run(ctx, cfg)
 	if err != nil {
 		return err
@@ -195,7 +208,7 @@ func (s *benchSettings) defaults(fs *pflag.FlagSet) error {
 	if given(bench.SettingConcurrency) && !given(bench.SettingRate) {
 		cfg.Rate = 0
 	}
-	if cfg.Knee && !given(bench.SettingRate) {
+	if cfg.Knee && !given(bench.SettingRate) && !given(bench.SettingConcurrency) {
 		cfg.Rate = bench.DefaultKneeStart
 	}
 	if given(bench.SettingCount) {

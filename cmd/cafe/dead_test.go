@@ -118,7 +118,7 @@ func TestDeadListShowJSON(t *testing.T) {
 		t.Fatalf("list --json: %v\n%s", err, out)
 	}
 	out, err = runDead(t, "", "show", ids[0])
-	for _, want := range []string{ids[0], "rejected", "death history", "cafe-client-id", `{"jsonrpc":"2.0","method":"on"}`} {
+	for _, want := range []string{ids[0], "rejected", "death history", "app-1 lamp-1 ", `{"jsonrpc":"2.0","method":"on"}`} {
 		if err != nil || !strings.Contains(out, want) {
 			t.Fatalf("show lacks %q (%v):\n%s", want, err, out)
 		}

@@ -122,9 +122,8 @@ func (l *Link) options() *paho.ClientOptions {
 	if cfg.Will != nil {
 		opts.SetBinaryWill(cfg.Will.Topic, cfg.Will.Payload, cfg.Will.QoS, cfg.Will.Retained)
 	}
-	opts.SetDefaultPublishHandler(func(_ paho.Client, m paho.Message) {
-		l.log.Debug("mqtt message matched no handler", "topic", m.Topic())
-	})
+	l.routes.none = func(topic string) { l.log.Debug("mqtt message matched no handler", "topic", topic) }
+	opts.SetDefaultPublishHandler(l.routes.dispatch)
 	l.setDial(opts, u.Scheme, l.tlsReport)
 	opts.SetStore(l.store)
 	opts.SetConnectionAttemptHandler(func(_ *url.URL, tc *tls.Config) *tls.Config {

@@ -54,6 +54,7 @@ type Link struct {
 	log    *slog.Logger
 	client paho.Client
 	store  *resumeStore
+	routes routes
 
 	tls       *tls.Config       // from cfg.TLS; nil: paho's default
 	tlsReport *linktls.Reporter // explains certificate failures once each
@@ -262,7 +263,7 @@ func (l *Link) Lost() <-chan struct{} {
 // the broker's SUBACK until ctx is done; otherwise the subscription is made
 // on the next connection.
 func (l *Link) Subscribe(ctx context.Context, filter string, qos byte, h Handler) error {
-	l.client.AddRoute(filter, func(_ paho.Client, m paho.Message) { h(m.Topic(), m.Payload()) })
+	l.routes.add(filter, h)
 	l.mu.Lock()
 	l.subs[filter] = qos
 	l.subsGen++

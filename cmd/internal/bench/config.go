@@ -77,6 +77,7 @@ type Config struct {
 	KneeP99       time.Duration // SettingKneeP99
 	KneeMaxSteps  int           // SettingKneeMaxSteps
 	Scrape        []string      // SettingScrape: [name=]URL of /metrics endpoints
+	Against       []string      // SettingAgainst: NAME=URL of other implementations to compare with (Compare)
 	Out           string        // SettingOut: directory for the JSON and the pictures
 
 	Stdout   io.Writer // the report table

@@ -133,8 +133,7 @@ func (f *amqpFloor) publish(ctx context.Context) error {
 	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	return f.pub.Publish(pctx, f.top.CommandsExchange(), contracts.RoutingKeyCommand, amqp.Publishing{
-		MessageId: meta.CommandID, ContentType: contracts.ContentTypeJSON, Timestamp: now,
-		Headers: meta.Headers(), Body: f.body,
+		MessageId: meta.CommandID, Headers: meta.Headers(), Body: f.body, // as the cashier's: no content-type or timestamp
 	})
 }
 

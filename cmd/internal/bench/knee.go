@@ -13,6 +13,9 @@ import (
 func runKnee(ctx context.Context, s *session, cfg Config, note func(string)) *KneeReport {
 	k := &KneeReport{P99LimitMS: ms(cfg.KneeP99), Factor: cfg.KneeFactor, StepS: cfg.KneeStep.Seconds(), Knee: -1}
 	rate := cfg.Rate
+	if rate == 0 { // a comparison: the main run is closed loop
+		rate = DefaultKneeStart
+	}
 	retried := false
 	for step := 1; step <= cfg.KneeMaxSteps; step++ {
 		if ctx.Err() != nil {

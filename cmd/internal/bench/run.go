@@ -70,7 +70,7 @@ func progressNote(w io.Writer) func(string) {
 // fills r with what they measured. Its error is one that left nothing to
 // report.
 func (r *Report) measure(ctx context.Context, cfg Config, s *session, note func(string)) error {
-	if cfg.Floor {
+	if cfg.Floor && r.Floor == nil { // a comparison measures its floor once
 		f, err := measureFloor(ctx, cfg, s.run, note)
 		if err != nil {
 			return orInterrupted(ctx, err)
@@ -120,7 +120,9 @@ func (r *Report) runPhases(ctx context.Context, cfg Config, s *session, note fun
 	}
 	if cfg.Knee {
 		r.Knee = runKnee(ctx, s, cfg, note)
-		return
+		if len(cfg.Against) == 0 {
+			return
+		}
 	}
 	if ctx.Err() != nil {
 		return

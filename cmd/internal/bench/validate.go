@@ -114,7 +114,7 @@ func (c Config) checkKnee(p *problems) {
 	if !c.Knee {
 		return
 	}
-	if !c.OpenLoop() {
+	if !c.OpenLoop() && len(c.Against) == 0 {
 		p.add(SettingKnee, "steps the open-loop rate up: give %s (its first step), not %s", SettingRate, SettingConcurrency)
 	}
 	if c.KneeStep <= 0 || c.Warmup >= c.KneeStep {
@@ -145,6 +145,7 @@ func (c Config) checkBrokers(p *problems) {
 // checkOutput checks what the bench reads from the services and where it
 // writes.
 func (c Config) checkOutput(p *problems) {
+	c.checkAgainst(p)
 	for _, s := range c.Scrape {
 		if _, _, err := parseScrape(s); err != nil {
 			*p = append(*p, err)
@@ -152,6 +153,18 @@ func (c Config) checkOutput(p *problems) {
 	}
 	if c.Out == "" {
 		p.add(SettingOut, "not given: want a directory for the JSON report and the pictures")
+	}
+}
+
+// checkAgainst checks the implementations to compare with, if any.
+func (c Config) checkAgainst(p *problems) {
+	for _, a := range c.Against {
+		if _, err := parseAgainst(a); err != nil {
+			*p = append(*p, err)
+		}
+	}
+	if len(c.Against) > 0 && c.OpenLoop() {
+		p.add(SettingAgainst, "compares at a number of commands in flight: give %s (and %s for the knee)", SettingConcurrency, SettingKnee)
 	}
 }
 

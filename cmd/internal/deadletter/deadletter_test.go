@@ -189,7 +189,7 @@ func TestShow(t *testing.T) {
 		t.Fatal(err)
 	}
 	if l.MessageID != id || l.DeviceID != "lamp-2" || l.Method != "on" || l.Reason != "rejected" ||
-		len(l.Deaths) != 1 || l.Deaths[0].Queue != top.CommandsQueue() || l.Headers[contracts.HeaderClientID] != "app-1" ||
+		len(l.Deaths) != 1 || l.Deaths[0].Queue != top.CommandsQueue() || !strings.HasPrefix(fmt.Sprint(l.Headers[contracts.HeaderMeta]), "app-1 lamp-2 ") ||
 		!strings.Contains(string(body), `"method":"on"`) {
 		t.Fatalf("show: %+v %s", l, body)
 	}

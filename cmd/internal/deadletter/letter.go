@@ -58,11 +58,8 @@ func letterOf(d amqp.Delivery) Letter {
 		body = body[:MaxBodyShown]
 	}
 	l.Body = string(body)
-	l.ClientID, _ = d.Headers[contracts.HeaderClientID].(string)
-	l.DeviceID, _ = d.Headers[contracts.HeaderDeviceID].(string)
-	l.MsgID, _ = d.Headers[contracts.HeaderMsgID].(string)
-	l.Deadline = timeOf(d.Headers[contracts.HeaderDeadline])
-	l.AcceptedAt = timeOf(d.Headers[contracts.HeaderAcceptedAt])
+	m := contracts.ReadMeta(d.Headers) // either header form, unchecked: a letter shows what it carries
+	l.ClientID, l.DeviceID, l.MsgID, l.Deadline, l.AcceptedAt = m.ClientID, m.DeviceID, m.MsgID, m.Deadline, m.AcceptedAt
 	l.ReplayCount, _ = d.Headers[HeaderReplayCount].(int64)
 	l.Method = methodOf(d.Body)
 	if death, ok := amqplink.FirstDeath(d.Headers); ok {
@@ -72,13 +69,6 @@ func letterOf(d amqp.Delivery) Letter {
 	l.Deaths = deathsOf(d.Headers)
 	l.Headers = headersOf(d.Headers)
 	return l
-}
-
-func timeOf(v any) time.Time {
-	if n, ok := v.(int64); ok && n > 0 {
-		return time.Unix(0, n)
-	}
-	return time.Time{}
 }
 
 // methodOf is the method of a JSON-RPC request, or of the first of a

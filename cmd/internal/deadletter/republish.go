@@ -47,8 +47,8 @@ func copyHeaders(d amqp.Delivery, l Letter, extend time.Duration) amqp.Table {
 		}
 	}
 	headers[HeaderReplayCount] = l.ReplayCount + 1
-	if _, isCommand := headers[contracts.HeaderDeadline]; isCommand && extend > 0 {
-		headers[contracts.HeaderDeadline] = time.Now().Add(extend).UnixNano()
+	if extend > 0 {
+		contracts.SetDeadline(headers, time.Now().Add(extend)) // only what has a deadline: a command (or a result carrying its command's)
 	}
 	return headers
 }

@@ -429,7 +429,7 @@ func (c *chaosRun) deadLettered(t *testing.T, ids map[string]bool) (map[string]b
 			return out, total
 		}
 		total++
-		msgID, _ := d.Headers[contracts.HeaderMsgID].(string)
+		msgID := contracts.ReadMeta(d.Headers).MsgID
 		if id := strings.Trim(msgID, `"`); ids[id] {
 			out[id] = true
 		}

@@ -22,7 +22,7 @@ var binDir string
 var raceBinaries = flag.Bool("race-binaries", false, "build the binaries under test with -race; a race report in any of them fails its test")
 
 // packages are the binaries under test.
-var packages = []string{"cafe/cmd/cashier", "cafe/cmd/barista", "cafe/cmd/caller", "cafe/cmd/devicesim", "cafe/cmd/cafe", "cafe/cmd/ledger"}
+var packages = []string{"cafe/cmd/cashier", "cafe/cmd/barista", "cafe/cmd/caller", "cafe/cmd/devicesim", "cafe/cmd/cafe", "cafe/cmd/ledger", "cafe/cmd/plaincafe"}
 
 // defaultParallel is how many tests run at once unless -parallel says
 // otherwise. go test's default is GOMAXPROCS (2 here), but these tests
