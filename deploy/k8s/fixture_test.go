@@ -1,0 +1,166 @@
+package k8s_test
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+
+	"cafe/contracts/local"
+	"cafe/deploy/k8s"
+)
+
+const (
+	overlay = "overlays/dev"
+	crds    = "validate/crds"
+	models  = "validate"
+)
+
+// fixture is what every test reads: the dev overlay rendered once, the
+// schemas, and the settings of cafe's programs.
+type fixture struct {
+	objs     []k8s.Object
+	schemas  *k8s.Schemas
+	programs k8s.Programs
+}
+
+var (
+	once    sync.Once
+	shared  fixture
+	loadErr error
+)
+
+func load(t *testing.T) fixture {
+	t.Helper()
+	once.Do(func() { shared, loadErr = newFixture() })
+	if loadErr != nil {
+		t.Fatal(loadErr)
+	}
+	return fixture{k8s.Clone(shared.objs), shared.schemas, shared.programs}
+}
+
+func newFixture() (fixture, error) {
+	objs, err := k8s.Render(overlay)
+	if err != nil {
+		return fixture{}, err
+	}
+	if err := k8s.InstallModels(models); err != nil {
+		return fixture{}, err
+	}
+	schemas, err := k8s.LoadSchemas(crds, models)
+	if err != nil {
+		return fixture{}, err
+	}
+	programs, err := settingsOf(objs)
+	if err != nil {
+		return fixture{}, err
+	}
+	return fixture{objs, schemas, programs}, nil
+}
+
+// envInHelp finds the variable each flag names in --help ("(env CAFE_X)").
+var envInHelp = regexp.MustCompile(`\(env (CAFE_[A-Z0-9_]+)\)`)
+
+// scriptVar finds the variables a shell script reads.
+var scriptVar = regexp.MustCompile(`\$\{?(CAFE_[A-Z0-9_]+)`)
+
+// settingsOf builds cafe's binaries and asks each program the manifests
+// run for the variables it reads: the binaries' and cafe subcommands'
+// --help, where every flag names its variable; contracts/local's
+// variables, which every cafe program reads to find its files; and the
+// variables render.sh reads.
+func settingsOf(objs []k8s.Object) (k8s.Programs, error) {
+	bin, err := os.MkdirTemp("", "cafe-k8s-bin")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(bin)
+	build := exec.Command("go", "build", "-o", bin+string(filepath.Separator),
+		"cafe/cmd/cashier", "cafe/cmd/barista", "cafe/cmd/caller", "cafe/cmd/ledger", "cafe/cmd/cafe")
+	if out, err := build.CombinedOutput(); err != nil {
+		return nil, &buildError{err, out}
+	}
+	programs := k8s.Programs{}
+	add := func(name string, argv ...string) error {
+		out, err := exec.Command(filepath.Join(bin, argv[0]), append(argv[1:], "--help")...).CombinedOutput()
+		if err != nil {
+			return &buildError{err, out}
+		}
+		vars := map[string]bool{local.EnvDir: true, local.EnvRegistry: true, local.EnvKey: true}
+		for _, m := range envInHelp.FindAllStringSubmatch(string(out), -1) {
+			vars[m[1]] = true
+		}
+		programs[name] = vars
+		return nil
+	}
+	for _, role := range []string{"cashier", "barista", "caller", "ledger"} {
+		if err := add(role, role); err != nil {
+			return nil, err
+		}
+	}
+	for _, o := range objs {
+		for _, c := range k8s.Containers(o) {
+			for _, p := range k8s.ProgramsOf(c) {
+				if sub, ok := strings.CutPrefix(p, "cafe "); ok {
+					if err := add(p, "cafe", sub); err != nil {
+						return nil, err
+					}
+				}
+			}
+		}
+	}
+	script, err := os.ReadFile("base/mosquitto/render.sh")
+	if err != nil {
+		return nil, err
+	}
+	vars := map[string]bool{}
+	for _, m := range scriptVar.FindAllStringSubmatch(string(script), -1) {
+		vars[m[1]] = true
+	}
+	programs["render.sh"] = vars
+	return programs, nil
+}
+
+type buildError struct {
+	err error
+	out []byte
+}
+
+func (e *buildError) Error() string { return e.err.Error() + ": " + string(e.out) }
+
+// must finds the object of kind and name, or fails.
+func must(t *testing.T, objs []k8s.Object, kind, name string) k8s.Object {
+	t.Helper()
+	o := k8s.Find(objs, kind, name)
+	if o == nil {
+		t.Fatalf("the overlay renders no %s %s", kind, name)
+	}
+	return o
+}
+
+// container is o's container called name, or fails.
+func container(t *testing.T, o k8s.Object, name string) map[string]any {
+	t.Helper()
+	for _, c := range k8s.Containers(o) {
+		if c["name"] == name {
+			return c
+		}
+	}
+	t.Fatalf("%s has no container %s", o, name)
+	return nil
+}
+
+// envOf is the value of variable name in container c, and whether it is set there.
+func envOf(c map[string]any, name string) (string, bool) {
+	env, _ := c["env"].([]any)
+	for _, e := range env {
+		if k8s.At(e, "name") == name {
+			v, _ := k8s.At(e, "value").(string)
+			return v, true
+		}
+	}
+	return "", false
+}

@@ -1,0 +1,334 @@
+package k8s
+
+import (
+	"fmt"
+	"regexp"
+	"slices"
+	"sort"
+	"strings"
+)
+
+// Programs are the environment variables each of cafe's programs reads,
+// by program: a binary ("cashier", "barista", "caller", "ledger") or a
+// cafe subcommand ("cafe broker-auth", "cafe setup") or a script
+// ("render.sh"). The tests fill it from the binaries' own --help (every
+// flag names its variable) and from the scripts.
+type Programs map[string]map[string]bool
+
+// Lint checks what no schema can: that the objects fit together and fit
+// cafe. Each problem is one error naming its object:
+//
+//   - every Secret and ConfigMap a pod, a KEDA TriggerAuthentication or an
+//     operator's User names exists; so does every ScaledObject's target;
+//   - every Service, PodDisruptionBudget and NetworkPolicy selects pods
+//     that exist (the operator's RabbitMQ pods included), and so does every
+//     pod selector of a NetworkPolicy peer in the same namespace;
+//   - every variable a container of cafe's gets (env, or the keys of an
+//     envFrom Secret or ConfigMap) is one its programs read;
+//   - every container has CPU and memory requests and limits, and an image
+//     with a tag other than latest.
+func Lint(objs []Object, known Programs) []error {
+	var errs []error
+	pods := podsOf(objs)
+	for _, o := range objs {
+		errs = append(errs, lintRefs(objs, o)...)
+		errs = append(errs, lintSelectors(pods, o)...)
+		for _, c := range Containers(o) {
+			errs = append(errs, lintContainer(objs, known, o, c)...)
+		}
+	}
+	return errs
+}
+
+// pod is the labels of the pods an object makes.
+type pod struct {
+	owner  string
+	labels map[string]string
+}
+
+// podsOf lists the pods the objects make: their templates, and the pods
+// the RabbitMQ Cluster Operator makes for a RabbitmqCluster (its labels).
+func podsOf(objs []Object) []pod {
+	var out []pod
+	for _, o := range objs {
+		if o.Kind() == "RabbitmqCluster" {
+			out = append(out, pod{o.String(), map[string]string{
+				"app.kubernetes.io/name": o.Name(), "app.kubernetes.io/component": "rabbitmq", "app.kubernetes.io/part-of": "rabbitmq",
+			}})
+		}
+		if l, ok := At(o, "spec", "template", "metadata", "labels").(map[string]any); ok {
+			out = append(out, pod{o.String(), strs(l)})
+		}
+	}
+	return out
+}
+
+func strs(m map[string]any) map[string]string {
+	out := map[string]string{}
+	for k, v := range m {
+		out[k], _ = v.(string)
+	}
+	return out
+}
+
+// matches reports whether a label selector (matchLabels, matchExpressions)
+// selects labels; isMap says the selector is a plain map (a Service's).
+func matches(sel map[string]any, labels map[string]string, isMap bool) bool {
+	want := sel
+	if !isMap {
+		want, _ = sel["matchLabels"].(map[string]any)
+	}
+	for k, v := range want {
+		if labels[k] != v {
+			return false
+		}
+	}
+	if isMap {
+		return true
+	}
+	exprs, _ := sel["matchExpressions"].([]any)
+	for _, e := range exprs {
+		if !matchesExpr(e, labels) {
+			return false
+		}
+	}
+	return true
+}
+
+func matchesExpr(e any, labels map[string]string) bool {
+	key, _ := At(e, "key").(string)
+	op, _ := At(e, "operator").(string)
+	var values []string
+	vs, _ := At(e, "values").([]any)
+	for _, v := range vs {
+		s, _ := v.(string)
+		values = append(values, s)
+	}
+	v, has := labels[key]
+	switch op {
+	case "In":
+		return has && slices.Contains(values, v)
+	case "NotIn":
+		return !has || !slices.Contains(values, v)
+	case "Exists":
+		return has
+	case "DoesNotExist":
+		return !has
+	}
+	return false
+}
+
+func selectsAny(pods []pod, sel map[string]any, isMap bool) bool {
+	for _, p := range pods {
+		if matches(sel, p.labels, isMap) {
+			return true
+		}
+	}
+	return false
+}
+
+func lintSelectors(pods []pod, o Object) []error {
+	var errs []error
+	check := func(what string, sel any, isMap bool) {
+		m, ok := sel.(map[string]any)
+		if !ok {
+			return
+		}
+		if !selectsAny(pods, m, isMap) {
+			errs = append(errs, fmt.Errorf("%s: %s %v selects no pod of these manifests", o, what, m))
+		}
+	}
+	switch o.Kind() {
+	case "Service":
+		check("selector", At(o, "spec", "selector"), true)
+	case "PodDisruptionBudget":
+		check("selector", At(o, "spec", "selector"), false)
+	case "NetworkPolicy":
+		check("podSelector", At(o, "spec", "podSelector"), false)
+		for _, dir := range []string{"ingress", "egress"} {
+			rules, _ := At(o, "spec", dir).([]any)
+			for i, r := range rules {
+				peers, _ := At(r, map[string]string{"ingress": "from", "egress": "to"}[dir]).([]any)
+				for j, p := range peers {
+					if At(p, "namespaceSelector") == nil { // a peer in this namespace
+						check(fmt.Sprintf("%s[%d] peer %d podSelector", dir, i, j), At(p, "podSelector"), false)
+					}
+				}
+			}
+		}
+	}
+	return errs
+}
+
+// lintRefs checks that what o names exists.
+func lintRefs(objs []Object, o Object) []error {
+	var errs []error
+	need := func(kind, name, where string) {
+		if name != "" && Find(objs, kind, name) == nil {
+			errs = append(errs, fmt.Errorf("%s: %s names %s %q, which these manifests do not have", o, where, kind, name))
+		}
+	}
+	switch o.Kind() {
+	case "TriggerAuthentication":
+		refs, _ := At(o, "spec", "secretTargetRef").([]any)
+		for _, r := range refs {
+			n, _ := At(r, "name").(string)
+			need("Secret", n, "secretTargetRef")
+		}
+	case "User":
+		n, _ := At(o, "spec", "importCredentialsSecret", "name").(string)
+		need("Secret", n, "importCredentialsSecret")
+	case "ScaledObject":
+		n, _ := At(o, "spec", "scaleTargetRef", "name").(string)
+		need("Deployment", n, "scaleTargetRef")
+	}
+	vols, _ := At(podSpec(o), "volumes").([]any)
+	for _, v := range vols {
+		n, _ := At(v, "secret", "secretName").(string)
+		need("Secret", n, "volume")
+		n, _ = At(v, "configMap", "name").(string)
+		need("ConfigMap", n, "volume")
+	}
+	for _, c := range Containers(o) {
+		from, _ := At(c, "envFrom").([]any)
+		for _, f := range from {
+			n, _ := At(f, "secretRef", "name").(string)
+			need("Secret", n, "envFrom")
+			n, _ = At(f, "configMapRef", "name").(string)
+			need("ConfigMap", n, "envFrom")
+		}
+	}
+	return errs
+}
+
+func podSpec(o Object) any { return At(o, "spec", "template", "spec") }
+
+// Containers lists a pod template's containers, init containers first.
+func Containers(o Object) []map[string]any {
+	var out []map[string]any
+	for _, key := range []string{"initContainers", "containers"} {
+		cs, _ := At(podSpec(o), key).([]any)
+		for _, c := range cs {
+			if m, ok := c.(map[string]any); ok {
+				out = append(out, m)
+			}
+		}
+	}
+	return out
+}
+
+// cafeImage matches the images deploy/docker/Dockerfile builds.
+var cafeImage = regexp.MustCompile(`^ghcr\.io/cafe/([a-z]+):`)
+
+// cafeSubcommand finds `cafe SUBCOMMAND` in a command line or script.
+var cafeSubcommand = regexp.MustCompile(`(?:^|[\s;(|&"])cafe ([a-z][a-z-]*)`)
+
+// ProgramsOf names the programs of cafe's a container runs: its command
+// (cafe SUB), the cafe subcommands and scripts of an `sh -c` script, or
+// the role its image is built for. None: not one of cafe's containers.
+func ProgramsOf(c map[string]any) []string {
+	cmd := words(At(c, "command"))
+	args := words(At(c, "args"))
+	image, _ := At(c, "image").(string)
+	switch {
+	case len(cmd) >= 2 && cmd[0] == "cafe":
+		return []string{"cafe " + cmd[1]}
+	case len(cmd) >= 2 && cmd[0] == "sh" && cmd[1] == "-c" || len(cmd) == 1 && cmd[0] == "sh":
+		script := strings.Join(append(cmd[min(2, len(cmd)):], args...), "\n")
+		var out []string
+		for _, m := range cafeSubcommand.FindAllStringSubmatch(script, -1) {
+			out = append(out, "cafe "+m[1])
+		}
+		if strings.Contains(script, "render.sh") {
+			out = append(out, "render.sh")
+		}
+		sort.Strings(out)
+		return slices.Compact(out)
+	case len(cmd) == 0:
+		if m := cafeImage.FindStringSubmatch(image); m != nil && m[1] != "mosquitto" {
+			return []string{m[1]}
+		}
+	}
+	return nil
+}
+
+func words(v any) []string {
+	l, _ := v.([]any)
+	var out []string
+	for _, x := range l {
+		s, _ := x.(string)
+		out = append(out, s)
+	}
+	return out
+}
+
+func lintContainer(objs []Object, known Programs, o Object, c map[string]any) []error {
+	var errs []error
+	name, _ := c["name"].(string)
+	where := fmt.Sprintf("%s container %s", o, name)
+	image, _ := c["image"].(string)
+	if _, tag, ok := strings.Cut(image, ":"); !ok || tag == "" || tag == "latest" {
+		errs = append(errs, fmt.Errorf("%s: image %q: name a tag (not latest)", where, image))
+	}
+	for _, r := range []string{"requests", "limits"} {
+		for _, k := range []string{"cpu", "memory"} {
+			if At(c, "resources", r, k) == nil {
+				errs = append(errs, fmt.Errorf("%s: no resources.%s.%s", where, r, k))
+			}
+		}
+	}
+	progs := ProgramsOf(c)
+	if len(progs) == 0 {
+		return errs // not cafe's: its variables are its own
+	}
+	ok := map[string]bool{}
+	for _, p := range progs {
+		vars, found := known[p]
+		if !found {
+			errs = append(errs, fmt.Errorf("%s: runs %s, whose settings are not known", where, p))
+		}
+		for v := range vars {
+			ok[v] = true
+		}
+	}
+	for _, v := range envNames(objs, c) {
+		if !ok[v] {
+			errs = append(errs, fmt.Errorf("%s: %s is not a setting of %s", where, v, strings.Join(progs, ", ")))
+		}
+	}
+	return errs
+}
+
+// envNames lists the variables a container gets: env, and the keys of
+// the Secrets and ConfigMaps of envFrom.
+func envNames(objs []Object, c map[string]any) []string {
+	var out []string
+	env, _ := At(c, "env").([]any)
+	for _, e := range env {
+		n, _ := At(e, "name").(string)
+		out = append(out, n)
+	}
+	from, _ := At(c, "envFrom").([]any)
+	for _, f := range from {
+		for kind, ref := range map[string]string{"Secret": "secretRef", "ConfigMap": "configMapRef"} {
+			n, _ := At(f, ref, "name").(string)
+			if src := Find(objs, kind, n); src != nil {
+				out = append(out, keysOf(src)...)
+			}
+		}
+	}
+	return out
+}
+
+// keysOf lists the keys of a Secret's or ConfigMap's data.
+func keysOf(o Object) []string {
+	var out []string
+	for _, field := range []string{"data", "stringData"} {
+		m, _ := At(o, field).(map[string]any)
+		for k := range m {
+			out = append(out, k)
+		}
+	}
+	sort.Strings(out)
+	return out
+}

@@ -1,0 +1,360 @@
+package k8s_test
+
+import (
+	"fmt"
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"cafe/barista"
+	"cafe/caller"
+	"cafe/caller/ledger"
+	"cafe/cashier"
+	"cafe/contracts"
+	"cafe/contracts/identity"
+	"cafe/contracts/ops"
+	"cafe/deploy/k8s"
+)
+
+// The dev overlay renders, and every object passes every schema and lint.
+func TestOverlayIsValid(t *testing.T) {
+	f := load(t)
+	for _, err := range append(f.schemas.Validate(f.objs), k8s.Lint(f.objs, f.programs)...) {
+		t.Error(err)
+	}
+	want := map[string]int{"Deployment": 4, "StatefulSet": 3, "RabbitmqCluster": 1, "ScaledObject": 1, "PodDisruptionBudget": 1, "User": 5, "Permission": 5, "Policy": 1}
+	got := map[string]int{}
+	for _, o := range f.objs {
+		got[o.Kind()]++
+	}
+	for kind, n := range want {
+		if got[kind] != n {
+			t.Errorf("%d %s objects, want %d", got[kind], kind, n)
+		}
+	}
+	if n := k8s.At(must(t, f.objs, "RabbitmqCluster", "cafe-rabbitmq"), "spec", "replicas"); n != 3.0 {
+		t.Errorf("RabbitmqCluster replicas %v, want 3", n)
+	}
+}
+
+// The operator declares exactly contracts.DefaultTopology(): every
+// exchange with its kind, every queue with its arguments, every binding.
+func TestTopologyIsTheContracts(t *testing.T) {
+	f := load(t)
+	top := contracts.DefaultTopology()
+	want := map[string]string{}
+	for _, e := range top.Exchanges() {
+		want["exchange "+e.Name] = e.Kind
+	}
+	for _, q := range top.Queues() {
+		want["queue "+q.Name] = fmt.Sprint(q.Args)
+		for _, b := range q.Bindings() {
+			want[fmt.Sprintf("binding %s -> %s (%s)", b.Exchange, q.Name, b.Key)] = "queue"
+		}
+	}
+	got := map[string]string{}
+	for _, o := range f.objs {
+		spec, _ := k8s.At(o, "spec").(map[string]any)
+		switch o.Kind() {
+		case "Exchange":
+			got["exchange "+str(spec["name"])] = str(spec["type"])
+		case "Queue":
+			args := map[string]any{"x-queue-type": spec["type"]}
+			a, _ := spec["arguments"].(map[string]any)
+			for k, v := range a {
+				if n, ok := v.(float64); ok {
+					v = int64(n)
+				}
+				args[k] = v
+			}
+			got["queue "+str(spec["name"])] = fmt.Sprint(args)
+			if spec["durable"] != true || spec["deletionPolicy"] != "retain" {
+				t.Errorf("%s: want durable and deletionPolicy retain (deleting the manifests must not delete accepted commands)", o)
+			}
+		case "Binding":
+			got[fmt.Sprintf("binding %s -> %s (%s)", spec["source"], spec["destination"], spec["routingKey"])] = str(spec["destinationType"])
+		}
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s: manifests say %q, contracts %q", k, got[k], v)
+		}
+	}
+	for k := range got {
+		if _, ok := want[k]; !ok {
+			t.Errorf("%s: not in contracts.DefaultTopology()", k)
+		}
+	}
+}
+
+func str(v any) string { s, _ := v.(string); return s }
+
+// Each role's RabbitMQ user may do exactly what `cafe setup --rabbitmq`
+// grants it on one machine (cmd/cafe/setup_rabbitmq.go, AMQPGrants, read
+// from the source, since it is package main).
+func TestPermissionsAreSetupsGrants(t *testing.T) {
+	f := load(t)
+	grants := setupGrants(t)
+	for role, g := range grants {
+		if role == string(identity.Admin) {
+			continue // the operator's default user declares and administers here
+		}
+		p := must(t, f.objs, "Permission", role)
+		u := must(t, f.objs, "User", role)
+		got := [4]string{str(k8s.At(p, "spec", "permissions", "configure")), str(k8s.At(p, "spec", "permissions", "write")), str(k8s.At(p, "spec", "permissions", "read")), tags(u)}
+		if got != g {
+			t.Errorf("%s: manifests grant %q, cafe setup %q", role, got, g)
+		}
+		if k8s.At(p, "spec", "vhost") != "/" || k8s.At(p, "spec", "userReference", "name") != role {
+			t.Errorf("%s: want vhost / and userReference %s", p, role)
+		}
+	}
+}
+
+func tags(u k8s.Object) string {
+	l, _ := k8s.At(u, "spec", "tags").([]any)
+	var out []string
+	for _, x := range l {
+		out = append(out, str(x))
+	}
+	return strings.Join(out, ",")
+}
+
+// setupGrants parses AMQPGrants out of cmd/cafe/setup_rabbitmq.go: role
+// name → configure, write, read, tags.
+func setupGrants(t *testing.T) map[string][4]string {
+	t.Helper()
+	file, err := parser.ParseFile(token.NewFileSet(), "../../cmd/cafe/setup_rabbitmq.go", nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	consts := map[string]string{"nothing": "^$"}
+	roles := map[string]identity.Service{"Cashier": identity.Cashier, "Barista": identity.Barista, "Caller": identity.Caller, "Ledger": identity.Ledger, "Ops": identity.Ops, "Admin": identity.Admin}
+	out := map[string][4]string{}
+	ast.Inspect(file, func(n ast.Node) bool {
+		vs, ok := n.(*ast.ValueSpec)
+		if !ok || len(vs.Names) != 1 || vs.Names[0].Name != "AMQPGrants" {
+			return true
+		}
+		for _, el := range vs.Values[0].(*ast.CompositeLit).Elts {
+			fields := el.(*ast.CompositeLit).Elts
+			role := roles[fields[0].(*ast.SelectorExpr).Sel.Name]
+			var g [4]string
+			for i, e := range fields[1:] {
+				switch v := e.(type) {
+				case *ast.Ident:
+					g[i] = consts[v.Name]
+				case *ast.BasicLit:
+					g[i], _ = strconv.Unquote(v.Value)
+				}
+			}
+			out[string(role)] = g
+		}
+		return false
+	})
+	if len(out) != len(identity.Services) {
+		t.Fatalf("read %d grants from cmd/cafe/setup_rabbitmq.go, want one per service (%d): has its shape changed?", len(out), len(identity.Services))
+	}
+	return out
+}
+
+// Every password in the dev overlay's Secrets is the one its auth key
+// derives for that identity, so the dev cluster's logins fit together:
+// each role's URLs, the operator's users, KEDA's management login, the
+// cashier's session key, the dev PostgreSQL.
+func TestDevSecretsComeFromTheirKey(t *testing.T) {
+	f := load(t)
+	key, err := identity.LoadKey(overlay + "/secrets/auth.key")
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret := func(name, k string) string {
+		t.Helper()
+		return decoded(t, secretNamed(t, f.objs, name), k)
+	}
+	login := func(role identity.Service, raw string) {
+		t.Helper()
+		u, err := url.Parse(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pw, _ := u.User.Password()
+		if u.User.Username() != string(role) || pw != key.ServicePassword(role) {
+			t.Errorf("%s: user %q with a password the dev key does not derive for %s", u.Redacted(), u.User.Username(), role)
+		}
+	}
+	for role, keys := range map[identity.Service][]string{
+		identity.Cashier: {"CAFE_AMQP_URL"}, identity.Barista: {"CAFE_AMQP_URL", "CAFE_MQTT_URL"},
+		identity.Caller: {"CAFE_AMQP_URL", "CAFE_MQTT_URL"}, identity.Ledger: {"CAFE_AMQP_URL", "CAFE_POSTGRES_URL"},
+	} {
+		for _, k := range keys {
+			login(role, secret(string(role), k))
+		}
+	}
+	login(identity.Ledger, secret("cafe-cashier", "CAFE_POSTGRES_URL")) // the dev database has one login
+	login(identity.Ops, secret("cafe-ops-management", "host"))
+	for _, role := range []identity.Service{identity.Cashier, identity.Barista, identity.Caller, identity.Ledger, identity.Ops} {
+		name := "cafe-rabbitmq-" + strings.TrimPrefix(string(role), "cafe-")
+		if secret(name, "username") != string(role) || secret(name, "password") != key.ServicePassword(role) {
+			t.Errorf("%s: not %s's login from the dev key", name, role)
+		}
+	}
+	if got := strings.TrimSpace(secret("cafe-session-key", "session.key")); got != key.SessionKey().Hex() {
+		t.Errorf("cafe-session-key is not the dev key's session key")
+	}
+	if secret("cafe-postgres", "POSTGRES_PASSWORD") != key.ServicePassword(identity.Ledger) {
+		t.Errorf("cafe-postgres: POSTGRES_PASSWORD is not cafe-ledger's password from the dev key")
+	}
+}
+
+// The KEDA ScaledObject sizes the barista Deployment by the commands
+// queue, counting unacknowledged commands too, one pod at a time down.
+func TestScaledObjectTargetsTheBaristas(t *testing.T) {
+	f := load(t)
+	so := must(t, f.objs, "ScaledObject", "cafe-barista")
+	dep := must(t, f.objs, "Deployment", "cafe-barista")
+	ta := must(t, f.objs, "TriggerAuthentication", "cafe-rabbitmq-management")
+	checks := []struct {
+		what      string
+		got, want any
+	}{
+		{"scaleTargetRef.name", k8s.At(so, "spec", "scaleTargetRef", "name"), dep.Name()},
+		{"trigger type", k8s.At(so, "spec", "triggers", 0, "type"), "rabbitmq"},
+		{"trigger protocol (http counts unacked too)", k8s.At(so, "spec", "triggers", 0, "metadata", "protocol"), "http"},
+		{"trigger mode", k8s.At(so, "spec", "triggers", 0, "metadata", "mode"), "QueueLength"},
+		{"queue", k8s.At(so, "spec", "triggers", 0, "metadata", "queueName"), contracts.DefaultTopology().CommandsQueue()},
+		{"authentication", k8s.At(so, "spec", "triggers", 0, "authenticationRef", "name"), ta.Name()},
+		{"one pod at a time down", k8s.At(so, "spec", "advanced", "horizontalPodAutoscalerConfig", "behavior", "scaleDown", "policies", 0, "value"), 1.0},
+		{"up at once", k8s.At(so, "spec", "advanced", "horizontalPodAutoscalerConfig", "behavior", "scaleUp", "stabilizationWindowSeconds"), 0.0},
+	}
+	for _, c := range checks {
+		if c.got != c.want {
+			t.Errorf("%s: got %v, want %v", c.what, c.got, c.want)
+		}
+	}
+	lo, _ := k8s.At(so, "spec", "minReplicaCount").(float64)
+	hi, _ := k8s.At(so, "spec", "maxReplicaCount").(float64)
+	if lo < 1 || hi < lo {
+		t.Errorf("replicas %v..%v: want 1 <= min <= max", lo, hi)
+	}
+	if v, _ := k8s.At(so, "spec", "triggers", 0, "metadata", "value").(string); v == "" || v == "0" {
+		t.Errorf("trigger value %q: want a positive backlog per replica, as a string", v)
+	}
+}
+
+// Each pod's termination grace outlasts what its program does on SIGTERM
+// (the grace it is given, or its default, plus 5s to close its links; the
+// cashier's drain delay and shutdown grace), so that a scale-down or a
+// rollout does not kill it mid-command.
+func TestTerminationGracesOutlastShutdown(t *testing.T) {
+	f := load(t)
+	const closeMargin = 5 * time.Second
+	cases := []struct {
+		deployment string
+		settings   map[string]time.Duration // variable → default
+	}{
+		{"cafe-barista", map[string]time.Duration{barista.SettingGrace.Env: barista.Defaults().Grace}},
+		{"cafe-caller", map[string]time.Duration{caller.SettingGrace.Env: caller.Defaults().Grace}},
+		{"cafe-ledger", map[string]time.Duration{ledger.SettingGrace.Env: ledger.Defaults().Grace}},
+		{"cafe-cashier", map[string]time.Duration{cashier.SettingDrainDelay.Env: cashier.Defaults().DrainDelay, cashier.SettingShutdownGrace.Env: cashier.Defaults().ShutdownGrace}},
+	}
+	for _, c := range cases {
+		dep := must(t, f.objs, "Deployment", c.deployment)
+		secs, ok := k8s.At(dep, "spec", "template", "spec", "terminationGracePeriodSeconds").(float64)
+		if !ok {
+			t.Errorf("%s sets no terminationGracePeriodSeconds", dep)
+			continue
+		}
+		need := closeMargin
+		ctr := k8s.Containers(dep)[0]
+		for env, def := range c.settings {
+			d := def
+			if v, set := envOf(ctr, env); set {
+				var err error
+				if d, err = time.ParseDuration(v); err != nil {
+					t.Fatalf("%s %s: %v", dep, env, err)
+				}
+			}
+			need += max(d, def)
+		}
+		if got := time.Duration(secs) * time.Second; got < need {
+			t.Errorf("%s: terminationGracePeriodSeconds %v, want at least %v", dep, got, need)
+		}
+	}
+}
+
+// Every role's probes use the ops routes cafe serves, on the port its
+// CAFE_HTTP_ADDR listens on; the cashier is ready on /readyz.
+func TestProbesAreTheOpsRoutes(t *testing.T) {
+	f := load(t)
+	for _, name := range []string{"cafe-cashier", "cafe-barista", "cafe-caller", "cafe-ledger"} {
+		dep := must(t, f.objs, "Deployment", name)
+		c := k8s.Containers(dep)[0]
+		addr, _ := envOf(c, ops.SettingAddr.Env)
+		_, port, _ := strings.Cut(addr, ":")
+		for probe, path := range map[string]string{"readinessProbe": "/readyz", "livenessProbe": "/healthz"} {
+			if got := k8s.At(c, probe, "httpGet", "path"); got != path || !served(path) {
+				t.Errorf("%s %s: path %v, want %s (contracts/ops)", dep, probe, got, path)
+			}
+			portName := k8s.At(c, probe, "httpGet", "port")
+			if p := containerPort(c, portName); strconv.Itoa(p) != port {
+				t.Errorf("%s %s: port %v is %d, but %s=%q", dep, probe, portName, p, ops.SettingAddr.Env, addr)
+			}
+		}
+	}
+}
+
+func served(path string) bool {
+	for _, p := range ops.Paths {
+		if p == path {
+			return true
+		}
+	}
+	return false
+}
+
+func containerPort(c map[string]any, name any) int {
+	ports, _ := c["ports"].([]any)
+	for _, p := range ports {
+		if k8s.At(p, "name") == name {
+			n, _ := k8s.At(p, "containerPort").(float64)
+			return int(n)
+		}
+	}
+	return -1
+}
+
+// Every image of cafe's is one deploy/docker/Dockerfile builds: a folder
+// of cmd/ (ROLE), or its mosquitto target.
+func TestImagesAreBuiltByTheDockerfile(t *testing.T) {
+	f := load(t)
+	dockerfile, err := os.ReadFile("../docker/Dockerfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range f.objs {
+		for _, c := range k8s.Containers(o) {
+			image := str(c["image"])
+			name, ok := strings.CutPrefix(image, "ghcr.io/cafe/")
+			if !ok {
+				continue
+			}
+			name, _, _ = strings.Cut(name, ":")
+			if name == "mosquitto" {
+				if !strings.Contains(string(dockerfile), "AS mosquitto") {
+					t.Errorf("%s: image %s, but the Dockerfile has no mosquitto target", o, image)
+				}
+				continue
+			}
+			if _, err := os.Stat("../../cmd/" + name); err != nil {
+				t.Errorf("%s: image %s, but there is no cmd/%s for ROLE=%s", o, image, name, name)
+			}
+		}
+	}
+}
