@@ -1,9 +1,9 @@
 package k8s_test
 
 import (
+	"errors"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -67,50 +67,43 @@ var envInHelp = regexp.MustCompile(`\(env (CAFE_[A-Z0-9_]+)\)`)
 // scriptVar finds the variables a shell script reads.
 var scriptVar = regexp.MustCompile(`\$\{?(CAFE_[A-Z0-9_]+)`)
 
-// settingsOf builds cafe's binaries and asks each program the manifests
-// run for the variables it reads: the binaries' and cafe subcommands'
-// --help, where every flag names its variable; contracts/local's
-// variables, which every cafe program reads to find its files; and the
-// variables render.sh reads.
+// settingsOf asks each program the manifests run for the variables it
+// reads: the binaries' and cafe subcommands' --help, where every flag
+// names its variable (go run, side by side: Go caches the binaries it
+// links, so only the first run builds); contracts/local's variables, which
+// every cafe program reads to find its files; and the variables render.sh
+// reads.
 func settingsOf(objs []k8s.Object) (k8s.Programs, error) {
-	bin, err := os.MkdirTemp("", "cafe-k8s-bin")
-	if err != nil {
-		return nil, err
-	}
-	defer os.RemoveAll(bin)
-	build := exec.Command("go", "build", "-o", bin+string(filepath.Separator),
-		"cafe/cmd/cashier", "cafe/cmd/barista", "cafe/cmd/caller", "cafe/cmd/ledger", "cafe/cmd/cafe")
-	if out, err := build.CombinedOutput(); err != nil {
-		return nil, &buildError{err, out}
-	}
-	programs := k8s.Programs{}
-	add := func(name string, argv ...string) error {
-		out, err := exec.Command(filepath.Join(bin, argv[0]), append(argv[1:], "--help")...).CombinedOutput()
-		if err != nil {
-			return &buildError{err, out}
-		}
-		vars := map[string]bool{local.EnvDir: true, local.EnvRegistry: true, local.EnvKey: true}
-		for _, m := range envInHelp.FindAllStringSubmatch(string(out), -1) {
-			vars[m[1]] = true
-		}
-		programs[name] = vars
-		return nil
-	}
+	runs := map[string][]string{} // program → go run arguments
 	for _, role := range []string{"cashier", "barista", "caller", "ledger"} {
-		if err := add(role, role); err != nil {
-			return nil, err
-		}
+		runs[role] = []string{"cafe/cmd/" + role}
 	}
 	for _, o := range objs {
 		for _, c := range k8s.Containers(o) {
 			for _, p := range k8s.ProgramsOf(c) {
 				if sub, ok := strings.CutPrefix(p, "cafe "); ok {
-					if err := add(p, "cafe", sub); err != nil {
-						return nil, err
-					}
+					runs[p] = []string{"cafe/cmd/cafe", sub}
 				}
 			}
 		}
+	}
+	programs := k8s.Programs{}
+	var (
+		mu   sync.Mutex
+		wg   sync.WaitGroup
+		errs []error
+	)
+	for name, args := range runs {
+		wg.Go(func() {
+			vars, err := helpEnv(args)
+			mu.Lock()
+			defer mu.Unlock()
+			programs[name], errs = vars, append(errs, err)
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
 	}
 	script, err := os.ReadFile("base/mosquitto/render.sh")
 	if err != nil {
@@ -122,6 +115,20 @@ func settingsOf(objs []k8s.Object) (k8s.Programs, error) {
 	}
 	programs["render.sh"] = vars
 	return programs, nil
+}
+
+// helpEnv is the set of variables `go run ARGS --help` names, with
+// contracts/local's.
+func helpEnv(args []string) (map[string]bool, error) {
+	out, err := exec.Command("go", append(append([]string{"run"}, args...), "--help")...).CombinedOutput()
+	if err != nil {
+		return nil, &buildError{err, out}
+	}
+	vars := map[string]bool{local.EnvDir: true, local.EnvRegistry: true, local.EnvKey: true}
+	for _, m := range envInHelp.FindAllStringSubmatch(string(out), -1) {
+		vars[m[1]] = true
+	}
+	return vars, nil
 }
 
 type buildError struct {

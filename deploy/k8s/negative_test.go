@@ -83,10 +83,14 @@ func TestBrokenManifestsFail(t *testing.T) {
 			return append(objs, k8s.Object{"apiVersion": "cafe.example/v1", "kind": "Frobnicator", "metadata": map[string]any{"name": "x"}})
 		}, "no schema knows"},
 	}
-	for _, c := range cases {
+	sets := make([][]k8s.Object, len(cases))
+	for i, c := range cases {
+		sets[i] = c.break_(t, k8s.Clone(f.objs))
+	}
+	schemaErrs := f.schemas.ValidateSets(sets)
+	for i, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			objs := c.break_(t, k8s.Clone(f.objs))
-			errs := append(f.schemas.Validate(objs), k8s.Lint(objs, f.programs)...)
+			errs := append(schemaErrs[i], k8s.Lint(sets[i], f.programs)...)
 			for _, err := range errs {
 				if strings.Contains(err.Error(), c.want) {
 					return

@@ -163,12 +163,32 @@ func jsonValue(v any) (any, error) {
 
 // Validate checks every object in all three layers and returns one error
 // per problem, each naming its object.
-func (s *Schemas) Validate(objs []Object) []error {
-	var errs []error
-	modelled, err := s.models(objs)
-	if err != nil {
-		return []error{err}
+func (s *Schemas) Validate(objs []Object) []error { return s.ValidateSets([][]Object{objs})[0] }
+
+// ValidateSets validates several sets of objects with one run of node
+// (which takes most of the time), each set's errors apart.
+func (s *Schemas) ValidateSets(sets [][]Object) [][]error {
+	var all []Object
+	for _, objs := range sets {
+		all = append(all, objs...)
 	}
+	out := make([][]error, len(sets))
+	modelled, err := s.models(all)
+	if err != nil {
+		for i := range out {
+			out[i] = []error{err}
+		}
+		return out
+	}
+	for i, objs := range sets {
+		out[i] = s.validate(objs, modelled[:len(objs)])
+		modelled = modelled[len(objs):]
+	}
+	return out
+}
+
+func (s *Schemas) validate(objs []Object, modelled []modelResult) []error {
+	var errs []error
 	for i, o := range objs {
 		id := o.APIVersion() + "/" + o.Kind()
 		checked := false
@@ -184,7 +204,7 @@ func (s *Schemas) Validate(objs []Object) []error {
 				errs = append(errs, fmt.Errorf("%s: CRD schema: %w", o, err))
 			}
 		}
-		if m := modelled[i]; m.Unknown == false {
+		if m := modelled[i]; !m.Unknown {
 			checked = true
 			for _, e := range m.Errors {
 				errs = append(errs, fmt.Errorf("%s: kubernetes-models: %s", o, e))
