@@ -58,7 +58,7 @@ func TestBrokenManifestsFail(t *testing.T) {
 		}, "peer 0 podSelector"},
 		{"a variable cafe does not know", func(t *testing.T, objs []k8s.Object) []k8s.Object {
 			c := container(t, must(t, objs, "Deployment", "cafe-barista"), "barista")
-			c["env"] = append(c["env"].([]any), map[string]any{"name": "CAFE_BARISTA_CONCURENCY", "value": "64"})
+			c["env"] = append(c["env"].([]any), map[string]any{"name": "CAFE_" + "BARISTA_CONCURENCY", "value": "64"})
 			return objs
 		}, "CAFE_BARISTA_CONCURENCY is not a setting of barista"},
 		{"another role's variable", func(t *testing.T, objs []k8s.Object) []k8s.Object {
@@ -68,7 +68,7 @@ func TestBrokenManifestsFail(t *testing.T) {
 		}, "CAFE_BARISTA_GRACE is not a setting of caller"},
 		{"an unknown variable in an envFrom Secret", func(t *testing.T, objs []k8s.Object) []k8s.Object {
 			s := secretNamed(t, objs, "cafe-ledger")
-			s["data"].(map[string]any)["CAFE_POSTGRESS_URL"] = base64.StdEncoding.EncodeToString([]byte("x"))
+			s["data"].(map[string]any)["CAFE_"+"POSTGRESS_URL"] = base64.StdEncoding.EncodeToString([]byte("x"))
 			return objs
 		}, "CAFE_POSTGRESS_URL is not a setting of ledger"},
 		{"a Secret that does not exist", func(t *testing.T, objs []k8s.Object) []k8s.Object {
