@@ -355,6 +355,10 @@ func TestImagesAreBuiltByTheDockerfile(t *testing.T) {
 				if !strings.Contains(string(dockerfile), "AS mosquitto") {
 					t.Errorf("%s: image %s, but the Dockerfile has no mosquitto target", o, image)
 				}
+				// Its init and reconciler containers run cafe as nonroot.
+				if len(k8s.ProgramsOf(c)) > 0 && !strings.Contains(string(dockerfile), "/usr/local/bin/cafe") {
+					t.Errorf("%s container %s runs cafe, which the Dockerfile's mosquitto image lacks", o, c["name"])
+				}
 				continue
 			}
 			if _, err := os.Stat("../../cmd/" + name); err != nil {
