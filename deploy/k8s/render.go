@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"strings"
 
 	"sigs.k8s.io/kustomize/api/krusty"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
@@ -96,12 +95,4 @@ func strictDecode(o Object, v any) error {
 		return fmt.Errorf("as %T: %w", v, err)
 	}
 	return nil
-}
-
-// groupOf is the API group of an apiVersion ("" for the core group).
-func groupOf(apiVersion string) string {
-	if g, _, ok := strings.Cut(apiVersion, "/"); ok {
-		return g
-	}
-	return ""
 }
