@@ -64,6 +64,9 @@ func newFixture() (fixture, error) {
 // envInHelp finds the variable each flag names in --help ("(env CAFE_X)").
 var envInHelp = regexp.MustCompile(`\(env (CAFE_[A-Z0-9_]+)\)`)
 
+// flagInHelp finds each flag cobra lists in --help ("  -h, --help", "      --once").
+var flagInHelp = regexp.MustCompile(`(?m)^\s+(?:-[a-zA-Z], )?--([a-z0-9][a-z0-9-]*)`)
+
 // scriptVar finds the variables a shell script reads.
 var scriptVar = regexp.MustCompile(`\$\{?(CAFE_[A-Z0-9_]+)`)
 
@@ -117,8 +120,8 @@ func settingsOf(objs []k8s.Object) (k8s.Programs, error) {
 	return programs, nil
 }
 
-// helpEnv is the set of variables `go run ARGS --help` names, with
-// contracts/local's.
+// helpEnv is the set of variables and flags ("--name") `go run ARGS
+// --help` names, with contracts/local's variables.
 func helpEnv(args []string) (map[string]bool, error) {
 	out, err := exec.Command("go", append(append([]string{"run"}, args...), "--help")...).CombinedOutput()
 	if err != nil {
@@ -127,6 +130,9 @@ func helpEnv(args []string) (map[string]bool, error) {
 	vars := map[string]bool{local.EnvDir: true, local.EnvRegistry: true, local.EnvKey: true}
 	for _, m := range envInHelp.FindAllStringSubmatch(string(out), -1) {
 		vars[m[1]] = true
+	}
+	for _, m := range flagInHelp.FindAllStringSubmatch(string(out), -1) {
+		vars["--"+m[1]] = true
 	}
 	return vars, nil
 }

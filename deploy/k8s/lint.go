@@ -8,7 +8,8 @@ import (
 	"strings"
 )
 
-// Programs are the environment variables each of cafe's programs reads,
+// Programs are the environment variables each of cafe's programs reads
+// (CAFE_...) and its flags ("--name"),
 // by program: a binary ("cashier", "barista", "caller", "ledger") or a
 // cafe subcommand ("cafe broker-auth", "cafe setup") or a script
 // ("render.sh"). The tests fill it from the binaries' own --help (every
@@ -24,7 +25,8 @@ type Programs map[string]map[string]bool
 //     that exist (the operator's RabbitMQ pods included), and so does every
 //     pod selector of a NetworkPolicy peer in the same namespace;
 //   - every variable a container of cafe's gets (env, or the keys of an
-//     envFrom Secret or ConfigMap) is one its programs read;
+//     envFrom Secret or ConfigMap) is one its programs read, and every flag
+//     it gives a cafe subcommand is one that subcommand has;
 //   - every container has CPU and memory requests and limits, and an image
 //     with a tag other than latest.
 func Lint(objs []Object, known Programs) []error {
@@ -296,7 +298,50 @@ func lintContainer(objs []Object, known Programs, o Object, c map[string]any) []
 			errs = append(errs, fmt.Errorf("%s: %s is not a setting of %s", where, v, strings.Join(progs, ", ")))
 		}
 	}
+	for _, call := range cafeCalls(c) {
+		for _, flag := range call.flags {
+			if !known[call.program]["--"+flag] {
+				errs = append(errs, fmt.Errorf("%s: %s has no flag --%s", where, call.program, flag))
+			}
+		}
+	}
 	return errs
+}
+
+// call is one invocation of a cafe subcommand with the flags it is given.
+type call struct {
+	program string
+	flags   []string
+}
+
+// flagWord finds the flags of a command line (--name or --name=value).
+var flagWord = regexp.MustCompile(`(?:^|\s)--([a-z0-9][a-z0-9-]*)`)
+
+// cafeCalls lists the cafe subcommands a container runs with their flags:
+// its command and args, or each command line of its sh -c script
+// (continued lines joined).
+func cafeCalls(c map[string]any) []call {
+	cmd := append(words(At(c, "command")), words(At(c, "args"))...)
+	var lines []string
+	if len(cmd) >= 2 && cmd[0] == "sh" && cmd[1] == "-c" {
+		script := strings.ReplaceAll(strings.Join(cmd[2:], "\n"), "\\\n", " ")
+		lines = strings.Split(script, "\n")
+	} else {
+		lines = []string{strings.Join(cmd, " ")}
+	}
+	var out []call
+	for _, line := range lines {
+		m := cafeSubcommand.FindStringSubmatchIndex(line)
+		if m == nil {
+			continue
+		}
+		cl := call{program: "cafe " + line[m[2]:m[3]]}
+		for _, f := range flagWord.FindAllStringSubmatch(line[m[1]:], -1) {
+			cl.flags = append(cl.flags, f[1])
+		}
+		out = append(out, cl)
+	}
+	return out
 }
 
 // envNames lists the variables a container gets: env, and the keys of

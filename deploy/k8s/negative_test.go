@@ -71,6 +71,11 @@ func TestBrokenManifestsFail(t *testing.T) {
 			s["data"].(map[string]any)["CAFE_"+"POSTGRESS_URL"] = base64.StdEncoding.EncodeToString([]byte("x"))
 			return objs
 		}, "CAFE_POSTGRESS_URL is not a setting of ledger"},
+		{"a flag cafe setup does not have", func(t *testing.T, objs []k8s.Object) []k8s.Object {
+			c := container(t, must(t, objs, "StatefulSet", "cafe-mqtt-core"), "prepare")
+			c["args"].([]any)[0] = strings.Replace(c["args"].([]any)[0].(string), "--mosquitto-dir", "--mosquito-dir", 1)
+			return objs
+		}, "cafe setup has no flag --mosquito-dir"},
 		{"a Secret that does not exist", func(t *testing.T, objs []k8s.Object) []k8s.Object {
 			k8s.At(container(t, must(t, objs, "Deployment", "cafe-caller"), "caller"), "envFrom", 0, "secretRef").(map[string]any)["name"] = "cafe-callers"
 			return objs
