@@ -358,15 +358,15 @@ func envNames(objs []Object, c map[string]any) []string {
 		for kind, ref := range map[string]string{"Secret": "secretRef", "ConfigMap": "configMapRef"} {
 			n, _ := At(f, ref, "name").(string)
 			if src := Find(objs, kind, n); src != nil {
-				out = append(out, keysOf(src)...)
+				out = append(out, Keys(src)...)
 			}
 		}
 	}
 	return out
 }
 
-// keysOf lists the keys of a Secret's or ConfigMap's data.
-func keysOf(o Object) []string {
+// Keys lists the keys of a Secret's or ConfigMap's data.
+func Keys(o Object) []string {
 	var out []string
 	for _, field := range []string{"data", "stringData"} {
 		m, _ := At(o, field).(map[string]any)

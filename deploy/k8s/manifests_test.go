@@ -41,6 +41,51 @@ func TestOverlayIsValid(t *testing.T) {
 	if n := k8s.At(must(t, f.objs, "RabbitmqCluster", "cafe-rabbitmq"), "spec", "replicas"); n != 3.0 {
 		t.Errorf("RabbitmqCluster replicas %v, want 3", n)
 	}
+	for _, o := range f.objs {
+		if o.Kind() != "Secret" {
+			continue
+		}
+		for _, k := range k8s.Keys(o) {
+			if strings.Contains(decoded(t, o, k), placeholder) {
+				t.Errorf("%s %s is still the base's placeholder: the overlay must replace every Secret", o, k)
+			}
+		}
+	}
+}
+
+// placeholder is what the base's Secrets hold instead of credentials.
+const placeholder = "REPLACE-ME"
+
+// The base alone renders and validates too, and holds no credential: each
+// Secret value is the placeholder, or a user name.
+func TestBaseHoldsPlaceholdersOnly(t *testing.T) {
+	f := load(t)
+	objs, err := k8s.Render("base")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, err := range append(f.schemas.Validate(objs), k8s.Lint(objs, f.programs)...) {
+		// PostgreSQL is not the base's: its policies reach pods labelled
+		// cafe-postgres, which an overlay (or the user's database) provides.
+		if !strings.Contains(err.Error(), "app.kubernetes.io/name:cafe-postgres") {
+			t.Error(err)
+		}
+	}
+	n := 0
+	for _, o := range objs {
+		if o.Kind() != "Secret" {
+			continue
+		}
+		for _, k := range k8s.Keys(o) {
+			n++
+			if v := decoded(t, o, k); v != placeholder && !(k == "username" && strings.HasPrefix(v, "cafe-")) {
+				t.Errorf("%s %s: the base holds %d bytes that are not the placeholder %s", o, k, len(v), placeholder)
+			}
+		}
+	}
+	if n == 0 {
+		t.Error("the base has no Secrets")
+	}
 }
 
 // The operator declares exactly contracts.DefaultTopology(): every
