@@ -23,7 +23,8 @@ type Programs map[string]map[string]bool
 //     operator's User names exists; so does every ScaledObject's target;
 //   - every Service, PodDisruptionBudget and NetworkPolicy selects pods
 //     that exist (the operator's RabbitMQ pods included), and so does every
-//     pod selector of a NetworkPolicy peer in the same namespace;
+//     pod selector of a NetworkPolicy peer in the same namespace; a port a
+//     Service targets by name is one its pods have;
 //   - every variable a container of cafe's gets (env, or the keys of an
 //     envFrom Secret or ConfigMap) is one its programs read, and every flag
 //     it gives a cafe subcommand is one that subcommand has;
@@ -42,10 +43,11 @@ func Lint(objs []Object, known Programs) []error {
 	return errs
 }
 
-// pod is the labels of the pods an object makes.
+// pod is the labels and named ports of the pods an object makes.
 type pod struct {
 	owner  string
 	labels map[string]string
+	ports  map[string]bool // container ports by name
 }
 
 // podsOf lists the pods the objects make: their templates, and the pods
@@ -56,10 +58,19 @@ func podsOf(objs []Object) []pod {
 		if o.Kind() == "RabbitmqCluster" {
 			out = append(out, pod{o.String(), map[string]string{
 				"app.kubernetes.io/name": o.Name(), "app.kubernetes.io/component": "rabbitmq", "app.kubernetes.io/part-of": "rabbitmq",
-			}})
+			}, nil})
 		}
 		if l, ok := At(o, "spec", "template", "metadata", "labels").(map[string]any); ok {
-			out = append(out, pod{o.String(), strs(l)})
+			ports := map[string]bool{}
+			for _, c := range Containers(o) {
+				ps, _ := c["ports"].([]any)
+				for _, p := range ps {
+					if n, ok := At(p, "name").(string); ok {
+						ports[n] = true
+					}
+				}
+			}
+			out = append(out, pod{o.String(), strs(l), ports})
 		}
 	}
 	return out
@@ -143,6 +154,7 @@ func lintSelectors(pods []pod, o Object) []error {
 	switch o.Kind() {
 	case "Service":
 		check("selector", At(o, "spec", "selector"), true)
+		errs = append(errs, lintTargetPorts(pods, o)...)
 	case "PodDisruptionBudget":
 		check("selector", At(o, "spec", "selector"), false)
 	case "NetworkPolicy":
@@ -156,6 +168,25 @@ func lintSelectors(pods []pod, o Object) []error {
 						check(fmt.Sprintf("%s[%d] peer %d podSelector", dir, i, j), At(p, "podSelector"), false)
 					}
 				}
+			}
+		}
+	}
+	return errs
+}
+
+// lintTargetPorts checks that each port a Service targets by name is a
+// named container port of every pod it selects.
+func lintTargetPorts(pods []pod, svc Object) []error {
+	var errs []error
+	sel, _ := At(svc, "spec", "selector").(map[string]any)
+	ports, _ := At(svc, "spec", "ports").([]any)
+	for _, p := range pods {
+		if sel == nil || !matches(sel, p.labels, true) {
+			continue
+		}
+		for _, port := range ports {
+			if name, ok := At(port, "targetPort").(string); ok && !p.ports[name] {
+				errs = append(errs, fmt.Errorf("%s: targetPort %q is not a port of the pods of %s", svc, name, p.owner))
 			}
 		}
 	}

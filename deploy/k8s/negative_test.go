@@ -76,6 +76,10 @@ func TestBrokenManifestsFail(t *testing.T) {
 			c["args"].([]any)[0] = strings.Replace(c["args"].([]any)[0].(string), "--mosquitto-dir", "--mosquito-dir", 1)
 			return objs
 		}, "cafe setup has no flag --mosquito-dir"},
+		{"a Service aiming at a port its pods do not have", func(t *testing.T, objs []k8s.Object) []k8s.Object {
+			k8s.At(must(t, objs, "Service", "cafe-cashier"), "spec", "ports", 0).(map[string]any)["targetPort"] = "https"
+			return objs
+		}, `targetPort "https"`},
 		{"a Secret that does not exist", func(t *testing.T, objs []k8s.Object) []k8s.Object {
 			k8s.At(container(t, must(t, objs, "Deployment", "cafe-caller"), "caller"), "envFrom", 0, "secretRef").(map[string]any)["name"] = "cafe-callers"
 			return objs
