@@ -255,4 +255,3 @@ func TestDevSecretsComeFromTheirKey(t *testing.T) {
 		t.Errorf("cafe-postgres: POSTGRES_PASSWORD is not cafe-ledger's password from the dev key")
 	}
 }
-
