@@ -117,7 +117,7 @@ func ProgramsOf(c map[string]any) []string {
 	case len(cmd) >= 2 && cmd[0] == "cafe":
 		return []string{"cafe " + cmd[1]}
 	case len(cmd) >= 2 && cmd[0] == "sh" && cmd[1] == "-c" || len(cmd) == 1 && cmd[0] == "sh":
-		script := strings.Join(append(cmd[min(2, len(cmd)):], args...), "\n")
+		script := uncommented(strings.Join(append(cmd[min(2, len(cmd)):], args...), "\n"))
 		var out []string
 		for _, m := range cafeSubcommand.FindAllStringSubmatch(script, -1) {
 			out = append(out, "cafe "+m[1])
@@ -133,6 +133,20 @@ func ProgramsOf(c map[string]any) []string {
 		}
 	}
 	return nil
+}
+
+// uncommented is a shell script without its comments (whole lines, and
+// " # ..." at a line's end), so that prose is not taken for commands.
+func uncommented(script string) string {
+	lines := strings.Split(script, "\n")
+	for i, l := range lines {
+		if strings.HasPrefix(strings.TrimSpace(l), "#") {
+			lines[i] = ""
+		} else if before, _, found := strings.Cut(l, " # "); found {
+			lines[i] = before
+		}
+	}
+	return strings.Join(lines, "\n")
 }
 
 func words(v any) []string {
@@ -205,7 +219,7 @@ func cafeCalls(c map[string]any) []call {
 	cmd := append(words(At(c, "command")), words(At(c, "args"))...)
 	var lines []string
 	if len(cmd) >= 2 && cmd[0] == "sh" && cmd[1] == "-c" {
-		script := strings.ReplaceAll(strings.Join(cmd[2:], "\n"), "\\\n", " ")
+		script := strings.ReplaceAll(uncommented(strings.Join(cmd[2:], "\n")), "\\\n", " ")
 		lines = strings.Split(script, "\n")
 	} else {
 		lines = []string{strings.Join(cmd, " ")}

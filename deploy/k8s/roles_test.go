@@ -1,6 +1,7 @@
 package k8s_test
 
 import (
+	"fmt"
 	"os"
 	"strconv"
 	"strings"
@@ -77,7 +78,7 @@ func TestTerminationGracesOutlastShutdown(t *testing.T) {
 			continue
 		}
 		need := closeMargin
-		ctr := k8s.Containers(dep)[0]
+		ctr := container(t, dep, strings.TrimPrefix(dep.Name(), "cafe-"))
 		for env, def := range c.settings {
 			d := def
 			if v, set := envOf(ctr, env); set {
@@ -100,7 +101,7 @@ func TestProbesAreTheOpsRoutes(t *testing.T) {
 	f := load(t)
 	for _, name := range []string{"cafe-cashier", "cafe-barista", "cafe-caller", "cafe-ledger"} {
 		dep := must(t, f.objs, "Deployment", name)
-		c := k8s.Containers(dep)[0]
+		c := container(t, dep, strings.TrimPrefix(name, "cafe-"))
 		addr, _ := envOf(c, ops.SettingAddr.Env)
 		_, port, _ := strings.Cut(addr, ":")
 		for probe, path := range map[string]string{"readinessProbe": "/readyz", "livenessProbe": "/healthz"} {
@@ -166,4 +167,67 @@ func TestImagesAreBuiltByTheDockerfile(t *testing.T) {
 			}
 		}
 	}
+}
+
+// cafe refuses a key file that others may read (identity.LoadKey: no
+// group or other bits), and a Secret's files on Kubernetes belong to root,
+// readable by the pod's group (fsGroup). So no container of cafe's may
+// read a key (CAFE_AUTH_KEY_FILE, CAFE_SESSION_KEY_FILE) from a Secret
+// volume: each reads a copy an init container made, mode 0400 or 0600,
+// on an emptyDir.
+func TestKeysAreReadFromPrivateCopies(t *testing.T) {
+	f := load(t)
+	if bad := keysOnSecrets(f.objs); len(bad) > 0 {
+		t.Error(strings.Join(bad, "\n"))
+	}
+	objs := k8s.Clone(f.objs)
+	c := container(t, must(t, objs, "Deployment", "cafe-cashier"), "cashier")
+	for _, e := range c["env"].([]any) {
+		if k8s.At(e, "name") == "CAFE_SESSION_KEY_FILE" {
+			e.(map[string]any)["value"] = "/etc/cafe/session-src/session.key"
+		}
+	}
+	c["volumeMounts"] = append(c["volumeMounts"].([]any), map[string]any{"name": "session-key-src", "mountPath": "/etc/cafe/session-src"})
+	if len(keysOnSecrets(objs)) == 0 {
+		t.Error("a cashier reading its session key straight from the Secret went unseen")
+	}
+}
+
+// keysOnSecrets lists the containers that read a key file from anything
+// but an emptyDir.
+func keysOnSecrets(objs []k8s.Object) []string {
+	var bad []string
+	for _, o := range objs {
+		vols := map[string]any{}
+		vl, _ := k8s.At(o, "spec", "template", "spec", "volumes").([]any)
+		for _, v := range vl {
+			vols[str(k8s.At(v, "name"))] = v
+		}
+		for _, c := range k8s.Containers(o) {
+			for _, env := range []string{"CAFE_AUTH_KEY_FILE", "CAFE_SESSION_KEY_FILE"} {
+				path, set := envOf(c, env)
+				if !set {
+					continue
+				}
+				if vol := mountOf(c, path); vol == "" || k8s.At(vols[vol], "emptyDir") == nil {
+					bad = append(bad, fmt.Sprintf("%s container %s: %s=%s is not on an emptyDir (volume %q)", o, c["name"], env, path, vol))
+				}
+			}
+		}
+	}
+	return bad
+}
+
+// mountOf is the volume of c mounted over path (the longest mount path
+// that holds it), or "".
+func mountOf(c map[string]any, path string) string {
+	best, vol := "", ""
+	ms, _ := c["volumeMounts"].([]any)
+	for _, m := range ms {
+		mp := str(k8s.At(m, "mountPath"))
+		if strings.HasPrefix(path, strings.TrimSuffix(mp, "/")+"/") && len(mp) > len(best) {
+			best, vol = mp, str(k8s.At(m, "name"))
+		}
+	}
+	return vol
 }
