@@ -12,31 +12,47 @@ import (
 	"cafe/deploy/k8s"
 )
 
-// The core broker's pod, started as the kubelet would start it, on this
-// machine's Mosquitto 2.0.11 (the version of the image): its volumes
-// filled from the rendered ConfigMaps and Secrets, its init container's
-// real script run as uid 65532, then Mosquitto with the rendered config,
-// then the reconciler once. A device of the dev registry and cafe-admin
-// log in; a wrong password does not. All of it inside a mount and network
-// namespace of its own (unshare), with /etc, /var and /run overlaid, so
-// the shared broker and this machine's files are untouched.
-func TestCoreBrokerPodStarts(t *testing.T) {
+// Each broker's pod (the core, an edge), started as the kubelet would
+// start it, on this machine's Mosquitto 2.0.11 (the version of the image):
+// its volumes filled from the rendered ConfigMaps and Secrets, its init
+// container's real script run as uid 65532, then Mosquitto with the
+// rendered config, then the reconciler once. cafe-admin and a device of
+// the dev registry log in; a wrong password does not; an edge starts its
+// bridge (to a core it cannot reach here: it keeps trying). All of it
+// inside a mount and network namespace of its own (unshare), with /etc,
+// /var and /run overlaid, so the shared broker and this machine's files
+// are untouched.
+func TestBrokerPodsStart(t *testing.T) {
 	for _, tool := range []string{"unshare", "setpriv", "mosquitto", "mosquitto_sub", "ip"} {
 		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s is not installed: cannot start the pod here (%v)", tool, err)
+			t.Skipf("%s is not installed: cannot start the pods here (%v)", tool, err)
 		}
 	}
 	if os.Geteuid() != 0 {
-		t.Skip("needs root, for the namespaces and mounts that keep this machine's files out of the pod's way")
+		t.Skip("needs root, for the namespaces and mounts that keep this machine's files out of the pods' way")
 	}
 	f := load(t)
-	sts := must(t, f.objs, "StatefulSet", "cafe-mqtt-core")
-	dir := t.TempDir()
 	cafeBin := cachedCafe(t)
 	key, err := identity.LoadKey(overlay + "/secrets/auth.key")
 	if err != nil {
 		t.Fatal(err)
 	}
+	for name, extra := range map[string]string{"cafe-mqtt-core": "", "cafe-mqtt-edge": "cafe-core (cafe-mqtt-core:1883)"} {
+		t.Run(name, func(t *testing.T) {
+			out := startPod(t, f, must(t, f.objs, "StatefulSet", name), cafeBin, key)
+			for _, want := range []string{"admin: mosquitto version 2.0", "presence: {\"online\":true}", "wrong password: refused", "reconciler: ok", extra} {
+				if !strings.Contains(out, want) {
+					t.Errorf("want %q in the pod's output:\n%s", want, out)
+				}
+			}
+		})
+	}
+}
+
+// startPod runs sts's pod 0 as the test above says and returns its output.
+func startPod(t *testing.T, f fixture, sts k8s.Object, cafeBin string, key identity.Key) string {
+	t.Helper()
+	dir := t.TempDir()
 	var sh strings.Builder
 	fmt.Fprintf(&sh, "set -eu\nT=%s\nip link set lo up\n", dir)
 	for i, root := range []string{"/etc", "/var", "/run"} {
@@ -47,7 +63,7 @@ func TestCoreBrokerPodStarts(t *testing.T) {
 	fmt.Fprintf(&sh, "mkdir -p /run/cafe-bin\ninstall -m 0755 %s /run/cafe-bin/cafe\n", cafeBin)
 	stageVolumes(t, f.objs, sts, dir, &sh)
 	run := func(c map[string]any, argv string) {
-		sh.WriteString("env -i PATH=/run/cafe-bin:/usr/bin:/bin:/usr/sbin:/sbin HOSTNAME=cafe-mqtt-core-0")
+		sh.WriteString("env -i PATH=/run/cafe-bin:/usr/bin:/bin:/usr/sbin:/sbin HOSTNAME=" + sts.Name() + "-0")
 		env, _ := c["env"].([]any)
 		for _, e := range env {
 			fmt.Fprintf(&sh, " %s=%s", k8s.At(e, "name"), shellQuote(str(k8s.At(e, "value"))))
@@ -79,11 +95,7 @@ func TestCoreBrokerPodStarts(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the pod did not come up: %v\n%s", err, out)
 	}
-	for _, want := range []string{"admin: mosquitto version 2.0", "presence: {\"online\":true}", "wrong password: refused", "reconciler: ok"} {
-		if !strings.Contains(string(out), want) {
-			t.Errorf("want %q in the pod's output:\n%s", want, out)
-		}
-	}
+	return string(out)
 }
 
 // stageVolumes writes, to the script, a tmpfs at each of the pod's mount
