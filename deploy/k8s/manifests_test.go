@@ -31,8 +31,12 @@ func TestOverlayIsValid(t *testing.T) {
 			t.Errorf("%d %s objects, want %d", got[kind], kind, n)
 		}
 	}
-	if n := k8s.At(must(t, f.objs, "RabbitmqCluster", "cafe-rabbitmq"), "spec", "replicas"); n != 3.0 {
+	rmq := must(t, f.objs, "RabbitmqCluster", "cafe-rabbitmq")
+	if n := k8s.At(rmq, "spec", "replicas"); n != 3.0 {
 		t.Errorf("RabbitmqCluster replicas %v, want 3", n)
+	}
+	if conf := str(k8s.At(rmq, "spec", "rabbitmq", "additionalConfig")); !strings.Contains(conf, "target_group_size = 3\n") {
+		t.Errorf("RabbitmqCluster: want quorum queues grown to all 3 nodes (continuous_membership_reconciliation.target_group_size = 3)")
 	}
 	for _, o := range f.objs {
 		if o.Kind() != "Secret" {
