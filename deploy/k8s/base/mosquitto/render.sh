@@ -18,6 +18,9 @@
 # cafe.conf applies as it is: logins (dynamic security plugin), the ACL,
 # TLS on 8883, limits, persistence. The offline tests of deploy/k8s run
 # this script on the real cafe.conf and check the result line by line.
+# HOSTNAME is no POSIX sh variable, but Kubernetes sets it in every
+# container to the pod's name.
+# shellcheck disable=SC3028
 set -eu
 
 src=$1 dst=$2 role=$3

@@ -9,7 +9,7 @@
 #   bash deploy/k8s/overlays/dev/secrets/generate.sh
 set -euo pipefail
 dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-ns=cafe-dev
+ns="cafe-dev"
 amqp=amqp://cafe-rabbitmq:5672/
 mqtt=tcp://cafe-mqtt-core:1883
 export CAFE_AUTH_KEY_FILE="$dir/auth.key"
