@@ -9,6 +9,7 @@ import (
 	"sync"
 	"testing"
 
+	"cafe/contracts/identity"
 	"cafe/contracts/local"
 	"cafe/deploy/k8s"
 )
@@ -143,6 +144,17 @@ type buildError struct {
 }
 
 func (e *buildError) Error() string { return e.err.Error() + ": " + string(e.out) }
+
+// devKey is the dev overlay's committed auth key. Read as text: a clone
+// does not keep the file's mode 0600, which identity.LoadKey insists on
+// for a real key.
+func devKey() (identity.Key, error) {
+	raw, err := os.ReadFile(overlay + "/secrets/auth.key")
+	if err != nil {
+		return identity.Key{}, err
+	}
+	return identity.KeyFromHex(string(raw))
+}
 
 // must finds the object of kind and name, or fails.
 func must(t *testing.T, objs []k8s.Object, kind, name string) k8s.Object {

@@ -217,7 +217,7 @@ func setupGrants(t *testing.T) map[string][4]string {
 // cashier's session key, the dev PostgreSQL.
 func TestDevSecretsComeFromTheirKey(t *testing.T) {
 	f := load(t)
-	key, err := identity.LoadKey(overlay + "/secrets/auth.key")
+	key, err := devKey()
 	if err != nil {
 		t.Fatal(err)
 	}

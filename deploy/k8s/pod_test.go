@@ -33,7 +33,7 @@ func TestBrokerPodsStart(t *testing.T) {
 	}
 	f := load(t)
 	cafeBin := cachedCafe(t)
-	key, err := identity.LoadKey(overlay + "/secrets/auth.key")
+	key, err := devKey()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,7 +12,12 @@ dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ns="cafe-dev"
 amqp=amqp://cafe-rabbitmq:5672/
 mqtt=tcp://cafe-mqtt-core:1883
-export CAFE_AUTH_KEY_FILE="$dir/auth.key"
+# cafe reads a key only from a file no one else may read; a clone does not
+# keep auth.key's mode, so use a private copy.
+key="$(mktemp)"
+trap 'rm -f "$key"' EXIT
+install -m 0600 "$dir/auth.key" "$key"
+export CAFE_AUTH_KEY_FILE="$key"
 cafe=(go run ./cmd/cafe)
 
 url() { # url ROLE VAR: the URL the role logs in with
