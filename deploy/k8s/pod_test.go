@@ -17,13 +17,16 @@ import (
 // its volumes filled from the rendered ConfigMaps and Secrets, its init
 // container's real script run as uid 65532, then Mosquitto with the
 // rendered config, then the reconciler once. cafe-admin and a device of
-// the dev registry log in; a wrong password does not; an edge starts its
-// bridge (to a core it cannot reach here: it keeps trying). All of it
-// inside a mount and network namespace of its own (unshare), with /etc,
-// /var and /run overlaid, so the shared broker and this machine's files
-// are untouched.
+// the dev registry log in; a wrong password does not. Then the tier: the
+// core and an edge side by side, each in a network namespace of its own
+// linked by a veth pair (198.18.0.0/30, the benchmarking range, inside
+// namespaces made here), a device on the edge and a barista's login on the
+// core: a command goes down the edge's bridge and the reply comes up. All
+// of it inside a mount namespace of its own (unshare) with /etc, /var and
+// /run overlaid, so the shared broker and this machine's files are
+// untouched.
 func TestBrokerPodsStart(t *testing.T) {
-	for _, tool := range []string{"unshare", "setpriv", "mosquitto", "mosquitto_sub", "ip"} {
+	for _, tool := range []string{"unshare", "setpriv", "mosquitto", "mosquitto_sub", "mosquitto_pub", "ip"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Skipf("%s is not installed: cannot start the pods here (%v)", tool, err)
 		}
@@ -32,35 +35,74 @@ func TestBrokerPodsStart(t *testing.T) {
 		t.Skip("needs root, for the namespaces and mounts that keep this machine's files out of the pods' way")
 	}
 	f := load(t)
-	cafeBin := cachedCafe(t)
 	key, err := devKey()
 	if err != nil {
 		t.Fatal(err)
 	}
-	for name, extra := range map[string]string{"cafe-mqtt-core": "", "cafe-mqtt-edge": "cafe-core (cafe-mqtt-core:1883)"} {
-		t.Run(name, func(t *testing.T) {
-			out := startPod(t, f, must(t, f.objs, "StatefulSet", name), cafeBin, key)
-			for _, want := range []string{"admin: mosquitto version 2.0", "presence: {\"online\":true}", "wrong password: refused", "reconciler: ok", extra} {
-				if !strings.Contains(out, want) {
-					t.Errorf("want %q in the pod's output:\n%s", want, out)
-				}
-			}
-		})
+	h := newHost(t, cachedCafe(t))
+	core := h.pod(t, f, must(t, f.objs, "StatefulSet", "cafe-mqtt-core"))
+	edge := h.pod(t, f, must(t, f.objs, "StatefulSet", "cafe-mqtt-edge"))
+	barista, device := key.ServicePassword(identity.Barista), key.DeviceSecret("sim-1", 1)
+	admin := key.ServicePassword(identity.Admin)
+	h.sh.WriteString(`ip link set lo up
+ip netns add edge
+ip link add vcore type veth peer name vedge
+ip link set vedge netns edge
+ip addr add 198.18.0.1/30 dev vcore && ip link set vcore up
+ip netns exec edge sh -c 'ip link set lo up && ip addr add 198.18.0.2/30 dev vedge && ip link set vedge up'
+echo '198.18.0.1 cafe-mqtt-core' >>/etc/hosts
+`)
+	fmt.Fprintf(&h.sh, "unshare -m sh %s &\n%s\n", core, waitFor("", "cafe-admin", admin))
+	fmt.Fprintf(&h.sh, "echo core admin: $(%s)\n", sub("", "cafe-admin", admin, "$SYS/broker/version", 1))
+	fmt.Fprintf(&h.sh, "if %s >/dev/null 2>&1; then echo wrong password: accepted; else echo wrong password: refused; fi\n", sub("", "sim-2", "not-its-secret", "devices/sim-2/commands/#", 1))
+	fmt.Fprintf(&h.sh, "ip netns exec edge unshare -m sh %s &\n%s\n", edge, waitFor("ip netns exec edge", "cafe-admin", admin))
+	// The barista listens for the reply on the core, the device for its command on the edge.
+	fmt.Fprintf(&h.sh, "%s >$T/reply &\nR=$!\n", sub("", "cafe-barista", barista, "devices/+/replies/b-k8s/#", 1))
+	fmt.Fprintf(&h.sh, "ip netns exec edge %s >$T/command &\nC=$!\nsleep 1\n", sub("", "sim-1", device, "devices/sim-1/commands/#", 1))
+	fmt.Fprintf(&h.sh, "%s -t devices/sim-1/commands/b-k8s/k1 -m '{\"jsonrpc\":\"2.0\",\"method\":\"echo\",\"id\":1}'\n", pub("", "cafe-barista-pub", "cafe-barista", barista))
+	// The device has the command (its subscriber, holding its one client id, is gone): it replies.
+	fmt.Fprintf(&h.sh, "wait $C || true\nip netns exec edge %s -t devices/sim-1/replies/b-k8s/k1 -m '{\"jsonrpc\":\"2.0\",\"result\":1,\"id\":1}'\n", pub("", "sim-1", "sim-1", device))
+	h.sh.WriteString("wait $R || true\necho command on the edge: $(cat $T/command)\necho reply on the core: $(cat $T/reply)\n")
+	out := h.run(t)
+	for _, want := range []string{
+		"core admin: mosquitto version 2.0", "wrong password: refused",
+		"cafe-mqtt-core reconciler: ok", "cafe-mqtt-edge reconciler: ok",
+		`command on the edge: {"jsonrpc":"2.0","method":"echo","id":1}`,
+		`reply on the core: {"jsonrpc":"2.0","result":1,"id":1}`,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("want %q in the output:\n%s", want, out)
+		}
 	}
 }
 
-// startPod runs sts's pod 0 as the test above says and returns its output.
-func startPod(t *testing.T, f fixture, sts k8s.Object, cafeBin string, key identity.Key) string {
-	t.Helper()
-	dir := t.TempDir()
-	var sh strings.Builder
-	fmt.Fprintf(&sh, "set -eu\nT=%s\nip link set lo up\n", dir)
+// host is the script of one test machine: overlays on /etc, /var and /run,
+// the user nonroot, the cafe binary where the image has it, and the pods.
+type host struct {
+	dir string
+	sh  strings.Builder
+}
+
+func newHost(t *testing.T, cafeBin string) *host {
+	h := &host{dir: t.TempDir()}
+	fmt.Fprintf(&h.sh, "set -eu\nT=%s\ntrap 'kill $(cat $T/*.pid) 2>/dev/null' EXIT\n", h.dir)
 	for i, root := range []string{"/etc", "/var", "/run"} {
-		fmt.Fprintf(&sh, "mkdir -p $T/ov%d/u $T/ov%d/w\nmount -t overlay overlay -o lowerdir=%s,upperdir=$T/ov%d/u,workdir=$T/ov%d/w %s\n", i, i, root, i, i, root)
+		fmt.Fprintf(&h.sh, "mkdir -p $T/ov%d/u $T/ov%d/w\nmount -t overlay overlay -o lowerdir=%s,upperdir=$T/ov%d/u,workdir=$T/ov%d/w %s\n", i, i, root, i, i, root)
 	}
-	sh.WriteString("echo 'nonroot:x:65532:65532::/nonexistent:/usr/sbin/nologin' >>/etc/passwd\necho 'nonroot:x:65532:' >>/etc/group\n")
+	h.sh.WriteString("echo 'nonroot:x:65532:65532::/nonexistent:/usr/sbin/nologin' >>/etc/passwd\necho 'nonroot:x:65532:' >>/etc/group\n")
 	// The image's /usr/local/bin/cafe; /run is overlaid, and readable by 65532.
-	fmt.Fprintf(&sh, "mkdir -p /run/cafe-bin\ninstall -m 0755 %s /run/cafe-bin/cafe\n", cafeBin)
+	fmt.Fprintf(&h.sh, "mkdir -p /run/cafe-bin\ninstall -m 0755 %s /run/cafe-bin/cafe\n", cafeBin)
+	return h
+}
+
+// pod writes the script of sts's pod 0 (run in a mount namespace of its
+// own): its volumes, its init container, Mosquitto in the background
+// (its pid kept for the host to stop it), the reconciler once.
+func (h *host) pod(t *testing.T, f fixture, sts k8s.Object) string {
+	t.Helper()
+	var sh strings.Builder
+	dir := filepath.Join(h.dir, sts.Name())
+	fmt.Fprintf(&sh, "set -eu\nT=%s\n", h.dir)
 	stageVolumes(t, f.objs, sts, dir, &sh)
 	run := func(c map[string]any, argv string) {
 		sh.WriteString("env -i PATH=/run/cafe-bin:/usr/bin:/bin:/usr/sbin:/sbin HOSTNAME=" + sts.Name() + "-0")
@@ -74,28 +116,46 @@ func startPod(t *testing.T, f fixture, sts k8s.Object, cafeBin string, key ident
 	run(prepare, "sh -c "+shellQuote(str(k8s.At(prepare, "args", 0))))
 	broker := container(t, sts, "mosquitto")
 	run(broker, "mosquitto "+strings.Join(words(broker["args"]), " ")+" &")
-	sh.WriteString("trap 'kill $! 2>/dev/null' EXIT\n")
-	sub := func(user, pw, topic string) string {
-		return fmt.Sprintf("mosquitto_sub -h 127.0.0.1 -p 1883 -i %s -u %s -P %s -t %s -C 1 -W 5", user, user, shellQuote(pw), shellQuote(topic))
-	}
-	admin := key.ServicePassword(identity.Admin)
-	fmt.Fprintf(&sh, "for i in $(seq 50); do %s >/dev/null 2>&1 && break; sleep 0.1; done\n", sub("cafe-admin", admin, "$SYS/broker/version"))
-	fmt.Fprintf(&sh, "echo admin: $(%s)\n", sub("cafe-admin", admin, "$SYS/broker/version"))
-	// A device publishes its retained presence and reads it back as cafe-ops may.
-	fmt.Fprintf(&sh, "mosquitto_pub -h 127.0.0.1 -p 1883 -i sim-1 -u sim-1 -P %s -t devices/sim-1/presence -r -q 1 -m '{\"online\":true}'\n", shellQuote(key.DeviceSecret("sim-1", 1)))
-	fmt.Fprintf(&sh, "echo presence: $(%s)\n", sub("cafe-ops", key.ServicePassword(identity.Ops), "devices/sim-1/presence"))
-	fmt.Fprintf(&sh, "if %s >/dev/null 2>&1; then echo wrong password: accepted; else echo wrong password: refused; fi\n", sub("sim-2", "not-its-secret", "devices/sim-2/commands/#"))
+	fmt.Fprintf(&sh, "echo $! >$T/%s.pid\n", sts.Name())
 	reconciler := container(t, sts, "broker-auth")
-	run(reconciler, strings.Join(words(reconciler["command"]), " ")+" --once >/dev/null && echo reconciler: ok")
-	script := filepath.Join(dir, "pod.sh")
+	run(reconciler, strings.Join(words(reconciler["command"]), " ")+" --once >/dev/null && echo "+sts.Name()+" reconciler: ok")
+	sh.WriteString("wait\n")
+	script := filepath.Join(h.dir, sts.Name()+".sh")
 	if err := os.WriteFile(script, []byte(sh.String()), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	out, err := exec.Command("timeout", "60", "unshare", "--mount", "--net", "--propagation", "private", "sh", script).CombinedOutput()
+	return script
+}
+
+// run runs the host's script in a mount and network namespace of its own.
+func (h *host) run(t *testing.T) string {
+	t.Helper()
+	script := filepath.Join(h.dir, "host.sh")
+	if err := os.WriteFile(script, []byte(h.sh.String()), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("timeout", "90", "unshare", "--mount", "--net", "--propagation", "private", "sh", script).CombinedOutput()
 	if err != nil {
-		t.Fatalf("the pod did not come up: %v\n%s", err, out)
+		t.Fatalf("the pods did not come up: %v\n%s", err, out)
 	}
 	return string(out)
+}
+
+// sub is a mosquitto_sub of count messages as user (client id = user),
+// in the namespace ns runs it in ("" for the host's).
+func sub(ns, user, pw, topic string, count int) string {
+	return strings.TrimSpace(fmt.Sprintf("%s mosquitto_sub -h 127.0.0.1 -p 1883 -i %s -u %s -P %s -t %s -q 1 -C %d -W 8", ns, user, user, shellQuote(pw), shellQuote(topic), count))
+}
+
+// pub is a mosquitto_pub as user with client id id (a device's must be
+// its own id), in the namespace ns runs it in ("" for the host's).
+func pub(ns, id, user, pw string) string {
+	return strings.TrimSpace(fmt.Sprintf("%s mosquitto_pub -h 127.0.0.1 -p 1883 -i %s -u %s -P %s -q 1", ns, id, user, shellQuote(pw)))
+}
+
+// waitFor waits until user can log in to the broker of namespace ns.
+func waitFor(ns, user, pw string) string {
+	return fmt.Sprintf("for i in $(seq 80); do %s >/dev/null 2>&1 && break; sleep 0.1; done", sub(ns, user, pw, "$SYS/broker/version", 1))
 }
 
 // stageVolumes writes, to the script, a tmpfs at each of the pod's mount
