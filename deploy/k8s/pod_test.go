@@ -56,12 +56,14 @@ echo '198.18.0.1 cafe-mqtt-core' >>/etc/hosts
 	fmt.Fprintf(&h.sh, "echo core admin: $(%s)\n", sub("", "cafe-admin", admin, "$SYS/broker/version", 1))
 	fmt.Fprintf(&h.sh, "if %s >/dev/null 2>&1; then echo wrong password: accepted; else echo wrong password: refused; fi\n", sub("", "sim-2", "not-its-secret", "devices/sim-2/commands/#", 1))
 	fmt.Fprintf(&h.sh, "ip netns exec edge unshare -m sh %s &\n%s\n", edge, waitFor("ip netns exec edge", "cafe-admin", admin))
-	// The barista listens for the reply on the core, the device for its command on the edge.
+	// The barista listens for the reply on the core, the device for its
+	// command on the edge; each message is sent again every 0.2 s until it
+	// arrived (or 8 s passed), since a subscriber's start is not observable.
 	fmt.Fprintf(&h.sh, "%s >$T/reply &\nR=$!\n", sub("", "cafe-barista", barista, "devices/+/replies/b-k8s/#", 1))
-	fmt.Fprintf(&h.sh, "ip netns exec edge %s >$T/command &\nC=$!\nsleep 1\n", sub("", "sim-1", device, "devices/sim-1/commands/#", 1))
-	fmt.Fprintf(&h.sh, "%s -t devices/sim-1/commands/b-k8s/k1 -m '{\"jsonrpc\":\"2.0\",\"method\":\"echo\",\"id\":1}'\n", pub("", "cafe-barista-pub", "cafe-barista", barista))
+	fmt.Fprintf(&h.sh, "ip netns exec edge %s >$T/command &\nC=$!\n", sub("", "sim-1", device, "devices/sim-1/commands/#", 1))
+	fmt.Fprintf(&h.sh, "until [ -s $T/command ] || ! kill -0 $C 2>/dev/null; do %s -t devices/sim-1/commands/b-k8s/k1 -m '{\"jsonrpc\":\"2.0\",\"method\":\"echo\",\"id\":1}'; sleep 0.2; done\n", pub("", "cafe-barista-pub", "cafe-barista", barista))
 	// The device has the command (its subscriber, holding its one client id, is gone): it replies.
-	fmt.Fprintf(&h.sh, "wait $C || true\nip netns exec edge %s -t devices/sim-1/replies/b-k8s/k1 -m '{\"jsonrpc\":\"2.0\",\"result\":1,\"id\":1}'\n", pub("", "sim-1", "sim-1", device))
+	fmt.Fprintf(&h.sh, "wait $C || true\nuntil [ -s $T/reply ] || ! kill -0 $R 2>/dev/null; do ip netns exec edge %s -t devices/sim-1/replies/b-k8s/k1 -m '{\"jsonrpc\":\"2.0\",\"result\":1,\"id\":1}'; sleep 0.2; done\n", pub("", "sim-1", "sim-1", device))
 	h.sh.WriteString("wait $R || true\necho command on the edge: $(cat $T/command)\necho reply on the core: $(cat $T/reply)\n")
 	out := h.run(t)
 	for _, want := range []string{
