@@ -28,7 +28,8 @@ type rig struct {
 	db      string // the schema's URL
 	cashier *amqplink.Publisher
 	barista *amqplink.Publisher
-	admin   *amqplink.Publisher // posts the explicit events (standing in for barista and caller)
+	admin   *amqplink.Publisher  // posts the explicit events (standing in for barista and caller)
+	metrics *prometheus.Registry // the last ledger started's
 }
 
 func newRig(t *testing.T) *rig {
@@ -56,8 +57,9 @@ func (r *rig) startLedger(dbURL string) (*ledger.Ledger, func()) {
 	if err != nil {
 		r.t.Fatal(err)
 	}
+	r.metrics = prometheus.NewRegistry()
 	l, err := ledger.New(ledger.Config{RetryEvery: 100 * time.Millisecond, Grace: time.Second}, r.top,
-		ledger.Links{Events: link, Store: store}, prometheus.NewRegistry(), brokertest.Quiet())
+		ledger.Links{Events: link, Store: store}, r.metrics, brokertest.Quiet())
 	if err != nil {
 		r.t.Fatal(err)
 	}
@@ -106,6 +108,21 @@ func (r *rig) read(dbURL string, msgID string) *records.Command {
 		r.t.Fatal(err)
 	}
 	return c
+}
+
+// writeFailures is cafe_ledger_write_failures_total of the last ledger started.
+func (r *rig) writeFailures() float64 {
+	r.t.Helper()
+	families, err := r.metrics.Gather()
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() == "cafe_ledger_write_failures_total" && len(f.GetMetric()) == 1 {
+			return f.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	return 0
 }
 
 func statuses(c *records.Command) []string {
@@ -165,7 +182,9 @@ func TestPostgresAwayLosesNoEvent(t *testing.T) {
 		m := r.command(fmt.Sprint(i + 1))
 		r.result(m, fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"result":%d}`, i+1, i))
 	}
-	time.Sleep(500 * time.Millisecond) // the ledger tries, and fails, a few times
+	brokertest.Eventually(t, 10*time.Second, "the ledger tried, and failed, to write twice", func() bool {
+		return r.writeFailures() >= 2
+	})
 	if got := recordstest.Count(t, r.db, "SELECT count(*) FROM cafe_commands WHERE result IS NOT NULL"); got >= n {
 		t.Fatalf("%d results written with PostgreSQL cut off", got)
 	}
