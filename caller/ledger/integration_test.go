@@ -110,16 +110,22 @@ func (r *rig) read(dbURL string, msgID string) *records.Command {
 	return c
 }
 
-// writeFailures is cafe_ledger_write_failures_total of the last ledger started.
-func (r *rig) writeFailures() float64 {
+// counter is the counter name of the last ledger started, the series
+// whose one label is label ("" for a counter without labels); 0 if none.
+func (r *rig) counter(name, label string) float64 {
 	r.t.Helper()
 	families, err := r.metrics.Gather()
 	if err != nil {
 		r.t.Fatal(err)
 	}
 	for _, f := range families {
-		if f.GetName() == "cafe_ledger_write_failures_total" && len(f.GetMetric()) == 1 {
-			return f.GetMetric()[0].GetCounter().GetValue()
+		if f.GetName() != name {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			if l := m.GetLabel(); (label == "" && len(l) == 0) || (len(l) == 1 && l[0].GetValue() == label) {
+				return m.GetCounter().GetValue()
+			}
 		}
 	}
 	return 0
@@ -183,7 +189,7 @@ func TestPostgresAwayLosesNoEvent(t *testing.T) {
 		r.result(m, fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"result":%d}`, i+1, i))
 	}
 	brokertest.Eventually(t, 10*time.Second, "the ledger tried, and failed, to write twice", func() bool {
-		return r.writeFailures() >= 2
+		return r.counter("cafe_ledger_write_failures_total", "") >= 2
 	})
 	if got := recordstest.Count(t, r.db, "SELECT count(*) FROM cafe_commands WHERE result IS NOT NULL"); got >= n {
 		t.Fatalf("%d results written with PostgreSQL cut off", got)
@@ -198,4 +204,44 @@ func TestPostgresAwayLosesNoEvent(t *testing.T) {
 	if seqs := recordstest.Count(t, r.db, "SELECT count(DISTINCT done_seq) FROM cafe_commands"); seqs != n {
 		t.Errorf("%d distinct result numbers, want %d", seqs, n)
 	}
+}
+
+// Sent and delivered events posted in batches (as baristas and callers
+// post them) are each recorded; a batch with one bad event is dropped
+// whole and counted invalid.
+func TestBatchedEventsAreRecorded(t *testing.T) {
+	r := newRig(t)
+	r.startLedger(r.db)
+	const n = 20
+	b := contracts.NewEventBatcher(r.admin.Post, func(lost int) { t.Errorf("%d events not posted", lost) })
+	var metas []contracts.CommandMeta
+	for i := range n {
+		m := r.command(fmt.Sprint(i + 1))
+		metas = append(metas, m)
+		if err := b.Post(r.top.EventsExchange(), "", contracts.Event(contracts.EventSent, m.CommandID, m.ClientID, m.DeviceID, m.MsgID, time.Now())); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b.Flush()
+	for _, m := range metas {
+		r.result(m, fmt.Sprintf(`{"jsonrpc":"2.0","id":%s,"result":1}`, m.MsgID))
+		if err := b.Post(r.top.EventsExchange(), "", contracts.Event(contracts.EventDelivered, m.CommandID, m.ClientID, m.DeviceID, m.MsgID, time.Now())); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b.Flush()
+	bad := []byte(`[{"kind":"sent","id":"aaaa","command_id":"` + metas[0].CommandID + `","client_id":"app-1","device_id":"d-1","at":1},` +
+		`{"kind":"exploded","id":"bbbb","command_id":"` + metas[1].CommandID + `","client_id":"app-1","device_id":"d-1","at":1}]`)
+	if err := r.admin.Post(r.top.EventsExchange(), "", amqp.Publishing{MessageId: metas[0].CommandID, Headers: amqp.Table{contracts.HeaderEvent: contracts.EventBatch}, Body: bad}); err != nil {
+		t.Fatal(err)
+	}
+	brokertest.Eventually(t, 10*time.Second, "every command delivered in the ledger", func() bool {
+		return recordstest.Count(t, r.db, "SELECT count(*) FROM cafe_commands WHERE status = $1", records.StatusDelivered) == n
+	})
+	for _, m := range metas[:2] {
+		if got := fmt.Sprint(statuses(r.read(r.db, m.MsgID))); got != "[queued sent done delivered]" {
+			t.Errorf("command %s: history %s, want queued sent done delivered (and nothing of the bad batch)", m.MsgID, got)
+		}
+	}
+	brokertest.Eventually(t, 10*time.Second, "the bad batch counted invalid", func() bool { return r.counter("cafe_ledger_events_total", "invalid") == 1 })
 }
