@@ -22,7 +22,7 @@ package e2e
 //	           then (resubmitted while refused) was answered
 //
 // Run it with `task chaos` (all scenarios) or `task chaos:short` (the CI
-// subset, -short: kill_barista, poison, queue_full with less load). It
+// subset, -short: kill_barista, poison, app_away, queue_full with less load). It
 // restarts the shared brokers: run it alone, never beside other tests.
 //
 // Every scenario runs a ledger (on a PostgreSQL schema of its own), so the
