@@ -84,9 +84,11 @@ type scenario struct {
 	rate    int      // commands per second
 	total   int      // commands in all (short: a third)
 	timeout string   // Cafe-Timeout of the load
-	// fault runs once a third of the load is sent; it returns when the
-	// fault is over (the moment recovery is measured from).
+	// fault runs once a third of the load is sent (with early, before
+	// any); it returns when the fault is over (the moment recovery is
+	// measured from).
 	fault func(t *testing.T, c *chaosRun) time.Time
+	early bool
 }
 
 func TestChaos(t *testing.T) {
@@ -169,6 +171,17 @@ func scenarios() []scenario {
 			},
 		},
 		{
+			name: "app_offline", summary: "the app offline, its session kept, for 20 000 results: twice what Mosquitto queues for it (max_queued_messages 10000)",
+			setup: base, devices: 8, flags: []string{"--latency", "1ms"}, rate: 400, total: 20000, timeout: "120s", early: true,
+			fault: func(t *testing.T, c *chaosRun) time.Time {
+				c.app.stop() // the session stays: Mosquitto queues what it can
+				<-c.loaded
+				c.p.waitDrained(t, 3*time.Minute)
+				c.app.stop = subscribeResults(t, c.app.session, false, c.app.onResult)
+				return time.Now()
+			},
+		},
+		{
 			name: "queue_full", short: true, summary: "the commands queue is full (max length 50) under a burst",
 			setup: setup{baristas: 1, callers: 1, cashierEnv: []string{"CAFE_QUEUE_MAX_LENGTH=50"},
 				baristaEnv: []string{"CAFE_QUEUE_MAX_LENGTH=50", "CAFE_BARISTA_CONCURRENCY=8"}, callerEnv: []string{"CAFE_QUEUE_MAX_LENGTH=50"}},
@@ -204,6 +217,7 @@ type chaosRun struct {
 	flags   []string // the fleet's devicesim flags
 	app     *persistentApp
 	fetched *fetchedResults // what the app read over GET /v1/results
+	loaded  chan struct{}   // closed once the load is all sent and answered
 
 	cashierMu   sync.Mutex
 	cashierBase string
@@ -226,7 +240,7 @@ func runScenario(t *testing.T, sc scenario) chaosRow {
 	p := newPipeline(t, s)
 	startService(t, "ledger", "ledger", append(append([]string{dbEnv}, p.env...), s.callerEnv...)).waitReady(t)
 	p.waitConsumers(t, p.top.EventsQueue(), 1)
-	c := &chaosRun{p: p, cashierBase: p.url(), flags: sc.flags}
+	c := &chaosRun{p: p, cashierBase: p.url(), flags: sc.flags, loaded: make(chan struct{})}
 	c.fleet = p.startDevices(t, sc.devices, sc.flags...)
 	c.app = newPersistentApp(t, p.url(), p.client)
 	c.fetched = newFetchedResults(time.Now().Add(-time.Second))
@@ -236,16 +250,17 @@ func runScenario(t *testing.T, sc scenario) chaosRow {
 	var refused atomic.Int64
 	var refusals latencies
 	var sent atomic.Int64
-	loadDone := make(chan struct{})
 	go func() {
-		defer close(loadDone)
+		defer close(c.loaded)
 		c.load(sc, total, &sent, &accepted, &refused, &refusals)
 	}()
-	brokertest.Eventually(t, time.Minute, "the load did not get going", func() bool { return sent.Load() >= int64(total/3) })
+	if !sc.early {
+		brokertest.Eventually(t, time.Minute, "the load did not get going", func() bool { return sent.Load() >= int64(total/3) })
+	}
 	faultStart := time.Now()
 	faultEnd := sc.fault(t, c)
 	recovery := c.probe(t, faultEnd)
-	<-loadDone
+	<-c.loaded
 
 	ids := map[string]bool{}
 	accepted.Range(func(k, _ any) bool { ids[k.(string)] = true; return true })
@@ -478,6 +493,23 @@ func (c *chaosRun) deadLettered(t *testing.T, ids map[string]bool) (map[string]b
 	}
 }
 
+// waitDrained returns once the commands and results queues have had no
+// message ready for a second: the workers hold at most their prefetch
+// (what they finish soon after).
+func (p *pipeline) waitDrained(t *testing.T, within time.Duration) {
+	t.Helper()
+	empty := func() bool {
+		return brokertest.QueueDepth(t, p.top.CommandsQueue()) == 0 && brokertest.QueueDepth(t, p.top.ResultsQueue()) == 0
+	}
+	brokertest.Eventually(t, within, "the pipeline never drained", func() bool {
+		if !empty() {
+			return false
+		}
+		time.Sleep(time.Second) // and still empty a second later
+		return empty()
+	})
+}
+
 // restartDevices starts the fleet f again with the same devices.
 func (p *pipeline) restartDevices(t testing.TB, f *fleet, flags ...string) *fleet {
 	t.Helper()
@@ -517,6 +549,7 @@ func newPersistentApp(t testing.TB, base string, c client) *persistentApp {
 func (a *persistentApp) away(t *testing.T, d time.Duration) {
 	t.Helper()
 	a.stop()
+	forgetMQTTSession(t, a.session.ClientID)
 	time.Sleep(d) // the absence itself
 	a.stop = subscribeResults(t, a.session, false, a.onResult)
 }

@@ -90,17 +90,22 @@ func sameKeyTwice(t *testing.T, sent []command) {
 // a process that cannot drop its own because it was killed.
 func forgetMQTTSessionAtEnd(t testing.TB, clientID string) {
 	t.Helper()
-	t.Cleanup(func() {
-		link, err := mqttlink.New(mqttlink.Config{URL: brokertest.MQTTURL(), ClientID: clientID, CleanSession: true}, quietLog)
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		defer link.Background()()
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := link.WaitConnected(ctx); err != nil {
-			t.Errorf("dropping the MQTT session of %s: %v", clientID, err)
-		}
-	})
+	t.Cleanup(func() { forgetMQTTSession(t, clientID) })
+}
+
+// forgetMQTTSession drops the broker's session of clientID now, and what
+// it holds, by connecting with a clean session.
+func forgetMQTTSession(t testing.TB, clientID string) {
+	t.Helper()
+	link, err := mqttlink.New(mqttlink.Config{URL: brokertest.MQTTURL(), ClientID: clientID, CleanSession: true}, quietLog)
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	defer link.Background()()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := link.WaitConnected(ctx); err != nil {
+		t.Errorf("dropping the MQTT session of %s: %v", clientID, err)
+	}
 }
