@@ -77,6 +77,7 @@ func batched(msg amqp.Publishing) (BatchedEvent, bool) {
 type EventBatcher struct {
 	post   func(exchange, key string, msg amqp.Publishing) error
 	unsent func(events int) // events lost because their batch could not be posted
+	wait   time.Duration    // EventBatchWait
 
 	mu       sync.Mutex
 	exchange string
@@ -87,7 +88,7 @@ type EventBatcher struct {
 // NewEventBatcher batches events for post (a fire-and-forget publish);
 // unsent is told how many events a failed post lost.
 func NewEventBatcher(post func(exchange, key string, msg amqp.Publishing) error, unsent func(events int)) *EventBatcher {
-	return &EventBatcher{post: post, unsent: unsent}
+	return &EventBatcher{post: post, unsent: unsent, wait: EventBatchWait}
 }
 
 // errMixedExchanges guards the one exchange a batcher serves.
@@ -116,7 +117,7 @@ func (b *EventBatcher) Post(exchange, key string, msg amqp.Publishing) error {
 		return nil
 	}
 	if b.timer == nil {
-		b.timer = time.AfterFunc(EventBatchWait, b.Flush)
+		b.timer = time.AfterFunc(b.wait, b.Flush)
 	}
 	b.mu.Unlock()
 	return nil

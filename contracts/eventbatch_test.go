@@ -51,6 +51,7 @@ func sentEvent(i int) amqp.Publishing {
 func TestEventBatcherGathersEvents(t *testing.T) {
 	p := &posted{}
 	b := NewEventBatcher(p.post, nil)
+	b.wait = time.Hour // the batch goes when flushed, however slow the machine
 	var want []amqp.Publishing
 	for i := range 3 {
 		want = append(want, sentEvent(i))
@@ -58,6 +59,10 @@ func TestEventBatcherGathersEvents(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	if got := len(p.all()); got != 0 {
+		t.Fatalf("%d posts before the batch was due", got)
+	}
+	b.Flush()
 	msg := waitPosted(t, p, 1)[0]
 	if msg.Headers[HeaderEvent] != EventBatch {
 		t.Fatalf("headers %v, want a batch", msg.Headers)
@@ -75,6 +80,7 @@ func TestEventBatcherGathersEvents(t *testing.T) {
 	}
 
 	lone := sentEvent(9)
+	b.wait = time.Millisecond // and a batch goes by itself once it is due
 	if err := b.Post("x.events", "", lone); err != nil {
 		t.Fatal(err)
 	}
@@ -89,6 +95,7 @@ func TestEventBatcherFullAndFailed(t *testing.T) {
 	p := &posted{fail: errors.New("no channel")}
 	lost := 0
 	b := NewEventBatcher(p.post, func(n int) { lost += n })
+	b.wait = time.Hour // only a full batch goes
 	for i := range EventBatchMax {
 		if err := b.Post("x.events", "", sentEvent(i)); err != nil {
 			t.Fatal(err)
