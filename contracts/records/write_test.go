@@ -12,31 +12,46 @@ import (
 	"cafe/contracts/records/recordstest"
 )
 
-// A command that goes all the way costs one command row and one row per
-// event (accepted, sent, done, delivered); the test logs the bytes.
-func TestRowsAndBytesPerCommand(t *testing.T) {
+// migratedStore is a store on a schema of the test's own, migrated; it is
+// closed when the test ends.
+func migratedStore(t *testing.T) (string, *records.Store) {
+	t.Helper()
 	db := recordstest.Schema(t)
 	s, err := records.Open(db, false, 2)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
-	ctx := context.Background()
-	if err := s.Migrate(ctx); err != nil {
+	t.Cleanup(s.Close)
+	if err := s.Migrate(context.Background()); err != nil {
 		t.Fatal(err)
 	}
+	return db, s
+}
+
+// allKinds are the events of a command that goes all the way, in order.
+var allKinds = []contracts.EventKind{contracts.EventAccepted, contracts.EventSent, contracts.EventDone, contracts.EventDelivered}
+
+// event is command cmd's event of kind k, its app's id n; a done event
+// carries a result.
+func event(k contracts.EventKind, cmd string, n int, at time.Time) records.Event {
+	e := records.Event{ID: string(k) + ":" + cmd, Kind: k, CommandID: cmd, ClientID: "app-1", DeviceID: "lamp-1", MsgID: fmt.Sprint(n), At: at}
+	if k == contracts.EventDone {
+		e.Result, e.Outcome = fmt.Appendf(nil, `{"jsonrpc":"2.0","id":%d,"result":{"level":80}}`, n), contracts.OutcomeReply
+	}
+	return e
+}
+
+// A command that goes all the way costs one command row and one row per
+// event (accepted, sent, done, delivered); the test logs the bytes.
+func TestRowsAndBytesPerCommand(t *testing.T) {
+	db, s := migratedStore(t)
+	ctx := context.Background()
 	const n = 2000
 	var evs []records.Event
 	for i := range n {
-		cmd, now := contracts.NewCommandID(), time.Now()
-		base := records.Event{CommandID: cmd, ClientID: "app-1", DeviceID: "lamp-1", MsgID: fmt.Sprint(i), At: now}
-		for _, k := range []contracts.EventKind{contracts.EventAccepted, contracts.EventSent, contracts.EventDone, contracts.EventDelivered} {
-			e := base
-			e.ID, e.Kind = string(k)+":"+cmd, k
-			if k == contracts.EventDone {
-				e.Result, e.Outcome = fmt.Appendf(nil, `{"jsonrpc":"2.0","id":%d,"result":{"level":80}}`, i), contracts.OutcomeReply
-			}
-			evs = append(evs, e)
+		cmd := contracts.NewCommandID()
+		for _, k := range allKinds {
+			evs = append(evs, event(k, cmd, i, time.Now()))
 		}
 	}
 	for lo := 0; lo < len(evs); lo += 512 {
@@ -61,16 +76,8 @@ func TestRowsAndBytesPerCommand(t *testing.T) {
 // Retention removes the commands not updated since the cutoff and the
 // events older than it, a chunk at a time, and nothing else.
 func TestDeleteBeforeRemovesWhatIsPastRetention(t *testing.T) {
-	db := recordstest.Schema(t)
-	s, err := records.Open(db, false, 2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	db, s := migratedStore(t)
 	ctx := context.Background()
-	if err := s.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
 	const n = 30
 	var evs []records.Event
 	for i := range n {
@@ -78,8 +85,8 @@ func TestDeleteBeforeRemovesWhatIsPastRetention(t *testing.T) {
 		if i < 20 {
 			at = at.Add(-8 * 24 * time.Hour) // the first 20 are a week old
 		}
-		for _, k := range []contracts.EventKind{contracts.EventAccepted, contracts.EventSent} {
-			evs = append(evs, records.Event{ID: string(k) + ":" + cmd, Kind: k, CommandID: cmd, ClientID: "app-1", DeviceID: "lamp-1", MsgID: fmt.Sprint(i), At: at})
+		for _, k := range allKinds[:2] {
+			evs = append(evs, event(k, cmd, i, at))
 		}
 	}
 	if err := s.Write(ctx, evs); err != nil {
@@ -114,16 +121,8 @@ func TestDeleteBeforeRemovesWhatIsPastRetention(t *testing.T) {
 // batches): the bytes per command and how many of the command rows'
 // updates were HOT (no index touched) are logged, to compare schemas.
 func TestBytesPerCommandInSeparateBatches(t *testing.T) {
-	db := recordstest.Schema(t)
-	s, err := records.Open(db, false, 2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	db, s := migratedStore(t)
 	ctx := context.Background()
-	if err := s.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
 	const n, batch = 2000, 100
 	start := time.Now()
 	for lo := 0; lo < n; lo += batch {
@@ -131,14 +130,10 @@ func TestBytesPerCommandInSeparateBatches(t *testing.T) {
 		for i := range cmds {
 			cmds[i] = contracts.NewCommandID()
 		}
-		for _, k := range []contracts.EventKind{contracts.EventAccepted, contracts.EventSent, contracts.EventDone, contracts.EventDelivered} {
+		for _, k := range allKinds {
 			var evs []records.Event
 			for i, cmd := range cmds {
-				e := records.Event{ID: string(k) + ":" + cmd, Kind: k, CommandID: cmd, ClientID: "app-1", DeviceID: "lamp-1", MsgID: fmt.Sprint(lo + i), At: time.Now()}
-				if k == contracts.EventDone {
-					e.Result, e.Outcome = fmt.Appendf(nil, `{"jsonrpc":"2.0","id":%d,"result":{"level":80}}`, lo+i), contracts.OutcomeReply
-				}
-				evs = append(evs, e)
+				evs = append(evs, event(k, cmd, lo+i, time.Now()))
 			}
 			if err := s.Write(ctx, evs); err != nil {
 				t.Fatal(err)
