@@ -136,143 +136,194 @@ func (b *batcher) flushLocked() {
 func main() {
 	flag.Parse()
 	admin := newRole(false)
-	for _, q := range []string{"lm.commands", "lm.results", "lm.events"} {
-		admin.ch.QueueDelete(q, false, false, false)
+	ledger := *mode != "none"
+	declare(admin, ledger)
+	defer deleteQueues(admin)
+	p := startPipeline(ledger)
+	for range 20 { // warm up
+		p.one()
 	}
+	loneP50, loneP90, loneCPU := p.lone(*lone)
+	rate, cpuMS, explicit, events := p.loaded(*inflight, *dur)
+	fmt.Printf("%-15s lone p50 %.2fms p90 %.2fms rabbit %.3f ms/cmd | %d in flight: %.0f/s rabbit %.3f ms/cmd, explicit msgs/cmd %.2f, events queue msgs/cmd %.2f\n",
+		*mode, loneP50, loneP90, loneCPU, *inflight, rate, cpuMS, explicit, events)
+}
+
+var queues = []string{"lm.commands", "lm.results", "lm.events"}
+
+func deleteQueues(admin *role) {
+	for _, q := range queues {
+		_, _ = admin.ch.QueueDelete(q, false, false, false)
+	}
+}
+
+// declare makes the pipeline's two quorum queues and, with ledger, the
+// events queue of -mode bound to both exchanges and the events exchange.
+func declare(admin *role, ledger bool) {
+	deleteQueues(admin)
 	for _, e := range []string{"lm.commands", "lm.results"} {
 		must(admin.ch.ExchangeDeclare(e, "direct", true, false, false, false, nil))
 	}
 	must(admin.ch.ExchangeDeclare("lm.events", "fanout", true, false, false, false, nil))
-	q := amqp.Table{"x-queue-type": "quorum"}
-	_, err := admin.ch.QueueDeclare("lm.commands", true, false, false, false, q)
-	must(err)
-	_, err = admin.ch.QueueDeclare("lm.results", true, false, false, false, q)
-	must(err)
-	must(admin.ch.QueueBind("lm.commands", "command", "lm.commands", false, nil))
-	must(admin.ch.QueueBind("lm.results", "result", "lm.results", false, nil))
-	ledger := *mode != "none"
-	if ledger {
-		args := amqp.Table{"x-queue-type": "quorum", "x-overflow": "drop-head", "x-max-length": int64(2000000)}
-		switch *mode {
-		case "stream":
-			args = amqp.Table{"x-queue-type": "stream", "x-max-length-bytes": int64(2 << 30)}
-		case "classic":
-			args = amqp.Table{"x-queue-version": int64(2), "x-overflow": "drop-head", "x-max-length": int64(2000000)}
-		}
-		_, err = admin.ch.QueueDeclare("lm.events", true, false, false, false, args)
+	for _, b := range [][2]string{{"lm.commands", "command"}, {"lm.results", "result"}} {
+		_, err := admin.ch.QueueDeclare(b[0], true, false, false, false, amqp.Table{"x-queue-type": "quorum"})
 		must(err)
-		must(admin.ch.QueueBind("lm.events", "", "lm.events", false, nil))
-		must(admin.ch.QueueBind("lm.events", "command", "lm.commands", false, nil))
-		must(admin.ch.QueueBind("lm.events", "result", "lm.results", false, nil))
+		must(admin.ch.QueueBind(b[0], b[1], b[0], false, nil))
 	}
-	cashier, barista, baristaPub, caller, callerPub := newRole(true), newRole(false), newRole(true), newRole(false), newRole(false)
-	sent := &batcher{r: baristaPub, batched: *mode != "quorum"}
-	delivered := &batcher{r: callerPub, batched: *mode != "quorum"}
-	waiting := sync.Map{}
-	must(barista.ch.Qos(256, 0, false))
-	must(caller.ch.Qos(256, 0, false))
-	cmds, err := barista.ch.Consume("lm.commands", "", false, false, false, false, nil)
+	if !ledger {
+		return
+	}
+	args := amqp.Table{"x-queue-type": "quorum", "x-overflow": "drop-head", "x-max-length": int64(2000000)}
+	switch *mode {
+	case "stream":
+		args = amqp.Table{"x-queue-type": "stream", "x-max-length-bytes": int64(2 << 30)}
+	case "classic":
+		args = amqp.Table{"x-queue-version": int64(2), "x-overflow": "drop-head", "x-max-length": int64(2000000)}
+	}
+	_, err := admin.ch.QueueDeclare("lm.events", true, false, false, false, args)
 	must(err)
-	go func() {
-		for d := range cmds {
-			go func(d amqp.Delivery) {
-				if ledger {
-					sent.add()
-				}
-				baristaPub.publish("lm.results", "result", d.Body, true)
-				d.Ack(false)
-			}(d)
-		}
-	}()
-	res, err := caller.ch.Consume("lm.results", "", false, false, false, false, nil)
+	must(admin.ch.QueueBind("lm.events", "", "lm.events", false, nil))
+	must(admin.ch.QueueBind("lm.events", "command", "lm.commands", false, nil))
+	must(admin.ch.QueueBind("lm.events", "result", "lm.results", false, nil))
+}
+
+// pipeline is the cashier, a barista, a caller and (with the ledger) a
+// ledger, as AMQP clients.
+type pipeline struct {
+	cashier          *role
+	sent, delivered  *batcher
+	waiting          sync.Map // command id → closed when its result came
+	events, explicit func() int64
+	seq              atomic.Int64
+}
+
+func startPipeline(ledger bool) *pipeline {
+	barista, baristaPub, caller, callerPub := newRole(false), newRole(true), newRole(false), newRole(false)
+	p := &pipeline{cashier: newRole(true),
+		sent:      &batcher{r: baristaPub, batched: *mode != "quorum"},
+		delivered: &batcher{r: callerPub, batched: *mode != "quorum"}}
+	p.explicit = func() int64 { return p.sent.posts.Load() + p.delivered.posts.Load() }
+	p.events = func() int64 { return 0 }
+	go p.barista(barista, baristaPub, ledger)
+	go p.caller(caller, ledger)
+	if ledger {
+		p.events = startLedger()
+	}
+	return p
+}
+
+// barista takes each command, posts its sent event and publishes its
+// result with confirm, then acks the command.
+func (p *pipeline) barista(r, pub *role, ledger bool) {
+	must(r.ch.Qos(256, 0, false))
+	cmds, err := r.ch.Consume("lm.commands", "", false, false, false, false, nil)
 	must(err)
-	go func() {
-		for d := range res {
+	for d := range cmds {
+		go func(d amqp.Delivery) {
 			if ledger {
-				delivered.add()
+				p.sent.add()
 			}
-			d.Ack(false)
-			if c, ok := waiting.LoadAndDelete(string(d.Body)); ok {
-				close(c.(chan struct{}))
-			}
+			pub.publish("lm.results", "result", d.Body, true)
+			_ = d.Ack(false)
+		}(d)
+	}
+}
+
+// caller takes each result, posts its delivered event, acks it and tells
+// the command's sender.
+func (p *pipeline) caller(r *role, ledger bool) {
+	must(r.ch.Qos(256, 0, false))
+	res, err := r.ch.Consume("lm.results", "", false, false, false, false, nil)
+	must(err)
+	for d := range res {
+		if ledger {
+			p.delivered.add()
 		}
-	}()
+		_ = d.Ack(false)
+		if c, ok := p.waiting.LoadAndDelete(string(d.Body)); ok {
+			close(c.(chan struct{}))
+		}
+	}
+}
+
+// startLedger consumes the events queue as the ledger does (prefetch 512,
+// a multiple ack per 256 or every 20 ms) and returns its count.
+func startLedger() func() int64 {
 	var events atomic.Int64
-	if ledger {
-		l := newRole(false)
-		must(l.ch.Qos(512, 0, false))
-		var cargs amqp.Table
-		if *mode == "stream" {
-			cargs = amqp.Table{"x-stream-offset": "next"}
-		}
-		evs, err := l.ch.Consume("lm.events", "", false, false, false, false, cargs)
-		must(err)
-		go func() {
-			n := 0
-			tick := time.NewTicker(20 * time.Millisecond)
-			var last uint64
-			for {
-				select {
-				case d := <-evs:
-					events.Add(1)
-					last = d.DeliveryTag
-					n++
-					if n >= 256 {
-						l.ch.Ack(last, true)
-						n = 0
-					}
-				case <-tick.C:
-					if n > 0 {
-						l.ch.Ack(last, true)
-						n = 0
-					}
+	l := newRole(false)
+	must(l.ch.Qos(512, 0, false))
+	var cargs amqp.Table
+	if *mode == "stream" {
+		cargs = amqp.Table{"x-stream-offset": "next"}
+	}
+	evs, err := l.ch.Consume("lm.events", "", false, false, false, false, cargs)
+	must(err)
+	go func() {
+		n, last := 0, uint64(0)
+		tick := time.NewTicker(20 * time.Millisecond)
+		for {
+			select {
+			case d := <-evs:
+				events.Add(1)
+				last, n = d.DeliveryTag, n+1
+				if n < 256 {
+					continue
+				}
+			case <-tick.C:
+				if n == 0 {
+					continue
 				}
 			}
-		}()
-	}
-	var seq atomic.Int64
-	one := func() time.Duration {
-		id := strconv.FormatInt(seq.Add(1), 10)
-		c := make(chan struct{})
-		waiting.Store(id, c)
-		t0 := time.Now()
-		cashier.publish("lm.commands", "command", []byte(id), true)
-		<-c
-		return time.Since(t0)
-	}
-	for range 20 {
-		one()
-	}
+			_ = l.ch.Ack(last, true)
+			n = 0
+		}
+	}()
+	return events.Load
+}
+
+// one sends a command and waits for its result.
+func (p *pipeline) one() time.Duration {
+	id := strconv.FormatInt(p.seq.Add(1), 10)
+	c := make(chan struct{})
+	p.waiting.Store(id, c)
+	t0 := time.Now()
+	p.cashier.publish("lm.commands", "command", []byte(id), true)
+	<-c
+	return time.Since(t0)
+}
+
+// lone sends n commands one at a time: p50, p90 (ms) and RabbitMQ's CPU
+// per command.
+func (p *pipeline) lone(n int) (float64, float64, float64) {
 	var lat []time.Duration
 	c0 := cpu()
-	for range *lone {
-		lat = append(lat, one())
+	for range n {
+		lat = append(lat, p.one())
 	}
-	loneCPU := (cpu() - c0) * 1000 / float64(*lone)
+	perCmd := (cpu() - c0) * 1000 / float64(n)
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+	return ms(lat[len(lat)/2]), ms(lat[len(lat)*9/10]), perCmd
+}
+
+// loaded keeps inflight commands going for d: commands per second,
+// RabbitMQ's CPU per command, and explicit and events-queue messages per
+// command.
+func (p *pipeline) loaded(inflight int, d time.Duration) (rate, cpuMS, explicit, events float64) {
 	var done atomic.Int64
-	stop := time.Now().Add(*dur)
+	stop := time.Now().Add(d)
+	x0, e0, c0, t0 := p.explicit(), p.events(), cpu(), time.Now()
 	var wg sync.WaitGroup
-	p0, d0, e0 := sent.posts.Load()+delivered.posts.Load(), done.Load(), events.Load()
-	c0 = cpu()
-	t0 := time.Now()
-	for range *inflight {
+	for range inflight {
 		wg.Go(func() {
 			for time.Now().Before(stop) {
-				one()
+				p.one()
 				done.Add(1)
 			}
 		})
 	}
 	wg.Wait()
-	el := time.Since(t0).Seconds()
-	n := float64(done.Load() - d0)
-	time.Sleep(300 * time.Millisecond)
-	cpuMS := (cpu() - c0) * 1000 / n
-	fmt.Printf("%-15s lone p50 %.2fms p90 %.2fms rabbit %.3f ms/cmd | %d in flight: %.0f/s rabbit %.3f ms/cmd, explicit msgs/cmd %.2f, events queue msgs/cmd %.2f\n",
-		*mode, float64(lat[len(lat)/2].Microseconds())/1000, float64(lat[len(lat)*9/10].Microseconds())/1000, loneCPU,
-		*inflight, n/el, cpuMS, float64(sent.posts.Load()+delivered.posts.Load()-p0)/n, float64(events.Load()-e0)/n)
-	for _, q := range []string{"lm.commands", "lm.results", "lm.events"} {
-		admin.ch.QueueDelete(q, false, false, false)
-	}
+	elapsed, n := time.Since(t0).Seconds(), float64(done.Load())
+	time.Sleep(300 * time.Millisecond) // the ledger's last acks
+	return n / elapsed, (cpu() - c0) * 1000 / n, float64(p.explicit()-x0) / n, float64(p.events()-e0) / n
 }
