@@ -41,19 +41,25 @@ func event(k contracts.EventKind, cmd string, n int, at time.Time) records.Event
 	return e
 }
 
+// commands is n commands' events of kinds, command i's at at(i).
+func commands(n int, kinds []contracts.EventKind, at func(i int) time.Time) []records.Event {
+	var evs []records.Event
+	for i := range n {
+		cmd := contracts.NewCommandID()
+		for _, k := range kinds {
+			evs = append(evs, event(k, cmd, i, at(i)))
+		}
+	}
+	return evs
+}
+
 // A command that goes all the way costs one command row and one row per
 // event (accepted, sent, done, delivered); the test logs the bytes.
 func TestRowsAndBytesPerCommand(t *testing.T) {
 	db, s := migratedStore(t)
 	ctx := context.Background()
 	const n = 2000
-	var evs []records.Event
-	for i := range n {
-		cmd := contracts.NewCommandID()
-		for _, k := range allKinds {
-			evs = append(evs, event(k, cmd, i, time.Now()))
-		}
-	}
+	evs := commands(n, allKinds, func(int) time.Time { return time.Now() })
 	for lo := 0; lo < len(evs); lo += 512 {
 		if err := s.Write(ctx, evs[lo:min(lo+512, len(evs))]); err != nil {
 			t.Fatal(err)
@@ -78,17 +84,12 @@ func TestRowsAndBytesPerCommand(t *testing.T) {
 func TestDeleteBeforeRemovesWhatIsPastRetention(t *testing.T) {
 	db, s := migratedStore(t)
 	ctx := context.Background()
-	const n = 30
-	var evs []records.Event
-	for i := range n {
-		cmd, at := contracts.NewCommandID(), time.Now()
+	evs := commands(30, allKinds[:2], func(i int) time.Time {
 		if i < 20 {
-			at = at.Add(-8 * 24 * time.Hour) // the first 20 are a week old
+			return time.Now().Add(-8 * 24 * time.Hour) // the first 20 are a week old
 		}
-		for _, k := range allKinds[:2] {
-			evs = append(evs, event(k, cmd, i, at))
-		}
-	}
+		return time.Now()
+	})
 	if err := s.Write(ctx, evs); err != nil {
 		t.Fatal(err)
 	}
