@@ -219,23 +219,24 @@ const (
 	ledgerSettleMax   = 10 * time.Second
 )
 
-// settled samples until the ledgers' event count stops growing (two
-// readings apart the same), or ledgerSettleMax.
+// settled waits until the ledgers' event count stops growing (two
+// readings of the lag apart the same), or ledgerSettleMax, then samples
+// both (the tables once: counting their rows is the slow part).
 func (m *ledgerMeter) settled(ctx context.Context) ledgerSample {
-	s := m.sample(ctx)
-	if m == nil || !s.hasLag {
-		return s
+	if m == nil {
+		return ledgerSample{}
 	}
+	last, ok, err := m.readLag(ctx)
 	deadline := time.Now().Add(ledgerSettleMax)
-	for time.Now().Before(deadline) && ctx.Err() == nil {
+	for ok && err == nil && time.Now().Before(deadline) && ctx.Err() == nil {
 		time.Sleep(ledgerSettleEvery)
-		next := m.sample(ctx)
-		if next.lagErr != nil || next.lag.total() == s.lag.total() {
-			return next
+		var next lagHistogram
+		if next, ok, err = m.readLag(ctx); next.total() == last.total() {
+			break
 		}
-		s = next
+		last = next
 	}
-	return s
+	return m.sample(ctx)
 }
 
 // report is the phase's ledger figures between two samples, over the
