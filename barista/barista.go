@@ -84,6 +84,7 @@ type Barista struct {
 	replies  *Replies
 	breakers *Breakers
 	chain    Handler
+	events   *contracts.EventBatcher // the "sent" events, in batches; nil without Links.Events
 }
 
 // New builds a barista. Nothing runs until Run.
@@ -110,9 +111,12 @@ func New(cfg Config, top contracts.Topology, links Links, prom prometheus.Regist
 		return nil, err
 	}
 	b.m = m
+	if links.Events != nil {
+		b.events = contracts.NewEventBatcher(links.Events.Post, func(n int) { m.eventsLost.Add(float64(n)) })
+	}
 	b.chain = Chain(
 		Device(links.Devices, b.replies, cfg.Route, cfg.MaxReplyBytes, DeviceHooks{
-			Sent:      b.sentEvent(links.Events, links.Notices),
+			Sent:      b.sentEvent(b.events, links.Notices),
 			ReplyTime: func(d time.Duration) { m.replyTime.Observe(d.Seconds()) },
 		}),
 		Recover(log),
@@ -126,7 +130,7 @@ func New(cfg Config, top contracts.Topology, links Links, prom prometheus.Regist
 // sentEvent posts a "sent" event for each command, fire and forget: a lost
 // one costs a line of history, and waiting would cost every command a
 // quorum commit. Nil without a poster.
-func (b *Barista) sentEvent(events, notices EventPoster) func(*Command) {
+func (b *Barista) sentEvent(events *contracts.EventBatcher, notices EventPoster) func(*Command) {
 	if events == nil {
 		return nil
 	}
@@ -185,6 +189,7 @@ func (b *Barista) Run(ctx context.Context) error {
 		}
 	}()
 	b.consumed.Start(consumerName)
+	defer b.events.Flush() // before the links close
 	return b.commands.Consume(ctx, amqplink.ConsumerConfig{
 		Queue:       b.top.CommandsQueue(),
 		Name:        consumerName,

@@ -55,11 +55,12 @@ type Links struct {
 
 // Caller delivers results.
 type Caller struct {
-	cfg   Config
-	log   *slog.Logger
-	top   contracts.Topology
-	links Links
-	m     *metrics
+	cfg    Config
+	log    *slog.Logger
+	top    contracts.Topology
+	links  Links
+	m      *metrics
+	events *contracts.EventBatcher // the "delivered" events, in batches; nil without Links.Events
 }
 
 // New builds a caller. Nothing runs until Run.
@@ -72,7 +73,11 @@ func New(cfg Config, top contracts.Topology, links Links, prom prometheus.Regist
 	if err != nil {
 		return nil, err
 	}
-	return &Caller{cfg: cfg, log: log.With("caller", cfg.Instance), top: top, links: links, m: m}, nil
+	c := &Caller{cfg: cfg, log: log.With("caller", cfg.Instance), top: top, links: links, m: m}
+	if links.Events != nil {
+		c.events = contracts.NewEventBatcher(links.Events.Post, func(n int) { m.unsent.Add(float64(n)) })
+	}
+	return c, nil
 }
 
 // Instance is this caller's name.
@@ -89,6 +94,7 @@ func (c *Caller) Run(ctx context.Context) error {
 	})
 	err := c.consume(ctx, c.top.ResultsQueue(), consumerResults, c.cfg.Concurrency, c.handle)
 	wg.Wait()
+	c.events.Flush() // before the links close
 	return errors.Join(err, noticeErr)
 }
 
@@ -298,11 +304,11 @@ func (c *Caller) waitConnected(ctx context.Context) error {
 // postDelivered tells the ledger, fire and forget: the result is
 // delivered whether or not the event arrives (see contracts.Event).
 func (c *Caller) postDelivered(meta contracts.ResultMeta, at time.Time) {
-	if c.links.Events == nil || !contracts.ValidKey(meta.CommandID) {
+	if c.events == nil || !contracts.ValidKey(meta.CommandID) {
 		return
 	}
 	ev := contracts.Event(contracts.EventDelivered, meta.CommandID, meta.ClientID, meta.DeviceID, meta.MsgID, at)
-	if err := c.links.Events.Post(c.top.EventsExchange(), "", ev); err != nil {
+	if err := c.events.Post(c.top.EventsExchange(), "", ev); err != nil {
 		c.m.unsent.Inc()
 	}
 }

@@ -21,11 +21,13 @@ import (
 // message id, the headers of CommandMeta that identify the command
 // (HeaderClientID, HeaderDeviceID, HeaderMsgID), HeaderEvent naming its
 // kind, HeaderEventID (unique per event, so a redelivered event is recorded
-// once) and HeaderEventAt, its time. It has no body. It is
-// published fire and forget (amqplink.Publisher.Post): waiting for a
-// confirm would put a quorum-queue commit on the command's critical path
-// for a fact that is only history; one is lost only if the connection or
-// the broker fails in the instant after it was sent, and never a result.
+// once) and HeaderEventAt, its time. It has no body. Baristas and callers
+// post them gathered into batches (EventBatcher, EventBatch), fire and
+// forget (amqplink.Publisher.Post): waiting for a confirm would put a
+// quorum-queue commit on the command's critical path for a fact that is
+// only history; a batch is lost only if the connection or the broker fails
+// in the instant after it was sent (or the process dies while it waits),
+// and never a result.
 const (
 	HeaderEvent   = "cafe-event"    // string: EventSent or EventDelivered
 	HeaderEventID = "cafe-event-id" // string: unique per event

@@ -17,7 +17,8 @@ import "errors"
 // into it: no role publishes anything extra for those. Only the facts no
 // existing message carries are published to the events exchange, fire and
 // forget (see EventKind): a barista's "sent" (the device has the command)
-// and a caller's "delivered" (Mosquitto took the result).
+// and a caller's "delivered" (Mosquitto took the result), many to a
+// message (see EventBatch).
 //
 // The events queue carries
 //
@@ -65,9 +66,10 @@ const (
 	DefaultDeliveryLimit     = 5
 	DefaultCommandsMaxLength = 100_000
 	DefaultResultsMaxLength  = 1_000_000
-	// DefaultEventsMaxLength holds about four events per command for
-	// 500 000 commands: at 100 commands a second, well over an hour of
-	// PostgreSQL being away.
+	// DefaultEventsMaxLength holds the messages of at least 500 000
+	// commands (two copies each, and at most two explicit events, fewer
+	// when they share batches): at 100 commands a second, well over an
+	// hour of PostgreSQL being away.
 	DefaultEventsMaxLength = 2_000_000
 )
 

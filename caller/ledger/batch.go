@@ -8,8 +8,9 @@ import (
 	"time"
 )
 
-// write gathers events into batches (up to Config.BatchSize, or what came
-// within Config.BatchWait of the first) and commits each in one
+// write gathers events into batches (up to Config.BatchSize events, or what
+// came within Config.BatchWait of the first; a delivery's events stay in
+// one batch) and commits each in one
 // transaction. A batch PostgreSQL refuses is written again every
 // Config.RetryEvery, holding its messages unacked, until it commits or ctx
 // ends: with the database down the events wait in RabbitMQ (no more than
@@ -29,18 +30,19 @@ func (l *Ledger) write(ctx context.Context) {
 
 func (l *Ledger) gather(ctx context.Context) []*item {
 	var batch []*item
+	events := 0
 	select {
 	case it := <-l.pending:
-		batch = append(batch, it)
+		batch, events = append(batch, it), len(it.evs)
 	case <-ctx.Done():
 		return nil
 	}
 	timer := time.NewTimer(l.cfg.BatchWait)
 	defer timer.Stop()
-	for len(batch) < l.cfg.BatchSize {
+	for events < l.cfg.BatchSize {
 		select {
 		case it := <-l.pending:
-			batch = append(batch, it)
+			batch, events = append(batch, it), events+len(it.evs)
 		case <-timer.C:
 			return batch
 		case <-ctx.Done():
@@ -55,9 +57,9 @@ func (l *Ledger) commit(ctx context.Context, batch []*item) error {
 	// Handlers hand their events over concurrently; write them in the
 	// queue's order, so the first of two results for a command is its result.
 	slices.SortFunc(batch, func(a, b *item) int { return cmp.Compare(a.tag, b.tag) })
-	events := make([]records.Event, len(batch))
-	for i, it := range batch {
-		events[i] = it.ev
+	var events []records.Event
+	for _, it := range batch {
+		events = append(events, it.evs...)
 	}
 	for {
 		start := time.Now()

@@ -13,7 +13,7 @@ import (
 type Config struct {
 	Instance   string        // names this ledger in logs and its consumer tag
 	Retention  time.Duration // SettingRetention: how long commands and their history are kept
-	BatchSize  int           // SettingBatchSize: events written in one transaction at most (also the prefetch)
+	BatchSize  int           // SettingBatchSize: events written in one transaction (also the prefetch); a delivery's events are never split, so a batch may go over it by one delivery's
 	BatchWait  time.Duration // SettingBatchWait: how long the first event of a batch waits for others
 	Grace      time.Duration // SettingGrace: on shutdown, time to write the batch in hand
 	RetryEvery time.Duration // how long to wait before writing a refused batch again

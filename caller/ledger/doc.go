@@ -7,7 +7,9 @@
 // acks. RabbitMQ copies into it every command the cashier queued
 // (accepted), every result a barista published (done) and every dead
 // letter (dead); baristas post "sent" and callers "delivered" events to
-// the events exchange (contracts.Event).
+// the events exchange (contracts.Event), gathered into batches
+// (contracts.EventBatch: one message, many events; acked once all of them
+// are committed).
 //
 // Produces: rows in cafe_commands and cafe_events (see records). A
 // dead-lettered command's result is the -32005 notice the caller delivers
@@ -16,7 +18,7 @@
 // Ack policy (handle turns each delivery into an amqplink.Verdict):
 //
 //   - not an event (no valid command id, unknown exchange or kind, bad
-//     headers): Poison; the events queue has no dead-letter exchange, so
+//     headers, a batch with one bad event): Poison; the events queue has no dead-letter exchange, so
 //     it is dropped, logged and counted (cafe_ledger_events_total{kind="invalid"});
 //   - nothing to record (a dead letter of no app): Done;
 //   - otherwise the event joins a batch (Config.BatchSize, or what arrives
@@ -29,8 +31,9 @@
 // Writing an event twice changes nothing (records), so a batch that
 // committed but whose acks were lost is harmless when it comes again.
 //
-// Limits: the events queue holds CAFE_EVENTS_MAX_LENGTH events (2 000 000
-// by default, about four per command); beyond that RabbitMQ drops the
+// Limits: the events queue holds CAFE_EVENTS_MAX_LENGTH messages (2 000 000
+// by default; two to four per command, fewer under load as the explicit
+// events share batches); beyond that RabbitMQ drops the
 // oldest (drop-head), and their commands' history has gaps. Commands and
 // their history are removed Config.Retention (7 days) after their last
 // event, in the background, every minute.

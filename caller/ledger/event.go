@@ -18,12 +18,24 @@ import (
 // waits for): acked, not written.
 var errSkip = errors.New("nothing to record")
 
-// decode reads one message of the events queue as the event it stands
-// for, by the exchange it came through (see contracts.Topology).
-func (l *Ledger) decode(d *amqp.Delivery) (records.Event, error) {
+// decode reads one message of the events queue as the events it stands
+// for, by the exchange it came through (see contracts.Topology): one, or
+// a batch of explicit events.
+func (l *Ledger) decode(d *amqp.Delivery) ([]records.Event, error) {
 	if !contracts.ValidKey(d.MessageId) {
-		return records.Event{}, fmt.Errorf("message id %q is not a command id", contracts.Clip(d.MessageId))
+		return nil, fmt.Errorf("message id %q is not a command id", contracts.Clip(d.MessageId))
 	}
+	if d.Exchange == l.top.EventsExchange() && d.Headers[contracts.HeaderEvent] == contracts.EventBatch {
+		return batch(d)
+	}
+	ev, err := l.decodeOne(d)
+	if err != nil {
+		return nil, err
+	}
+	return []records.Event{ev}, nil
+}
+
+func (l *Ledger) decodeOne(d *amqp.Delivery) (records.Event, error) {
 	switch d.Exchange {
 	case l.top.CommandsExchange():
 		return accepted(d)
@@ -83,11 +95,8 @@ func (l *Ledger) dead(d *amqp.Delivery) (records.Event, error) {
 func explicit(d *amqp.Delivery) (records.Event, error) {
 	kind, _ := d.Headers[contracts.HeaderEvent].(string)
 	id, _ := d.Headers[contracts.HeaderEventID].(string)
-	if k := contracts.EventKind(kind); k != contracts.EventSent && k != contracts.EventDelivered {
-		return records.Event{}, fmt.Errorf("header %s %q is not an event kind", contracts.HeaderEvent, contracts.Clip(kind))
-	}
-	if !contracts.ValidKey(id) {
-		return records.Event{}, fmt.Errorf("header %s is not a valid event id", contracts.HeaderEventID)
+	if err := checkExplicit(kind, id); err != nil {
+		return records.Event{}, err
 	}
 	m, err := contracts.ParseResultMeta(d.MessageId, d.Headers)
 	if err != nil {
@@ -95,6 +104,49 @@ func explicit(d *amqp.Delivery) (records.Event, error) {
 	}
 	return records.Event{ID: kind + ":" + id, Kind: contracts.EventKind(kind), CommandID: m.CommandID,
 		ClientID: m.ClientID, DeviceID: m.DeviceID, MsgID: m.MsgID, At: at(d)}, nil
+}
+
+func checkExplicit(kind, id string) error {
+	if k := contracts.EventKind(kind); k != contracts.EventSent && k != contracts.EventDelivered {
+		return fmt.Errorf("header %s %q is not an event kind", contracts.HeaderEvent, contracts.Clip(kind))
+	}
+	if !contracts.ValidKey(id) {
+		return fmt.Errorf("header %s is not a valid event id", contracts.HeaderEventID)
+	}
+	return nil
+}
+
+// batch is a batch of explicit events (contracts.EventBatch), each checked
+// as a single event's headers are: one bad event refuses the batch.
+func batch(d *amqp.Delivery) ([]records.Event, error) {
+	evs, err := contracts.ParseEventBatch(d.Body)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]records.Event, len(evs))
+	for i, e := range evs {
+		if err := checkExplicit(string(e.Kind), e.ID); err != nil {
+			return nil, fmt.Errorf("event %d of the batch: %w", i+1, err)
+		}
+		if !contracts.ValidKey(e.CommandID) {
+			return nil, fmt.Errorf("event %d of the batch: command id %q is not a command id", i+1, contracts.Clip(e.CommandID))
+		}
+		h := amqp.Table{contracts.HeaderClientID: e.ClientID, contracts.HeaderDeviceID: e.DeviceID}
+		if e.MsgID != "" {
+			h[contracts.HeaderMsgID] = e.MsgID
+		}
+		m, err := contracts.ParseResultMeta(e.CommandID, h)
+		if err != nil {
+			return nil, fmt.Errorf("event %d of the batch: %w", i+1, err)
+		}
+		when := time.Unix(0, e.At)
+		if e.At <= 0 {
+			when = time.Now()
+		}
+		out[i] = records.Event{ID: string(e.Kind) + ":" + e.ID, Kind: e.Kind, CommandID: m.CommandID,
+			ClientID: m.ClientID, DeviceID: m.DeviceID, MsgID: m.MsgID, At: when}
+	}
+	return out, nil
 }
 
 // at is when the event happened: an explicit event says it; for a copy,

@@ -28,7 +28,8 @@ type rig struct {
 	db      string // the schema's URL
 	cashier *amqplink.Publisher
 	barista *amqplink.Publisher
-	admin   *amqplink.Publisher // posts the explicit events (standing in for barista and caller)
+	admin   *amqplink.Publisher  // posts the explicit events (standing in for barista and caller)
+	metrics *prometheus.Registry // the last ledger started's
 }
 
 func newRig(t *testing.T) *rig {
@@ -56,8 +57,9 @@ func (r *rig) startLedger(dbURL string) (*ledger.Ledger, func()) {
 	if err != nil {
 		r.t.Fatal(err)
 	}
+	r.metrics = prometheus.NewRegistry()
 	l, err := ledger.New(ledger.Config{RetryEvery: 100 * time.Millisecond, Grace: time.Second}, r.top,
-		ledger.Links{Events: link, Store: store}, prometheus.NewRegistry(), brokertest.Quiet())
+		ledger.Links{Events: link, Store: store}, r.metrics, brokertest.Quiet())
 	if err != nil {
 		r.t.Fatal(err)
 	}
@@ -106,6 +108,27 @@ func (r *rig) read(dbURL string, msgID string) *records.Command {
 		r.t.Fatal(err)
 	}
 	return c
+}
+
+// counter is the counter name of the last ledger started, the series
+// whose one label is label ("" for a counter without labels); 0 if none.
+func (r *rig) counter(name, label string) float64 {
+	r.t.Helper()
+	families, err := r.metrics.Gather()
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			if l := m.GetLabel(); (label == "" && len(l) == 0) || (len(l) == 1 && l[0].GetValue() == label) {
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	return 0
 }
 
 func statuses(c *records.Command) []string {
@@ -165,7 +188,9 @@ func TestPostgresAwayLosesNoEvent(t *testing.T) {
 		m := r.command(fmt.Sprint(i + 1))
 		r.result(m, fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"result":%d}`, i+1, i))
 	}
-	time.Sleep(500 * time.Millisecond) // the ledger tries, and fails, a few times
+	brokertest.Eventually(t, 10*time.Second, "the ledger tried, and failed, to write twice", func() bool {
+		return r.counter("cafe_ledger_write_failures_total", "") >= 2
+	})
 	if got := recordstest.Count(t, r.db, "SELECT count(*) FROM cafe_commands WHERE result IS NOT NULL"); got >= n {
 		t.Fatalf("%d results written with PostgreSQL cut off", got)
 	}
@@ -179,4 +204,44 @@ func TestPostgresAwayLosesNoEvent(t *testing.T) {
 	if seqs := recordstest.Count(t, r.db, "SELECT count(DISTINCT done_seq) FROM cafe_commands"); seqs != n {
 		t.Errorf("%d distinct result numbers, want %d", seqs, n)
 	}
+}
+
+// Sent and delivered events posted in batches (as baristas and callers
+// post them) are each recorded; a batch with one bad event is dropped
+// whole and counted invalid.
+func TestBatchedEventsAreRecorded(t *testing.T) {
+	r := newRig(t)
+	r.startLedger(r.db)
+	const n = 20
+	b := contracts.NewEventBatcher(r.admin.Post, func(lost int) { t.Errorf("%d events not posted", lost) })
+	var metas []contracts.CommandMeta
+	for i := range n {
+		m := r.command(fmt.Sprint(i + 1))
+		metas = append(metas, m)
+		if err := b.Post(r.top.EventsExchange(), "", contracts.Event(contracts.EventSent, m.CommandID, m.ClientID, m.DeviceID, m.MsgID, time.Now())); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b.Flush()
+	for _, m := range metas {
+		r.result(m, fmt.Sprintf(`{"jsonrpc":"2.0","id":%s,"result":1}`, m.MsgID))
+		if err := b.Post(r.top.EventsExchange(), "", contracts.Event(contracts.EventDelivered, m.CommandID, m.ClientID, m.DeviceID, m.MsgID, time.Now())); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b.Flush()
+	bad := []byte(`[{"kind":"sent","id":"aaaa","command_id":"` + metas[0].CommandID + `","client_id":"app-1","device_id":"d-1","at":1},` +
+		`{"kind":"exploded","id":"bbbb","command_id":"` + metas[1].CommandID + `","client_id":"app-1","device_id":"d-1","at":1}]`)
+	if err := r.admin.Post(r.top.EventsExchange(), "", amqp.Publishing{MessageId: metas[0].CommandID, Headers: amqp.Table{contracts.HeaderEvent: contracts.EventBatch}, Body: bad}); err != nil {
+		t.Fatal(err)
+	}
+	brokertest.Eventually(t, 10*time.Second, "every command delivered in the ledger", func() bool {
+		return recordstest.Count(t, r.db, "SELECT count(*) FROM cafe_commands WHERE status = $1", records.StatusDelivered) == n
+	})
+	for _, m := range metas[:2] {
+		if got := fmt.Sprint(statuses(r.read(r.db, m.MsgID))); got != "[queued sent done delivered]" {
+			t.Errorf("command %s: history %s, want queued sent done delivered (and nothing of the bad batch)", m.MsgID, got)
+		}
+	}
+	brokertest.Eventually(t, 10*time.Second, "the bad batch counted invalid", func() bool { return r.counter("cafe_ledger_events_total", "invalid") == 1 })
 }

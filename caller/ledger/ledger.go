@@ -46,9 +46,10 @@ type Ledger struct {
 	healthy atomic.Bool // the last write succeeded
 }
 
-// item is one event waiting for its batch to be committed.
+// item is one delivery's events (one, or a batch of explicit events)
+// waiting for the batch they joined to be committed.
 type item struct {
-	ev   records.Event
+	evs  []records.Event
 	tag  uint64     // its delivery tag: the queue's order, restored in a batch
 	done chan error // buffered
 }
@@ -98,7 +99,7 @@ func (l *Ledger) Run(ctx context.Context) error {
 
 // handle is the ledger's ack policy; see the package doc.
 func (l *Ledger) handle(ctx context.Context, d *amqp.Delivery) amqplink.Verdict {
-	ev, err := l.decode(d)
+	evs, err := l.decode(d)
 	if errors.Is(err, errSkip) {
 		l.m.events.WithLabelValues("skipped").Inc()
 		return amqplink.Done()
@@ -107,7 +108,7 @@ func (l *Ledger) handle(ctx context.Context, d *amqp.Delivery) amqplink.Verdict 
 		l.m.events.WithLabelValues("invalid").Inc()
 		return amqplink.Poison("not an event: " + err.Error())
 	}
-	it := &item{ev: ev, tag: d.DeliveryTag, done: make(chan error, 1)}
+	it := &item{evs: evs, tag: d.DeliveryTag, done: make(chan error, 1)}
 	select {
 	case l.pending <- it:
 	case <-ctx.Done():
@@ -118,7 +119,9 @@ func (l *Ledger) handle(ctx context.Context, d *amqp.Delivery) amqplink.Verdict 
 		if err != nil {
 			return amqplink.GiveBack("not written: " + err.Error())
 		}
-		l.m.events.WithLabelValues(string(ev.Kind)).Inc()
+		for _, ev := range evs {
+			l.m.events.WithLabelValues(string(ev.Kind)).Inc()
+		}
 		return amqplink.Done()
 	case <-ctx.Done():
 		// The batch may still commit; its redelivery is then skipped as a

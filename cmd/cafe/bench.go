@@ -125,8 +125,9 @@ func registerWhere(f cli.Flags, c *bench.Config, d bench.Config) {
 	f.String(&c.Token, bench.SettingToken, "", "the app's bearer token (default: the demo client's)")
 	f.String(&c.ClientID, bench.SettingClientID, "", "the app's client id, for its results topic (default: demo, with the demo token)")
 	f.String(&c.Out, bench.SettingOut, "", "directory for report.json and the pictures (default bench-results/<timestamp>)")
-	f.StringArray(&c.Scrape, bench.SettingScrape, nil, "[name=]URL of a service's /metrics: report its RSS (end and max) and CPU (repeatable)")
+	f.StringArray(&c.Scrape, bench.SettingScrape, nil, "[name=]URL of a service's /metrics: report its RSS (end and max) and CPU, and a ledger's lag (repeatable)")
 	f.StringArray(&c.Against, bench.SettingAgainst, nil, "NAME=URL of another implementation of the contract (bin/plaincafe) to measure before cafe in the same run, floor once, lone, --concurrency and --knee for each; prints the comparison (repeatable)")
+	f.String(&c.PostgresURL, bench.SettingPostgresURL, d.PostgresURL, "the ledger's database, read (count(*), pg_total_relation_size) before and after each phase for rows and bytes per command (empty: not read)")
 }
 
 // registerLoad adds the load: open or closed loop, how long, how sent.

@@ -130,3 +130,22 @@ func derefS(s *string) string {
 	}
 	return *s
 }
+
+// Footprint is how much the ledger's tables hold: rows, and bytes on disk
+// (pg_total_relation_size: the table, its indexes and TOAST).
+type Footprint struct {
+	Commands, Events int64 // rows of cafe_commands and cafe_events
+	Bytes            int64 // of both tables together
+}
+
+// Footprint measures the tables now (cafe bench reads it before and after
+// a phase). Counting rows reads every row: seconds on a large ledger.
+func (s *Store) Footprint(ctx context.Context) (Footprint, error) {
+	var f Footprint
+	err := s.pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM cafe_commands), (SELECT count(*) FROM cafe_events),
+		pg_total_relation_size('cafe_commands'::regclass) + pg_total_relation_size('cafe_events'::regclass)`).Scan(&f.Commands, &f.Events, &f.Bytes)
+	if err != nil {
+		return Footprint{}, fmt.Errorf("the ledger's tables: %w", err)
+	}
+	return f, nil
+}

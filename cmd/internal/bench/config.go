@@ -9,6 +9,7 @@ import (
 	"cafe/contracts/amqplink"
 	"cafe/contracts/linktls"
 	"cafe/contracts/mqttlink"
+	"cafe/contracts/records"
 )
 
 // Defaults of the flags that have one.
@@ -78,6 +79,7 @@ type Config struct {
 	KneeMaxSteps  int           // SettingKneeMaxSteps
 	Scrape        []string      // SettingScrape: [name=]URL of /metrics endpoints
 	Against       []string      // SettingAgainst: NAME=URL of other implementations to compare with (Compare)
+	PostgresURL   string        // SettingPostgresURL: the ledger's database, read for rows and bytes per command; "" not read
 	Out           string        // SettingOut: directory for the JSON and the pictures
 
 	Stdout   io.Writer // the report table
@@ -125,6 +127,7 @@ var (
 	SettingKneeP99       = contracts.Setting{Flag: "knee-p99"}
 	SettingKneeMaxSteps  = contracts.Setting{Flag: "knee-max-steps"}
 	SettingScrape        = contracts.Setting{Flag: "scrape"}
+	SettingPostgresURL   = records.SettingURL
 	SettingOut           = contracts.Setting{Flag: "out"}
 )
 
@@ -135,6 +138,7 @@ func Defaults() Config {
 		URL:           "http://127.0.0.1:8080",
 		MQTTURL:       "tcp://127.0.0.1:1883",
 		AMQPURL:       amqplink.DefaultURL,
+		PostgresURL:   records.DefaultURL,
 		Rate:          DefaultRate,
 		Duration:      DefaultDuration,
 		Devices:       DefaultDevices,

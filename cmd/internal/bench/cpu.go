@@ -62,9 +62,25 @@ func newCPUMeter(cfg Config, root procFS) *cpuMeter {
 	}
 	m.procs = append(m.procs,
 		root.brokerProc("RabbitMQ", cfg.AMQPURL, "5672"),
-		root.brokerProc("Mosquitto", cfg.MQTTURL, "1883"),
-		root.pidProc("load generator (cafe bench)", os.Getpid()))
+		root.brokerProc("Mosquitto", cfg.MQTTURL, "1883"))
+	if cfg.PostgresURL != "" {
+		m.procs = append(m.procs, root.postgresProc(cfg.PostgresURL))
+	}
+	m.procs = append(m.procs, root.pidProc("load generator (cafe bench)", os.Getpid()))
 	return m
+}
+
+// postgresProc is the PostgreSQL server behind rawURL (the ledger's
+// database): the process listening on its port and its children, the
+// backends.
+func (root procFS) postgresProc(rawURL string) *cpuProc {
+	p := root.brokerProc("PostgreSQL", rawURL, "5432")
+	if p.err == nil {
+		pid := p.pid
+		p.name = "PostgreSQL (" + root.comm(pid) + " and its backends)"
+		p.read = func() (cpuReading, error) { return root.treeCPU(pid) }
+	}
+	return p
 }
 
 func (root procFS) pidProc(name string, pid int) *cpuProc {

@@ -119,7 +119,9 @@
 // found on this machine by the port of their metrics URL and read from
 // /proc/PID/stat, else from their process_cpu_seconds_total), RabbitMQ and
 // Mosquitto (the processes listening on the ports of --amqp-url and
-// --mqtt-url, read from /proc: beam.smp and mosquitto) and the bench
+// --mqtt-url, read from /proc: beam.smp and mosquitto), PostgreSQL (the
+// process on --postgres-url's port and its children, the backends; a
+// backend that exits within the phase is not counted) and the bench
 // itself. For processes read from /proc it also gives the read- and
 // write-family system calls per command (/proc/PID/io syscr + syscw; that
 // file needs the process's user or root), and for cafe's services their Go
@@ -129,6 +131,19 @@
 // call, by kind, run strace on a service while a fixed number of commands
 // goes through, e.g. `strace -c -f -p PID` during `cafe bench --count
 // 2000`, and divide by the count.
+//
+// # The ledger
+//
+// With the same readings (ledger.go) each phase reports what the ledger
+// did: the events written and their lag p50 and p99, from the difference
+// of cafe_ledger_lag_seconds on the --scrape targets (summed over the
+// ledgers; quantiles are bucket bounds), read at the end once the count
+// holds still for 250 ms (at most 10 s: the ledger writes a command's last
+// events after its result arrived); and the rows and bytes the phase added
+// to the ledger's tables at --postgres-url (count(*) and
+// pg_total_relation_size before and after), per command completed. With
+// --knee the knee's step shows the lag under the knee load. The database
+// is shared: rows written by anything else in the phase count too.
 //
 // The bench runs in its own process, with the devices, on the same machine
 // as the pipeline and the brokers: on a small machine it competes with them

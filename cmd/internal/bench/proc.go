@@ -176,3 +176,46 @@ func (root procFS) cpu(pid int) (r cpuReading, err error) {
 	}
 	return r, nil
 }
+
+// children lists the pids whose parent is pid (from /proc/*/stat).
+func (root procFS) children(pid int) []int {
+	dirs, _ := os.ReadDir(string(root))
+	var out []int
+	for _, d := range dirs {
+		child, err := strconv.Atoi(d.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(string(root), d.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		if i := bytes.LastIndexByte(b, ')'); i >= 0 {
+			if f := strings.Fields(string(b[i+1:])); len(f) > 1 && f[1] == strconv.Itoa(pid) {
+				out = append(out, child)
+			}
+		}
+	}
+	return out
+}
+
+// treeCPU reads a process and its children as one (PostgreSQL: the
+// postmaster and a backend per connection), their system calls summed
+// when every one is readable. A child that exited in between is missing
+// from the later reading, so its CPU is not counted.
+func (root procFS) treeCPU(pid int) (cpuReading, error) {
+	r, err := root.cpu(pid)
+	if err != nil {
+		return r, err
+	}
+	for _, c := range root.children(pid) {
+		cr, err := root.cpu(c)
+		if err != nil {
+			continue // gone since it was listed
+		}
+		r.seconds += cr.seconds
+		r.syscalls += cr.syscalls
+		r.hasSys = r.hasSys && cr.hasSys
+	}
+	return r, nil
+}

@@ -178,3 +178,30 @@ func TestListenerPIDOfThisProcess(t *testing.T) {
 		t.Fatalf("cpu = %+v, %v; want this test's CPU and system calls", r, err)
 	}
 }
+
+// A process tree (PostgreSQL's postmaster and its backends) is read as
+// one: its CPU and system calls summed; other processes are left out.
+func TestTreeCPU(t *testing.T) {
+	root := t.TempDir()
+	proc := func(pid, ppid int, utime int) {
+		dir := filepath.Join(root, fmt.Sprint(pid))
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		stat := fmt.Sprintf("%d (postgres) S %d 1 1 0 -1 0 0 0 0 0 %d 0 0 0 20 0 1 0 0 0 0\n", pid, ppid, utime)
+		if err := os.WriteFile(filepath.Join(dir, "stat"), []byte(stat), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "io"), []byte("syscr: 1\nsyscw: 1\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	proc(10, 1, 100) // the postmaster
+	proc(11, 10, 200)
+	proc(12, 10, 300)
+	proc(13, 1, 5000) // not its child
+	r, err := procFS(root).treeCPU(10)
+	if err != nil || r.seconds != 6 || r.syscalls != 6 || !r.hasSys {
+		t.Fatalf("treeCPU = %+v, %v; want 6 s and 6 system calls", r, err)
+	}
+}

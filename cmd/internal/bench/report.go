@@ -86,8 +86,11 @@ type PhaseReport struct {
 	Timeline     []Second       `json:"timeline"`
 	// CPU is each process's CPU over the whole phase (warmup and drain
 	// included) per command completed in it (CPUCommands, warmup included).
-	CPU           []ProcessCPU `json:"cpu,omitempty"`
-	CPUCommands   int          `json:"cpu_commands,omitempty"`
+	CPU         []ProcessCPU `json:"cpu,omitempty"`
+	CPUCommands int          `json:"cpu_commands,omitempty"`
+	// Ledger is what the ledger did in the phase: its lag and what the
+	// phase added to PostgreSQL, per command completed (CPUCommands).
+	Ledger        *LedgerReport `json:"ledger,omitempty"`
 	samples       []point
 	warmupSeconds float64
 	hist          *hdrhistogram.Histogram // a copy of the end-to-end latencies, for the histogram picture

@@ -86,6 +86,8 @@ func (r *Report) measure(ctx context.Context, cfg Config, s *session, note func(
 		return orInterrupted(ctx, err)
 	}
 	s.cpu = newCPUMeter(cfg, "/proc")
+	s.ledger = newLedgerMeter(cfg)
+	defer s.ledger.close()
 	var sc *scraper
 	if len(cfg.Scrape) > 0 {
 		sc = startScraper(cfg.Scrape)

@@ -47,7 +47,8 @@ type session struct {
 	stopLink   func()
 	unregister func() error // removes the devices RegisterDevices registered
 
-	cpu *cpuMeter // nil: CPU per command not measured
+	cpu    *cpuMeter    // nil: CPU per command not measured
+	ledger *ledgerMeter // nil: the ledger not measured
 
 	mu      sync.RWMutex
 	phases  []*phase
@@ -264,12 +265,16 @@ func (s *session) newPhase(spec phaseSpec) *phase {
 // measure runs one phase and reports it.
 func (s *session) measure(ctx context.Context, spec phaseSpec) *PhaseReport {
 	p := s.newPhase(spec)
+	ledgerBefore := s.ledger.sample(ctx)
 	before := s.cpu.sample()
 	p.run(ctx)
 	after := s.cpu.sample()
 	r := p.report()
 	r.CPUCommands = p.completed()
 	r.CPU = s.cpu.perCommand(before, after, r.CPUCommands)
+	if !spec.CashierOnly {
+		r.Ledger = ledgerReport(ledgerBefore, s.ledger.settled(ctx), r.CPUCommands)
+	}
 	return r
 }
 

@@ -75,6 +75,7 @@ func (r *Report) WriteTable(w io.Writer, cfg Config) error {
 	}
 	r.writeServices(ew)
 	r.writeCPU(ew)
+	r.writeLedger(ew)
 	r.writeTargets(ew)
 	r.writeFiles(ew)
 	return ew.err
@@ -165,26 +166,39 @@ func (r *Report) writeServices(w io.Writer) {
 	_ = tw.Flush()
 }
 
-// writeCPU writes each process's CPU per command, for the lone phase, the
-// main run and the knee's step.
-func (r *Report) writeCPU(w io.Writer) {
+// tablePhases are the phases the CPU and ledger tables show: the lone
+// phase, the main run and the knee's step.
+func (r *Report) tablePhases() []*PhaseReport {
 	phases := []*PhaseReport{r.Lone, r.Run}
 	if r.Knee != nil {
 		phases = append(phases, r.Knee.KneeStep())
 	}
+	return phases
+}
+
+// writeCPU writes each process's CPU per command, for the tablePhases.
+func (r *Report) writeCPU(w io.Writer) {
+	r.writePhaseTable(w, "\nCPU per command (each process over the whole phase, warmup and drain included, over the commands completed in it;\n"+
+		"every process shares this machine's cores; r/w syscalls: /proc/PID/io syscr+syscw)",
+		"phase\tprocess\tpid\tCPU ms\tms/command\tr/w syscalls/command\tallocs/command\t",
+		func(p *PhaseReport) bool { return len(p.CPU) > 0 }, writeCPURows)
+}
+
+// writePhaseTable writes, for each of the tablePhases that has, a table's
+// rows, after the title and the column heads (once, if any phase has).
+func (r *Report) writePhaseTable(w io.Writer, title, heads string, has func(*PhaseReport) bool, rows func(io.Writer, *PhaseReport)) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	heading := false
-	for _, p := range phases {
-		if p == nil || len(p.CPU) == 0 {
+	for _, p := range r.tablePhases() {
+		if p == nil || !has(p) {
 			continue
 		}
 		if !heading {
-			fmt.Fprintln(w, "\nCPU per command (each process over the whole phase, warmup and drain included, over the commands completed in it;\n"+
-				"every process shares this machine's cores; r/w syscalls: /proc/PID/io syscr+syscw)")
-			fmt.Fprintln(tw, "phase\tprocess\tpid\tCPU ms\tms/command\tr/w syscalls/command\tallocs/command\t")
+			fmt.Fprintln(w, title)
+			fmt.Fprintln(tw, heads)
 			heading = true
 		}
-		writeCPURows(tw, p)
+		rows(tw, p)
 	}
 	_ = tw.Flush()
 }
@@ -205,6 +219,33 @@ func writeCPURows(tw io.Writer, p *PhaseReport) {
 	}
 	fmt.Fprintf(tw, "%s\tcafe's own (--scrape)\t\t\t%.3f\t\t\t\n", p.Name, own)
 	fmt.Fprintf(tw, "%s\tall measured, %d commands\t\t\t%.3f\t\t\t\n", p.Name, p.CPUCommands, all)
+}
+
+// writeLedger writes the ledger's lag and what each of the tablePhases
+// added to PostgreSQL per command.
+func (r *Report) writeLedger(w io.Writer) {
+	r.writePhaseTable(w, "\nledger (events written and their lag, from cafe_ledger_lag_seconds of the --scrape targets: bucket bounds, so ≤;\n"+
+		"rows and bytes added to cafe_commands and cafe_events, table + indexes + TOAST, over the commands completed)",
+		"phase\tevents\tevents/command\tlag p50\tlag p99\trows/command\tbytes/command\t",
+		func(p *PhaseReport) bool { return p.Ledger != nil }, writeLedgerRow)
+}
+
+func writeLedgerRow(tw io.Writer, p *PhaseReport) {
+	l := p.Ledger
+	lag := []string{"-", "-", "-", "-"}
+	if l.LagError == "" {
+		p99 := fmtMS(l.LagP99MS)
+		if l.LagP99Beyond {
+			p99 = ">" + p99
+		}
+		lag = []string{fmt.Sprintf("%.0f", l.Events), fmt.Sprintf("%.2f", l.EventsPerCommand), fmtMS(l.LagP50MS), p99}
+	}
+	db := []string{"-", "-"}
+	if l.DBError == "" {
+		db = []string{fmt.Sprintf("%.2f", l.RowsPerCommand), fmt.Sprintf("%.0f", l.BytesPerCommand)}
+	}
+	fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t  %s\n", p.Name, lag[0], lag[1], lag[2], lag[3], db[0], db[1],
+		strings.TrimSpace(l.LagError+" "+l.DBError))
 }
 
 // orDash formats v with prec decimals, or "-" when it was not measured.

@@ -96,7 +96,9 @@ func subscribeResults(t testing.TB, s appclient.Session, clean bool, on func(top
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg.ForgetSession = !clean
+	if !clean { // a persistent session outlives stop (the app may come back to it) until the test ends
+		forgetMQTTSessionAtEnd(t, cfg.ClientID)
+	}
 	if u, _ := url.Parse(cfg.URL); u != nil && mqttlink.TLSScheme(u.Scheme) {
 		cfg.TLS.CA = brokertest.CAFile()
 	}

@@ -9,7 +9,11 @@ package e2e
 //
 //	accepted   commands the cashier answered 202
 //	refused    commands answered otherwise (503, or no answer at all)
-//	delivered  accepted commands with at least one result on the app's topic
+//	delivered  accepted commands with at least one result, over MQTT (on
+//	           the app's topic) or over HTTP (GET /v1/results, which the app
+//	           pages through from the scenario's start for what it missed)
+//	via MQTT   accepted commands whose result came over MQTT
+//	HTTP only  accepted commands whose result the app had only over HTTP
 //	dead       accepted commands in the dead-letter queue (their app also
 //	           gets a -32005 result, so they are counted as delivered too)
 //	lost       accepted − (delivered ∪ dead): must be 0
@@ -18,8 +22,12 @@ package e2e
 //	           then (resubmitted while refused) was answered
 //
 // Run it with `task chaos` (all scenarios) or `task chaos:short` (the CI
-// subset, -short: kill_barista, poison, queue_full with less load). It
+// subset, -short: kill_barista, poison, app_away, queue_full with less load). It
 // restarts the shared brokers: run it alone, never beside other tests.
+//
+// Every scenario runs a ledger (on a PostgreSQL schema of its own), so the
+// app can fetch over HTTP what MQTT did not bring; a result that came both
+// ways must be the same bytes.
 
 import (
 	"context"
@@ -28,6 +36,7 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -42,10 +51,12 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"cafe/cmd/internal/appclient"
 	"cafe/contracts"
 	"cafe/contracts/amqplink"
 	"cafe/contracts/brokertest"
 	"cafe/contracts/identity"
+	"cafe/contracts/records/recordstest"
 )
 
 var chaosOut = flag.String("chaos-out", "", "also write the chaos table (Markdown) to this file")
@@ -54,6 +65,7 @@ var chaosOut = flag.String("chaos-out", "", "also write the chaos table (Markdow
 type chaosRow struct {
 	name                                                       string
 	accepted, refused, delivered, dead, lost, dups, errorCodes int
+	viaMQTT, httpOnly                                          int // delivered, by the way the result came
 	deadTotal                                                  int // everything in the dead-letter queue, poison included
 	faultTook                                                  time.Duration
 	refusedP99                                                 time.Duration // how fast refusals came
@@ -72,9 +84,11 @@ type scenario struct {
 	rate    int      // commands per second
 	total   int      // commands in all (short: a third)
 	timeout string   // Cafe-Timeout of the load
-	// fault runs once a third of the load is sent; it returns when the
-	// fault is over (the moment recovery is measured from).
+	// fault runs once a third of the load is sent (with early, before
+	// any); it returns when the fault is over (the moment recovery is
+	// measured from).
 	fault func(t *testing.T, c *chaosRun) time.Time
+	early bool
 }
 
 func TestChaos(t *testing.T) {
@@ -86,8 +100,8 @@ func TestChaos(t *testing.T) {
 		t.Run(sc.name, func(t *testing.T) {
 			row := runScenario(t, sc)
 			rows = append(rows, row)
-			t.Logf("%s: accepted %d refused %d delivered %d dead %d lost %d dups %d errors %d dead queue %d recovery %v",
-				row.name, row.accepted, row.refused, row.delivered, row.dead, row.lost, row.dups, row.errorCodes, row.deadTotal, row.recovery.Round(time.Millisecond))
+			t.Logf("%s: accepted %d refused %d delivered %d (MQTT %d, HTTP only %d) dead %d lost %d dups %d errors %d dead queue %d recovery %v",
+				row.name, row.accepted, row.refused, row.delivered, row.viaMQTT, row.httpOnly, row.dead, row.lost, row.dups, row.errorCodes, row.deadTotal, row.recovery.Round(time.Millisecond))
 			if row.lost != 0 {
 				t.Errorf("%d accepted commands lost", row.lost)
 			}
@@ -149,6 +163,25 @@ func scenarios() []scenario {
 			},
 		},
 		{
+			name: "app_away", short: true, summary: "the app's MQTT connection gone for 2s, its session with it (it comes back with a new one)",
+			setup: base, devices: 8, flags: []string{"--latency", "10ms"}, rate: 150, total: 1500, timeout: "30s",
+			fault: func(t *testing.T, c *chaosRun) time.Time {
+				c.app.away(t, 2*time.Second)
+				return time.Now()
+			},
+		},
+		{
+			name: "app_offline", summary: "the app offline, its session kept, for 20 000 results: twice what Mosquitto queues for it (max_queued_messages 10000)",
+			setup: base, devices: 8, flags: []string{"--latency", "1ms"}, rate: 400, total: 20000, timeout: "120s", early: true,
+			fault: func(t *testing.T, c *chaosRun) time.Time {
+				c.app.stop() // the session stays: Mosquitto queues what it can
+				<-c.loaded
+				c.p.waitDrained(t, 3*time.Minute)
+				c.app.stop = subscribeResults(t, c.app.session, false, c.app.onResult)
+				return time.Now()
+			},
+		},
+		{
 			name: "queue_full", short: true, summary: "the commands queue is full (max length 50) under a burst",
 			setup: setup{baristas: 1, callers: 1, cashierEnv: []string{"CAFE_QUEUE_MAX_LENGTH=50"},
 				baristaEnv: []string{"CAFE_QUEUE_MAX_LENGTH=50", "CAFE_BARISTA_CONCURRENCY=8"}, callerEnv: []string{"CAFE_QUEUE_MAX_LENGTH=50"}},
@@ -179,10 +212,12 @@ func scenarios() []scenario {
 
 // chaosRun is one scenario in progress.
 type chaosRun struct {
-	p     *pipeline
-	fleet *fleet
-	flags []string // the fleet's devicesim flags
-	app   *persistentApp
+	p       *pipeline
+	fleet   *fleet
+	flags   []string // the fleet's devicesim flags
+	app     *persistentApp
+	fetched *fetchedResults // what the app read over GET /v1/results
+	loaded  chan struct{}   // closed once the load is all sent and answered
 
 	cashierMu   sync.Mutex
 	cashierBase string
@@ -199,55 +234,54 @@ func runScenario(t *testing.T, sc scenario) chaosRow {
 	if testing.Short() {
 		total /= 3
 	}
-	p := newPipeline(t, sc.setup)
-	c := &chaosRun{p: p, cashierBase: p.url(), flags: sc.flags}
+	dbEnv := "CAFE_POSTGRES_URL=" + recordstest.Schema(t)
+	s := sc.setup
+	s.cashierEnv = append([]string{dbEnv}, s.cashierEnv...)
+	p := newPipeline(t, s)
+	startService(t, "ledger", "ledger", append(append([]string{dbEnv}, p.env...), s.callerEnv...)).waitReady(t)
+	p.waitConsumers(t, p.top.EventsQueue(), 1)
+	c := &chaosRun{p: p, cashierBase: p.url(), flags: sc.flags, loaded: make(chan struct{})}
 	c.fleet = p.startDevices(t, sc.devices, sc.flags...)
 	c.app = newPersistentApp(t, p.url(), p.client)
+	c.fetched = newFetchedResults(time.Now().Add(-time.Second))
 
 	// The load: total commands at rate, spread over the fleet's devices.
 	var accepted sync.Map // id → true
 	var refused atomic.Int64
 	var refusals latencies
 	var sent atomic.Int64
-	loadDone := make(chan struct{})
 	go func() {
-		defer close(loadDone)
+		defer close(c.loaded)
 		c.load(sc, total, &sent, &accepted, &refused, &refusals)
 	}()
-	brokertest.Eventually(t, time.Minute, "the load did not get going", func() bool { return sent.Load() >= int64(total/3) })
+	if !sc.early {
+		brokertest.Eventually(t, time.Minute, "the load did not get going", func() bool { return sent.Load() >= int64(total/3) })
+	}
 	faultStart := time.Now()
 	faultEnd := sc.fault(t, c)
 	recovery := c.probe(t, faultEnd)
-	<-loadDone
+	<-c.loaded
 
 	ids := map[string]bool{}
 	accepted.Range(func(k, _ any) bool { ids[k.(string)] = true; return true })
 	row := chaosRow{name: sc.name, accepted: len(ids), refused: int(refused.Load()), recovery: recovery, note: sc.summary,
 		faultTook: faultEnd.Sub(faultStart), refusedP99: refusals.p99()}
 
-	// Wait until every accepted command has a result or a dead letter.
+	// Wait until every accepted command has a result (over MQTT, or
+	// fetched over HTTP) or a dead letter.
 	deadline := time.Now().Add(3 * time.Minute)
 	for {
 		seen, codes := c.app.snapshot()
+		c.fetched.fetch(t, c.base(), c.p.client.token)
 		dead, deadTotal := c.deadLettered(t, ids)
-		row.delivered, row.dups, row.errorCodes, row.dead, row.lost = 0, 0, 0, len(dead), 0
-		for id := range ids {
-			if n := seen[id]; n > 0 {
-				row.delivered++
-				row.dups += n - 1
-			} else if !dead[id] {
-				row.lost++
-			}
-			if _, isErr := codes[id]; isErr {
-				row.errorCodes++
-			}
-		}
+		row.count(ids, seen, codes, c.fetched.snapshot(), dead)
 		row.deadTotal = deadTotal
 		if row.lost == 0 || time.Now().After(deadline) {
 			break
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
+	c.fetched.compare(t, c.app)
 	// Nothing reaches the app but answers to what it sent (and notices
 	// for broken commands in its name): no result for a message put in
 	// the queue behind the cashier's back.
@@ -258,6 +292,29 @@ func runScenario(t *testing.T, sc scenario) chaosRow {
 		}
 	}
 	return row
+}
+
+// count fills the row's counts: of the accepted ids, those with a result
+// over MQTT (seen), over HTTP only (fetched), dead-lettered, or lost.
+func (row *chaosRow) count(ids map[string]bool, seen map[string]int, codes map[string]contracts.Code, fetched map[string][]byte, dead map[string]bool) {
+	row.delivered, row.viaMQTT, row.httpOnly, row.dups, row.errorCodes, row.dead, row.lost = 0, 0, 0, 0, 0, len(dead), 0
+	for id := range ids {
+		_, overHTTP := fetched[id]
+		switch n := seen[id]; {
+		case n > 0:
+			row.delivered++
+			row.viaMQTT++
+			row.dups += n - 1
+		case overHTTP:
+			row.delivered++
+			row.httpOnly++
+		case !dead[id]:
+			row.lost++
+		}
+		if _, isErr := codes[id]; isErr {
+			row.errorCodes++
+		}
+	}
 }
 
 // load submits total commands at sc.rate, each to one of the fleet's devices.
@@ -436,6 +493,23 @@ func (c *chaosRun) deadLettered(t *testing.T, ids map[string]bool) (map[string]b
 	}
 }
 
+// waitDrained returns once the commands and results queues have had no
+// message ready for a second: the workers hold at most their prefetch
+// (what they finish soon after).
+func (p *pipeline) waitDrained(t *testing.T, within time.Duration) {
+	t.Helper()
+	empty := func() bool {
+		return brokertest.QueueDepth(t, p.top.CommandsQueue()) == 0 && brokertest.QueueDepth(t, p.top.ResultsQueue()) == 0
+	}
+	brokertest.Eventually(t, within, "the pipeline never drained", func() bool {
+		if !empty() {
+			return false
+		}
+		time.Sleep(time.Second) // and still empty a second later
+		return empty()
+	})
+}
+
 // restartDevices starts the fleet f again with the same devices.
 func (p *pipeline) restartDevices(t testing.TB, f *fleet, flags ...string) *fleet {
 	t.Helper()
@@ -455,14 +529,29 @@ type persistentApp struct {
 	first map[string]time.Time // id → arrival of its first result
 	seen  map[string]int       // id → results received
 	codes map[string]contracts.Code
+	raw   map[string][][]byte // id → the bytes of each result received
+
+	session appclient.Session
+	stop    func() // ends the MQTT link and forgets its session
 }
 
 func newPersistentApp(t testing.TB, base string, c client) *persistentApp {
 	t.Helper()
-	a := &persistentApp{first: map[string]time.Time{}, seen: map[string]int{}, codes: map[string]contracts.Code{}}
-	session := (&app{base: base, client: c, http: &http.Client{Timeout: 15 * time.Second}}).session(t)
-	subscribeResults(t, session, false, a.onResult)
+	a := &persistentApp{first: map[string]time.Time{}, seen: map[string]int{}, codes: map[string]contracts.Code{}, raw: map[string][][]byte{}}
+	a.session = (&app{base: base, client: c, http: &http.Client{Timeout: 15 * time.Second}}).session(t)
+	a.stop = subscribeResults(t, a.session, false, a.onResult)
 	return a
+}
+
+// away disconnects the app for d, forgetting its MQTT session: what is
+// published for it meanwhile is dropped by the broker, and comes back only
+// over HTTP. It then subscribes again, on a new session.
+func (a *persistentApp) away(t *testing.T, d time.Duration) {
+	t.Helper()
+	a.stop()
+	forgetMQTTSession(t, a.session.ClientID)
+	time.Sleep(d) // the absence itself
+	a.stop = subscribeResults(t, a.session, false, a.onResult)
 }
 
 func (a *persistentApp) onResult(_ string, payload []byte) {
@@ -477,6 +566,7 @@ func (a *persistentApp) onResult(_ string, payload []byte) {
 		a.first[id] = time.Now()
 	}
 	a.seen[id]++
+	a.raw[id] = append(a.raw[id], slices.Clone(payload))
 	if r.Error != nil {
 		a.codes[id] = r.Error.Code
 	}
@@ -502,6 +592,84 @@ func (a *persistentApp) snapshot() (map[string]int, map[string]contracts.Code) {
 	return maps.Clone(a.seen), maps.Clone(a.codes)
 }
 
+// pushed reports whether the app got body over MQTT as a result for id,
+// and whether it got any result for id at all.
+func (a *persistentApp) pushed(id string, body []byte) (same, any bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, raw := range a.raw[id] {
+		if string(raw) == string(body) {
+			return true, true
+		}
+	}
+	return false, len(a.raw[id]) > 0
+}
+
+// fetchedResults is what the app read over GET /v1/results, page after
+// page from a time, following each page's cursor.
+type fetchedResults struct {
+	after    string            // the next page's cursor (an RFC 3339 time at first)
+	bodies   map[string][]byte // the app's id → its result's bytes
+	commands map[string]bool   // command ids read (ids may repeat: the poison's all say "garbled")
+}
+
+func newFetchedResults(since time.Time) *fetchedResults {
+	return &fetchedResults{after: since.UTC().Format(time.RFC3339Nano), bodies: map[string][]byte{}, commands: map[string]bool{}}
+}
+
+// fetch reads the pages that are there now. A cashier that is down (a
+// restart scenario) is read again on the next round.
+func (f *fetchedResults) fetch(t *testing.T, base, token string) {
+	t.Helper()
+	httpc := &http.Client{Timeout: 10 * time.Second}
+	defer httpc.CloseIdleConnections()
+	for {
+		req, _ := http.NewRequest(http.MethodGet, base+"/v1/results?limit=1000&after="+url.QueryEscape(f.after), nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		res, err := httpc.Do(req)
+		if err != nil {
+			return
+		}
+		var p struct {
+			Results []struct {
+				ID        json.RawMessage `json:"id"`
+				CommandID string          `json:"command_id"`
+				Result    json.RawMessage `json:"result"`
+			} `json:"results"`
+			Next string `json:"next"`
+		}
+		err = json.NewDecoder(res.Body).Decode(&p)
+		res.Body.Close()
+		if res.StatusCode != http.StatusOK || err != nil {
+			return
+		}
+		for _, r := range p.Results {
+			if f.commands[r.CommandID] {
+				t.Errorf("GET /v1/results gave command %s (id %s) twice (cursor %s)", r.CommandID, r.ID, f.after)
+			}
+			f.commands[r.CommandID] = true
+			f.bodies[strings.Trim(string(r.ID), `"`)] = slices.Clone([]byte(r.Result))
+		}
+		if len(p.Results) == 0 || p.Next == "" {
+			return
+		}
+		f.after = p.Next
+	}
+}
+
+func (f *fetchedResults) snapshot() map[string][]byte { return maps.Clone(f.bodies) }
+
+// compare checks that every result read over HTTP whose id also came over
+// MQTT is one of the results pushed, byte for byte.
+func (f *fetchedResults) compare(t *testing.T, a *persistentApp) {
+	t.Helper()
+	for id, body := range f.bodies {
+		if same, any := a.pushed(id, body); any && !same {
+			t.Errorf("%s: GET /v1/results gave %s, not what MQTT brought", id, body)
+		}
+	}
+}
+
 func brokerScript(t *testing.T, command string) {
 	t.Helper()
 	cmd := exec.Command("bash", filepath.Join("..", "..", "..", "deploy", "brokers.sh"), command)
@@ -520,11 +688,11 @@ func rabbitmqctl(t *testing.T, args ...string) {
 // chaosTable renders the rows as a Markdown table.
 func chaosTable(rows []chaosRow) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "| scenario | accepted (202) | refused | refusal p99 | delivered | dead-lettered | lost | duplicates | error results | dead-letter queue | fault lasted | recovery | fault |\n")
-	fmt.Fprintf(&b, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
+	fmt.Fprintf(&b, "| scenario | accepted (202) | refused | refusal p99 | delivered | via MQTT | via HTTP only | dead-lettered | lost | duplicates | error results | dead-letter queue | fault lasted | recovery | fault |\n")
+	fmt.Fprintf(&b, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
 	for _, r := range rows {
-		fmt.Fprintf(&b, "| %s | %d | %d | %s | %d | %d | **%d** | %d | %d | %d | %s | %s | %s |\n", r.name, r.accepted, r.refused,
-			dash(r.refusedP99), r.delivered, r.dead, r.lost, r.dups, r.errorCodes, r.deadTotal,
+		fmt.Fprintf(&b, "| %s | %d | %d | %s | %d | %d | %d | %d | **%d** | %d | %d | %d | %s | %s | %s |\n", r.name, r.accepted, r.refused,
+			dash(r.refusedP99), r.delivered, r.viaMQTT, r.httpOnly, r.dead, r.lost, r.dups, r.errorCodes, r.deadTotal,
 			r.faultTook.Round(10*time.Millisecond), r.recovery.Round(10*time.Millisecond), r.note)
 	}
 	return b.String()

@@ -360,12 +360,11 @@ func publish(t testing.TB, link *mqttlink.Link, topic string, payload []byte, re
 func clearPresenceAtEnd(t testing.TB, devices ...string) {
 	t.Helper()
 	t.Cleanup(func() {
-		link, err := mqttlink.New(mqttlink.Config{URL: brokertest.MQTTURL(), ClientID: brokertest.ID(t, "clear"), CleanSession: true}, quietLog)
-		if err != nil {
-			t.Error(err)
+		link, stop := cleanLink(t, brokertest.ID(t, "clear"))
+		if link == nil {
 			return
 		}
-		defer link.Background()()
+		defer stop()
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		for _, d := range devices {

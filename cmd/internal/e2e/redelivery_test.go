@@ -90,17 +90,33 @@ func sameKeyTwice(t *testing.T, sent []command) {
 // a process that cannot drop its own because it was killed.
 func forgetMQTTSessionAtEnd(t testing.TB, clientID string) {
 	t.Helper()
-	t.Cleanup(func() {
-		link, err := mqttlink.New(mqttlink.Config{URL: brokertest.MQTTURL(), ClientID: clientID, CleanSession: true}, quietLog)
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		defer link.Background()()
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := link.WaitConnected(ctx); err != nil {
-			t.Errorf("dropping the MQTT session of %s: %v", clientID, err)
-		}
-	})
+	t.Cleanup(func() { forgetMQTTSession(t, clientID) })
+}
+
+// forgetMQTTSession drops the broker's session of clientID now, and what
+// it holds, by connecting with a clean session.
+func forgetMQTTSession(t testing.TB, clientID string) {
+	t.Helper()
+	link, stop := cleanLink(t, clientID)
+	if link == nil {
+		return
+	}
+	defer stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := link.WaitConnected(ctx); err != nil {
+		t.Errorf("dropping the MQTT session of %s: %v", clientID, err)
+	}
+}
+
+// cleanLink runs a clean-session MQTT link of clientID as cafe's test
+// login until stop; nil (and the test failed) when it cannot be made.
+func cleanLink(t testing.TB, clientID string) (link *mqttlink.Link, stop func()) {
+	t.Helper()
+	link, err := mqttlink.New(mqttlink.Config{URL: brokertest.MQTTURL(), ClientID: clientID, CleanSession: true}, quietLog)
+	if err != nil {
+		t.Error(err)
+		return nil, nil
+	}
+	return link, link.Background()
 }

@@ -1,0 +1,170 @@
+package contracts
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+)
+
+// Batches of explicit events. Every message in the events queue costs
+// RabbitMQ a quorum-queue enqueue, a delivery and a settle, so a barista
+// and a caller gather their "sent" and "delivered" events (Event) for up to
+// EventBatchWait, or EventBatchMax of them, and post them as one message:
+// HeaderEvent EventBatch, no other header, the body a JSON array of
+// BatchedEvent. Under load that makes the two explicit events per command
+// a small fraction of a message; a lone command's events still go within
+// EventBatchWait. The guarantee is the one of a single event (fire and
+// forget, see Event), for the batch: it is lost only if the connection
+// fails at the instant it is posted, or the process dies while it waits.
+const (
+	EventBatch     = "batch"               // HeaderEvent of a batch
+	EventBatchMax  = 256                   // events in one batch at most (the sender's)
+	EventBatchWait = 5 * time.Millisecond  // how long the first event of a batch waits for others
+	MaxBatchEvents = 1024                  // events in one batch a reader accepts
+	MaxBatchBytes  = MaxBatchEvents * 1024 // body of a batch a reader accepts
+)
+
+// BatchedEvent is one explicit event in a batch: the same facts as the
+// headers of the message Event makes.
+type BatchedEvent struct {
+	Kind      EventKind `json:"kind"`
+	ID        string    `json:"id"` // HeaderEventID
+	CommandID string    `json:"command_id"`
+	ClientID  string    `json:"client_id"`
+	DeviceID  string    `json:"device_id"`
+	MsgID     string    `json:"msg_id,omitempty"`
+	At        int64     `json:"at"` // Unix nanoseconds
+}
+
+// ParseEventBatch reads a batch's body. Each event is checked by the
+// reader (ids, kind), as a single event's headers are.
+func ParseEventBatch(body []byte) ([]BatchedEvent, error) {
+	if len(body) > MaxBatchBytes {
+		return nil, fmt.Errorf("a batch of %d bytes, over the %d-byte limit", len(body), MaxBatchBytes)
+	}
+	var evs []BatchedEvent
+	if err := json.Unmarshal(body, &evs); err != nil {
+		return nil, fmt.Errorf("a batch that is not a JSON array of events: %w", err)
+	}
+	if len(evs) == 0 || len(evs) > MaxBatchEvents {
+		return nil, fmt.Errorf("a batch of %d events: want 1 to %d", len(evs), MaxBatchEvents)
+	}
+	return evs, nil
+}
+
+// batched is the event msg (made by Event) stands for; false for a
+// message that is not an explicit event.
+func batched(msg amqp.Publishing) (BatchedEvent, bool) {
+	kind, ok := msg.Headers[HeaderEvent].(string)
+	id, _ := msg.Headers[HeaderEventID].(string)
+	at, _ := msg.Headers[HeaderEventAt].(int64)
+	client, _ := msg.Headers[HeaderClientID].(string)
+	device, _ := msg.Headers[HeaderDeviceID].(string)
+	msgID, _ := msg.Headers[HeaderMsgID].(string)
+	if !ok || kind == EventBatch {
+		return BatchedEvent{}, false
+	}
+	return BatchedEvent{Kind: EventKind(kind), ID: id, CommandID: msg.MessageId, ClientID: client, DeviceID: device, MsgID: msgID, At: at}, true
+}
+
+// EventBatcher posts explicit events in batches (see EventBatch). It has
+// the Post of the publisher it wraps, so a role posts through it as it
+// would directly; call Flush when the role stops, before its links close.
+type EventBatcher struct {
+	post   func(exchange, key string, msg amqp.Publishing) error
+	unsent func(events int) // events lost because their batch could not be posted
+	wait   time.Duration    // EventBatchWait
+
+	mu       sync.Mutex
+	exchange string
+	pending  []BatchedEvent
+	timer    *time.Timer // running while events wait
+}
+
+// NewEventBatcher batches events for post (a fire-and-forget publish);
+// unsent is told how many events a failed post lost.
+func NewEventBatcher(post func(exchange, key string, msg amqp.Publishing) error, unsent func(events int)) *EventBatcher {
+	return &EventBatcher{post: post, unsent: unsent, wait: EventBatchWait}
+}
+
+// errMixedExchanges guards the one exchange a batcher serves.
+var errMixedExchanges = errors.New("an event batcher posts to one exchange")
+
+// Post adds an explicit event (made by Event) to the batch for exchange,
+// posting the batch when it is full; anything else is posted at once, and
+// only then is its error returned: the events of a batch that could not be
+// posted are counted by unsent.
+func (b *EventBatcher) Post(exchange, key string, msg amqp.Publishing) error {
+	ev, ok := batched(msg)
+	if !ok || key != "" {
+		return b.post(exchange, key, msg)
+	}
+	b.mu.Lock()
+	if b.exchange != "" && b.exchange != exchange {
+		b.mu.Unlock()
+		return errMixedExchanges
+	}
+	b.exchange = exchange
+	b.pending = append(b.pending, ev)
+	if len(b.pending) >= EventBatchMax {
+		batch := b.take()
+		b.mu.Unlock()
+		b.sendCounted(exchange, batch)
+		return nil
+	}
+	if b.timer == nil {
+		b.timer = time.AfterFunc(b.wait, b.Flush)
+	}
+	b.mu.Unlock()
+	return nil
+}
+
+// take empties the batch; b.mu is held.
+func (b *EventBatcher) take() []BatchedEvent {
+	batch := b.pending
+	b.pending = nil
+	if b.timer != nil {
+		b.timer.Stop()
+		b.timer = nil
+	}
+	return batch
+}
+
+// Flush posts the events waiting, if any. Nil-safe.
+func (b *EventBatcher) Flush() {
+	if b == nil {
+		return
+	}
+	b.mu.Lock()
+	batch, exchange := b.take(), b.exchange
+	b.mu.Unlock()
+	if len(batch) > 0 {
+		b.sendCounted(exchange, batch)
+	}
+}
+
+func (b *EventBatcher) sendCounted(exchange string, batch []BatchedEvent) {
+	if b.send(exchange, batch) != nil && b.unsent != nil {
+		b.unsent(len(batch))
+	}
+}
+
+// send posts batch as one message: a lone event as Event makes it (so a
+// reader of single events reads it), more as a batch.
+func (b *EventBatcher) send(exchange string, batch []BatchedEvent) error {
+	if len(batch) == 1 {
+		e := batch[0]
+		msg := Event(e.Kind, e.CommandID, e.ClientID, e.DeviceID, e.MsgID, time.Unix(0, e.At))
+		msg.Headers[HeaderEventID] = e.ID
+		return b.post(exchange, "", msg)
+	}
+	body, err := json.Marshal(batch)
+	if err != nil {
+		return err
+	}
+	return b.post(exchange, "", amqp.Publishing{MessageId: batch[0].CommandID, Headers: amqp.Table{HeaderEvent: EventBatch}, Body: body})
+}
