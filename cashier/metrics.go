@@ -26,7 +26,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		requests: ops.CounterVec("cafe_cashier_http_requests_total", "Command submissions by HTTP status code.", "code"),
 		commands: ops.CounterVec("cafe_cashier_commands_total", "Commands by result: accepted (confirmed by RabbitMQ, 202) or refused (not confirmed, 503).", "result"),
 		dupChecks: ops.CounterVec("cafe_cashier_duplicate_checks_total",
-			"Lookups in the ledger for ids still pending: clear, conflict (409), skipped (the database did not answer in time: accepted unchecked).", "result"),
+			"Lookups in the ledger for ids still pending: clear, conflict (409), skipped (the database did not answer in time: accepted unchecked), open (not asked: it failed 3 times in a row; tried again after 5s).", "result"),
 		confirm: ops.Histogram("cafe_cashier_publish_confirm_seconds", "Time from publishing a command to RabbitMQ's publisher confirm.", ops.LatencyBuckets),
 		accept:  ops.Histogram("cafe_cashier_accept_seconds", "Time from a request's arrival to its 202 answer.", ops.LatencyBuckets),
 		conns:   ops.Gauge("cafe_cashier_http_connections", "Open HTTP connections; at CAFE_MAX_CONNS, new ones wait to be accepted."),

@@ -25,7 +25,7 @@ type Records interface {
 
 // UseRecords gives the cashier the ledger's database; without it GET
 // /v1/commands/{id} and GET /v1/results answer 503. Call it before Run.
-func (s *Server) UseRecords(r Records) { s.records = r }
+func (s *Server) UseRecords(r Records) { s.records, s.dupBreaker = r, newDupBreaker() }
 
 // Limits of the records API.
 const (

@@ -4,10 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -287,4 +290,68 @@ func TestCommandPath(t *testing.T) {
 			t.Errorf("CommandPath(%s) = %s, want %s", tc.token, got, tc.path)
 		}
 	}
+}
+
+// A ledger database that accepts connections and never answers (a hung
+// server, a partition) costs the first submissions the check's budget and
+// the rest nothing: after three lookups in a row fail, the check is
+// skipped without asking, and every command is still accepted.
+func TestDuplicateCheckStopsAskingAHungDatabase(t *testing.T) {
+	silent, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = silent.Close() })
+	var held []net.Conn
+	var mu sync.Mutex
+	go func() {
+		for {
+			c, err := silent.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			held = append(held, c) // read nothing, answer nothing
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range held {
+			_ = c.Close()
+		}
+	})
+	r, err := records.Open("postgres://cafe@"+silent.Addr().String()+"/cafe?sslmode=disable&connect_timeout=10", true, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.Close)
+	s := newServer(t, &fakeQueue{})
+	s.UseRecords(r)
+	for i := range 10 {
+		res, body := do(t, s, call{path: "/v1/devices/lamp-1/commands", token: tokenApp1, body: fmt.Sprintf(`{"jsonrpc":"2.0","method":"on","id":%d}`, i)})
+		if res.StatusCode != http.StatusAccepted {
+			t.Fatalf("command %d with the database hung: status %d %s, want 202", i, res.StatusCode, body)
+		}
+	}
+	skipped := labelled(t, s, "cafe_cashier_duplicate_checks_total", `result="skipped"`)
+	open := labelled(t, s, "cafe_cashier_duplicate_checks_total", `result="open"`)
+	if skipped != "3" || open != "7" {
+		t.Fatalf("checks skipped after waiting %s, not asked %s; want 3 and 7", skipped, open)
+	}
+}
+
+// labelled is the value of a metric's series with the label pair on s's
+// /metrics.
+func labelled(t *testing.T, s *cashier.Server, name, label string) string {
+	t.Helper()
+	w := httptest.NewRecorder()
+	s.Handler().ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	for line := range strings.Lines(w.Body.String()) {
+		if v, ok := strings.CutPrefix(line, name+"{"+label+"} "); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "0"
 }

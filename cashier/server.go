@@ -12,6 +12,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/sony/gobreaker/v2"
 	"golang.org/x/time/rate"
 
 	"cafe/contracts"
@@ -28,8 +29,9 @@ type Server struct {
 	top contracts.Topology
 	m   *metrics
 
-	records Records // the ledger's database; nil: the records API answers 503
-	notices Poster  // status notices; nil: none
+	records    Records                             // the ledger's database; nil: the records API answers 503
+	dupBreaker *gobreaker.CircuitBreaker[[]string] // in front of records.Pending (duplicates.go)
+	notices    Poster                              // status notices; nil: none
 
 	dir         atomic.Pointer[directory]
 	draining    atomic.Bool
