@@ -31,7 +31,7 @@ at once and the result later, on clients/{clientID}/results.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(upCommand(), orderCommand(), clientsCommand(), devicesCommand(), deadCommand(), statusCommand(), benchCommand(), scaleCommand(), setupCommand(), credentialsCommand(), brokerAuthCommand(), tierCommand(), operatorsCommand(), consoleCommand())
+	root.AddCommand(upCommand(), orderCommand(), clientsCommand(), devicesCommand(), deadCommand(), statusCommand(), benchCommand(), scaleCommand(), setupCommand(), credentialsCommand(), brokerAuthCommand(), tierCommand(), operatorsCommand(), consoleCommand(), topologyCommand())
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "cafe:", err)
 		var ee *exitError

@@ -103,7 +103,7 @@ func Check(conn *amqp.Connection, t contracts.Topology) error {
 	}
 	defer ch.Close()
 	missing := func(kind, name string, err error) error {
-		return fmt.Errorf("%w: %s %s (%v): this user may not declare it; declare the topology as cafe-admin (cafe up does; or `cafe topology` with CAFE_AMQP_PREFIX=%s)",
+		return fmt.Errorf("%w: %s %s (%v): this user may not declare it; declare the topology as cafe-admin (cafe up does; or run `cafe topology --amqp-prefix %s`)",
 			ErrTopologyMissing, kind, name, err, t.Prefix)
 	}
 	for _, e := range t.Exchanges() {
