@@ -38,7 +38,7 @@ func MQTTURL() string { return MQTTURLAs(identity.Admin) }
 
 // AMQPURLAs is the tests' RabbitMQ, logged in as service s.
 func AMQPURLAs(s identity.Service) string {
-	return as(envOr("CAFE_TEST_AMQP_URL", "amqp://127.0.0.1:5672/"), string(s), Key().ServicePassword(s))
+	return amqplink.MapURLs(AMQPBase(), func(u string) string { return as(u, string(s), Key().ServicePassword(s)) })
 }
 
 // MQTTURLAs is the tests' Mosquitto, logged in as service s.
@@ -155,7 +155,7 @@ func Dial(t testing.TB) *amqp.Connection {
 	var conn *amqp.Connection
 	var err error
 	for range 20 { // a broker that just restarted may take a moment
-		if conn, err = amqp.Dial(AMQPURL()); err == nil {
+		if conn, err = amqplink.Dial(amqplink.Config{URL: AMQPURL()}); err == nil {
 			return conn
 		}
 		time.Sleep(250 * time.Millisecond)
