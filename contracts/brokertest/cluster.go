@@ -159,3 +159,43 @@ func answers(addr string) bool {
 	_ = c.Close()
 	return true
 }
+
+// NodeName is node n's Erlang name.
+func NodeName(n int) string { return "cafe-" + strconv.Itoa(n) + "@localhost" }
+
+// StartAll starts the nodes at once and waits until each has booted. Nodes
+// stopped one after the other must start together: each waits for the
+// others it last saw running.
+func (c *Cluster) StartAll(t testing.TB, nodes ...int) {
+	t.Helper()
+	errs := make(chan error, len(nodes))
+	for _, n := range nodes {
+		go func() {
+			out, err := exec.Command("bash", c.script, "start", strconv.Itoa(n)).CombinedOutput()
+			if err != nil {
+				err = fmt.Errorf("cluster.sh start %d: %w\n%s", n, err, out)
+			}
+			errs <- err
+		}()
+	}
+	for range nodes {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// MoveLeader makes another node lead quorum queue queue: the leader's
+// replica is removed (the others elect a leader among them) and added
+// back, so the queue still has a replica on every node.
+func (c *Cluster) MoveLeader(t testing.TB, queue string) {
+	t.Helper()
+	old := c.Leader(t, queue)
+	other := NodeName(old%ClusterNodes + 1)
+	for _, args := range [][]string{{"delete_member", queue, NodeName(old)}, {"add_member", queue, NodeName(old)}} {
+		if out, err := exec.Command("rabbitmq-queues", append([]string{"-n", other}, args...)...).CombinedOutput(); err != nil {
+			t.Fatalf("rabbitmq-queues %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+	Eventually(t, 30*time.Second, "queue "+queue+" has no new leader", func() bool { return c.Leader(t, queue) != old })
+}
