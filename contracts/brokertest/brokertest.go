@@ -26,8 +26,9 @@ import (
 	"cafe/contracts/local"
 )
 
-// AMQPURL is the RabbitMQ the tests use ($CAFE_TEST_AMQP_URL or the local
-// default), logged in as cafe-admin: the tests' own view of the broker, for
+// AMQPURL is the RabbitMQ the tests use ($CAFE_TEST_AMQP_URL, which may
+// list a cluster's nodes, comma-separated, or the local default), logged in
+// as cafe-admin: the tests' own view of the broker, for
 // setting up, inspecting and cleaning up. Links that play a role use
 // AMQPURLAs.
 func AMQPURL() string { return AMQPURLAs(identity.Admin) }
