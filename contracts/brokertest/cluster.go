@@ -163,17 +163,17 @@ func answers(addr string) bool {
 // NodeName is node n's Erlang name.
 func NodeName(n int) string { return "cafe-" + strconv.Itoa(n) + "@localhost" }
 
-// StartAll starts the nodes at once and waits until each has booted. Nodes
-// stopped one after the other must start together: each waits for the
-// others it last saw running.
-func (c *Cluster) StartAll(t testing.TB, nodes ...int) {
+// All runs cluster.sh command (start, stop, kill) on the nodes at once
+// and waits for all. Nodes stopped one after the other must start
+// together: each waits for the others it last saw running.
+func (c *Cluster) All(t testing.TB, command string, nodes ...int) {
 	t.Helper()
 	errs := make(chan error, len(nodes))
 	for _, n := range nodes {
 		go func() {
-			out, err := exec.Command("bash", c.script, "start", strconv.Itoa(n)).CombinedOutput()
+			out, err := exec.Command("bash", c.script, command, strconv.Itoa(n)).CombinedOutput()
 			if err != nil {
-				err = fmt.Errorf("cluster.sh start %d: %w\n%s", n, err, out)
+				err = fmt.Errorf("cluster.sh %s %d: %w\n%s", command, n, err, out)
 			}
 			errs <- err
 		}()

@@ -44,7 +44,7 @@ set -euo pipefail
 CLUSTER_SH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)"
 readonly CLUSTER_SH_DIR
 # say, die, answers, wait_until, need_root, build_cafe and CAFE_BIN.
-# shellcheck source=../brokers.sh
+# shellcheck source=deploy/brokers.sh
 source "$CLUSTER_SH_DIR/../brokers.sh"
 
 readonly CLUSTER_DIR="${CLUSTER_DIR:-/var/lib/rabbitmq/cafe-cluster}"
@@ -197,7 +197,9 @@ kill_node() {
 	local n=$1 pid
 	check_node "$n"
 	pid="$(node_pid "$n")"
-	[[ -n $pid ]] && kill -0 "$pid" 2>/dev/null || die "node $n is not running (no live pid in $(node_dir "$n")/pid)"
+	if [[ -z $pid ]] || ! kill -0 "$pid" 2>/dev/null; then
+		die "node $n is not running (no live pid in $(node_dir "$n")/pid)"
+	fi
 	say "kill -9 node $n (pid $pid)"
 	kill -KILL "$pid"
 	wait_until 10 exited "$pid" || die "pid $pid survived kill -9"
@@ -296,6 +298,7 @@ cluster_usage() {
 }
 
 cluster_main() {
+	# shellcheck disable=SC2034 # need_root (brokers.sh) shows them
 	ARGS=("$@")
 	case "${1:-status}" in
 	up) up ;;

@@ -28,7 +28,7 @@ func TestChaosCluster(t *testing.T) {
 func clusterScenarios(cl *brokertest.Cluster) []scenario {
 	base := setup{baristas: 2, callers: 1}
 	load := func(sc scenario) scenario {
-		sc.setup, sc.devices, sc.flags, sc.rate, sc.total, sc.timeout = base, 8, []string{"--latency", "10ms"}, 100, 1200, "120s"
+		sc.setup, sc.devices, sc.flags, sc.rate, sc.total, sc.timeout = base, 8, []string{"--latency", "10ms"}, 100, 3000, "120s"
 		return sc
 	}
 	return []scenario{
@@ -42,11 +42,13 @@ func clusterScenarios(cl *brokertest.Cluster) []scenario {
 			},
 		}),
 		load(scenario{
-			name: "cluster_kill_results_leader", summary: "`kill -9` of the node leading the results queue (moved off the commands queue's leader first), started again after the row",
-			fault: func(t *testing.T, c *chaosRun) time.Time {
+			name: "cluster_kill_results_leader", summary: "`kill -9` of the node leading the results queue (moved off the commands queue's leader before the load), started again after the row",
+			prepare: func(t *testing.T, c *chaosRun) {
 				if cl.Leader(t, c.p.top.ResultsQueue()) == cl.Leader(t, c.p.top.CommandsQueue()) {
 					cl.MoveLeader(t, c.p.top.ResultsQueue())
 				}
+			},
+			fault: func(t *testing.T, c *chaosRun) time.Time {
 				n := cl.Leader(t, c.p.top.ResultsQueue())
 				cl.Kill(t, n)
 				t.Cleanup(func() { cl.Start(t, n); cl.WaitAllUp(t, 2*time.Minute) })
@@ -56,10 +58,9 @@ func clusterScenarios(cl *brokertest.Cluster) []scenario {
 		load(scenario{
 			name: "cluster_no_quorum", summary: "two of three nodes stopped for 8s (no quorum: the cashier must answer 503, never 202), then started again",
 			fault: func(t *testing.T, c *chaosRun) time.Time {
-				cl.Stop(t, 2)
-				cl.Stop(t, 3)
+				cl.All(t, "stop", 2, 3)
 				c.noQuorum(t, 8*time.Second)
-				cl.StartAll(t, 2, 3)
+				cl.All(t, "start", 2, 3)
 				cl.WaitAllUp(t, 2*time.Minute)
 				return time.Now()
 			},

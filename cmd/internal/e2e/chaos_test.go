@@ -78,6 +78,8 @@ type scenario struct {
 	rate    int      // commands per second
 	total   int      // commands in all (short: a third)
 	timeout string   // Cafe-Timeout of the load
+	// prepare, when set, runs once the pipeline is up, before the load.
+	prepare func(t *testing.T, c *chaosRun)
 	// fault runs once a third of the load is sent; it returns when the
 	// fault is over (the moment recovery is measured from).
 	fault func(t *testing.T, c *chaosRun) time.Time
@@ -215,6 +217,9 @@ func runScenario(t *testing.T, sc scenario) chaosRow {
 	c := &chaosRun{p: p, cashierBase: p.url(), flags: sc.flags}
 	c.fleet = p.startDevices(t, sc.devices, sc.flags...)
 	c.app = newPersistentApp(t, p.url(), p.client)
+	if sc.prepare != nil {
+		sc.prepare(t, c)
+	}
 
 	// The load: total commands at rate, spread over the fleet's devices.
 	var accepted sync.Map // id → true
