@@ -52,17 +52,13 @@ var AMQPGrants = []amqpGrant{
 type rabbitmqNode string
 
 // appliedMarker is the file that remembers what was applied to node (one
-// per node or cluster: a cluster's users are not the default node's).
+// per node or cluster: a cluster's users are not the default node's). The
+// node's name is checked first (setupSettings.run: no path separator).
 func appliedMarker(node string) string {
 	if node == "" {
 		return "rabbitmq.applied"
 	}
-	return "rabbitmq-" + strings.Map(func(r rune) rune {
-		if r == '/' || r == os.PathSeparator || r < ' ' {
-			return '_'
-		}
-		return r
-	}, node) + ".applied"
+	return "rabbitmq-" + node + ".applied"
 }
 
 // setupRabbitMQ makes RabbitMQ's users as AMQPGrants says, with passwords

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"cafe/contracts"
 	"cafe/contracts/brokertest"
 )
 
@@ -34,12 +35,7 @@ func clusterScenarios(cl *brokertest.Cluster) []scenario {
 	return []scenario{
 		load(scenario{
 			name: "cluster_kill_commands_leader", summary: "`kill -9` of the node leading the commands queue (every service is connected to it), started again after the row",
-			fault: func(t *testing.T, c *chaosRun) time.Time {
-				n := cl.Leader(t, c.p.top.CommandsQueue())
-				cl.Kill(t, n)
-				t.Cleanup(func() { cl.Start(t, n); cl.WaitAllUp(t, 2*time.Minute) })
-				return time.Now()
-			},
+			fault: killLeader(cl, contracts.Topology.CommandsQueue),
 		}),
 		load(scenario{
 			name: "cluster_kill_results_leader", summary: "`kill -9` of the node leading the results queue (moved off the commands queue's leader before the load), started again after the row",
@@ -48,12 +44,7 @@ func clusterScenarios(cl *brokertest.Cluster) []scenario {
 					cl.MoveLeader(t, c.p.top.ResultsQueue())
 				}
 			},
-			fault: func(t *testing.T, c *chaosRun) time.Time {
-				n := cl.Leader(t, c.p.top.ResultsQueue())
-				cl.Kill(t, n)
-				t.Cleanup(func() { cl.Start(t, n); cl.WaitAllUp(t, 2*time.Minute) })
-				return time.Now()
-			},
+			fault: killLeader(cl, contracts.Topology.ResultsQueue),
 		}),
 		load(scenario{
 			name: "cluster_no_quorum", summary: "two of three nodes stopped for 8s (no quorum: the cashier must answer 503, never 202), then started again",
@@ -77,6 +68,17 @@ func clusterScenarios(cl *brokertest.Cluster) []scenario {
 				return time.Now()
 			},
 		}),
+	}
+}
+
+// killLeader is the fault "kill -9 of the node leading queue"; the node is
+// started again when the row is done.
+func killLeader(cl *brokertest.Cluster, queue func(contracts.Topology) string) func(*testing.T, *chaosRun) time.Time {
+	return func(t *testing.T, c *chaosRun) time.Time {
+		n := cl.Leader(t, queue(c.p.top))
+		cl.Kill(t, n)
+		t.Cleanup(func() { cl.Start(t, n); cl.WaitAllUp(t, 2*time.Minute) })
+		return time.Now()
 	}
 }
 
