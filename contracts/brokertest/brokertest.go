@@ -5,7 +5,10 @@
 //
 // Tests that need a broker fail, not skip, when it is not there: CI starts
 // the brokers (deploy/brokers.sh), and a test that silently skipped would
-// prove nothing.
+// prove nothing. The one exception is the three-node RabbitMQ cluster
+// (ClusterOf): CI does not start it, so the tests that kill its nodes sit
+// behind build tags and skip, naming `task cluster:up`, when it is down;
+// `task chaos:cluster` starts it and runs them.
 package brokertest
 
 import (
