@@ -11,6 +11,7 @@ package amqplink_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -126,4 +127,75 @@ func TestClusterLinkStartsWithTheFirstNodeDown(t *testing.T) {
 	if err := publish(t, pub, top, msg("{}")); err != nil {
 		t.Fatalf("publish with node 3 down: %v", err)
 	}
+}
+
+// Without a quorum nothing is confirmed: publishes go on while nodes 2
+// and 3 stop, and every one begun after both are down fails with an
+// ErrNotConfirmed error (which the cashier answers with 503), whichever way:
+// no confirm before the deadline, the connection closed under it as node 1
+// pauses (pause_minority), or no connection at all. The test logs how many
+// took each way, those in flight while the nodes stopped included.
+func TestClusterNoQuorumConfirmsNothing(t *testing.T) {
+	c := brokertest.ClusterOf(t)
+	top := brokertest.Topology(t)
+	_, pub := startLink(t, urlsFrom(1), top)
+	waitReady(t, pub)
+	type attempt struct {
+		began time.Time
+		took  time.Duration
+		err   error
+	}
+	var mu sync.Mutex
+	var attempts []attempt
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		var wg sync.WaitGroup
+		defer wg.Wait()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+			wg.Go(func() {
+				began := time.Now()
+				err := publish(t, pub, top, msg("{}"))
+				mu.Lock()
+				attempts = append(attempts, attempt{began, time.Since(began), err})
+				mu.Unlock()
+			})
+		}
+	}()
+	c.All(t, "stop", 2, 3)
+	t.Cleanup(func() { c.All(t, "start", 2, 3) })
+	down := time.Now()
+	time.Sleep(8 * time.Second)
+	close(stop)
+	<-done
+	kinds := map[string]int{}
+	var slowest time.Duration
+	for _, a := range attempts {
+		switch {
+		case a.err == nil && a.began.After(down):
+			t.Errorf("a publish begun %v after two of three nodes stopped was confirmed", a.began.Sub(down))
+		case a.err == nil:
+			kinds["confirmed (begun before both were down)"]++
+		case !errors.Is(a.err, amqplink.ErrNotConfirmed):
+			t.Errorf("publish: %v, want an ErrNotConfirmed error", a.err)
+		case errors.Is(a.err, amqplink.ErrConfirmTimeout):
+			kinds["no confirm before the deadline"]++
+		case errors.Is(a.err, amqplink.ErrConfirmLost):
+			kinds["connection closed before the confirm"]++
+		case errors.Is(a.err, amqplink.ErrNotConnected):
+			kinds["not connected"]++
+		default:
+			kinds[a.err.Error()]++
+		}
+		if a.err != nil {
+			slowest = max(slowest, a.took)
+		}
+	}
+	t.Logf("publishes while quorum went: %v; the slowest refusal took %v", kinds, slowest.Round(time.Millisecond))
 }
