@@ -90,8 +90,8 @@ func parseOne(raw string) (*url.URL, error) {
 			return nil, fmt.Errorf("port %q: want 1 to 65535", p)
 		}
 	}
-	if u.RawQuery != "" || u.Fragment != "" {
-		return nil, errors.New("has a query or fragment: cafe takes its AMQP settings from its own flags")
+	if u.Fragment != "" {
+		return nil, errors.New("has a #fragment, which means nothing in an AMQP URL")
 	}
 	return u, nil
 }
