@@ -525,7 +525,7 @@ main() {
 	esac
 }
 
-# Sourced (by deploy/mosquitto/tier.sh), it only defines its functions.
+# Sourced (by deploy/mosquitto/tier.sh and deploy/rabbitmq/cluster.sh), it only defines its functions.
 if [[ ${BASH_SOURCE[0]} == "$0" ]]; then
 	main "$@"
 fi

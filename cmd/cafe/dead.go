@@ -70,8 +70,8 @@ func (s *deadSettings) dial(cmd *cobra.Command) (*opsLink, error) {
 	if s.scanLimit < 1 {
 		return nil, &exitError{exitUsage, fmt.Errorf("--scan-limit %d: want 1 or more", s.scanLimit)}
 	}
-	raw := cli.WithRole(s.brokers.AMQPURL, amqplink.DefaultURL, identity.Ops)
-	u, err := url.Parse(raw)
+	raw := cli.AMQPWithRole(s.brokers.AMQPURL, identity.Ops)
+	u, err := url.Parse(amqplink.FirstURL(raw)) // every URL of a list has the same user
 	if err != nil || u.User == nil {
 		return nil, &exitError{exitUsage, fmt.Errorf("--amqp-url / CAFE_AMQP_URL: want amqp://user:password@host:port/ (or run `task setup` so cafe-ops' password can be derived)")}
 	}

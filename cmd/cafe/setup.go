@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
+	"regexp"
 	"strconv"
 
 	"github.com/spf13/cobra"
@@ -27,6 +28,7 @@ type setupSettings struct {
 	rabbitmq      bool
 	rabbitmqTLS   string // where RabbitMQ reads its TLS files
 	rabbitmqUser  string
+	rabbitmqNode  string // rabbitmqctl -n: a node of the cluster (empty: the default node)
 	certsOnly     bool
 }
 
@@ -63,10 +65,14 @@ kept if it exists, so it can run again at any time:
 	f.StringVar(&s.rabbitmqUser, "rabbitmq-user", "rabbitmq", "the user RabbitMQ runs as, who must read its key")
 	f.BoolVar(&s.certsOnly, "certs-only", false, "only make the auth folder's certificates and copy them to the brokers")
 	f.BoolVar(&s.rabbitmq, "rabbitmq", false, "also create RabbitMQ's users and permissions (needs rabbitmqctl)")
+	f.StringVar(&s.rabbitmqNode, "rabbitmq-node", "", "with --rabbitmq: the node rabbitmqctl talks to (rabbitmqctl -n; users are cluster-wide, so one node of a cluster is enough; default: the local default node)")
 	return cmd
 }
 
 func (s *setupSettings) run(out io.Writer) error {
+	if s.rabbitmqNode != "" && !nodeName.MatchString(s.rabbitmqNode) {
+		return fmt.Errorf("--rabbitmq-node %q: want an Erlang node name such as cafe-1@localhost (name@host, letters, digits, . _ -)", s.rabbitmqNode)
+	}
 	dir, err := local.Default()
 	if err != nil {
 		return err
@@ -94,10 +100,14 @@ func (s *setupSettings) run(out io.Writer) error {
 		return err
 	}
 	if s.rabbitmq {
-		return setupRabbitMQ(out, key, filepath.Join(string(dir), "rabbitmq.applied"))
+		return setupRabbitMQ(out, key, rabbitmqNode(s.rabbitmqNode), filepath.Join(string(dir), appliedMarker(s.rabbitmqNode)))
 	}
 	return nil
 }
+
+// nodeName is what a RabbitMQ node name may look like (never an option
+// rabbitmqctl would take for one of its own).
+var nodeName = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,254}@[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$`)
 
 // registry loads the registry, creating an empty one if there is none.
 func (s *setupSettings) registry(dir local.Dir) (*registry.Registry, error) {

@@ -47,13 +47,27 @@ var AMQPGrants = []amqpGrant{
 	{identity.Admin, ".*", ".*", ".*", "administrator"},
 }
 
+// rabbitmqNode is the rabbitmqctl of one node: name (rabbitmqctl -n), or
+// the local default node when name is empty.
+type rabbitmqNode string
+
+// appliedMarker is the file that remembers what was applied to node (one
+// per node or cluster: a cluster's users are not the default node's). The
+// node's name is checked first (setupSettings.run: no path separator).
+func appliedMarker(node string) string {
+	if node == "" {
+		return "rabbitmq.applied"
+	}
+	return "rabbitmq-" + node + ".applied"
+}
+
 // setupRabbitMQ makes RabbitMQ's users as AMQPGrants says, with passwords
 // derived from key, and removes the guest user, so nothing relies on it.
 // rabbitmqctl takes about half a second a call, so what was applied is
 // remembered in marker (a hash of it): when nothing changed, one call
 // (list_users) checks that the users are still there.
-func setupRabbitMQ(out io.Writer, key identity.Key, marker string) error {
-	users, err := rabbitmqctl("list_users", "--quiet")
+func setupRabbitMQ(out io.Writer, key identity.Key, rabbitmqctl rabbitmqNode, marker string) error {
+	users, err := rabbitmqctl.run("list_users", "--quiet")
 	if err != nil {
 		return err
 	}
@@ -61,7 +75,7 @@ func setupRabbitMQ(out io.Writer, key identity.Key, marker string) error {
 	if old, err := os.ReadFile(marker); err == nil && string(old) == want && allListed(users) {
 		return nil
 	}
-	if err := applyGrants(out, key, users); err != nil {
+	if err := applyGrants(out, key, rabbitmqctl, users); err != nil {
 		return err
 	}
 	return os.WriteFile(marker, []byte(want), 0o600)
@@ -95,29 +109,29 @@ func listed(users string) map[string]bool {
 	return have
 }
 
-func applyGrants(out io.Writer, key identity.Key, users string) error {
+func applyGrants(out io.Writer, key identity.Key, rabbitmqctl rabbitmqNode, users string) error {
 	have := listed(users)
 	for _, g := range AMQPGrants {
 		name, pw := string(g.role), key.ServicePassword(g.role)
 		if !have[name] {
-			if _, err := rabbitmqctl("add_user", name, pw); err != nil {
+			if _, err := rabbitmqctl.run("add_user", name, pw); err != nil {
 				return err
 			}
 			fmt.Fprintf(out, "setup: RabbitMQ user %s created\n", name)
-		} else if _, err := rabbitmqctl("authenticate_user", name, pw); err != nil {
-			if _, err := rabbitmqctl("change_password", name, pw); err != nil {
+		} else if _, err := rabbitmqctl.run("authenticate_user", name, pw); err != nil {
+			if _, err := rabbitmqctl.run("change_password", name, pw); err != nil {
 				return err
 			}
 		}
-		if _, err := rabbitmqctl("set_permissions", "-p", "/", name, g.configure, g.write, g.read); err != nil {
+		if _, err := rabbitmqctl.run("set_permissions", "-p", "/", name, g.configure, g.write, g.read); err != nil {
 			return err
 		}
-		if _, err := rabbitmqctl("set_user_tags", name, g.tags); err != nil {
+		if _, err := rabbitmqctl.run("set_user_tags", name, g.tags); err != nil {
 			return err
 		}
 	}
 	if have["guest"] {
-		if _, err := rabbitmqctl("delete_user", "guest"); err != nil {
+		if _, err := rabbitmqctl.run("delete_user", "guest"); err != nil {
 			return err
 		}
 		fmt.Fprintln(out, "setup: RabbitMQ user guest removed (cafe's roles have users of their own)")
@@ -125,8 +139,12 @@ func applyGrants(out io.Writer, key identity.Key, users string) error {
 	return nil
 }
 
-func rabbitmqctl(args ...string) (string, error) {
-	out, err := exec.Command("rabbitmqctl", args...).CombinedOutput()
+func (node rabbitmqNode) run(args ...string) (string, error) {
+	all := args
+	if node != "" {
+		all = append([]string{"-n", string(node)}, args...)
+	}
+	out, err := exec.Command("rabbitmqctl", all...).CombinedOutput()
 	if err != nil {
 		return "", fmt.Errorf("rabbitmqctl %s: %w: %s", args[0], err, strings.TrimSpace(string(out)))
 	}

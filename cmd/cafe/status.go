@@ -16,7 +16,6 @@ import (
 	"cafe/cmd/internal/mgmt"
 	"cafe/cmd/internal/status"
 	"cafe/contracts"
-	"cafe/contracts/amqplink"
 	"cafe/contracts/identity"
 )
 
@@ -93,7 +92,7 @@ func (s *statusSettings) config() (status.Config, error) {
 			return status.Config{}, err
 		}
 	}
-	amqpURL := cli.WithRole(s.brokers.AMQPURL, amqplink.DefaultURL, identity.Ops)
+	amqpURL := cli.AMQPWithRole(s.brokers.AMQPURL, identity.Ops)
 	cfg := status.Config{Topology: s.brokers.Topology(), ManagementURL: s.management, AMQPURL: amqpURL,
 		MQTT: s.brokers.MQTT(identity.Ops, contracts.NewName("cafe-status-")), DevicePattern: s.devices,
 		Baristas: s.baristas, Callers: s.caller, Timeout: s.timeout}

@@ -29,6 +29,16 @@
 //
 // # Reconnection
 //
+// Config.URL is a list (ParseURLs): one URL, or one per node of a RabbitMQ
+// cluster, comma-separated, each checked at New. Every connection attempt
+// tries the URLs in turn, starting after the one whose connection was lost
+// (that node may be the one that died), and the link logs the URL it got
+// (with the cluster's name); a round in which none answers counts as one
+// failure for the backoff, and LastError names each URL's failure. Quorum
+// queues can be consumed through any node, so a consumer that comes back on
+// another node gets its queue's deliveries from the queue's new leader.
+// Dial, for one-shot tools, takes the first URL that answers.
+//
 // Link.Run dials with exponential backoff (100 ms up to Config.MaxBackoff),
 // checks the server (CheckServer: RabbitMQ 3.10+, confirms, nacks,
 // connection.blocked), declares the topology of package contracts (Declare),
@@ -42,6 +52,11 @@
 // the two rules cafe depends on are explicit in one place: a publish is
 // reported as taken only after its own confirm, and a delivery is never
 // settled on a channel other than the one that carried it.
+//
+// A Publisher whose channel has nacked every publish for 2 s opens a new
+// channel: RabbitMQ 3.10 can keep nacking on a channel that published to a
+// quorum queue while its leader was lost (a node killed), though a new
+// channel publishes fine; a merely full queue acks now and then.
 //
 // # TLS
 //

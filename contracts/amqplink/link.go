@@ -4,10 +4,8 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"fmt"
 	"log/slog"
-	"net"
-	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -16,7 +14,6 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"cafe/contracts"
-	"cafe/contracts/groupwrite"
 	"cafe/contracts/linktls"
 )
 
@@ -25,7 +22,7 @@ import (
 // Topology, which has meaningful zeros (see contracts.Topology): start it
 // from contracts.DefaultTopology.
 type Config struct {
-	URL      string             // SettingURL: amqp://user:pass@host:port/vhost
+	URL      string             // SettingURL: amqp://user:pass@host:port/vhost, or several, comma-separated (ParseURLs)
 	Topology contracts.Topology `fill:"-"` // declared on every connection; not filled (see above)
 	// Passive: only check that the topology exists, for a user that may
 	// not declare it (every role but cafe-admin).
@@ -37,7 +34,8 @@ type Config struct {
 	TLS         linktls.Files // SettingsTLS: CA and client certificate for amqps:// URLs
 }
 
-// SettingURL is where RabbitMQ is.
+// SettingURL is where RabbitMQ is: one URL, or one per node of a cluster,
+// separated by commas (see ParseURLs).
 var SettingURL = contracts.Setting{Flag: "amqp-url", Env: "CAFE_AMQP_URL"}
 
 // SettingsTLS name the files of Config.TLS.
@@ -66,12 +64,11 @@ func (c *Config) fill() { contracts.FillDefaults(c, Defaults()) }
 
 // Validate reports what is wrong with c.
 func (c Config) Validate() error {
-	u, err := url.Parse(c.URL)
 	var errs []error
-	if err != nil || (u.Scheme != "amqp" && u.Scheme != "amqps") || u.Host == "" {
-		errs = append(errs, SettingURL.Errorf("%q: want amqp://user:password@host:port/vhost (or amqps://)", contracts.RedactURL(c.URL)))
-	} else if c.TLS.Set() && u.Scheme != "amqps" {
-		errs = append(errs, SettingURL.Errorf("%q is not a TLS URL but %s is set: use amqps://host:5671/, or unset the TLS files", contracts.RedactURL(c.URL), SettingsTLS.CA.Env))
+	if urls, err := ParseURLs(c.URL); err != nil {
+		errs = append(errs, err)
+	} else if c.TLS.Set() && !strings.HasPrefix(urls[0], "amqps://") {
+		errs = append(errs, SettingURL.Errorf("%q is not a TLS URL but %s is set: use amqps://host:5671/, or unset the TLS files", contracts.RedactURL(urls[0]), SettingsTLS.CA.Env))
 	}
 	if c.MaxBackoff < 0 || c.Heartbeat < 0 || c.DialTimeout < 0 {
 		errs = append(errs, errors.New("amqp link: backoff, heartbeat and dial timeout must not be negative"))
@@ -88,6 +85,8 @@ var ErrClosed = errors.New("amqp link closed")
 // hands out a connection whose topology is not declared.
 type Link struct {
 	cfg       Config
+	urls      []string // cfg.URL's list; connect tries them in turn
+	next      int      // the URL the next connect tries first (Run's goroutine only)
 	log       *slog.Logger
 	tls       *tls.Config       // from cfg.TLS; nil: the system's trust store
 	tlsReport *linktls.Reporter // explains certificate failures once each
@@ -113,7 +112,8 @@ func New(cfg Config, log *slog.Logger) (*Link, error) {
 	if err != nil {
 		return nil, err
 	}
-	l := &Link{cfg: cfg, log: log.With("link", cfg.Name), tls: tc, changed: make(chan struct{}), lost: make(chan struct{}), isLost: true}
+	urls, _ := ParseURLs(cfg.URL) // Validate checked it
+	l := &Link{cfg: cfg, urls: urls, log: log.With("link", cfg.Name), tls: tc, changed: make(chan struct{}), lost: make(chan struct{}), isLost: true}
 	l.tlsReport = linktls.NewReporter(l.log, SettingsTLS)
 	close(l.lost)
 	return l, nil
@@ -126,7 +126,7 @@ func (l *Link) Topology() contracts.Topology { return l.cfg.Topology }
 // none, as RabbitMQ's client libraries do). Every message it publishes
 // carries it as its user-id, which RabbitMQ checks against the login.
 func (l *Link) User() string {
-	uri, err := amqp.ParseURI(l.cfg.URL)
+	uri, err := amqp.ParseURI(l.urls[0]) // every URL of the list has the same user
 	if err != nil {
 		return "" // New validated the URL; amqp.ParseURI is only stricter about ports
 	}
@@ -167,7 +167,7 @@ func (l *Link) Run(ctx context.Context) error {
 			switch {
 			case l.tlsReport.Report(err): // a certificate cause, explained once
 			case failures == 1:
-				l.log.Warn("rabbitmq unreachable; retrying in the background", "err", err, "url", contracts.RedactURL(l.cfg.URL))
+				l.log.Warn("rabbitmq unreachable; retrying in the background", "err", err, "urls", len(l.urls))
 			default:
 				l.log.Debug("rabbitmq still unreachable", "err", err, "attempt", failures)
 			}
@@ -177,7 +177,9 @@ func (l *Link) Run(ctx context.Context) error {
 			continue
 		}
 		b.Reset()
-		l.log.Info("rabbitmq connected", "server", conn.Properties["version"], "failed_attempts", failures)
+		l.log.Info("rabbitmq connected", "url", contracts.RedactURL(l.urls[l.next]), "cluster", conn.Properties["cluster_name"],
+			"server", conn.Properties["version"], "failed_attempts", failures)
+		l.next = (l.next + 1) % len(l.urls) // after a drop, another node first: this one may be the one that died
 		failures = 0
 		l.serve(ctx, conn)
 		if ctx.Err() != nil {
@@ -214,52 +216,6 @@ func (l *Link) serve(ctx context.Context, conn *amqp.Connection) {
 				l.log.Info("rabbitmq unblocked publishing")
 			}
 		}
-	}
-}
-
-func (l *Link) connect() (*amqp.Connection, error) {
-	props := amqp.NewConnectionProperties()
-	props.SetClientConnectionName(l.cfg.Name)
-	conn, err := amqp.DialConfig(l.cfg.URL, amqp.Config{
-		Heartbeat:       l.cfg.Heartbeat,
-		Locale:          "en_US",
-		Properties:      props,
-		Dial:            groupDial(l.cfg.DialTimeout),
-		TLSClientConfig: l.tlsConfig(),
-	})
-	if err != nil {
-		return nil, fmt.Errorf("dial %s: %w", contracts.RedactURL(l.cfg.URL), err)
-	}
-	if err := CheckServer(conn.Properties); err != nil {
-		_ = conn.Close()
-		return nil, err
-	}
-	if err := Ensure(conn, l.cfg.Topology, l.cfg.Passive); err != nil {
-		_ = conn.Close()
-		return nil, err
-	}
-	return conn, nil
-}
-
-// tlsConfig is a copy of the link's TLS configuration for one dial
-// (amqp091-go fills in its ServerName), or nil.
-func (l *Link) tlsConfig() *tls.Config {
-	if l.tls == nil {
-		return nil
-	}
-	return l.tls.Clone()
-}
-
-// groupDial dials like amqp091-go's default and gathers the connection's
-// writes (package groupwrite): one publish or ack is one write otherwise.
-func groupDial(timeout time.Duration) func(network, addr string) (net.Conn, error) {
-	dial := amqp.DefaultDial(timeout)
-	return func(network, addr string) (net.Conn, error) {
-		c, err := dial(network, addr)
-		if err != nil {
-			return nil, err
-		}
-		return groupwrite.New(c), nil
 	}
 }
 
@@ -370,16 +326,4 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	case <-t.C:
 		return true
 	}
-}
-
-// Dial opens one connection as cfg says (its URL, dial timeout and TLS
-// files), for tools that need a connection once rather than a Link that
-// keeps one up.
-func Dial(cfg Config) (*amqp.Connection, error) {
-	cfg.fill()
-	tc, err := cfg.TLS.Load(SettingsTLS)
-	if err != nil {
-		return nil, err
-	}
-	return amqp.DialConfig(cfg.URL, amqp.Config{Dial: amqp.DefaultDial(cfg.DialTimeout), TLSClientConfig: tc})
 }

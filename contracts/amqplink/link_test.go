@@ -37,7 +37,7 @@ func startLink(t *testing.T, rawURL string, top contracts.Topology) (*amqplink.L
 }
 
 func viaProxy(t *testing.T) (*brokertest.Proxy, string) {
-	return brokertest.ViaProxy(t, brokertest.AMQPURL())
+	return brokertest.ViaProxy(t, amqplink.FirstURL(brokertest.AMQPURL()))
 }
 
 func msg(body string) amqp.Publishing {
@@ -175,6 +175,63 @@ func TestLinkReconnectsAfterConnectionLoss(t *testing.T) {
 	}
 }
 
+// Two URLs of one broker, each behind its own proxy: whichever the link
+// is on is cut, and it goes on through the other, each time.
+func TestLinkFailsOverToAnotherURLOfTheList(t *testing.T) {
+	a, ua := viaProxy(t)
+	b, ub := viaProxy(t)
+	top := brokertest.Topology(t)
+	a.Cut() // the first URL is down from the start: the link must try the second
+	link, pub := startLink(t, ua+","+ub, top)
+	waitReady(t, pub)
+	confirmed := 0
+	for i, cut := range []struct{ down, up *brokertest.Proxy }{{b, a}, {a, b}, {b, a}} {
+		if err := publish(t, pub, top, msg("{}")); err != nil {
+			t.Fatalf("round %d: publish: %v", i, err)
+		}
+		confirmed++
+		before := conn(t, link)
+		cut.up.Restore()
+		cut.down.Cut()
+		// Fast enough that Ready may never be seen false: wait for a new connection.
+		brokertest.Eventually(t, 10*time.Second, "link did not move to the other URL", func() bool { return conn(t, link) != before })
+		waitReady(t, pub)
+	}
+	if err := publish(t, pub, top, msg("{}")); err != nil {
+		t.Fatalf("publish after the last failover: %v", err)
+	}
+	if n := brokertest.QueueDepth(t, top.CommandsQueue()); n != confirmed+1 {
+		t.Fatalf("queue holds %d messages, want the %d confirmed ones", n, confirmed+1)
+	}
+}
+
+// conn is the link's current connection.
+func conn(t *testing.T, link *amqplink.Link) *amqp.Connection {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := link.Conn(ctx)
+	if err != nil {
+		t.Fatalf("no connection: %v", err)
+	}
+	return c
+}
+
+func TestLinkWithEveryURLDownSaysWhyForEach(t *testing.T) {
+	a, ua := viaProxy(t)
+	b, ub := viaProxy(t)
+	a.Cut()
+	b.Cut()
+	link, _ := startLink(t, ua+","+ub, brokertest.Topology(t))
+	brokertest.Eventually(t, 5*time.Second, "link never reported why it is down", func() bool { return link.LastError() != nil })
+	why := link.LastError().Error()
+	for _, p := range []*brokertest.Proxy{a, b} {
+		if !strings.Contains(why, p.Addr()) {
+			t.Errorf("error %q does not name %s", why, p.Addr())
+		}
+	}
+}
+
 func TestUnconfirmedPublishFailsWhenConnectionDrops(t *testing.T) {
 	proxy, u := viaProxy(t)
 	top := brokertest.Topology(t)
@@ -243,7 +300,7 @@ func TestCheckServer(t *testing.T) {
 }
 
 func TestConfigValidate(t *testing.T) {
-	for _, raw := range []string{"", "http://x", "amqp://", "::"} {
+	for _, raw := range []string{"", "http://x", "amqp://", "::", "amqp://a/,http://b/", "amqp://a/,,amqp://b/"} {
 		err := amqplink.Config{URL: raw, Topology: contracts.DefaultTopology()}.Validate()
 		if !slices.Contains(contracts.InvalidSettings(err), amqplink.SettingURL) {
 			t.Errorf("url %q: got %v, want an error naming %s", raw, err, amqplink.SettingURL)

@@ -118,9 +118,20 @@ func (p *Publisher) refusedPause(ctx context.Context) bool {
 	return sleep(ctx, refusedBackoff)
 }
 
-// dispatch resolves waiters until the channel closes or ctx is done.
+// stuckAfter is how long a channel may nack every publish before the
+// publisher gives it up for a new one. RabbitMQ 3.10 can leave a channel
+// that published to a quorum queue while its leader was lost (a cluster
+// node killed) nacking every later publish to that queue, though the queue
+// has a new leader and a new channel publishes fine (found by
+// TestClusterLinkFailsOverWhenTheLeaderIsKilled). A queue that is merely
+// full still acks now and then, as its consumers make room.
+const stuckAfter = 2 * time.Second
+
+// dispatch resolves waiters until the channel closes or ctx is done, or
+// the channel has nacked everything for stuckAfter.
 func (p *Publisher) dispatch(ctx context.Context, confirms <-chan amqp.Confirmation, returns <-chan amqp.Return) {
 	returned := map[string]string{} // message id → reply text, until its confirm arrives
+	lastAck := time.Now()
 	for {
 		select {
 		case <-ctx.Done():
@@ -150,6 +161,12 @@ func (p *Publisher) dispatch(ctx context.Context, confirms <-chan amqp.Confirmat
 				err = ErrNacked
 			}
 			w.done <- err
+			if c.Ack {
+				lastAck = time.Now()
+			} else if time.Since(lastAck) >= stuckAfter {
+				p.log.Warn("every publish on this channel nacked for "+stuckAfter.String()+"; opening a new channel", "user", p.user)
+				return
+			}
 		}
 	}
 }

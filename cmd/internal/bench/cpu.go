@@ -9,6 +9,8 @@ import (
 	"net/url"
 	"os"
 	"strconv"
+
+	"cafe/contracts/amqplink"
 )
 
 // ProcessCPU is the CPU one process used in a phase, per command completed
@@ -61,7 +63,7 @@ func newCPUMeter(cfg Config, root procFS) *cpuMeter {
 		m.procs = append(m.procs, root.serviceProc(name, u, client))
 	}
 	m.procs = append(m.procs,
-		root.brokerProc("RabbitMQ", cfg.AMQPURL, "5672"),
+		root.brokerProc("RabbitMQ", amqplink.FirstURL(cfg.AMQPURL), "5672"),
 		root.brokerProc("Mosquitto", cfg.MQTTURL, "1883"))
 	if cfg.PostgresURL != "" {
 		m.procs = append(m.procs, root.postgresProc(cfg.PostgresURL))

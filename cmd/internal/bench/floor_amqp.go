@@ -85,7 +85,7 @@ func measureAMQP(ctx context.Context, cfg Config, run string, size int) (AMQPFlo
 
 // linkConfig is a connection of the floor's, as the ops user.
 func (f *amqpFloor) linkConfig(name string) amqplink.Config {
-	return amqplink.Config{URL: cli.WithRole(f.cfg.AMQPURL, amqplink.DefaultURL, identity.Ops), Topology: f.top, Name: name, TLS: f.cfg.AMQPTLS}
+	return amqplink.Config{URL: cli.AMQPWithRole(f.cfg.AMQPURL, identity.Ops), Topology: f.top, Name: name, TLS: f.cfg.AMQPTLS}
 }
 
 // startAMQPFloor connects both links and waits for a confirm-mode channel.

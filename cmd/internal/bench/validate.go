@@ -9,6 +9,7 @@ import (
 
 	"cafe/cmd/internal/devicesim"
 	"cafe/contracts"
+	"cafe/contracts/amqplink"
 )
 
 // ErrNoToken is the error of a bench that has no token to submit with.
@@ -134,7 +135,7 @@ func (c Config) checkKnee(p *problems) {
 // checkBrokers checks the brokers the bench itself connects to: RabbitMQ
 // for the floor, MQTT for the results and the devices (and the floor).
 func (c Config) checkBrokers(p *problems) {
-	if c.Floor && !isURL(c.AMQPURL, "amqp", "amqps") {
+	if _, err := amqplink.ParseURLs(c.AMQPURL); c.Floor && err != nil {
 		p.add(SettingAMQPURL, "%q: want amqp://user:password@host:port/vhost (the floor publishes to RabbitMQ directly)", c.AMQPURL)
 	}
 	if (!c.CashierOnly || c.Floor) && !isURL(c.MQTTURL) {

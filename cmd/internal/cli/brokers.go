@@ -68,7 +68,7 @@ func registerTLS(f Flags, t *linktls.Files, s linktls.Settings, broker, scheme s
 // RegisterAMQP adds the RabbitMQ flags: where it is and the topology.
 func (b *Brokers) RegisterAMQP(f Flags) {
 	d := contracts.DefaultTopology()
-	f.String(&b.AMQPURL, amqplink.SettingURL, amqplink.DefaultURL, "RabbitMQ URL (amqp://user:password@host:port/vhost, or amqps://host:5671/ for TLS)")
+	f.String(&b.AMQPURL, amqplink.SettingURL, amqplink.DefaultURL, "RabbitMQ URL (amqp://user:password@host:port/vhost, or amqps://host:5671/ for TLS); for a cluster, one per node, comma-separated: tried in turn on every (re)connect")
 	registerTLS(f, &b.AMQPTLS, amqplink.SettingsTLS, "RabbitMQ", "amqps://")
 	f.String(&b.topology.Prefix, contracts.SettingPrefix, d.Prefix, "prefix of every exchange and queue name; pipelines with different prefixes share a broker without meeting")
 	f.Int(&b.topology.DeliveryLimit, contracts.SettingDeliveryLimit, d.DeliveryLimit, "deliveries of one message before it is dead-lettered (x-delivery-limit)")
@@ -83,13 +83,19 @@ func (b Brokers) Topology() contracts.Topology { return b.topology }
 // AMQP is the configuration of a RabbitMQ link of role, named name (as
 // RabbitMQ shows it), to these brokers (see WithRole for its credentials).
 func (b Brokers) AMQP(role identity.Service, name string) amqplink.Config {
-	return amqplink.Config{URL: WithRole(b.AMQPURL, amqplink.DefaultURL, role), Topology: b.topology, Name: name, Passive: role != identity.Admin, TLS: b.AMQPTLS}
+	return amqplink.Config{URL: AMQPWithRole(b.AMQPURL, role), Topology: b.topology, Name: name, Passive: role != identity.Admin, TLS: b.AMQPTLS}
 }
 
 // MQTT is the configuration of an MQTT link of role with client id
 // clientID to these brokers (see WithRole for its credentials).
 func (b Brokers) MQTT(role identity.Service, clientID string) mqttlink.Config {
 	return mqttlink.Config{URL: WithRole(b.MQTTURL, mqttlink.DefaultURL, role), ClientID: clientID, TLS: b.MQTTTLS}
+}
+
+// AMQPWithRole is an AMQP URL setting (one URL, or a cluster's list) with
+// role's credentials filled in on each URL as WithRole does.
+func AMQPWithRole(raw string, role identity.Service) string {
+	return amqplink.MapURLs(raw, func(u string) string { return WithRole(u, amqplink.DefaultURL, role) })
 }
 
 // WithRole is raw with role's credentials filled in, when raw has none of

@@ -11,6 +11,7 @@ import (
 
 	"cafe/cmd/internal/deadletter"
 	"cafe/contracts"
+	"cafe/contracts/amqplink"
 	"cafe/contracts/registry"
 )
 
@@ -27,11 +28,11 @@ type Dead struct {
 }
 
 func (d *Dead) dial() (*amqp.Connection, string, error) {
-	u, err := url.Parse(d.URL)
+	u, err := url.Parse(amqplink.FirstURL(d.URL)) // every URL of a list has the same user
 	if err != nil || u.User == nil {
 		return nil, "", fmt.Errorf("dead letters: the AMQP URL names no login")
 	}
-	conn, err := amqp.DialConfig(d.URL, amqp.Config{Dial: amqp.DefaultDial(5 * time.Second)})
+	conn, err := amqplink.Dial(amqplink.Config{URL: d.URL, DialTimeout: 5 * time.Second})
 	if err != nil {
 		return nil, "", fmt.Errorf("RabbitMQ unreachable at %s: %w", u.Host, err)
 	}

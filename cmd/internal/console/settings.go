@@ -13,7 +13,6 @@ import (
 	"cafe/cmd/internal/cli"
 	"cafe/cmd/internal/status"
 	"cafe/contracts"
-	"cafe/contracts/amqplink"
 	"cafe/contracts/identity"
 	"cafe/contracts/local"
 )
@@ -67,7 +66,7 @@ func (s *Settings) Build(b cli.Brokers, registryFile string, metrics prometheus.
 	if metrics == nil {
 		metrics = Scrape(s.MetricsURL)
 	}
-	amqpURL := cli.WithRole(b.AMQPURL, amqplink.DefaultURL, identity.Ops)
+	amqpURL := cli.AMQPWithRole(b.AMQPURL, identity.Ops)
 	user, pass := login(amqpURL)
 	g := status.New(status.Config{Topology: b.Topology(), ManagementURL: s.API, User: user, Password: pass, AMQPURL: amqpURL, NoPresence: true,
 		Baristas: s.Baristas, Callers: s.Callers, Timeout: 2 * time.Second}, log)

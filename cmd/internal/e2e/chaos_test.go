@@ -18,6 +18,11 @@ package e2e
 //	           gets a -32005 result, so they are counted as delivered too)
 //	lost       accepted − (delivered ∪ dead): must be 0
 //	dups       results beyond the first for the same id
+//	late       refused commands (503) that were delivered all the same: a
+//	           publish whose confirm did not come in time may still have
+//	           been enqueued (see the README, "On a cluster")
+//	misattributed  results whose body is not the answer to the command of
+//	           their id (the echo of its params): must be 0
 //	recovery   from the end of the fault until a probe command submitted
 //	           then (resubmitted while refused) was answered
 //
@@ -66,6 +71,7 @@ type chaosRow struct {
 	name                                                       string
 	accepted, refused, delivered, dead, lost, dups, errorCodes int
 	viaMQTT, httpOnly                                          int // delivered, by the way the result came
+	late, misattributed                                        int
 	deadTotal                                                  int // everything in the dead-letter queue, poison included
 	faultTook                                                  time.Duration
 	refusedP99                                                 time.Duration // how fast refusals came
@@ -84,6 +90,8 @@ type scenario struct {
 	rate    int      // commands per second
 	total   int      // commands in all (short: a third)
 	timeout string   // Cafe-Timeout of the load
+	// prepare, when set, runs once the pipeline is up, before the load.
+	prepare func(t *testing.T, c *chaosRun)
 	// fault runs once a third of the load is sent (with early, before
 	// any); it returns when the fault is over (the moment recovery is
 	// measured from).
@@ -91,17 +99,21 @@ type scenario struct {
 	early bool
 }
 
-func TestChaos(t *testing.T) {
+func TestChaos(t *testing.T) { runChaos(t, scenarios()) }
+
+// runChaos runs each scenario as a subtest and prints the table of their
+// rows (also to -chaos-out).
+func runChaos(t *testing.T, all []scenario) {
 	var rows []chaosRow
-	for _, sc := range scenarios() {
+	for _, sc := range all {
 		if testing.Short() && !sc.short {
 			continue
 		}
 		t.Run(sc.name, func(t *testing.T) {
 			row := runScenario(t, sc)
 			rows = append(rows, row)
-			t.Logf("%s: accepted %d refused %d delivered %d (MQTT %d, HTTP only %d) dead %d lost %d dups %d errors %d dead queue %d recovery %v",
-				row.name, row.accepted, row.refused, row.delivered, row.viaMQTT, row.httpOnly, row.dead, row.lost, row.dups, row.errorCodes, row.deadTotal, row.recovery.Round(time.Millisecond))
+			t.Logf("%s: accepted %d refused %d (late %d) delivered %d (MQTT %d, HTTP only %d) dead %d lost %d dups %d misattributed %d errors %d dead queue %d recovery %v",
+				row.name, row.accepted, row.refused, row.late, row.delivered, row.viaMQTT, row.httpOnly, row.dead, row.lost, row.dups, row.misattributed, row.errorCodes, row.deadTotal, row.recovery.Round(time.Millisecond))
 			if row.lost != 0 {
 				t.Errorf("%d accepted commands lost", row.lost)
 			}
@@ -221,6 +233,8 @@ type chaosRun struct {
 
 	cashierMu   sync.Mutex
 	cashierBase string
+
+	refusedIDs sync.Map // id → true: answered other than 202
 }
 
 func (c *chaosRun) base() string {
@@ -244,6 +258,9 @@ func runScenario(t *testing.T, sc scenario) chaosRow {
 	c.fleet = p.startDevices(t, sc.devices, sc.flags...)
 	c.app = newPersistentApp(t, p.url(), p.client)
 	c.fetched = newFetchedResults(time.Now().Add(-time.Second))
+	if sc.prepare != nil {
+		sc.prepare(t, c)
+	}
 
 	// The load: total commands at rate, spread over the fleet's devices.
 	var accepted sync.Map // id → true
@@ -285,11 +302,19 @@ func runScenario(t *testing.T, sc scenario) chaosRow {
 	// Nothing reaches the app but answers to what it sent (and notices
 	// for broken commands in its name): no result for a message put in
 	// the queue behind the cashier's back.
+	// A refused command may be delivered late (counted), but nothing else
+	// the app did not send.
 	seen, _ := c.app.snapshot()
 	for id := range seen {
-		if !ids[id] && !strings.HasPrefix(id, "probe-") && id != garbled {
+		if _, wasRefused := c.refusedIDs.Load(id); wasRefused && !ids[id] {
+			row.late++
+		} else if !ids[id] && !strings.HasPrefix(id, "probe-") && id != garbled {
 			t.Errorf("the app got a result for %q, which it never sent", id)
 		}
+	}
+	row.misattributed = c.app.misattributed()
+	if row.misattributed != 0 {
+		t.Errorf("%d results carried the answer to another command than their id's", row.misattributed)
 	}
 	return row
 }
@@ -338,6 +363,7 @@ func (c *chaosRun) load(sc scenario, total int, sent *atomic.Int64, accepted *sy
 			if status == http.StatusAccepted {
 				accepted.Store(id, true)
 			} else {
+				c.refusedIDs.Store(id, true)
 				refused.Add(1)
 				refusals.add(time.Since(began))
 			}
@@ -469,7 +495,7 @@ func (c *chaosRun) restartAll(t *testing.T) {
 func (c *chaosRun) deadLettered(t *testing.T, ids map[string]bool) (map[string]bool, int) {
 	t.Helper()
 	out := map[string]bool{}
-	conn, err := amqp.Dial(brokertest.AMQPURL())
+	conn, err := amqplink.Dial(amqplink.Config{URL: brokertest.AMQPURL()})
 	if err != nil {
 		return out, 0 // the broker may be restarting; counted on the next round
 	}
@@ -530,6 +556,7 @@ type persistentApp struct {
 	seen  map[string]int       // id → results received
 	codes map[string]contracts.Code
 	raw   map[string][][]byte // id → the bytes of each result received
+	wrong int                 // results whose echo is not of their id's command (see echoOf)
 
 	session appclient.Session
 	stop    func() // ends the MQTT link and forgets its session
@@ -569,7 +596,27 @@ func (a *persistentApp) onResult(_ string, payload []byte) {
 	a.raw[id] = append(a.raw[id], slices.Clone(payload))
 	if r.Error != nil {
 		a.codes[id] = r.Error.Code
+	} else if n, ok := echoOf(r.Result); ok && "c"+strconv.Itoa(n) != id {
+		a.wrong++
 	}
+}
+
+// echoOf is the n of an echo result {"n": n} (load sends command cN with
+// params {"n": N}, which the device echoes).
+func echoOf(result []byte) (int, bool) {
+	var p struct {
+		N *int `json:"n"`
+	}
+	if json.Unmarshal(result, &p) != nil || p.N == nil {
+		return 0, false
+	}
+	return *p.N, true
+}
+
+func (a *persistentApp) misattributed() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.wrong
 }
 
 func (a *persistentApp) has(id string) bool {
@@ -688,11 +735,11 @@ func rabbitmqctl(t *testing.T, args ...string) {
 // chaosTable renders the rows as a Markdown table.
 func chaosTable(rows []chaosRow) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "| scenario | accepted (202) | refused | refusal p99 | delivered | via MQTT | via HTTP only | dead-lettered | lost | duplicates | error results | dead-letter queue | fault lasted | recovery | fault |\n")
-	fmt.Fprintf(&b, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
+	fmt.Fprintf(&b, "| scenario | accepted (202) | refused | refusal p99 | refused, delivered late | delivered | via MQTT | via HTTP only | dead-lettered | lost | duplicates | misattributed | error results | dead-letter queue | fault lasted | recovery | fault |\n")
+	fmt.Fprintf(&b, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
 	for _, r := range rows {
-		fmt.Fprintf(&b, "| %s | %d | %d | %s | %d | %d | %d | %d | **%d** | %d | %d | %d | %s | %s | %s |\n", r.name, r.accepted, r.refused,
-			dash(r.refusedP99), r.delivered, r.viaMQTT, r.httpOnly, r.dead, r.lost, r.dups, r.errorCodes, r.deadTotal,
+		fmt.Fprintf(&b, "| %s | %d | %d | %s | %d | %d | %d | %d | %d | **%d** | %d | **%d** | %d | %d | %s | %s | %s |\n", r.name, r.accepted, r.refused,
+			dash(r.refusedP99), r.late, r.delivered, r.viaMQTT, r.httpOnly, r.dead, r.lost, r.dups, r.misattributed, r.errorCodes, r.deadTotal,
 			r.faultTook.Round(10*time.Millisecond), r.recovery.Round(10*time.Millisecond), r.note)
 	}
 	return b.String()

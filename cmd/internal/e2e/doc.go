@@ -25,6 +25,14 @@
 // -fleet-rate, -fleet-duration, -fleet-baristas, -fleet-keepalive,
 // -fleet-core-port, -fleet-edge-port and -fleet-out.
 //
+// Behind the chaos build tag: TestChaos (chaos_test.go, `task chaos`)
+// injects faults on this machine's brokers under load and prints a table;
+// TestChaosCluster (chaos_cluster_test.go, `task chaos:cluster`) runs the
+// same load and table on the three-node RabbitMQ cluster of
+// deploy/rabbitmq/cluster.sh, with cluster faults: the queues' leaders
+// killed, quorum lost, a node partitioned. It skips when the cluster is not
+// running.
+//
 // TestMain raises -parallel to 16 unless it is given: the tests wait on
 // processes and brokers, not on the CPU. TestLoneCommandLatency is not
 // parallel, so it measures with the machine to itself.

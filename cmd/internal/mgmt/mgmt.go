@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"cafe/contracts"
+	"cafe/contracts/amqplink"
 )
 
 // Setting is where the management API is, its login as the URL's user info
@@ -76,9 +77,10 @@ func New(raw, vhost, user, password string) (*Client, error) {
 // Close closes the connections kept open between calls.
 func (c *Client) Close() { c.http.CloseIdleConnections() }
 
-// VHostOf is the vhost of an AMQP URL ("/" when it names none).
+// VHostOf is the vhost of an AMQP URL setting ("/" when it names none);
+// of a cluster's list, the first URL's (they all name the same one).
 func VHostOf(amqpURL string) string {
-	u, err := url.Parse(amqpURL)
+	u, err := url.Parse(amqplink.FirstURL(amqpURL))
 	if err != nil || u.Path == "" || u.Path == "/" {
 		return "/"
 	}

@@ -10,6 +10,7 @@ import (
 
 	"cafe/cmd/internal/deadletter"
 	"cafe/contracts"
+	"cafe/contracts/amqplink"
 )
 
 // deadScanLimit bounds how many dead letters one status looks at to count
@@ -30,7 +31,7 @@ type deadCache struct {
 }
 
 func (g *Gatherer) deadLetters(ctx context.Context, s *Snapshot) error {
-	conn, err := amqp.DialConfig(g.cfg.AMQPURL, amqp.Config{Dial: amqp.DefaultDial(g.cfg.Timeout)})
+	conn, err := amqplink.Dial(amqplink.Config{URL: g.cfg.AMQPURL, DialTimeout: g.cfg.Timeout})
 	if err != nil {
 		return fmt.Errorf("RabbitMQ unreachable at %s: %w; start it: bash deploy/brokers.sh", contracts.RedactURL(g.cfg.AMQPURL), err)
 	}
