@@ -128,12 +128,21 @@ func redacted(raw string) string {
 // the registry and the auth key (this machine's by default), shared by
 // cafe broker-auth and cafe tier conf.
 func registerLoginSources(f cli.Flags, registryFile, keyFile *string) {
-	def, keyDef := "", ""
+	def := ""
 	if dir, err := local.Default(); err == nil {
-		def, keyDef = dir.Registry(), dir.KeyFile()
+		def = dir.Registry()
 	}
 	f.String(registryFile, run.SettingClientsFile, def, "the registry (YAML) whose devices and apps get logins")
-	f.String(keyFile, cli.Setting("auth-key-file", local.EnvKey), keyDef, "the auth key the secrets are derived from")
+	registerKeyFile(f, keyFile)
+}
+
+// registerKeyFile registers --auth-key-file (CAFE_AUTH_KEY_FILE).
+func registerKeyFile(f cli.Flags, keyFile *string) {
+	def := ""
+	if dir, err := local.Default(); err == nil {
+		def = dir.KeyFile()
+	}
+	f.String(keyFile, cli.Setting("auth-key-file", local.EnvKey), def, "the auth key the secrets are derived from")
 }
 
 // brokerAuthClientID is a reconciler's MQTT client id: its own, so any

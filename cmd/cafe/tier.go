@@ -16,6 +16,7 @@ import (
 	"cafe/contracts/identity"
 	"cafe/contracts/mqttlink"
 	"cafe/contracts/registry"
+	"cafe/deploy/mosquitto"
 )
 
 // tierSettings are what `cafe tier conf` is configured with.
@@ -32,7 +33,7 @@ func tierCommand() *cobra.Command {
 		Short: "The MQTT broker tier: a core Mosquitto and N edges bridged to it (task tier:up)",
 		Args:  cobra.NoArgs,
 	}
-	cmd.AddCommand(tierConfCommand(), tierJanitorCommand())
+	cmd.AddCommand(tierConfCommand(), tierBridgeCommand(), tierJanitorCommand())
 	return cmd
 }
 
@@ -166,4 +167,60 @@ func (s *tierSettings) conf(out io.Writer) error {
 	}
 	fmt.Fprintf(os.Stderr, "tier: logins of %s (%d apps, %d devices, the services) on every broker\n", s.registryFile, reg.Len(), len(reg.Devices()))
 	return nil
+}
+
+// bridgeSettings are what `cafe tier bridge` is configured with.
+type bridgeSettings struct {
+	bridge   tier.Bridge
+	template string
+	keyFile  string
+}
+
+func tierBridgeCommand() *cobra.Command {
+	s := &bridgeSettings{}
+	cmd := &cobra.Command{
+		Use:   "bridge",
+		Short: "Print one edge's bridge to the core: bridge.conf filled in, as cafe tier conf appends it",
+		Long: `bridge prints the bridge of one edge broker to the core, for an edge whose
+config is written elsewhere (a Kubernetes pod: deploy/k8s/base/mosquitto/render.sh
+appends it): --template (deploy/mosquitto/bridge.conf, or the copy a pod mounts;
+default the one built in) filled in with --name, --core and cafe-bridge's
+password, derived from the auth key, exactly as cafe tier conf fills it in.`,
+		Example: `  cafe tier bridge --name edge-3 --core core.example:1883 >>/etc/mosquitto/conf.d/bridge.conf`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := cli.ApplyEnv(cmd.Flags()); err != nil {
+				return err
+			}
+			return s.print(cmd.OutOrStdout())
+		},
+	}
+	f := cli.On(cmd.Flags())
+	f.String(&s.bridge.Name, cli.Setting("name", "CAFE_TIER_BRIDGE_NAME"), "", "the edge's name: its bridge's connection name, client ids and cafe/bridges/NAME")
+	f.String(&s.bridge.Core, cli.Setting("core", "CAFE_TIER_BRIDGE_CORE"), "", "host:port of the core broker")
+	f.String(&s.template, cli.Setting("template", "CAFE_TIER_BRIDGE_TEMPLATE"), "", "the bridge.conf to fill in (default: deploy/mosquitto/bridge.conf, built in)")
+	registerKeyFile(f, &s.keyFile)
+	return cmd
+}
+
+func (s *bridgeSettings) print(out io.Writer) error {
+	text := mosquitto.Bridge
+	if s.template != "" {
+		raw, err := os.ReadFile(s.template)
+		if err != nil {
+			return err
+		}
+		text = string(raw)
+	}
+	key, err := identity.LoadKey(s.keyFile)
+	if err != nil {
+		return err
+	}
+	s.bridge.Password = key.ServicePassword(identity.Bridge)
+	conf, err := tier.BridgeConf(text, s.bridge)
+	if err != nil {
+		return err
+	}
+	_, err = io.WriteString(out, conf)
+	return err
 }

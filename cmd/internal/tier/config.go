@@ -2,9 +2,11 @@ package tier
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"net"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"text/template"
@@ -93,11 +95,48 @@ func Config(b Broker, bridge *Bridge) (string, error) {
 	if bridge == nil {
 		return out.String(), nil
 	}
-	out.WriteString("\n")
-	if err := bridgeTemplate.Execute(&out, bridge); err != nil {
+	conf, err := BridgeConf(mosquitto.Bridge, *bridge)
+	if err != nil {
+		return "", err
+	}
+	return out.String() + "\n" + conf, nil
+}
+
+// BridgeConf is text, deploy/mosquitto/bridge.conf or a copy of it (the
+// one a Kubernetes pod mounts), filled in for b.
+func BridgeConf(text string, b Bridge) (string, error) {
+	if err := b.Validate(); err != nil {
+		return "", err
+	}
+	t, err := template.New("bridge.conf").Option("missingkey=error").Parse(text)
+	if err != nil {
+		return "", err
+	}
+	var out strings.Builder
+	if err := t.Execute(&out, b); err != nil {
 		return "", err
 	}
 	return out.String(), nil
 }
 
-var bridgeTemplate = template.Must(template.New("bridge.conf").Option("missingkey=error").Parse(mosquitto.Bridge))
+// bridgeName is what a bridge's name may be: it ends up in client ids and
+// in the topic cafe/bridges/{name}, so no MQTT wildcard, slash or space.
+var bridgeName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
+
+// Validate says what in b would not make a bridge of one line per
+// setting, or nil.
+func (b Bridge) Validate() error {
+	var errs []error
+	if !bridgeName.MatchString(b.Name) {
+		errs = append(errs, fmt.Errorf("bridge name %q: want 1 to 64 letters, digits, '.', '_' or '-' (a pod's or edge's name)", b.Name))
+	}
+	if host, port, err := net.SplitHostPort(b.Core); err != nil || host == "" || strings.ContainsAny(b.Core, " \t\r\n") {
+		errs = append(errs, fmt.Errorf("core %q: want host:port", b.Core))
+	} else if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		errs = append(errs, fmt.Errorf("core %q: port: want 1 to 65535", b.Core))
+	}
+	if b.Password == "" || strings.ContainsAny(b.Password, " \t\r\n") {
+		errs = append(errs, errors.New("bridge password: want a word without spaces (derived from the auth key)"))
+	}
+	return errors.Join(errs...)
+}
