@@ -21,7 +21,8 @@ import (
 // core and an edge side by side, each in a network namespace of its own
 // linked by a veth pair (198.18.0.0/30, the benchmarking range, inside
 // namespaces made here), a device on the edge and a barista's login on the
-// core: a command goes down the edge's bridge and the reply comes up. All
+// core: a command goes down the edge's bridge, logged in to the core as
+// cafe-bridge, and the reply comes up. All
 // of it inside a mount namespace of its own (unshare) with /etc, /var and
 // /run overlaid, so the shared broker and this machine's files are
 // untouched.
@@ -65,12 +66,17 @@ echo '198.18.0.1 cafe-mqtt-core' >>/etc/hosts
 	// The device has the command (its subscriber, holding its one client id, is gone): it replies.
 	fmt.Fprintf(&h.sh, "wait $C || true\nuntil [ -s $T/reply ] || ! kill -0 $R 2>/dev/null; do ip netns exec edge %s -t devices/sim-1/replies/b-k8s/k1 -m '{\"jsonrpc\":\"2.0\",\"result\":1,\"id\":1}'; sleep 0.2; done\n", pub("", "sim-1", "sim-1", device))
 	h.sh.WriteString("wait $R || true\necho command on the edge: $(cat $T/command)\necho reply on the core: $(cat $T/reply)\n")
+	// The bridge's own state on the core, which only its cafe-bridge login may write.
+	fmt.Fprintf(&h.sh, "echo bridge state on the core: $(%s)\n", sub("", "cafe-admin", admin, "cafe/bridges/cafe-mqtt-edge-0", 1))
 	out := h.run(t)
 	for _, want := range []string{
 		"core admin: mosquitto version 2.0", "wrong password: refused",
 		"cafe-mqtt-core reconciler: ok", "cafe-mqtt-edge reconciler: ok",
 		`command on the edge: {"jsonrpc":"2.0","method":"echo","id":1}`,
 		`reply on the core: {"jsonrpc":"2.0","result":1,"id":1}`,
+		// the core's log (stdout): the edge's bridge logged in as cafe-bridge
+		"as cafe-bridge-cafe-mqtt-edge-0 (p2, c0, k10, u'cafe-bridge')",
+		"bridge state on the core: 1",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("want %q in the output:\n%s", want, out)

@@ -9,19 +9,23 @@
 #       the brokers listen on the loopback only; in a pod, other pods must
 #       reach them (NetworkPolicies say which);
 #     - "log_dest file ..." becomes "log_dest stdout", for kubectl logs;
-#     - ROLE edge: a bridge to the core broker is appended (below).
+#     - ROLE edge: the bridge to the core appended, SRC/bridge.conf filled
+#       in by `cafe tier bridge` as `cafe tier conf` fills it in for the
+#       tier on one machine (logged in as cafe-bridge).
 #
 # ROLE is core or edge. An edge needs CAFE_MQTT_CORE (host:port of the
-# core), CAFE_BRIDGE_PASSWORD (the core's cafe-admin password: `cafe
-# credentials admin --password`) and HOSTNAME (the pod's name, unique, so
-# that each edge's bridge has a client id of its own). Every other line of
-# cafe.conf applies as it is: logins (dynamic security plugin), the ACL,
-# TLS on 8883, limits, persistence. The offline tests of deploy/k8s run
-# this script on the real cafe.conf and check the result line by line.
+# core), HOSTNAME (the pod's name, unique: the bridge's name, so its client
+# ids and its state topic cafe/bridges/HOSTNAME are its own) and the auth
+# key (CAFE_AUTH_KEY_FILE: cafe-bridge's password is derived from it).
+# Every other line of cafe.conf applies as it is: logins (dynamic security
+# plugin), the ACL, TLS on 8883, limits, persistence. The offline tests of
+# deploy/k8s run this script on the real cafe.conf and bridge.conf and
+# check the result line by line.
 # HOSTNAME is no POSIX sh variable, but Kubernetes sets it in every
 # container to the pod's name.
 # shellcheck disable=SC3028
 set -eu
+umask 077 # mosquitto.conf holds the bridge's password
 
 src=$1 dst=$2 role=$3
 case $role in
@@ -40,30 +44,9 @@ sed -e 's/^listener \([0-9][0-9]*\) 127\.0\.0\.1$/listener \1/' \
 
 if [ "$role" = edge ]; then
 	: "${CAFE_MQTT_CORE:?an edge needs CAFE_MQTT_CORE (host:port of the core broker)}"
-	: "${CAFE_BRIDGE_PASSWORD:?an edge needs CAFE_BRIDGE_PASSWORD (cafe credentials admin --password)}"
 	: "${HOSTNAME:?an edge needs HOSTNAME (its pod name)}"
-	# The bridge: commands and app results come down from the core (where
-	# baristas and callers publish); replies and presence go up. QoS 1 both
-	# ways; each topic flows one way only and try_private marks the bridge
-	# to the core, so nothing loops. Presence keeps its retain flag, so the
-	# core holds every device's retained presence for the baristas.
-	cat >>"$dst/mosquitto.conf.tmp" <<CONF
-
-# --- Bridge to the core (added by deploy/k8s/base/mosquitto/render.sh) ----
-connection cafe-core
-address $CAFE_MQTT_CORE
-remote_clientid cafe-bridge-$HOSTNAME
-remote_username cafe-admin
-remote_password $CAFE_BRIDGE_PASSWORD
-bridge_protocol_version mqttv311
-try_private true
-cleansession false
-notifications false
-topic devices/+/commands/# in 1
-topic clients/+/results in 1
-topic devices/+/replies/# out 1
-topic devices/+/presence out 1
-CONF
+	echo >>"$dst/mosquitto.conf.tmp"
+	cafe tier bridge --template "$src/bridge.conf" --name "$HOSTNAME" --core "$CAFE_MQTT_CORE" >>"$dst/mosquitto.conf.tmp"
 fi
 mv "$dst/mosquitto.conf.tmp" "$dst/mosquitto.conf"
 chmod 0600 "$dst/mosquitto.conf"
