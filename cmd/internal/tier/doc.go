@@ -15,7 +15,9 @@
 //
 // Plan names the brokers and their files; Write writes them; `cafe tier
 // conf` does both for deploy/mosquitto/tier.sh (task tier:up), and
-// tiertest starts a scratch tier for tests. Janitor (`cafe tier janitor`)
+// tiertest starts a scratch tier for tests. BridgeConf fills in one edge's
+// bridge alone (`cafe tier bridge`, for the Kubernetes edges of
+// deploy/k8s, whose config is otherwise their own). Janitor (`cafe tier janitor`)
 // marks offline on the core the devices of an edge that crashed, which
 // sent none of their last wills. deploy/README.md ("The MQTT
 // tier") says why each bridge setting is what it is, and what happens to
