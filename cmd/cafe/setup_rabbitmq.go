@@ -114,12 +114,12 @@ func applyGrants(out io.Writer, key identity.Key, rabbitmqctl rabbitmqNode, user
 	for _, g := range AMQPGrants {
 		name, pw := string(g.role), key.ServicePassword(g.role)
 		if !have[name] {
-			if _, err := rabbitmqctl.run("add_user", name, pw); err != nil {
+			if _, err := rabbitmqctl.run(userArgs("add_user", name, pw)...); err != nil {
 				return err
 			}
 			fmt.Fprintf(out, "setup: RabbitMQ user %s created\n", name)
-		} else if _, err := rabbitmqctl.run("authenticate_user", name, pw); err != nil {
-			if _, err := rabbitmqctl.run("change_password", name, pw); err != nil {
+		} else if _, err := rabbitmqctl.run(userArgs("authenticate_user", name, pw)...); err != nil {
+			if _, err := rabbitmqctl.run(userArgs("change_password", name, pw)...); err != nil {
 				return err
 			}
 		}
@@ -137,6 +137,14 @@ func applyGrants(out io.Writer, key identity.Key, rabbitmqctl rabbitmqNode, user
 		fmt.Fprintln(out, "setup: RabbitMQ user guest removed (cafe's roles have users of their own)")
 	}
 	return nil
+}
+
+// userArgs are rabbitmqctl's arguments for a command that takes a user
+// and a password. The derived passwords are base64url, so about one in 64
+// starts with "-", which rabbitmqctl would read as options and refuse the
+// command ("Invalid options for this command"): "--" ends the options.
+func userArgs(command, name, password string) []string {
+	return []string{command, "--", name, password}
 }
 
 func (node rabbitmqNode) run(args ...string) (string, error) {

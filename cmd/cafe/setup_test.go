@@ -2,6 +2,9 @@ package main
 
 import (
 	"io"
+	"os"
+	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -20,5 +23,28 @@ func TestAppliedMarkerIsOnePerNode(t *testing.T) {
 		if got := appliedMarker(node); got != want {
 			t.Errorf("appliedMarker(%q) = %q, want %q", node, got, want)
 		}
+	}
+}
+
+// A derived password may start with "-": rabbitmqctl must still take it as
+// the password, not as options (it refused one on a fresh machine).
+func TestRabbitMQUserWithAPasswordThatLooksLikeAnOption(t *testing.T) {
+	if _, err := exec.LookPath("rabbitmqctl"); err != nil {
+		t.Skip("rabbitmqctl is not installed here (deploy/brokers.sh installs it)")
+	}
+	node := rabbitmqNode("")
+	name, pw := "cafe-test-dash-"+strconv.Itoa(os.Getpid()), "-WwaRy1xLr6JHoQ2y"
+	if _, err := node.run(userArgs("add_user", name, pw)...); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _, _ = node.run("delete_user", name) })
+	if _, err := node.run(userArgs("authenticate_user", name, pw)...); err != nil {
+		t.Fatalf("the password given was not the one set: %v", err)
+	}
+	if _, err := node.run(userArgs("change_password", name, "--"+pw)...); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := node.run(userArgs("authenticate_user", name, "--"+pw)...); err != nil {
+		t.Fatalf("the changed password was not the one set: %v", err)
 	}
 }
