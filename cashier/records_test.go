@@ -24,7 +24,12 @@ import (
 // into as the ledger would, and the cashier reading it read-only.
 func ledgerStore(t *testing.T) (*records.Store, *cashier.Server) {
 	t.Helper()
-	dbURL := recordstest.Schema(t)
+	return ledgerStoreOn(t, recordstest.Schema(t))
+}
+
+// ledgerStoreOn is ledgerStore on the database at dbURL.
+func ledgerStoreOn(t *testing.T, dbURL string) (*records.Store, *cashier.Server) {
+	t.Helper()
 	w, err := records.Open(dbURL, false, 4)
 	if err != nil {
 		t.Fatal(err)
@@ -354,4 +359,57 @@ func labelled(t *testing.T, s *cashier.Server, name, label string) string {
 		}
 	}
 	return "0"
+}
+
+// PostgreSQL stopped and started again (on a server of the test's own):
+// while it is down the records answer 503; once it is up, the first
+// request reads again, and the duplicate check asks again, without the
+// cashier being restarted, also after a restart quicker than the pool's
+// liveness check (its connections all dead, none pinged).
+func TestRecordsReadAgainAfterPostgresRestarts(t *testing.T) {
+	srv := recordstest.NewServer(t)
+	w, s := ledgerStoreOn(t, srv.URL())
+	finished(t, w, "app-1", 7, 1)
+	get := func() (int, string) {
+		res, body := do(t, s, call{method: http.MethodGet, path: "/v1/commands/7", token: tokenApp1})
+		return res.StatusCode, string(body)
+	}
+	id := 100
+	post := func() {
+		t.Helper()
+		id++
+		if res, body := do(t, s, call{path: "/v1/devices/lamp-1/commands", token: tokenApp1, body: fmt.Sprintf(`{"jsonrpc":"2.0","method":"on","id":%d}`, id)}); res.StatusCode != http.StatusAccepted {
+			t.Fatalf("command %d: status %d %s, want 202", id, res.StatusCode, body)
+		}
+	}
+	for _, restart := range []struct {
+		name string
+		mode string
+		gap  bool // a request while the server is down
+		post bool // the first request after it: a submission (its duplicate check), else a read
+	}{{"fast", "fast", true, false}, {"immediate", "immediate", true, true}, {"quick fast", "fast", false, true}, {"quick immediate", "immediate", false, false}} {
+		for range 3 { // connections in the pool, used just now
+			if code, body := get(); code != http.StatusOK {
+				t.Fatalf("before the %s restart: status %d %s", restart.name, code, body)
+			}
+			post()
+		}
+		srv.Stop(restart.mode)
+		if restart.gap {
+			if code, body := get(); code != http.StatusServiceUnavailable {
+				t.Fatalf("with PostgreSQL stopped (%s): status %d %s, want 503", restart.name, code, body)
+			}
+		}
+		srv.Start()
+		skipped := labelled(t, s, "cafe_cashier_duplicate_checks_total", `result="skipped"`)
+		if restart.post {
+			post()
+			if now := labelled(t, s, "cafe_cashier_duplicate_checks_total", `result="skipped"`); now != skipped {
+				t.Errorf("first duplicate check after the %s restart skipped (skipped %s, was %s)", restart.name, now, skipped)
+			}
+		}
+		if code, body := get(); code != http.StatusOK {
+			t.Errorf("first read after the %s restart: status %d %s, want 200", restart.name, code, body)
+		}
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"cafe/contracts"
 )
@@ -82,7 +83,11 @@ const (
 
 // Write records events in one transaction: all of them or none.
 func (s *Store) Write(ctx context.Context, events []Event) error {
-	tx, err := s.pool.Begin(ctx)
+	return s.do(ctx, func(c *pgxpool.Conn) error { return write(ctx, c, events) })
+}
+
+func write(ctx context.Context, c *pgxpool.Conn, events []Event) error {
+	tx, err := c.Begin(ctx)
 	if err != nil {
 		return fmt.Errorf("ledger write: %w", err)
 	}
@@ -181,11 +186,14 @@ func (s *Store) DeleteBefore(ctx context.Context, cutoff time.Time, limit int) (
 		`DELETE FROM cafe_commands WHERE command_id IN (SELECT command_id FROM cafe_commands WHERE updated_at < $1 LIMIT $2)`,
 		`DELETE FROM cafe_events WHERE event_id IN (SELECT event_id FROM cafe_events WHERE at < $1 LIMIT $2)`,
 	} {
-		tag, err := s.pool.Exec(ctx, q, cutoff, limit)
+		err := s.do(ctx, func(c *pgxpool.Conn) error {
+			tag, err := c.Exec(ctx, q, cutoff, limit)
+			n += tag.RowsAffected()
+			return err
+		})
 		if err != nil {
 			return n, fmt.Errorf("ledger retention: %w", err)
 		}
-		n += tag.RowsAffected()
 	}
 	return n, nil
 }
