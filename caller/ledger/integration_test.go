@@ -32,9 +32,12 @@ type rig struct {
 	metrics *prometheus.Registry // the last ledger started's
 }
 
-func newRig(t *testing.T) *rig {
+func newRig(t *testing.T) *rig { return newRigOn(t, recordstest.Schema(t)) }
+
+// newRigOn is a rig writing to the database at db.
+func newRigOn(t *testing.T, db string) *rig {
 	top := brokertest.Topology(t)
-	return &rig{t: t, top: top, db: recordstest.Schema(t),
+	return &rig{t: t, top: top, db: db,
 		cashier: brokertest.Publisher(t, top, identity.Cashier),
 		barista: brokertest.Publisher(t, top, identity.Barista),
 		admin:   brokertest.Publisher(t, top, identity.Admin)}
@@ -69,22 +72,46 @@ func (r *rig) startLedger(dbURL string) (*ledger.Ledger, func()) {
 // command queues a command as the cashier does and returns its meta.
 func (r *rig) command(msgID string) contracts.CommandMeta {
 	r.t.Helper()
-	now := time.Now()
-	m := contracts.CommandMeta{CommandID: contracts.NewCommandID(), ClientID: "app-1", DeviceID: "d-1", MsgID: msgID,
-		Deadline: now.Add(time.Minute), AcceptedAt: now}
-	body := fmt.Sprintf(`{"jsonrpc":"2.0","method":"m","id":%s}`, msgID)
-	brokertest.Publish(r.t, r.cashier, r.top.CommandsExchange(), contracts.RoutingKeyCommand,
-		amqp.Publishing{MessageId: m.CommandID, Headers: m.Headers(), Body: []byte(body)})
+	m, err := r.tryCommand(msgID)
+	if err != nil {
+		r.t.Fatal(err)
+	}
 	return m
 }
 
 func (r *rig) result(m contracts.CommandMeta, body string) {
 	r.t.Helper()
+	if err := r.tryResult(m, body); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+// tryCommand is command, for any goroutine: the error instead of failing.
+func (r *rig) tryCommand(msgID string) (contracts.CommandMeta, error) {
+	now := time.Now()
+	m := contracts.CommandMeta{CommandID: contracts.NewCommandID(), ClientID: "app-1", DeviceID: "d-1", MsgID: msgID,
+		Deadline: now.Add(time.Minute), AcceptedAt: now}
+	body := fmt.Sprintf(`{"jsonrpc":"2.0","method":"m","id":%s}`, msgID)
+	return m, r.publish(r.cashier, r.top.CommandsExchange(), contracts.RoutingKeyCommand,
+		amqp.Publishing{MessageId: m.CommandID, Headers: m.Headers(), Body: []byte(body)})
+}
+
+// tryResult is result, for any goroutine.
+func (r *rig) tryResult(m contracts.CommandMeta, body string) error {
 	h := contracts.ResultMeta{CommandID: m.CommandID, ClientID: m.ClientID, DeviceID: m.DeviceID, MsgID: m.MsgID,
 		AcceptedAt: m.AcceptedAt, Outcome: contracts.OutcomeReply}.Headers()
 	h[contracts.HeaderEventAt] = time.Now().UnixNano() // as a barista does
-	brokertest.Publish(r.t, r.barista, r.top.ResultsExchange(), contracts.RoutingKeyResult,
+	return r.publish(r.barista, r.top.ResultsExchange(), contracts.RoutingKeyResult,
 		amqp.Publishing{MessageId: m.CommandID, Headers: h, Body: []byte(body)})
+}
+
+func (r *rig) publish(pub *amqplink.Publisher, exchange, key string, m amqp.Publishing) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := pub.Publish(ctx, exchange, key, m); err != nil {
+		return fmt.Errorf("publish to %s: %w", exchange, err)
+	}
+	return nil
 }
 
 func (r *rig) event(kind contracts.EventKind, m contracts.CommandMeta) {

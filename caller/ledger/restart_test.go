@@ -1,0 +1,143 @@
+package ledger_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"cafe/contracts/brokertest"
+	"cafe/contracts/records"
+	"cafe/contracts/records/recordstest"
+)
+
+// load publishes commands and their results, as the cashier and a barista
+// do, numbered from 1, one pair every pace, until end.
+type load struct {
+	n    atomic.Int64 // pairs published
+	stop chan struct{}
+	wg   sync.WaitGroup
+	err  error
+}
+
+func (r *rig) startLoad(pace time.Duration) *load {
+	l := &load{stop: make(chan struct{})}
+	l.wg.Go(func() {
+		tick := time.NewTicker(pace)
+		defer tick.Stop()
+		for {
+			select {
+			case <-l.stop:
+				return
+			case <-tick.C:
+			}
+			i := l.n.Load() + 1
+			m, err := r.tryCommand(fmt.Sprint(i))
+			if err == nil {
+				err = r.tryResult(m, fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"result":%d}`, i, i))
+			}
+			if err != nil {
+				l.err = err
+				return
+			}
+			l.n.Add(1)
+		}
+	})
+	r.t.Cleanup(l.halt)
+	return l
+}
+
+func (l *load) halt() {
+	select {
+	case <-l.stop:
+	default:
+		close(l.stop)
+	}
+	l.wg.Wait()
+}
+
+// end stops the load and returns how many pairs it published.
+func (l *load) end(t *testing.T) int {
+	t.Helper()
+	l.halt()
+	if l.err != nil {
+		t.Fatalf("the load stopped: %v", l.err)
+	}
+	return int(l.n.Load())
+}
+
+// PostgreSQL really stopped (fast: its sessions ended with FATAL 57P01;
+// immediate: killed, recovered from its WAL at start) and started again,
+// under load, on a server of the test's own: the ledger, never restarted,
+// writes every event once, and a reader opened before the stop (the
+// cashier's) reads again without being reopened.
+func TestPostgresStoppedAndRestartedLosesNoEvent(t *testing.T) {
+	srv := recordstest.NewServer(t)
+	r := newRigOn(t, srv.URL())
+	l, _ := r.startLedger(r.db)
+	reader, err := records.Open(r.db, true, 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(reader.Close)
+	read := func(msgID string) error {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_, err := reader.Command(ctx, "app-1", msgID)
+		return err
+	}
+	results := func() int {
+		return recordstest.Count(t, r.db, "SELECT count(*) FROM cafe_commands WHERE result IS NOT NULL")
+	}
+	const pace = 2 * time.Millisecond
+	ld := r.startLoad(pace)
+	for _, mode := range []string{"fast", "immediate"} {
+		written := results()
+		brokertest.Eventually(t, 10*time.Second, "the ledger writes under load", func() bool { return results() >= written+50 })
+		if err := read("1"); err != nil {
+			t.Fatalf("read before the %s stop: %v", mode, err)
+		}
+		failures := r.counter("cafe_ledger_write_failures_total", "")
+		published := ld.n.Load()
+		down := time.Now()
+		srv.Stop(mode)
+		brokertest.Eventually(t, 10*time.Second, "the ledger tried, and failed, to write twice", func() bool {
+			return r.counter("cafe_ledger_write_failures_total", "") >= failures+2 && !l.Healthy()
+		})
+		if err := read("1"); err == nil {
+			t.Fatalf("read with PostgreSQL stopped (%s) succeeded", mode)
+		}
+		brokertest.Eventually(t, 10*time.Second, "the load goes on while PostgreSQL is down", func() bool { return ld.n.Load() >= published+200 })
+		srv.Start()
+		outage := time.Since(down)
+		up := time.Now()
+		if err := read("1"); err != nil {
+			t.Errorf("first read after the %s restart: %v", mode, err)
+		}
+		target := int(ld.n.Load())
+		brokertest.Eventually(t, 20*time.Second, "the ledger caught up after the restart", func() bool { return results() >= target })
+		t.Logf("%s stop: down %v (%d pairs published meanwhile), caught up %d results %v after the start",
+			mode, outage.Round(time.Millisecond), target-int(published), target, time.Since(up).Round(time.Millisecond))
+	}
+	n := ld.end(t)
+	brokertest.Eventually(t, 20*time.Second, "every result written", func() bool { return results() == n })
+	if got := recordstest.Count(t, r.db, "SELECT count(*) FROM cafe_commands"); got != n {
+		t.Errorf("%d commands, want %d", got, n)
+	}
+	if got := recordstest.Count(t, r.db, "SELECT count(*) FROM cafe_events"); got != 2*n {
+		t.Errorf("%d events, want %d (accepted and done of each)", got, 2*n)
+	}
+	if seqs := recordstest.Count(t, r.db, "SELECT count(DISTINCT done_seq) FROM cafe_commands"); seqs != n {
+		t.Errorf("%d distinct result numbers, want %d", seqs, n)
+	}
+	if !l.Healthy() {
+		t.Error("the ledger is not healthy after catching up")
+	}
+	if err := read(fmt.Sprint(n)); err != nil && !errors.Is(err, records.ErrNotFound) {
+		t.Errorf("last read: %v", err)
+	}
+	t.Logf("%d commands, %d events, %d write failures", n, 2*n, int(r.counter("cafe_ledger_write_failures_total", "")))
+}
