@@ -363,9 +363,11 @@ func labelled(t *testing.T, s *cashier.Server, name, label string) string {
 
 // PostgreSQL stopped and started again (on a server of the test's own):
 // while it is down the records answer 503; once it is up, the first
-// request reads again, and the duplicate check asks again, without the
-// cashier being restarted, also after a restart quicker than the pool's
-// liveness check (its connections all dead, none pinged).
+// request reads again without the cashier being restarted, also after a
+// restart quicker than the pool's liveness check (its connections all
+// dead, none pinged). (The duplicate check's recovery is records'
+// TestQuickRestartLeavesNoDeadConnections: its 50 ms budget, which a
+// fresh connection may overrun on a loaded machine, makes it no test here.)
 func TestRecordsReadAgainAfterPostgresRestarts(t *testing.T) {
 	srv := recordstest.NewServer(t)
 	w, s := ledgerStoreOn(t, srv.URL())
@@ -386,8 +388,7 @@ func TestRecordsReadAgainAfterPostgresRestarts(t *testing.T) {
 		name string
 		mode string
 		gap  bool // a request while the server is down
-		post bool // the first request after it: a submission (its duplicate check), else a read
-	}{{"fast", "fast", true, false}, {"immediate", "immediate", true, true}, {"quick fast", "fast", false, true}, {"quick immediate", "immediate", false, false}} {
+	}{{"fast", "fast", true}, {"immediate", "immediate", true}, {"quick fast", "fast", false}, {"quick immediate", "immediate", false}} {
 		for range 3 { // connections in the pool, used just now
 			if code, body := get(); code != http.StatusOK {
 				t.Fatalf("before the %s restart: status %d %s", restart.name, code, body)
@@ -401,13 +402,6 @@ func TestRecordsReadAgainAfterPostgresRestarts(t *testing.T) {
 			}
 		}
 		srv.Start()
-		skipped := labelled(t, s, "cafe_cashier_duplicate_checks_total", `result="skipped"`)
-		if restart.post {
-			post()
-			if now := labelled(t, s, "cafe_cashier_duplicate_checks_total", `result="skipped"`); now != skipped {
-				t.Errorf("first duplicate check after the %s restart skipped (skipped %s, was %s)", restart.name, now, skipped)
-			}
-		}
 		if code, body := get(); code != http.StatusOK {
 			t.Errorf("first read after the %s restart: status %d %s, want 200", restart.name, code, body)
 		}
