@@ -1,5 +1,7 @@
 // Package recordstest gives each test a PostgreSQL schema of its own in
-// the test database, dropped when the test ends.
+// the test database, dropped when the test ends (Schema), or, for a test
+// that stops and starts PostgreSQL itself, a server of its own
+// (NewServer): the shared server is never stopped.
 package recordstest
 
 import (
