@@ -1,6 +1,7 @@
 package recordstest
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"net"
@@ -13,16 +14,14 @@ import (
 	"testing"
 	"time"
 
+	"cafe/contracts/brokertest"
 	"cafe/contracts/records"
 )
 
 // PostgresBin is where Server looks for initdb and pg_ctl:
 // CAFE_TEST_POSTGRES_BIN, default Debian's PostgreSQL 15.
 func PostgresBin() string {
-	if d := os.Getenv("CAFE_TEST_POSTGRES_BIN"); d != "" {
-		return d
-	}
-	return "/usr/lib/postgresql/15/bin"
+	return cmp.Or(os.Getenv("CAFE_TEST_POSTGRES_BIN"), "/usr/lib/postgresql/15/bin")
 }
 
 // Server is a PostgreSQL server of the test's own (its own data directory
@@ -115,7 +114,8 @@ func (s *Server) Start() {
 	s.t.Helper()
 	for attempt := 0; ; attempt++ {
 		if !s.ever {
-			s.port = freePort(s.t)
+			_, port, _ := net.SplitHostPort(brokertest.SpareAddr(s.t))
+			s.port, _ = strconv.Atoi(port)
 		}
 		opts := fmt.Sprintf("-p %d -c listen_addresses=127.0.0.1 -c unix_socket_directories='' -c fsync=off -c max_connections=50", s.port)
 		out, err := s.pgCtlErr("start", "-w", "-t", "30", "-l", s.log, "-o", opts)
@@ -123,7 +123,7 @@ func (s *Server) Start() {
 			s.up, s.ever = true, true
 			return
 		}
-		// Someone took the port between freePort and the server's bind:
+		// Someone took the port between SpareAddr and the server's bind:
 		// only the first start may move.
 		logged, _ := os.ReadFile(s.log)
 		if attempt < 3 && !s.ever && strings.Contains(string(logged), "Address already in use") {
@@ -186,14 +186,4 @@ func tail(b []byte) string {
 		b = b[len(b)-keep:]
 	}
 	return string(b)
-}
-
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
