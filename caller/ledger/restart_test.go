@@ -9,6 +9,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"cafe/caller/ledger"
+	"cafe/contracts"
+	"cafe/contracts/amqplink"
 	"cafe/contracts/brokertest"
 	"cafe/contracts/records"
 	"cafe/contracts/records/recordstest"
@@ -144,4 +150,75 @@ func TestPostgresStoppedAndRestartedLosesNoEvent(t *testing.T) {
 		t.Error("the ledger is not healthy after catching up")
 	}
 	t.Logf("%d commands, %d events, %d write failures", n, 2*n, int(r.counter("cafe_ledger_write_failures_total", "")))
+}
+
+// PostgreSQL hung (its processes stopped, SIGSTOP: connections stay open,
+// nothing answers): the write in flight is given up after the write
+// timeout, counted, and the ledger reports itself unhealthy, instead of
+// waiting, healthy in name, for TCP to give up; once the server goes on,
+// the batch is written and the next ones too. The events come from a
+// stand-in queue (brokertest.Feed), so only PostgreSQL is real here.
+func TestHungPostgresFailsTheWriteAndRecovers(t *testing.T) {
+	srv := recordstest.NewServer(t)
+	store, err := records.Open(srv.URL(), false, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(store.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := store.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	top := contracts.DefaultTopology()
+	top.Prefix = brokertest.ID(t, "hung")
+	const n = 3
+	next := make(chan struct{}) // lets delivery i > 0 go
+	quit := make(chan struct{}) // lets every delivery go: the test is over
+	feed := brokertest.NewFeed(top.EventsQueue(), n, func(i int) *amqp.Delivery {
+		if i > 0 {
+			select {
+			case <-next:
+			case <-quit:
+			}
+		}
+		now := time.Now()
+		m := contracts.CommandMeta{CommandID: contracts.NewCommandID(), ClientID: "app-1", DeviceID: "d-1", MsgID: fmt.Sprint(i + 1),
+			Deadline: now.Add(time.Minute), AcceptedAt: now}
+		return &amqp.Delivery{Exchange: top.CommandsExchange(), MessageId: m.CommandID, Headers: m.Headers(), DeliveryTag: uint64(i + 1)}
+	})
+	r := &rig{t: t, metrics: prometheus.NewRegistry()}
+	l, err := ledger.New(ledger.Config{RetryEvery: 100 * time.Millisecond, WriteTimeout: 300 * time.Millisecond, BatchWait: time.Millisecond},
+		top, ledger.Links{Events: feed, Store: store}, r.metrics, brokertest.Quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	brokertest.Start(t, l.Run)
+	t.Cleanup(func() { // before the ledger stops: a write hung on the server, or the feed, would hold it
+		srv.Thaw()
+		close(quit)
+	})
+	commands := func() int { return recordstest.Count(t, srv.URL(), "SELECT count(*) FROM cafe_commands") }
+	brokertest.Eventually(t, 10*time.Second, "the first command written", func() bool { return commands() == 1 })
+
+	srv.Freeze()
+	hung := time.Now()
+	next <- struct{}{}
+	brokertest.Eventually(t, 10*time.Second, "the write to the hung server given up and counted", func() bool {
+		return r.counter("cafe_ledger_write_failures_total", "") >= 2 && !l.Healthy()
+	})
+	failedAfter := time.Since(hung)
+	srv.Thaw()
+	thawed := time.Now()
+	brokertest.Eventually(t, 10*time.Second, "the held command written once the server goes on", func() bool { return commands() == 2 })
+	t.Logf("written %v after the thaw", time.Since(thawed).Round(time.Millisecond))
+	next <- struct{}{}
+	brokertest.Eventually(t, 10*time.Second, "the next command written", func() bool { return commands() == n && l.Healthy() })
+	<-feed.Done
+	for i, v := range feed.Verdicts() {
+		if v.Action != amqplink.Ack {
+			t.Errorf("delivery %d: verdict %+v, want done", i, v)
+		}
+	}
+	t.Logf("two writes to the hung server failed %v after it hung (write timeout 300ms)", failedAfter.Round(time.Millisecond))
 }

@@ -39,6 +39,7 @@ type Server struct {
 	as   []string // the command prefix that runs as the data directory's owner
 	up   bool     // running
 	ever bool     // it has run: its port is fixed
+	held []int    // the processes Freeze stopped (Linux)
 }
 
 // NewServer initialises a data directory in a t.TempDir and starts a
@@ -61,6 +62,7 @@ func NewServer(t testing.TB) *Server {
 	s.run(30*time.Second, "initdb", "-D", s.data, "-U", "postgres", "--auth=trust", "--no-sync", "--no-instructions", "-E", "UTF8")
 	s.Start()
 	t.Cleanup(func() {
+		s.Thaw()
 		if s.up {
 			s.pgCtl("stop", "-m", "immediate")
 		}
