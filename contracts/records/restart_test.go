@@ -17,16 +17,9 @@ import (
 // answers a ping at once, without being reopened.
 func TestQuickRestartLeavesNoDeadConnections(t *testing.T) {
 	srv := recordstest.NewServer(t)
-	w, err := records.Open(srv.URL(), false, 4)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(w.Close)
+	w := recordstest.Migrated(t, srv.URL())
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	if err := w.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
 	r, err := records.Open(srv.URL(), true, 4)
 	if err != nil {
 		t.Fatal(err)

@@ -49,6 +49,23 @@ func Schema(t testing.TB) string {
 	return u.String()
 }
 
+// Migrated is a store on rawURL as the ledger opens it (writable, 4
+// connections), with its tables migrated; it is closed when the test ends.
+func Migrated(t testing.TB, rawURL string) *records.Store {
+	t.Helper()
+	store, err := records.Open(rawURL, false, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(store.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := store.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return store
+}
+
 // Via is rawURL with its host and port replaced by addr (a brokertest.Proxy's).
 func Via(rawURL, addr string) string {
 	u, _ := url.Parse(rawURL)
