@@ -46,6 +46,9 @@ type Server struct {
 // server on it, stopped when the test ends. The test is skipped when the
 // PostgreSQL binaries are not installed (PostgresBin). As root, the server
 // runs as the postgres OS user (PostgreSQL refuses to run as root).
+// pg_ctl detaches the server, so a test killed before its cleanup (go
+// test -timeout) leaves it running: ps shows it as postgres -D
+// /tmp/Test…/data; stop it with pg_ctl -D that stop -m immediate.
 func NewServer(t testing.TB) *Server {
 	t.Helper()
 	bin := PostgresBin()
