@@ -536,14 +536,12 @@ func (p *pipeline) waitDrained(t *testing.T, within time.Duration) {
 	})
 }
 
-// restartDevices starts the fleet f again with the same devices.
+// restartDevices starts the fleet f again with the same devices and
+// logins (a restarted fleet without them is refused by Mosquitto).
 func (p *pipeline) restartDevices(t testing.TB, f *fleet, flags ...string) *fleet {
 	t.Helper()
-	n := len(f.ids)
-	g := &fleet{ids: f.ids, first: f.first, stats: filepath.Join(t.TempDir(), "stats.json")}
-	args := append([]string{"--count", strconv.Itoa(n), "--pattern", p.devices + "-%d", "--first", strconv.Itoa(f.first), "--stats-file", g.stats}, flags...)
-	g.proc = start(t, "devicesim (again)", "devicesim", nil, args...)
-	g.waitOutput(t, fmt.Sprintf("%d devices online", n), readyTimeout)
+	g := &fleet{ids: f.ids, first: f.first, secrets: f.secrets}
+	p.runFleet(t, "devicesim (again)", g, flags...)
 	return g
 }
 

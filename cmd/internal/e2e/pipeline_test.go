@@ -248,8 +248,9 @@ func writeGrants(t testing.TB, devices string, grants ...grant) string {
 type fleet struct {
 	*proc
 	ids   []string
-	first int    // the number of its first device
-	stats string // its --stats-file
+	first   int    // the number of its first device
+	stats   string // its --stats-file
+	secrets string // its --secrets-file: each device's MQTT login
 }
 
 // startDevices runs n simulated devices named after the pipeline's device
@@ -275,16 +276,25 @@ func (p *pipeline) startDevices(t testing.TB, n int, flags ...string) *fleet {
 		t.Fatalf("fleet %d of %d devices: the test registry holds devices 1 to %d, %d per fleet", p.fleets, n, devicesPerTest, devicesPerFleet)
 	}
 	pattern := p.devices + "-%d"
-	f := &fleet{stats: filepath.Join(t.TempDir(), "stats.json"), first: first}
+	f := &fleet{first: first}
 	for i := first; i < first+n; i++ {
 		f.ids = append(f.ids, fmt.Sprintf(pattern, i))
 	}
 	clearPresenceAtEnd(t, f.ids...) // before start: runs after the fleet stopped
-	args := append([]string{"--count", strconv.Itoa(n), "--pattern", pattern, "--first", strconv.Itoa(first),
-		"--stats-file", f.stats, "--secrets-file", deviceLogins(t, f.ids...)}, flags...)
-	f.proc = start(t, "devicesim", "devicesim", p.env, args...)
-	f.waitOutput(t, fmt.Sprintf("%d devices online", n), readyTimeout)
+	f.secrets = deviceLogins(t, f.ids...)
+	p.runFleet(t, "devicesim", f, flags...)
 	return f
+}
+
+// runFleet starts devicesim for the devices of f (its ids, numbering and
+// logins), with a stats file of its own, and waits until they are online.
+func (p *pipeline) runFleet(t testing.TB, name string, f *fleet, flags ...string) {
+	t.Helper()
+	f.stats = filepath.Join(t.TempDir(), "stats.json")
+	args := append([]string{"--count", strconv.Itoa(len(f.ids)), "--pattern", p.devices + "-%d", "--first", strconv.Itoa(f.first),
+		"--stats-file", f.stats, "--secrets-file", f.secrets}, flags...)
+	f.proc = start(t, name, "devicesim", p.env, args...)
+	f.waitOutput(t, fmt.Sprintf("%d devices online", len(f.ids)), readyTimeout)
 }
 
 // deviceLogins makes an MQTT login for each device (bound to its id, as
