@@ -247,7 +247,7 @@ func writeGrants(t testing.TB, devices string, grants ...grant) string {
 // fleet is a devicesim process.
 type fleet struct {
 	*proc
-	ids   []string
+	ids     []string
 	first   int    // the number of its first device
 	stats   string // its --stats-file
 	secrets string // its --secrets-file: each device's MQTT login
