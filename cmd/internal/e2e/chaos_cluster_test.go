@@ -69,7 +69,7 @@ func clusterScenarios(cl *brokertest.Cluster) []scenario {
 				n := cl.Leader(t, c.p.top.CommandsQueue())
 				cl.Partition(t, n)
 				t.Cleanup(func() { cl.Heal(t, n) }) // also if the test fails meanwhile
-				time.Sleep(partitionFor) // the fault itself: its length is the scenario's, not evidence
+				time.Sleep(partitionFor)            // the fault itself: its length is the scenario's, not evidence
 				cl.Heal(t, n)
 				cl.WaitAllUp(t, 2*time.Minute)
 				return time.Now()
