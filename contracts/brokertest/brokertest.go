@@ -181,6 +181,22 @@ func DeleteTopology(t testing.TB, top contracts.Topology) {
 // QueueDepth returns the number of ready messages in queue.
 func QueueDepth(t testing.TB, queue string) int {
 	t.Helper()
+	return inspect(t, queue).Messages
+}
+
+// Consumers returns the number of consumers the broker counts on queue.
+// When a consumer's channel closes, the broker drops it from that count in
+// the same step as it requeues what the consumer held unacknowledged (a
+// cancelled consumer still holding messages stays counted until then), so
+// 0 after the channel closed means those messages are back in the queue.
+func Consumers(t testing.TB, queue string) int {
+	t.Helper()
+	return inspect(t, queue).Consumers
+}
+
+// inspect is queue's state as a passive declare tells it.
+func inspect(t testing.TB, queue string) amqp.Queue {
+	t.Helper()
 	conn := Dial(t)
 	defer conn.Close()
 	ch, err := conn.Channel()
@@ -192,7 +208,7 @@ func QueueDepth(t testing.TB, queue string) int {
 	if err != nil {
 		t.Fatalf("inspect queue %s: %v", queue, err)
 	}
-	return q.Messages
+	return q
 }
 
 // Eventually polls cond every 10ms until it holds or timeout passes, then
