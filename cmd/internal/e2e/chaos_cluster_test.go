@@ -54,7 +54,7 @@ func clusterScenarios(cl *brokertest.Cluster) []scenario {
 			fault: killLeader(cl, contracts.Topology.ResultsQueue),
 		}),
 		load(scenario{
-			name: "cluster_no_quorum", summary: "two of three nodes stopped for 8s (no quorum: the cashier must answer 503, never 202), then started again",
+			name: "cluster_no_quorum", summary: "two of three nodes stopped for at least 8s and until 10 submissions were refused (no quorum: the cashier must answer 503, never 202), then started again",
 			fault: func(t *testing.T, c *chaosRun) time.Time {
 				cl.All(t, "stop", 2, 3)
 				c.noQuorum(t, noQuorumFor)
