@@ -39,6 +39,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"maps"
 	"net/http"
 	"net/url"
@@ -97,6 +98,9 @@ type scenario struct {
 	// measured from).
 	fault func(t *testing.T, c *chaosRun) time.Time
 	early bool
+	// mustRefuse: the fault is one the cashier answers with 503s (a full
+	// queue), so a row with nothing refused did not inject it.
+	mustRefuse bool
 }
 
 func TestChaos(t *testing.T) { runChaos(t, scenarios()) }
@@ -116,6 +120,9 @@ func runChaos(t *testing.T, all []scenario) {
 				row.name, row.accepted, row.refused, row.late, row.delivered, row.viaMQTT, row.httpOnly, row.dead, row.lost, row.dups, row.misattributed, row.errorCodes, row.deadTotal, row.recovery.Round(time.Millisecond))
 			if row.lost != 0 {
 				t.Errorf("%d accepted commands lost", row.lost)
+			}
+			if sc.mustRefuse && row.refused == 0 {
+				t.Errorf("nothing refused: the fault was not injected")
 			}
 		})
 	}
@@ -195,7 +202,9 @@ func scenarios() []scenario {
 		},
 		{
 			name: "queue_full", short: true, summary: "the commands queue is full (max length 50) under a burst",
-			setup: setup{baristas: 1, callers: 1, cashierEnv: []string{"CAFE_QUEUE_MAX_LENGTH=50"},
+			mustRefuse: true,
+			setup: setup{baristas: 1, callers: 1, topology: func(top *contracts.Topology) { top.CommandsMaxLength = 50 },
+				cashierEnv: []string{"CAFE_QUEUE_MAX_LENGTH=50"},
 				baristaEnv: []string{"CAFE_QUEUE_MAX_LENGTH=50", "CAFE_BARISTA_CONCURRENCY=8"}, callerEnv: []string{"CAFE_QUEUE_MAX_LENGTH=50"}},
 			devices: 8, flags: []string{"--latency", "100ms"}, rate: 300, total: 1500, timeout: "60s",
 			fault: func(t *testing.T, c *chaosRun) time.Time { return time.Now() }, // the load is the fault
@@ -375,18 +384,25 @@ func (c *chaosRun) load(sc scenario, total int, sent *atomic.Int64, accepted *sy
 
 // post submits one command; 0 when nothing answered.
 func (c *chaosRun) post(httpc *http.Client, device, body, timeout string) int {
+	status, _ := c.postRead(httpc, device, body, timeout)
+	return status
+}
+
+// postRead is post that also returns the answer's body (or the error).
+func (c *chaosRun) postRead(httpc *http.Client, device, body, timeout string) (int, string) {
 	req, err := http.NewRequest(http.MethodPost, c.base()+"/v1/devices/"+device+"/commands", strings.NewReader(body))
 	if err != nil {
-		return 0
+		return 0, err.Error()
 	}
 	req.Header.Set("Authorization", "Bearer "+c.p.client.token)
 	req.Header.Set("Cafe-Timeout", timeout)
 	res, err := httpc.Do(req)
 	if err != nil {
-		return 0
+		return 0, err.Error()
 	}
-	res.Body.Close()
-	return res.StatusCode
+	defer res.Body.Close()
+	out, _ := io.ReadAll(io.LimitReader(res.Body, 4096))
+	return res.StatusCode, string(out)
 }
 
 // probe measures recovery: from end, it submits a probe command until the
@@ -397,8 +413,14 @@ func (c *chaosRun) probe(t *testing.T, end time.Time) time.Duration {
 	defer httpc.CloseIdleConnections()
 	id := "probe-" + strconv.FormatInt(end.UnixNano(), 36)
 	device := c.fleet.ids[0]
+	var last string
 	brokertest.Eventually(t, 3*time.Minute, "the cashier never took the probe", func() bool {
-		return c.post(httpc, device, `{"jsonrpc":"2.0","method":"echo","id":"`+id+`"}`, "60s") == http.StatusAccepted
+		status, body := c.postRead(httpc, device, `{"jsonrpc":"2.0","method":"echo","id":"`+id+`"}`, "60s")
+		if got := fmt.Sprintf("%d %s", status, body); got != last {
+			t.Logf("probe %s: %s", id, got)
+			last = got
+		}
+		return status == http.StatusAccepted
 	})
 	brokertest.Eventually(t, 3*time.Minute, "the probe was never answered", func() bool { return c.app.has(id) })
 	return c.app.firstAt(id).Sub(end)
