@@ -34,16 +34,26 @@ type live struct {
 
 func startLive(t *testing.T, amqpURL string, top contracts.Topology, mutate ...func(*cashier.Config)) *live {
 	t.Helper()
+	return startLiveWith(t, amqpURL, top, nil, mutate...)
+}
+
+// startLiveWith is startLive that gives the server, before it runs, to
+// with, with a fire-and-forget publisher of its own (for notices and
+// refusals, as the cashier role has).
+func startLiveWith(t *testing.T, amqpURL string, top contracts.Topology, with func(s *cashier.Server, posts *amqplink.Publisher), mutate ...func(*cashier.Config)) *live {
+	t.Helper()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	link, err := amqplink.New(amqplink.Config{URL: amqpURL, Topology: top, Name: "cashier-test", MaxBackoff: 200 * time.Millisecond}, log)
+	link, err := amqplink.New(amqplink.Config{URL: amqpURL, Topology: top, Name: "cashier-test", MaxBackoff: 200 * time.Millisecond, Passive: true}, log) // declared by the test, as by cafe-admin
 	if err != nil {
 		t.Fatal(err)
 	}
 	pub := amqplink.NewPublisher(link, log)
+	posts := amqplink.NewPublisher(link, log)
 	linkCtx, stopLink := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Go(func() { _ = link.Run(linkCtx) })
 	wg.Go(func() { _ = pub.Run(linkCtx) })
+	wg.Go(func() { _ = posts.Run(linkCtx) })
 
 	reg, err := registry.Parse([]byte(fmt.Sprintf(registryDoc+registeredDevices, hash(tokenApp1), hash(tokenSlow))))
 	if err != nil {
@@ -57,6 +67,9 @@ func startLive(t *testing.T, amqpURL string, top contracts.Topology, mutate ...f
 	s, err := cashier.New(cfg, reg, pub, top, prometheus.NewRegistry(), log)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if with != nil {
+		with(s, posts)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	l := &live{top: top, base: "http://" + s.Addr().String(), cancel: cancel, done: make(chan error, 1)}
