@@ -47,7 +47,7 @@ func TestRefusedCommandIsNotPending(t *testing.T) {
 	write(event(contracts.EventSent, ranAnyway, 5, t0.Add(time.Second)))
 	write(event(contracts.EventDone, refusedThenDone, 6, t0.Add(time.Second)), accepted(refusedThenDone, 6))
 	write(refused(refusedThenDone, 6)) // after its result: still done
-	write(refused(copyFirst, 1))        // a redelivered refusal changes nothing
+	write(refused(copyFirst, 1))       // a redelivered refusal changes nothing
 
 	pending, err := s.Pending(ctx, "app-1", []string{"1", "2", "3", "4", "5", "6"})
 	if err != nil {
