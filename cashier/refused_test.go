@@ -53,13 +53,7 @@ func TestLiveRefusedCommandIsReportedToTheLedger(t *testing.T) {
 	// and one refusal, the refused command's.
 	copies := map[string]string{} // msg id → command id
 	var refusals []amqp.Delivery
-	conn := brokertest.Dial(t)
-	defer conn.Close()
-	ch, err := conn.Channel()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ch.Close()
+	ch := brokertest.Channel(t)
 	brokertest.Eventually(t, 10*time.Second, "the refusal in the events queue", func() bool {
 		for {
 			d, ok, err := ch.Get(top.EventsQueue(), true)

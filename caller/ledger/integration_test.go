@@ -249,8 +249,8 @@ func TestBatchedEventsAreRecorded(t *testing.T) {
 // The cashier's refusals (commands exchange, key refused; batched as it
 // posts them) make their commands refused, and free their ids; a refusal
 // from a user that may not publish commands, another kind of event on the
-// refusals' route, or a refusal on the events exchange is dropped and
-// counted invalid.
+// refusals' route (alone, or in a batch with a refusal), or a refusal on
+// the events exchange is dropped and counted invalid.
 func TestRefusalsAreRecordedFromCommandPublishersOnly(t *testing.T) {
 	r := newRig(t)
 	r.startLedger(r.db)
@@ -284,6 +284,12 @@ func TestRefusalsAreRecordedFromCommandPublishersOnly(t *testing.T) {
 	if err := r.admin.Post(r.top.EventsExchange(), "", refusal(forged)); err != nil {
 		t.Fatal(err)
 	}
+	mixed := []byte(`[{"kind":"refused","id":"aaaa","command_id":"` + forged.CommandID + `","client_id":"app-1","device_id":"d-1","msg_id":"7","at":1},` +
+		`{"kind":"delivered","id":"bbbb","command_id":"` + forged.CommandID + `","client_id":"app-1","device_id":"d-1","msg_id":"7","at":1}]`)
+	if err := r.cashier.Post(r.top.CommandsExchange(), contracts.RoutingKeyRefused, amqp.Publishing{MessageId: forged.CommandID,
+		Headers: amqp.Table{contracts.HeaderEvent: contracts.EventBatch}, Body: mixed}); err != nil {
+		t.Fatal(err)
+	}
 	brokertest.Eventually(t, 10*time.Second, "the refusals recorded", func() bool {
 		for _, m := range refused {
 			if c := r.read(r.db, m.MsgID); c == nil || c.Status != records.StatusRefused {
@@ -292,7 +298,7 @@ func TestRefusalsAreRecordedFromCommandPublishersOnly(t *testing.T) {
 		}
 		return true
 	})
-	brokertest.Eventually(t, 10*time.Second, "the three bad refusals counted invalid", func() bool { return r.counter("cafe_ledger_events_total", "invalid") == 3 })
+	brokertest.Eventually(t, 10*time.Second, "the four bad refusals counted invalid", func() bool { return r.counter("cafe_ledger_events_total", "invalid") == 4 })
 	if c := r.read(r.db, "7"); c == nil || c.Status != records.StatusQueued || fmt.Sprint(statuses(c)) != "[queued]" {
 		t.Errorf("the command of the bad refusals: %+v, want queued and nothing else", c)
 	}

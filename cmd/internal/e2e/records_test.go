@@ -206,7 +206,7 @@ func TestRefusedCommandFreesItsID(t *testing.T) {
 		t.Fatalf("%s sent again into the full queue: %d %s, want 503 (not 409)", id, status, answer)
 	}
 
-	purge(t, p.top.CommandsQueue()) // room again
+	brokertest.Purge(t, p.top.CommandsQueue()) // room again
 	if status, answer := a.post(t, devices.ids[0], body); status != http.StatusAccepted {
 		t.Fatalf("%s sent again once the queue had room: %d %s, want 202", id, status, answer)
 	}
@@ -218,20 +218,5 @@ func TestRefusedCommandFreesItsID(t *testing.T) {
 	})
 	if string(rec.Result) != string(pushed.raw) || len(rec.History) == 0 || rec.History[0].Status != "queued" {
 		t.Errorf("the retried command's record: %+v, pushed %s; want it from queued to done, with the result pushed", rec, pushed.raw)
-	}
-}
-
-// purge empties queue, as cafe-admin.
-func purge(t *testing.T, queue string) {
-	t.Helper()
-	conn := brokertest.Dial(t)
-	defer conn.Close()
-	ch, err := conn.Channel()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ch.Close()
-	if _, err := ch.QueuePurge(queue, false); err != nil {
-		t.Fatal(err)
 	}
 }
