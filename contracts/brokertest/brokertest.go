@@ -178,6 +178,28 @@ func DeleteTopology(t testing.TB, top contracts.Topology) {
 	}
 }
 
+// Channel is a channel on a connection of its own, as cafe-admin, both
+// closed when the test ends.
+func Channel(t testing.TB) *amqp.Channel {
+	t.Helper()
+	conn := Dial(t)
+	t.Cleanup(func() { _ = conn.Close() })
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ch.Close() })
+	return ch
+}
+
+// Purge removes every ready message of queue (as if a consumer took them).
+func Purge(t testing.TB, queue string) {
+	t.Helper()
+	if _, err := Channel(t).QueuePurge(queue, false); err != nil {
+		t.Fatalf("purge queue %s: %v", queue, err)
+	}
+}
+
 // QueueDepth returns the number of ready messages in queue.
 func QueueDepth(t testing.TB, queue string) int {
 	t.Helper()

@@ -54,6 +54,11 @@ type setup struct {
 	baristaEnv        []string // added to every barista's environment
 	callerEnv         []string // added to every caller's environment
 	tls               bool     // every link over TLS (see tlsEnv)
+	// topology, when set, changes the pipeline's topology (its limits)
+	// before it is declared: the services only check the topology
+	// passively, so their CAFE_QUEUE_MAX_LENGTH and the like change
+	// nothing on the broker.
+	topology func(*contracts.Topology)
 	// grants, when set, are the registry's apps: given the pipeline (its
 	// client, device prefix), the apps and what each may command. By
 	// default the pipeline's client alone, entitled to all its devices.
@@ -67,6 +72,9 @@ func newPipeline(t *testing.T, s setup) *pipeline {
 	t.Helper()
 	p := &pipeline{t: t, top: contracts.DefaultTopology(), devices: brokertest.ID(t, "dev")}
 	p.top.Prefix = brokertest.ID(t, "e2e")
+	if s.topology != nil {
+		s.topology(&p.top)
+	}
 	// Registered first, so it runs last: after every process is gone.
 	t.Cleanup(func() { brokertest.DeleteTopology(t, p.top) })
 	brokertest.Declare(t, p.top) // as cafe-admin: the services only check it
