@@ -34,6 +34,11 @@ var migrations = []string{
 	);
 	CREATE INDEX cafe_events_by_command ON cafe_events (command_id, at);
 	CREATE INDEX cafe_events_by_age ON cafe_events (at);`,
+	// When RabbitMQ refused the command (the cashier's refused event): a
+	// command refused and never sent is not pending. A column of its own,
+	// not a status, because a refusal does not outrank a later step
+	// (see StatusRefused). Adding a nullable column rewrites nothing.
+	`ALTER TABLE cafe_commands ADD COLUMN refused_at timestamptz;`,
 }
 
 // migrateLock serialises ledgers migrating one database at once.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -16,7 +17,7 @@ var ErrNotFound = errors.New("no such command")
 
 // Step is one entry of a command's history.
 type Step struct {
-	Status  string    `json:"status"` // queued, sent, done, delivered, or dead (dead-lettered)
+	Status  string    `json:"status"` // queued, sent, done, delivered, dead (dead-lettered), or refused
 	At      time.Time `json:"at"`
 	Outcome string    `json:"outcome,omitempty"`
 }
@@ -51,12 +52,12 @@ func (s *Store) Command(ctx context.Context, client, msgID string) (*Command, er
 
 func command(ctx context.Context, conn *pgxpool.Conn, client, msgID string) (*Command, error) {
 	c := &Command{ClientID: client, MsgID: msgID}
-	var accepted, done *time.Time
+	var accepted, done, refused *time.Time
 	var outcome *string
-	err := conn.QueryRow(ctx, `SELECT command_id, device_id, status, accepted_at, outcome, result, done_at
+	err := conn.QueryRow(ctx, `SELECT command_id, device_id, status, accepted_at, outcome, result, done_at, refused_at
 		FROM cafe_commands WHERE client_id = $1 AND msg_id = $2
 		ORDER BY accepted_at DESC NULLS LAST, updated_at DESC LIMIT 1`, client, msgID).
-		Scan(&c.CommandID, &c.DeviceID, &c.Status, &accepted, &outcome, &c.Result, &done)
+		Scan(&c.CommandID, &c.DeviceID, &c.Status, &accepted, &outcome, &c.Result, &done, &refused)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, ErrNotFound
 	}
@@ -64,7 +65,10 @@ func command(ctx context.Context, conn *pgxpool.Conn, client, msgID string) (*Co
 		return nil, err
 	}
 	c.AcceptedAt, c.DoneAt, c.Outcome = deref(accepted), deref(done), derefS(outcome)
-	rows, err := conn.Query(ctx, `SELECT kind, at, coalesce(outcome, '') FROM cafe_events WHERE command_id = $1 ORDER BY at, array_position(ARRAY['accepted','sent','done','dead','delivered'], kind)`, c.CommandID)
+	if c.Status == StatusQueued && refused != nil {
+		c.Status = StatusRefused
+	}
+	rows, err := conn.Query(ctx, `SELECT kind, at, coalesce(outcome, '') FROM cafe_events WHERE command_id = $1 ORDER BY at, array_position(ARRAY['accepted','refused','sent','done','dead','delivered'], kind)`, c.CommandID)
 	if err != nil {
 		return nil, err
 	}
@@ -79,15 +83,24 @@ func command(ctx context.Context, conn *pgxpool.Conn, client, msgID string) (*Co
 	if err != nil {
 		return nil, err
 	}
+	if c.Status == StatusRefused {
+		// The queued step is RabbitMQ's copy for the ledger, which the
+		// events queue took though the commands queue refused the command:
+		// it was never queued to run.
+		c.History = slices.DeleteFunc(c.History, func(st Step) bool { return st.Status == StatusQueued.String() })
+	}
 	return c, nil
 }
 
-// Pending reports which of msgIDs client has a command for that is not done yet.
+// Pending reports which of msgIDs client has a command for that is not
+// done yet. A refused command (refused_at set, never sent) is not pending:
+// RabbitMQ did not take it, so the app may send its id again.
 func (s *Store) Pending(ctx context.Context, client string, msgIDs []string) ([]string, error) {
 	var pending []string
 	err := s.do(ctx, func(conn *pgxpool.Conn) error {
 		rows, err := conn.Query(ctx, `SELECT DISTINCT msg_id FROM cafe_commands
-		WHERE client_id = $1 AND msg_id = ANY($2) AND status < $3`, client, msgIDs, int16(StatusDone))
+		WHERE client_id = $1 AND msg_id = ANY($2) AND status < $3
+		AND NOT (status = $4 AND refused_at IS NOT NULL)`, client, msgIDs, int16(StatusDone), int16(StatusQueued))
 		if err == nil {
 			pending, err = pgx.CollectRows(rows, pgx.RowTo[string])
 		}

@@ -36,13 +36,22 @@ const (
 	StatusSent      Status = 2
 	StatusDone      Status = 3
 	StatusDelivered Status = 4
+	// StatusRefused is a command RabbitMQ refused (the cashier answered
+	// 503) and that never got further: it is never stored as a status
+	// but read from a queued command with refused_at set, so a refusal
+	// and the command's copy may be written in either order, and a later
+	// sent or done (the commands queue took it after all: a nack from
+	// the events queue on a cluster) still wins. It is final: it has no
+	// result, and it does not hold its id (Pending).
+	StatusRefused Status = 5
 )
 
-var statusNames = map[Status]string{StatusQueued: "queued", StatusSent: "sent", StatusDone: "done", StatusDelivered: "delivered"}
+var statusNames = map[Status]string{StatusQueued: "queued", StatusSent: "sent", StatusDone: "done", StatusDelivered: "delivered", StatusRefused: "refused"}
 
 func (s Status) String() string { return statusNames[s] }
 
-// statusOf is the status an event moves its command to.
+// statusOf is the status an event moves its command to (a refusal
+// leaves it queued and sets refused_at).
 func statusOf(k contracts.EventKind) Status {
 	switch k {
 	case contracts.EventSent:
@@ -69,12 +78,13 @@ const (
 		SELECT id, cmd, kind, at, nullif(outcome, '')
 		FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::text[]) AS t(id, cmd, kind, at, outcome)
 		ON CONFLICT (event_id) DO NOTHING`
-	upsertCommands = `INSERT INTO cafe_commands (command_id, client_id, device_id, msg_id, status, accepted_at, updated_at)
-		SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::smallint[], $6::timestamptz[], $7::timestamptz[])
+	upsertCommands = `INSERT INTO cafe_commands (command_id, client_id, device_id, msg_id, status, accepted_at, updated_at, refused_at)
+		SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::smallint[], $6::timestamptz[], $7::timestamptz[], $8::timestamptz[])
 		ON CONFLICT (command_id) DO UPDATE SET
 			status = greatest(cafe_commands.status, excluded.status),
 			accepted_at = coalesce(cafe_commands.accepted_at, excluded.accepted_at),
-			updated_at = greatest(cafe_commands.updated_at, excluded.updated_at)`
+			updated_at = greatest(cafe_commands.updated_at, excluded.updated_at),
+			refused_at = coalesce(cafe_commands.refused_at, excluded.refused_at)`
 	setResults = `WITH last AS (SELECT setval('cafe_done_seq', nextval('cafe_done_seq') + $5 - 1) AS v)
 		UPDATE cafe_commands c SET result = t.r, outcome = t.o, done_at = t.a, done_seq = (SELECT v FROM last) - $5 + t.ord
 		FROM unnest($1::text[], $2::bytea[], $3::text[], $4::timestamptz[]) WITH ORDINALITY AS t(id, r, o, a, ord)
@@ -125,8 +135,12 @@ func eventColumns(events []Event) []any {
 func commandColumns(events []Event) []any {
 	rows := map[string]*Event{}
 	status := map[string]Status{}
+	refused := map[string]*time.Time{}
 	for i := range events {
 		e := &events[i]
+		if e.Kind == contracts.EventRefused && refused[e.CommandID] == nil {
+			refused[e.CommandID] = &e.At
+		}
 		r, ok := rows[e.CommandID]
 		if !ok {
 			merged := *e
@@ -144,15 +158,15 @@ func commandColumns(events []Event) []any {
 	keys := slices.Sorted(maps.Keys(rows))
 	n := len(keys)
 	cmds, clients, devices, msgs := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-	stats, accepted, updated := make([]int16, n), make([]*time.Time, n), make([]time.Time, n)
+	stats, accepted, updated, refusals := make([]int16, n), make([]*time.Time, n), make([]time.Time, n), make([]*time.Time, n)
 	for i, k := range keys {
 		r := rows[k]
-		cmds[i], clients[i], devices[i], msgs[i], stats[i], updated[i] = k, r.ClientID, r.DeviceID, r.MsgID, int16(status[k]), r.At
+		cmds[i], clients[i], devices[i], msgs[i], stats[i], updated[i], refusals[i] = k, r.ClientID, r.DeviceID, r.MsgID, int16(status[k]), r.At, refused[k]
 		if !r.Accepted.IsZero() {
 			accepted[i] = &r.Accepted
 		}
 	}
-	return []any{cmds, clients, devices, msgs, stats, accepted, updated}
+	return []any{cmds, clients, devices, msgs, stats, accepted, updated, refusals}
 }
 
 // firstResults is each command's first result in the batch, in the
