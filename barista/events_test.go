@@ -50,3 +50,44 @@ func TestSentEvent(t *testing.T) {
 		})
 	}
 }
+
+// Without an events poster (no ledger) a command whose app asked for
+// status notices still gets its "sent" notice, and one that did not gets
+// nothing posted.
+func TestSentNoticeWithoutEvents(t *testing.T) {
+	echo := `{"jsonrpc":"2.0","method":"echo","id":7}`
+	reply := []byte(`{"jsonrpc":"2.0","id":7,"result":true}`)
+	for _, tc := range []struct {
+		name    string
+		notices bool
+		want    int
+	}{{"notices asked for", true, 1}, {"no notices", false, 0}} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := delivery(echo, time.Minute, func(d *amqp.Delivery) {
+				if tc.notices {
+					d.Headers[contracts.HeaderEvents] = contracts.EventsStatus
+				}
+			})
+			top := contracts.DefaultTopology()
+			feed := brokertest.NewFeed(top.CommandsQueue(), 1, func(int) *amqp.Delivery { return d })
+			notices := &brokertest.Posted{}
+			b, err := barista.New(barista.Config{Route: "b-notices"}, top, barista.Links{Commands: feed,
+				Results: &brokertest.Confirming{}, Devices: &scriptedMQTT{reply: reply}, Notices: notices}, prometheus.NewRegistry(), quiet())
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := feed.Drive(ctx, b.Run); err != nil {
+				t.Fatal(err)
+			}
+			msgs, _ := notices.Messages()
+			if len(msgs) != tc.want {
+				t.Fatalf("posted %d notices, want %d", len(msgs), tc.want)
+			}
+			if tc.want == 1 && msgs[0].Headers[contracts.HeaderEvent] != nil {
+				t.Errorf("a notice with event headers %v: an event went to the notices", msgs[0].Headers)
+			}
+		})
+	}
+}

@@ -137,6 +137,11 @@ func (s *upSettings) pipeline(log *slog.Logger) (*run.Pipeline, *devicesim.Fleet
 		}
 	}
 	run.ShareTrust(&s.barista, &s.caller)
+	if s.ledgers == 0 {
+		// No records: nothing is copied into the events queue nor posted
+		// to it (see contracts.Topology.Unrecorded).
+		s.brokers.Unrecorded()
+	}
 	prom := run.NewRegistry()
 	cash, err := run.NewCashier(s.brokers, s.cashier, prom, log.With("role", "cashier"))
 	if err != nil {
