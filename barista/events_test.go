@@ -27,19 +27,8 @@ func TestSentEvent(t *testing.T) {
 		{"expired", delivery(echo, -time.Second, nil), 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			top := contracts.DefaultTopology()
-			feed := brokertest.NewFeed(top.CommandsQueue(), 1, func(int) *amqp.Delivery { return tc.d })
 			ev := &brokertest.Posted{}
-			b, err := barista.New(barista.Config{Route: "b-events"}, top, barista.Links{Commands: feed,
-				Results: &brokertest.Confirming{}, Devices: &scriptedMQTT{reply: reply}, Events: ev}, prometheus.NewRegistry(), quiet())
-			if err != nil {
-				t.Fatal(err)
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			if err := feed.Drive(ctx, b.Run); err != nil {
-				t.Fatal(err)
-			}
+			handleAlone(t, tc.d, reply, barista.Links{Events: ev})
 			msgs, _ := ev.Messages()
 			if len(msgs) != tc.want {
 				t.Fatalf("posted %d events, want %d", len(msgs), tc.want)
@@ -68,19 +57,8 @@ func TestSentNoticeWithoutEvents(t *testing.T) {
 					d.Headers[contracts.HeaderEvents] = contracts.EventsStatus
 				}
 			})
-			top := contracts.DefaultTopology()
-			feed := brokertest.NewFeed(top.CommandsQueue(), 1, func(int) *amqp.Delivery { return d })
 			notices := &brokertest.Posted{}
-			b, err := barista.New(barista.Config{Route: "b-notices"}, top, barista.Links{Commands: feed,
-				Results: &brokertest.Confirming{}, Devices: &scriptedMQTT{reply: reply}, Notices: notices}, prometheus.NewRegistry(), quiet())
-			if err != nil {
-				t.Fatal(err)
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			if err := feed.Drive(ctx, b.Run); err != nil {
-				t.Fatal(err)
-			}
+			handleAlone(t, d, reply, barista.Links{Notices: notices})
 			msgs, _ := notices.Messages()
 			if len(msgs) != tc.want {
 				t.Fatalf("posted %d notices, want %d", len(msgs), tc.want)
@@ -89,5 +67,23 @@ func TestSentNoticeWithoutEvents(t *testing.T) {
 				t.Errorf("a notice with event headers %v: an event went to the notices", msgs[0].Headers)
 			}
 		})
+	}
+}
+
+// handleAlone runs a barista on the one delivery d, with links' posters,
+// stand-in brokers for the rest and a device that answers reply.
+func handleAlone(t *testing.T, d *amqp.Delivery, reply []byte, links barista.Links) {
+	t.Helper()
+	top := contracts.DefaultTopology()
+	feed := brokertest.NewFeed(top.CommandsQueue(), 1, func(int) *amqp.Delivery { return d })
+	links.Commands, links.Results, links.Devices = feed, &brokertest.Confirming{}, &scriptedMQTT{reply: reply}
+	b, err := barista.New(barista.Config{Route: "b-events"}, top, links, prometheus.NewRegistry(), quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := feed.Drive(ctx, b.Run); err != nil {
+		t.Fatal(err)
 	}
 }
