@@ -84,6 +84,7 @@ device and prints its token with ready-to-paste curl and mosquitto_sub lines.`,
 // run builds the pipeline, prints the banner once it is ready, and runs it
 // until Ctrl-C or SIGTERM.
 func (s *upSettings) run(cmd *cobra.Command) error {
+	run.SetGC() // the services' collector setting (cafe's other commands keep Go's)
 	log, err := s.logging.Start(cmd.Flags(), os.Stderr)
 	if err != nil {
 		return err
