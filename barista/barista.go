@@ -127,17 +127,22 @@ func New(cfg Config, top contracts.Topology, links Links, prom prometheus.Regist
 	return b, nil
 }
 
-// sentEvent posts a "sent" event for each command, fire and forget: a lost
-// one costs a line of history, and waiting would cost every command a
-// quorum commit. Nil without a poster.
+// sentEvent posts a "sent" event for each command, and a "sent" notice for
+// those whose app asked for notices, fire and forget: a lost one costs a
+// line of history, and waiting would cost every command a quorum commit.
+// Nil without a poster; no events without events (no ledger), the notices
+// still.
 func (b *Barista) sentEvent(events *contracts.EventBatcher, notices EventPoster) func(*Command) {
-	if events == nil {
+	if events == nil && notices == nil {
 		return nil
 	}
 	return func(cmd *Command) {
 		m := cmd.Meta
 		now := time.Now()
-		err := events.Post(b.top.EventsExchange(), "", contracts.Event(contracts.EventSent, m.CommandID, m.ClientID, m.DeviceID, m.MsgID, now))
+		var err error
+		if events != nil {
+			err = events.Post(b.top.EventsExchange(), "", contracts.Event(contracts.EventSent, m.CommandID, m.ClientID, m.DeviceID, m.MsgID, now))
+		}
 		if err == nil && m.Notices && m.MsgID != "" && notices != nil {
 			err = notices.Post(b.top.ResultsExchange(), contracts.RoutingKeyResult, contracts.Notice(m, contracts.NoticeSent, now))
 		}

@@ -251,8 +251,14 @@ func BenchmarkRepliesOnMessageUnknown(b *testing.B) {
 // BenchmarkHandle runs the barista's whole per-command path: decode and
 // re-check, deadline, presence, breaker, publish to the device, route its
 // reply, check it, publish the result, return the verdict. Only the
-// brokers are fakes.
-func BenchmarkHandle(b *testing.B) {
+// brokers are fakes. No events poster: as in cafe up --ledgers 0.
+func BenchmarkHandle(b *testing.B) { benchHandle(b, nil) }
+
+// BenchmarkHandleWithEvents is BenchmarkHandle with a ledger's "sent"
+// events posted (to a stand-in that keeps them): what --ledgers 0 saves.
+func BenchmarkHandleWithEvents(b *testing.B) { benchHandle(b, &brokertest.Posted{}) }
+
+func benchHandle(b *testing.B, events barista.EventPoster) {
 	raw := []byte(`{"jsonrpc":"2.0","method":"echo","params":{"pad":"` + strings.Repeat("x", 110) + `"},"id":"3fa9c1.1.42"}`)
 	reply := []byte(`{"jsonrpc":"2.0","id":"3fa9c1.1.42","result":{"pad":"` + strings.Repeat("x", 110) + `"}}`)
 	mq := &scriptedMQTT{reply: reply}
@@ -263,7 +269,11 @@ func BenchmarkHandle(b *testing.B) {
 			MsgID: `"3fa9c1.1.42"`, Deadline: now.Add(10 * time.Second), AcceptedAt: now}
 		return &amqp.Delivery{MessageId: meta.CommandID, UserId: string(identity.Cashier), Headers: meta.Headers(), Body: raw}
 	})
-	bar, err := barista.New(barista.Config{}, top, barista.Links{Commands: f, Results: &brokertest.Confirming{}, Devices: mq}, prometheus.NewRegistry(), quiet())
+	links := barista.Links{Commands: f, Results: &brokertest.Confirming{}, Devices: mq}
+	if events != nil {
+		links.Events = events
+	}
+	bar, err := barista.New(barista.Config{}, top, links, prometheus.NewRegistry(), quiet())
 	if err != nil {
 		b.Fatal(err)
 	}

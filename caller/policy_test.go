@@ -161,7 +161,14 @@ func deliverOne(ctx context.Context, t *testing.T, queue string, d *amqp.Deliver
 // demand:
 //
 //	go test -run '^$' -bench . -benchmem ./caller/
-func BenchmarkDeliver(b *testing.B) {
+func BenchmarkDeliver(b *testing.B) { benchDeliver(b, nil) }
+
+// BenchmarkDeliverWithEvents is BenchmarkDeliver with a ledger's
+// "delivered" events posted (to a stand-in that keeps them): what cafe up
+// --ledgers 0 saves.
+func BenchmarkDeliverWithEvents(b *testing.B) { benchDeliver(b, &brokertest.Posted{}) }
+
+func benchDeliver(b *testing.B, events caller.EventPoster) {
 	body := []byte(`{"jsonrpc":"2.0","id":"3fa9c1.1.42","result":{"pad":"` + strings.Repeat("x", 110) + `"}}`)
 	headers := contracts.ResultMeta{ClientID: "app-1", DeviceID: "lamp-1", MsgID: `"3fa9c1.1.42"`,
 		AcceptedAt: time.Now(), Outcome: contracts.OutcomeReply}.Headers()
@@ -169,7 +176,11 @@ func BenchmarkDeliver(b *testing.B) {
 	results := brokertest.NewFeed(top.ResultsQueue(), b.N, func(int) *amqp.Delivery {
 		return &amqp.Delivery{MessageId: contracts.NewCommandID(), UserId: string(identity.Barista), Headers: headers, Body: body}
 	})
-	c, err := caller.New(caller.Config{}, top, caller.Links{Results: results, MQTT: acceptAll{}}, prometheus.NewRegistry(), quiet())
+	links := caller.Links{Results: results, MQTT: acceptAll{}}
+	if events != nil {
+		links.Events = events
+	}
+	c, err := caller.New(caller.Config{}, top, links, prometheus.NewRegistry(), quiet())
 	if err != nil {
 		b.Fatal(err)
 	}

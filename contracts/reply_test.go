@@ -3,6 +3,7 @@ package contracts_test
 import (
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -285,6 +286,32 @@ func TestTopologyArgs(t *testing.T) {
 	} {
 		if bad.Validate() == nil {
 			t.Errorf("%+v validated", bad)
+		}
+	}
+}
+
+// An unrecorded topology (no ledger) declares the events queue with no
+// binding, so RabbitMQ copies nothing into it; every other queue is bound
+// as before, and the queue list is the same (the roles check it).
+func TestTopologyUnrecordedBindsNoEvents(t *testing.T) {
+	full := contracts.DefaultTopology()
+	top := full
+	top.Unrecorded = true
+	if len(top.Queues()) != len(full.Queues()) {
+		t.Fatalf("%d queues, want the %d of the recorded topology", len(top.Queues()), len(full.Queues()))
+	}
+	for i, q := range top.Queues() {
+		f := full.Queues()[i]
+		if q.Name != f.Name || len(q.Args) != len(f.Args) {
+			t.Errorf("queue %d: %s with %v, want %s with %v", i, q.Name, q.Args, f.Name, f.Args)
+		}
+		switch {
+		case q.Name == top.EventsQueue() && len(q.Bindings()) != 0:
+			t.Errorf("events queue bound %v: RabbitMQ would copy every command into it", q.Bindings())
+		case q.Name == top.EventsQueue() && len(f.Bindings()) != 4:
+			t.Errorf("recorded events queue bound %v, want its exchange and the three copies", f.Bindings())
+		case q.Name != top.EventsQueue() && !slices.Equal(q.Bindings(), f.Bindings()):
+			t.Errorf("queue %s bound %v, want %v", q.Name, q.Bindings(), f.Bindings())
 		}
 	}
 }

@@ -94,6 +94,16 @@ type Topology struct {
 	CommandsMaxLength int // commands queue capacity; 0 means no limit
 	ResultsMaxLength  int // results queue capacity; 0 means no limit
 	EventsMaxLength   int // events queue capacity (drop-head); 0 means no limit
+	// Unrecorded: no ledger keeps this pipeline's records (cafe up
+	// --ledgers 0), so the events queue is declared with no binding at
+	// all: RabbitMQ copies no command, result or dead letter into it, and
+	// events posted to the events exchange go nowhere. Bound and unread,
+	// it would cost every command two more quorum-queue writes, inside the
+	// cashier's and the barista's confirms, and grow to its limit. It is
+	// still declared, so that every role's check of the topology (the
+	// queues exist) holds. Declaring removes no binding: a queue left bound
+	// by a run with a ledger keeps its copies until it is deleted.
+	Unrecorded bool
 }
 
 // DefaultTopology is the topology with every default filled in.
@@ -162,7 +172,7 @@ type Exchange struct {
 // Queue is one queue of a topology, with its binding; all are durable.
 type Queue struct {
 	Name     string
-	Exchange string         // bound to this exchange
+	Exchange string         // bound to this exchange ("": not bound, see Unrecorded)
 	Key      string         // with this routing key ("" for a fanout)
 	Args     map[string]any // declaration arguments
 	Also     []Binding      // further bindings (the events queue's copies)
@@ -173,6 +183,9 @@ type Binding struct{ Exchange, Key string }
 
 // Bindings lists every binding of q, its first one first.
 func (q Queue) Bindings() []Binding {
+	if q.Exchange == "" {
+		return q.Also
+	}
 	return append([]Binding{{q.Exchange, q.Key}}, q.Also...)
 }
 
@@ -201,13 +214,22 @@ func (t Topology) Queues() []Queue {
 			"x-overflow":       "drop-head",
 			"x-delivery-limit": int64(t.DeliveryLimit),
 		}, nil},
-		{Name: t.EventsQueue(), Exchange: t.EventsExchange(), Args: t.eventsQueueArgs(), Also: []Binding{
-			{t.CommandsExchange(), RoutingKeyCommand},
-			{t.CommandsExchange(), RoutingKeyRefused},
-			{t.ResultsExchange(), RoutingKeyResult},
-			{t.DeadExchange(), ""},
-		}},
+		t.eventsQueue(),
 	}
+}
+
+// eventsQueue is the events queue with its bindings (none when t is
+// Unrecorded).
+func (t Topology) eventsQueue() Queue {
+	if t.Unrecorded {
+		return Queue{Name: t.EventsQueue(), Args: t.eventsQueueArgs()}
+	}
+	return Queue{Name: t.EventsQueue(), Exchange: t.EventsExchange(), Args: t.eventsQueueArgs(), Also: []Binding{
+		{t.CommandsExchange(), RoutingKeyCommand},
+		{t.CommandsExchange(), RoutingKeyRefused},
+		{t.ResultsExchange(), RoutingKeyResult},
+		{t.DeadExchange(), ""},
+	}}
 }
 
 func (t Topology) eventsQueueArgs() map[string]any {

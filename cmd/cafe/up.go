@@ -84,6 +84,7 @@ device and prints its token with ready-to-paste curl and mosquitto_sub lines.`,
 // run builds the pipeline, prints the banner once it is ready, and runs it
 // until Ctrl-C or SIGTERM.
 func (s *upSettings) run(cmd *cobra.Command) error {
+	run.SetGC() // the services' collector setting (cafe's other commands keep Go's)
 	log, err := s.logging.Start(cmd.Flags(), os.Stderr)
 	if err != nil {
 		return err
@@ -137,6 +138,11 @@ func (s *upSettings) pipeline(log *slog.Logger) (*run.Pipeline, *devicesim.Fleet
 		}
 	}
 	run.ShareTrust(&s.barista, &s.caller)
+	if s.ledgers == 0 {
+		// No records: nothing is copied into the events queue nor posted
+		// to it (see contracts.Topology.Unrecorded).
+		s.brokers.Unrecorded()
+	}
 	prom := run.NewRegistry()
 	cash, err := run.NewCashier(s.brokers, s.cashier, prom, log.With("role", "cashier"))
 	if err != nil {

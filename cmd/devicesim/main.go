@@ -28,9 +28,7 @@ import (
 const gcPercent = 50
 
 func main() {
-	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(gcPercent)
-	}
+	cli.SetGC(gcPercent)
 	if err := command().Execute(); err != nil {
 		os.Exit(1) // cobra has printed the error
 	}

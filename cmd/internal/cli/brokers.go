@@ -80,6 +80,10 @@ func (b *Brokers) RegisterAMQP(f Flags) {
 // Topology is the AMQP topology these settings describe.
 func (b Brokers) Topology() contracts.Topology { return b.topology }
 
+// Unrecorded marks the topology as having no ledger (see
+// contracts.Topology.Unrecorded): for cafe up --ledgers 0.
+func (b *Brokers) Unrecorded() { b.topology.Unrecorded = true }
+
 // AMQP is the configuration of a RabbitMQ link of role, named name (as
 // RabbitMQ shows it), to these brokers (see WithRole for its credentials).
 func (b Brokers) AMQP(role identity.Service, name string) amqplink.Config {

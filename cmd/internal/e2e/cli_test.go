@@ -81,25 +81,9 @@ func TestOrderCLI(t *testing.T) {
 // it cleanly.
 func TestUpRunsWholePipeline(t *testing.T) {
 	t.Parallel()
-	top := contracts.DefaultTopology()
-	top.Prefix = brokertest.ID(t, "e2e")
-	t.Cleanup(func() { brokertest.DeleteTopology(t, top) })
-	pattern := brokertest.ID(t, "dev") + "-%d"
-	ids := []string{fmt.Sprintf(pattern, 1), fmt.Sprintf(pattern, 2), fmt.Sprintf(pattern, 3)}
-	clearPresenceAtEnd(t, ids...)
-	brokertest.DeleteLoginsAtEnd(t, append([]string{"demo"}, ids...)...) // cafe up's reconciler makes them
-	configDir := t.TempDir()
-	env := []string{"CAFE_CONFIG_DIR=" + configDir, "CAFE_AMQP_PREFIX=" + top.Prefix}
-
-	up := startService(t, "cafe up", "cafe", env, "up", "--devices", "3", "--device-pattern", pattern)
-	up.waitReady(t)
-	up.waitOutput(t, "Stop with Ctrl-C.", readyTimeout) // the end of the banner
+	u := startUp(t, 3)
+	up, ids, token := u.svc, u.ids, u.token
 	banner := up.stdout.String()
-	raw, err := os.ReadFile(filepath.Join(configDir, "demo.token"))
-	if err != nil {
-		t.Fatalf("no demo token next to the registry: %v\n%s", err, banner)
-	}
-	token := strings.TrimSpace(string(raw))
 	for _, want := range []string{"cafe is up", "3 simulated devices", ids[0], token} {
 		if token == "" || !strings.Contains(banner, want) {
 			t.Errorf("banner does not show %q:\n%s", want, banner)
@@ -114,8 +98,69 @@ func TestUpRunsWholePipeline(t *testing.T) {
 		t.Errorf("the banner's MQTT login (user %s, client id %s) is refused: %v", m[2], m[1], err)
 	}
 
-	code, stdout, out := run(t, 30*time.Second, "cafe", env, "order", "--url", "http://"+up.addr, "--token", token,
-		"--client", "demo", "--device", ids[0], "--method", "echo", "--params", `[1,"two"]`)
+	u.order(t)
+	took := up.stop(t, 5*time.Second)
+	t.Logf("cafe up exited 0 %v after SIGTERM", took.Round(time.Millisecond))
+}
+
+// `cafe up --ledgers 0` keeps no records, so RabbitMQ copies no command or
+// result into the events queue (it is declared unbound): a bound copy is in
+// the queue before the confirm that lets the cashier answer 202, so it would
+// be there once `cafe order` has its result. The queue still exists, as
+// every role's check of the topology wants. Not parallel: every cafe up
+// here keeps the broker's "demo" login for its own demo token, so two at
+// once would refuse each other's app.
+func TestUpWithoutLedgersCopiesNothingToEvents(t *testing.T) {
+	u := startUp(t, 1, "--ledgers", "0", "--postgres-url", "")
+	for range 3 {
+		u.order(t)
+	}
+	if n := brokertest.QueueDepth(t, u.top.EventsQueue()); n != 0 {
+		t.Fatalf("events queue holds %d messages after 3 commands with no ledger, want 0", n)
+	}
+	u.svc.stop(t, 5*time.Second)
+}
+
+// upRun is a running `cafe up` with its simulated devices and demo token.
+type upRun struct {
+	svc   *service
+	top   contracts.Topology
+	ids   []string
+	token string
+	env   []string
+}
+
+// startUp runs `cafe up --devices n` (and args) on a topology of its own and
+// waits for its banner.
+func startUp(t *testing.T, n int, args ...string) upRun {
+	t.Helper()
+	top := contracts.DefaultTopology()
+	top.Prefix = brokertest.ID(t, "e2e")
+	t.Cleanup(func() { brokertest.DeleteTopology(t, top) })
+	pattern := brokertest.ID(t, "dev") + "-%d"
+	var ids []string
+	for i := range n {
+		ids = append(ids, fmt.Sprintf(pattern, i+1))
+	}
+	clearPresenceAtEnd(t, ids...)
+	brokertest.DeleteLoginsAtEnd(t, append([]string{"demo"}, ids...)...) // cafe up's reconciler makes them
+	configDir := t.TempDir()
+	env := []string{"CAFE_CONFIG_DIR=" + configDir, "CAFE_AMQP_PREFIX=" + top.Prefix}
+	up := startService(t, "cafe up", "cafe", env, append([]string{"up", "--devices", fmt.Sprint(n), "--device-pattern", pattern}, args...)...)
+	up.waitReady(t)
+	up.waitOutput(t, "Stop with Ctrl-C.", readyTimeout) // the end of the banner
+	raw, err := os.ReadFile(filepath.Join(configDir, "demo.token"))
+	if err != nil {
+		t.Fatalf("no demo token next to the registry: %v\n%s", err, up.stdout.String())
+	}
+	return upRun{svc: up, top: top, ids: ids, token: strings.TrimSpace(string(raw)), env: env}
+}
+
+// order sends one echo with `cafe order` and checks its result.
+func (u upRun) order(t *testing.T) {
+	t.Helper()
+	code, stdout, out := run(t, 30*time.Second, "cafe", u.env, "order", "--url", "http://"+u.svc.addr, "--token", u.token,
+		"--client", "demo", "--device", u.ids[0], "--method", "echo", "--params", `[1,"two"]`)
 	if code != 0 {
 		t.Fatalf("cafe order: exit %d, want 0:\n%s", code, out)
 	}
@@ -123,7 +168,4 @@ func TestUpRunsWholePipeline(t *testing.T) {
 	if err := json.Unmarshal([]byte(stdout), &resp); err != nil || resp.Error != nil || strings.Join(strings.Fields(string(resp.Result)), "") != `[1,"two"]` {
 		t.Errorf("cafe order printed %s, want the echo of [1,\"two\"]", stdout)
 	}
-
-	took := up.stop(t, 5*time.Second)
-	t.Logf("cafe up exited 0 %v after SIGTERM", took.Round(time.Millisecond))
 }

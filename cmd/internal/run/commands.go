@@ -9,8 +9,10 @@ import (
 // The one-role binaries' commands: cmd/cashier, cmd/barista and cmd/caller
 // are each just Main of one of these.
 
-// Main runs cmd and exits 1 if it fails (cobra has printed the error).
+// Main sets the services' GOGC (SetGC), runs cmd and exits 1 if it fails
+// (cobra has printed the error).
 func Main(cmd *cobra.Command) {
+	SetGC()
 	if err := cmd.Execute(); err != nil {
 		os.Exit(1)
 	}

@@ -11,7 +11,10 @@ import (
 	"syscall"
 	"time"
 
+	amqp "github.com/rabbitmq/amqp091-go"
+
 	"cafe/cmd/internal/cli"
+	"cafe/contracts"
 	"cafe/contracts/amqplink"
 	"cafe/contracts/identity"
 )
@@ -150,6 +153,9 @@ func DeclareTopology(b cli.Brokers, log *slog.Logger) func(context.Context) erro
 			conn, err := amqplink.Dial(cfg)
 			if err == nil {
 				err = amqplink.Ensure(conn, cfg.Topology, false)
+				if err == nil && cfg.Topology.Unrecorded {
+					warnBoundEvents(conn, cfg.Topology, log)
+				}
 				_ = conn.Close()
 				if err == nil {
 					log.Info("topology declared", "prefix", cfg.Topology.Prefix)
@@ -163,5 +169,22 @@ func DeclareTopology(b cli.Brokers, log *slog.Logger) func(context.Context) erro
 			}
 		}
 		return nil
+	}
+}
+
+// warnBoundEvents says so when an unrecorded topology's events queue holds
+// messages: declaring it unbound removes no binding, so one left bound by a
+// run with a ledger still gets a copy of every command and result, costing
+// RabbitMQ two quorum-queue writes a command with nobody to read them.
+func warnBoundEvents(conn *amqp.Connection, t contracts.Topology, log *slog.Logger) {
+	ch, err := conn.Channel()
+	if err != nil {
+		return
+	}
+	defer ch.Close()
+	q, err := ch.QueueDeclarePassive(t.EventsQueue(), true, false, false, false, nil)
+	if err == nil && q.Messages > 0 && q.Consumers == 0 {
+		log.Warn("no ledger, but the events queue holds messages: it may still be bound from a run with a ledger, and RabbitMQ then copies every command and result into it; delete it (rabbitmqctl delete_queue "+t.EventsQueue()+") unless a ledger elsewhere reads it",
+			"queue", t.EventsQueue(), "messages", q.Messages)
 	}
 }

@@ -87,7 +87,9 @@ func NewCashier(b cli.Brokers, s CashierSettings, prom *prometheus.Registry, log
 		return nil, err
 	}
 	srv.UseNotices(notices)
-	srv.UseRefusals(notices) // fire and forget too: the same channel
+	if !b.Topology().Unrecorded { // no ledger: nothing is bound to the refused key
+		srv.UseRefusals(notices) // fire and forget too: the same channel
+	}
 	var store *records.Store
 	if b.PostgresURL != "" {
 		// Read-only transactions whatever the URL's role may do; the
@@ -239,8 +241,13 @@ func NewBarista(b cli.Brokers, s BaristaSettings, prom *prometheus.Registry, log
 		return nil, err
 	}
 	results := amqplink.NewPublisher(publish, log)
-	events := amqplink.NewPublisher(publish, log) // its own channel: see Post
-	bar, err := barista.New(cfg, b.Topology(), barista.Links{Commands: consume, Results: results, Devices: mq, Presence: presence, Events: events, Notices: results, Metrics: consumed}, prom, log)
+	links := barista.Links{Commands: consume, Results: results, Devices: mq, Presence: presence, Notices: results, Metrics: consumed}
+	runs := []func(context.Context) error{consume.Run, publish.Run, results.Run, mq.Run, presence.Run}
+	if !b.Topology().Unrecorded { // no ledger: no "sent" events
+		events := amqplink.NewPublisher(publish, log) // its own channel: see Post
+		links.Events, runs = events, append(runs, events.Run)
+	}
+	bar, err := barista.New(cfg, b.Topology(), links, prom, log)
 	if err != nil {
 		return nil, err
 	}
@@ -249,7 +256,7 @@ func NewBarista(b cli.Brokers, s BaristaSettings, prom *prometheus.Registry, log
 	}
 	return &Barista{barista: bar, worker: worker{
 		name:  "barista",
-		links: []func(context.Context) error{consume.Run, publish.Run, results.Run, events.Run, mq.Run, presence.Run},
+		links: runs,
 		ready: []readiness{
 			{consume.Ready, "no RabbitMQ connection to consume commands"},
 			{results.Ready, "no RabbitMQ channel to publish results"},
@@ -287,14 +294,19 @@ func NewCaller(b cli.Brokers, s CallerSettings, prom *prometheus.Registry, log *
 	if err != nil {
 		return nil, err
 	}
-	events := amqplink.NewPublisher(link, log)
-	c, err := caller.New(cfg, b.Topology(), caller.Links{Results: link, MQTT: mq, Events: events, Metrics: consumed}, prom, log)
+	links := caller.Links{Results: link, MQTT: mq, Metrics: consumed}
+	runs := []func(context.Context) error{link.Run, mq.Run}
+	if !b.Topology().Unrecorded { // no ledger: no "delivered" events
+		events := amqplink.NewPublisher(link, log)
+		links.Events, runs = events, append(runs, events.Run)
+	}
+	c, err := caller.New(cfg, b.Topology(), links, prom, log)
 	if err != nil {
 		return nil, err
 	}
 	return &Caller{worker{
 		name:  "caller",
-		links: []func(context.Context) error{link.Run, events.Run, mq.Run},
+		links: runs,
 		ready: []readiness{
 			{link.Ready, "no RabbitMQ connection to consume results"},
 			{mq.Connected, "not connected to the MQTT broker"},
