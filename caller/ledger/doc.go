@@ -11,7 +11,8 @@
 // (contracts.EventBatch: one message, many events; acked once all of them
 // are committed).
 //
-// Produces: rows in cafe_commands and cafe_events (see records). A
+// Produces: a row per command in cafe_commands, its history in it (see
+// records; cafe_events is a view of the histories). A
 // dead-lettered command's result is the -32005 notice the caller delivers
 // for it (caller.DeadLetterNotice), so the bytes match.
 //

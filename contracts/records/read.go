@@ -1,9 +1,12 @@
 package records
 
 import (
+	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -40,10 +43,11 @@ func (s *Store) Command(ctx context.Context, client, msgID string) (*Command, er
 	c := &Command{ClientID: client, MsgID: msgID}
 	var accepted, done *time.Time
 	var outcome *string
-	err := s.pool.QueryRow(ctx, `SELECT command_id, device_id, status, accepted_at, outcome, result, done_at
+	var history []byte
+	err := s.pool.QueryRow(ctx, `SELECT command_id, device_id, status, accepted_at, outcome, result, done_at, history
 		FROM cafe_commands WHERE client_id = $1 AND msg_id = $2
 		ORDER BY accepted_at DESC NULLS LAST, updated_at DESC LIMIT 1`, client, msgID).
-		Scan(&c.CommandID, &c.DeviceID, &c.Status, &accepted, &outcome, &c.Result, &done)
+		Scan(&c.CommandID, &c.DeviceID, &c.Status, &accepted, &outcome, &c.Result, &done, &history)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, ErrNotFound
 	}
@@ -51,22 +55,52 @@ func (s *Store) Command(ctx context.Context, client, msgID string) (*Command, er
 		return nil, fmt.Errorf("ledger read: %w", err)
 	}
 	c.AcceptedAt, c.DoneAt, c.Outcome = deref(accepted), deref(done), derefS(outcome)
-	rows, err := s.pool.Query(ctx, `SELECT kind, at, coalesce(outcome, '') FROM cafe_events WHERE command_id = $1 ORDER BY at, array_position(ARRAY['accepted','sent','done','dead','delivered'], kind)`, c.CommandID)
-	if err != nil {
-		return nil, fmt.Errorf("ledger read: %w", err)
+	if c.History, err = steps(history); err != nil {
+		return nil, fmt.Errorf("ledger read: command %s: %w", c.CommandID, err)
 	}
-	c.History, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (Step, error) {
-		var st Step
-		err := r.Scan(&st.Status, &st.At, &st.Outcome)
+	return c, nil
+}
+
+// stepOrder is the order of a command's events that happened at the same
+// time; a kind not in it comes after them.
+var stepOrder = []string{"accepted", "sent", "done", "dead", "delivered"}
+
+// steps is a command's history column as its steps, in the order they
+// happened (the order of their kinds for the same time): each entry is
+// [kind, at in µs since 1970, outcome if any] (see write.go).
+func steps(history []byte) ([]Step, error) {
+	var entries map[string][]json.RawMessage
+	if err := json.Unmarshal(history, &entries); err != nil {
+		return nil, fmt.Errorf("history: %w", err)
+	}
+	type ranked struct {
+		Step
+		micros int64
+		rank   int
+	}
+	out := make([]ranked, 0, len(entries))
+	for id, e := range entries {
+		var st ranked
+		if len(e) < 2 || json.Unmarshal(e[0], &st.Status) != nil || json.Unmarshal(e[1], &st.micros) != nil ||
+			(len(e) > 2 && json.Unmarshal(e[2], &st.Outcome) != nil) {
+			return nil, fmt.Errorf("history entry %q: want [kind, microseconds, outcome]", id)
+		}
+		st.rank = slices.Index(stepOrder, st.Status)
+		if st.rank < 0 {
+			st.rank = len(stepOrder)
+		}
+		st.At = time.UnixMicro(st.micros) // local time, as pgx reads a timestamptz
 		if st.Status == "accepted" {
 			st.Status = StatusQueued.String()
 		}
-		return st, err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("ledger read: %w", err)
+		out = append(out, st)
 	}
-	return c, nil
+	slices.SortFunc(out, func(a, b ranked) int { return cmp.Or(cmp.Compare(a.micros, b.micros), cmp.Compare(a.rank, b.rank)) })
+	list := make([]Step, len(out))
+	for i, st := range out {
+		list[i] = st.Step
+	}
+	return list, nil
 }
 
 // Pending reports which of msgIDs client has a command for that is not done yet.
@@ -134,16 +168,16 @@ func derefS(s *string) string {
 // Footprint is how much the ledger's tables hold: rows, and bytes on disk
 // (pg_total_relation_size: the table, its indexes and TOAST).
 type Footprint struct {
-	Commands, Events int64 // rows of cafe_commands and cafe_events
-	Bytes            int64 // of both tables together
+	Commands int64 // rows of cafe_commands
+	Events   int64 // rows of their own the events take: none since migration 2 (a command's history is in its row; cafe_events is a view of it)
+	Bytes    int64 // of the tables
 }
 
 // Footprint measures the tables now (cafe bench reads it before and after
 // a phase). Counting rows reads every row: seconds on a large ledger.
 func (s *Store) Footprint(ctx context.Context) (Footprint, error) {
 	var f Footprint
-	err := s.pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM cafe_commands), (SELECT count(*) FROM cafe_events),
-		pg_total_relation_size('cafe_commands'::regclass) + pg_total_relation_size('cafe_events'::regclass)`).Scan(&f.Commands, &f.Events, &f.Bytes)
+	err := s.pool.QueryRow(ctx, `SELECT count(*), pg_total_relation_size('cafe_commands'::regclass) FROM cafe_commands`).Scan(&f.Commands, &f.Bytes)
 	if err != nil {
 		return Footprint{}, fmt.Errorf("the ledger's tables: %w", err)
 	}

@@ -2,6 +2,7 @@ package records
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"maps"
 	"slices"
@@ -57,135 +58,139 @@ func statusOf(k contracts.EventKind) Status {
 // doneLock is held by every batch that numbers results (see the package doc).
 const doneLock = 0x6361666502
 
-// Each batch is three statements, whatever its size: every event, every
-// command it touches (one row each, merged in Go: an upsert may not touch
-// a row twice), every first result. Numbers for the results are reserved
-// as one block (setval under the advisory lock), in the batch's order;
-// a number left unused (the command had a result already) is a gap, which
-// cursors do not mind.
+// Each batch is one statement, whatever its size (with the advisory lock
+// before it when it numbers results), sent in one round trip: pgx's batch
+// runs in one implicit transaction, so all of it commits or none. The
+// statement upserts every command the batch touches, one row each, merged
+// in Go (an upsert may not touch a row twice): its status only moves
+// forward, its history gains the events it lacks (jsonb ||: the row's
+// entry wins, so an event written twice changes nothing), and a command
+// without a result takes the batch's first one. Numbers for the results
+// are reserved as one block (setval under the advisory lock), in the
+// batch's order; a number left unused (the command had a result already)
+// is a gap, which cursors do not mind.
 const (
-	insertEvents = `INSERT INTO cafe_events (event_id, command_id, kind, at, outcome)
-		SELECT id, cmd, kind, at, nullif(outcome, '')
-		FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::text[]) AS t(id, cmd, kind, at, outcome)
-		ON CONFLICT (event_id) DO NOTHING`
-	upsertCommands = `INSERT INTO cafe_commands (command_id, client_id, device_id, msg_id, status, accepted_at, updated_at)
-		SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::smallint[], $6::timestamptz[], $7::timestamptz[])
+	upsertColumns = `$1::text[], $2::text[], $3::text[], $4::text[], $5::smallint[], $6::timestamptz[], $7::timestamptz[],
+		$8::jsonb[], $9::bytea[], $10::text[], $11::timestamptz[], $12::bigint[]`
+	upsertTail = `
 		ON CONFLICT (command_id) DO UPDATE SET
 			status = greatest(cafe_commands.status, excluded.status),
 			accepted_at = coalesce(cafe_commands.accepted_at, excluded.accepted_at),
-			updated_at = greatest(cafe_commands.updated_at, excluded.updated_at)`
-	setResults = `WITH last AS (SELECT setval('cafe_done_seq', nextval('cafe_done_seq') + $5 - 1) AS v)
-		UPDATE cafe_commands c SET result = t.r, outcome = t.o, done_at = t.a, done_seq = (SELECT v FROM last) - $5 + t.ord
-		FROM unnest($1::text[], $2::bytea[], $3::text[], $4::timestamptz[]) WITH ORDINALITY AS t(id, r, o, a, ord)
-		WHERE c.command_id = t.id AND c.done_seq IS NULL`
+			updated_at = greatest(cafe_commands.updated_at, excluded.updated_at),
+			history = excluded.history || cafe_commands.history,
+			result = CASE WHEN cafe_commands.done_seq IS NULL THEN excluded.result ELSE cafe_commands.result END,
+			outcome = CASE WHEN cafe_commands.done_seq IS NULL THEN excluded.outcome ELSE cafe_commands.outcome END,
+			done_at = CASE WHEN cafe_commands.done_seq IS NULL THEN excluded.done_at ELSE cafe_commands.done_at END,
+			done_seq = coalesce(cafe_commands.done_seq, excluded.done_seq)`
+	upsertCommands = `INSERT INTO cafe_commands (command_id, client_id, device_id, msg_id, status, accepted_at, updated_at, history, result, outcome, done_at, done_seq)
+		SELECT * FROM unnest(` + upsertColumns + `)` + upsertTail
+	// upsertNumbered also numbers the batch's results: $12 is each
+	// command's place among them (1…$13), NULL for a command without one.
+	upsertNumbered = `WITH last AS (SELECT setval('cafe_done_seq', nextval('cafe_done_seq') + $13 - 1) AS v)
+		INSERT INTO cafe_commands (command_id, client_id, device_id, msg_id, status, accepted_at, updated_at, history, result, outcome, done_at, done_seq)
+		SELECT id, client, device, msg, status, accepted, updated, history, result, outcome, done_at, (SELECT v FROM last) - $13 + ord
+		FROM unnest(` + upsertColumns + `) AS t(id, client, device, msg, status, accepted, updated, history, result, outcome, done_at, ord)` + upsertTail
 )
 
 // Write records events in one transaction: all of them or none.
 func (s *Store) Write(ctx context.Context, events []Event) error {
-	tx, err := s.pool.Begin(ctx)
-	if err != nil {
-		return fmt.Errorf("ledger write: %w", err)
-	}
-	defer tx.Rollback(ctx)
+	cols, results := commandColumns(events)
 	b := &pgx.Batch{}
-	results := firstResults(events)
-	if len(results) > 0 {
+	if results > 0 {
 		b.Queue("SELECT pg_advisory_xact_lock($1)", doneLock)
+		b.Queue(upsertNumbered, append(cols, int64(results))...)
+	} else {
+		b.Queue(upsertCommands, cols...)
 	}
-	b.Queue(insertEvents, eventColumns(events)...)
-	b.Queue(upsertCommands, commandColumns(events)...)
-	if len(results) > 0 {
-		b.Queue(setResults, append(resultColumns(results), int64(len(results)))...)
-	}
-	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
 		return fmt.Errorf("ledger write: %w", err)
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return fmt.Errorf("ledger commit: %w", err)
 	}
 	return nil
 }
 
-func eventColumns(events []Event) []any {
-	n := len(events)
-	ids, cmds, kinds, outcomes, ats := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]time.Time, n)
-	for i, e := range events {
-		ids[i], cmds[i], kinds[i], outcomes[i], ats[i] = e.ID, e.CommandID, string(e.Kind), string(e.Outcome), e.At
-	}
-	return []any{ids, cmds, kinds, ats, outcomes}
+// row is one command's part of a batch, merged from its events.
+type row struct {
+	first    *Event // its first event: client, device, the app's id token
+	status   Status
+	accepted time.Time
+	updated  time.Time
+	history  map[string]json.RawMessage
+	result   *Event // its first result in the batch
+	ord      int64  // the result's place among the batch's results, from 1
 }
 
 // commandColumns merges the events into one row per command, in command
-// order: rows are locked in that order, so two ledgers cannot deadlock.
-func commandColumns(events []Event) []any {
-	rows := map[string]*Event{}
-	status := map[string]Status{}
+// order (rows are locked in that order, so two ledgers cannot deadlock),
+// and counts the commands that have a result in the batch, numbered in the
+// batch's order (the queue's: the order they finished).
+func commandColumns(events []Event) ([]any, int) {
+	rows := map[string]*row{}
+	results := 0
 	for i := range events {
 		e := &events[i]
 		r, ok := rows[e.CommandID]
 		if !ok {
-			merged := *e
-			rows[e.CommandID], status[e.CommandID] = &merged, statusOf(e.Kind)
-			continue
+			r = &row{first: e, status: statusOf(e.Kind), updated: e.At, history: map[string]json.RawMessage{}}
+			rows[e.CommandID] = r
 		}
-		status[e.CommandID] = max(status[e.CommandID], statusOf(e.Kind))
-		if r.Accepted.IsZero() {
-			r.Accepted = e.Accepted
+		r.status = max(r.status, statusOf(e.Kind))
+		if r.accepted.IsZero() {
+			r.accepted = e.Accepted
 		}
-		if e.At.After(r.At) {
-			r.At = e.At
+		if e.At.After(r.updated) {
+			r.updated = e.At
+		}
+		if _, dup := r.history[e.ID]; !dup {
+			r.history[e.ID] = step(e)
+		}
+		if e.Result != nil && r.result == nil {
+			results++
+			r.result, r.ord = e, int64(results)
 		}
 	}
 	keys := slices.Sorted(maps.Keys(rows))
 	n := len(keys)
 	cmds, clients, devices, msgs := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	stats, accepted, updated := make([]int16, n), make([]*time.Time, n), make([]time.Time, n)
+	histories, bodies, outcomes, doneAt, ords := make([][]byte, n), make([][]byte, n), make([]*string, n), make([]*time.Time, n), make([]*int64, n)
 	for i, k := range keys {
 		r := rows[k]
-		cmds[i], clients[i], devices[i], msgs[i], stats[i], updated[i] = k, r.ClientID, r.DeviceID, r.MsgID, int16(status[k]), r.At
-		if !r.Accepted.IsZero() {
-			accepted[i] = &r.Accepted
+		cmds[i], clients[i], devices[i], msgs[i], stats[i], updated[i] = k, r.first.ClientID, r.first.DeviceID, r.first.MsgID, int16(r.status), r.updated
+		if !r.accepted.IsZero() {
+			accepted[i] = &r.accepted
+		}
+		histories[i], _ = json.Marshal(r.history) // raw messages of numbers and strings: cannot fail
+		if res := r.result; res != nil {
+			o := string(res.Outcome)
+			bodies[i], outcomes[i], doneAt[i], ords[i] = res.Result, &o, &res.At, &r.ord
 		}
 	}
-	return []any{cmds, clients, devices, msgs, stats, accepted, updated}
+	return []any{cmds, clients, devices, msgs, stats, accepted, updated, histories, bodies, outcomes, doneAt, ords}, results
 }
 
-// firstResults is each command's first result in the batch, in the
-// batch's order (the queue's: the order they finished).
-func firstResults(events []Event) []Event {
-	var out []Event
-	seen := map[string]bool{}
-	for _, e := range events {
-		if e.Result != nil && !seen[e.CommandID] {
-			seen[e.CommandID] = true
-			out = append(out, e)
-		}
+// step is an event as its command's history keeps it: [kind, at in
+// microseconds since 1970 (what timestamptz keeps), outcome if any].
+func step(e *Event) json.RawMessage {
+	kind, _ := json.Marshal(string(e.Kind)) // a string: cannot fail
+	b := fmt.Appendf(append([]byte{'['}, kind...), `,%d`, e.At.UnixMicro())
+	if e.Outcome != "" {
+		o, _ := json.Marshal(string(e.Outcome))
+		b = append(append(b, ','), o...)
 	}
-	return out
+	return append(b, ']')
 }
 
-func resultColumns(results []Event) []any {
-	n := len(results)
-	ids, bodies, outcomes, ats := make([]string, n), make([][]byte, n), make([]string, n), make([]time.Time, n)
-	for i, e := range results {
-		ids[i], bodies[i], outcomes[i], ats[i] = e.CommandID, e.Result, string(e.Outcome), e.At
-	}
-	return []any{ids, bodies, outcomes, ats}
-}
-
-// DeleteBefore removes commands not updated since cutoff and events older
-// than it, at most limit of each; it returns how many rows went.
+// DeleteBefore removes at most limit commands not updated since cutoff,
+// with their history; it returns how many records went (the commands and
+// the events of their history, as cafe_events showed them).
 func (s *Store) DeleteBefore(ctx context.Context, cutoff time.Time, limit int) (int64, error) {
 	var n int64
-	for _, q := range []string{
-		`DELETE FROM cafe_commands WHERE command_id IN (SELECT command_id FROM cafe_commands WHERE updated_at < $1 LIMIT $2)`,
-		`DELETE FROM cafe_events WHERE event_id IN (SELECT event_id FROM cafe_events WHERE at < $1 LIMIT $2)`,
-	} {
-		tag, err := s.pool.Exec(ctx, q, cutoff, limit)
-		if err != nil {
-			return n, fmt.Errorf("ledger retention: %w", err)
-		}
-		n += tag.RowsAffected()
+	err := s.pool.QueryRow(ctx, `WITH gone AS (
+			DELETE FROM cafe_commands WHERE command_id IN (SELECT command_id FROM cafe_commands WHERE updated_at < $1 LIMIT $2)
+			RETURNING history)
+		SELECT coalesce(sum(1 + (SELECT count(*) FROM jsonb_object_keys(history))), 0)::bigint FROM gone`, cutoff, limit).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("ledger retention: %w", err)
 	}
 	return n, nil
 }
