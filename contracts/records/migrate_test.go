@@ -188,7 +188,9 @@ func populatedV1(t *testing.T) (string, *records.Store, []records.Event) {
 	var evs []records.Event
 	for i := range 70 {
 		cmd := contracts.NewCommandID()
-		at := func(step int) time.Time { return base.Add(time.Duration(i)*time.Second + time.Duration(step)*1234567*time.Nanosecond) }
+		at := func(step int) time.Time {
+			return base.Add(time.Duration(i)*time.Second + time.Duration(step)*1234567*time.Nanosecond)
+		}
 		ev := func(k contracts.EventKind, step int) records.Event {
 			e := event(k, cmd, i, at(step))
 			if k == contracts.EventAccepted {
