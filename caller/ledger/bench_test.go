@@ -4,10 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net/url"
-	"os"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -70,11 +67,7 @@ func benchLedger(b *testing.B, batchSize int) {
 	publishBench(b, top, n)
 
 	app := brokertest.ID(b, "ledgerbench")
-	u, _ := url.Parse(db)
-	q := u.Query()
-	q.Set("application_name", app)
-	u.RawQuery = q.Encode()
-	store, err := records.Open(u.String(), false, 4)
+	store, err := records.Open(recordstest.Named(db, app), false, 4)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -84,7 +77,7 @@ func benchLedger(b *testing.B, batchSize int) {
 	if err := store.Migrate(ctx); err != nil {
 		b.Fatal(err)
 	}
-	pgStart := backendCPU(b, db, app)
+	pgStart := recordstest.BackendCPU(b, db, app)
 
 	link, err := amqplink.New(amqplink.Config{URL: brokertest.AMQPURLAs(identity.Ledger), Topology: top, Name: b.Name(), Passive: true}, brokertest.Quiet())
 	if err != nil {
@@ -105,10 +98,10 @@ func benchLedger(b *testing.B, batchSize int) {
 	})
 	b.StopTimer()
 	cpu := processCPU() - cpuStart
-	pg := backendCPU(b, db, app) - pgStart
+	pg := recordstest.BackendCPU(b, db, app) - pgStart
 	stop()
 
-	rows, bytes := footprint(b, db)
+	rows, bytes := recordstest.Footprint(b, db)
 	per := func(v float64) float64 { return v / float64(n) }
 	b.ReportMetric(per(float64(pg.Microseconds()))/1000, "pg-cpu-ms/cmd")
 	b.ReportMetric(per(float64(cpu.Microseconds()))/1000, "ledger-cpu-ms/cmd")
@@ -232,71 +225,6 @@ func processCPU() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-// backendCPU is the CPU the PostgreSQL backends named app have used
-// (utime+stime of /proc/PID/stat, in clock ticks of 10 ms).
-func backendCPU(b *testing.B, db, app string) time.Duration {
-	b.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, db)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	rows, err := conn.Query(ctx, "SELECT pid FROM pg_stat_activity WHERE application_name = $1", app)
-	if err != nil {
-		b.Fatal(err)
-	}
-	pids, err := pgx.CollectRows(rows, pgx.RowTo[int32])
-	if err != nil {
-		b.Fatal(err)
-	}
-	var ticks int64
-	for _, pid := range pids {
-		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-		if err != nil {
-			b.Fatalf("PostgreSQL's backend %d: %v (the benchmark reads /proc of a local server)", pid, err)
-		}
-		// Fields after the command name (in parentheses, which may hold spaces).
-		f := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+2:]))
-		ut, _ := strconv.ParseInt(f[11], 10, 64)
-		st, _ := strconv.ParseInt(f[12], 10, 64)
-		ticks += ut + st
-	}
-	return time.Duration(ticks) * 10 * time.Millisecond
-}
-
-// footprint is the rows and bytes of the schema's tables (all but the
-// schema version), as pg_total_relation_size reads them.
-func footprint(b *testing.B, db string) (rows, bytes int64) {
-	b.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, db)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	r, err := conn.Query(ctx, `SELECT c.relname FROM pg_class c JOIN pg_namespace s ON s.oid = c.relnamespace
-		WHERE s.nspname = current_schema() AND c.relkind = 'r' AND c.relname <> 'cafe_schema_version'`)
-	if err != nil {
-		b.Fatal(err)
-	}
-	tables, err := pgx.CollectRows(r, pgx.RowTo[string])
-	if err != nil {
-		b.Fatal(err)
-	}
-	for _, t := range tables {
-		var n, size int64
-		id := pgx.Identifier{t}.Sanitize()
-		if err := conn.QueryRow(ctx, "SELECT count(*), pg_total_relation_size($1::regclass) FROM "+id, id).Scan(&n, &size); err != nil {
-			b.Fatal(err)
-		}
-		rows, bytes = rows+n, bytes+size
-	}
-	return rows, bytes
 }
 
 func histogramCount(b *testing.B, reg *prometheus.Registry, name string) float64 {
