@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -114,7 +115,7 @@ type row struct {
 	status   Status
 	accepted time.Time
 	updated  time.Time
-	history  map[string]json.RawMessage
+	history  []byte // its events as a JSON object, without the closing brace
 	result   *Event // its first result in the batch
 	ord      int64  // the result's place among the batch's results, from 1
 }
@@ -122,15 +123,18 @@ type row struct {
 // commandColumns merges the events into one row per command, in command
 // order (rows are locked in that order, so two ledgers cannot deadlock),
 // and counts the commands that have a result in the batch, numbered in the
-// batch's order (the queue's: the order they finished).
+// batch's order (the queue's: the order they finished). An event id seen
+// twice for a command keeps its first event.
 func commandColumns(events []Event) ([]any, int) {
+	type key struct{ cmd, id string }
 	rows := map[string]*row{}
+	seen := make(map[key]bool, len(events))
 	results := 0
 	for i := range events {
 		e := &events[i]
 		r, ok := rows[e.CommandID]
 		if !ok {
-			r = &row{first: e, status: statusOf(e.Kind), updated: e.At, history: map[string]json.RawMessage{}}
+			r = &row{first: e, status: statusOf(e.Kind), updated: e.At, history: []byte{'{'}}
 			rows[e.CommandID] = r
 		}
 		r.status = max(r.status, statusOf(e.Kind))
@@ -140,8 +144,12 @@ func commandColumns(events []Event) ([]any, int) {
 		if e.At.After(r.updated) {
 			r.updated = e.At
 		}
-		if _, dup := r.history[e.ID]; !dup {
-			r.history[e.ID] = step(e)
+		if k := (key{e.CommandID, e.ID}); !seen[k] {
+			seen[k] = true
+			if len(r.history) > 1 {
+				r.history = append(r.history, ',')
+			}
+			r.history = appendStep(appendJSONString(r.history, e.ID), e)
 		}
 		if e.Result != nil && r.result == nil {
 			results++
@@ -159,7 +167,7 @@ func commandColumns(events []Event) ([]any, int) {
 		if !r.accepted.IsZero() {
 			accepted[i] = &r.accepted
 		}
-		histories[i], _ = json.Marshal(r.history) // raw messages of numbers and strings: cannot fail
+		histories[i] = append(r.history, '}')
 		if res := r.result; res != nil {
 			o := string(res.Outcome)
 			bodies[i], outcomes[i], doneAt[i], ords[i] = res.Result, &o, &res.At, &r.ord
@@ -168,16 +176,27 @@ func commandColumns(events []Event) ([]any, int) {
 	return []any{cmds, clients, devices, msgs, stats, accepted, updated, histories, bodies, outcomes, doneAt, ords}, results
 }
 
-// step is an event as its command's history keeps it: [kind, at in
-// microseconds since 1970 (what timestamptz keeps), outcome if any].
-func step(e *Event) json.RawMessage {
-	kind, _ := json.Marshal(string(e.Kind)) // a string: cannot fail
-	b := fmt.Appendf(append([]byte{'['}, kind...), `,%d`, e.At.UnixMicro())
+// appendStep appends an event as its command's history keeps it: [kind,
+// at in microseconds since 1970 (what timestamptz keeps), outcome if any].
+func appendStep(b []byte, e *Event) []byte {
+	b = appendJSONString(append(b, ':', '['), string(e.Kind))
+	b = strconv.AppendInt(append(b, ','), e.At.UnixMicro(), 10)
 	if e.Outcome != "" {
-		o, _ := json.Marshal(string(e.Outcome))
-		b = append(append(b, ','), o...)
+		b = appendJSONString(append(b, ','), string(e.Outcome))
 	}
 	return append(b, ']')
+}
+
+// appendJSONString appends s as a JSON string: as it is when it needs no
+// escaping (ids, kinds and outcomes do not), else as encoding/json writes it.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c >= 0x80 {
+			q, _ := json.Marshal(s) // a string: cannot fail
+			return append(b, q...)
+		}
+	}
+	return append(append(append(b, '"'), s...), '"')
 }
 
 // DeleteBefore removes at most limit commands not updated since cutoff,

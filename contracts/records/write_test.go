@@ -156,3 +156,40 @@ func TestBytesPerCommandInSeparateBatches(t *testing.T) {
 	})
 	t.Logf("per command: %d bytes before vacuum (tables and indexes), written in %v; command row updates %d, of them HOT %d (%d commands)", bytes/n, took/n, upd, hot, n)
 }
+
+// Ids, kinds and outcomes that JSON must escape (records.Write takes any)
+// come back as they went in, and one id written twice for a command
+// (in one batch and in another) is one step.
+func TestHistoryKeepsAnyText(t *testing.T) {
+	db, s := migratedStore(t)
+	ctx := context.Background()
+	cmd, at := contracts.NewCommandID(), time.Now()
+	odd := []string{`quote"d`, `back\slash`, "tab\tnew\nline", "ünïcödé ✓", "<html>&", "\x01\x1f"} // no NUL: PostgreSQL text takes none, in either schema
+	var evs []records.Event
+	for i, s := range odd {
+		e := event(contracts.EventSent, cmd, 0, at.Add(time.Duration(i)*time.Millisecond))
+		e.ID, e.Kind, e.Outcome = "sent:"+s, contracts.EventKind("k"+s), contracts.Outcome("o"+s)
+		evs = append(evs, e, e)
+	}
+	if err := s.Write(ctx, evs); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Write(ctx, evs[:2]); err != nil {
+		t.Fatal(err)
+	}
+	c, err := s.Command(ctx, "app-1", "0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.History) != len(odd) {
+		t.Fatalf("%d steps, want %d", len(c.History), len(odd))
+	}
+	for i, st := range c.History {
+		if st.Status != "k"+odd[i] || st.Outcome != "o"+odd[i] {
+			t.Errorf("step %d: %q %q, want %q %q", i, st.Status, st.Outcome, "k"+odd[i], "o"+odd[i])
+		}
+	}
+	if got := recordstest.Count(t, db, "SELECT count(*) FROM cafe_events WHERE event_id = $1", `sent:quote"d`); got != 1 {
+		t.Errorf("the view shows %d events of id sent:quote\"d, want 1", got)
+	}
+}
