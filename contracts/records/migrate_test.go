@@ -66,15 +66,9 @@ func writeV1(t *testing.T, db string, events []records.Event) {
 }
 
 // v1Steps is a command's history read as before migration 2.
-func v1Steps(t *testing.T, db, commandID string) []records.Step {
+func v1Steps(t *testing.T, conn *pgx.Conn, commandID string) []records.Step {
 	t.Helper()
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	rows, err := conn.Query(ctx, v1History, commandID)
+	rows, err := conn.Query(context.Background(), v1History, commandID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,14 +87,9 @@ func v1Steps(t *testing.T, db, commandID string) []records.Step {
 }
 
 // v1Command is Command as it read a schema at version 1.
-func v1Command(t *testing.T, db, msgID string) *records.Command {
+func v1Command(t *testing.T, conn *pgx.Conn, msgID string) *records.Command {
 	t.Helper()
 	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
 	c := &records.Command{ClientID: "app-1", MsgID: msgID}
 	var accepted, done *time.Time
 	var outcome *string
@@ -119,15 +108,15 @@ func v1Command(t *testing.T, db, msgID string) *records.Command {
 	if outcome != nil {
 		c.Outcome = *outcome
 	}
-	c.History = v1Steps(t, db, c.CommandID)
+	c.History = v1Steps(t, conn, c.CommandID)
 	return c
 }
 
 // snapshot is everything the read API answers for the app's commands
 // 0…n-1, as JSON: each command (history included), the list of results
-// (after a number and since a time) and what is pending; v1 reads the
-// commands as before migration 2.
-func snapshot(t *testing.T, s *records.Store, db string, n int, v1 bool) map[string]string {
+// (after a number and since a time) and what is pending; with v1, the
+// commands are read on it as before migration 2.
+func snapshot(t *testing.T, s *records.Store, v1 *pgx.Conn, n int) map[string]string {
 	t.Helper()
 	ctx := context.Background()
 	out := map[string]string{}
@@ -136,8 +125,8 @@ func snapshot(t *testing.T, s *records.Store, db string, n int, v1 bool) map[str
 		id := fmt.Sprint(i)
 		ids = append(ids, id)
 		var c *records.Command
-		if v1 {
-			c = v1Command(t, db, id)
+		if v1 != nil {
+			c = v1Command(t, v1, id)
 		} else {
 			var err error
 			if c, err = s.Command(ctx, "app-1", id); err != nil {
@@ -242,10 +231,15 @@ func populatedV1(t *testing.T) (string, *records.Store, []records.Event) {
 func TestMigrationKeepsEveryAnswer(t *testing.T) {
 	db, s, evs := populatedV1(t)
 	const n = 70
-	before := snapshot(t, s, db, n, true)
+	conn, err := pgx.Connect(context.Background(), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	before := snapshot(t, s, conn, n)
 	v1 := map[string][]records.Step{}
 	for i := range n {
-		c := v1Command(t, db, fmt.Sprint(i))
+		c := v1Command(t, conn, fmt.Sprint(i))
 		v1[c.CommandID] = c.History
 	}
 	events := recordstest.Count(t, db, "SELECT count(*) FROM cafe_events WHERE command_id <> 'gone'")
@@ -256,7 +250,7 @@ func TestMigrationKeepsEveryAnswer(t *testing.T) {
 	if got := recordstest.Count(t, db, "SELECT max(version) FROM cafe_schema_version"); got != 2 {
 		t.Fatalf("schema version %d, want 2", got)
 	}
-	after := snapshot(t, s, db, n, false)
+	after := snapshot(t, s, nil, n)
 	for k, want := range before {
 		if after[k] != want {
 			t.Errorf("%s after the migration:\n%s\nwant\n%s", k, after[k], want)
@@ -266,7 +260,7 @@ func TestMigrationKeepsEveryAnswer(t *testing.T) {
 		t.Errorf("cafe_events shows %d events, want the %d of the commands kept (not the orphan)", got, events)
 	}
 	for cmd, want := range v1 {
-		if got, _ := json.Marshal(v1Steps(t, db, cmd)); string(got) != string(must(json.Marshal(want))) {
+		if got, _ := json.Marshal(v1Steps(t, conn, cmd)); string(got) != string(must(json.Marshal(want))) {
 			t.Errorf("command %s read through the view: %s, want %s", cmd, got, must(json.Marshal(want)))
 		}
 	}
@@ -278,7 +272,7 @@ func TestMigrationKeepsEveryAnswer(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	again := snapshot(t, s, db, n, false)
+	again := snapshot(t, s, nil, n)
 	for k, want := range before {
 		if again[k] != want {
 			t.Errorf("%s after the events were written again:\n%s\nwant\n%s", k, again[k], want)

@@ -171,4 +171,3 @@ func Footprint(b testing.TB, db string) (rows, bytes int64) {
 	}
 	return rows, bytes
 }
-
