@@ -247,8 +247,8 @@ func TestMigrationKeepsEveryAnswer(t *testing.T) {
 	if err := s.Migrate(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if got := recordstest.Count(t, db, "SELECT max(version) FROM cafe_schema_version"); got != 2 {
-		t.Fatalf("schema version %d, want 2", got)
+	if got := recordstest.Count(t, db, "SELECT max(version) FROM cafe_schema_version"); got < 2 {
+		t.Fatalf("schema version %d, want 2 or later", got)
 	}
 	after := snapshot(t, s, nil, n)
 	for k, want := range before {
