@@ -164,15 +164,7 @@ func snapshot(t *testing.T, s *records.Store, v1 *pgx.Conn, n int) map[string]st
 // also leaves an event whose command is gone (past retention).
 func populatedV1(t *testing.T) (string, *records.Store, []records.Event) {
 	t.Helper()
-	db := recordstest.Schema(t)
-	s, err := records.Open(db, false, 2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Close)
-	if err := s.MigrateTo(context.Background(), 1); err != nil {
-		t.Fatal(err)
-	}
+	db, s := storeAt(t, 1)
 	base := time.Now().Add(-time.Minute)
 	var evs []records.Event
 	for i := range 70 {

@@ -14,7 +14,11 @@ import (
 
 // migratedStore is a store on a schema of the test's own, migrated; it is
 // closed when the test ends.
-func migratedStore(t *testing.T) (string, *records.Store) {
+func migratedStore(t *testing.T) (string, *records.Store) { return storeAt(t, 0) }
+
+// storeAt is a store on a schema of the test's own migrated to version
+// (0: the latest); it is closed when the test ends.
+func storeAt(t *testing.T, version int) (string, *records.Store) {
 	t.Helper()
 	db := recordstest.Schema(t)
 	s, err := records.Open(db, false, 2)
@@ -22,7 +26,11 @@ func migratedStore(t *testing.T) (string, *records.Store) {
 		t.Fatal(err)
 	}
 	t.Cleanup(s.Close)
-	if err := s.Migrate(context.Background()); err != nil {
+	migrate := s.Migrate
+	if version > 0 {
+		migrate = func(ctx context.Context) error { return s.MigrateTo(ctx, version) }
+	}
+	if err := migrate(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	return db, s
