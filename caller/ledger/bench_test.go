@@ -41,6 +41,8 @@ import (
 //	batches     transactions it committed
 //	rows, bytes what its tables hold at the end (heap, indexes and TOAST,
 //	            before vacuum, as cafe bench reads them)
+//	wal-bytes   what the server wrote to its write-ahead log meanwhile
+//	            (server-wide: other sessions' writes count too)
 //
 // and, with -benchmem, the ledger's allocations per command (B/op,
 // allocs/op). batch=512 is the ledger's default (a backlog: a command's
@@ -78,6 +80,7 @@ func benchLedger(b *testing.B, batchSize int) {
 		b.Fatal(err)
 	}
 	pgStart := recordstest.BackendCPU(b, db, app)
+	walStart := recordstest.WAL(b, db)
 
 	link, err := amqplink.New(amqplink.Config{URL: brokertest.AMQPURLAs(identity.Ledger), Topology: top, Name: b.Name(), Passive: true}, brokertest.Quiet())
 	if err != nil {
@@ -99,6 +102,7 @@ func benchLedger(b *testing.B, batchSize int) {
 	b.StopTimer()
 	cpu := processCPU() - cpuStart
 	pg := recordstest.BackendCPU(b, db, app) - pgStart
+	wal := recordstest.WAL(b, db) - walStart
 	stop()
 
 	rows, bytes := recordstest.Footprint(b, db)
@@ -107,6 +111,7 @@ func benchLedger(b *testing.B, batchSize int) {
 	b.ReportMetric(per(float64(cpu.Microseconds()))/1000, "ledger-cpu-ms/cmd")
 	b.ReportMetric(per(float64(src.deliveries.Load())), "deliveries/cmd")
 	b.ReportMetric(per(histogramCount(b, reg, "cafe_ledger_batch_events")), "batches/cmd")
+	b.ReportMetric(per(float64(wal)), "wal-bytes/cmd")
 	b.ReportMetric(per(float64(rows)), "rows/cmd")
 	b.ReportMetric(per(float64(bytes)), "bytes/cmd")
 }

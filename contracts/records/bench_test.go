@@ -18,8 +18,9 @@ import (
 // over four rounds of 16 commands (see caller/ledger's BenchmarkLedger).
 // size=512 puts most of a command's events in one batch (a backlog);
 // size=64 one each in four batches (a steady load). Per command it reports
-// the CPU of the store's PostgreSQL backends (from /proc), batches, rows
-// and bytes (heap, indexes and TOAST, before vacuum); B/op and allocs/op
+// the CPU of the store's PostgreSQL backends (from /proc), batches, the
+// write-ahead log written (server-wide: other sessions' writes count
+// too), rows and bytes (heap, indexes and TOAST, before vacuum); B/op and allocs/op
 // are the Go side's. On demand, against the test PostgreSQL:
 //
 //	go test -run '^$' -bench BenchmarkWrite -benchtime 4000x -benchmem ./contracts/records/
@@ -43,6 +44,7 @@ func benchWrite(b *testing.B, size int) {
 	}
 	batches := spread(b.N, 16)
 	pgStart := recordstest.BackendCPU(b, db, app)
+	walStart := recordstest.WAL(b, db)
 	b.ResetTimer()
 	var batch []records.Event
 	writes := 0
@@ -62,6 +64,7 @@ func benchWrite(b *testing.B, size int) {
 	}
 	b.StopTimer()
 	pg := recordstest.BackendCPU(b, db, app) - pgStart
+	wal := recordstest.WAL(b, db) - walStart
 	if got := recordstest.Count(b, db, "SELECT count(*) FROM cafe_commands WHERE status = 4 AND done_seq IS NOT NULL"); got != b.N {
 		b.Fatalf("%d commands delivered with a result, want %d", got, b.N)
 	}
@@ -69,6 +72,7 @@ func benchWrite(b *testing.B, size int) {
 	per := func(v float64) float64 { return v / float64(b.N) }
 	b.ReportMetric(per(float64(pg.Microseconds()))/1000, "pg-cpu-ms/cmd")
 	b.ReportMetric(per(float64(writes)), "batches/cmd")
+	b.ReportMetric(per(float64(wal)), "wal-bytes/cmd")
 	b.ReportMetric(per(float64(rows)), "rows/cmd")
 	b.ReportMetric(per(float64(bytes)), "bytes/cmd")
 }

@@ -141,6 +141,14 @@ func BackendCPU(b testing.TB, db, app string) time.Duration {
 	return time.Duration(ticks) * 10 * time.Millisecond
 }
 
+// WAL is the server's write-ahead log position, in bytes: the difference
+// of two readings is what the server logged between them, this test's
+// writes and anything else on the server (other sessions' too).
+func WAL(b testing.TB, db string) int64 {
+	b.Helper()
+	return int64(Count(b, db, "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint"))
+}
+
 // Footprint is the rows and bytes of the schema's tables (all but the
 // schema version), as pg_total_relation_size reads them.
 func Footprint(b testing.TB, db string) (rows, bytes int64) {
