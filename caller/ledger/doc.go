@@ -36,7 +36,7 @@
 // by default; two to four per command, fewer under load as the explicit
 // events share batches); beyond that RabbitMQ drops the
 // oldest (drop-head), and their commands' history has gaps. Commands and
-// their history are removed Config.Retention (7 days) after their last
+// their history are removed Config.Retention (7 days) after their first
 // event, in the background, every minute.
 //
 // Any number of ledgers may run: they compete for the events queue, and

@@ -50,6 +50,17 @@ var migrations = []string{
 		SELECT e.key AS event_id, c.command_id, e.value->>0 AS kind,
 			timestamptz 'epoch' + (e.value->>1)::bigint * interval '1 microsecond' AS at, e.value->>2 AS outcome
 		FROM cafe_commands c, jsonb_each(c.history) e;`,
+	// 3: retention counts from when a command was first recorded
+	// (recorded_at, never updated) instead of its last event (updated_at,
+	// no longer indexed), and pages keep a fifth free: an update that sets
+	// no result changes no indexed column, so it can be HOT (no index
+	// entries, less WAL). A command recorded before keeps its retention.
+	`ALTER TABLE cafe_commands ADD COLUMN recorded_at timestamptz;
+	UPDATE cafe_commands SET recorded_at = updated_at;
+	ALTER TABLE cafe_commands ALTER COLUMN recorded_at SET NOT NULL;
+	DROP INDEX cafe_commands_by_age;
+	CREATE INDEX cafe_commands_by_age ON cafe_commands (recorded_at);
+	ALTER TABLE cafe_commands SET (fillfactor = 80);`,
 }
 
 // migrateLock serialises ledgers migrating one database at once.

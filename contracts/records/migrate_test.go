@@ -242,6 +242,9 @@ func TestMigrationKeepsEveryAnswer(t *testing.T) {
 	if got := recordstest.Count(t, db, "SELECT max(version) FROM cafe_schema_version"); got < 2 {
 		t.Fatalf("schema version %d, want 2 or later", got)
 	}
+	if got := recordstest.Count(t, db, "SELECT count(*) FROM cafe_commands WHERE recorded_at IS DISTINCT FROM updated_at"); got != 0 {
+		t.Errorf("%d commands recorded before migration 3 count their retention from another time than their last event", got)
+	}
 	after := snapshot(t, s, nil, n)
 	for k, want := range before {
 		if after[k] != want {

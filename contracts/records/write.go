@@ -72,7 +72,7 @@ const doneLock = 0x6361666502
 // is a gap, which cursors do not mind.
 const (
 	upsertColumns = `$1::text[], $2::text[], $3::text[], $4::text[], $5::smallint[], $6::timestamptz[], $7::timestamptz[],
-		$8::jsonb[], $9::bytea[], $10::text[], $11::timestamptz[], $12::bigint[]`
+		$8::jsonb[], $9::bytea[], $10::text[], $11::timestamptz[], $12::bigint[], $13::timestamptz[]`
 	upsertTail = `
 		ON CONFLICT (command_id) DO UPDATE SET
 			status = greatest(cafe_commands.status, excluded.status),
@@ -83,14 +83,14 @@ const (
 			outcome = CASE WHEN cafe_commands.done_seq IS NULL THEN excluded.outcome ELSE cafe_commands.outcome END,
 			done_at = CASE WHEN cafe_commands.done_seq IS NULL THEN excluded.done_at ELSE cafe_commands.done_at END,
 			done_seq = coalesce(cafe_commands.done_seq, excluded.done_seq)`
-	upsertCommands = `INSERT INTO cafe_commands (command_id, client_id, device_id, msg_id, status, accepted_at, updated_at, history, result, outcome, done_at, done_seq)
+	upsertCommands = `INSERT INTO cafe_commands (command_id, client_id, device_id, msg_id, status, accepted_at, updated_at, history, result, outcome, done_at, done_seq, recorded_at)
 		SELECT * FROM unnest(` + upsertColumns + `)` + upsertTail
 	// upsertNumbered also numbers the batch's results: $12 is each
-	// command's place among them (1…$13), NULL for a command without one.
-	upsertNumbered = `WITH last AS (SELECT setval('cafe_done_seq', nextval('cafe_done_seq') + $13 - 1) AS v)
-		INSERT INTO cafe_commands (command_id, client_id, device_id, msg_id, status, accepted_at, updated_at, history, result, outcome, done_at, done_seq)
-		SELECT id, client, device, msg, status, accepted, updated, history, result, outcome, done_at, (SELECT v FROM last) - $13 + ord
-		FROM unnest(` + upsertColumns + `) AS t(id, client, device, msg, status, accepted, updated, history, result, outcome, done_at, ord)` + upsertTail
+	// command's place among them (1…$14), NULL for a command without one.
+	upsertNumbered = `WITH last AS (SELECT setval('cafe_done_seq', nextval('cafe_done_seq') + $14 - 1) AS v)
+		INSERT INTO cafe_commands (command_id, client_id, device_id, msg_id, status, accepted_at, updated_at, history, result, outcome, done_at, done_seq, recorded_at)
+		SELECT id, client, device, msg, status, accepted, updated, history, result, outcome, done_at, (SELECT v FROM last) - $14 + ord, recorded
+		FROM unnest(` + upsertColumns + `) AS t(id, client, device, msg, status, accepted, updated, history, result, outcome, done_at, ord, recorded)` + upsertTail
 )
 
 // Write records events in one transaction: all of them or none.
@@ -111,7 +111,8 @@ func (s *Store) Write(ctx context.Context, events []Event) error {
 
 // row is one command's part of a batch, merged from its events.
 type row struct {
-	first    *Event // its first event: client, device, the app's id token
+	first    *Event    // its first event: client, device, the app's id token
+	recorded time.Time // its earliest event: recorded_at, if the batch inserts it
 	status   Status
 	accepted time.Time
 	updated  time.Time
@@ -134,7 +135,7 @@ func commandColumns(events []Event) ([]any, int) {
 		e := &events[i]
 		r, ok := rows[e.CommandID]
 		if !ok {
-			r = &row{first: e, status: statusOf(e.Kind), updated: e.At, history: []byte{'{'}}
+			r = &row{first: e, status: statusOf(e.Kind), recorded: e.At, updated: e.At, history: []byte{'{'}}
 			rows[e.CommandID] = r
 		}
 		r.status = max(r.status, statusOf(e.Kind))
@@ -143,6 +144,9 @@ func commandColumns(events []Event) ([]any, int) {
 		}
 		if e.At.After(r.updated) {
 			r.updated = e.At
+		}
+		if e.At.Before(r.recorded) {
+			r.recorded = e.At
 		}
 		if k := (key{e.CommandID, e.ID}); !seen[k] {
 			seen[k] = true
@@ -161,19 +165,20 @@ func commandColumns(events []Event) ([]any, int) {
 	cmds, clients, devices, msgs := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	stats, accepted, updated := make([]int16, n), make([]*time.Time, n), make([]time.Time, n)
 	histories, bodies, outcomes, doneAt, ords := make([][]byte, n), make([][]byte, n), make([]*string, n), make([]*time.Time, n), make([]*int64, n)
+	recorded := make([]time.Time, n)
 	for i, k := range keys {
 		r := rows[k]
 		cmds[i], clients[i], devices[i], msgs[i], stats[i], updated[i] = k, r.first.ClientID, r.first.DeviceID, r.first.MsgID, int16(r.status), r.updated
 		if !r.accepted.IsZero() {
 			accepted[i] = &r.accepted
 		}
-		histories[i] = append(r.history, '}')
+		histories[i], recorded[i] = append(r.history, '}'), r.recorded
 		if res := r.result; res != nil {
 			o := string(res.Outcome)
 			bodies[i], outcomes[i], doneAt[i], ords[i] = res.Result, &o, &res.At, &r.ord
 		}
 	}
-	return []any{cmds, clients, devices, msgs, stats, accepted, updated, histories, bodies, outcomes, doneAt, ords}, results
+	return []any{cmds, clients, devices, msgs, stats, accepted, updated, histories, bodies, outcomes, doneAt, ords, recorded}, results
 }
 
 // appendStep appends an event as its command's history keeps it: [kind,
@@ -199,13 +204,13 @@ func appendJSONString(b []byte, s string) []byte {
 	return append(append(append(b, '"'), s...), '"')
 }
 
-// DeleteBefore removes at most limit commands not updated since cutoff,
-// with their history; it returns how many records went (the commands and
-// the events of their history, as cafe_events showed them).
+// DeleteBefore removes at most limit commands first recorded before
+// cutoff, with their history; it returns how many records went (the
+// commands and the events of their history, as cafe_events shows them).
 func (s *Store) DeleteBefore(ctx context.Context, cutoff time.Time, limit int) (int64, error) {
 	var n int64
 	err := s.pool.QueryRow(ctx, `WITH gone AS (
-			DELETE FROM cafe_commands WHERE command_id IN (SELECT command_id FROM cafe_commands WHERE updated_at < $1 LIMIT $2)
+			DELETE FROM cafe_commands WHERE command_id IN (SELECT command_id FROM cafe_commands WHERE recorded_at < $1 LIMIT $2)
 			RETURNING history)
 		SELECT coalesce(sum(1 + (SELECT count(*) FROM jsonb_object_keys(history))), 0)::bigint FROM gone`, cutoff, limit).Scan(&n)
 	if err != nil {

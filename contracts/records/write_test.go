@@ -206,3 +206,34 @@ func TestHistoryKeepsAnyText(t *testing.T) {
 		t.Errorf("the view shows %d events of id sent:quote\"d, want 1", got)
 	}
 }
+
+// Retention counts from a command's earliest event: one accepted eight
+// days ago and delivered just now goes with a 7-day retention (its last
+// event does not keep it), and so does one whose earliest event comes
+// second in its batch.
+func TestRetentionCountsFromTheFirstEvent(t *testing.T) {
+	db, s := migratedStore(t)
+	ctx := context.Background()
+	old, now := time.Now().Add(-8*24*time.Hour), time.Now()
+	evs := commands(2, allKinds, func(int) time.Time { return now })
+	for i := range 4 {
+		evs[i].At = old // command 0: accepted, sent, done and delivered… all but the last long ago
+	}
+	evs[3].At = now
+	late := evs[4:8]
+	late[0], late[1] = late[1], late[0] // command 1: its sent written before its accepted
+	late[1].At = old
+	if err := s.Write(ctx, evs[:4]); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Write(ctx, late); err != nil {
+		t.Fatal(err)
+	}
+	removed, err := s.DeleteBefore(ctx, now.Add(-7*24*time.Hour), 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if left := recordstest.Count(t, db, "SELECT count(*) FROM cafe_commands"); removed != 2*5 || left != 0 {
+		t.Errorf("removed %d records, %d commands left; want both commands and their 8 events gone", removed, left)
+	}
+}
