@@ -11,7 +11,9 @@
 // the app sent them (validated by scanning, never decoded and re-encoded),
 // with the client id, device id, deadline and arrival time in one header
 // (contracts.CommandMeta, contracts.HeaderMeta) and a fresh command id as
-// message id.
+// message id. For each command RabbitMQ nacked or returned, a
+// fire-and-forget "refused" event for the ledger (notices.go, refusal), so
+// that the copy the events queue took of it does not hold its id pending.
 //
 // Answers:
 //
@@ -19,7 +21,8 @@
 //	400  bad JSON (-32700), bad envelope, device id or Cafe-Timeout (-32600, data.field names it)
 //	401  no or unknown token (-32010)     403  device not entitled (-32011)
 //	408  body not received within BodyTimeout (-32600)
-//	409  an id of the body is that of a command of this app still pending (-32017; see duplicates.go)
+//	409  an id of the body is that of a command of this app still pending (-32017; see duplicates.go;
+//	     a refused command is not pending)
 //	413  body over the limit (-32012)     429  over the client's rate (-32013), with Retry-After
 //	503  RabbitMQ unreachable, blocked, queue full or no confirm in time (-32014), with Retry-After
 //

@@ -36,7 +36,9 @@ func newDupBreaker() *gobreaker.CircuitBreaker[[]string] {
 
 // duplicates refuses (409, CodeDuplicateID) a submission naming an id that
 // the app already has a command pending with: accepted, recorded by the
-// ledger, not done yet. The ledger writes within milliseconds, so a
+// ledger, not done yet, and not refused (a command RabbitMQ nacked, whose
+// copy the ledger recorded all the same, frees its id once the cashier's
+// refusal is recorded: see refusal). The ledger writes within milliseconds, so a
 // duplicate sent at once after the first may still be accepted; and with
 // no ledger database, or one that does not answer within duplicateBudget,
 // nothing is refused (counted in cafe_cashier_duplicate_checks_total:

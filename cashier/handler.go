@@ -211,6 +211,7 @@ func (s *Server) publish(ctx context.Context, meta contracts.CommandMeta, req co
 		s.notify(meta, contracts.NoticeQueued)
 		return nil
 	}
+	s.refusal(meta, err)
 	// Under overload this happens for every request: warn at most once a
 	// second (the metrics count every one), and keep the rest at debug.
 	logged := false

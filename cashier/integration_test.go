@@ -13,12 +13,14 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	amqp "github.com/rabbitmq/amqp091-go"
 	"go.uber.org/goleak"
 
 	"cafe/cashier"
 	"cafe/contracts"
 	"cafe/contracts/amqplink"
 	"cafe/contracts/brokertest"
+	"cafe/contracts/identity"
 	"cafe/contracts/registry"
 )
 
@@ -34,16 +36,26 @@ type live struct {
 
 func startLive(t *testing.T, amqpURL string, top contracts.Topology, mutate ...func(*cashier.Config)) *live {
 	t.Helper()
+	return startLiveWith(t, amqpURL, top, nil, mutate...)
+}
+
+// startLiveWith is startLive that gives the server, before it runs, to
+// with, with a fire-and-forget publisher of its own (for notices and
+// refusals, as the cashier role has).
+func startLiveWith(t *testing.T, amqpURL string, top contracts.Topology, with func(s *cashier.Server, posts *amqplink.Publisher), mutate ...func(*cashier.Config)) *live {
+	t.Helper()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	link, err := amqplink.New(amqplink.Config{URL: amqpURL, Topology: top, Name: "cashier-test", MaxBackoff: 200 * time.Millisecond}, log)
+	link, err := amqplink.New(amqplink.Config{URL: amqpURL, Topology: top, Name: "cashier-test", MaxBackoff: 200 * time.Millisecond, Passive: true}, log) // declared by the test, as by cafe-admin
 	if err != nil {
 		t.Fatal(err)
 	}
 	pub := amqplink.NewPublisher(link, log)
+	posts := amqplink.NewPublisher(link, log)
 	linkCtx, stopLink := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Go(func() { _ = link.Run(linkCtx) })
 	wg.Go(func() { _ = pub.Run(linkCtx) })
+	wg.Go(func() { _ = posts.Run(linkCtx) })
 
 	reg, err := registry.Parse([]byte(fmt.Sprintf(registryDoc+registeredDevices, hash(tokenApp1), hash(tokenSlow))))
 	if err != nil {
@@ -57,6 +69,9 @@ func startLive(t *testing.T, amqpURL string, top contracts.Topology, mutate ...f
 	s, err := cashier.New(cfg, reg, pub, top, prometheus.NewRegistry(), log)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if with != nil {
+		with(s, posts)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	l := &live{top: top, base: "http://" + s.Addr().String(), cancel: cancel, done: make(chan error, 1)}
@@ -196,5 +211,73 @@ func TestLiveGracefulShutdown(t *testing.T) {
 	}
 	if _, err := http.Get(l.base + "/healthz"); err == nil {
 		t.Fatal("listener still open after shutdown")
+	}
+}
+
+// The cashier's side of a refused command: the commands queue is full, so
+// RabbitMQ nacks the command and the cashier answers 503, but the events
+// queue (drop-head) takes its copy all the same, which the ledger would
+// record as queued, its id pending (409) for ever. So the cashier posts a
+// refusal for it (commands exchange, key refused, to the events queue
+// only), in its own name; an accepted command gets none. (The ledger's
+// side, and the app's retry, are tested in caller/ledger, records and the
+// e2e suite: a role's tests do not import another role.)
+func TestLiveRefusedCommandIsReportedToTheLedger(t *testing.T) {
+	top := brokertest.TopologyWith(t, func(top *contracts.Topology) { top.CommandsMaxLength = 1 })
+	l := startLiveWith(t, brokertest.AMQPURLAs(identity.Cashier), top, func(s *cashier.Server, posts *amqplink.Publisher) {
+		s.UseRefusals(posts)
+	})
+	l.waitReady(t)
+	// A quorum queue applies its limit a little late: send until one is
+	// refused (nothing consumes, so it stays full).
+	id, accepted := "", 0
+	for i := range 10 {
+		id = fmt.Sprintf(`"ghost-%d"`, i)
+		status, _, out := l.post(t, "lamp-1", `{"jsonrpc":"2.0","method":"on","id":`+id+`}`)
+		if status == 503 {
+			break
+		}
+		if status != 202 {
+			t.Fatalf("%s: %d %s", id, status, out)
+		}
+		accepted++
+	}
+	if accepted == 10 {
+		t.Fatal("10 commands accepted into a queue of max length 1")
+	}
+	if n := brokertest.QueueDepth(t, top.CommandsQueue()); n != accepted {
+		t.Fatalf("commands queue holds %d, want the %d accepted commands only", n, accepted)
+	}
+
+	// The events queue: a copy of every command, the refused one's too,
+	// and one refusal, the refused command's.
+	copies := map[string]string{} // msg id → command id
+	var refusals []amqp.Delivery
+	ch := brokertest.Channel(t)
+	brokertest.Eventually(t, 10*time.Second, "the refusal in the events queue", func() bool {
+		for {
+			d, ok, err := ch.Get(top.EventsQueue(), true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !ok {
+				return len(refusals) > 0
+			}
+			switch d.RoutingKey {
+			case contracts.RoutingKeyCommand:
+				copies[contracts.ReadMeta(d.Headers).MsgID] = d.MessageId
+			case contracts.RoutingKeyRefused:
+				refusals = append(refusals, d)
+			}
+		}
+	})
+	if len(copies) != accepted+1 || copies[id] == "" {
+		t.Errorf("copies in the events queue %v, want the %d accepted commands' and %s's", copies, accepted, id)
+	}
+	r := refusals[0]
+	if len(refusals) != 1 || r.Exchange != top.CommandsExchange() || r.UserId != string(identity.Cashier) || r.MessageId != copies[id] ||
+		r.Headers[contracts.HeaderEvent] != string(contracts.EventRefused) || contracts.ReadMeta(r.Headers).MsgID != id {
+		t.Errorf("refusals %d, the first from %s via %s, command %s, headers %v; want one, from %s, for %s (command %s)",
+			len(refusals), r.UserId, r.Exchange, r.MessageId, r.Headers, identity.Cashier, id, copies[id])
 	}
 }

@@ -19,6 +19,8 @@ type metrics struct {
 	confirm   prometheus.Histogram   // publish → broker confirm
 	accept    prometheus.Histogram   // request arrival → 202 written
 	conns     prometheus.Gauge       // open connections, at most MaxConns
+	// refused events (notices.go refusal) lost: no channel to post them on
+	refusalsUnsent prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -30,8 +32,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		confirm: ops.Histogram("cafe_cashier_publish_confirm_seconds", "Time from publishing a command to RabbitMQ's publisher confirm.", ops.LatencyBuckets),
 		accept:  ops.Histogram("cafe_cashier_accept_seconds", "Time from a request's arrival to its 202 answer.", ops.LatencyBuckets),
 		conns:   ops.Gauge("cafe_cashier_http_connections", "Open HTTP connections; at CAFE_MAX_CONNS, new ones wait to be accepted."),
+		refusalsUnsent: ops.Counter("cafe_cashier_refusals_unsent_total",
+			"Refused events (RabbitMQ refused a command) that could not be posted to the ledger: each leaves its id pending (409) until past retention."),
 	}
-	if err := ops.Register(reg, m.requests, m.commands, m.dupChecks, m.confirm, m.accept, m.conns); err != nil {
+	if err := ops.Register(reg, m.requests, m.commands, m.dupChecks, m.confirm, m.accept, m.conns, m.refusalsUnsent); err != nil {
 		return nil, err
 	}
 	// Pre-create the common series so dashboards see zeros, not gaps.

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -23,6 +24,12 @@ import (
 // ledgerStore is a migrated schema of the test's own, to write records
 // into as the ledger would, and the cashier reading it read-only.
 func ledgerStore(t *testing.T) (*records.Store, *cashier.Server) {
+	t.Helper()
+	return ledgerStoreVia(t, func(r cashier.Records) cashier.Records { return r })
+}
+
+// ledgerStoreVia is ledgerStore with the cashier reading through via(r).
+func ledgerStoreVia(t *testing.T, via func(cashier.Records) cashier.Records) (*records.Store, *cashier.Server) {
 	t.Helper()
 	dbURL := recordstest.Schema(t)
 	w, err := records.Open(dbURL, false, 4)
@@ -39,7 +46,7 @@ func ledgerStore(t *testing.T) (*records.Store, *cashier.Server) {
 	}
 	t.Cleanup(r.Close)
 	s := newServer(t, &fakeQueue{})
-	s.UseRecords(r)
+	s.UseRecords(via(r))
 	return w, s
 }
 
@@ -131,28 +138,81 @@ func mustAtoi(t *testing.T, s string) int {
 	return n
 }
 
-// A long poll waits for a result that comes while it waits, and an empty
-// page keeps the cursor.
+// A long poll waits for a result that comes while it waits, answers at
+// its first look after the result is written (not when the wait ends),
+// and an empty page keeps the cursor.
 func TestResultsLongPoll(t *testing.T) {
-	w, s := ledgerStore(t)
+	looks := &countedResults{looked: make(chan int64, 64)}
+	w, s := ledgerStoreVia(t, func(r cashier.Records) cashier.Records { looks.Records = r; return looks })
 	finished(t, w, "app-1", 1, 1)
 	_, first := getPage(t, s, tokenApp1, "", "")
 	_, empty := getPage(t, s, tokenApp1, first.Next, "")
 	if len(empty.Results) != 0 || empty.Next != first.Next {
 		t.Fatalf("empty page %+v, want none and the same cursor %s", empty, first.Next)
 	}
+	before := looks.n.Load()
+	type answer struct {
+		code int
+		body []byte
+	}
+	answered := make(chan answer, 1)
 	go func() {
-		time.Sleep(300 * time.Millisecond)
-		finished(t, w, "app-1", 2, 1)
+		res, body := do(t, s, call{method: http.MethodGet, path: "/v1/results?after=" + url.QueryEscape(first.Next) + "&wait=10s", token: tokenApp1})
+		answered <- answer{res.StatusCode, body}
 	}()
-	start := time.Now()
-	_, p := getPage(t, s, tokenApp1, first.Next, "&wait=10s")
+	// Two looks by the poll: it found nothing, waited, and looked again.
+	for looks.n.Load() < before+2 {
+		select {
+		case <-looks.looked:
+		case a := <-answered:
+			t.Fatalf("the long poll answered %d %s before any result was written, want it to wait", a.code, a.body)
+		case <-time.After(10 * time.Second):
+			t.Fatal("the long poll never looked at the records")
+		}
+	}
+	select {
+	case a := <-answered:
+		t.Fatalf("the long poll answered %d %s before any result was written, want it to wait", a.code, a.body)
+	default:
+	}
+	finished(t, w, "app-1", 2, 1)
+	written := looks.n.Load() // looks begun before the result was in: each may have missed it
+	var a answer
+	select {
+	case a = <-answered:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the long poll never answered")
+	}
+	var p page
+	if a.code != http.StatusOK {
+		t.Fatalf("long poll: status %d %s", a.code, a.body)
+	}
+	if err := json.Unmarshal(a.body, &p); err != nil {
+		t.Fatalf("page %s: %v", a.body, err)
+	}
 	if len(p.Results) != 1 || string(p.Results[0].ID) != "2" {
 		t.Fatalf("long poll got %+v, want id 2", p)
 	}
-	if d := time.Since(start); d < 250*time.Millisecond || d > 5*time.Second {
-		t.Errorf("long poll answered after %v", d)
+	if n := looks.n.Load(); n > written+1 {
+		t.Errorf("the long poll looked %d times after the result was written, want it answered at the first", n-written)
 	}
+}
+
+// countedResults counts the cashier's reads of results, and tells each on
+// looked (dropping the news when nobody listens).
+type countedResults struct {
+	cashier.Records
+	n      atomic.Int64
+	looked chan int64
+}
+
+func (c *countedResults) Results(ctx context.Context, client string, seq int64, since time.Time, limit int) ([]records.Result, error) {
+	n := c.n.Add(1)
+	select {
+	case c.looked <- n:
+	default:
+	}
+	return c.Records.Results(ctx, client, seq, since, limit)
 }
 
 // One app reads none of another's commands or results (0 of N).

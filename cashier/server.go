@@ -32,6 +32,7 @@ type Server struct {
 	records    Records                             // the ledger's database; nil: the records API answers 503
 	dupBreaker *gobreaker.CircuitBreaker[[]string] // in front of records.Pending (duplicates.go)
 	notices    Poster                              // status notices; nil: none
+	refusals   *contracts.EventBatcher             // refused events for the ledger; nil: none
 
 	dir         atomic.Pointer[directory]
 	draining    atomic.Bool
@@ -134,6 +135,7 @@ func (s *Server) Run(ctx context.Context) error {
 		return fmt.Errorf("requests still in flight after %v: %w", s.cfg.ShutdownGrace, err)
 	}
 	<-errc
+	s.refusals.Flush() // the last refusals, before the caller closes the links
 	return nil
 }
 

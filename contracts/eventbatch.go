@@ -11,8 +11,9 @@ import (
 )
 
 // Batches of explicit events. Every message in the events queue costs
-// RabbitMQ a quorum-queue enqueue, a delivery and a settle, so a barista
-// and a caller gather their "sent" and "delivered" events (Event) for up to
+// RabbitMQ a quorum-queue enqueue, a delivery and a settle, so a barista,
+// a caller and the cashier gather their "sent", "delivered" and "refused"
+// events (Event) for up to
 // EventBatchWait, or EventBatchMax of them, and post them as one message:
 // HeaderEvent EventBatch, no other header, the body a JSON array of
 // BatchedEvent. Under load that makes the two explicit events per command
@@ -74,6 +75,9 @@ func batched(msg amqp.Publishing) (BatchedEvent, bool) {
 // EventBatcher posts explicit events in batches (see EventBatch). It has
 // the Post of the publisher it wraps, so a role posts through it as it
 // would directly; call Flush when the role stops, before its links close.
+// It batches for one exchange and routing key, the first it is given
+// (the events exchange and "", or the cashier's commands exchange and
+// RoutingKeyRefused).
 type EventBatcher struct {
 	post   func(exchange, key string, msg amqp.Publishing) error
 	unsent func(events int) // events lost because their batch could not be posted
@@ -81,6 +85,7 @@ type EventBatcher struct {
 
 	mu       sync.Mutex
 	exchange string
+	key      string
 	pending  []BatchedEvent
 	timer    *time.Timer // running while events wait
 }
@@ -91,29 +96,29 @@ func NewEventBatcher(post func(exchange, key string, msg amqp.Publishing) error,
 	return &EventBatcher{post: post, unsent: unsent, wait: EventBatchWait}
 }
 
-// errMixedExchanges guards the one exchange a batcher serves.
-var errMixedExchanges = errors.New("an event batcher posts to one exchange")
+// errMixedExchanges guards the one exchange and key a batcher serves.
+var errMixedExchanges = errors.New("an event batcher posts to one exchange with one routing key")
 
-// Post adds an explicit event (made by Event) to the batch for exchange,
-// posting the batch when it is full; anything else is posted at once, and
-// only then is its error returned: the events of a batch that could not be
-// posted are counted by unsent.
+// Post adds an explicit event (made by Event) to the batch for exchange
+// and key, posting the batch when it is full; anything else is posted at
+// once, and only then is its error returned: the events of a batch that
+// could not be posted are counted by unsent.
 func (b *EventBatcher) Post(exchange, key string, msg amqp.Publishing) error {
 	ev, ok := batched(msg)
-	if !ok || key != "" {
+	if !ok {
 		return b.post(exchange, key, msg)
 	}
 	b.mu.Lock()
-	if b.exchange != "" && b.exchange != exchange {
+	if b.exchange != "" && (b.exchange != exchange || b.key != key) {
 		b.mu.Unlock()
 		return errMixedExchanges
 	}
-	b.exchange = exchange
+	b.exchange, b.key = exchange, key
 	b.pending = append(b.pending, ev)
 	if len(b.pending) >= EventBatchMax {
 		batch := b.take()
 		b.mu.Unlock()
-		b.sendCounted(exchange, batch)
+		b.sendCounted(exchange, key, batch)
 		return nil
 	}
 	if b.timer == nil {
@@ -140,31 +145,31 @@ func (b *EventBatcher) Flush() {
 		return
 	}
 	b.mu.Lock()
-	batch, exchange := b.take(), b.exchange
+	batch, exchange, key := b.take(), b.exchange, b.key
 	b.mu.Unlock()
 	if len(batch) > 0 {
-		b.sendCounted(exchange, batch)
+		b.sendCounted(exchange, key, batch)
 	}
 }
 
-func (b *EventBatcher) sendCounted(exchange string, batch []BatchedEvent) {
-	if b.send(exchange, batch) != nil && b.unsent != nil {
+func (b *EventBatcher) sendCounted(exchange, key string, batch []BatchedEvent) {
+	if b.send(exchange, key, batch) != nil && b.unsent != nil {
 		b.unsent(len(batch))
 	}
 }
 
 // send posts batch as one message: a lone event as Event makes it (so a
 // reader of single events reads it), more as a batch.
-func (b *EventBatcher) send(exchange string, batch []BatchedEvent) error {
+func (b *EventBatcher) send(exchange, key string, batch []BatchedEvent) error {
 	if len(batch) == 1 {
 		e := batch[0]
 		msg := Event(e.Kind, e.CommandID, e.ClientID, e.DeviceID, e.MsgID, time.Unix(0, e.At))
 		msg.Headers[HeaderEventID] = e.ID
-		return b.post(exchange, "", msg)
+		return b.post(exchange, key, msg)
 	}
 	body, err := json.Marshal(batch)
 	if err != nil {
 		return err
 	}
-	return b.post(exchange, "", amqp.Publishing{MessageId: batch[0].CommandID, Headers: amqp.Table{HeaderEvent: EventBatch}, Body: body})
+	return b.post(exchange, key, amqp.Publishing{MessageId: batch[0].CommandID, Headers: amqp.Table{HeaderEvent: EventBatch}, Body: body})
 }

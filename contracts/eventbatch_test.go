@@ -127,3 +127,57 @@ func TestParseEventBatchRefusesBadBatches(t *testing.T) {
 		}
 	}
 }
+
+// A batcher posts to the exchange and routing key of its first event (the
+// cashier's refusals go to the commands exchange, key refused), and
+// refuses events for another.
+func TestEventBatcherKeepsItsRoutingKey(t *testing.T) {
+	p := &keyed{}
+	b := NewEventBatcher(p.post, nil)
+	b.wait = time.Hour
+	refused := func() amqp.Publishing {
+		return Event(EventRefused, NewCommandID(), "app-1", "d-1", `"m"`, time.Now())
+	}
+	for range 2 {
+		if err := b.Post("x.commands", RoutingKeyRefused, refused()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := b.Post("x.commands", "", refused()); !errors.Is(err, errMixedExchanges) {
+		t.Errorf("an event for another routing key: %v, want refused", err)
+	}
+	if err := b.Post("x.events", RoutingKeyRefused, refused()); !errors.Is(err, errMixedExchanges) {
+		t.Errorf("an event for another exchange: %v, want refused", err)
+	}
+	b.Flush()
+	b.wait = time.Millisecond
+	if err := b.Post("x.commands", RoutingKeyRefused, refused()); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for len(p.routes()) < 2 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if got := p.routes(); len(got) != 2 || got[0] != "x.commands/refused batch" || got[1] != "x.commands/refused refused" {
+		t.Errorf("posted %q, want a batch then a lone refusal, both to x.commands/refused", got)
+	}
+}
+
+// keyed records where a batcher posts, and what.
+type keyed struct {
+	mu  sync.Mutex
+	got []string
+}
+
+func (k *keyed) post(exchange, key string, msg amqp.Publishing) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.got = append(k.got, exchange+"/"+key+" "+msg.Headers[HeaderEvent].(string))
+	return nil
+}
+
+func (k *keyed) routes() []string {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return append([]string(nil), k.got...)
+}

@@ -11,11 +11,25 @@ import (
 // Events: what the ledger (package caller/ledger) records of each command.
 // Most of them are copies RabbitMQ makes for free (see Topology): the
 // command the cashier published (accepted), the result a barista published
-// (done), the dead letter (dead). The two facts no message carries are
-// published on the events exchange by the role that knows them:
+// (done), the dead letter (dead). The facts no message carries are
+// published by the role that knows them:
 //
 //	sent       a barista: the MQTT broker took the command for the device
 //	delivered  a caller: the MQTT broker took the result for the app
+//	refused    the cashier: RabbitMQ refused the command (nacked or
+//	           returned it), so the cashier answered 503
+//
+// sent and delivered go to the events exchange. refused goes to the
+// commands exchange with routing key RoutingKeyRefused, which only the
+// events queue is bound with: RabbitMQ copies a command into the events
+// queue even when the commands queue refuses it (a full queue nacks, the
+// events queue drops its oldest and takes it), so without the refusal the
+// ledger would record a command that never runs as queued, pending for
+// ever, and the app's retry with the same id would get 409. The cashier
+// may write to the commands exchange but not to the events exchange; the
+// ledger takes a refusal only from a command publisher. A refusal does
+// not undo a later step: on a cluster a nack can come from the events
+// queue while the commands queue took the command, which then runs.
 //
 // An explicit event is an AMQP message with the command's id as its
 // message id, the headers of CommandMeta that identify the command
@@ -29,7 +43,7 @@ import (
 // in the instant after it was sent (or the process dies while it waits),
 // and never a result.
 const (
-	HeaderEvent   = "cafe-event"    // string: EventSent or EventDelivered
+	HeaderEvent   = "cafe-event"    // string: EventSent, EventDelivered or EventRefused
 	HeaderEventID = "cafe-event-id" // string: unique per event
 	HeaderEventAt = "cafe-at"       // int64 Unix nanoseconds: when it happened (AMQP timestamps have whole seconds); results carry it too
 )
@@ -44,6 +58,10 @@ const (
 	EventDone      EventKind = "done"      // copy of the result (results exchange)
 	EventDead      EventKind = "dead"      // copy of the dead letter (dead-letter exchange)
 	EventDelivered EventKind = "delivered" // explicit, from a caller
+	// EventRefused is explicit, from the cashier (commands exchange,
+	// RoutingKeyRefused): RabbitMQ did not take the command. It is the
+	// end of a command that was never queued, out of the order above.
+	EventRefused EventKind = "refused"
 )
 
 // Event returns the explicit event of kind for a command.

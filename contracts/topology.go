@@ -15,10 +15,16 @@ import "errors"
 // results exchange ("result") and the dead-letter exchange, so RabbitMQ
 // itself copies every accepted command, every result and every dead letter
 // into it: no role publishes anything extra for those. Only the facts no
-// existing message carries are published to the events exchange, fire and
-// forget (see EventKind): a barista's "sent" (the device has the command)
-// and a caller's "delivered" (Mosquitto took the result), many to a
-// message (see EventBatch).
+// existing message carries are published, fire and forget (see
+// EventKind): to the events exchange a barista's "sent" (the device has
+// the command) and a caller's "delivered" (Mosquitto took the result);
+// to the commands exchange with key "refused" (bound to the events queue
+// only) the cashier's "refused" (RabbitMQ did not take a command, whose
+// copy the events queue may have taken all the same); many to a message
+// (see EventBatch). A topology declared before the "refused" binding
+// existed drops the refusals (unroutable, not mandatory) until it is
+// declared again (`cafe topology`): binding adds to a queue, its
+// arguments unchanged.
 //
 // The events queue carries
 //
@@ -58,6 +64,7 @@ import "errors"
 const (
 	RoutingKeyCommand = "command"
 	RoutingKeyResult  = "result"
+	RoutingKeyRefused = "refused" // the cashier's refusals, to the events queue only (see EventRefused)
 )
 
 // Defaults for the topology.
@@ -196,6 +203,7 @@ func (t Topology) Queues() []Queue {
 		}, nil},
 		{Name: t.EventsQueue(), Exchange: t.EventsExchange(), Args: t.eventsQueueArgs(), Also: []Binding{
 			{t.CommandsExchange(), RoutingKeyCommand},
+			{t.CommandsExchange(), RoutingKeyRefused},
 			{t.ResultsExchange(), RoutingKeyResult},
 			{t.DeadExchange(), ""},
 		}},

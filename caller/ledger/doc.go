@@ -9,7 +9,10 @@
 // letter (dead); baristas post "sent" and callers "delivered" events to
 // the events exchange (contracts.Event), gathered into batches
 // (contracts.EventBatch: one message, many events; acked once all of them
-// are committed).
+// are committed), and the cashier "refused" events to the commands
+// exchange with key contracts.RoutingKeyRefused (taken only from a command
+// publisher, CAFE_COMMAND_PUBLISHERS: a refusal makes its command final
+// and frees its id).
 //
 // Produces: a row per command in cafe_commands, its history in it (see
 // records; cafe_events is a view of the histories). A
@@ -18,8 +21,9 @@
 //
 // Ack policy (handle turns each delivery into an amqplink.Verdict):
 //
-//   - not an event (no valid command id, unknown exchange or kind, bad
-//     headers, a batch with one bad event): Poison; the events queue has no dead-letter exchange, so
+//   - not an event (no valid command id, unknown exchange or kind, a kind
+//     its route does not carry, a refusal from who may not publish
+//     commands, bad headers, a batch with one bad event): Poison; the events queue has no dead-letter exchange, so
 //     it is dropped, logged and counted (cafe_ledger_events_total{kind="invalid"});
 //   - nothing to record (a dead letter of no app): Done;
 //   - otherwise the event joins a batch (Config.BatchSize, or what arrives

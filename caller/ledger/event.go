@@ -3,6 +3,7 @@ package ledger
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -10,6 +11,7 @@ import (
 	"cafe/caller"
 	"cafe/contracts"
 	"cafe/contracts/amqplink"
+	"cafe/contracts/identity"
 	"cafe/contracts/records"
 )
 
@@ -25,8 +27,16 @@ func (l *Ledger) decode(d *amqp.Delivery) ([]records.Event, error) {
 	if !contracts.ValidKey(d.MessageId) {
 		return nil, fmt.Errorf("message id %q is not a command id", contracts.Clip(d.MessageId))
 	}
-	if d.Exchange == l.top.EventsExchange() && d.Headers[contracts.HeaderEvent] == contracts.EventBatch {
-		return batch(d)
+	refusal := d.Exchange == l.top.CommandsExchange() && d.RoutingKey == contracts.RoutingKeyRefused
+	if refusal {
+		// A refusal makes a command final and frees its id: only one who
+		// may publish commands may refuse them.
+		if err := identity.CheckPublisher(d.UserId, l.cfg.CommandPublishers, identity.SettingCommandPublishers); err != nil {
+			return nil, fmt.Errorf("a refusal %w", err)
+		}
+	}
+	if (refusal || d.Exchange == l.top.EventsExchange()) && d.Headers[contracts.HeaderEvent] == contracts.EventBatch {
+		return batch(d, kindsOf(refusal))
 	}
 	ev, err := l.decodeOne(d)
 	if err != nil {
@@ -38,6 +48,9 @@ func (l *Ledger) decode(d *amqp.Delivery) ([]records.Event, error) {
 func (l *Ledger) decodeOne(d *amqp.Delivery) (records.Event, error) {
 	switch d.Exchange {
 	case l.top.CommandsExchange():
+		if d.RoutingKey == contracts.RoutingKeyRefused {
+			return explicit(d, refusedKinds)
+		}
 		return accepted(d)
 	case l.top.ResultsExchange():
 		if _, notice := d.Headers[contracts.HeaderNotice]; notice {
@@ -47,7 +60,7 @@ func (l *Ledger) decodeOne(d *amqp.Delivery) (records.Event, error) {
 	case l.top.DeadExchange():
 		return l.dead(d)
 	case l.top.EventsExchange():
-		return explicit(d)
+		return explicit(d, explicitKinds)
 	}
 	return records.Event{}, fmt.Errorf("came through exchange %q, which the ledger does not read", contracts.Clip(d.Exchange))
 }
@@ -92,10 +105,25 @@ func (l *Ledger) dead(d *amqp.Delivery) (records.Event, error) {
 		ClientID: meta.ClientID, DeviceID: meta.DeviceID, MsgID: meta.MsgID, At: at(d), Outcome: contracts.OutcomeDeadLetter, Result: body}, nil
 }
 
-func explicit(d *amqp.Delivery) (records.Event, error) {
+// The explicit events each route may carry: the events exchange the
+// barista's and the caller's, the commands exchange's "refused" key the
+// cashier's refusals.
+var (
+	explicitKinds = []contracts.EventKind{contracts.EventSent, contracts.EventDelivered}
+	refusedKinds  = []contracts.EventKind{contracts.EventRefused}
+)
+
+func kindsOf(refusal bool) []contracts.EventKind {
+	if refusal {
+		return refusedKinds
+	}
+	return explicitKinds
+}
+
+func explicit(d *amqp.Delivery, kinds []contracts.EventKind) (records.Event, error) {
 	kind, _ := d.Headers[contracts.HeaderEvent].(string)
 	id, _ := d.Headers[contracts.HeaderEventID].(string)
-	if err := checkExplicit(kind, id); err != nil {
+	if err := checkExplicit(kind, id, kinds); err != nil {
 		return records.Event{}, err
 	}
 	m, err := contracts.ParseResultMeta(d.MessageId, d.Headers)
@@ -106,9 +134,9 @@ func explicit(d *amqp.Delivery) (records.Event, error) {
 		ClientID: m.ClientID, DeviceID: m.DeviceID, MsgID: m.MsgID, At: at(d)}, nil
 }
 
-func checkExplicit(kind, id string) error {
-	if k := contracts.EventKind(kind); k != contracts.EventSent && k != contracts.EventDelivered {
-		return fmt.Errorf("header %s %q is not an event kind", contracts.HeaderEvent, contracts.Clip(kind))
+func checkExplicit(kind, id string, kinds []contracts.EventKind) error {
+	if !slices.Contains(kinds, contracts.EventKind(kind)) {
+		return fmt.Errorf("header %s %q is not an event kind of this route", contracts.HeaderEvent, contracts.Clip(kind))
 	}
 	if !contracts.ValidKey(id) {
 		return fmt.Errorf("header %s is not a valid event id", contracts.HeaderEventID)
@@ -118,14 +146,14 @@ func checkExplicit(kind, id string) error {
 
 // batch is a batch of explicit events (contracts.EventBatch), each checked
 // as a single event's headers are: one bad event refuses the batch.
-func batch(d *amqp.Delivery) ([]records.Event, error) {
+func batch(d *amqp.Delivery, kinds []contracts.EventKind) ([]records.Event, error) {
 	evs, err := contracts.ParseEventBatch(d.Body)
 	if err != nil {
 		return nil, err
 	}
 	out := make([]records.Event, len(evs))
 	for i, e := range evs {
-		if err := checkExplicit(string(e.Kind), e.ID); err != nil {
+		if err := checkExplicit(string(e.Kind), e.ID, kinds); err != nil {
 			return nil, fmt.Errorf("event %d of the batch: %w", i+1, err)
 		}
 		if !contracts.ValidKey(e.CommandID) {

@@ -245,3 +245,64 @@ func TestBatchedEventsAreRecorded(t *testing.T) {
 	}
 	brokertest.Eventually(t, 10*time.Second, "the bad batch counted invalid", func() bool { return r.counter("cafe_ledger_events_total", "invalid") == 1 })
 }
+
+// The cashier's refusals (commands exchange, key refused; batched as it
+// posts them) make their commands refused, and free their ids; a refusal
+// from a user that may not publish commands, another kind of event on the
+// refusals' route (alone, or in a batch with a refusal), or a refusal on
+// the events exchange is dropped and counted invalid.
+func TestRefusalsAreRecordedFromCommandPublishersOnly(t *testing.T) {
+	r := newRig(t)
+	r.startLedger(r.db)
+	refusal := func(m contracts.CommandMeta) amqp.Publishing {
+		return contracts.Event(contracts.EventRefused, m.CommandID, m.ClientID, m.DeviceID, m.MsgID, time.Now())
+	}
+	b := contracts.NewEventBatcher(r.cashier.Post, func(lost int) { t.Errorf("%d refusals not posted", lost) })
+	var refused []contracts.CommandMeta
+	for i := range 5 {
+		m := r.command(fmt.Sprint(i + 1))
+		refused = append(refused, m)
+		if err := b.Post(r.top.CommandsExchange(), contracts.RoutingKeyRefused, refusal(m)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b.Flush()
+	lone := r.command("6")
+	if err := r.cashier.Post(r.top.CommandsExchange(), contracts.RoutingKeyRefused, refusal(lone)); err != nil {
+		t.Fatal(err)
+	}
+	refused = append(refused, lone)
+
+	forged := r.command("7") // by cafe-admin, not a command publisher
+	if err := r.admin.Post(r.top.CommandsExchange(), contracts.RoutingKeyRefused, refusal(forged)); err != nil {
+		t.Fatal(err)
+	}
+	sent := contracts.Event(contracts.EventSent, forged.CommandID, forged.ClientID, forged.DeviceID, forged.MsgID, time.Now())
+	if err := r.cashier.Post(r.top.CommandsExchange(), contracts.RoutingKeyRefused, sent); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.admin.Post(r.top.EventsExchange(), "", refusal(forged)); err != nil {
+		t.Fatal(err)
+	}
+	mixed := []byte(`[{"kind":"refused","id":"aaaa","command_id":"` + forged.CommandID + `","client_id":"app-1","device_id":"d-1","msg_id":"7","at":1},` +
+		`{"kind":"delivered","id":"bbbb","command_id":"` + forged.CommandID + `","client_id":"app-1","device_id":"d-1","msg_id":"7","at":1}]`)
+	if err := r.cashier.Post(r.top.CommandsExchange(), contracts.RoutingKeyRefused, amqp.Publishing{MessageId: forged.CommandID,
+		Headers: amqp.Table{contracts.HeaderEvent: contracts.EventBatch}, Body: mixed}); err != nil {
+		t.Fatal(err)
+	}
+	brokertest.Eventually(t, 10*time.Second, "the refusals recorded", func() bool {
+		for _, m := range refused {
+			if c := r.read(r.db, m.MsgID); c == nil || c.Status != records.StatusRefused {
+				return false
+			}
+		}
+		return true
+	})
+	brokertest.Eventually(t, 10*time.Second, "the four bad refusals counted invalid", func() bool { return r.counter("cafe_ledger_events_total", "invalid") == 4 })
+	if c := r.read(r.db, "7"); c == nil || c.Status != records.StatusQueued || fmt.Sprint(statuses(c)) != "[queued]" {
+		t.Errorf("the command of the bad refusals: %+v, want queued and nothing else", c)
+	}
+	if got := r.counter("cafe_ledger_events_total", string(contracts.EventRefused)); got != float64(len(refused)) {
+		t.Errorf("%v refusals counted, want %d", got, len(refused))
+	}
+}

@@ -18,7 +18,7 @@ type metrics struct {
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
 		events: ops.CounterVec("cafe_ledger_events_total",
-			"Events written, by kind (accepted, sent, done, dead, delivered), or skipped (nothing to record) and invalid (dropped).", "kind"),
+			"Events written, by kind (accepted, sent, done, dead, delivered, refused), or skipped (nothing to record) and invalid (dropped).", "kind"),
 		batch:         ops.Histogram("cafe_ledger_batch_events", "Events per committed batch.", prometheus.ExponentialBuckets(1, 4, 8)),
 		writeTime:     ops.Histogram("cafe_ledger_write_seconds", "Time to write and commit one batch.", ops.LatencyBuckets),
 		lag:           ops.Histogram("cafe_ledger_lag_seconds", "Time from an event happening to its being committed to PostgreSQL (the ledger's lag).", ops.LatencyBuckets),

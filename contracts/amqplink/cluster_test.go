@@ -136,6 +136,11 @@ func TestClusterLinkStartsWithTheFirstNodeDown(t *testing.T) {
 // pauses (pause_minority), or no connection at all. The test logs how many
 // took each way, those in flight while the nodes stopped included.
 func TestClusterNoQuorumConfirmsNothing(t *testing.T) {
+	// noQuorumAttempts publishes begun after both nodes stopped must finish
+	// before the test looks (it used to look after a fixed 8 s): one
+	// begins every 20 ms and each ends within publish's 5 s deadline, so
+	// this takes about 6 s at most.
+	const noQuorumAttempts = 50
 	c := brokertest.ClusterOf(t)
 	top := brokertest.Topology(t)
 	_, pub := startLink(t, urlsFrom(1), top)
@@ -171,7 +176,19 @@ func TestClusterNoQuorumConfirmsNothing(t *testing.T) {
 	c.All(t, "stop", 2, 3)
 	t.Cleanup(func() { c.All(t, "start", 2, 3) })
 	down := time.Now()
-	time.Sleep(8 * time.Second)
+	// The evidence is a count of publishes begun without quorum that have
+	// finished (each refused, or the test fails below), not a time window.
+	brokertest.Eventually(t, time.Minute, fmt.Sprintf("fewer than %d publishes begun without quorum finished", noQuorumAttempts), func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		n := 0
+		for _, a := range attempts {
+			if a.began.After(down) {
+				n++
+			}
+		}
+		return n >= noQuorumAttempts
+	})
 	close(stop)
 	<-done
 	kinds := map[string]int{}

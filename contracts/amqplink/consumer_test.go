@@ -17,6 +17,14 @@ import (
 // consume runs Consume in the background; stop cancels it and waits.
 func consume(t *testing.T, link *amqplink.Link, cfg amqplink.ConsumerConfig, h amqplink.Handler) (stop func()) {
 	t.Helper()
+	_, stop = consumeCtx(t, link, cfg, h)
+	return stop
+}
+
+// consumeCtx is consume that also returns the context Consume runs in:
+// done once stop has begun the shutdown.
+func consumeCtx(t *testing.T, link *amqplink.Link, cfg amqplink.ConsumerConfig, h amqplink.Handler) (ctx context.Context, stop func()) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
@@ -28,7 +36,7 @@ func consume(t *testing.T, link *amqplink.Link, cfg amqplink.ConsumerConfig, h a
 	var once sync.Once
 	stop = func() { once.Do(func() { cancel(); <-done }) }
 	t.Cleanup(stop)
-	return stop
+	return ctx, stop
 }
 
 // counted is a consumer config whose verdicts and failed settles are
@@ -215,11 +223,16 @@ func TestConsumeShutdownLetsHandlersFinishWithinGrace(t *testing.T) {
 	}
 	started := make(chan struct{})
 	cfg, _, reg := counted(t, amqplink.ConsumerConfig{Queue: top.CommandsQueue(), Tag: "t", Concurrency: 1, Grace: 5 * time.Second})
-	stop := consume(t, link, cfg, func(ctx context.Context, d *amqp.Delivery) amqplink.Verdict {
+	var shutdown context.Context
+	var ready sync.WaitGroup
+	ready.Add(1)
+	shutdown, stop := consumeCtx(t, link, cfg, func(ctx context.Context, d *amqp.Delivery) amqplink.Verdict {
 		close(started)
-		time.Sleep(100 * time.Millisecond) // finishing what it holds
+		ready.Wait()
+		<-shutdown.Done() // it finishes only once shutdown has begun, well within the grace period
 		return amqplink.Done()
 	})
+	ready.Done()
 	<-started
 	stop()
 	if acked, failed := verdicts(t, reg, amqplink.Ack); acked != 1 || failed != 0 {
@@ -355,7 +368,9 @@ func TestConsumeAcksEveryFinishedDeliveryOutOfOrder(t *testing.T) {
 	})
 	brokertest.Eventually(t, 20*time.Second, "not every delivery was handled", func() bool { return handled.Load() == n-1 })
 	stop()
-	time.Sleep(200 * time.Millisecond) // let RabbitMQ requeue what the closed channel held
+	brokertest.Eventually(t, 10*time.Second, "the stopped consumer is still on the queue", func() bool {
+		return brokertest.Consumers(t, top.CommandsQueue()) == 0 // what it held is requeued by then
+	})
 	if d := brokertest.QueueDepth(t, top.CommandsQueue()); d != 1 {
 		t.Fatalf("%d messages back in the queue after the consumer stopped, want only the one in hand (the rest acked)", d)
 	}

@@ -2,6 +2,8 @@ package amqplink_test
 
 import (
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -107,17 +109,25 @@ func TestRefusedPostPausesThePublisher(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pub := amqplink.NewPublisher(link, quiet())
+	var logs brokertest.Logs
+	pub := amqplink.NewPublisher(link, logs.Logger())
 	brokertest.Start(t, nil, link.Run, pub.Run)
 	waitReady(t, pub)
 	ev := contracts.Event(contracts.EventSent, contracts.NewCommandID(), "app-1", "d-1", "1", time.Now())
 	if err := pub.Post(top.EventsExchange(), "", ev); err != nil {
 		t.Fatalf("first post: %v (it is refused asynchronously)", err)
 	}
-	brokertest.Eventually(t, 5*time.Second, "the refused publisher stops being ready", func() bool { return !pub.Ready() })
-	time.Sleep(300 * time.Millisecond)
+	// The publisher logs the refusal (with its user) as it begins to
+	// pause, after it gave the channel up: from then on it is not ready
+	// until the pause ends, not at once.
+	brokertest.Eventually(t, 5*time.Second, "the refused publisher never said it pauses", func() bool {
+		return len(logs.With("user", string(identity.Cashier))) > 0
+	})
 	if pub.Ready() {
 		t.Fatal("the publisher reopened at once after a refusal")
+	}
+	if recs := logs.With("user", string(identity.Cashier)); len(recs) != 1 || recs[0]["level"] != "WARN" || !strings.Contains(fmt.Sprint(recs[0]["msg"]), "publishing again in") {
+		t.Fatalf("logged %v, want one warning that it pauses", recs)
 	}
 	if err := pub.Post(top.EventsExchange(), "", ev); !errors.Is(err, amqplink.ErrNotConnected) {
 		t.Fatalf("post while paused: %v, want ErrNotConnected", err)

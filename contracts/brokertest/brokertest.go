@@ -178,8 +178,46 @@ func DeleteTopology(t testing.TB, top contracts.Topology) {
 	}
 }
 
+// Channel is a channel on a connection of its own, as cafe-admin, both
+// closed when the test ends.
+func Channel(t testing.TB) *amqp.Channel {
+	t.Helper()
+	conn := Dial(t)
+	t.Cleanup(func() { _ = conn.Close() })
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ch.Close() })
+	return ch
+}
+
+// Purge removes every ready message of queue (as if a consumer took them).
+func Purge(t testing.TB, queue string) {
+	t.Helper()
+	if _, err := Channel(t).QueuePurge(queue, false); err != nil {
+		t.Fatalf("purge queue %s: %v", queue, err)
+	}
+}
+
 // QueueDepth returns the number of ready messages in queue.
 func QueueDepth(t testing.TB, queue string) int {
+	t.Helper()
+	return inspect(t, queue).Messages
+}
+
+// Consumers returns the number of consumers the broker counts on queue.
+// When a consumer's channel closes, the broker drops it from that count in
+// the same step as it requeues what the consumer held unacknowledged (a
+// cancelled consumer still holding messages stays counted until then), so
+// 0 after the channel closed means those messages are back in the queue.
+func Consumers(t testing.TB, queue string) int {
+	t.Helper()
+	return inspect(t, queue).Consumers
+}
+
+// inspect is queue's state as a passive declare tells it.
+func inspect(t testing.TB, queue string) amqp.Queue {
 	t.Helper()
 	conn := Dial(t)
 	defer conn.Close()
@@ -192,7 +230,7 @@ func QueueDepth(t testing.TB, queue string) int {
 	if err != nil {
 		t.Fatalf("inspect queue %s: %v", queue, err)
 	}
-	return q.Messages
+	return q
 }
 
 // Eventually polls cond every 10ms until it holds or timeout passes, then

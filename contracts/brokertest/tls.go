@@ -9,6 +9,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
+	"fmt"
 	"log/slog"
 	"math/big"
 	"os"
@@ -108,13 +109,21 @@ func (l *Logs) With(key, value string) []map[string]any {
 	return out
 }
 
-// LoggedOnce waits until logs hold a record with cause, gives a link that
-// retries every 200 ms time for several more attempts, then fails the test
-// unless exactly one such record was logged with a hint that names hint.
+// retriesAfterCause is how many more failed attempts LoggedOnce waits for
+// after the first record of a cause: each is a chance to log it again.
+const retriesAfterCause = 3
+
+// LoggedOnce waits until logs hold a record with cause, and then until the
+// link has failed retriesAfterCause more times with it (each repeat is a
+// debug record "again": cause, linktls.Reporter), then fails the test
+// unless exactly one record with cause was logged, with a hint that names
+// hint.
 func LoggedOnce(t testing.TB, logs *Logs, cause, hint string) {
 	t.Helper()
 	Eventually(t, 10*time.Second, "the "+cause+" cause logged", func() bool { return len(logs.With("cause", cause)) > 0 })
-	time.Sleep(1500 * time.Millisecond)
+	Eventually(t, 20*time.Second, fmt.Sprintf("the link did not fail %d more times with %s", retriesAfterCause, cause), func() bool {
+		return len(logs.With("again", cause)) >= retriesAfterCause
+	})
 	recs := logs.With("cause", cause)
 	if len(recs) != 1 {
 		t.Fatalf("%s logged %d times, want once", cause, len(recs))

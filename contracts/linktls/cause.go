@@ -130,6 +130,10 @@ func (r *Reporter) Report(err error) bool {
 	r.mu.Unlock()
 	if first {
 		r.log.Error("broker TLS failed; retrying in the background", "cause", c.Kind, "detail", c.Detail, "hint", c.Hint, "err", err)
+	} else {
+		// At debug level, so that a test (brokertest.LoggedOnce) can count
+		// the attempts after the first instead of waiting for them.
+		r.log.Debug("broker TLS still failing", "again", c.Kind)
 	}
 	return true
 }

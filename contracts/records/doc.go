@@ -12,7 +12,7 @@
 //	               MQTT), outcome, done_at and done_seq
 //	cafe_events    a view: one row per event of the histories (event id,
 //	               command, kind, at, outcome); a table of its own until
-//	               migration 2, which costs a row and three index entries
+//	               migration 3, which costs a row and three index entries
 //	               per event
 //	cafe_done_seq  the sequence that orders results as they finished
 //
@@ -26,7 +26,10 @@
 // explicit events: their cafe-event-id), and an event already in its
 // command's history is skipped, so a redelivered batch changes nothing. A command's status only
 // moves forward (queued → sent → done → delivered), whatever order its
-// events arrive in, and its first result is its result: a second result
+// events arrive in. A refusal (the cashier's: RabbitMQ did not take the
+// command) sets refused_at, whatever the order too: a command still
+// queued with it reads as refused (StatusRefused) and is not pending,
+// and one that went further shows that status. Its first result is its result: a second result
 // for one command (a barista redelivered the command after publishing) is
 // kept in the history but does not replace the first.
 //

@@ -34,7 +34,12 @@ var migrations = []string{
 	);
 	CREATE INDEX cafe_events_by_command ON cafe_events (command_id, at);
 	CREATE INDEX cafe_events_by_age ON cafe_events (at);`,
-	// 2: a command's history moves into its row (history: event id →
+	// When RabbitMQ refused the command (the cashier's refused event): a
+	// command refused and never sent is not pending. A column of its own,
+	// not a status, because a refusal does not outrank a later step
+	// (see StatusRefused). Adding a nullable column rewrites nothing.
+	`ALTER TABLE cafe_commands ADD COLUMN refused_at timestamptz;`,
+	// 3: a command's history moves into its row (history: event id →
 	// [kind, at in µs since 1970, outcome if any]), so an event costs no
 	// row and no index entries of its own; cafe_events becomes a view of
 	// the same columns, for whoever still reads it.
@@ -50,7 +55,7 @@ var migrations = []string{
 		SELECT e.key AS event_id, c.command_id, e.value->>0 AS kind,
 			timestamptz 'epoch' + (e.value->>1)::bigint * interval '1 microsecond' AS at, e.value->>2 AS outcome
 		FROM cafe_commands c, jsonb_each(c.history) e;`,
-	// 3: retention counts from when a command was first recorded
+	// 4: retention counts from when a command was first recorded
 	// (recorded_at, never updated) instead of its last event (updated_at,
 	// no longer indexed), and pages keep a fifth free: an update that sets
 	// no result changes no indexed column, so it can be HOT (no index

@@ -15,28 +15,29 @@ import (
 	"cafe/contracts/records/recordstest"
 )
 
-// The statements the ledger wrote with before migration 2 (one row per
+// The statements the ledger wrote with before migration 3 (one row per
 // event in cafe_events), to fill a schema as it was.
 const (
 	v1InsertEvents = `INSERT INTO cafe_events (event_id, command_id, kind, at, outcome)
 		SELECT id, cmd, kind, at, nullif(outcome, '')
 		FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::text[]) AS t(id, cmd, kind, at, outcome)
 		ON CONFLICT (event_id) DO NOTHING`
-	v1UpsertCommand = `INSERT INTO cafe_commands (command_id, client_id, device_id, msg_id, status, accepted_at, updated_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7)
+	v1UpsertCommand = `INSERT INTO cafe_commands (command_id, client_id, device_id, msg_id, status, accepted_at, updated_at, refused_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
 		ON CONFLICT (command_id) DO UPDATE SET
 			status = greatest(cafe_commands.status, excluded.status),
 			accepted_at = coalesce(cafe_commands.accepted_at, excluded.accepted_at),
-			updated_at = greatest(cafe_commands.updated_at, excluded.updated_at)`
+			updated_at = greatest(cafe_commands.updated_at, excluded.updated_at),
+			refused_at = coalesce(cafe_commands.refused_at, excluded.refused_at)`
 	v1SetResult = `UPDATE cafe_commands SET result = $2, outcome = $3, done_at = $4, done_seq = nextval('cafe_done_seq')
 		WHERE command_id = $1 AND done_seq IS NULL`
-	// v1History is how Command read the history before migration 2; it
+	// v1History is how Command read the history before migration 3; it
 	// runs on the view cafe_events after it.
 	v1History = `SELECT kind, at, coalesce(outcome, '') FROM cafe_events WHERE command_id = $1
-		ORDER BY at, array_position(ARRAY['accepted','sent','done','dead','delivered'], kind)`
+		ORDER BY at, array_position(ARRAY['accepted','refused','sent','done','dead','delivered'], kind)`
 )
 
-// writeV1 writes events one by one, as the ledger did before migration 2.
+// writeV1 writes events one by one, as the ledger did before migration 3.
 func writeV1(t *testing.T, db string, events []records.Event) {
 	t.Helper()
 	ctx := context.Background()
@@ -45,16 +46,19 @@ func writeV1(t *testing.T, db string, events []records.Event) {
 		t.Fatal(err)
 	}
 	defer conn.Close(ctx)
-	status := map[contracts.EventKind]int16{contracts.EventAccepted: 1, contracts.EventSent: 2, contracts.EventDone: 3, contracts.EventDead: 3, contracts.EventDelivered: 4}
+	status := map[contracts.EventKind]int16{contracts.EventAccepted: 1, contracts.EventRefused: 1, contracts.EventSent: 2, contracts.EventDone: 3, contracts.EventDead: 3, contracts.EventDelivered: 4}
 	for _, e := range events {
 		if _, err := conn.Exec(ctx, v1InsertEvents, []string{e.ID}, []string{e.CommandID}, []string{string(e.Kind)}, []time.Time{e.At}, []string{string(e.Outcome)}); err != nil {
 			t.Fatal(err)
 		}
-		var accepted *time.Time
+		var accepted, refused *time.Time
 		if !e.Accepted.IsZero() {
 			accepted = &e.Accepted
 		}
-		if _, err := conn.Exec(ctx, v1UpsertCommand, e.CommandID, e.ClientID, e.DeviceID, e.MsgID, status[e.Kind], accepted, e.At); err != nil {
+		if e.Kind == contracts.EventRefused {
+			refused = &e.At
+		}
+		if _, err := conn.Exec(ctx, v1UpsertCommand, e.CommandID, e.ClientID, e.DeviceID, e.MsgID, status[e.Kind], accepted, e.At, refused); err != nil {
 			t.Fatal(err)
 		}
 		if e.Result != nil {
@@ -65,7 +69,7 @@ func writeV1(t *testing.T, db string, events []records.Event) {
 	}
 }
 
-// v1Steps is a command's history read as before migration 2.
+// v1Steps is a command's history read as before migration 3.
 func v1Steps(t *testing.T, conn *pgx.Conn, commandID string) []records.Step {
 	t.Helper()
 	rows, err := conn.Query(context.Background(), v1History, commandID)
@@ -91,12 +95,12 @@ func v1Command(t *testing.T, conn *pgx.Conn, msgID string) *records.Command {
 	t.Helper()
 	ctx := context.Background()
 	c := &records.Command{ClientID: "app-1", MsgID: msgID}
-	var accepted, done *time.Time
+	var accepted, done, refused *time.Time
 	var outcome *string
-	if err := conn.QueryRow(ctx, `SELECT command_id, device_id, status, accepted_at, outcome, result, done_at
+	if err := conn.QueryRow(ctx, `SELECT command_id, device_id, status, accepted_at, outcome, result, done_at, refused_at
 		FROM cafe_commands WHERE client_id = $1 AND msg_id = $2
 		ORDER BY accepted_at DESC NULLS LAST, updated_at DESC LIMIT 1`, "app-1", msgID).
-		Scan(&c.CommandID, &c.DeviceID, &c.Status, &accepted, &outcome, &c.Result, &done); err != nil {
+		Scan(&c.CommandID, &c.DeviceID, &c.Status, &accepted, &outcome, &c.Result, &done, &refused); err != nil {
 		t.Fatalf("command %s: %v", msgID, err)
 	}
 	if accepted != nil {
@@ -109,13 +113,17 @@ func v1Command(t *testing.T, conn *pgx.Conn, msgID string) *records.Command {
 		c.Outcome = *outcome
 	}
 	c.History = v1Steps(t, conn, c.CommandID)
+	if c.Status == records.StatusQueued && refused != nil {
+		c.Status = records.StatusRefused
+		c.History = slices.DeleteFunc(c.History, func(st records.Step) bool { return st.Status == records.StatusQueued.String() })
+	}
 	return c
 }
 
 // snapshot is everything the read API answers for the app's commands
 // 0…n-1, as JSON: each command (history included), the list of results
 // (after a number and since a time) and what is pending; with v1, the
-// commands are read on it as before migration 2.
+// commands are read on it as before migration 3.
 func snapshot(t *testing.T, s *records.Store, v1 *pgx.Conn, n int) map[string]string {
 	t.Helper()
 	ctx := context.Background()
@@ -157,17 +165,18 @@ func snapshot(t *testing.T, s *records.Store, v1 *pgx.Conn, n int) map[string]st
 	return out
 }
 
-// populatedV1 fills a schema at version 1 with n commands of every kind
+// populatedV1 fills a schema at version 2 with n commands of every kind
 // of history: all the way; sent twice and a second result (a redelivery);
 // dead-lettered; steps of several kinds at the same microsecond; only
-// queued; only sent; and a dead letter of a result after delivery. It
+// queued; only sent; a dead letter of a result after delivery; and
+// refused (copy first, refusal first, refused then sent after all). It
 // also leaves an event whose command is gone (past retention).
 func populatedV1(t *testing.T) (string, *records.Store, []records.Event) {
 	t.Helper()
-	db, s := storeAt(t, 1)
+	db, s := storeAt(t, 2)
 	base := time.Now().Add(-time.Minute)
 	var evs []records.Event
-	for i := range 70 {
+	for i := range 80 {
 		cmd := contracts.NewCommandID()
 		at := func(step int) time.Time {
 			return base.Add(time.Duration(i)*time.Second + time.Duration(step)*1234567*time.Nanosecond)
@@ -184,7 +193,7 @@ func populatedV1(t *testing.T) (string, *records.Store, []records.Event) {
 			e.ID = fmt.Sprintf("%s:%s-%d", k, cmd, step)
 			return e
 		}
-		switch i % 7 {
+		switch i % 8 {
 		case 0:
 			evs = append(evs, ev(contracts.EventAccepted, 0), explicit(contracts.EventSent, 1), ev(contracts.EventDone, 2), explicit(contracts.EventDelivered, 3))
 		case 1:
@@ -208,6 +217,16 @@ func populatedV1(t *testing.T) (string, *records.Store, []records.Event) {
 			deadResult := ev(contracts.EventDead, 4)
 			deadResult.ID, deadResult.Outcome, deadResult.Result = "dead:results:"+cmd, contracts.OutcomeDeadLetter, nil
 			evs = append(evs, explicit(contracts.EventDelivered, 3), ev(contracts.EventDone, 2), ev(contracts.EventAccepted, 0), deadResult) // out of order
+		case 7:
+			refused := explicit(contracts.EventRefused, 1)
+			switch i % 3 {
+			case 0:
+				evs = append(evs, ev(contracts.EventAccepted, 0), refused) // the copy, then the refusal
+			case 1:
+				evs = append(evs, refused, ev(contracts.EventAccepted, 0), refused) // the other way round, the refusal twice
+			case 2:
+				evs = append(evs, ev(contracts.EventAccepted, 0), refused, explicit(contracts.EventSent, 2)) // refused, then sent after all
+			}
 		}
 	}
 	writeV1(t, db, evs)
@@ -215,14 +234,14 @@ func populatedV1(t *testing.T) (string, *records.Store, []records.Event) {
 	return db, s, evs
 }
 
-// Migration 2 moves every command's history into its row: every answer
+// Migration 3 moves every command's history into its row: every answer
 // of the read API is byte for byte what it was (the history in its
 // order, the results and their numbers, what is pending), the old way of
 // reading the history (cafe_events, now a view) gives the same, and
 // writing the same events again afterwards changes nothing.
 func TestMigrationKeepsEveryAnswer(t *testing.T) {
 	db, s, evs := populatedV1(t)
-	const n = 70
+	const n = 80
 	conn, err := pgx.Connect(context.Background(), db)
 	if err != nil {
 		t.Fatal(err)
@@ -232,18 +251,18 @@ func TestMigrationKeepsEveryAnswer(t *testing.T) {
 	v1 := map[string][]records.Step{}
 	for i := range n {
 		c := v1Command(t, conn, fmt.Sprint(i))
-		v1[c.CommandID] = c.History
+		v1[c.CommandID] = v1Steps(t, conn, c.CommandID) // all its events, as the old query read them
 	}
 	events := recordstest.Count(t, db, "SELECT count(*) FROM cafe_events WHERE command_id <> 'gone'")
 
 	if err := s.Migrate(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if got := recordstest.Count(t, db, "SELECT max(version) FROM cafe_schema_version"); got < 2 {
-		t.Fatalf("schema version %d, want 2 or later", got)
+	if got := recordstest.Count(t, db, "SELECT max(version) FROM cafe_schema_version"); got < 4 {
+		t.Fatalf("schema version %d, want 4 or later", got)
 	}
 	if got := recordstest.Count(t, db, "SELECT count(*) FROM cafe_commands WHERE recorded_at IS DISTINCT FROM updated_at"); got != 0 {
-		t.Errorf("%d commands recorded before migration 3 count their retention from another time than their last event", got)
+		t.Errorf("%d commands recorded before migration 4 count their retention from another time than their last event", got)
 	}
 	after := snapshot(t, s, nil, n)
 	for k, want := range before {

@@ -18,7 +18,7 @@ var ErrNotFound = errors.New("no such command")
 
 // Step is one entry of a command's history.
 type Step struct {
-	Status  string    `json:"status"` // queued, sent, done, delivered, or dead (dead-lettered)
+	Status  string    `json:"status"` // queued, sent, done, delivered, dead (dead-lettered), or refused
 	At      time.Time `json:"at"`
 	Outcome string    `json:"outcome,omitempty"`
 }
@@ -41,13 +41,13 @@ type Command struct {
 // msgID, with its history.
 func (s *Store) Command(ctx context.Context, client, msgID string) (*Command, error) {
 	c := &Command{ClientID: client, MsgID: msgID}
-	var accepted, done *time.Time
+	var accepted, done, refused *time.Time
 	var outcome *string
 	var history []byte
-	err := s.pool.QueryRow(ctx, `SELECT command_id, device_id, status, accepted_at, outcome, result, done_at, history
+	err := s.pool.QueryRow(ctx, `SELECT command_id, device_id, status, accepted_at, outcome, result, done_at, refused_at, history
 		FROM cafe_commands WHERE client_id = $1 AND msg_id = $2
 		ORDER BY accepted_at DESC NULLS LAST, updated_at DESC LIMIT 1`, client, msgID).
-		Scan(&c.CommandID, &c.DeviceID, &c.Status, &accepted, &outcome, &c.Result, &done, &history)
+		Scan(&c.CommandID, &c.DeviceID, &c.Status, &accepted, &outcome, &c.Result, &done, &refused, &history)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, ErrNotFound
 	}
@@ -55,15 +55,24 @@ func (s *Store) Command(ctx context.Context, client, msgID string) (*Command, er
 		return nil, fmt.Errorf("ledger read: %w", err)
 	}
 	c.AcceptedAt, c.DoneAt, c.Outcome = deref(accepted), deref(done), derefS(outcome)
+	if c.Status == StatusQueued && refused != nil {
+		c.Status = StatusRefused
+	}
 	if c.History, err = steps(history); err != nil {
 		return nil, fmt.Errorf("ledger read: command %s: %w", c.CommandID, err)
+	}
+	if c.Status == StatusRefused {
+		// The queued step is RabbitMQ's copy for the ledger, which the
+		// events queue took though the commands queue refused the command:
+		// it was never queued to run.
+		c.History = slices.DeleteFunc(c.History, func(st Step) bool { return st.Status == StatusQueued.String() })
 	}
 	return c, nil
 }
 
 // stepOrder is the order of a command's events that happened at the same
 // time; a kind not in it comes after them.
-var stepOrder = []string{"accepted", "sent", "done", "dead", "delivered"}
+var stepOrder = []string{"accepted", "refused", "sent", "done", "dead", "delivered"}
 
 // steps is a command's history column as its steps, in the order they
 // happened (the order of their kinds for the same time): each entry is
@@ -103,10 +112,13 @@ func steps(history []byte) ([]Step, error) {
 	return list, nil
 }
 
-// Pending reports which of msgIDs client has a command for that is not done yet.
+// Pending reports which of msgIDs client has a command for that is not
+// done yet. A refused command (refused_at set, never sent) is not pending:
+// RabbitMQ did not take it, so the app may send its id again.
 func (s *Store) Pending(ctx context.Context, client string, msgIDs []string) ([]string, error) {
 	rows, err := s.pool.Query(ctx, `SELECT DISTINCT msg_id FROM cafe_commands
-		WHERE client_id = $1 AND msg_id = ANY($2) AND status < $3`, client, msgIDs, int16(StatusDone))
+		WHERE client_id = $1 AND msg_id = ANY($2) AND status < $3
+		AND NOT (status = $4 AND refused_at IS NOT NULL)`, client, msgIDs, int16(StatusDone), int16(StatusQueued))
 	if err != nil {
 		return nil, fmt.Errorf("ledger read: %w", err)
 	}
@@ -169,7 +181,7 @@ func derefS(s *string) string {
 // (pg_total_relation_size: the table, its indexes and TOAST).
 type Footprint struct {
 	Commands int64 // rows of cafe_commands
-	Events   int64 // rows of their own the events take: none since migration 2 (a command's history is in its row; cafe_events is a view of it)
+	Events   int64 // rows of their own the events take: none since migration 3 (a command's history is in its row; cafe_events is a view of it)
 	Bytes    int64 // of the tables
 }
 

@@ -37,13 +37,22 @@ const (
 	StatusSent      Status = 2
 	StatusDone      Status = 3
 	StatusDelivered Status = 4
+	// StatusRefused is a command RabbitMQ refused (the cashier answered
+	// 503) and that never got further: it is never stored as a status
+	// but read from a queued command with refused_at set, so a refusal
+	// and the command's copy may be written in either order, and a later
+	// sent or done (the commands queue took it after all: a nack from
+	// the events queue on a cluster) still wins. It is final: it has no
+	// result, and it does not hold its id (Pending).
+	StatusRefused Status = 5
 )
 
-var statusNames = map[Status]string{StatusQueued: "queued", StatusSent: "sent", StatusDone: "done", StatusDelivered: "delivered"}
+var statusNames = map[Status]string{StatusQueued: "queued", StatusSent: "sent", StatusDone: "done", StatusDelivered: "delivered", StatusRefused: "refused"}
 
 func (s Status) String() string { return statusNames[s] }
 
-// statusOf is the status an event moves its command to.
+// statusOf is the status an event moves its command to (a refusal
+// leaves it queued and sets refused_at).
 func statusOf(k contracts.EventKind) Status {
 	switch k {
 	case contracts.EventSent:
@@ -72,25 +81,26 @@ const doneLock = 0x6361666502
 // is a gap, which cursors do not mind.
 const (
 	upsertColumns = `$1::text[], $2::text[], $3::text[], $4::text[], $5::smallint[], $6::timestamptz[], $7::timestamptz[],
-		$8::jsonb[], $9::bytea[], $10::text[], $11::timestamptz[], $12::bigint[], $13::timestamptz[]`
+		$8::jsonb[], $9::bytea[], $10::text[], $11::timestamptz[], $12::bigint[], $13::timestamptz[], $14::timestamptz[]`
 	upsertTail = `
 		ON CONFLICT (command_id) DO UPDATE SET
 			status = greatest(cafe_commands.status, excluded.status),
 			accepted_at = coalesce(cafe_commands.accepted_at, excluded.accepted_at),
 			updated_at = greatest(cafe_commands.updated_at, excluded.updated_at),
+			refused_at = coalesce(cafe_commands.refused_at, excluded.refused_at),
 			history = excluded.history || cafe_commands.history,
 			result = CASE WHEN cafe_commands.done_seq IS NULL THEN excluded.result ELSE cafe_commands.result END,
 			outcome = CASE WHEN cafe_commands.done_seq IS NULL THEN excluded.outcome ELSE cafe_commands.outcome END,
 			done_at = CASE WHEN cafe_commands.done_seq IS NULL THEN excluded.done_at ELSE cafe_commands.done_at END,
 			done_seq = coalesce(cafe_commands.done_seq, excluded.done_seq)`
-	upsertCommands = `INSERT INTO cafe_commands (command_id, client_id, device_id, msg_id, status, accepted_at, updated_at, history, result, outcome, done_at, done_seq, recorded_at)
+	upsertCommands = `INSERT INTO cafe_commands (command_id, client_id, device_id, msg_id, status, accepted_at, updated_at, history, result, outcome, done_at, done_seq, recorded_at, refused_at)
 		SELECT * FROM unnest(` + upsertColumns + `)` + upsertTail
 	// upsertNumbered also numbers the batch's results: $12 is each
-	// command's place among them (1…$14), NULL for a command without one.
-	upsertNumbered = `WITH last AS (SELECT setval('cafe_done_seq', nextval('cafe_done_seq') + $14 - 1) AS v)
-		INSERT INTO cafe_commands (command_id, client_id, device_id, msg_id, status, accepted_at, updated_at, history, result, outcome, done_at, done_seq, recorded_at)
-		SELECT id, client, device, msg, status, accepted, updated, history, result, outcome, done_at, (SELECT v FROM last) - $14 + ord, recorded
-		FROM unnest(` + upsertColumns + `) AS t(id, client, device, msg, status, accepted, updated, history, result, outcome, done_at, ord, recorded)` + upsertTail
+	// command's place among them (1…$15), NULL for a command without one.
+	upsertNumbered = `WITH last AS (SELECT setval('cafe_done_seq', nextval('cafe_done_seq') + $15 - 1) AS v)
+		INSERT INTO cafe_commands (command_id, client_id, device_id, msg_id, status, accepted_at, updated_at, history, result, outcome, done_at, done_seq, recorded_at, refused_at)
+		SELECT id, client, device, msg, status, accepted, updated, history, result, outcome, done_at, (SELECT v FROM last) - $15 + ord, recorded, refused
+		FROM unnest(` + upsertColumns + `) AS t(id, client, device, msg, status, accepted, updated, history, result, outcome, done_at, ord, recorded, refused)` + upsertTail
 )
 
 // Write records events in one transaction: all of them or none.
@@ -116,9 +126,10 @@ type row struct {
 	status   Status
 	accepted time.Time
 	updated  time.Time
-	history  []byte // its events as a JSON object, without the closing brace
-	result   *Event // its first result in the batch
-	ord      int64  // the result's place among the batch's results, from 1
+	history  []byte     // its events as a JSON object, without the closing brace
+	refused  *time.Time // its first refusal in the batch: refused_at, unless the row has one
+	result   *Event     // its first result in the batch
+	ord      int64      // the result's place among the batch's results, from 1
 }
 
 // commandColumns merges the events into one row per command, in command
@@ -137,6 +148,9 @@ func commandColumns(events []Event) ([]any, int) {
 		if !ok {
 			r = &row{first: e, status: statusOf(e.Kind), recorded: e.At, updated: e.At, history: []byte{'{'}}
 			rows[e.CommandID] = r
+		}
+		if e.Kind == contracts.EventRefused && r.refused == nil {
+			r.refused = &e.At
 		}
 		r.status = max(r.status, statusOf(e.Kind))
 		if r.accepted.IsZero() {
@@ -165,20 +179,20 @@ func commandColumns(events []Event) ([]any, int) {
 	cmds, clients, devices, msgs := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	stats, accepted, updated := make([]int16, n), make([]*time.Time, n), make([]time.Time, n)
 	histories, bodies, outcomes, doneAt, ords := make([][]byte, n), make([][]byte, n), make([]*string, n), make([]*time.Time, n), make([]*int64, n)
-	recorded := make([]time.Time, n)
+	recorded, refusals := make([]time.Time, n), make([]*time.Time, n)
 	for i, k := range keys {
 		r := rows[k]
 		cmds[i], clients[i], devices[i], msgs[i], stats[i], updated[i] = k, r.first.ClientID, r.first.DeviceID, r.first.MsgID, int16(r.status), r.updated
 		if !r.accepted.IsZero() {
 			accepted[i] = &r.accepted
 		}
-		histories[i], recorded[i] = append(r.history, '}'), r.recorded
+		histories[i], recorded[i], refusals[i] = append(r.history, '}'), r.recorded, r.refused
 		if res := r.result; res != nil {
 			o := string(res.Outcome)
 			bodies[i], outcomes[i], doneAt[i], ords[i] = res.Result, &o, &res.At, &r.ord
 		}
 	}
-	return []any{cmds, clients, devices, msgs, stats, accepted, updated, histories, bodies, outcomes, doneAt, ords, recorded}, results
+	return []any{cmds, clients, devices, msgs, stats, accepted, updated, histories, bodies, outcomes, doneAt, ords, recorded, refusals}, results
 }
 
 // appendStep appends an event as its command's history keeps it: [kind,

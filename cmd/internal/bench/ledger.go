@@ -31,7 +31,7 @@ type LedgerReport struct {
 	LagError         string  `json:"lag_error,omitempty"`
 	// Rows and Bytes are the growth of the ledger's table cafe_commands
 	// (rows, and pg_total_relation_size: table, indexes and TOAST) over
-	// the phase; since records' migration 2 a command's history is in its
+	// the phase; since records' migration 3 a command's history is in its
 	// row, and cafe_events is a view.
 	Rows            int64   `json:"rows"`
 	RowsPerCommand  float64 `json:"rows_per_command"`

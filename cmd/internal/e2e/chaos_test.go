@@ -39,6 +39,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"maps"
 	"net/http"
 	"net/url"
@@ -72,6 +73,7 @@ type chaosRow struct {
 	accepted, refused, delivered, dead, lost, dups, errorCodes int
 	viaMQTT, httpOnly                                          int // delivered, by the way the result came
 	late, misattributed                                        int
+	ghosts                                                     int // refused (503) commands the ledger still shows as queued
 	deadTotal                                                  int // everything in the dead-letter queue, poison included
 	faultTook                                                  time.Duration
 	refusedP99                                                 time.Duration // how fast refusals came
@@ -97,6 +99,9 @@ type scenario struct {
 	// measured from).
 	fault func(t *testing.T, c *chaosRun) time.Time
 	early bool
+	// mustRefuse: the fault is one the cashier answers with 503s (a full
+	// queue), so a row with nothing refused did not inject it.
+	mustRefuse bool
 }
 
 func TestChaos(t *testing.T) { runChaos(t, scenarios()) }
@@ -112,10 +117,16 @@ func runChaos(t *testing.T, all []scenario) {
 		t.Run(sc.name, func(t *testing.T) {
 			row := runScenario(t, sc)
 			rows = append(rows, row)
-			t.Logf("%s: accepted %d refused %d (late %d) delivered %d (MQTT %d, HTTP only %d) dead %d lost %d dups %d misattributed %d errors %d dead queue %d recovery %v",
-				row.name, row.accepted, row.refused, row.late, row.delivered, row.viaMQTT, row.httpOnly, row.dead, row.lost, row.dups, row.misattributed, row.errorCodes, row.deadTotal, row.recovery.Round(time.Millisecond))
+			t.Logf("%s: accepted %d refused %d (late %d) delivered %d (MQTT %d, HTTP only %d) dead %d lost %d dups %d misattributed %d errors %d dead queue %d recovery %v ghosts %d",
+				row.name, row.accepted, row.refused, row.late, row.delivered, row.viaMQTT, row.httpOnly, row.dead, row.lost, row.dups, row.misattributed, row.errorCodes, row.deadTotal, row.recovery.Round(time.Millisecond), row.ghosts)
 			if row.lost != 0 {
 				t.Errorf("%d accepted commands lost", row.lost)
+			}
+			if sc.mustRefuse && row.refused == 0 {
+				t.Errorf("nothing refused: the fault was not injected")
+			}
+			if row.ghosts != 0 {
+				t.Errorf("%d refused commands still recorded as queued (their ids held with 409)", row.ghosts)
 			}
 		})
 	}
@@ -195,7 +206,9 @@ func scenarios() []scenario {
 		},
 		{
 			name: "queue_full", short: true, summary: "the commands queue is full (max length 50) under a burst",
-			setup: setup{baristas: 1, callers: 1, cashierEnv: []string{"CAFE_QUEUE_MAX_LENGTH=50"},
+			mustRefuse: true,
+			setup: setup{baristas: 1, callers: 1, topology: func(top *contracts.Topology) { top.CommandsMaxLength = 50 },
+				cashierEnv: []string{"CAFE_QUEUE_MAX_LENGTH=50"},
 				baristaEnv: []string{"CAFE_QUEUE_MAX_LENGTH=50", "CAFE_BARISTA_CONCURRENCY=8"}, callerEnv: []string{"CAFE_QUEUE_MAX_LENGTH=50"}},
 			devices: 8, flags: []string{"--latency", "100ms"}, rate: 300, total: 1500, timeout: "60s",
 			fault: func(t *testing.T, c *chaosRun) time.Time { return time.Now() }, // the load is the fault
@@ -316,7 +329,48 @@ func runScenario(t *testing.T, sc scenario) chaosRow {
 	if row.misattributed != 0 {
 		t.Errorf("%d results carried the answer to another command than their id's", row.misattributed)
 	}
+	if sc.mustRefuse {
+		row.ghosts = c.ghosts(t)
+	}
 	return row
+}
+
+// ghosts counts the commands answered 503 because RabbitMQ nacked them
+// (a full queue) that the ledger still records as queued: the events
+// queue took their copy though the commands queue refused them, and the
+// cashier's refusal is what marks them refused, freeing their ids. Each
+// id was sent once by the load, so its record is that command's.
+func (c *chaosRun) ghosts(t *testing.T) int {
+	t.Helper()
+	httpc := &http.Client{Timeout: 10 * time.Second}
+	defer httpc.CloseIdleConnections()
+	var ids []string
+	c.refusedIDs.Range(func(k, _ any) bool { ids = append(ids, k.(string)); return true })
+	queued := 0
+	deadline := time.Now().Add(30 * time.Second) // the ledger writes within milliseconds
+	for {
+		queued = 0
+		for _, id := range ids {
+			req, _ := http.NewRequest(http.MethodGet, c.base()+"/v1/commands/"+id, nil)
+			req.Header.Set("Authorization", "Bearer "+c.p.client.token)
+			res, err := httpc.Do(req)
+			if err != nil {
+				continue
+			}
+			var rec struct {
+				Status string `json:"status"`
+			}
+			err = json.NewDecoder(res.Body).Decode(&rec)
+			res.Body.Close()
+			if err == nil && res.StatusCode == http.StatusOK && rec.Status == "queued" {
+				queued++
+			}
+		}
+		if queued == 0 || time.Now().After(deadline) {
+			return queued
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
 }
 
 // count fills the row's counts: of the accepted ids, those with a result
@@ -375,18 +429,25 @@ func (c *chaosRun) load(sc scenario, total int, sent *atomic.Int64, accepted *sy
 
 // post submits one command; 0 when nothing answered.
 func (c *chaosRun) post(httpc *http.Client, device, body, timeout string) int {
+	status, _ := c.postRead(httpc, device, body, timeout)
+	return status
+}
+
+// postRead is post that also returns the answer's body (or the error).
+func (c *chaosRun) postRead(httpc *http.Client, device, body, timeout string) (int, string) {
 	req, err := http.NewRequest(http.MethodPost, c.base()+"/v1/devices/"+device+"/commands", strings.NewReader(body))
 	if err != nil {
-		return 0
+		return 0, err.Error()
 	}
 	req.Header.Set("Authorization", "Bearer "+c.p.client.token)
 	req.Header.Set("Cafe-Timeout", timeout)
 	res, err := httpc.Do(req)
 	if err != nil {
-		return 0
+		return 0, err.Error()
 	}
-	res.Body.Close()
-	return res.StatusCode
+	defer res.Body.Close()
+	out, _ := io.ReadAll(io.LimitReader(res.Body, 4096))
+	return res.StatusCode, string(out)
 }
 
 // probe measures recovery: from end, it submits a probe command until the
@@ -397,8 +458,14 @@ func (c *chaosRun) probe(t *testing.T, end time.Time) time.Duration {
 	defer httpc.CloseIdleConnections()
 	id := "probe-" + strconv.FormatInt(end.UnixNano(), 36)
 	device := c.fleet.ids[0]
+	var last string
 	brokertest.Eventually(t, 3*time.Minute, "the cashier never took the probe", func() bool {
-		return c.post(httpc, device, `{"jsonrpc":"2.0","method":"echo","id":"`+id+`"}`, "60s") == http.StatusAccepted
+		status, body := c.postRead(httpc, device, `{"jsonrpc":"2.0","method":"echo","id":"`+id+`"}`, "60s")
+		if got := fmt.Sprintf("%d %s", status, body); got != last {
+			t.Logf("probe %s: %s", id, got)
+			last = got
+		}
+		return status == http.StatusAccepted
 	})
 	brokertest.Eventually(t, 3*time.Minute, "the probe was never answered", func() bool { return c.app.has(id) })
 	return c.app.firstAt(id).Sub(end)
@@ -536,14 +603,12 @@ func (p *pipeline) waitDrained(t *testing.T, within time.Duration) {
 	})
 }
 
-// restartDevices starts the fleet f again with the same devices.
+// restartDevices starts the fleet f again with the same devices and
+// logins (a restarted fleet without them is refused by Mosquitto).
 func (p *pipeline) restartDevices(t testing.TB, f *fleet, flags ...string) *fleet {
 	t.Helper()
-	n := len(f.ids)
-	g := &fleet{ids: f.ids, first: f.first, stats: filepath.Join(t.TempDir(), "stats.json")}
-	args := append([]string{"--count", strconv.Itoa(n), "--pattern", p.devices + "-%d", "--first", strconv.Itoa(f.first), "--stats-file", g.stats}, flags...)
-	g.proc = start(t, "devicesim (again)", "devicesim", nil, args...)
-	g.waitOutput(t, fmt.Sprintf("%d devices online", n), readyTimeout)
+	g := &fleet{ids: f.ids, first: f.first, secrets: f.secrets}
+	p.runFleet(t, "devicesim (again)", g, flags...)
 	return g
 }
 

@@ -54,6 +54,11 @@ type setup struct {
 	baristaEnv        []string // added to every barista's environment
 	callerEnv         []string // added to every caller's environment
 	tls               bool     // every link over TLS (see tlsEnv)
+	// topology, when set, changes the pipeline's topology (its limits)
+	// before it is declared: the services only check the topology
+	// passively, so their CAFE_QUEUE_MAX_LENGTH and the like change
+	// nothing on the broker.
+	topology func(*contracts.Topology)
 	// grants, when set, are the registry's apps: given the pipeline (its
 	// client, device prefix), the apps and what each may command. By
 	// default the pipeline's client alone, entitled to all its devices.
@@ -67,6 +72,9 @@ func newPipeline(t *testing.T, s setup) *pipeline {
 	t.Helper()
 	p := &pipeline{t: t, top: contracts.DefaultTopology(), devices: brokertest.ID(t, "dev")}
 	p.top.Prefix = brokertest.ID(t, "e2e")
+	if s.topology != nil {
+		s.topology(&p.top)
+	}
 	// Registered first, so it runs last: after every process is gone.
 	t.Cleanup(func() { brokertest.DeleteTopology(t, p.top) })
 	brokertest.Declare(t, p.top) // as cafe-admin: the services only check it
@@ -247,9 +255,10 @@ func writeGrants(t testing.TB, devices string, grants ...grant) string {
 // fleet is a devicesim process.
 type fleet struct {
 	*proc
-	ids   []string
-	first int    // the number of its first device
-	stats string // its --stats-file
+	ids     []string
+	first   int    // the number of its first device
+	stats   string // its --stats-file
+	secrets string // its --secrets-file: each device's MQTT login
 }
 
 // startDevices runs n simulated devices named after the pipeline's device
@@ -275,16 +284,25 @@ func (p *pipeline) startDevices(t testing.TB, n int, flags ...string) *fleet {
 		t.Fatalf("fleet %d of %d devices: the test registry holds devices 1 to %d, %d per fleet", p.fleets, n, devicesPerTest, devicesPerFleet)
 	}
 	pattern := p.devices + "-%d"
-	f := &fleet{stats: filepath.Join(t.TempDir(), "stats.json"), first: first}
+	f := &fleet{first: first}
 	for i := first; i < first+n; i++ {
 		f.ids = append(f.ids, fmt.Sprintf(pattern, i))
 	}
 	clearPresenceAtEnd(t, f.ids...) // before start: runs after the fleet stopped
-	args := append([]string{"--count", strconv.Itoa(n), "--pattern", pattern, "--first", strconv.Itoa(first),
-		"--stats-file", f.stats, "--secrets-file", deviceLogins(t, f.ids...)}, flags...)
-	f.proc = start(t, "devicesim", "devicesim", p.env, args...)
-	f.waitOutput(t, fmt.Sprintf("%d devices online", n), readyTimeout)
+	f.secrets = deviceLogins(t, f.ids...)
+	p.runFleet(t, "devicesim", f, flags...)
 	return f
+}
+
+// runFleet starts devicesim for the devices of f (its ids, numbering and
+// logins), with a stats file of its own, and waits until they are online.
+func (p *pipeline) runFleet(t testing.TB, name string, f *fleet, flags ...string) {
+	t.Helper()
+	f.stats = filepath.Join(t.TempDir(), "stats.json")
+	args := append([]string{"--count", strconv.Itoa(len(f.ids)), "--pattern", p.devices + "-%d", "--first", strconv.Itoa(f.first),
+		"--stats-file", f.stats, "--secrets-file", f.secrets}, flags...)
+	f.proc = start(t, name, "devicesim", p.env, args...)
+	f.waitOutput(t, fmt.Sprintf("%d devices online", len(f.ids)), readyTimeout)
 }
 
 // deviceLogins makes an MQTT login for each device (bound to its id, as

@@ -166,3 +166,57 @@ func TestStatusNoticesReachTheApp(t *testing.T) {
 		t.Fatalf("the app got %v, want queued and sent (either order), the result, done", got)
 	}
 }
+
+// The ghost of a refused command, with the real binaries: the commands
+// queue is full (max length 1, no barista yet), so RabbitMQ nacks a
+// command and the cashier answers 503, while the events queue takes its
+// copy for the ledger. The cashier's refusal makes the record refused, not
+// pending, so once the queue has room the app's retry with the same id is
+// accepted (it got 409 for as long as the record was kept, before), runs,
+// and its record is the retried command's, done with the result the app got.
+func TestRefusedCommandFreesItsID(t *testing.T) {
+	db := recordstest.Schema(t)
+	dbEnv := "CAFE_POSTGRES_URL=" + db
+	p, devices, a := scene(t, setup{callers: 1, cashierEnv: []string{dbEnv},
+		topology: func(top *contracts.Topology) { top.CommandsMaxLength = 1 }}, 1)
+	startService(t, "ledger", "ledger", append([]string{dbEnv}, p.env...)).waitReady(t)
+	// A quorum queue applies its limit a little late: send until one is
+	// refused (nothing consumes, so the queue stays full).
+	id, body := "", ""
+	for i := range 10 {
+		id = fmt.Sprintf("ghost-%d", i)
+		body = `{"jsonrpc":"2.0","method":"echo","params":{"g":1},"id":"` + id + `"}`
+		status, answer := a.post(t, devices.ids[0], body)
+		if status == http.StatusServiceUnavailable {
+			break
+		}
+		if status != http.StatusAccepted || i == 9 {
+			t.Fatalf("%s into a queue of max length 1: %d %s", id, status, answer)
+		}
+	}
+	var rec record
+	brokertest.Eventually(t, resultWait, "the ledger records "+id+" as refused", func() bool {
+		_, rec = a.record(t, "/v1/commands/"+id)
+		return rec.Status == "refused"
+	})
+	if len(rec.History) != 1 || rec.History[0].Status != "refused" || rec.Result != nil {
+		t.Errorf("the refused command's record: %+v, want a refused step alone, no result", rec)
+	}
+	if status, answer := a.post(t, devices.ids[0], body); status != http.StatusServiceUnavailable {
+		t.Fatalf("%s sent again into the full queue: %d %s, want 503 (not 409)", id, status, answer)
+	}
+
+	brokertest.Purge(t, p.top.CommandsQueue()) // room again
+	if status, answer := a.post(t, devices.ids[0], body); status != http.StatusAccepted {
+		t.Fatalf("%s sent again once the queue had room: %d %s, want 202", id, status, answer)
+	}
+	p.addBarista(t).waitReady(t)
+	pushed := a.wait(t, `"`+id+`"`, resultWait)
+	brokertest.Eventually(t, resultWait, "the ledger records the retried "+id+" as done", func() bool {
+		_, rec = a.record(t, "/v1/commands/"+id)
+		return rec.Result != nil
+	})
+	if string(rec.Result) != string(pushed.raw) || len(rec.History) == 0 || rec.History[0].Status != "queued" {
+		t.Errorf("the retried command's record: %+v, pushed %s; want it from queued to done, with the result pushed", rec, pushed.raw)
+	}
+}

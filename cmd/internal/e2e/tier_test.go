@@ -101,8 +101,22 @@ func TestTierPipeline(t *testing.T) {
 			t.Errorf("result %s: want the device's echo", r.raw)
 		}
 	}
-	time.Sleep(300 * time.Millisecond) // a duplicate would come within milliseconds
-	for _, id := range ids {
+	// A marker command to every device, sent after every result arrived:
+	// its result comes down the same bridges to the same app after any
+	// duplicate of theirs, so once each marker's result is in, so is any
+	// duplicate (ordered evidence, not a time window).
+	var markers []string
+	for _, f := range s.fleets {
+		for _, d := range f.ids {
+			id := strconv.Quote("m-" + d)
+			markers = append(markers, id)
+			s.app.submit(t, d, `{"jsonrpc":"2.0","method":"echo","id":`+id+`}`, "Cafe-Timeout", "10s")
+		}
+	}
+	for _, id := range markers {
+		s.app.wait(t, id, resultWait)
+	}
+	for _, id := range append(ids, markers...) {
 		if n := len(s.app.withID(id)); n != 1 {
 			t.Errorf("id %s: %d results, want 1", id, n)
 		}

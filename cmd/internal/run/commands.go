@@ -86,12 +86,12 @@ func LedgerCommand() *cobra.Command {
 		Use:    "ledger",
 		Short:  "Record every command's status history and result in PostgreSQL",
 		Long: `ledger consumes the events queue (copies of every command, result and dead
-letter, and the barista's "sent" and the caller's "delivered" events) and
-writes them to PostgreSQL (CAFE_POSTGRES_URL) in batches, acking each event
-only once its batch has committed: with PostgreSQL down the events wait in
-RabbitMQ and the ledger catches up when it returns. It creates the database
-if missing and migrates the schema at start, and removes what is older than
---ledger-retention in the background. The cashier serves what it wrote
+letter, the barista's "sent", the caller's "delivered" and the cashier's
+"refused" events) and writes them to PostgreSQL (CAFE_POSTGRES_URL) in
+batches, acking each event only once its batch has committed: with
+PostgreSQL down the events wait in RabbitMQ and the ledger catches up when
+it returns. It creates the database if missing and migrates the schema at
+start, and removes what is older than --ledger-retention in the background. The cashier serves what it wrote
 (GET /v1/commands/{id}, GET /v1/results).
 
 Any number of ledgers run side by side. /healthz, /readyz and /metrics listen

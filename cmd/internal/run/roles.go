@@ -87,6 +87,7 @@ func NewCashier(b cli.Brokers, s CashierSettings, prom *prometheus.Registry, log
 		return nil, err
 	}
 	srv.UseNotices(notices)
+	srv.UseRefusals(notices) // fire and forget too: the same channel
 	var store *records.Store
 	if b.PostgresURL != "" {
 		// Read-only transactions whatever the URL's role may do; the

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -24,22 +25,18 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// settle is how long a test waits after what it expects arrived, to see
-// that nothing arrives twice (an echo of the bridge would come within
-// milliseconds).
-const settle = 400 * time.Millisecond
-
 // scene is one scratch tier of two edges with two devices and an app.
 type scene struct {
 	tr     *tiertest.Tier
 	d1, d2 string // devices, d1 to be on edge-1, d2 on edge-2
 	app    string
 	appPW  string
+	marker string // the device id of quiesce's markers, registered nowhere
 }
 
 func newScene(t *testing.T) *scene {
 	t.Helper()
-	s := &scene{d1: brokertest.ID(t, "d1"), d2: brokertest.ID(t, "d2"), app: brokertest.ID(t, "app")}
+	s := &scene{d1: brokertest.ID(t, "d1"), d2: brokertest.ID(t, "d2"), app: brokertest.ID(t, "app"), marker: brokertest.ID(t, "marker")}
 	token := sha256.Sum256([]byte("token of " + s.app))
 	s.appPW = brokertest.Key().SessionKey().AppPassword(s.app, token)
 	reg := fmt.Sprintf("clients:\n  - id: %s\n    token_sha256: %s\n    devices: [\"*\"]\n", s.app, hex.EncodeToString(token[:])) +
@@ -72,7 +69,7 @@ func (s *scene) commandGoesDown(t *testing.T) {
 	topic := contracts.CommandTopic(s.d2, "r1", "k-down")
 	publishAs(t, core, identity.Barista, topic, `{"jsonrpc":"2.0","method":"echo","id":1}`, false)
 	device.waitFor(t, topic, 1)
-	time.Sleep(settle)
+	s.quiesce(t, append(spies, device)...)
 	onceAtQoS1(t, device, topic, "the device on edge-2")
 	for i, spy := range spies {
 		if n := len(spy.messages(topic)); n != 1 {
@@ -93,7 +90,7 @@ func (s *scene) replyAndPresenceGoUp(t *testing.T) {
 	wait(t, dev.Publish(reply, 1, false, `{"jsonrpc":"2.0","result":1,"id":1}`))
 	barista.waitFor(t, reply, 1)
 	barista.waitFor(t, presence, 1)
-	time.Sleep(settle)
+	s.quiesce(t, barista, otherEdge, thisEdge)
 	onceAtQoS1(t, barista, reply, "the barista on the core")
 	if n := len(barista.messages(presence)); n != 1 {
 		t.Errorf("the barista got the presence %d times, want once", n)
@@ -141,7 +138,7 @@ func (s *scene) resultGoesDown(t *testing.T) {
 	coreSpy := listen(t, tiertest.As(core, identity.Admin), brokertest.ID(t, "spy"), topic)
 	publishAs(t, core, identity.Caller, topic, `{"jsonrpc":"2.0","result":"r","id":7}`, false)
 	onEdge.waitFor(t, topic, 1)
-	time.Sleep(settle)
+	s.quiesce(t, onEdge, coreSpy)
 	onceAtQoS1(t, onEdge, topic, "the app on edge-1")
 	if n := len(coreSpy.messages(topic)); n != 1 {
 		t.Errorf("the core carried the result %d times, want once", n)
@@ -166,9 +163,11 @@ func (s *scene) accessEnforced(t *testing.T) {
 	barista := listen(t, tiertest.As(core, identity.Barista), brokertest.ID(t, "cafe-barista"), "devices/+/replies/#")
 	app := listen(t, tiertest.URL(e1, s.app, s.appPW), s.app, "#")
 
-	// d1 on edge-1 forges a command and a reply for d2, and a result for the
-	// app; cafe-bridge's own login on the core forges a command.
-	forger := dial(t, tiertest.DeviceURL(e1, s.d1), s.d1, true, nil)
+	// d1 on edge-1 (the thief's own connection: a second one with its
+	// client id would take over the session and leave the thief deaf)
+	// forges a command and a reply for d2, and a result for the app;
+	// cafe-bridge's own login on the core forges a command.
+	forger := thief.c
 	forged, _ := contracts.ReplyTopicFor(contracts.CommandTopic(s.d2, "r1", "forged"))
 	wait(t, forger.Publish(contracts.CommandTopic(s.d2, "evil", "forged"), 1, false, "forged"))
 	wait(t, forger.Publish(forged, 1, false, "forged"))
@@ -178,7 +177,7 @@ func (s *scene) accessEnforced(t *testing.T) {
 	real := contracts.CommandTopic(s.d2, "r1", "real")
 	publishAs(t, core, identity.Barista, real, "real", false)
 	victim.waitFor(t, real, 1)
-	time.Sleep(settle)
+	s.quiesce(t, victim, thief, barista, app)
 	if got := victim.all(); len(got) != 1 {
 		t.Errorf("d2 got %d commands (%v), want only the barista's", len(got), topics(got))
 	}
@@ -214,27 +213,21 @@ func (s *scene) janitor(t *testing.T) {
 	brokertest.Eventually(t, 10*time.Second, "the janitor never learnt the edges' presence", func() bool {
 		return j.Online("edge-1", s.d1) && j.Online("edge-1", s.d2) && j.Online("edge-2", s.d2)
 	})
+	s.markUp(t) // the janitor reads the edges; the core has d1's presence once edge-1's bridge carried it
 	retainedOn(t, core, presence1, `{"online":true}`)
 
+	watch := listen(t, tiertest.As(core, identity.Barista), brokertest.ID(t, "cafe-barista"), presence1)
+	watch.waitFor(t, presence1, 1)       // the retained {"online":true}
 	s.tr.Kill("edge-1", syscall.SIGKILL) // no last will for d1
 	brokertest.Eventually(t, 10*time.Second, "the core still says the crashed edge's device is online", func() bool {
-		return retained(t, core, presence1) == `{"online":false}`
+		got := watch.messages(presence1)
+		return string(got[len(got)-1].Payload()) == `{"online":false}`
 	})
+	retainedOn(t, core, presence1, `{"online":false}`)
 	retainedOn(t, core, presence2, `{"online":true}`) // online on edge-2: left alone
 	s.tr.Start("edge-1")
 	s.tr.WaitBridges()
 	publishAs(t, e1, identity.Admin, presence2, "", true) // clear the stale copy
-}
-
-// retained is the retained payload of topic on b ("" for none).
-func retained(t *testing.T, b tier.Broker, topic string) string {
-	t.Helper()
-	in := listen(t, tiertest.As(b, identity.Barista), brokertest.ID(t, "cafe-barista"), topic)
-	time.Sleep(100 * time.Millisecond)
-	for _, m := range in.messages(topic) {
-		return string(m.Payload())
-	}
-	return ""
 }
 
 func (s *scene) edgeRestart(t *testing.T) {
@@ -258,10 +251,12 @@ func (s *scene) edgeRestart(t *testing.T) {
 	got := &inbox{}
 	back := dialWith(t, tiertest.DeviceURL(e2, s.d2), s.d2, false, nil, got.add)
 	defer back.Disconnect(0)
+	got.bind(t, back, s.d2)
+	defer func() { wait(t, back.Unsubscribe(mqttlink.SyncTopicPrefix+s.d2)) }()
 	brokertest.Eventually(t, 10*time.Second, "the device did not get the commands published while its edge was down", func() bool {
 		return len(got.all()) >= n
 	})
-	time.Sleep(settle)
+	s.quiesce(t, got)
 	for _, topic := range sent {
 		if c := len(got.messages(topic)); c != 1 {
 			t.Errorf("%s arrived %d times, want once", topic, c)
@@ -281,16 +276,111 @@ func (s *scene) coreCrash(t *testing.T) {
 
 // --- MQTT clients of the test's own ------------------------------------------
 
-// inbox records what a client received.
+// inbox records what a client received: the test's messages apart from
+// the markers of quiesce and sync (payloads beginning "marker ").
 type inbox struct {
-	mu   sync.Mutex
-	msgs []paho.Message
+	mu      sync.Mutex
+	msgs    []paho.Message
+	markers map[string]bool // payloads
+	c       paho.Client     // the client, once bound
+	id      string          // its client id
 }
+
+const markerPrefix = "marker "
 
 func (in *inbox) add(_ paho.Client, m paho.Message) {
 	in.mu.Lock()
+	defer in.mu.Unlock()
+	if p := string(m.Payload()); strings.HasPrefix(p, markerPrefix) {
+		if in.markers == nil {
+			in.markers = map[string]bool{}
+		}
+		in.markers[p] = true
+		return
+	}
 	in.msgs = append(in.msgs, m)
-	in.mu.Unlock()
+}
+
+// bind makes in's client c (of client id id) answer sync, subscribing it
+// to its own cafe/sync topic (which every login may use, cafe.acl).
+func (in *inbox) bind(t *testing.T, c paho.Client, id string) {
+	t.Helper()
+	in.c, in.id = c, id
+	wait(t, c.Subscribe(mqttlink.SyncTopicPrefix+id, 1, in.add))
+}
+
+// sync returns once in has everything its broker queued for it before the
+// call: it publishes a marker to the client's own sync topic and waits for
+// it to come back, and a broker sends a client's messages in order
+// (mqttlink.Link.Sync does the same).
+func (in *inbox) sync(t *testing.T) {
+	t.Helper()
+	p := newMarker()
+	wait(t, in.c.Publish(mqttlink.SyncTopicPrefix+in.id, 1, false, p))
+	in.waitMarker(t, p)
+}
+
+func (in *inbox) waitMarker(t *testing.T, p string) {
+	t.Helper()
+	brokertest.Eventually(t, 10*time.Second, "marker "+p+" never arrived", func() bool {
+		in.mu.Lock()
+		defer in.mu.Unlock()
+		return in.markers[p]
+	})
+}
+
+var markers atomic.Int64
+
+// newMarker is a payload no other marker of the test binary has.
+func newMarker() string { return fmt.Sprintf("%s%d", markerPrefix, markers.Add(1)) }
+
+// quiesce returns once each of ins has everything that what the test did
+// before the call could bring it over the bridges, duplicates and echoes
+// included: ordered evidence instead of a time window. A bridge is one
+// MQTT connection each way, and a broker sends each client's messages in
+// the order it queued them, so a marker sent after the test's messages
+// arrives after them and after anything they caused on the way. quiesce
+// sends a command marker down to every edge, a reply marker up from
+// every edge, a command marker down again (an echo caught going up, then
+// brought down again, arrives before it), and then syncs each of ins
+// with its own broker.
+func (s *scene) quiesce(t *testing.T, ins ...*inbox) {
+	t.Helper()
+	s.markDown(t)
+	s.markUp(t)
+	s.markDown(t)
+	for _, in := range ins {
+		in.sync(t)
+	}
+}
+
+// markDown publishes a command marker on the core and waits for it on
+// every edge (commands go down to each).
+func (s *scene) markDown(t *testing.T) {
+	t.Helper()
+	var edges []*inbox
+	filter := contracts.CommandsFilter(s.marker)
+	for i := range s.tr.Plan.Edges {
+		edges = append(edges, listen(t, tiertest.As(s.tr.Edge(i+1), identity.Admin), brokertest.ID(t, "marks"), filter))
+	}
+	p := newMarker()
+	publishAs(t, s.tr.Core(), identity.Barista, contracts.CommandTopic(s.marker, "r1", "marker"), p, false)
+	for _, e := range edges {
+		e.waitMarker(t, p)
+	}
+}
+
+// markUp publishes a reply marker on every edge and waits for each on the
+// core (replies go up from each).
+func (s *scene) markUp(t *testing.T) {
+	t.Helper()
+	topic, _ := contracts.ReplyTopicFor(contracts.CommandTopic(s.marker, "r1", "marker"))
+	core := listen(t, tiertest.As(s.tr.Core(), identity.Barista), brokertest.ID(t, "cafe-barista"), topic)
+	for i := range s.tr.Plan.Edges {
+		p := newMarker()
+		publishAs(t, s.tr.Edge(i+1), identity.Admin, topic, p, false)
+		core.waitMarker(t, p)
+	}
 }
 
 func (in *inbox) all() []paho.Message {
@@ -321,6 +411,7 @@ func listen(t *testing.T, rawURL, clientID string, filters ...string) *inbox {
 	t.Helper()
 	in := &inbox{}
 	c := dialWith(t, rawURL, clientID, true, nil, in.add)
+	in.bind(t, c, clientID)
 	for _, f := range filters {
 		wait(t, c.Subscribe(f, 1, in.add))
 	}

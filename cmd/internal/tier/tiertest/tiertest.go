@@ -28,6 +28,7 @@ import (
 	"cafe/cmd/internal/tier"
 	"cafe/contracts/brokertest"
 	"cafe/contracts/identity"
+	"cafe/contracts/mqttlink"
 	"cafe/contracts/registry"
 )
 
@@ -163,28 +164,40 @@ func (tr *Tier) WaitBridges() {
 }
 
 // BridgeStates are the core's retained bridge notifications, by edge.
+// The retained messages come after the SUBACK, and before a marker the
+// client then sends itself on its own sync topic (the broker sends a
+// client's messages in order, as mqttlink.Link.Sync relies on): the map is
+// complete when the marker is back.
 func (tr *Tier) BridgeStates() map[string]string {
 	tr.t.Helper()
-	c, _ := brokertest.Hold(tr.t, As(tr.Core(), identity.Admin), brokertest.ID(tr.t, "bridges"))
+	id := brokertest.ID(tr.t, "bridges")
+	c, _ := brokertest.Hold(tr.t, As(tr.Core(), identity.Admin), id)
 	defer c.Disconnect(0)
 	var mu sync.Mutex
 	states := map[string]string{}
-	last := time.Now()
 	tok := c.Subscribe("cafe/bridges/+", 1, func(_ paho.Client, m paho.Message) {
 		mu.Lock()
 		defer mu.Unlock()
 		states[strings.TrimPrefix(m.Topic(), "cafe/bridges/")] = string(m.Payload())
-		last = time.Now()
 	})
-	tok.WaitTimeout(5 * time.Second)
-	for { // retained messages come at once after the SUBACK
-		time.Sleep(50 * time.Millisecond)
-		mu.Lock()
-		quiet := time.Since(last) > 200*time.Millisecond
-		mu.Unlock()
-		if quiet {
-			break
+	if !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		tr.t.Fatalf("subscribe to the bridges' notifications: %v", tok.Error())
+	}
+	synced := make(chan struct{})
+	var once sync.Once
+	topic := mqttlink.SyncTopicPrefix + id
+	for _, tok := range []paho.Token{
+		c.Subscribe(topic, 1, func(paho.Client, paho.Message) { once.Do(func() { close(synced) }) }),
+		c.Publish(topic, 1, false, "sync"),
+	} {
+		if !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+			tr.t.Fatalf("sync on %s: %v", topic, tok.Error())
 		}
+	}
+	select {
+	case <-synced:
+	case <-time.After(10 * time.Second):
+		tr.t.Fatalf("the sync marker on %s never came back", topic)
 	}
 	mu.Lock()
 	defer mu.Unlock()
