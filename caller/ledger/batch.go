@@ -67,7 +67,7 @@ func (l *Ledger) commit(ctx context.Context, batch []*item) error {
 	}
 	for {
 		start := time.Now()
-		err := l.links.Store.Write(ctx, events)
+		err := l.attempt(ctx, events)
 		if err == nil {
 			l.observe(start, events)
 			return nil
@@ -82,6 +82,14 @@ func (l *Ledger) commit(ctx context.Context, batch []*item) error {
 		case <-time.After(l.cfg.RetryEvery):
 		}
 	}
+}
+
+// attempt is one write of events, given up after Config.WriteTimeout (the
+// server may still commit it: written again, it changes nothing).
+func (l *Ledger) attempt(ctx context.Context, events []records.Event) error {
+	ctx, cancel := context.WithTimeout(ctx, l.cfg.WriteTimeout)
+	defer cancel()
+	return l.links.Store.Write(ctx, events)
 }
 
 func (l *Ledger) observe(start time.Time, events []records.Event) {

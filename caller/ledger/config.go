@@ -17,6 +17,11 @@ type Config struct {
 	BatchWait  time.Duration // SettingBatchWait: how long the first event of a batch waits for others
 	Grace      time.Duration // SettingGrace: on shutdown, time to write the batch in hand
 	RetryEvery time.Duration // how long to wait before writing a refused batch again
+	// WriteTimeout bounds one attempt to write a batch: a server that
+	// accepts and never answers (hung, or gone without closing its
+	// connections) fails the attempt, counted and tried again, instead of
+	// holding the batch, healthy in name, until TCP gives up.
+	WriteTimeout time.Duration
 	// CommandPublishers are the AMQP users a dead-lettered command must
 	// come from for its -32005 notice to be recorded as its result (the
 	// same rule as the caller's).
@@ -42,6 +47,7 @@ func Defaults() Config {
 		BatchWait:         20 * time.Millisecond,
 		Grace:             10 * time.Second,
 		RetryEvery:        time.Second,
+		WriteTimeout:      30 * time.Second,
 		CommandPublishers: identity.DefaultCommandPublishers(),
 	}
 }
@@ -76,6 +82,9 @@ func (c Config) Validate() error {
 	}
 	if c.RetryEvery <= 0 {
 		errs = append(errs, errors.New("ledger retry interval: want more than 0"))
+	}
+	if c.WriteTimeout <= 0 {
+		errs = append(errs, errors.New("ledger write timeout: want more than 0"))
 	}
 	errs = append(errs, identity.ValidPublishers(c.CommandPublishers, identity.SettingCommandPublishers, identity.DefaultCommandPublishers()))
 	return errors.Join(errs...)

@@ -28,9 +28,11 @@
 //   - nothing to record (a dead letter of no app): Done;
 //   - otherwise the event joins a batch (Config.BatchSize, or what arrives
 //     within Config.BatchWait), and is acked only once that batch has
-//     committed. A batch PostgreSQL refuses is written again every second,
-//     holding its messages, so with PostgreSQL down nothing is acked and
-//     the events wait in RabbitMQ; the ledger catches up when it returns.
+//     committed. A batch PostgreSQL refuses, or does not commit within
+//     Config.WriteTimeout (30 s: a hung server, or one gone without closing
+//     its connections), is written again every second, holding its
+//     messages, so with PostgreSQL down nothing is acked and the events
+//     wait in RabbitMQ; the ledger catches up when it returns.
 //     On shutdown what is not committed within Config.Grace is handed back.
 //
 // Writing an event twice changes nothing (records), so a batch that

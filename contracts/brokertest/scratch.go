@@ -51,7 +51,7 @@ func ScratchMosquitto(t testing.TB, confFile, access string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := spareAddr(t)
+	addr := SpareAddr(t)
 	_, port, _ := net.SplitHostPort(addr)
 	conf := filepath.Join(t.TempDir(), "scratch.conf")
 	body := fmt.Sprintf("listener %s 127.0.0.1\n%spersistence false\nlog_dest stderr\nlog_type error\n%s", port, access, kept)
@@ -136,8 +136,8 @@ func Own(t testing.TB, name string) {
 	}
 }
 
-// spareAddr is a loopback address whose port was free a moment ago.
-func spareAddr(t testing.TB) string {
+// SpareAddr is a loopback address (host:port) whose port was free a moment ago.
+func SpareAddr(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

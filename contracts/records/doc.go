@@ -38,4 +38,17 @@
 // batches of several ledgers commit their numbers in order: a reader that
 // sees number n sees every number below it. That is what makes the
 // cursor of GET /v1/results skip nothing and repeat nothing.
+//
+// # Connections across a PostgreSQL restart
+//
+// Open does not dial; a call with PostgreSQL down fails at once (refused,
+// or 57P03 while it starts), and the next call dials again. A pooled
+// connection the server ended (a restart: its sessions got FATAL 57P01,
+// or died with it) fails only when next used, and the pool pings only
+// connections idle for over a second; so every call holds one connection
+// for all its statements (Store.do) and, when that connection turns out
+// dead, drops the pool's connections and runs once more on a fresh one. Every call is
+// safe to run twice: the reads, and Write by its idempotence (a batch
+// whose COMMIT reached the server before the connection died is written
+// again, changing nothing; its reserved result numbers are a gap).
 package records

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // ErrNotFound is a command the app has no record of (never sent, or past
@@ -40,11 +41,23 @@ type Command struct {
 // Command returns the latest command of client with the app's id token
 // msgID, with its history.
 func (s *Store) Command(ctx context.Context, client, msgID string) (*Command, error) {
+	var c *Command
+	err := s.do(ctx, func(conn *pgxpool.Conn) (err error) {
+		c, err = command(ctx, conn, client, msgID)
+		return err
+	})
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return nil, fmt.Errorf("ledger read: %w", err)
+	}
+	return c, err
+}
+
+func command(ctx context.Context, conn *pgxpool.Conn, client, msgID string) (*Command, error) {
 	c := &Command{ClientID: client, MsgID: msgID}
 	var accepted, done, refused *time.Time
 	var outcome *string
 	var history []byte
-	err := s.pool.QueryRow(ctx, `SELECT command_id, device_id, status, accepted_at, outcome, result, done_at, refused_at, history
+	err := conn.QueryRow(ctx, `SELECT command_id, device_id, status, accepted_at, outcome, result, done_at, refused_at, history
 		FROM cafe_commands WHERE client_id = $1 AND msg_id = $2
 		ORDER BY accepted_at DESC NULLS LAST, updated_at DESC LIMIT 1`, client, msgID).
 		Scan(&c.CommandID, &c.DeviceID, &c.Status, &accepted, &outcome, &c.Result, &done, &refused, &history)
@@ -52,14 +65,14 @@ func (s *Store) Command(ctx context.Context, client, msgID string) (*Command, er
 		return nil, ErrNotFound
 	}
 	if err != nil {
-		return nil, fmt.Errorf("ledger read: %w", err)
+		return nil, err
 	}
 	c.AcceptedAt, c.DoneAt, c.Outcome = deref(accepted), deref(done), derefS(outcome)
 	if c.Status == StatusQueued && refused != nil {
 		c.Status = StatusRefused
 	}
 	if c.History, err = steps(history); err != nil {
-		return nil, fmt.Errorf("ledger read: command %s: %w", c.CommandID, err)
+		return nil, fmt.Errorf("command %s: %w", c.CommandID, err)
 	}
 	if c.Status == StatusRefused {
 		// The queued step is RabbitMQ's copy for the ledger, which the
@@ -116,13 +129,20 @@ func steps(history []byte) ([]Step, error) {
 // done yet. A refused command (refused_at set, never sent) is not pending:
 // RabbitMQ did not take it, so the app may send its id again.
 func (s *Store) Pending(ctx context.Context, client string, msgIDs []string) ([]string, error) {
-	rows, err := s.pool.Query(ctx, `SELECT DISTINCT msg_id FROM cafe_commands
+	var pending []string
+	err := s.do(ctx, func(conn *pgxpool.Conn) error {
+		rows, err := conn.Query(ctx, `SELECT DISTINCT msg_id FROM cafe_commands
 		WHERE client_id = $1 AND msg_id = ANY($2) AND status < $3
 		AND NOT (status = $4 AND refused_at IS NOT NULL)`, client, msgIDs, int16(StatusDone), int16(StatusQueued))
+		if err == nil {
+			pending, err = pgx.CollectRows(rows, pgx.RowTo[string])
+		}
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("ledger read: %w", err)
 	}
-	return pgx.CollectRows(rows, pgx.RowTo[string])
+	return pending, nil
 }
 
 // Result is one finished command, as GET /v1/results lists it.
@@ -148,14 +168,17 @@ func (s *Store) Results(ctx context.Context, client string, seq int64, since tim
 			WHERE client_id = $1 AND done_seq IS NOT NULL AND done_at >= $2 ORDER BY done_seq LIMIT $3`
 		args = []any{client, since, limit}
 	}
-	rows, err := s.pool.Query(ctx, q, args...)
-	if err != nil {
-		return nil, fmt.Errorf("ledger read: %w", err)
-	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Result, error) {
-		var res Result
-		err := r.Scan(&res.Seq, &res.CommandID, &res.DeviceID, &res.MsgID, &res.Outcome, &res.DoneAt, &res.Body)
-		return res, err
+	var out []Result
+	err := s.do(ctx, func(conn *pgxpool.Conn) error {
+		rows, err := conn.Query(ctx, q, args...)
+		if err == nil {
+			out, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (Result, error) {
+				var res Result
+				err := r.Scan(&res.Seq, &res.CommandID, &res.DeviceID, &res.MsgID, &res.Outcome, &res.DoneAt, &res.Body)
+				return res, err
+			})
+		}
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("ledger read: %w", err)
@@ -189,7 +212,9 @@ type Footprint struct {
 // a phase). Counting rows reads every row: seconds on a large ledger.
 func (s *Store) Footprint(ctx context.Context) (Footprint, error) {
 	var f Footprint
-	err := s.pool.QueryRow(ctx, `SELECT count(*), pg_total_relation_size('cafe_commands'::regclass) FROM cafe_commands`).Scan(&f.Commands, &f.Bytes)
+	err := s.do(ctx, func(conn *pgxpool.Conn) error {
+		return conn.QueryRow(ctx, `SELECT count(*), pg_total_relation_size('cafe_commands'::regclass) FROM cafe_commands`).Scan(&f.Commands, &f.Bytes)
+	})
 	if err != nil {
 		return Footprint{}, fmt.Errorf("the ledger's tables: %w", err)
 	}

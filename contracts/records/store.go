@@ -50,7 +50,34 @@ func Open(rawURL string, readOnly bool, maxConns int32) (*Store, error) {
 func (s *Store) Close() { s.pool.Close() }
 
 // Ping checks that the database answers.
-func (s *Store) Ping(ctx context.Context) error { return s.pool.Ping(ctx) }
+func (s *Store) Ping(ctx context.Context) error {
+	return s.do(ctx, func(c *pgxpool.Conn) error { return c.Ping(ctx) })
+}
+
+// do runs f on a connection of the pool. A pooled connection the server
+// ended since it was last used (PostgreSQL restarted: its sessions got
+// FATAL 57P01, or died with it) fails only when next used, and the pool
+// pings only connections idle for over a second; so when f's connection
+// turns out dead (pgx closes a connection on such an error, never on an
+// SQL error), every pooled connection is dropped (they are of the same
+// server, dead too) and f runs once more, on a fresh one. f must be safe
+// to run twice: the reads are, and so is Write (a batch that committed
+// before its connection died changes nothing when written again).
+func (s *Store) do(ctx context.Context, f func(*pgxpool.Conn) error) error {
+	for retried := false; ; retried = true {
+		c, err := s.pool.Acquire(ctx)
+		if err != nil {
+			return err
+		}
+		err = f(c)
+		dead := err != nil && c.Conn().IsClosed()
+		c.Release()
+		if !dead || retried || ctx.Err() != nil {
+			return err
+		}
+		s.pool.Reset()
+	}
+}
 
 // CreateDatabase creates the database rawURL names if it does not exist,
 // connecting to the server's "postgres" database to do so.

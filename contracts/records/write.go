@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"cafe/contracts"
 )
@@ -106,6 +107,12 @@ const (
 // Write records events in one transaction: all of them or none.
 func (s *Store) Write(ctx context.Context, events []Event) error {
 	cols, results := commandColumns(events)
+	return s.do(ctx, func(c *pgxpool.Conn) error { return write(ctx, c, cols, results) })
+}
+
+// write sends one batch of the upsert (numbered when it has results) in
+// one round trip.
+func write(ctx context.Context, c *pgxpool.Conn, cols []any, results int) error {
 	b := &pgx.Batch{}
 	if results > 0 {
 		b.Queue("SELECT pg_advisory_xact_lock($1)", doneLock)
@@ -113,7 +120,7 @@ func (s *Store) Write(ctx context.Context, events []Event) error {
 	} else {
 		b.Queue(upsertCommands, cols...)
 	}
-	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
+	if err := c.SendBatch(ctx, b).Close(); err != nil {
 		return fmt.Errorf("ledger write: %w", err)
 	}
 	return nil
@@ -223,10 +230,12 @@ func appendJSONString(b []byte, s string) []byte {
 // commands and the events of their history, as cafe_events shows them).
 func (s *Store) DeleteBefore(ctx context.Context, cutoff time.Time, limit int) (int64, error) {
 	var n int64
-	err := s.pool.QueryRow(ctx, `WITH gone AS (
+	err := s.do(ctx, func(c *pgxpool.Conn) error {
+		return c.QueryRow(ctx, `WITH gone AS (
 			DELETE FROM cafe_commands WHERE command_id IN (SELECT command_id FROM cafe_commands WHERE recorded_at < $1 LIMIT $2)
 			RETURNING history)
 		SELECT coalesce(sum(1 + (SELECT count(*) FROM jsonb_object_keys(history))), 0)::bigint FROM gone`, cutoff, limit).Scan(&n)
+	})
 	if err != nil {
 		return 0, fmt.Errorf("ledger retention: %w", err)
 	}

@@ -1,5 +1,7 @@
 // Package recordstest gives each test a PostgreSQL schema of its own in
-// the test database, dropped when the test ends.
+// the test database, dropped when the test ends (Schema), or, for a test
+// that stops and starts PostgreSQL itself, a server of its own
+// (NewServer): the shared server is never stopped.
 package recordstest
 
 import (
@@ -47,6 +49,23 @@ func Schema(t testing.TB) string {
 	q.Set("search_path", name)
 	u.RawQuery = q.Encode()
 	return u.String()
+}
+
+// Migrated is a store on rawURL as the ledger opens it (writable, 4
+// connections), with its tables migrated; it is closed when the test ends.
+func Migrated(t testing.TB, rawURL string) *records.Store {
+	t.Helper()
+	store, err := records.Open(rawURL, false, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(store.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := store.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return store
 }
 
 // Via is rawURL with its host and port replaced by addr (a brokertest.Proxy's).
