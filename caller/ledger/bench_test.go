@@ -20,7 +20,6 @@ import (
 	"cafe/contracts/amqplink"
 	"cafe/contracts/brokertest"
 	"cafe/contracts/identity"
-	"cafe/contracts/records"
 	"cafe/contracts/records/recordstest"
 )
 
@@ -69,16 +68,7 @@ func benchLedger(b *testing.B, batchSize int) {
 	publishBench(b, top, n)
 
 	app := brokertest.ID(b, "ledgerbench")
-	store, err := records.Open(recordstest.Named(db, app), false, 4)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer store.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := store.Migrate(ctx); err != nil {
-		b.Fatal(err)
-	}
+	store := recordstest.Migrated(b, recordstest.Named(db, app))
 	pgStart := recordstest.BackendCPU(b, db, app)
 	walStart := recordstest.WAL(b, db)
 
