@@ -6,8 +6,9 @@
 // # Schema (migrations run by the ledger at start, Migrate)
 //
 //	cafe_commands  one row per command (its command id, the repeat key):
-//	               client, device, the app's id token, status, its history
-//	               (history: event id → [kind, at in µs, outcome]), and
+//	               client, device, the app's id token, status, refused_at,
+//	               recorded_at (its first event: retention counts from it),
+//	               its history (event id → [kind, at in µs, outcome]), and
 //	               once done its result (the exact bytes the app gets over
 //	               MQTT), outcome, done_at and done_seq
 //	cafe_events    a view: one row per event of the histories (event id,
@@ -49,6 +50,6 @@
 // for all its statements (Store.do) and, when that connection turns out
 // dead, drops the pool's connections and runs once more on a fresh one. Every call is
 // safe to run twice: the reads, and Write by its idempotence (a batch
-// whose COMMIT reached the server before the connection died is written
+// whose commit reached the server before the connection died is written
 // again, changing nothing; its reserved result numbers are a gap).
 package records
