@@ -57,7 +57,11 @@ func (l *Ledger) commit(ctx context.Context, batch []*item) error {
 	// Handlers hand their events over concurrently; write them in the
 	// queue's order, so the first of two results for a command is its result.
 	slices.SortFunc(batch, func(a, b *item) int { return cmp.Compare(a.tag, b.tag) })
-	var events []records.Event
+	n := 0
+	for _, it := range batch {
+		n += len(it.evs)
+	}
+	events := make([]records.Event, 0, n)
 	for _, it := range batch {
 		events = append(events, it.evs...)
 	}

@@ -14,7 +14,8 @@
 // publisher, CAFE_COMMAND_PUBLISHERS: a refusal makes its command final
 // and frees its id).
 //
-// Produces: rows in cafe_commands and cafe_events (see records). A
+// Produces: a row per command in cafe_commands, its history in it (see
+// records; cafe_events is a view of the histories). A
 // dead-lettered command's result is the -32005 notice the caller delivers
 // for it (caller.DeadLetterNotice), so the bytes match.
 //
@@ -41,7 +42,7 @@
 // by default; two to four per command, fewer under load as the explicit
 // events share batches); beyond that RabbitMQ drops the
 // oldest (drop-head), and their commands' history has gaps. Commands and
-// their history are removed Config.Retention (7 days) after their last
+// their history are removed Config.Retention (7 days) after their first
 // event, in the background, every minute.
 //
 // Any number of ledgers may run: they compete for the events queue, and

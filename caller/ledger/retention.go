@@ -12,7 +12,7 @@ const (
 	retainChunk = 5000
 )
 
-// retain removes commands and events older than Config.Retention, every
+// retain removes commands (with their history) first recorded Config.Retention ago, every
 // retainEvery, until ctx is done. Several ledgers may do it at once: a row
 // is deleted once.
 func (l *Ledger) retain(ctx context.Context) {

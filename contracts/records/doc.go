@@ -6,10 +6,15 @@
 // # Schema (migrations run by the ledger at start, Migrate)
 //
 //	cafe_commands  one row per command (its command id, the repeat key):
-//	               client, device, the app's id token, status, and once
-//	               done its result (the exact bytes the app gets over MQTT),
-//	               outcome, done_at and done_seq
-//	cafe_events    one row per event (its event id): the history
+//	               client, device, the app's id token, status, refused_at,
+//	               recorded_at (its first event: retention counts from it),
+//	               its history (event id → [kind, at in µs, outcome]), and
+//	               once done its result (the exact bytes the app gets over
+//	               MQTT), outcome, done_at and done_seq
+//	cafe_events    a view: one row per event of the histories (event id,
+//	               command, kind, at, outcome); a table of its own until
+//	               migration 3, which costs a row and three index entries
+//	               per event
 //	cafe_done_seq  the sequence that orders results as they finished
 //
 // Tables go in the first schema of the connection's search_path, so a test
@@ -19,8 +24,8 @@
 // # Idempotence and order
 //
 // Every event has an id (the broker's copies: kind and command id; the
-// explicit events: their cafe-event-id), and an event already written is
-// skipped, so a redelivered batch changes nothing. A command's status only
+// explicit events: their cafe-event-id), and an event already in its
+// command's history is skipped, so a redelivered batch changes nothing. A command's status only
 // moves forward (queued → sent → done → delivered), whatever order its
 // events arrive in. A refusal (the cashier's: RabbitMQ did not take the
 // command) sets refused_at, whatever the order too: a command still
@@ -45,6 +50,6 @@
 // for all its statements (Store.do) and, when that connection turns out
 // dead, drops the pool's connections and runs once more on a fresh one. Every call is
 // safe to run twice: the reads, and Write by its idempotence (a batch
-// whose COMMIT reached the server before the connection died is written
+// whose commit reached the server before the connection died is written
 // again, changing nothing; its reserved result numbers are a gap).
 package records

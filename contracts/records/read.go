@@ -1,7 +1,9 @@
 package records
 
 import (
+	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -54,10 +56,11 @@ func command(ctx context.Context, conn *pgxpool.Conn, client, msgID string) (*Co
 	c := &Command{ClientID: client, MsgID: msgID}
 	var accepted, done, refused *time.Time
 	var outcome *string
-	err := conn.QueryRow(ctx, `SELECT command_id, device_id, status, accepted_at, outcome, result, done_at, refused_at
+	var history []byte
+	err := conn.QueryRow(ctx, `SELECT command_id, device_id, status, accepted_at, outcome, result, done_at, refused_at, history
 		FROM cafe_commands WHERE client_id = $1 AND msg_id = $2
 		ORDER BY accepted_at DESC NULLS LAST, updated_at DESC LIMIT 1`, client, msgID).
-		Scan(&c.CommandID, &c.DeviceID, &c.Status, &accepted, &outcome, &c.Result, &done, &refused)
+		Scan(&c.CommandID, &c.DeviceID, &c.Status, &accepted, &outcome, &c.Result, &done, &refused, &history)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, ErrNotFound
 	}
@@ -68,20 +71,8 @@ func command(ctx context.Context, conn *pgxpool.Conn, client, msgID string) (*Co
 	if c.Status == StatusQueued && refused != nil {
 		c.Status = StatusRefused
 	}
-	rows, err := conn.Query(ctx, `SELECT kind, at, coalesce(outcome, '') FROM cafe_events WHERE command_id = $1 ORDER BY at, array_position(ARRAY['accepted','refused','sent','done','dead','delivered'], kind)`, c.CommandID)
-	if err != nil {
-		return nil, err
-	}
-	c.History, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (Step, error) {
-		var st Step
-		err := r.Scan(&st.Status, &st.At, &st.Outcome)
-		if st.Status == "accepted" {
-			st.Status = StatusQueued.String()
-		}
-		return st, err
-	})
-	if err != nil {
-		return nil, err
+	if c.History, err = steps(history); err != nil {
+		return nil, fmt.Errorf("command %s: %w", c.CommandID, err)
 	}
 	if c.Status == StatusRefused {
 		// The queued step is RabbitMQ's copy for the ledger, which the
@@ -90,6 +81,48 @@ func command(ctx context.Context, conn *pgxpool.Conn, client, msgID string) (*Co
 		c.History = slices.DeleteFunc(c.History, func(st Step) bool { return st.Status == StatusQueued.String() })
 	}
 	return c, nil
+}
+
+// stepOrder is the order of a command's events that happened at the same
+// time; a kind not in it comes after them.
+var stepOrder = []string{"accepted", "refused", "sent", "done", "dead", "delivered"}
+
+// steps is a command's history column as its steps, in the order they
+// happened (the order of their kinds for the same time): each entry is
+// [kind, at in µs since 1970, outcome if any] (see write.go).
+func steps(history []byte) ([]Step, error) {
+	var entries map[string][]json.RawMessage
+	if err := json.Unmarshal(history, &entries); err != nil {
+		return nil, fmt.Errorf("history: %w", err)
+	}
+	type ranked struct {
+		Step
+		micros int64
+		rank   int
+	}
+	out := make([]ranked, 0, len(entries))
+	for id, e := range entries {
+		var st ranked
+		if len(e) < 2 || json.Unmarshal(e[0], &st.Status) != nil || json.Unmarshal(e[1], &st.micros) != nil ||
+			(len(e) > 2 && json.Unmarshal(e[2], &st.Outcome) != nil) {
+			return nil, fmt.Errorf("history entry %q: want [kind, microseconds, outcome]", id)
+		}
+		st.rank = slices.Index(stepOrder, st.Status)
+		if st.rank < 0 {
+			st.rank = len(stepOrder)
+		}
+		st.At = time.UnixMicro(st.micros) // local time, as pgx reads a timestamptz
+		if st.Status == "accepted" {
+			st.Status = StatusQueued.String()
+		}
+		out = append(out, st)
+	}
+	slices.SortFunc(out, func(a, b ranked) int { return cmp.Or(cmp.Compare(a.micros, b.micros), cmp.Compare(a.rank, b.rank)) })
+	list := make([]Step, len(out))
+	for i, st := range out {
+		list[i] = st.Step
+	}
+	return list, nil
 }
 
 // Pending reports which of msgIDs client has a command for that is not
@@ -170,8 +203,9 @@ func derefS(s *string) string {
 // Footprint is how much the ledger's tables hold: rows, and bytes on disk
 // (pg_total_relation_size: the table, its indexes and TOAST).
 type Footprint struct {
-	Commands, Events int64 // rows of cafe_commands and cafe_events
-	Bytes            int64 // of both tables together
+	Commands int64 // rows of cafe_commands
+	Events   int64 // rows of their own the events take: none since migration 3 (a command's history is in its row; cafe_events is a view of it)
+	Bytes    int64 // of the tables
 }
 
 // Footprint measures the tables now (cafe bench reads it before and after
@@ -179,8 +213,7 @@ type Footprint struct {
 func (s *Store) Footprint(ctx context.Context) (Footprint, error) {
 	var f Footprint
 	err := s.do(ctx, func(conn *pgxpool.Conn) error {
-		return conn.QueryRow(ctx, `SELECT (SELECT count(*) FROM cafe_commands), (SELECT count(*) FROM cafe_events),
-		pg_total_relation_size('cafe_commands'::regclass) + pg_total_relation_size('cafe_events'::regclass)`).Scan(&f.Commands, &f.Events, &f.Bytes)
+		return conn.QueryRow(ctx, `SELECT count(*), pg_total_relation_size('cafe_commands'::regclass) FROM cafe_commands`).Scan(&f.Commands, &f.Bytes)
 	})
 	if err != nil {
 		return Footprint{}, fmt.Errorf("the ledger's tables: %w", err)

@@ -2,9 +2,11 @@ package records
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -67,147 +69,175 @@ func statusOf(k contracts.EventKind) Status {
 // doneLock is held by every batch that numbers results (see the package doc).
 const doneLock = 0x6361666502
 
-// Each batch is three statements, whatever its size: every event, every
-// command it touches (one row each, merged in Go: an upsert may not touch
-// a row twice), every first result. Numbers for the results are reserved
-// as one block (setval under the advisory lock), in the batch's order;
-// a number left unused (the command had a result already) is a gap, which
-// cursors do not mind.
+// Each batch is one statement, whatever its size (with the advisory lock
+// before it when it numbers results), sent in one round trip: pgx's batch
+// runs in one implicit transaction, so all of it commits or none. The
+// statement upserts every command the batch touches, one row each, merged
+// in Go (an upsert may not touch a row twice): its status only moves
+// forward, its history gains the events it lacks (jsonb ||: the row's
+// entry wins, so an event written twice changes nothing), and a command
+// without a result takes the batch's first one. Numbers for the results
+// are reserved as one block (setval under the advisory lock), in the
+// batch's order; a number left unused (the command had a result already)
+// is a gap, which cursors do not mind.
 const (
-	insertEvents = `INSERT INTO cafe_events (event_id, command_id, kind, at, outcome)
-		SELECT id, cmd, kind, at, nullif(outcome, '')
-		FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::text[]) AS t(id, cmd, kind, at, outcome)
-		ON CONFLICT (event_id) DO NOTHING`
-	upsertCommands = `INSERT INTO cafe_commands (command_id, client_id, device_id, msg_id, status, accepted_at, updated_at, refused_at)
-		SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::smallint[], $6::timestamptz[], $7::timestamptz[], $8::timestamptz[])
+	upsertColumns = `$1::text[], $2::text[], $3::text[], $4::text[], $5::smallint[], $6::timestamptz[], $7::timestamptz[],
+		$8::jsonb[], $9::bytea[], $10::text[], $11::timestamptz[], $12::bigint[], $13::timestamptz[], $14::timestamptz[]`
+	upsertTail = `
 		ON CONFLICT (command_id) DO UPDATE SET
 			status = greatest(cafe_commands.status, excluded.status),
 			accepted_at = coalesce(cafe_commands.accepted_at, excluded.accepted_at),
 			updated_at = greatest(cafe_commands.updated_at, excluded.updated_at),
-			refused_at = coalesce(cafe_commands.refused_at, excluded.refused_at)`
-	setResults = `WITH last AS (SELECT setval('cafe_done_seq', nextval('cafe_done_seq') + $5 - 1) AS v)
-		UPDATE cafe_commands c SET result = t.r, outcome = t.o, done_at = t.a, done_seq = (SELECT v FROM last) - $5 + t.ord
-		FROM unnest($1::text[], $2::bytea[], $3::text[], $4::timestamptz[]) WITH ORDINALITY AS t(id, r, o, a, ord)
-		WHERE c.command_id = t.id AND c.done_seq IS NULL`
+			refused_at = coalesce(cafe_commands.refused_at, excluded.refused_at),
+			history = excluded.history || cafe_commands.history,
+			result = CASE WHEN cafe_commands.done_seq IS NULL THEN excluded.result ELSE cafe_commands.result END,
+			outcome = CASE WHEN cafe_commands.done_seq IS NULL THEN excluded.outcome ELSE cafe_commands.outcome END,
+			done_at = CASE WHEN cafe_commands.done_seq IS NULL THEN excluded.done_at ELSE cafe_commands.done_at END,
+			done_seq = coalesce(cafe_commands.done_seq, excluded.done_seq)`
+	upsertCommands = `INSERT INTO cafe_commands (command_id, client_id, device_id, msg_id, status, accepted_at, updated_at, history, result, outcome, done_at, done_seq, recorded_at, refused_at)
+		SELECT * FROM unnest(` + upsertColumns + `)` + upsertTail
+	// upsertNumbered also numbers the batch's results: $12 is each
+	// command's place among them (1…$15), NULL for a command without one.
+	upsertNumbered = `WITH last AS (SELECT setval('cafe_done_seq', nextval('cafe_done_seq') + $15 - 1) AS v)
+		INSERT INTO cafe_commands (command_id, client_id, device_id, msg_id, status, accepted_at, updated_at, history, result, outcome, done_at, done_seq, recorded_at, refused_at)
+		SELECT id, client, device, msg, status, accepted, updated, history, result, outcome, done_at, (SELECT v FROM last) - $15 + ord, recorded, refused
+		FROM unnest(` + upsertColumns + `) AS t(id, client, device, msg, status, accepted, updated, history, result, outcome, done_at, ord, recorded, refused)` + upsertTail
 )
 
 // Write records events in one transaction: all of them or none.
 func (s *Store) Write(ctx context.Context, events []Event) error {
-	return s.do(ctx, func(c *pgxpool.Conn) error { return write(ctx, c, events) })
+	cols, results := commandColumns(events)
+	return s.do(ctx, func(c *pgxpool.Conn) error { return write(ctx, c, cols, results) })
 }
 
-func write(ctx context.Context, c *pgxpool.Conn, events []Event) error {
-	tx, err := c.Begin(ctx)
-	if err != nil {
-		return fmt.Errorf("ledger write: %w", err)
-	}
-	defer tx.Rollback(ctx)
+// write sends one batch of the upsert (numbered when it has results) in
+// one round trip.
+func write(ctx context.Context, c *pgxpool.Conn, cols []any, results int) error {
 	b := &pgx.Batch{}
-	results := firstResults(events)
-	if len(results) > 0 {
+	if results > 0 {
 		b.Queue("SELECT pg_advisory_xact_lock($1)", doneLock)
+		b.Queue(upsertNumbered, append(cols, int64(results))...)
+	} else {
+		b.Queue(upsertCommands, cols...)
 	}
-	b.Queue(insertEvents, eventColumns(events)...)
-	b.Queue(upsertCommands, commandColumns(events)...)
-	if len(results) > 0 {
-		b.Queue(setResults, append(resultColumns(results), int64(len(results)))...)
-	}
-	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+	if err := c.SendBatch(ctx, b).Close(); err != nil {
 		return fmt.Errorf("ledger write: %w", err)
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return fmt.Errorf("ledger commit: %w", err)
 	}
 	return nil
 }
 
-func eventColumns(events []Event) []any {
-	n := len(events)
-	ids, cmds, kinds, outcomes, ats := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]time.Time, n)
-	for i, e := range events {
-		ids[i], cmds[i], kinds[i], outcomes[i], ats[i] = e.ID, e.CommandID, string(e.Kind), string(e.Outcome), e.At
-	}
-	return []any{ids, cmds, kinds, ats, outcomes}
+// row is one command's part of a batch, merged from its events.
+type row struct {
+	first    *Event    // its first event: client, device, the app's id token
+	recorded time.Time // its earliest event: recorded_at, if the batch inserts it
+	status   Status
+	accepted time.Time
+	updated  time.Time
+	history  []byte     // its events as a JSON object, without the closing brace
+	refused  *time.Time // its first refusal in the batch: refused_at, unless the row has one
+	result   *Event     // its first result in the batch
+	ord      int64      // the result's place among the batch's results, from 1
 }
 
 // commandColumns merges the events into one row per command, in command
-// order: rows are locked in that order, so two ledgers cannot deadlock.
-func commandColumns(events []Event) []any {
-	rows := map[string]*Event{}
-	status := map[string]Status{}
-	refused := map[string]*time.Time{}
+// order (rows are locked in that order, so two ledgers cannot deadlock),
+// and counts the commands that have a result in the batch, numbered in the
+// batch's order (the queue's: the order they finished). An event id seen
+// twice for a command keeps its first event.
+func commandColumns(events []Event) ([]any, int) {
+	type key struct{ cmd, id string }
+	rows := map[string]*row{}
+	seen := make(map[key]bool, len(events))
+	results := 0
 	for i := range events {
 		e := &events[i]
-		if e.Kind == contracts.EventRefused && refused[e.CommandID] == nil {
-			refused[e.CommandID] = &e.At
-		}
 		r, ok := rows[e.CommandID]
 		if !ok {
-			merged := *e
-			rows[e.CommandID], status[e.CommandID] = &merged, statusOf(e.Kind)
-			continue
+			r = &row{first: e, status: statusOf(e.Kind), recorded: e.At, updated: e.At, history: []byte{'{'}}
+			rows[e.CommandID] = r
 		}
-		status[e.CommandID] = max(status[e.CommandID], statusOf(e.Kind))
-		if r.Accepted.IsZero() {
-			r.Accepted = e.Accepted
+		if e.Kind == contracts.EventRefused && r.refused == nil {
+			r.refused = &e.At
 		}
-		if e.At.After(r.At) {
-			r.At = e.At
+		r.status = max(r.status, statusOf(e.Kind))
+		if r.accepted.IsZero() {
+			r.accepted = e.Accepted
+		}
+		if e.At.After(r.updated) {
+			r.updated = e.At
+		}
+		if e.At.Before(r.recorded) {
+			r.recorded = e.At
+		}
+		if k := (key{e.CommandID, e.ID}); !seen[k] {
+			seen[k] = true
+			if len(r.history) > 1 {
+				r.history = append(r.history, ',')
+			}
+			r.history = appendStep(appendJSONString(r.history, e.ID), e)
+		}
+		if e.Result != nil && r.result == nil {
+			results++
+			r.result, r.ord = e, int64(results)
 		}
 	}
 	keys := slices.Sorted(maps.Keys(rows))
 	n := len(keys)
 	cmds, clients, devices, msgs := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-	stats, accepted, updated, refusals := make([]int16, n), make([]*time.Time, n), make([]time.Time, n), make([]*time.Time, n)
+	stats, accepted, updated := make([]int16, n), make([]*time.Time, n), make([]time.Time, n)
+	histories, bodies, outcomes, doneAt, ords := make([][]byte, n), make([][]byte, n), make([]*string, n), make([]*time.Time, n), make([]*int64, n)
+	recorded, refusals := make([]time.Time, n), make([]*time.Time, n)
 	for i, k := range keys {
 		r := rows[k]
-		cmds[i], clients[i], devices[i], msgs[i], stats[i], updated[i], refusals[i] = k, r.ClientID, r.DeviceID, r.MsgID, int16(status[k]), r.At, refused[k]
-		if !r.Accepted.IsZero() {
-			accepted[i] = &r.Accepted
+		cmds[i], clients[i], devices[i], msgs[i], stats[i], updated[i] = k, r.first.ClientID, r.first.DeviceID, r.first.MsgID, int16(r.status), r.updated
+		if !r.accepted.IsZero() {
+			accepted[i] = &r.accepted
+		}
+		histories[i], recorded[i], refusals[i] = append(r.history, '}'), r.recorded, r.refused
+		if res := r.result; res != nil {
+			o := string(res.Outcome)
+			bodies[i], outcomes[i], doneAt[i], ords[i] = res.Result, &o, &res.At, &r.ord
 		}
 	}
-	return []any{cmds, clients, devices, msgs, stats, accepted, updated, refusals}
+	return []any{cmds, clients, devices, msgs, stats, accepted, updated, histories, bodies, outcomes, doneAt, ords, recorded, refusals}, results
 }
 
-// firstResults is each command's first result in the batch, in the
-// batch's order (the queue's: the order they finished).
-func firstResults(events []Event) []Event {
-	var out []Event
-	seen := map[string]bool{}
-	for _, e := range events {
-		if e.Result != nil && !seen[e.CommandID] {
-			seen[e.CommandID] = true
-			out = append(out, e)
+// appendStep appends an event as its command's history keeps it: [kind,
+// at in microseconds since 1970 (what timestamptz keeps), outcome if any].
+func appendStep(b []byte, e *Event) []byte {
+	b = appendJSONString(append(b, ':', '['), string(e.Kind))
+	b = strconv.AppendInt(append(b, ','), e.At.UnixMicro(), 10)
+	if e.Outcome != "" {
+		b = appendJSONString(append(b, ','), string(e.Outcome))
+	}
+	return append(b, ']')
+}
+
+// appendJSONString appends s as a JSON string: as it is when it needs no
+// escaping (ids, kinds and outcomes do not), else as encoding/json writes it.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c >= 0x80 {
+			q, _ := json.Marshal(s) // a string: cannot fail
+			return append(b, q...)
 		}
 	}
-	return out
+	return append(append(append(b, '"'), s...), '"')
 }
 
-func resultColumns(results []Event) []any {
-	n := len(results)
-	ids, bodies, outcomes, ats := make([]string, n), make([][]byte, n), make([]string, n), make([]time.Time, n)
-	for i, e := range results {
-		ids[i], bodies[i], outcomes[i], ats[i] = e.CommandID, e.Result, string(e.Outcome), e.At
-	}
-	return []any{ids, bodies, outcomes, ats}
-}
-
-// DeleteBefore removes commands not updated since cutoff and events older
-// than it, at most limit of each; it returns how many rows went.
+// DeleteBefore removes at most limit commands first recorded before
+// cutoff, with their history; it returns how many records went (the
+// commands and the events of their history, as cafe_events shows them).
 func (s *Store) DeleteBefore(ctx context.Context, cutoff time.Time, limit int) (int64, error) {
 	var n int64
-	for _, q := range []string{
-		`DELETE FROM cafe_commands WHERE command_id IN (SELECT command_id FROM cafe_commands WHERE updated_at < $1 LIMIT $2)`,
-		`DELETE FROM cafe_events WHERE event_id IN (SELECT event_id FROM cafe_events WHERE at < $1 LIMIT $2)`,
-	} {
-		err := s.do(ctx, func(c *pgxpool.Conn) error {
-			tag, err := c.Exec(ctx, q, cutoff, limit)
-			n += tag.RowsAffected()
-			return err
-		})
-		if err != nil {
-			return n, fmt.Errorf("ledger retention: %w", err)
-		}
+	err := s.do(ctx, func(c *pgxpool.Conn) error {
+		return c.QueryRow(ctx, `WITH gone AS (
+			DELETE FROM cafe_commands WHERE command_id IN (SELECT command_id FROM cafe_commands WHERE recorded_at < $1 LIMIT $2)
+			RETURNING history)
+		SELECT coalesce(sum(1 + (SELECT count(*) FROM jsonb_object_keys(history))), 0)::bigint FROM gone`, cutoff, limit).Scan(&n)
+	})
+	if err != nil {
+		return 0, fmt.Errorf("ledger retention: %w", err)
 	}
 	return n, nil
 }

@@ -29,8 +29,10 @@ type LedgerReport struct {
 	LagP99MS         float64 `json:"lag_p99_ms,omitempty"`
 	LagP99Beyond     bool    `json:"lag_p99_beyond_last_bucket,omitempty"` // p99 over LagP99MS, the histogram's last bound
 	LagError         string  `json:"lag_error,omitempty"`
-	// Rows and Bytes are the growth of cafe_commands and cafe_events (rows,
-	// and pg_total_relation_size: table, indexes and TOAST) over the phase.
+	// Rows and Bytes are the growth of the ledger's table cafe_commands
+	// (rows, and pg_total_relation_size: table, indexes and TOAST) over
+	// the phase; since records' migration 3 a command's history is in its
+	// row, and cafe_events is a view.
 	Rows            int64   `json:"rows"`
 	RowsPerCommand  float64 `json:"rows_per_command"`
 	Bytes           int64   `json:"bytes"`

@@ -225,7 +225,7 @@ func writeCPURows(tw io.Writer, p *PhaseReport) {
 // added to PostgreSQL per command.
 func (r *Report) writeLedger(w io.Writer) {
 	r.writePhaseTable(w, "\nledger (events written and their lag, from cafe_ledger_lag_seconds of the --scrape targets: bucket bounds, so ≤;\n"+
-		"rows and bytes added to cafe_commands and cafe_events, table + indexes + TOAST, over the commands completed)",
+		"rows and bytes added to cafe_commands (history included), table + indexes + TOAST, over the commands completed)",
 		"phase\tevents\tevents/command\tlag p50\tlag p99\trows/command\tbytes/command\t",
 		func(p *PhaseReport) bool { return p.Ledger != nil }, writeLedgerRow)
 }

@@ -104,7 +104,7 @@ type LedgerSettings struct {
 func (s *LedgerSettings) Register(f cli.Flags) {
 	d := ledger.Defaults()
 	c := &s.Config
-	f.Duration(&c.Retention, ledger.SettingRetention, d.Retention, "how long commands, their history and results are kept after their last event")
+	f.Duration(&c.Retention, ledger.SettingRetention, d.Retention, "how long commands, their history and results are kept after their first event")
 	f.Int(&c.BatchSize, ledger.SettingBatchSize, d.BatchSize, "events written in one transaction (one message's events are never split) and the prefetch in messages")
 	f.Duration(&c.BatchWait, ledger.SettingBatchWait, d.BatchWait, "how long the first event of a batch waits for more")
 	f.Duration(&c.Grace, ledger.SettingGrace, d.Grace, "on SIGTERM, time to write the batch in hand before handing it back")

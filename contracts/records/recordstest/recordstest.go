@@ -6,9 +6,11 @@ package recordstest
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -112,4 +114,87 @@ func Count(t testing.TB, rawURL, sql string, args ...any) int {
 		t.Fatalf("%s: %v", sql, err)
 	}
 	return n
+}
+
+// Named is rawURL with application_name app, so that BackendCPU finds the
+// backends of a pool opened on it.
+func Named(rawURL, app string) string {
+	u, _ := url.Parse(rawURL)
+	q := u.Query()
+	q.Set("application_name", app)
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+// BackendCPU is the CPU the PostgreSQL backends named app have used
+// (utime+stime of /proc/PID/stat, in clock ticks of 10 ms).
+func BackendCPU(b testing.TB, db, app string) time.Duration {
+	b.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, db)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	rows, err := conn.Query(ctx, "SELECT pid FROM pg_stat_activity WHERE application_name = $1", app)
+	if err != nil {
+		b.Fatal(err)
+	}
+	pids, err := pgx.CollectRows(rows, pgx.RowTo[int32])
+	if err != nil {
+		b.Fatal(err)
+	}
+	var ticks int64
+	for _, pid := range pids {
+		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			b.Fatalf("PostgreSQL's backend %d: %v (the benchmark reads /proc of a local server)", pid, err)
+		}
+		// Fields after the command name (in parentheses, which may hold spaces).
+		f := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+2:]))
+		ut, _ := strconv.ParseInt(f[11], 10, 64)
+		st, _ := strconv.ParseInt(f[12], 10, 64)
+		ticks += ut + st
+	}
+	return time.Duration(ticks) * 10 * time.Millisecond
+}
+
+// WAL is the server's write-ahead log position, in bytes: the difference
+// of two readings is what the server logged between them, this test's
+// writes and anything else on the server (other sessions' too).
+func WAL(b testing.TB, db string) int64 {
+	b.Helper()
+	return int64(Count(b, db, "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint"))
+}
+
+// Footprint is the rows and bytes of the schema's tables (all but the
+// schema version), as pg_total_relation_size reads them.
+func Footprint(b testing.TB, db string) (rows, bytes int64) {
+	b.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, db)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	r, err := conn.Query(ctx, `SELECT c.relname FROM pg_class c JOIN pg_namespace s ON s.oid = c.relnamespace
+		WHERE s.nspname = current_schema() AND c.relkind = 'r' AND c.relname <> 'cafe_schema_version'`)
+	if err != nil {
+		b.Fatal(err)
+	}
+	tables, err := pgx.CollectRows(r, pgx.RowTo[string])
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, t := range tables {
+		var n, size int64
+		id := pgx.Identifier{t}.Sanitize()
+		if err := conn.QueryRow(ctx, "SELECT count(*), pg_total_relation_size($1::regclass) FROM "+id, id).Scan(&n, &size); err != nil {
+			b.Fatal(err)
+		}
+		rows, bytes = rows+n, bytes+size
+	}
+	return rows, bytes
 }
