@@ -308,8 +308,8 @@ func TestTopologyUnrecordedBindsNoEvents(t *testing.T) {
 		switch {
 		case q.Name == top.EventsQueue() && len(q.Bindings()) != 0:
 			t.Errorf("events queue bound %v: RabbitMQ would copy every command into it", q.Bindings())
-		case q.Name == top.EventsQueue() && len(f.Bindings()) != 4:
-			t.Errorf("recorded events queue bound %v, want its exchange and the three copies", f.Bindings())
+		case q.Name == top.EventsQueue() && len(f.Bindings()) != 5:
+			t.Errorf("recorded events queue bound %v, want its exchange, the three copies and the refusals", f.Bindings())
 		case q.Name != top.EventsQueue() && !slices.Equal(q.Bindings(), f.Bindings()):
 			t.Errorf("queue %s bound %v, want %v", q.Name, q.Bindings(), f.Bindings())
 		}
