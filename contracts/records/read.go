@@ -203,9 +203,8 @@ func derefS(s *string) string {
 // Footprint is how much the ledger's tables hold: rows, and bytes on disk
 // (pg_total_relation_size: the table, its indexes and TOAST).
 type Footprint struct {
-	Commands int64 // rows of cafe_commands
-	Events   int64 // rows of their own the events take: none since migration 3 (a command's history is in its row; cafe_events is a view of it)
-	Bytes    int64 // of the tables
+	Commands int64 // rows of cafe_commands (a command's history is in its row; cafe_events is a view of it)
+	Bytes    int64 // of the table, its indexes and TOAST
 }
 
 // Footprint measures the tables now (cafe bench reads it before and after

@@ -270,7 +270,7 @@ func ledgerReport(before, after ledgerSample, commands int) *LedgerReport {
 		r.DBError = err.Error()
 		return r
 	}
-	r.Rows = (after.db.Commands + after.db.Events) - (before.db.Commands + before.db.Events)
+	r.Rows = after.db.Commands - before.db.Commands
 	r.Bytes = after.db.Bytes - before.db.Bytes
 	r.RowsPerCommand, r.BytesPerCommand = per(float64(r.Rows)), per(float64(r.Bytes))
 	return r
