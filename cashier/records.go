@@ -78,7 +78,7 @@ func (s *Server) readable(c echo.Context) (string, int, *contracts.Error) {
 	}
 	if s.records == nil {
 		return "", http.StatusServiceUnavailable, contracts.NewError(contracts.CodeUnavailable,
-			contracts.Detail{Reason: "this cashier has no ledger database (" + records.SettingURL.Env + ")"})
+			contracts.Detail{Reason: "this cashier keeps no records: no ledger database (" + records.SettingURL.Env + "), or no ledger (cafe up --ledgers 0)"})
 	}
 	return client.ID, 0, nil
 }

@@ -3,6 +3,8 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -12,6 +14,7 @@ import (
 
 	"cafe/contracts"
 	"cafe/contracts/brokertest"
+	"cafe/contracts/records/recordstest"
 )
 
 // `cafe order` against a pipeline of separate processes: its exit status
@@ -117,6 +120,30 @@ func TestUpWithoutLedgersCopiesNothingToEvents(t *testing.T) {
 	}
 	if n := brokertest.QueueDepth(t, u.top.EventsQueue()); n != 0 {
 		t.Fatalf("events queue holds %d messages after 3 commands with no ledger, want 0", n)
+	}
+	u.svc.stop(t, 5*time.Second)
+}
+
+// With no ledger the cashier keeps no records even when it has a
+// database: nothing could record the commands, so it neither looks each
+// submission's id up (a PostgreSQL round trip on every command) nor
+// serves records, and says why.
+func TestUpWithoutLedgersReadsNoRecords(t *testing.T) {
+	u := startUp(t, 1, "--ledgers", "0", "--postgres-url", recordstest.Schema(t))
+	u.order(t)
+	req, err := http.NewRequest(http.MethodGet, "http://"+u.svc.addr+"/v1/commands/1", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+u.token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "--ledgers 0") {
+		t.Errorf("GET /v1/commands/1 with no ledger: %d %s, want 503 naming --ledgers 0", resp.StatusCode, body)
 	}
 	u.svc.stop(t, 5*time.Second)
 }

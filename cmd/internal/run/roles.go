@@ -91,7 +91,11 @@ func NewCashier(b cli.Brokers, s CashierSettings, prom *prometheus.Registry, log
 		srv.UseRefusals(notices) // fire and forget too: the same channel
 	}
 	var store *records.Store
-	if b.PostgresURL != "" {
+	// An unrecorded pipeline (cafe up --ledgers 0) binds nothing to the
+	// events queue, so no ledger can record its commands: reading records
+	// would only cost every submission a duplicate-id lookup that finds
+	// nothing (and GET /v1/commands old records), so the cashier keeps none.
+	if b.PostgresURL != "" && !b.Topology().Unrecorded {
 		// Read-only transactions whatever the URL's role may do; the
 		// pool dials when first used, so PostgreSQL may be down at start.
 		if store, err = records.Open(b.PostgresURL, true, 8); err != nil {
