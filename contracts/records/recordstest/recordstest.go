@@ -89,10 +89,7 @@ func exec(t testing.TB, rawURL, sql string, args ...any) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	conn, err := pgx.Connect(ctx, rawURL)
-	if err != nil {
-		t.Fatalf("connect to %s: %v", rawURL, err)
-	}
+	conn := connect(t, ctx, rawURL)
 	defer conn.Close(ctx)
 	if _, err := conn.Exec(ctx, sql, args...); err != nil {
 		t.Fatalf("%s: %v", sql, err)
@@ -104,10 +101,7 @@ func Count(t testing.TB, rawURL, sql string, args ...any) int {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	conn, err := pgx.Connect(ctx, rawURL)
-	if err != nil {
-		t.Fatalf("connect: %v", err)
-	}
+	conn := connect(t, ctx, rawURL)
 	defer conn.Close(ctx)
 	var n int
 	if err := conn.QueryRow(ctx, sql, args...).Scan(&n); err != nil {
@@ -123,11 +117,18 @@ func Conn(t testing.TB, rawURL string) *pgx.Conn {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	conn := connect(t, ctx, rawURL)
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	return conn
+}
+
+// connect connects to rawURL within ctx, failing the test if it cannot.
+func connect(t testing.TB, ctx context.Context, rawURL string) *pgx.Conn {
+	t.Helper()
 	conn, err := pgx.Connect(ctx, rawURL)
 	if err != nil {
 		t.Fatalf("connect to %s: %v", rawURL, err)
 	}
-	t.Cleanup(func() { conn.Close(context.Background()) })
 	return conn
 }
 
