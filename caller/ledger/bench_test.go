@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	amqp "github.com/rabbitmq/amqp091-go"
 
@@ -177,11 +176,7 @@ func waitWritten(b *testing.B, db string, n int) {
 	b.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	conn, err := pgx.Connect(ctx, db)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer conn.Close(context.Background())
+	conn := recordstest.Conn(b, db)
 	for {
 		var got int
 		if err := conn.QueryRow(ctx, "SELECT count(*) FROM cafe_commands WHERE status = 4 AND done_seq IS NOT NULL").Scan(&got); err != nil {

@@ -152,14 +152,6 @@ func (r *rig) counter(name, label string) float64 {
 	return 0
 }
 
-func statuses(c *records.Command) []string {
-	var out []string
-	for _, s := range c.History {
-		out = append(out, s.Status)
-	}
-	return out
-}
-
 // Every step is recorded, in order; a second result for the same command
 // (a barista redelivered it after publishing) and a redelivered event change
 // neither the result nor the history's single "done".
@@ -187,7 +179,7 @@ func TestEveryStepIsRecordedOnceWithOneFinalResult(t *testing.T) {
 		t.Errorf("result %s, want the first result's exact bytes %s", c.Result, first)
 	}
 	want := []string{"queued", "sent", "done", "sent", "delivered"}
-	if got := statuses(c); fmt.Sprint(got) != fmt.Sprint(want) {
+	if got := recordstest.Statuses(c); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("history %v, want %v", got, want)
 	}
 	if c.CommandID != m.CommandID || c.DeviceID != "d-1" || c.Outcome != string(contracts.OutcomeReply) {
@@ -260,7 +252,7 @@ func TestBatchedEventsAreRecorded(t *testing.T) {
 		return recordstest.Count(t, r.db, "SELECT count(*) FROM cafe_commands WHERE status = $1", records.StatusDelivered) == n
 	})
 	for _, m := range metas[:2] {
-		if got := fmt.Sprint(statuses(r.read(r.db, m.MsgID))); got != "[queued sent done delivered]" {
+		if got := fmt.Sprint(recordstest.Statuses(r.read(r.db, m.MsgID))); got != "[queued sent done delivered]" {
 			t.Errorf("command %s: history %s, want queued sent done delivered (and nothing of the bad batch)", m.MsgID, got)
 		}
 	}
@@ -514,7 +506,7 @@ func TestRefusalsAreRecordedFromCommandPublishersOnly(t *testing.T) {
 		return true
 	})
 	brokertest.Eventually(t, 10*time.Second, "the four bad refusals counted invalid", func() bool { return r.counter("cafe_ledger_events_total", "invalid") == 4 })
-	if c := r.read(r.db, "7"); c == nil || c.Status != records.StatusQueued || fmt.Sprint(statuses(c)) != "[queued]" {
+	if c := r.read(r.db, "7"); c == nil || c.Status != records.StatusQueued || fmt.Sprint(recordstest.Statuses(c)) != "[queued]" {
 		t.Errorf("the command of the bad refusals: %+v, want queued and nothing else", c)
 	}
 	if got := r.counter("cafe_ledger_events_total", string(contracts.EventRefused)); got != float64(len(refused)) {

@@ -30,7 +30,7 @@ func TestAppliedMarkerIsOnePerNode(t *testing.T) {
 // the password, not as options (it refused one on a fresh machine).
 func TestRabbitMQUserWithAPasswordThatLooksLikeAnOption(t *testing.T) {
 	if _, err := exec.LookPath("rabbitmqctl"); err != nil {
-		t.Skip("rabbitmqctl is not installed here (deploy/brokers.sh installs it)")
+		t.Fatalf("rabbitmqctl is not installed here (%v): run `bash deploy/brokers.sh`, which installs it with RabbitMQ", err)
 	}
 	node := rabbitmqNode("")
 	name, pw := "cafe-test-dash-"+strconv.Itoa(os.Getpid()), "-WwaRy1xLr6JHoQ2y"

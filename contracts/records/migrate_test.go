@@ -41,11 +41,7 @@ const (
 func writeV1(t *testing.T, db string, events []records.Event) {
 	t.Helper()
 	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
+	conn := recordstest.Conn(t, db)
 	status := map[contracts.EventKind]int16{contracts.EventAccepted: 1, contracts.EventRefused: 1, contracts.EventSent: 2, contracts.EventDone: 3, contracts.EventDead: 3, contracts.EventDelivered: 4}
 	for _, e := range events {
 		if _, err := conn.Exec(ctx, v1InsertEvents, []string{e.ID}, []string{e.CommandID}, []string{string(e.Kind)}, []time.Time{e.At}, []string{string(e.Outcome)}); err != nil {
@@ -242,11 +238,7 @@ func populatedV1(t *testing.T) (string, *records.Store, []records.Event) {
 func TestMigrationKeepsEveryAnswer(t *testing.T) {
 	db, s, evs := populatedV1(t)
 	const n = 80
-	conn, err := pgx.Connect(context.Background(), db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(context.Background())
+	conn := recordstest.Conn(t, db)
 	before := snapshot(t, s, conn, n)
 	v1 := map[string][]records.Step{}
 	for i := range n {
@@ -326,20 +318,12 @@ func TestMigratedCommandTakesNewEvents(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := fmt.Sprint(statuses(c)); got != "[queued sent delivered]" || c.Status != records.StatusDelivered {
+	if got := fmt.Sprint(recordstest.Statuses(c)); got != "[queued sent delivered]" || c.Status != records.StatusDelivered {
 		t.Errorf("history %s, status %v; want [queued sent delivered], delivered", got, c.Status)
 	}
 	if !c.History[1].At.Equal(sent.At.Add(time.Hour).Truncate(time.Microsecond)) {
 		t.Errorf("the sent step moved to %v: the event written again changed it", c.History[1].At)
 	}
-}
-
-func statuses(c *records.Command) []string {
-	var out []string
-	for _, st := range c.History {
-		out = append(out, st.Status)
-	}
-	return out
 }
 
 // A history PostgreSQL holds but the ledger did not write (edited by
@@ -373,7 +357,7 @@ func TestMalformedHistoryIsAnError(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := fmt.Sprint(statuses(c)); got != "[sent done odd]" {
+	if got := fmt.Sprint(recordstest.Statuses(c)); got != "[sent done odd]" {
 		t.Errorf("history %s, want a kind it does not know after those it does, at the same time: [sent done odd]", got)
 	}
 }

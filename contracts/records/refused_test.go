@@ -8,6 +8,7 @@ import (
 
 	"cafe/contracts"
 	"cafe/contracts/records"
+	"cafe/contracts/records/recordstest"
 )
 
 // The ghost of a refused command: RabbitMQ copies a command into the
@@ -62,10 +63,7 @@ func TestRefusedCommandIsNotPending(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var steps []string
-		for _, st := range c.History {
-			steps = append(steps, st.Status)
-		}
+		steps := recordstest.Statuses(c)
 		if c.Status != want {
 			t.Errorf("id %s: status %s (history %q), want %s", n, c.Status, steps, want)
 		}

@@ -20,6 +20,11 @@ import (
 // ends in the ledger once, with its four events, and the cashier serves a
 // record of a command posted while PostgreSQL was down.
 func TestLedgerCatchesUpAfterPostgresRestarts(t *testing.T) {
+	// pgOutage is how long PostgreSQL stays down each time, the app
+	// posting all along: the fault's length, the scenario's shape (the
+	// ledger's retries span it), not a wait for anything.
+	const pgOutage = 2 * time.Second
+
 	srv := recordstest.NewServer(t) // first: its cleanup runs once every process is gone
 	dbEnv := "CAFE_POSTGRES_URL=" + srv.URL()
 	p, devices, a := scene(t, setup{baristas: 1, callers: 1, cashierEnv: []string{dbEnv}}, 2)
@@ -44,7 +49,7 @@ func TestLedgerCatchesUpAfterPostgresRestarts(t *testing.T) {
 		down := time.Now()
 		before := n
 		firstDown = cmp.Or(firstDown, n+1)
-		for time.Since(down) < 2*time.Second {
+		for time.Since(down) < pgOutage {
 			post()
 		}
 		brokertest.Eventually(t, 5*time.Second, "the ledger reports PostgreSQL refusing its writes", func() bool {

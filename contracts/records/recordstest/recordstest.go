@@ -89,10 +89,7 @@ func exec(t testing.TB, rawURL, sql string, args ...any) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	conn, err := pgx.Connect(ctx, rawURL)
-	if err != nil {
-		t.Fatalf("connect to %s: %v", rawURL, err)
-	}
+	conn := connect(t, ctx, rawURL)
 	defer conn.Close(ctx)
 	if _, err := conn.Exec(ctx, sql, args...); err != nil {
 		t.Fatalf("%s: %v", sql, err)
@@ -104,16 +101,44 @@ func Count(t testing.TB, rawURL, sql string, args ...any) int {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	conn, err := pgx.Connect(ctx, rawURL)
-	if err != nil {
-		t.Fatalf("connect: %v", err)
-	}
+	conn := connect(t, ctx, rawURL)
 	defer conn.Close(ctx)
 	var n int
 	if err := conn.QueryRow(ctx, sql, args...).Scan(&n); err != nil {
 		t.Fatalf("%s: %v", sql, err)
 	}
 	return n
+}
+
+// Conn is a connection to rawURL the test keeps (made within 10 s),
+// closed when the test ends. Exec and Count, which a test may call in a
+// polling loop, open and close their own instead.
+func Conn(t testing.TB, rawURL string) *pgx.Conn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn := connect(t, ctx, rawURL)
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	return conn
+}
+
+// connect connects to rawURL within ctx, failing the test if it cannot.
+func connect(t testing.TB, ctx context.Context, rawURL string) *pgx.Conn {
+	t.Helper()
+	conn, err := pgx.Connect(ctx, rawURL)
+	if err != nil {
+		t.Fatalf("connect to %s: %v", rawURL, err)
+	}
+	return conn
+}
+
+// Statuses is the statuses of c's history, in order.
+func Statuses(c *records.Command) []string {
+	var out []string
+	for _, st := range c.History {
+		out = append(out, st.Status)
+	}
+	return out
 }
 
 // Named is rawURL with application_name app, so that BackendCPU finds the
@@ -132,12 +157,7 @@ func BackendCPU(b testing.TB, db, app string) time.Duration {
 	b.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	conn, err := pgx.Connect(ctx, db)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	rows, err := conn.Query(ctx, "SELECT pid FROM pg_stat_activity WHERE application_name = $1", app)
+	rows, err := Conn(b, db).Query(ctx, "SELECT pid FROM pg_stat_activity WHERE application_name = $1", app)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -174,11 +194,7 @@ func Footprint(b testing.TB, db string) (rows, bytes int64) {
 	b.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	conn, err := pgx.Connect(ctx, db)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer conn.Close(ctx)
+	conn := Conn(b, db)
 	r, err := conn.Query(ctx, `SELECT c.relname FROM pg_class c JOIN pg_namespace s ON s.oid = c.relnamespace
 		WHERE s.nspname = current_schema() AND c.relkind = 'r' AND c.relname <> 'cafe_schema_version'`)
 	if err != nil {

@@ -1,7 +1,6 @@
 package recordstest
 
 import (
-	"cmp"
 	"context"
 	"fmt"
 	"net"
@@ -19,9 +18,22 @@ import (
 )
 
 // PostgresBin is where Server looks for initdb and pg_ctl:
-// CAFE_TEST_POSTGRES_BIN, default Debian's PostgreSQL 15.
+// CAFE_TEST_POSTGRES_BIN, else the newest Debian PostgreSQL under
+// /usr/lib/postgresql (deploy/postgres.sh installs the distribution's
+// postgresql, whichever major version that is), else Debian's 15.
 func PostgresBin() string {
-	return cmp.Or(os.Getenv("CAFE_TEST_POSTGRES_BIN"), "/usr/lib/postgresql/15/bin")
+	if bin := os.Getenv("CAFE_TEST_POSTGRES_BIN"); bin != "" {
+		return bin
+	}
+	best, bestV := "/usr/lib/postgresql/15/bin", -1
+	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin/initdb")
+	for _, d := range dirs {
+		bin := filepath.Dir(d)
+		if v, err := strconv.Atoi(filepath.Base(filepath.Dir(bin))); err == nil && v > bestV {
+			best, bestV = bin, v
+		}
+	}
+	return best
 }
 
 // Server is a PostgreSQL server of the test's own (its own data directory
@@ -43,8 +55,9 @@ type Server struct {
 }
 
 // NewServer initialises a data directory in a t.TempDir and starts a
-// server on it, stopped when the test ends. The test is skipped when the
-// PostgreSQL binaries are not installed (PostgresBin). As root, the server
+// server on it, stopped when the test ends. The test fails when the
+// PostgreSQL binaries are not installed (PostgresBin): deploy/postgres.sh,
+// which the tests' setup runs, installs them. As root, the server
 // runs as the postgres OS user (PostgreSQL refuses to run as root).
 // pg_ctl detaches the server, so a test killed before its cleanup (go
 // test -timeout) leaves it running: ps shows it as postgres -D
@@ -54,7 +67,7 @@ func NewServer(t testing.TB) *Server {
 	bin := PostgresBin()
 	for _, b := range []string{"initdb", "pg_ctl", "postgres"} {
 		if _, err := os.Stat(filepath.Join(bin, b)); err != nil {
-			t.Skipf("no PostgreSQL server binaries in %s (%v): install postgresql-15 or set CAFE_TEST_POSTGRES_BIN", bin, err)
+			t.Fatalf("no PostgreSQL server binaries in %s (%v): run `bash deploy/postgres.sh` (it installs them) or set CAFE_TEST_POSTGRES_BIN", bin, err)
 		}
 	}
 	dir := t.TempDir()
@@ -84,7 +97,7 @@ func ownBy(t testing.TB, dir string) []string {
 	t.Helper()
 	pg, err := user.Lookup("postgres")
 	if err != nil {
-		t.Skipf("running as root and there is no postgres user to run PostgreSQL as: %v", err)
+		t.Fatalf("running as root and there is no postgres user to run PostgreSQL as (the postgresql package creates it: run `bash deploy/postgres.sh`): %v", err)
 	}
 	uid, _ := strconv.Atoi(pg.Uid)
 	gid, _ := strconv.Atoi(pg.Gid)
@@ -97,7 +110,7 @@ func ownBy(t testing.TB, dir string) []string {
 	}
 	runuser, err := osexec.LookPath("runuser")
 	if err != nil {
-		t.Skipf("running as root and no runuser to run PostgreSQL as postgres: %v", err)
+		t.Fatalf("running as root and no runuser to run PostgreSQL as postgres (apt-get install util-linux): %v", err)
 	}
 	return []string{runuser, "-u", "postgres", "--"}
 }
