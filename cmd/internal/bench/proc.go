@@ -10,39 +10,9 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"cafe/contracts/procstat"
 )
-
-// userHZ is the unit of the CPU times in /proc/PID/stat: Linux's USER_HZ,
-// 100 on every architecture Go runs on (the kernel converts its own tick
-// rate to it for /proc).
-const userHZ = 100
-
-// procStatMax bounds what is read of /proc/PID/stat: a real one is a few
-// hundred bytes.
-const procStatMax = 4 << 10
-
-// parseProcStat returns the user + system CPU seconds of a /proc/PID/stat
-// line (fields 14 and 15, counted after the parenthesised command name,
-// which may itself hold spaces and parentheses).
-func parseProcStat(b []byte) (float64, error) {
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0, errors.New("no ')' closing the command name")
-	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 13 {
-		return 0, fmt.Errorf("%d fields after the command name, want at least 13", len(f))
-	}
-	var ticks uint64
-	for _, s := range f[11:13] { // utime, stime
-		v, err := strconv.ParseUint(s, 10, 48)
-		if err != nil {
-			return 0, fmt.Errorf("CPU time %q: %w", s, err)
-		}
-		ticks += v
-	}
-	return float64(ticks) / userHZ, nil
-}
 
 // parseProcIO returns syscr + syscw of /proc/PID/io: the read- and
 // write-family system calls (read, write, readv, writev, pread, ...) of
@@ -50,7 +20,7 @@ func parseProcStat(b []byte) (float64, error) {
 func parseProcIO(r io.Reader) (uint64, error) {
 	var n uint64
 	seen := 0
-	sc := bufio.NewScanner(io.LimitReader(r, procStatMax))
+	sc := bufio.NewScanner(io.LimitReader(r, procstat.MaxStat))
 	for sc.Scan() {
 		k, v, ok := strings.Cut(sc.Text(), ":")
 		if !ok || (k != "syscr" && k != "syscw") {
@@ -156,20 +126,12 @@ func (root procFS) comm(pid int) string {
 // cpu reads a process's CPU seconds, and its read/write system calls when
 // /proc/PID/io is readable (hasSys).
 func (root procFS) cpu(pid int) (r cpuReading, err error) {
-	dir := filepath.Join(string(root), strconv.Itoa(pid))
-	f, err := os.Open(filepath.Join(dir, "stat"))
-	if err != nil {
-		return r, fmt.Errorf("process %d: %w (did it exit?)", pid, err)
-	}
-	b, err := io.ReadAll(io.LimitReader(f, procStatMax))
-	f.Close()
+	d, err := procstat.CPU(string(root), pid)
 	if err != nil {
 		return r, err
 	}
-	if r.seconds, err = parseProcStat(b); err != nil {
-		return r, fmt.Errorf("%s/stat: %w", dir, err)
-	}
-	if io, err := os.Open(filepath.Join(dir, "io")); err == nil {
+	r.seconds = d.Seconds()
+	if io, err := os.Open(filepath.Join(string(root), strconv.Itoa(pid), "io")); err == nil {
 		r.syscalls, err = parseProcIO(io)
 		r.hasSys = err == nil
 		io.Close()

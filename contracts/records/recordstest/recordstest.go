@@ -6,11 +6,9 @@ package recordstest
 
 import (
 	"context"
-	"fmt"
 	"net"
 	"net/url"
 	"os"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -18,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"cafe/contracts/brokertest"
+	"cafe/contracts/procstat"
 	"cafe/contracts/records"
 )
 
@@ -152,7 +151,7 @@ func Named(rawURL, app string) string {
 }
 
 // BackendCPU is the CPU the PostgreSQL backends named app have used
-// (utime+stime of /proc/PID/stat, in clock ticks of 10 ms).
+// (utime+stime of /proc/PID/stat, procstat).
 func BackendCPU(b testing.TB, db, app string) time.Duration {
 	b.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -165,19 +164,15 @@ func BackendCPU(b testing.TB, db, app string) time.Duration {
 	if err != nil {
 		b.Fatal(err)
 	}
-	var ticks int64
+	var cpu time.Duration
 	for _, pid := range pids {
-		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		d, err := procstat.CPU("/proc", int(pid))
 		if err != nil {
-			b.Fatalf("PostgreSQL's backend %d: %v (the benchmark reads /proc of a local server)", pid, err)
+			b.Fatalf("PostgreSQL's backend: %v (the benchmark reads /proc of a local server)", err)
 		}
-		// Fields after the command name (in parentheses, which may hold spaces).
-		f := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+2:]))
-		ut, _ := strconv.ParseInt(f[11], 10, 64)
-		st, _ := strconv.ParseInt(f[12], 10, 64)
-		ticks += ut + st
+		cpu += d
 	}
-	return time.Duration(ticks) * 10 * time.Millisecond
+	return cpu
 }
 
 // WAL is the server's write-ahead log position, in bytes: the difference
