@@ -19,6 +19,7 @@ import (
 	"cafe/contracts/amqplink"
 	"cafe/contracts/brokertest"
 	"cafe/contracts/identity"
+	"cafe/contracts/records"
 	"cafe/contracts/records/recordstest"
 )
 
@@ -94,7 +95,7 @@ func benchLedger(b *testing.B, batchSize int) {
 	wal := recordstest.WAL(b, db) - walStart
 	stop()
 
-	rows, bytes := recordstest.Footprint(b, db)
+	rows, bytes := footprint(b, store)
 	per := func(v float64) float64 { return v / float64(n) }
 	b.ReportMetric(per(float64(pg.Microseconds()))/1000, "pg-cpu-ms/cmd")
 	b.ReportMetric(per(float64(cpu.Microseconds()))/1000, "ledger-cpu-ms/cmd")
@@ -229,4 +230,17 @@ func histogramCount(b *testing.B, reg *prometheus.Registry, name string) float64
 		}
 	}
 	return 0
+}
+
+// footprint is the rows and bytes of the ledger's tables, as cafe bench
+// reads them (records.Store.Footprint).
+func footprint(b *testing.B, store *records.Store) (rows, bytes int64) {
+	b.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	fp, err := store.Footprint(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return fp.Commands, fp.Bytes
 }

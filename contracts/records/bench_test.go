@@ -68,7 +68,11 @@ func benchWrite(b *testing.B, size int) {
 	if got := recordstest.Count(b, db, "SELECT count(*) FROM cafe_commands WHERE status = 4 AND done_seq IS NOT NULL"); got != b.N {
 		b.Fatalf("%d commands delivered with a result, want %d", got, b.N)
 	}
-	rows, bytes := recordstest.Footprint(b, db)
+	fp, err := s.Footprint(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	rows, bytes := fp.Commands, fp.Bytes
 	per := func(v float64) float64 { return v / float64(b.N) }
 	b.ReportMetric(per(float64(pg.Microseconds()))/1000, "pg-cpu-ms/cmd")
 	b.ReportMetric(per(float64(writes)), "batches/cmd")

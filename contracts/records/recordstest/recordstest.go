@@ -182,30 +182,3 @@ func WAL(b testing.TB, db string) int64 {
 	b.Helper()
 	return int64(Count(b, db, "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint"))
 }
-
-// Footprint is the rows and bytes of the schema's tables (all but the
-// schema version), as pg_total_relation_size reads them.
-func Footprint(b testing.TB, db string) (rows, bytes int64) {
-	b.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	conn := Conn(b, db)
-	r, err := conn.Query(ctx, `SELECT c.relname FROM pg_class c JOIN pg_namespace s ON s.oid = c.relnamespace
-		WHERE s.nspname = current_schema() AND c.relkind = 'r' AND c.relname <> 'cafe_schema_version'`)
-	if err != nil {
-		b.Fatal(err)
-	}
-	tables, err := pgx.CollectRows(r, pgx.RowTo[string])
-	if err != nil {
-		b.Fatal(err)
-	}
-	for _, t := range tables {
-		var n, size int64
-		id := pgx.Identifier{t}.Sanitize()
-		if err := conn.QueryRow(ctx, "SELECT count(*), pg_total_relation_size($1::regclass) FROM "+id, id).Scan(&n, &size); err != nil {
-			b.Fatal(err)
-		}
-		rows, bytes = rows+n, bytes+size
-	}
-	return rows, bytes
-}
