@@ -10,7 +10,8 @@
 //	               (migration 2), its history (event id → [kind, at in
 //	               µs, outcome]; migration 3), recorded_at (its first
 //	               event: retention counts from it; migration 4, which
-//	               also sets fillfactor 80 so most updates are HOT), and
+//	               also sets fillfactor 80 so that an update setting no
+//	               result can be HOT), and
 //	               once done its result (the exact bytes the app gets over
 //	               MQTT), outcome, done_at and done_seq
 //	cafe_events    a view: one row per event of the histories (event id,
