@@ -13,7 +13,8 @@
 // (contracts.CommandMeta, contracts.HeaderMeta) and a fresh command id as
 // message id. For each command RabbitMQ nacked or returned, a
 // fire-and-forget "refused" event for the ledger (notices.go, refusal), so
-// that the copy the events queue took of it does not hold its id pending.
+// that the copy the events queue took of it does not hold its id pending;
+// none without a ledger (UseRefusals not called: cafe up --ledgers 0).
 //
 // Answers:
 //

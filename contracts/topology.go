@@ -11,20 +11,22 @@ import "errors"
 //	                                    └───────────▶ {prefix}.dead.notify  quorum queue (the caller tells apps)
 //	{prefix}.events    fanout exchange ──────────────▶ {prefix}.events   quorum queue (the ledger's)
 //
-// The events queue is also bound to the commands exchange ("command"), the
-// results exchange ("result") and the dead-letter exchange, so RabbitMQ
-// itself copies every accepted command, every result and every dead letter
-// into it: no role publishes anything extra for those. Only the facts no
-// existing message carries are published, fire and forget (see
-// EventKind): to the events exchange a barista's "sent" (the device has
-// the command) and a caller's "delivered" (Mosquitto took the result);
-// to the commands exchange with key "refused" (bound to the events queue
-// only) the cashier's "refused" (RabbitMQ did not take a command, whose
-// copy the events queue may have taken all the same); many to a message
-// (see EventBatch). A topology declared before the "refused" binding
-// existed drops the refusals (unroutable, not mandatory) until it is
-// declared again (`cafe topology`): binding adds to a queue, its
-// arguments unchanged.
+// The events queue has five bindings: the events exchange (above), the
+// commands exchange twice ("command", and "refused", which no other queue
+// is bound with), the results exchange ("result") and the dead-letter
+// exchange. So RabbitMQ itself copies every accepted command, every result
+// and every dead letter into it: no role publishes anything extra for
+// those. Only the facts no existing message carries are published, fire
+// and forget (see EventKind), many to a message (see EventBatch): to the
+// events exchange a barista's "sent" (the device has the command) and a
+// caller's "delivered" (Mosquitto took the result); to the commands
+// exchange with key "refused" the cashier's "refused" (RabbitMQ did not
+// take a command, whose copy the events queue may have taken all the
+// same). An Unrecorded topology declares the events queue with none of
+// the five, and nothing is posted. A topology declared before the
+// "refused" binding existed drops the refusals (unroutable, not
+// mandatory) until it is declared again (`cafe topology`): binding adds
+// to a queue, its arguments unchanged.
 //
 // The events queue carries
 //

@@ -16,11 +16,12 @@ type Config struct {
 	BatchSize  int           // SettingBatchSize: events written in one transaction (also the prefetch); a delivery's events are never split, so a batch may go over it by one delivery's
 	BatchWait  time.Duration // SettingBatchWait: how long the first event of a batch waits for others
 	Grace      time.Duration // SettingGrace: on shutdown, time to write the batch in hand
-	RetryEvery time.Duration // how long to wait before writing a refused batch again
-	// WriteTimeout bounds one attempt to write a batch: a server that
-	// accepts and never answers (hung, or gone without closing its
-	// connections) fails the attempt, counted and tried again, instead of
-	// holding the batch, healthy in name, until TCP gives up.
+	RetryEvery time.Duration // how long to wait before writing a refused batch again (1 s; not a setting)
+	// WriteTimeout (30 s; not a setting) bounds one attempt to write a
+	// batch: a server that accepts and never answers (hung, or gone
+	// without closing its connections) fails the attempt, counted and
+	// tried again, instead of holding the batch, healthy in name, until
+	// TCP gives up.
 	WriteTimeout time.Duration
 	// CommandPublishers are the AMQP users a dead-lettered command must
 	// come from for its -32005 notice to be recorded as its result (the

@@ -23,14 +23,16 @@
 //
 //   - not an event (no valid command id, unknown exchange or kind, a kind
 //     its route does not carry, a refusal from who may not publish
-//     commands, bad headers, a batch with one bad event): Poison; the events queue has no dead-letter exchange, so
-//     it is dropped, logged and counted (cafe_ledger_events_total{kind="invalid"});
+//     commands, bad headers, a batch with one bad event): Poison; the
+//     events queue has no dead-letter exchange, so it is dropped, logged
+//     and counted (cafe_ledger_events_total{kind="invalid"});
 //   - nothing to record (a dead letter of no app): Done;
 //   - otherwise the event joins a batch (Config.BatchSize, or what arrives
 //     within Config.BatchWait), and is acked only once that batch has
 //     committed. A batch PostgreSQL refuses, or does not commit within
 //     Config.WriteTimeout (30 s: a hung server, or one gone without closing
-//     its connections), is written again every second, holding its
+//     its connections), is written again every Config.RetryEvery (1 s;
+//     neither is a setting), holding its
 //     messages, so with PostgreSQL down nothing is acked and the events
 //     wait in RabbitMQ; the ledger catches up when it returns.
 //     On shutdown what is not committed within Config.Grace is handed back.

@@ -49,7 +49,9 @@ func upCommand() *cobra.Command {
 		Short: "Run the whole pipeline on this machine: cashier, barista, caller and ledger in one process",
 		Long: `up runs cafe's main job in one process against the configured brokers: the
 cashier (HTTP on CAFE_HTTP_ADDR), a barista, a caller and a ledger (PostgreSQL
-at CAFE_POSTGRES_URL; --ledgers 0 for none), with --devices N a fleet of N
+at CAFE_POSTGRES_URL; --ledgers 0 for none: the events queue is then declared
+unbound, nothing is copied or posted to it, and the cashier keeps no
+records), with --devices N a fleet of N
 simulated devices, and the web console on CAFE_CONSOLE_ADDR (127.0.0.1:8081;
 log in with a token from cafe operators add). It stops cleanly on Ctrl-C or SIGTERM; SIGHUP
 reloads the client registry.
@@ -69,7 +71,7 @@ device and prints its token with ready-to-paste curl and mosquitto_sub lines.`,
 	s.caller.Register(f)
 	s.brokers.RegisterPostgres(f)
 	s.ledger.Register(f)
-	f.Int(&s.ledgers, cli.Setting("ledgers", "CAFE_LEDGERS"), 1, "ledgers to run in the same process (0: none; commands then have no records over HTTP)")
+	f.Int(&s.ledgers, cli.Setting("ledgers", "CAFE_LEDGERS"), 1, "ledgers to run in the same process (0: none; the events queue then gets no copies, events or refusals, and the cashier keeps no records: no duplicate-id lookup, GET /v1/commands answers 503)")
 	f.Int(&s.fleet.Count, cli.Setting("devices", "CAFE_DEVICES"), 0, "run this many simulated devices in the same process (0: none)")
 	f.String(&s.fleet.Pattern, cli.Setting("device-pattern", "CAFE_DEVICE_PATTERN"), devicesim.DefaultPattern, "printf pattern of simulated device ids, numbered from 1")
 	f.Duration(&s.fleet.Latency, cli.Setting("device-latency", "CAFE_DEVICE_LATENCY"), 0, "simulated devices wait this long before replying")

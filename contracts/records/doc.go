@@ -6,15 +6,18 @@
 // # Schema (migrations run by the ledger at start, Migrate)
 //
 //	cafe_commands  one row per command (its command id, the repeat key):
-//	               client, device, the app's id token, status, refused_at,
-//	               recorded_at (its first event: retention counts from it),
-//	               its history (event id → [kind, at in µs, outcome]), and
+//	               client, device, the app's id token, status, refused_at
+//	               (migration 2), its history (event id → [kind, at in
+//	               µs, outcome]; migration 3), recorded_at (its first
+//	               event: retention counts from it; migration 4, which
+//	               also sets fillfactor 80 so that an update setting no
+//	               result can be HOT), and
 //	               once done its result (the exact bytes the app gets over
 //	               MQTT), outcome, done_at and done_seq
 //	cafe_events    a view: one row per event of the histories (event id,
 //	               command, kind, at, outcome); a table of its own until
-//	               migration 3, which costs a row and three index entries
-//	               per event
+//	               migration 3 moved it into the rows (a row and three
+//	               index entries per event)
 //	cafe_done_seq  the sequence that orders results as they finished
 //
 // Tables go in the first schema of the connection's search_path, so a test
@@ -25,14 +28,15 @@
 //
 // Every event has an id (the broker's copies: kind and command id; the
 // explicit events: their cafe-event-id), and an event already in its
-// command's history is skipped, so a redelivered batch changes nothing. A command's status only
-// moves forward (queued → sent → done → delivered), whatever order its
-// events arrive in. A refusal (the cashier's: RabbitMQ did not take the
-// command) sets refused_at, whatever the order too: a command still
-// queued with it reads as refused (StatusRefused) and is not pending,
-// and one that went further shows that status. Its first result is its result: a second result
-// for one command (a barista redelivered the command after publishing) is
-// kept in the history but does not replace the first.
+// command's history is skipped, so a redelivered batch changes nothing.
+// A command's status only moves forward (queued → sent → done →
+// delivered), whatever order its events arrive in. A refusal (the
+// cashier's: RabbitMQ did not take the command) sets refused_at, whatever
+// the order too: a command still queued with it reads as refused
+// (StatusRefused) and is not pending, and one that went further shows
+// that status. Its first result is its result: a second result for one
+// command (a barista redelivered the command after publishing) is kept in
+// the history but does not replace the first.
 //
 // Results are numbered from cafe_done_seq when they are written. Each
 // batch that numbers results holds a transaction-level advisory lock, so

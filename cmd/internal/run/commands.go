@@ -92,8 +92,10 @@ letter, the barista's "sent", the caller's "delivered" and the cashier's
 "refused" events) and writes them to PostgreSQL (CAFE_POSTGRES_URL) in
 batches, acking each event only once its batch has committed: with
 PostgreSQL down the events wait in RabbitMQ and the ledger catches up when
-it returns. It creates the database if missing and migrates the schema at
-start, and removes what is older than --ledger-retention in the background. The cashier serves what it wrote
+it returns (a write that does not commit within 30 s is given up and tried
+again every second). It creates the database if missing and migrates the
+schema at start, and removes commands whose first event is older than
+--ledger-retention in the background. The cashier serves what it wrote
 (GET /v1/commands/{id}, GET /v1/results).
 
 Any number of ledgers run side by side. /healthz, /readyz and /metrics listen

@@ -8,7 +8,7 @@ import "cafe/cmd/internal/cli"
 // stacks of every goroutine (some 630 in cafe up: 256 idle workers each
 // for the barista's and the caller's consumers): about 7% of cafe up's CPU
 // at 64 commands in flight. At 200: 6.1–7.6 → 2.7–3.3 cycles per 1000
-// commands and 2–5 MiB more resident (README, "Where a command waits").
+// commands and 1–5 MiB more resident (README, "Where a command waits").
 const gcPercent = 200
 
 // SetGC sets the services' GOGC (gcPercent) unless GOGC is in the
