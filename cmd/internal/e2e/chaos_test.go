@@ -339,38 +339,59 @@ func runScenario(t *testing.T, sc scenario) chaosRow {
 // (a full queue) that the ledger still records as queued: the events
 // queue took their copy though the commands queue refused them, and the
 // cashier's refusal is what marks them refused, freeing their ids. Each
-// id was sent once by the load, so its record is that command's.
+// id was sent once by the load, so its record is that command's. It waits
+// until every such id has a record that is no longer queued (refused, or
+// further: a 503 whose command was taken all the same), so an id the
+// ledger has not written yet is not taken for a non-ghost; what is still
+// queued at the deadline is counted, and an id with no record then fails
+// the test (the copy always reaches the events queue, so it must have one).
 func (c *chaosRun) ghosts(t *testing.T) int {
 	t.Helper()
 	httpc := &http.Client{Timeout: 10 * time.Second}
 	defer httpc.CloseIdleConnections()
 	var ids []string
 	c.refusedIDs.Range(func(k, _ any) bool { ids = append(ids, k.(string)); return true })
-	queued := 0
 	deadline := time.Now().Add(30 * time.Second) // the ledger writes within milliseconds
 	for {
-		queued = 0
+		queued, unknown := 0, 0
 		for _, id := range ids {
-			req, _ := http.NewRequest(http.MethodGet, c.base()+"/v1/commands/"+id, nil)
-			req.Header.Set("Authorization", "Bearer "+c.p.client.token)
-			res, err := httpc.Do(req)
-			if err != nil {
-				continue
-			}
-			var rec struct {
-				Status string `json:"status"`
-			}
-			err = json.NewDecoder(res.Body).Decode(&rec)
-			res.Body.Close()
-			if err == nil && res.StatusCode == http.StatusOK && rec.Status == "queued" {
+			switch c.recordStatus(httpc, id) {
+			case "queued":
 				queued++
+			case "":
+				unknown++
 			}
 		}
-		if queued == 0 || time.Now().After(deadline) {
+		if queued+unknown == 0 {
+			return 0
+		}
+		if time.Now().After(deadline) {
+			if unknown > 0 {
+				t.Errorf("%d of %d refused commands have no record after 30s", unknown, len(ids))
+			}
 			return queued
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
+}
+
+// recordStatus is the status GET /v1/commands/{id} gives, or "" when it
+// gives none (no record yet, or an error).
+func (c *chaosRun) recordStatus(httpc *http.Client, id string) string {
+	req, _ := http.NewRequest(http.MethodGet, c.base()+"/v1/commands/"+id, nil)
+	req.Header.Set("Authorization", "Bearer "+c.p.client.token)
+	res, err := httpc.Do(req)
+	if err != nil {
+		return ""
+	}
+	defer res.Body.Close()
+	var rec struct {
+		Status string `json:"status"`
+	}
+	if res.StatusCode != http.StatusOK || json.NewDecoder(res.Body).Decode(&rec) != nil {
+		return ""
+	}
+	return rec.Status
 }
 
 // count fills the row's counts: of the accepted ids, those with a result
