@@ -68,6 +68,10 @@ echo '198.18.0.1 cafe-mqtt-core' >>/etc/hosts
 	h.sh.WriteString("wait $R || true\necho command on the edge: $(cat $T/command)\necho reply on the core: $(cat $T/reply)\n")
 	// The bridge's own state on the core, which only its cafe-bridge login may write.
 	fmt.Fprintf(&h.sh, "echo bridge state on the core: $(%s)\n", sub("", "cafe-admin", admin, "cafe/bridges/cafe-mqtt-edge-0", 1))
+	// Each pod's reconciler marks the end of its one round: wait (up to
+	// 30 s) for both, or a loaded machine ends the test before the edge's
+	// round has printed "ok" (seen once in CI).
+	h.sh.WriteString("for i in $(seq 300); do [ -e $T/cafe-mqtt-core.reconciled ] && [ -e $T/cafe-mqtt-edge.reconciled ] && break; sleep 0.1; done\n")
 	out := h.run(t)
 	for _, want := range []string{
 		"core admin: mosquitto version 2.0", "wrong password: refused",
@@ -126,7 +130,7 @@ func (h *host) pod(t *testing.T, f fixture, sts k8s.Object) string {
 	run(broker, "mosquitto "+strings.Join(words(broker["args"]), " ")+" &")
 	fmt.Fprintf(&sh, "echo $! >$T/%s.pid\n", sts.Name())
 	reconciler := container(t, sts, "broker-auth")
-	run(reconciler, strings.Join(words(reconciler["command"]), " ")+" --once >/dev/null && echo "+sts.Name()+" reconciler: ok")
+	run(reconciler, strings.Join(words(reconciler["command"]), " ")+" --once >/dev/null && echo "+sts.Name()+" reconciler: ok; touch $T/"+sts.Name()+".reconciled")
 	sh.WriteString("wait\n")
 	script := filepath.Join(h.dir, sts.Name()+".sh")
 	if err := os.WriteFile(script, []byte(sh.String()), 0o700); err != nil {
