@@ -233,7 +233,10 @@ func (s *service) waitReady(t testing.TB) {
 			if s.exited() {
 				return true
 			}
-			ready = getURL(s.base()+"/readyz") == http.StatusOK
+			// The answer must come from this process: another may have
+			// taken the port between freeAddr and this one's listen (its
+			// health server then answers 200, and this one exits).
+			ready = getURL(s.base()+"/readyz") == http.StatusOK && listensOn(s.cmd.Process.Pid, s.addr)
 			return ready
 		})
 		if ready {
@@ -313,6 +316,42 @@ func (s *service) sample(t testing.TB, series string) (float64, bool) {
 		t.Fatalf("scrape %s: %v", s.name, err)
 	}
 	return 0, false
+}
+
+// listensOn reports whether process pid holds the listening TCP socket
+// of addr (127.0.0.1:port): /proc/net/tcp names the socket's inode, and
+// one of the process's file descriptors must be that socket.
+func listensOn(pid int, addr string) bool {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil {
+		return false
+	}
+	table, err := os.ReadFile("/proc/net/tcp")
+	if err != nil {
+		return false
+	}
+	local := fmt.Sprintf("0100007F:%04X", n) // 127.0.0.1, as /proc/net/tcp writes it
+	inode := ""
+	for _, line := range strings.Split(string(table), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 9 && f[1] == local && f[3] == "0A" { // 0A: LISTEN
+			inode = f[9]
+		}
+	}
+	if inode == "" {
+		return false
+	}
+	fds, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	for _, fd := range fds {
+		if link, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name())); err == nil && link == "socket:["+inode+"]" {
+			return true
+		}
+	}
+	return false
 }
 
 // freeAddr returns a local address whose port was free a moment ago.
