@@ -120,6 +120,7 @@ type dupLookups struct {
 	breaker *gobreaker.CircuitBreaker[[]records.ClientMsg]
 	pairs   prometheus.Histogram // ids per query sent
 	slots   int                  // dupInFlight; tests change it
+	budget  time.Duration        // duplicateBudget; tests change it
 
 	mu      sync.Mutex
 	flying  int        // queries in flight, at most slots
@@ -136,13 +137,13 @@ type dupCall struct {
 }
 
 func newDupLookups(find func(context.Context, []records.ClientMsg) ([]records.ClientMsg, error), pairs prometheus.Histogram) *dupLookups {
-	return &dupLookups{find: find, breaker: newDupBreaker(), pairs: pairs, slots: dupInFlight}
+	return &dupLookups{find: find, breaker: newDupBreaker(), pairs: pairs, slots: dupInFlight, budget: duplicateBudget}
 }
 
 // check returns which of ids (all of one app) are pending, or the
 // breaker's error, or why it got no answer in time.
 func (d *dupLookups) check(ctx context.Context, ids []records.ClientMsg) ([]string, error) {
-	ctx, cancel := context.WithTimeout(ctx, duplicateBudget)
+	ctx, cancel := context.WithTimeout(ctx, d.budget)
 	defer cancel()
 	c := &dupCall{ids: ids}
 	d.mu.Lock()
@@ -225,7 +226,7 @@ func (d *dupLookups) flush(batch []*dupCall) {
 		for _, c := range batch {
 			pairs = append(pairs, c.ids...)
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), duplicateBudget)
+		ctx, cancel := context.WithTimeout(context.Background(), d.budget)
 		pending, err := d.query(ctx, pairs)
 		cancel()
 		for _, c := range batch {

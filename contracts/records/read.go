@@ -159,11 +159,22 @@ type ClientMsg struct {
 // arrived while its previous lookup ran (cashier/duplicates.go): the
 // query's fixed cost (a round trip, the executor's start, the system
 // calls on both sides), which is most of a lookup's, is paid once for all
-// of them; each pair is an index probe of cafe_commands_by_id.
+// of them; each pair is an index probe of cafe_commands_by_id. Pairs all
+// of one app (a lone submission's) take Pending's query.
 func (s *Store) PendingAmong(ctx context.Context, pairs []ClientMsg) ([]ClientMsg, error) {
 	clients, ids := make([]string, len(pairs)), make([]string, len(pairs))
+	one := true // all of one app: Pending's query
 	for i, p := range pairs {
 		clients[i], ids[i] = p.Client, p.MsgID
+		one = one && p.Client == pairs[0].Client
+	}
+	if one && len(pairs) > 0 {
+		found, err := s.Pending(ctx, pairs[0].Client, ids)
+		pending := make([]ClientMsg, len(found))
+		for i, id := range found {
+			pending[i] = ClientMsg{Client: pairs[0].Client, MsgID: id}
+		}
+		return pending, err
 	}
 	var pending []ClientMsg
 	err := s.do(ctx, func(conn *pgxpool.Conn) error {

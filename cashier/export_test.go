@@ -1,0 +1,15 @@
+package cashier
+
+import "time"
+
+// TuneDuplicates sets how many duplicate-check queries s may have in
+// flight and how long a submission waits for one (dupInFlight and
+// duplicateBudget unless told), for tests and benchmarks. Call it after
+// UseRecords, before the first submission.
+// A slots of 0 keeps dupInFlight.
+func TuneDuplicates(s *Server, slots int, budget time.Duration) {
+	if slots > 0 {
+		s.dups.slots = slots
+	}
+	s.dups.budget = budget
+}
