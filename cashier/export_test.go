@@ -13,3 +13,12 @@ func TuneDuplicates(s *Server, slots int, budget time.Duration) {
 	}
 	s.dups.budget = budget
 }
+
+// DupQueued is how many submissions wait for a duplicate-check query
+// (queued while every slot was taken), those that gave up included until
+// the next query is formed.
+func DupQueued(s *Server) int {
+	s.dups.mu.Lock()
+	defer s.dups.mu.Unlock()
+	return len(s.dups.waiting)
+}
