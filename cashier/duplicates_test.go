@@ -200,10 +200,10 @@ func TestConcurrentChecksShareQueries(t *testing.T) {
 	if queries >= n || pairs != n {
 		t.Fatalf("%d queries of %d pairs for %d submissions, want fewer queries, every pair once", queries, pairs, n)
 	}
-	if got := unlabelled(t, s, "cafe_cashier_duplicate_lookup_pairs_count"); got != fmt.Sprint(queries) {
+	if got := metric(t, s, "cafe_cashier_duplicate_lookup_pairs_count"); got != fmt.Sprint(queries) {
 		t.Errorf("cafe_cashier_duplicate_lookup_pairs_count %s, want %d", got, queries)
 	}
-	if got := unlabelled(t, s, "cafe_cashier_duplicate_lookup_pairs_sum"); got != fmt.Sprint(n) {
+	if got := metric(t, s, "cafe_cashier_duplicate_lookup_pairs_sum"); got != fmt.Sprint(n) {
 		t.Errorf("cafe_cashier_duplicate_lookup_pairs_sum %s, want %d", got, n)
 	}
 }
@@ -256,17 +256,4 @@ func TestCheckGivesUpOnASlowQuery(t *testing.T) {
 	if got := labelled(t, s, "cafe_cashier_duplicate_checks_total", `result="skipped"`); got != "2" {
 		t.Errorf("checks skipped: %s, want 2", got)
 	}
-}
-
-// unlabelled is the value of a metric without labels on s's /metrics.
-func unlabelled(t *testing.T, s *cashier.Server, name string) string {
-	t.Helper()
-	w := httptest.NewRecorder()
-	s.Handler().ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/metrics", nil))
-	for line := range strings.Lines(w.Body.String()) {
-		if v, ok := strings.CutPrefix(line, name+" "); ok {
-			return strings.TrimSpace(v)
-		}
-	}
-	return "0"
 }

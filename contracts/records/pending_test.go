@@ -29,9 +29,9 @@ func TestPendingAmongKeepsAppsApart(t *testing.T) {
 	}
 	a7, b7, b8, a9 := contracts.NewCommandID(), contracts.NewCommandID(), contracts.NewCommandID(), contracts.NewCommandID()
 	if err := s.Write(ctx, []records.Event{
-		of("app-1", contracts.EventAccepted, a7, 7), // pending
+		of("app-1", contracts.EventAccepted, a7, 7),                                          // pending
 		of("app-2", contracts.EventAccepted, b7, 7), of("app-2", contracts.EventDone, b7, 7), // done
-		of("app-2", contracts.EventAccepted, b8, 8), // pending
+		of("app-2", contracts.EventAccepted, b8, 8),                                             // pending
 		of("app-1", contracts.EventAccepted, a9, 9), of("app-1", contracts.EventRefused, a9, 9), // refused
 	}); err != nil {
 		t.Fatal(err)
