@@ -31,7 +31,10 @@ const (
 
 // Coalescing (see dupLookups): at most dupInFlight queries in flight per
 // cashier, and at most dupBatchPairs ids in one query (a submission with
-// more, up to MaxBatchLimit, goes alone).
+// more, up to MaxBatchLimit, goes alone). One in flight against two: 0.005
+// against 0.013 ms of PostgreSQL CPU a check at 64 submitters, 0.023
+// against 0.033 at 16, about the same wall time (BenchmarkDuplicateCheck,
+// docs/perf/duplicate-lookups.txt).
 const (
 	dupInFlight   = 1
 	dupBatchPairs = 512
