@@ -20,12 +20,14 @@ import (
 type Records interface {
 	Command(ctx context.Context, client, msgID string) (*records.Command, error)
 	Results(ctx context.Context, client string, seq int64, since time.Time, limit int) ([]records.Result, error)
-	Pending(ctx context.Context, client string, msgIDs []string) ([]string, error)
+	PendingAmong(ctx context.Context, pairs []records.ClientMsg) ([]records.ClientMsg, error)
 }
 
 // UseRecords gives the cashier the ledger's database; without it GET
 // /v1/commands/{id} and GET /v1/results answer 503. Call it before Run.
-func (s *Server) UseRecords(r Records) { s.records, s.dupBreaker = r, newDupBreaker() }
+func (s *Server) UseRecords(r Records) {
+	s.records, s.dups = r, newDupLookups(r.PendingAmong, s.m.dupPairs)
+}
 
 // Limits of the records API.
 const (

@@ -12,7 +12,6 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/sony/gobreaker/v2"
 	"golang.org/x/time/rate"
 
 	"cafe/contracts"
@@ -29,10 +28,10 @@ type Server struct {
 	top contracts.Topology
 	m   *metrics
 
-	records    Records                             // the ledger's database; nil: the records API answers 503
-	dupBreaker *gobreaker.CircuitBreaker[[]string] // in front of records.Pending (duplicates.go)
-	notices    Poster                              // status notices; nil: none
-	refusals   *contracts.EventBatcher             // refused events for the ledger; nil: none
+	records  Records                 // the ledger's database; nil: the records API answers 503
+	dups     *dupLookups             // the duplicate check's queries to records (duplicates.go)
+	notices  Poster                  // status notices; nil: none
+	refusals *contracts.EventBatcher // refused events for the ledger; nil: none
 
 	dir         atomic.Pointer[directory]
 	draining    atomic.Bool

@@ -145,6 +145,53 @@ func (s *Store) Pending(ctx context.Context, client string, msgIDs []string) ([]
 	return pending, nil
 }
 
+// ClientMsg is one app's id token: the key of the ids PendingAmong looks up.
+type ClientMsg struct {
+	Client string
+	MsgID  string
+}
+
+// PendingAmong is Pending for the ids of several apps in one query: which
+// of pairs have a command not done yet (and not refused), each pair once,
+// in no particular order. A pair is matched on both its app and its id,
+// so two apps that use the same id never see each other's commands. The
+// cashier's duplicate check sends the pairs of the submissions that
+// arrived while its previous lookup ran (cashier/duplicates.go): the
+// query's fixed cost (a round trip, the executor's start, the system
+// calls on both sides), which is most of a lookup's, is paid once for all
+// of them; each pair is an index probe of cafe_commands_by_id. Pairs all
+// of one app (a lone submission's) take Pending's query.
+func (s *Store) PendingAmong(ctx context.Context, pairs []ClientMsg) ([]ClientMsg, error) {
+	clients, ids := make([]string, len(pairs)), make([]string, len(pairs))
+	one := true // all of one app: Pending's query
+	for i, p := range pairs {
+		clients[i], ids[i] = p.Client, p.MsgID
+		one = one && p.Client == pairs[0].Client
+	}
+	if one && len(pairs) > 0 {
+		found, err := s.Pending(ctx, pairs[0].Client, ids)
+		pending := make([]ClientMsg, len(found))
+		for i, id := range found {
+			pending[i] = ClientMsg{Client: pairs[0].Client, MsgID: id}
+		}
+		return pending, err
+	}
+	var pending []ClientMsg
+	err := s.do(ctx, func(conn *pgxpool.Conn) error {
+		rows, err := conn.Query(ctx, `SELECT q.client_id, q.msg_id FROM (SELECT DISTINCT * FROM unnest($1::text[], $2::text[])) AS q (client_id, msg_id)
+		WHERE EXISTS (SELECT FROM cafe_commands c WHERE c.client_id = q.client_id AND c.msg_id = q.msg_id
+			AND c.status < $3 AND NOT (c.status = $4 AND c.refused_at IS NOT NULL))`, clients, ids, int16(StatusDone), int16(StatusQueued))
+		if err == nil {
+			pending, err = pgx.CollectRows(rows, pgx.RowToStructByPos[ClientMsg])
+		}
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("ledger read: %w", err)
+	}
+	return pending, nil
+}
+
 // Result is one finished command, as GET /v1/results lists it.
 type Result struct {
 	Seq       int64
