@@ -136,7 +136,7 @@ func spread(n, chunk int) []records.Event {
 // So a command's row is inserted by one batch and updated by one to three
 // later ones.
 const (
-	pipelineCommands = 10 // commands accepted per batch: about 40 events a batch
+	pipelineCommands = 10   // commands accepted per batch: about 40 events a batch
 	pipelineMinute   = 3000 // batches in a minute of the pipeline: how often the ledger's janitor runs
 )
 
@@ -175,7 +175,8 @@ func pipeline(n int) [][]records.Event {
 // benchPipeline writes b.N commands' events batch by batch as Pipeline
 // describes, into a schema of its own on srv, running the ledger's
 // janitor (Store.Tidy) every pipelineMinute batches. Per command it
-// reports the CPU of the store's backend (with the janitor's), the
+// reports the CPU of the store's backend (with the janitor's, and the
+// janitor's alone: tidy-cpu-ms), the
 // write-ahead log (srv has no other writer) and its full-page images,
 // the rows' bytes and the dead rows left; and the share of the row
 // updates that were HOT (no index touched).
@@ -200,15 +201,18 @@ func benchPipeline(b *testing.B, srv *recordstest.Server) {
 	}
 	pgStart := recordstest.BackendCPU(b, db, app)
 	walStart, fpiStart := recordstest.WAL(b, db), recordstest.Count(b, db, "SELECT wal_fpi::int FROM pg_stat_wal")
+	var tidy time.Duration
 	b.ResetTimer()
 	for k, batch := range batches {
 		if err := s.Write(ctx, batch); err != nil {
 			b.Fatal(err)
 		}
 		if (k+1)%pipelineMinute == 0 {
-			if err := s.Tidy(ctx); err != nil {
+			before := recordstest.BackendCPU(b, db, app)
+			if _, err := s.Tidy(ctx); err != nil {
 				b.Fatal(err)
 			}
+			tidy += recordstest.BackendCPU(b, db, app) - before
 		}
 	}
 	b.StopTimer()
@@ -232,6 +236,7 @@ func benchPipeline(b *testing.B, srv *recordstest.Server) {
 	dead = recordstest.Count(b, db, "SELECT n_dead_tup::int FROM pg_stat_user_tables WHERE relid = 'cafe_commands'::regclass")
 	per := func(v float64) float64 { return v / float64(b.N) }
 	b.ReportMetric(per(float64(pg.Microseconds()))/1000, "pg-cpu-ms/cmd")
+	b.ReportMetric(per(float64(tidy.Microseconds()))/1000, "tidy-cpu-ms/cmd")
 	b.ReportMetric(float64(events)/float64(len(batches)), "events/batch")
 	b.ReportMetric(per(float64(wal)), "wal-bytes/cmd")
 	b.ReportMetric(per(float64(fpi)), "fpi/cmd")
