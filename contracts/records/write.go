@@ -278,12 +278,6 @@ const tidyDue = `SELECT c.relname::text,
 	AND (current_setting('autovacuum') = 'off' OR 'autovacuum_enabled=false' = ANY(coalesce(c.reloptions, '{}')))
 	ORDER BY 1`
 
-// tidyAnalyze is the columns of a table whose statistics Tidy renews
-// (all, when none is listed): the keys the reads look rows up by, not
-// the wide ones (history, result), whose statistics cost the most and
-// serve no plan.
-var tidyAnalyze = map[string]string{"cafe_commands": " (client_id, msg_id, recorded_at)"}
-
 // Tidy does for the ledger's tables what autovacuum would, where it is
 // off (as on the machines cafe's CI runs on): a row that an update
 // replaced or retention deleted stays dead, in the table and in its
@@ -291,8 +285,9 @@ var tidyAnalyze = map[string]string{"cafe_commands": " (client_id, msg_id, recor
 // only grow; and a table never analysed has no statistics for the
 // planner. Tidy runs VACUUM, ANALYZE or both on each table due them
 // (tidyDue) and returns what it ran; with autovacuum on it does nothing.
-// It analyses only the columns of tidyAnalyze: the wide ones cost six
-// times the vacuum in BenchmarkWrite/pipeline and serve no plan. The
+// ANALYZE skips the wide columns (history and result: statistics target
+// 0 since migration 5), which cost it six times the vacuum in
+// BenchmarkWrite/pipeline and serve no plan. The
 // ledger's janitor calls it after each round of retention. It needs the
 // counts of track_counts (on by default) and the tables' ownership (the
 // ledger made them: VACUUM skips, with a warning, a table of another's).
@@ -321,11 +316,11 @@ func (s *Store) Tidy(ctx context.Context) ([]string, error) {
 			var sql string
 			switch {
 			case d.vacuum && d.analyze:
-				sql = "VACUUM (ANALYZE) " + name + tidyAnalyze[d.table]
+				sql = "VACUUM (ANALYZE) " + name
 			case d.vacuum:
 				sql = "VACUUM " + name
 			case d.analyze:
-				sql = "ANALYZE " + name + tidyAnalyze[d.table]
+				sql = "ANALYZE " + name
 			default:
 				continue
 			}
