@@ -288,12 +288,7 @@ func TestMigrationKeepsEveryAnswer(t *testing.T) {
 	if got := recordstest.Count(t, db, "SELECT count(*) FROM cafe_commands WHERE recorded_at IS DISTINCT FROM updated_at"); got != 0 {
 		t.Errorf("%d commands recorded before migration 4 count their retention from another time than their last event", got)
 	}
-	after := snapshot(t, s, nil, n)
-	for k, want := range before {
-		if after[k] != want {
-			t.Errorf("%s after the migration:\n%s\nwant\n%s", k, after[k], want)
-		}
-	}
+	sameAnswers(t, "after the migration", before, snapshot(t, s, nil, n))
 	if got := recordstest.Count(t, db, "SELECT count(*) FROM cafe_events"); got != events {
 		t.Errorf("cafe_events shows %d events, want the %d of the commands kept (not the orphan)", got, events)
 	}
@@ -304,16 +299,28 @@ func TestMigrationKeepsEveryAnswer(t *testing.T) {
 	}
 
 	// A redelivery of everything, now written by the new statements.
-	for _, e := range evs {
-		e.At = e.At.Add(time.Hour) // a copy read again gets a new time; its id is what counts
-		if err := s.Write(context.Background(), []records.Event{e}); err != nil {
-			t.Fatal(err)
+	writeAgain(t, s, evs)
+	sameAnswers(t, "after the events were written again", before, snapshot(t, s, nil, n))
+}
+
+// sameAnswers fails the test for every answer of got not what it was in want.
+func sameAnswers(t *testing.T, when string, want, got map[string]string) {
+	t.Helper()
+	for k, w := range want {
+		if got[k] != w {
+			t.Errorf("%s %s:\n%s\nwant\n%s", k, when, got[k], w)
 		}
 	}
-	again := snapshot(t, s, nil, n)
-	for k, want := range before {
-		if again[k] != want {
-			t.Errorf("%s after the events were written again:\n%s\nwant\n%s", k, again[k], want)
+}
+
+// writeAgain writes every event again, one batch each, an hour later (a
+// copy read again gets a new time; its id is what counts).
+func writeAgain(t *testing.T, s *records.Store, evs []records.Event) {
+	t.Helper()
+	for _, e := range evs {
+		e.At = e.At.Add(time.Hour)
+		if err := s.Write(context.Background(), []records.Event{e}); err != nil {
+			t.Fatal(err)
 		}
 	}
 }

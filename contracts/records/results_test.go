@@ -32,12 +32,7 @@ func TestMigration5KeepsEveryAnswer(t *testing.T) {
 	if got := recordstest.Count(t, db, "SELECT max(version) FROM cafe_schema_version"); got != 5 {
 		t.Fatalf("schema version %d, want 5", got)
 	}
-	after := snapshot(t, s, nil, n)
-	for k, want := range before {
-		if after[k] != want {
-			t.Errorf("%s after migration 5:\n%s\nwant\n%s", k, after[k], want)
-		}
-	}
+	sameAnswers(t, "after migration 5", before, snapshot(t, s, nil, n))
 	if got := recordstest.Count(t, db, `SELECT count(*) FROM cafe_results r JOIN cafe_commands c USING (command_id)
 		WHERE r.client_id = c.client_id AND r.done_seq = c.done_seq AND r.done_at = c.done_at`); got != numbered || numbered == 0 {
 		t.Errorf("%d results in cafe_results matching their commands, want the %d numbered (and some)", got, numbered)
@@ -46,18 +41,8 @@ func TestMigration5KeepsEveryAnswer(t *testing.T) {
 		t.Errorf("%d indexes of cafe_commands still on done_seq, want none", got)
 	}
 	// Everything written again by the new statements changes nothing.
-	for _, e := range evs {
-		e.At = e.At.Add(time.Hour)
-		if err := s.Write(ctx, []records.Event{e}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	again := snapshot(t, s, nil, n)
-	for k, want := range before {
-		if again[k] != want {
-			t.Errorf("%s after the events were written again:\n%s\nwant\n%s", k, again[k], want)
-		}
-	}
+	writeAgain(t, s, evs)
+	sameAnswers(t, "after the events were written again", before, snapshot(t, s, nil, n))
 	if got := recordstest.Count(t, db, "SELECT count(*) FROM cafe_results"); got != numbered {
 		t.Errorf("%d results after writing everything again, want %d: a second result got a row", got, numbered)
 	}
