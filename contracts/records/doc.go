@@ -11,9 +11,14 @@
 //	               µs, outcome]; migration 3), recorded_at (its first
 //	               event: retention counts from it; migration 4, which
 //	               also sets fillfactor 80 so that an update setting no
-//	               result can be HOT), and
+//	               result can be HOT; migration 5: 50), and
 //	               once done its result (the exact bytes the app gets over
-//	               MQTT), outcome, done_at and done_seq
+//	               MQTT), outcome, done_at and done_seq (indexed by none
+//	               since migration 5, so the update that sets them can be
+//	               HOT too)
+//	cafe_results   one row per result (migration 5; insert-only): client,
+//	               done_seq (the two its primary key, GET /v1/results's
+//	               order and cursor), command id and done_at
 //	cafe_events    a view: one row per event of the histories (event id,
 //	               command, kind, at, outcome); a table of its own until
 //	               migration 3 moved it into the rows (a row and three
@@ -38,11 +43,24 @@
 // command (a barista redelivered the command after publishing) is kept in
 // the history but does not replace the first.
 //
-// Results are numbered from cafe_done_seq when they are written. Each
+// Results are numbered from cafe_done_seq when they are written (the
+// command's done_seq, and its row in cafe_results, in the batch's one
+// statement). Each
 // batch that numbers results holds a transaction-level advisory lock, so
 // batches of several ledgers commit their numbers in order: a reader that
 // sees number n sees every number below it. That is what makes the
 // cursor of GET /v1/results skip nothing and repeat nothing.
+//
+// # Where autovacuum is off
+//
+// A row an update replaced, or retention deleted, is dead until a vacuum
+// reclaims it (from the table and its indexes). Where autovacuum is off
+// (the server's autovacuum, or a table's autovacuum_enabled; the CI
+// machines run so), the ledger's janitor does its work after each round
+// of retention (Tidy): VACUUM a table once its dead rows pass what
+// autovacuum would have waited for, ANALYZE its key columns once enough
+// changed, by autovacuum's own thresholds and the server's settings.
+// With autovacuum on, Tidy does nothing.
 //
 // # Connections across a PostgreSQL restart
 //

@@ -116,10 +116,38 @@ func v1Command(t *testing.T, conn *pgx.Conn, msgID string) *records.Command {
 	return c
 }
 
+// v4Results is Results as it read a schema before migration 5 (the
+// results numbered in cafe_commands).
+func v4Results(t *testing.T, conn *pgx.Conn, seq int64, since time.Time) []records.Result {
+	t.Helper()
+	q := `SELECT done_seq, command_id, device_id, msg_id, outcome, done_at, result FROM cafe_commands
+		WHERE client_id = $1 AND done_seq > $2 ORDER BY done_seq LIMIT $3`
+	args := []any{"app-1", seq, 1000}
+	if seq == 0 && !since.IsZero() {
+		q = `SELECT done_seq, command_id, device_id, msg_id, outcome, done_at, result FROM cafe_commands
+			WHERE client_id = $1 AND done_seq IS NOT NULL AND done_at >= $2 ORDER BY done_seq LIMIT $3`
+		args = []any{"app-1", since, 1000}
+	}
+	rows, err := conn.Query(context.Background(), q, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (records.Result, error) {
+		var res records.Result
+		err := r.Scan(&res.Seq, &res.CommandID, &res.DeviceID, &res.MsgID, &res.Outcome, &res.DoneAt, &res.Body)
+		return res, err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
 // snapshot is everything the read API answers for the app's commands
 // 0…n-1, as JSON: each command (history included), the list of results
-// (after a number and since a time) and what is pending; with v1, the
-// commands are read on it as before migration 3.
+// (from the start, after a number and since a time) and what is
+// pending; with v1, the commands are read on it as before migration 3
+// and the results as before migration 5.
 func snapshot(t *testing.T, s *records.Store, v1 *pgx.Conn, n int) map[string]string {
 	t.Helper()
 	ctx := context.Background()
@@ -140,18 +168,22 @@ func snapshot(t *testing.T, s *records.Store, v1 *pgx.Conn, n int) map[string]st
 		b, _ := json.Marshal(c)
 		out["command "+id] = string(b)
 	}
-	res, err := s.Results(ctx, "app-1", 0, time.Time{}, 1000)
-	if err != nil {
-		t.Fatal(err)
+	results := func(seq int64, since time.Time) []records.Result {
+		if v1 != nil {
+			return v4Results(t, v1, seq, since)
+		}
+		res, err := s.Results(ctx, "app-1", seq, since, 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
 	}
-	b, _ := json.Marshal(res)
+	b, _ := json.Marshal(results(0, time.Time{}))
 	out["results"] = string(b)
-	since, err := s.Results(ctx, "app-1", 0, time.Now().Add(-time.Hour), 1000)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ = json.Marshal(since)
+	b, _ = json.Marshal(results(0, time.Now().Add(-time.Hour)))
 	out["results since"] = string(b)
+	b, _ = json.Marshal(results(int64(n/2), time.Time{}))
+	out["results after half"] = string(b)
 	pending, err := s.Pending(ctx, "app-1", ids)
 	if err != nil {
 		t.Fatal(err)
@@ -256,12 +288,7 @@ func TestMigrationKeepsEveryAnswer(t *testing.T) {
 	if got := recordstest.Count(t, db, "SELECT count(*) FROM cafe_commands WHERE recorded_at IS DISTINCT FROM updated_at"); got != 0 {
 		t.Errorf("%d commands recorded before migration 4 count their retention from another time than their last event", got)
 	}
-	after := snapshot(t, s, nil, n)
-	for k, want := range before {
-		if after[k] != want {
-			t.Errorf("%s after the migration:\n%s\nwant\n%s", k, after[k], want)
-		}
-	}
+	sameAnswers(t, "after the migration", before, snapshot(t, s, nil, n))
 	if got := recordstest.Count(t, db, "SELECT count(*) FROM cafe_events"); got != events {
 		t.Errorf("cafe_events shows %d events, want the %d of the commands kept (not the orphan)", got, events)
 	}
@@ -272,16 +299,28 @@ func TestMigrationKeepsEveryAnswer(t *testing.T) {
 	}
 
 	// A redelivery of everything, now written by the new statements.
-	for _, e := range evs {
-		e.At = e.At.Add(time.Hour) // a copy read again gets a new time; its id is what counts
-		if err := s.Write(context.Background(), []records.Event{e}); err != nil {
-			t.Fatal(err)
+	writeAgain(t, s, evs)
+	sameAnswers(t, "after the events were written again", before, snapshot(t, s, nil, n))
+}
+
+// sameAnswers fails the test for every answer of got not what it was in want.
+func sameAnswers(t *testing.T, when string, want, got map[string]string) {
+	t.Helper()
+	for k, w := range want {
+		if got[k] != w {
+			t.Errorf("%s %s:\n%s\nwant\n%s", k, when, got[k], w)
 		}
 	}
-	again := snapshot(t, s, nil, n)
-	for k, want := range before {
-		if again[k] != want {
-			t.Errorf("%s after the events were written again:\n%s\nwant\n%s", k, again[k], want)
+}
+
+// writeAgain writes every event again, one batch each, an hour later (a
+// copy read again gets a new time; its id is what counts).
+func writeAgain(t *testing.T, s *records.Store, evs []records.Event) {
+	t.Helper()
+	for _, e := range evs {
+		e.At = e.At.Add(time.Hour)
+		if err := s.Write(context.Background(), []records.Event{e}); err != nil {
+			t.Fatal(err)
 		}
 	}
 }

@@ -52,14 +52,18 @@ func (s *Store) Command(ctx context.Context, client, msgID string) (*Command, er
 	return c, err
 }
 
+// commandQuery is the latest command of an app ($1) with an id token ($2):
+// cafe_commands_by_id.
+const commandQuery = `SELECT command_id, device_id, status, accepted_at, outcome, result, done_at, refused_at, history
+	FROM cafe_commands WHERE client_id = $1 AND msg_id = $2
+	ORDER BY accepted_at DESC NULLS LAST, updated_at DESC LIMIT 1`
+
 func command(ctx context.Context, conn *pgxpool.Conn, client, msgID string) (*Command, error) {
 	c := &Command{ClientID: client, MsgID: msgID}
 	var accepted, done, refused *time.Time
 	var outcome *string
 	var history []byte
-	err := conn.QueryRow(ctx, `SELECT command_id, device_id, status, accepted_at, outcome, result, done_at, refused_at, history
-		FROM cafe_commands WHERE client_id = $1 AND msg_id = $2
-		ORDER BY accepted_at DESC NULLS LAST, updated_at DESC LIMIT 1`, client, msgID).
+	err := conn.QueryRow(ctx, commandQuery, client, msgID).
 		Scan(&c.CommandID, &c.DeviceID, &c.Status, &accepted, &outcome, &c.Result, &done, &refused, &history)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, ErrNotFound
@@ -203,17 +207,26 @@ type Result struct {
 	Body      []byte
 }
 
+// The queries of Results: an app's ($1) results after a number, or
+// finished since a time ($2), up to $3. cafe_results's primary key
+// (client_id, done_seq) gives the order and the bound; each result's row
+// is one lookup by its command id.
+const (
+	resultsAfter = `SELECT r.done_seq, r.command_id, c.device_id, c.msg_id, c.outcome, r.done_at, c.result
+		FROM cafe_results r JOIN cafe_commands c ON c.command_id = r.command_id
+		WHERE r.client_id = $1 AND r.done_seq > $2 ORDER BY r.done_seq LIMIT $3`
+	resultsSince = `SELECT r.done_seq, r.command_id, c.device_id, c.msg_id, c.outcome, r.done_at, c.result
+		FROM cafe_results r JOIN cafe_commands c ON c.command_id = r.command_id
+		WHERE r.client_id = $1 AND r.done_at >= $2 ORDER BY r.done_seq LIMIT $3`
+)
+
 // Results returns up to limit of client's results numbered after seq, in
 // the order they finished; after a time instead (seq 0 and since set), the
 // first results that finished at or after it.
 func (s *Store) Results(ctx context.Context, client string, seq int64, since time.Time, limit int) ([]Result, error) {
-	q := `SELECT done_seq, command_id, device_id, msg_id, outcome, done_at, result FROM cafe_commands
-		WHERE client_id = $1 AND done_seq > $2 ORDER BY done_seq LIMIT $3`
-	args := []any{client, seq, limit}
+	q, args := resultsAfter, []any{client, seq, limit}
 	if seq == 0 && !since.IsZero() {
-		q = `SELECT done_seq, command_id, device_id, msg_id, outcome, done_at, result FROM cafe_commands
-			WHERE client_id = $1 AND done_seq IS NOT NULL AND done_at >= $2 ORDER BY done_seq LIMIT $3`
-		args = []any{client, since, limit}
+		q, args = resultsSince, []any{client, since, limit}
 	}
 	var out []Result
 	err := s.do(ctx, func(conn *pgxpool.Conn) error {

@@ -52,6 +52,7 @@ type Server struct {
 	up   bool     // running
 	ever bool     // it has run: its port is fixed
 	held []int    // the processes Freeze stopped (Linux)
+	set  []string // settings of the caller's (-c name=value), after the defaults
 }
 
 // NewServer initialises a data directory in a t.TempDir and starts a
@@ -62,7 +63,9 @@ type Server struct {
 // pg_ctl detaches the server, so a test killed before its cleanup (go
 // test -timeout) leaves it running: ps shows it as postgres -D
 // /tmp/Test…/data; stop it with pg_ctl -D that stop -m immediate.
-func NewServer(t testing.TB) *Server {
+// settings (name=value) are passed to the server after its own, so they
+// may override them: "autovacuum=off", as on the CI machines.
+func NewServer(t testing.TB, settings ...string) *Server {
 	t.Helper()
 	bin := PostgresBin()
 	for _, b := range []string{"initdb", "pg_ctl", "postgres"} {
@@ -71,7 +74,7 @@ func NewServer(t testing.TB) *Server {
 		}
 	}
 	dir := t.TempDir()
-	s := &Server{t: t, bin: bin, data: filepath.Join(dir, "data"), log: filepath.Join(dir, "server.log")}
+	s := &Server{t: t, bin: bin, data: filepath.Join(dir, "data"), log: filepath.Join(dir, "server.log"), set: settings}
 	if os.Geteuid() == 0 {
 		s.as = ownBy(t, dir)
 	}
@@ -136,6 +139,9 @@ func (s *Server) Start() {
 			s.port, _ = strconv.Atoi(port)
 		}
 		opts := fmt.Sprintf("-p %d -c listen_addresses=127.0.0.1 -c unix_socket_directories='' -c fsync=off -c max_connections=50", s.port)
+		for _, kv := range s.set {
+			opts += " -c " + kv
+		}
 		out, err := s.pgCtlErr("start", "-w", "-t", "30", "-l", s.log, "-o", opts)
 		if err == nil {
 			s.up, s.ever = true, true
