@@ -141,7 +141,7 @@ func (b *Barista) sentEvent(events *contracts.EventBatcher, notices EventPoster)
 		now := time.Now()
 		var err error
 		if events != nil {
-			err = events.Post(b.top.EventsExchange(), "", contracts.Event(contracts.EventSent, m.CommandID, m.ClientID, m.DeviceID, m.MsgID, now))
+			err = events.Add(b.top.EventsExchange(), "", contracts.NewEvent(contracts.EventSent, m.CommandID, m.ClientID, m.DeviceID, m.MsgID, now))
 		}
 		if err == nil && m.Notices && m.MsgID != "" && notices != nil {
 			err = notices.Post(b.top.ResultsExchange(), contracts.RoutingKeyResult, contracts.Notice(m, contracts.NoticeSent, now))

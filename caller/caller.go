@@ -307,8 +307,8 @@ func (c *Caller) postDelivered(meta contracts.ResultMeta, at time.Time) {
 	if c.events == nil || !contracts.ValidKey(meta.CommandID) {
 		return
 	}
-	ev := contracts.Event(contracts.EventDelivered, meta.CommandID, meta.ClientID, meta.DeviceID, meta.MsgID, at)
-	if err := c.events.Post(c.top.EventsExchange(), "", ev); err != nil {
+	ev := contracts.NewEvent(contracts.EventDelivered, meta.CommandID, meta.ClientID, meta.DeviceID, meta.MsgID, at)
+	if err := c.events.Add(c.top.EventsExchange(), "", ev); err != nil {
 		c.m.unsent.Inc()
 	}
 }

@@ -46,8 +46,8 @@ func (s *Server) refusal(meta contracts.CommandMeta, err error) {
 	if s.refusals == nil || !(errors.Is(err, amqplink.ErrNacked) || errors.Is(err, amqplink.ErrReturned)) {
 		return
 	}
-	_ = s.refusals.Post(s.top.CommandsExchange(), contracts.RoutingKeyRefused,
-		contracts.Event(contracts.EventRefused, meta.CommandID, meta.ClientID, meta.DeviceID, meta.MsgID, time.Now()))
+	_ = s.refusals.Add(s.top.CommandsExchange(), contracts.RoutingKeyRefused,
+		contracts.NewEvent(contracts.EventRefused, meta.CommandID, meta.ClientID, meta.DeviceID, meta.MsgID, time.Now()))
 }
 
 // cafeEvents reads Cafe-Events: absent, or "status" (once).

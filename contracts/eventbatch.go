@@ -100,14 +100,24 @@ func NewEventBatcher(post func(exchange, key string, msg amqp.Publishing) error,
 var errMixedExchanges = errors.New("an event batcher posts to one exchange with one routing key")
 
 // Post adds an explicit event (made by Event) to the batch for exchange
-// and key, posting the batch when it is full; anything else is posted at
-// once, and only then is its error returned: the events of a batch that
-// could not be posted are counted by unsent.
+// and key, as Add does; anything else is posted at once, and only then is
+// its error returned.
 func (b *EventBatcher) Post(exchange, key string, msg amqp.Publishing) error {
 	ev, ok := batched(msg)
 	if !ok {
 		return b.post(exchange, key, msg)
 	}
+	return b.Add(exchange, key, ev)
+}
+
+// Add adds ev (made by NewEvent) to the batch for exchange and key,
+// posting the batch when it is full; the events of a batch that could not
+// be posted are counted by unsent. A role adds its events as BatchedEvent
+// rather than Post them as messages: building a message's header table
+// for each event only to read it back here was most of an event's cost
+// (profiled in cafe up at 64 commands in flight: Event and batched were
+// 0.14 s of the caller's 0.18 s posting "delivered").
+func (b *EventBatcher) Add(exchange, key string, ev BatchedEvent) error {
 	b.mu.Lock()
 	if b.exchange != "" && (b.exchange != exchange || b.key != key) {
 		b.mu.Unlock()
@@ -162,10 +172,7 @@ func (b *EventBatcher) sendCounted(exchange, key string, batch []BatchedEvent) {
 // reader of single events reads it), more as a batch.
 func (b *EventBatcher) send(exchange, key string, batch []BatchedEvent) error {
 	if len(batch) == 1 {
-		e := batch[0]
-		msg := Event(e.Kind, e.CommandID, e.ClientID, e.DeviceID, e.MsgID, time.Unix(0, e.At))
-		msg.Headers[HeaderEventID] = e.ID
-		return b.post(exchange, key, msg)
+		return b.post(exchange, key, batch[0].Publishing())
 	}
 	body, err := json.Marshal(batch)
 	if err != nil {

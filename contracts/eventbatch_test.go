@@ -181,3 +181,59 @@ func (k *keyed) routes() []string {
 	defer k.mu.Unlock()
 	return append([]string(nil), k.got...)
 }
+
+// An event added as a BatchedEvent is the event Event makes: a lone one
+// is posted with the same headers, and reads back as itself.
+func TestEventBatcherAddsWhatEventPosts(t *testing.T) {
+	p := &posted{}
+	b := NewEventBatcher(p.post, nil)
+	b.wait = time.Hour
+	ev := NewEvent(EventDelivered, NewCommandID(), "app-1", "d-1", `"m1"`, time.Unix(0, 1234))
+	if err := b.Add("x.events", "", ev); err != nil {
+		t.Fatal(err)
+	}
+	b.Flush()
+	msgs := waitPosted(t, p, 1)
+	want := Event(ev.Kind, ev.CommandID, ev.ClientID, ev.DeviceID, ev.MsgID, time.Unix(0, ev.At))
+	want.Headers[HeaderEventID] = ev.ID
+	if got := msgs[0]; got.MessageId != want.MessageId || len(got.Headers) != len(want.Headers) {
+		t.Fatalf("posted %+v, want %+v", got, want)
+	}
+	for k, v := range want.Headers {
+		if msgs[0].Headers[k] != v {
+			t.Errorf("header %s = %v, want %v", k, msgs[0].Headers[k], v)
+		}
+	}
+	if back, ok := batched(msgs[0]); !ok || back != ev {
+		t.Errorf("reads back as %+v (%v), want %+v", back, ok, ev)
+	}
+}
+
+// BenchmarkEventBatcher is a role's cost of one explicit event, batches
+// of EventBatchMax posted to a poster that keeps nothing: Add takes the
+// event as it is, Post as the message Event makes (what every role did
+// before Add).
+func BenchmarkEventBatcher(b *testing.B) {
+	id, at := NewCommandID(), time.Now()
+	discard := func(string, string, amqp.Publishing) error { return nil }
+	for _, c := range []struct {
+		name string
+		add  func(*EventBatcher) error
+	}{
+		{"Add", func(eb *EventBatcher) error {
+			return eb.Add("x.events", "", NewEvent(EventDelivered, id, "app-1", "d-1", `"m1"`, at))
+		}},
+		{"Post", func(eb *EventBatcher) error {
+			return eb.Post("x.events", "", Event(EventDelivered, id, "app-1", "d-1", `"m1"`, at))
+		}},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			eb := NewEventBatcher(discard, nil)
+			b.ReportAllocs()
+			for b.Loop() {
+				_ = c.add(eb)
+			}
+			eb.Flush()
+		})
+	}
+}

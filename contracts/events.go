@@ -66,17 +66,28 @@ const (
 
 // Event returns the explicit event of kind for a command.
 func Event(kind EventKind, commandID, clientID, deviceID, msgID string, at time.Time) amqp.Publishing {
+	return NewEvent(kind, commandID, clientID, deviceID, msgID, at).Publishing()
+}
+
+// NewEvent is the explicit event of kind for a command, as a batch holds
+// it (EventBatcher.Add), with a new event id.
+func NewEvent(kind EventKind, commandID, clientID, deviceID, msgID string, at time.Time) BatchedEvent {
+	return BatchedEvent{Kind: kind, ID: newEventID(), CommandID: commandID, ClientID: clientID, DeviceID: deviceID, MsgID: msgID, At: at.UnixNano()}
+}
+
+// Publishing is e as a message of its own (see the explicit events above).
+func (e BatchedEvent) Publishing() amqp.Publishing {
 	h := amqp.Table{
-		HeaderEvent:    string(kind),
-		HeaderEventID:  newEventID(),
-		HeaderEventAt:  at.UnixNano(),
-		HeaderClientID: clientID,
-		HeaderDeviceID: deviceID,
+		HeaderEvent:    string(e.Kind),
+		HeaderEventID:  e.ID,
+		HeaderEventAt:  e.At,
+		HeaderClientID: e.ClientID,
+		HeaderDeviceID: e.DeviceID,
 	}
-	if msgID != "" {
-		h[HeaderMsgID] = msgID
+	if e.MsgID != "" {
+		h[HeaderMsgID] = e.MsgID
 	}
-	return amqp.Publishing{MessageId: commandID, Headers: h}
+	return amqp.Publishing{MessageId: e.CommandID, Headers: h}
 }
 
 // newEventID is 96 random bits: unique among the events a ledger keeps.
