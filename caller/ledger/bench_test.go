@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -36,6 +37,9 @@ import (
 //	            /proc, found by their application_name)
 //	ledger-cpu-ms  CPU of this process while the ledger ran (getrusage;
 //	            the publishers are idle by then)
+//	ledger-cpu-us/event, allocs/event  the same CPU, and the Go heap
+//	            allocations meanwhile, per event written (four a command:
+//	            accepted, sent, done, delivered)
 //	deliveries  messages the ledger took from the events queue
 //	batches     transactions it committed
 //	rows, bytes what its tables hold at the end (heap, indexes and TOAST,
@@ -61,6 +65,10 @@ func BenchmarkLedger(b *testing.B) {
 // and of delivered events.
 const benchChunk = 16
 
+// eventsPerCommand is what publishBench posts for each command: accepted,
+// sent, done and delivered.
+const eventsPerCommand = 4
+
 func benchLedger(b *testing.B, batchSize int) {
 	top := brokertest.Topology(b)
 	db := recordstest.Schema(b)
@@ -83,6 +91,9 @@ func benchLedger(b *testing.B, batchSize int) {
 		b.Fatal(err)
 	}
 	b.ResetTimer()
+	var mem runtime.MemStats
+	runtime.ReadMemStats(&mem)
+	mallocs := mem.Mallocs
 	cpuStart := processCPU()
 	stop := brokertest.Start(b, l.Run, link.Run)
 	waitWritten(b, db, n)
@@ -91,6 +102,8 @@ func benchLedger(b *testing.B, batchSize int) {
 	})
 	b.StopTimer()
 	cpu := processCPU() - cpuStart
+	runtime.ReadMemStats(&mem)
+	mallocs = mem.Mallocs - mallocs
 	pg := recordstest.BackendCPU(b, db, app) - pgStart
 	wal := recordstest.WAL(b, db) - walStart
 	stop()
@@ -99,6 +112,9 @@ func benchLedger(b *testing.B, batchSize int) {
 	per := func(v float64) float64 { return v / float64(n) }
 	b.ReportMetric(per(float64(pg.Microseconds()))/1000, "pg-cpu-ms/cmd")
 	b.ReportMetric(per(float64(cpu.Microseconds()))/1000, "ledger-cpu-ms/cmd")
+	perEvent := func(v float64) float64 { return v / float64(n*eventsPerCommand) }
+	b.ReportMetric(perEvent(float64(cpu.Nanoseconds()))/1000, "ledger-cpu-us/event")
+	b.ReportMetric(perEvent(float64(mallocs)), "allocs/event")
 	b.ReportMetric(per(float64(src.deliveries.Load())), "deliveries/cmd")
 	b.ReportMetric(per(histogramCount(b, reg, "cafe_ledger_batch_events")), "batches/cmd")
 	b.ReportMetric(per(float64(wal)), "wal-bytes/cmd")
