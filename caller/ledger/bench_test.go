@@ -210,19 +210,36 @@ func waitWritten(b *testing.B, db string, n int) {
 	}
 }
 
-// countingSource counts the deliveries the ledger handles.
+// countingSource counts the deliveries the ledger handles, and those in
+// its batch in hand (taken, not yet flushed).
 type countingSource struct {
 	ledger.EventSource
 	deliveries, inFlight atomic.Int64
 }
 
-func (c *countingSource) Consume(ctx context.Context, cfg amqplink.ConsumerConfig, log *slog.Logger, h amqplink.Handler) error {
-	return c.EventSource.Consume(ctx, cfg, log, func(ctx context.Context, d *amqp.Delivery) amqplink.Verdict {
-		c.deliveries.Add(1)
-		c.inFlight.Add(1)
-		defer c.inFlight.Add(-1)
-		return h(ctx, d)
-	})
+func (c *countingSource) ConsumeBatches(ctx context.Context, cfg amqplink.BatchConfig, log *slog.Logger, h amqplink.BatchHandler) error {
+	return c.EventSource.ConsumeBatches(ctx, cfg, log, &countingHandler{BatchHandler: h, src: c})
+}
+
+type countingHandler struct {
+	amqplink.BatchHandler
+	src *countingSource
+	n   int64 // in the batch in hand
+}
+
+func (c *countingHandler) Add(d *amqp.Delivery) (amqplink.Verdict, int) {
+	c.src.deliveries.Add(1)
+	v, size := c.BatchHandler.Add(d)
+	if v.Action == amqplink.Ack {
+		c.n++
+		c.src.inFlight.Add(1)
+	}
+	return v, size
+}
+
+func (c *countingHandler) Flush(ctx context.Context) error {
+	defer func() { c.src.inFlight.Add(-c.n); c.n = 0 }()
+	return c.BatchHandler.Flush(ctx)
 }
 
 // processCPU is this process's user and system CPU so far.
