@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -95,7 +96,12 @@ func benchLedger(b *testing.B, batchSize int) {
 	runtime.ReadMemStats(&mem)
 	mallocs := mem.Mallocs
 	cpuStart := processCPU()
+	// The ledger's goroutines (and those they start) carry the label
+	// phase=ledger, so a -cpuprofile of the benchmark can be cut to them:
+	// go tool pprof -tagfocus phase=ledger.
+	pprof.SetGoroutineLabels(pprof.WithLabels(context.Background(), pprof.Labels("phase", "ledger")))
 	stop := brokertest.Start(b, l.Run, link.Run)
+	pprof.SetGoroutineLabels(context.Background())
 	waitWritten(b, db, n)
 	brokertest.Eventually(b, time.Minute, "the events queue drained", func() bool {
 		return brokertest.QueueDepth(b, top.EventsQueue()) == 0 && src.inFlight.Load() == 0
