@@ -517,41 +517,22 @@ func TestRefusalsAreRecordedFromCommandPublishersOnly(t *testing.T) {
 
 // batchFeed is brokertest.Feed for a batch consumer: n deliveries made by
 // next, each flushed as a batch of its own (as a consumer does when none
-// follows within the batch wait), and each one's verdict kept: Add's, or,
-// for one that joined the batch, hand back if Flush failed.
-type batchFeed struct {
-	*brokertest.Feed
-	mu       sync.Mutex
-	verdicts []amqplink.Verdict
+// follows within the batch wait); the Feed keeps each one's verdict: Add's,
+// or, for one that joined the batch, hand back if Flush failed.
+type batchFeed struct{ *brokertest.Feed }
+
+func newBatchFeed(queue string, n int, next func(i int) *amqp.Delivery) batchFeed {
+	return batchFeed{brokertest.NewFeed(queue, n, next)}
 }
 
-func newBatchFeed(queue string, n int, next func(i int) *amqp.Delivery) *batchFeed {
-	return &batchFeed{Feed: brokertest.NewFeed(queue, n, next)}
-}
-
-func (f *batchFeed) ConsumeBatches(ctx context.Context, cfg amqplink.BatchConfig, _ *slog.Logger, h amqplink.BatchHandler) error {
-	if cfg.Queue != f.Queue {
-		<-ctx.Done()
-		return nil
-	}
-	defer close(f.Done)
-	for i := range f.N {
-		v, _ := h.Add(f.Next(i))
+func (f batchFeed) ConsumeBatches(ctx context.Context, cfg amqplink.BatchConfig, log *slog.Logger, h amqplink.BatchHandler) error {
+	return f.Consume(ctx, amqplink.ConsumerConfig{Queue: cfg.Queue}, log, func(ctx context.Context, d *amqp.Delivery) amqplink.Verdict {
+		v, _ := h.Add(d)
 		if v.Action == amqplink.Ack {
 			if err := h.Flush(ctx); err != nil {
-				v = amqplink.GiveBack(err.Error())
+				return amqplink.GiveBack(err.Error())
 			}
 		}
-		f.mu.Lock()
-		f.verdicts = append(f.verdicts, v)
-		f.mu.Unlock()
-	}
-	return nil
-}
-
-// Verdicts are the deliveries' verdicts, in order.
-func (f *batchFeed) Verdicts() []amqplink.Verdict {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return append([]amqplink.Verdict(nil), f.verdicts...)
+		return v
+	})
 }

@@ -9,6 +9,7 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"cafe/contracts"
 	"cafe/contracts/amqplink"
 	"cafe/contracts/brokertest"
 )
@@ -73,18 +74,18 @@ func (b *testBatcher) deliveries() []*amqp.Delivery {
 // and waits.
 func consumeBatches(t *testing.T, link *amqplink.Link, cfg amqplink.BatchConfig, h amqplink.BatchHandler) (stop func()) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := link.ConsumeBatches(ctx, cfg, quiet(), h); err != nil {
-			t.Errorf("consume batches: %v", err)
-		}
-	}()
-	var once sync.Once
-	stop = func() { once.Do(func() { cancel(); <-done }) }
-	t.Cleanup(stop)
+	_, stop = inBackground(t, func(ctx context.Context) error { return link.ConsumeBatches(ctx, cfg, quiet(), h) })
 	return stop
+}
+
+// publishNumbered publishes n messages whose bodies are 0 to n-1.
+func publishNumbered(t *testing.T, pub *amqplink.Publisher, top contracts.Topology, n int) {
+	t.Helper()
+	for i := range n {
+		if err := publish(t, pub, top, msg(strconv.Itoa(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 // batchCounted is a batch config whose verdicts are counted in a registry
@@ -104,11 +105,7 @@ func TestConsumeBatchesFlushesInOrderAndAcksEachBatch(t *testing.T) {
 	link, pub := startLink(t, brokertest.AMQPURL(), top)
 	waitReady(t, pub)
 	const n = 50
-	for i := range n {
-		if err := publish(t, pub, top, msg(strconv.Itoa(i))); err != nil {
-			t.Fatal(err)
-		}
-	}
+	publishNumbered(t, pub, top, n)
 	h := &testBatcher{}
 	cfg, count := batchCounted(t, amqplink.BatchConfig{Queue: top.CommandsQueue(), Tag: "t", Size: 20, Prefetch: 30, Wait: 50 * time.Millisecond, Grace: time.Second})
 	consumeBatches(t, link, cfg, h)
@@ -158,7 +155,13 @@ func TestConsumeBatchesRejectsPoisonAtOnceAndAcksTheRest(t *testing.T) {
 			return amqplink.Done()
 		},
 		flush: func(ctx context.Context, batch []string) error {
-			sawDead = brokertest.QueueDepth(t, top.DeadQueue()) == 1
+			// RabbitMQ dead-letters a rejected message asynchronously:
+			// wait for it here, while the batch is still unacked.
+			deadline := time.Now().Add(5 * time.Second)
+			for !sawDead && time.Now().Before(deadline) {
+				sawDead = brokertest.QueueDepth(t, top.DeadQueue()) == 1
+				time.Sleep(10 * time.Millisecond)
+			}
 			return nil
 		},
 	}
@@ -172,7 +175,7 @@ func TestConsumeBatchesRejectsPoisonAtOnceAndAcksTheRest(t *testing.T) {
 		t.Fatalf("batches %v, want one of the four good messages", b)
 	}
 	if !sawDead {
-		t.Error("the poison message was not dead-lettered before its batch was flushed")
+		t.Error("the poison message was not dead-lettered while its batch was being flushed")
 	}
 	if rejected, failed := count(amqplink.Reject); rejected != 1 || failed != 0 {
 		t.Errorf("rejected %v (failed settles %v), want 1", rejected, failed)
@@ -191,11 +194,7 @@ func TestConsumeBatchesHandsBackABatchWhoseFlushFails(t *testing.T) {
 	link, pub := startLink(t, brokertest.AMQPURL(), top)
 	waitReady(t, pub)
 	const n = 5
-	for i := range n {
-		if err := publish(t, pub, top, msg(strconv.Itoa(i))); err != nil {
-			t.Fatal(err)
-		}
-	}
+	publishNumbered(t, pub, top, n)
 	flushing := make(chan struct{})
 	var once sync.Once
 	failing := &testBatcher{flush: func(ctx context.Context, batch []string) error {
