@@ -1,70 +1,71 @@
 package ledger
 
 import (
-	"cafe/contracts/records"
-	"cmp"
 	"context"
-	"slices"
+	"errors"
 	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"cafe/contracts/amqplink"
+	"cafe/contracts/records"
 )
 
-// write gathers events into batches (up to Config.BatchSize events, or what
-// came within Config.BatchWait of the first; a delivery's events stay in
-// one batch) and commits each in one
-// transaction. A batch PostgreSQL refuses is written again every
-// Config.RetryEvery, holding its messages unacked, until it commits or ctx
-// ends: with the database down the events wait in RabbitMQ (no more than
+// batch is the batch in hand: the events of the deliveries the consumer
+// gave it since the last commit, in the queue's order (one goroutine adds
+// them as they come), so the first of two results for a command is its
+// result. It is the ledger's amqplink.BatchHandler: the consumer flushes it
+// at Config.BatchSize events (a delivery's events are never split, so it
+// may go over by one delivery's), Config.BatchSize deliveries (the
+// prefetch: nothing more can come), or Config.BatchWait after its first
+// delivery, and acks all its deliveries with one basic.ack once it has
+// committed.
+type batch struct {
+	l      *Ledger
+	events []records.Event // reused from batch to batch
+}
+
+// Add is the ledger's ack policy for one delivery (see the package doc):
+// Done joins the batch, and is acked once it has committed.
+func (b *batch) Add(d *amqp.Delivery) (amqplink.Verdict, int) {
+	before := len(b.events)
+	var err error
+	b.events, err = b.l.decode(d, b.events)
+	if err != nil {
+		b.events = b.events[:before]
+		if errors.Is(err, errSkip) {
+			b.l.m.skipped.Inc()
+			return amqplink.Done(), 0 // acked with the batch: nothing to write
+		}
+		b.l.m.invalid.Inc()
+		return amqplink.Poison("not an event: " + err.Error()), 0
+	}
+	return amqplink.Done(), len(b.events) - before
+}
+
+// Flush commits the batch, and counts its events once it has. A batch
+// PostgreSQL refuses is written again every Config.RetryEvery, holding its
+// messages unacked, until it commits or ctx ends (the grace period after
+// shutdown is over: the error then, and the consumer hands the messages
+// back): with the database down the events wait in RabbitMQ (no more than
 // the prefetch in hand), and nothing is acked that was not committed.
-func (l *Ledger) write(ctx context.Context) {
-	for {
-		batch := l.gather(ctx)
-		if batch == nil {
-			return
-		}
-		err := l.commit(ctx, batch)
-		for _, it := range batch {
-			it.done <- err
+func (b *batch) Flush(ctx context.Context) error {
+	if len(b.events) == 0 {
+		return nil // only deliveries with nothing to record
+	}
+	err := b.l.commit(ctx, b.events)
+	if err == nil {
+		for _, ev := range b.events {
+			b.l.m.written(ev.Kind).Inc()
 		}
 	}
+	clear(b.events) // let the results' bytes go before the next batch
+	b.events = b.events[:0]
+	return err
 }
 
-func (l *Ledger) gather(ctx context.Context) []*item {
-	var batch []*item
-	events := 0
-	select {
-	case it := <-l.pending:
-		batch, events = append(batch, it), len(it.evs)
-	case <-ctx.Done():
-		return nil
-	}
-	timer := time.NewTimer(l.cfg.BatchWait)
-	defer timer.Stop()
-	for events < l.cfg.BatchSize {
-		select {
-		case it := <-l.pending:
-			batch, events = append(batch, it), events+len(it.evs)
-		case <-timer.C:
-			return batch
-		case <-ctx.Done():
-			return batch
-		}
-	}
-	return batch
-}
-
-// commit writes batch until it commits or ctx ends (the error then).
-func (l *Ledger) commit(ctx context.Context, batch []*item) error {
-	// Handlers hand their events over concurrently; write them in the
-	// queue's order, so the first of two results for a command is its result.
-	slices.SortFunc(batch, func(a, b *item) int { return cmp.Compare(a.tag, b.tag) })
-	n := 0
-	for _, it := range batch {
-		n += len(it.evs)
-	}
-	events := make([]records.Event, 0, n)
-	for _, it := range batch {
-		events = append(events, it.evs...)
-	}
+// commit writes events until they commit or ctx ends (the error then).
+func (l *Ledger) commit(ctx context.Context, events []records.Event) error {
 	for {
 		start := time.Now()
 		err := l.attempt(ctx, events)

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -36,6 +38,9 @@ import (
 //	            /proc, found by their application_name)
 //	ledger-cpu-ms  CPU of this process while the ledger ran (getrusage;
 //	            the publishers are idle by then)
+//	ledger-cpu-us/event, allocs/event  the same CPU, and the Go heap
+//	            allocations meanwhile, per event written (four a command:
+//	            accepted, sent, done, delivered)
 //	deliveries  messages the ledger took from the events queue
 //	batches     transactions it committed
 //	rows, bytes what its tables hold at the end (heap, indexes and TOAST,
@@ -53,7 +58,21 @@ import (
 //	go test -run '^$' -bench BenchmarkLedger -benchtime 4000x -benchmem ./caller/ledger/
 func BenchmarkLedger(b *testing.B) {
 	for _, size := range []int{512, 64} {
-		b.Run(fmt.Sprintf("batch=%d", size), func(b *testing.B) { benchLedger(b, size) })
+		b.Run(fmt.Sprintf("batch=%d", size), func(b *testing.B) { benchLedger(b, size, true) })
+	}
+}
+
+// BenchmarkLedgerWithoutPostgres is BenchmarkLedger with a store that only
+// counts the events it is given: the ledger's own work per event (the
+// consumer, decoding, batching, acking), without the write path of
+// records and pgx, which is another part's, nor waiting for PostgreSQL,
+// so the ledger runs flat out as on a saturated machine. It reports
+// ledger-cpu-us/event, allocs/event and deliveries/cmd, batches/cmd.
+//
+//	go test -run '^$' -bench BenchmarkLedgerWithoutPostgres -benchtime 4000x -benchmem ./caller/ledger/
+func BenchmarkLedgerWithoutPostgres(b *testing.B) {
+	for _, size := range []int{512, 64} {
+		b.Run(fmt.Sprintf("batch=%d", size), func(b *testing.B) { benchLedger(b, size, false) })
 	}
 }
 
@@ -61,16 +80,34 @@ func BenchmarkLedger(b *testing.B) {
 // and of delivered events.
 const benchChunk = 16
 
-func benchLedger(b *testing.B, batchSize int) {
+// eventsPerCommand is what publishBench posts for each command: accepted,
+// sent, done and delivered.
+const eventsPerCommand = 4
+
+func benchLedger(b *testing.B, batchSize int, postgres bool) {
 	top := brokertest.Topology(b)
-	db := recordstest.Schema(b)
 	n := b.N
+	var db, app string
+	if postgres {
+		db = recordstest.Schema(b)
+	}
 	publishBench(b, top, n)
 
-	app := brokertest.ID(b, "ledgerbench")
-	store := recordstest.Migrated(b, recordstest.Named(db, app))
-	pgStart := recordstest.BackendCPU(b, db, app)
-	walStart := recordstest.WAL(b, db)
+	var store ledger.Store
+	var pgStore *records.Store
+	var nowhere *countingStore
+	var pgStart time.Duration
+	var walStart int64
+	if postgres {
+		app = brokertest.ID(b, "ledgerbench")
+		pgStore = recordstest.Migrated(b, recordstest.Named(db, app))
+		store = pgStore
+		pgStart = recordstest.BackendCPU(b, db, app)
+		walStart = recordstest.WAL(b, db)
+	} else {
+		nowhere = &countingStore{}
+		store = nowhere
+	}
 
 	link, err := amqplink.New(amqplink.Config{URL: brokertest.AMQPURLAs(identity.Ledger), Topology: top, Name: b.Name(), Passive: true}, brokertest.Quiet())
 	if err != nil {
@@ -83,28 +120,60 @@ func benchLedger(b *testing.B, batchSize int) {
 		b.Fatal(err)
 	}
 	b.ResetTimer()
+	var mem runtime.MemStats
+	runtime.ReadMemStats(&mem)
+	mallocs := mem.Mallocs
 	cpuStart := processCPU()
+	// The ledger's goroutines (and those they start) carry the label
+	// phase=ledger, so a -cpuprofile of the benchmark can be cut to them:
+	// go tool pprof -tagfocus phase=ledger.
+	pprof.SetGoroutineLabels(pprof.WithLabels(context.Background(), pprof.Labels("phase", "ledger")))
 	stop := brokertest.Start(b, l.Run, link.Run)
-	waitWritten(b, db, n)
+	pprof.SetGoroutineLabels(context.Background())
+	if postgres {
+		waitWritten(b, db, n)
+	} else {
+		brokertest.Eventually(b, 5*time.Minute, "every event written", func() bool { return nowhere.events.Load() == int64(n*eventsPerCommand) })
+	}
 	brokertest.Eventually(b, time.Minute, "the events queue drained", func() bool {
 		return brokertest.QueueDepth(b, top.EventsQueue()) == 0 && src.inFlight.Load() == 0
 	})
 	b.StopTimer()
 	cpu := processCPU() - cpuStart
+	runtime.ReadMemStats(&mem)
+	mallocs = mem.Mallocs - mallocs
+	per := func(v float64) float64 { return v / float64(n) }
+	perEvent := func(v float64) float64 { return v / float64(n*eventsPerCommand) }
+	b.ReportMetric(perEvent(float64(cpu.Nanoseconds()))/1000, "ledger-cpu-us/event")
+	b.ReportMetric(perEvent(float64(mallocs)), "allocs/event")
+	b.ReportMetric(per(float64(src.deliveries.Load())), "deliveries/cmd")
+	b.ReportMetric(per(histogramCount(b, reg, "cafe_ledger_batch_events")), "batches/cmd")
+	if !postgres {
+		stop()
+		return
+	}
 	pg := recordstest.BackendCPU(b, db, app) - pgStart
 	wal := recordstest.WAL(b, db) - walStart
 	stop()
 
-	rows, bytes := footprint(b, store)
-	per := func(v float64) float64 { return v / float64(n) }
+	rows, bytes := footprint(b, pgStore)
 	b.ReportMetric(per(float64(pg.Microseconds()))/1000, "pg-cpu-ms/cmd")
 	b.ReportMetric(per(float64(cpu.Microseconds()))/1000, "ledger-cpu-ms/cmd")
-	b.ReportMetric(per(float64(src.deliveries.Load())), "deliveries/cmd")
-	b.ReportMetric(per(histogramCount(b, reg, "cafe_ledger_batch_events")), "batches/cmd")
 	b.ReportMetric(per(float64(wal)), "wal-bytes/cmd")
 	b.ReportMetric(per(float64(rows)), "rows/cmd")
 	b.ReportMetric(per(float64(bytes)), "bytes/cmd")
 }
+
+// countingStore is a store that writes nothing and counts the events it
+// is given.
+type countingStore struct{ events atomic.Int64 }
+
+func (s *countingStore) Write(_ context.Context, events []records.Event) error {
+	s.events.Add(int64(len(events)))
+	return nil
+}
+
+func (s *countingStore) DeleteBefore(context.Context, time.Time, int) (int64, error) { return 0, nil }
 
 // publishBench publishes n commands' events, round by round: in round k
 // the accepted copies of chunk k, the sent batch of chunk k-1, the results
@@ -194,19 +263,36 @@ func waitWritten(b *testing.B, db string, n int) {
 	}
 }
 
-// countingSource counts the deliveries the ledger handles.
+// countingSource counts the deliveries the ledger handles, and those in
+// its batch in hand (taken, not yet flushed).
 type countingSource struct {
 	ledger.EventSource
 	deliveries, inFlight atomic.Int64
 }
 
-func (c *countingSource) Consume(ctx context.Context, cfg amqplink.ConsumerConfig, log *slog.Logger, h amqplink.Handler) error {
-	return c.EventSource.Consume(ctx, cfg, log, func(ctx context.Context, d *amqp.Delivery) amqplink.Verdict {
-		c.deliveries.Add(1)
-		c.inFlight.Add(1)
-		defer c.inFlight.Add(-1)
-		return h(ctx, d)
-	})
+func (c *countingSource) ConsumeBatches(ctx context.Context, cfg amqplink.BatchConfig, log *slog.Logger, h amqplink.BatchHandler) error {
+	return c.EventSource.ConsumeBatches(ctx, cfg, log, &countingHandler{BatchHandler: h, src: c})
+}
+
+type countingHandler struct {
+	amqplink.BatchHandler
+	src *countingSource
+	n   int64 // in the batch in hand
+}
+
+func (c *countingHandler) Add(d *amqp.Delivery) (amqplink.Verdict, int) {
+	c.src.deliveries.Add(1)
+	v, size := c.BatchHandler.Add(d)
+	if v.Action == amqplink.Ack {
+		c.n++
+		c.src.inFlight.Add(1)
+	}
+	return v, size
+}
+
+func (c *countingHandler) Flush(ctx context.Context) error {
+	defer func() { c.src.inFlight.Add(-c.n); c.n = 0 }()
+	return c.BatchHandler.Flush(ctx)
 }
 
 // processCPU is this process's user and system CPU so far.

@@ -19,23 +19,36 @@
 // dead-lettered command's result is the -32005 notice the caller delivers
 // for it (caller.DeadLetterNotice), so the bytes match.
 //
-// Ack policy (handle turns each delivery into an amqplink.Verdict):
+// Consuming: in batches (amqplink.Link.ConsumeBatches). One goroutine
+// reads the deliveries in the queue's order and decodes each into the
+// batch in hand, which is committed at Config.BatchSize events (a
+// delivery's events are never split), at Config.BatchSize deliveries (the
+// prefetch: nothing more can come before an ack), or Config.BatchWait
+// after its first delivery; then all its deliveries are acked with one
+// basic.ack (multiple=true, up to the batch's last delivery tag). Its
+// writes are therefore in the queue's order: the first result written for
+// a command is its result.
+//
+// Ack policy (batch.Add turns each delivery into an amqplink.Verdict):
 //
 //   - not an event (no valid command id, unknown exchange or kind, a kind
 //     its route does not carry, a refusal from who may not publish
-//     commands, bad headers, a batch with one bad event): Poison; the
-//     events queue has no dead-letter exchange, so it is dropped, logged
-//     and counted (cafe_ledger_events_total{kind="invalid"});
-//   - nothing to record (a dead letter of no app): Done;
-//   - otherwise the event joins a batch (Config.BatchSize, or what arrives
-//     within Config.BatchWait), and is acked only once that batch has
-//     committed. A batch PostgreSQL refuses, or does not commit within
-//     Config.WriteTimeout (30 s: a hung server, or one gone without closing
-//     its connections), is written again every Config.RetryEvery (1 s;
-//     neither is a setting), holding its
-//     messages, so with PostgreSQL down nothing is acked and the events
-//     wait in RabbitMQ; the ledger catches up when it returns.
-//     On shutdown what is not committed within Config.Grace is handed back.
+//     commands, bad headers, a batch with one bad event): Poison, settled
+//     at once, without waiting for the batch around it; the events queue
+//     has no dead-letter exchange, so it is dropped, logged and counted
+//     (cafe_ledger_events_total{kind="invalid"});
+//   - nothing to record (a dead letter of no app): Done, acked with the
+//     batch it arrived in;
+//   - otherwise the event joins the batch, and is acked only once that
+//     batch has committed. A batch PostgreSQL refuses, or does not commit
+//     within Config.WriteTimeout (30 s: a hung server, or one gone without
+//     closing its connections), is written again every Config.RetryEvery
+//     (1 s; neither is a setting), holding its messages, so with
+//     PostgreSQL down nothing is acked and the events wait in RabbitMQ;
+//     the ledger catches up when it returns. On shutdown the batch in hand
+//     has Config.Grace to commit; if it does not, all its messages are
+//     handed back (one basic.nack with requeue), and those not yet taken
+//     go back with the channel.
 //
 // Writing an event twice changes nothing (records), so a batch that
 // committed but whose acks were lost is harmless when it comes again.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -22,44 +23,46 @@ var errSkip = errors.New("nothing to record")
 
 // decode reads one message of the events queue as the events it stands
 // for, by the exchange it came through (see contracts.Topology): one, or
-// a batch of explicit events.
-func (l *Ledger) decode(d *amqp.Delivery) ([]records.Event, error) {
+// a batch of explicit events, appended to into (the batch in hand, so a
+// delivery costs no slice of its own). On an error into is returned as it
+// was given, or longer (the caller cuts it back).
+func (l *Ledger) decode(d *amqp.Delivery, into []records.Event) ([]records.Event, error) {
 	if !contracts.ValidKey(d.MessageId) {
-		return nil, fmt.Errorf("message id %q is not a command id", contracts.Clip(d.MessageId))
+		return into, fmt.Errorf("message id %q is not a command id", contracts.Clip(d.MessageId))
 	}
-	refusal := d.Exchange == l.top.CommandsExchange() && d.RoutingKey == contracts.RoutingKeyRefused
+	refusal := d.Exchange == l.exchanges.commands && d.RoutingKey == contracts.RoutingKeyRefused
 	if refusal {
 		// A refusal makes a command final and frees its id: only one who
 		// may publish commands may refuse them.
 		if err := identity.CheckPublisher(d.UserId, l.cfg.CommandPublishers, identity.SettingCommandPublishers); err != nil {
-			return nil, fmt.Errorf("a refusal %w", err)
+			return into, fmt.Errorf("a refusal %w", err)
 		}
 	}
-	if (refusal || d.Exchange == l.top.EventsExchange()) && d.Headers[contracts.HeaderEvent] == contracts.EventBatch {
-		return batch(d, kindsOf(refusal))
+	if (refusal || d.Exchange == l.exchanges.events) && d.Headers[contracts.HeaderEvent] == contracts.EventBatch {
+		return decodeBatch(d, kindsOf(refusal), into)
 	}
 	ev, err := l.decodeOne(d)
 	if err != nil {
-		return nil, err
+		return into, err
 	}
-	return []records.Event{ev}, nil
+	return append(into, ev), nil
 }
 
 func (l *Ledger) decodeOne(d *amqp.Delivery) (records.Event, error) {
 	switch d.Exchange {
-	case l.top.CommandsExchange():
+	case l.exchanges.commands:
 		if d.RoutingKey == contracts.RoutingKeyRefused {
 			return explicit(d, refusedKinds)
 		}
 		return accepted(d)
-	case l.top.ResultsExchange():
+	case l.exchanges.results:
 		if _, notice := d.Headers[contracts.HeaderNotice]; notice {
 			return records.Event{}, errSkip // a status notice: the events say it
 		}
 		return done(d)
-	case l.top.DeadExchange():
+	case l.exchanges.dead:
 		return l.dead(d)
-	case l.top.EventsExchange():
+	case l.exchanges.events:
 		return explicit(d, explicitKinds)
 	}
 	return records.Event{}, fmt.Errorf("came through exchange %q, which the ledger does not read", contracts.Clip(d.Exchange))
@@ -144,34 +147,50 @@ func checkExplicit(kind, id string, kinds []contracts.EventKind) error {
 	return nil
 }
 
-// batch is a batch of explicit events (contracts.EventBatch), each checked
+// decodeBatch is a batch of explicit events (contracts.EventBatch), each checked
 // as a single event's headers are: one bad event refuses the batch.
-func batch(d *amqp.Delivery, kinds []contracts.EventKind) ([]records.Event, error) {
+func decodeBatch(d *amqp.Delivery, kinds []contracts.EventKind, into []records.Event) ([]records.Event, error) {
 	evs, err := contracts.ParseEventBatch(d.Body)
 	if err != nil {
-		return nil, err
+		return into, err
 	}
-	out := make([]records.Event, len(evs))
+	// The events' ids ("kind:id") are cut from one string built for the
+	// whole batch: one allocation instead of one per event.
+	n := 0
+	for _, e := range evs {
+		n += len(e.Kind) + 1 + len(e.ID)
+	}
+	var ids strings.Builder
+	ids.Grow(n)
+	for _, e := range evs {
+		ids.WriteString(string(e.Kind))
+		ids.WriteByte(':')
+		ids.WriteString(e.ID)
+	}
+	all, end := ids.String(), 0
+	now := time.Now()
 	for i, e := range evs {
 		if err := checkExplicit(string(e.Kind), e.ID, kinds); err != nil {
-			return nil, fmt.Errorf("event %d of the batch: %w", i+1, err)
+			return into, fmt.Errorf("event %d of the batch: %w", i+1, err)
 		}
 		if !contracts.ValidKey(e.CommandID) {
-			return nil, fmt.Errorf("event %d of the batch: command id %q is not a command id", i+1, contracts.Clip(e.CommandID))
+			return into, fmt.Errorf("event %d of the batch: command id %q is not a command id", i+1, contracts.Clip(e.CommandID))
 		}
 		// What contracts.ParseResultMeta checks of a single event's
 		// headers, without building them: the client id.
 		if !contracts.ValidClientID(e.ClientID) {
-			return nil, fmt.Errorf("event %d of the batch: %w: header %s is not valid", i+1, contracts.ErrBadMeta, contracts.HeaderClientID)
+			return into, fmt.Errorf("event %d of the batch: %w: header %s is not valid", i+1, contracts.ErrBadMeta, contracts.HeaderClientID)
 		}
-		when := time.Unix(0, e.At)
-		if e.At <= 0 {
-			when = time.Now()
+		when := now
+		if e.At > 0 {
+			when = time.Unix(0, e.At)
 		}
-		out[i] = records.Event{ID: string(e.Kind) + ":" + e.ID, Kind: e.Kind, CommandID: e.CommandID,
-			ClientID: e.ClientID, DeviceID: e.DeviceID, MsgID: e.MsgID, At: when}
+		start := end
+		end += len(e.Kind) + 1 + len(e.ID)
+		into = append(into, records.Event{ID: all[start:end], Kind: e.Kind, CommandID: e.CommandID,
+			ClientID: e.ClientID, DeviceID: e.DeviceID, MsgID: e.MsgID, At: when})
 	}
-	return out, nil
+	return into, nil
 }
 
 // at is when the event happened: an explicit event says it; for a copy,

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -396,7 +397,7 @@ func TestPostgresStoppedAndRestartedLosesNoEvent(t *testing.T) {
 // timeout, counted, and the ledger reports itself unhealthy, instead of
 // waiting, healthy in name, for TCP to give up; once the server goes on,
 // the batch is written and the next ones too. The events come from a
-// stand-in queue (brokertest.Feed), so only PostgreSQL is real here.
+// stand-in queue (batchFeed), so only PostgreSQL is real here.
 func TestHungPostgresFailsTheWriteAndRecovers(t *testing.T) {
 	srv := recordstest.NewServer(t)
 	store := recordstest.Migrated(t, srv.URL())
@@ -405,7 +406,7 @@ func TestHungPostgresFailsTheWriteAndRecovers(t *testing.T) {
 	const n = 3
 	next := make(chan struct{}) // lets delivery i > 0 go
 	quit := make(chan struct{}) // lets every delivery go: the test is over
-	feed := brokertest.NewFeed(top.EventsQueue(), n, func(i int) *amqp.Delivery {
+	feed := newBatchFeed(top.EventsQueue(), n, func(i int) *amqp.Delivery {
 		if i > 0 {
 			select {
 			case <-next:
@@ -512,4 +513,26 @@ func TestRefusalsAreRecordedFromCommandPublishersOnly(t *testing.T) {
 	if got := r.counter("cafe_ledger_events_total", string(contracts.EventRefused)); got != float64(len(refused)) {
 		t.Errorf("%v refusals counted, want %d", got, len(refused))
 	}
+}
+
+// batchFeed is brokertest.Feed for a batch consumer: n deliveries made by
+// next, each flushed as a batch of its own (as a consumer does when none
+// follows within the batch wait); the Feed keeps each one's verdict: Add's,
+// or, for one that joined the batch, hand back if Flush failed.
+type batchFeed struct{ *brokertest.Feed }
+
+func newBatchFeed(queue string, n int, next func(i int) *amqp.Delivery) batchFeed {
+	return batchFeed{brokertest.NewFeed(queue, n, next)}
+}
+
+func (f batchFeed) ConsumeBatches(ctx context.Context, cfg amqplink.BatchConfig, log *slog.Logger, h amqplink.BatchHandler) error {
+	return f.Consume(ctx, amqplink.ConsumerConfig{Queue: cfg.Queue}, log, func(ctx context.Context, d *amqp.Delivery) amqplink.Verdict {
+		v, _ := h.Add(d)
+		if v.Action == amqplink.Ack {
+			if err := h.Flush(ctx); err != nil {
+				return amqplink.GiveBack(err.Error())
+			}
+		}
+		return v
+	})
 }

@@ -3,16 +3,21 @@ package ledger
 import (
 	"github.com/prometheus/client_golang/prometheus"
 
+	"cafe/contracts"
 	"cafe/contracts/ops"
 )
 
 type metrics struct {
-	events        *prometheus.CounterVec // by kind, or skipped / invalid
-	batch         prometheus.Histogram
-	writeTime     prometheus.Histogram
-	lag           prometheus.Histogram
-	writeFailures prometheus.Counter
-	deleted       prometheus.Counter
+	events *prometheus.CounterVec // by kind, or skipped / invalid
+	// The series of events, resolved once: WithLabelValues hashes its
+	// label and looks the series up on every call, once per event before.
+	kinds            map[contracts.EventKind]prometheus.Counter
+	skipped, invalid prometheus.Counter
+	batch            prometheus.Histogram
+	writeTime        prometheus.Histogram
+	lag              prometheus.Histogram
+	writeFailures    prometheus.Counter
+	deleted          prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -28,5 +33,22 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if err := ops.Register(reg, m.events, m.batch, m.writeTime, m.lag, m.writeFailures, m.deleted); err != nil {
 		return nil, err
 	}
+	m.kinds = map[contracts.EventKind]prometheus.Counter{}
+	for _, k := range recordedKinds {
+		m.kinds[k] = m.events.WithLabelValues(string(k))
+	}
+	m.skipped, m.invalid = m.events.WithLabelValues("skipped"), m.events.WithLabelValues("invalid")
 	return m, nil
+}
+
+// recordedKinds are the kinds of event decode makes.
+var recordedKinds = []contracts.EventKind{contracts.EventAccepted, contracts.EventSent, contracts.EventDone,
+	contracts.EventDead, contracts.EventDelivered, contracts.EventRefused}
+
+// written is the counter of events of kind k written.
+func (m *metrics) written(k contracts.EventKind) prometheus.Counter {
+	if c, ok := m.kinds[k]; ok {
+		return c
+	}
+	return m.events.WithLabelValues(string(k)) // not one of recordedKinds: decode makes none
 }

@@ -174,9 +174,13 @@ func (c *consumer) ackFailed(err error) {
 	c.log.Debug("could not send acks; RabbitMQ requeues their deliveries with the channel", "queue", c.cfg.Queue, "err", err)
 }
 
-func (c *consumer) retry(ctx context.Context, err error) {
+func (c *consumer) retry(ctx context.Context, err error) { retry(ctx, c.log, c.cfg.Queue, err) }
+
+// retry logs why a consumer of queue cannot consume and waits a step
+// before it tries again (unless ctx is done).
+func retry(ctx context.Context, log *slog.Logger, queue string, err error) {
 	if ctx.Err() == nil {
-		c.log.Warn("cannot consume; retrying", "queue", c.cfg.Queue, "err", err)
+		log.Warn("cannot consume; retrying", "queue", queue, "err", err)
 		sleep(ctx, backoffStep)
 	}
 }
@@ -195,22 +199,27 @@ func (c *consumer) drain(workers *sync.WaitGroup, cancelHandlers context.CancelF
 	}
 }
 
-// openChannel opens a channel with the topology ensured and the prefetch set.
 func (c *consumer) openChannel(ctx context.Context) (*amqp.Channel, error) {
-	conn, err := c.link.Conn(ctx)
+	return openChannel(ctx, c.link, c.cfg.Concurrency)
+}
+
+// openChannel opens a channel of link with the topology ensured and the
+// prefetch set.
+func openChannel(ctx context.Context, link *Link, prefetch int) (*amqp.Channel, error) {
+	conn, err := link.Conn(ctx)
 	if err != nil {
 		return nil, err
 	}
 	// Ensuring it again here heals a queue deleted under a running service
 	// (or says, as cafe's roles may not declare, that it is missing).
-	if err := Ensure(conn, c.link.cfg.Topology, c.link.cfg.Passive); err != nil {
+	if err := Ensure(conn, link.cfg.Topology, link.cfg.Passive); err != nil {
 		return nil, err
 	}
-	ch, err := c.link.Channel(ctx)
+	ch, err := link.Channel(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if err := ch.Qos(c.cfg.Concurrency, 0, false); err != nil {
+	if err := ch.Qos(prefetch, 0, false); err != nil {
 		_ = ch.Close()
 		return nil, fmt.Errorf("set prefetch: %w", err)
 	}

@@ -25,11 +25,17 @@ func consume(t *testing.T, link *amqplink.Link, cfg amqplink.ConsumerConfig, h a
 // done once stop has begun the shutdown.
 func consumeCtx(t *testing.T, link *amqplink.Link, cfg amqplink.ConsumerConfig, h amqplink.Handler) (ctx context.Context, stop func()) {
 	t.Helper()
+	return inBackground(t, func(ctx context.Context) error { return link.Consume(ctx, cfg, quiet(), h) })
+}
+
+// inBackground runs run until stop (or the end of the test) cancels its
+// context, and returns that context and stop, which waits for run.
+func inBackground(t *testing.T, run func(ctx context.Context) error) (ctx context.Context, stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		if err := link.Consume(ctx, cfg, quiet(), h); err != nil {
+		if err := run(ctx); err != nil {
 			t.Errorf("consume: %v", err)
 		}
 	}()

@@ -22,10 +22,21 @@
 // acknowledges; one lost with its channel means a redelivery. Retry,
 // Poison and GiveBack are still sent at once, one by one.
 //
+// # Batches
+//
+// Link.ConsumeBatches is Consume for a role whose work is done a batch at
+// a time (the ledger: a transaction per batch): one goroutine hands the
+// deliveries in order to a BatchHandler's Add, which returns each one's
+// Verdict (Done: it joins the batch; anything else is settled at once, as
+// above), and calls Flush once the batch is full or has waited long
+// enough; a batch flushed is acked with one basic.ack with multiple=true
+// up to its last tag, one Flush gave up on is handed back with one
+// basic.nack. No worker pool, no per-delivery hand-off or held ack.
+//
 // Scan applies the same verdicts to messages taken one by one with
 // basic.get (the dead-letter tools): Done removes, anything else leaves the
-// message where it was. These two are the only places in cafe that settle
-// a delivery.
+// message where it was. These (Consume, ConsumeBatches and Scan) are the
+// only places in cafe that settle a delivery.
 //
 // # Reconnection
 //

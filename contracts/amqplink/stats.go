@@ -124,6 +124,18 @@ func (m *ConsumerMetrics) observe(name string, v Verdict, settleErr error) {
 	}
 }
 
+// observeBatch counts n deliveries settled with v by one multiple ack or
+// nack (a failure is one failed settle, as for a held ack).
+func (m *ConsumerMetrics) observeBatch(name string, v Verdict, n int, settleErr error) {
+	if m == nil {
+		return
+	}
+	m.verdicts.WithLabelValues(name, v.Action.String()).Add(float64(n))
+	if settleErr != nil {
+		m.failures.WithLabelValues(name).Inc()
+	}
+}
+
 // settleFailed counts a settle that failed apart from its verdict (a held
 // ack sent later).
 func (m *ConsumerMetrics) settleFailed(name string) {

@@ -76,7 +76,8 @@ func GiveBack(reason string, attrs ...any) Verdict {
 	return Verdict{Action: HandBack, Reason: reason, Attrs: attrs}
 }
 
-// settle applies v to d. This, and Scan's removal of the messages it takes,
+// settle applies v to d. This, ConsumeBatches' settling of a whole batch
+// (batch.go), and Scan's removal of the messages it takes,
 // are the only places in cafe that settle a delivery.
 func settle(d *amqp.Delivery, v Verdict) error {
 	switch v.Action {
