@@ -175,6 +175,8 @@ func (s *countingStore) Write(_ context.Context, events []records.Event) error {
 
 func (s *countingStore) DeleteBefore(context.Context, time.Time, int) (int64, error) { return 0, nil }
 
+func (s *countingStore) Tidy(context.Context) ([]string, error) { return nil, nil }
+
 // publishBench publishes n commands' events, round by round: in round k
 // the accepted copies of chunk k, the sent batch of chunk k-1, the results
 // of chunk k-2 and the delivered batch of chunk k-3.

@@ -14,8 +14,10 @@
 // publisher, CAFE_COMMAND_PUBLISHERS: a refusal makes its command final
 // and frees its id).
 //
-// Produces: a row per command in cafe_commands, its history in it (see
-// records; cafe_events is a view of the histories). A
+// Produces: a row per command in cafe_commands, its history in it, and a
+// row per result in cafe_results, numbering an app's results for
+// GET /v1/results (see records; cafe_events is a view of the
+// histories). A
 // dead-lettered command's result is the -32005 notice the caller delivers
 // for it (caller.DeadLetterNotice), so the bytes match.
 //

@@ -25,6 +25,8 @@ type EventSource interface {
 type Store interface {
 	Write(ctx context.Context, events []records.Event) error
 	DeleteBefore(ctx context.Context, cutoff time.Time, limit int) (int64, error)
+	// Tidy does autovacuum's work where it is off, and names what it ran.
+	Tidy(ctx context.Context) ([]string, error)
 }
 
 // Links are the ledger's connections.

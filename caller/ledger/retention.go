@@ -28,12 +28,6 @@ func (l *Ledger) retain(ctx context.Context) {
 	}
 }
 
-// tidier is a Store that also does autovacuum's work where it is off
-// (records.Store; a test's store may not).
-type tidier interface {
-	Tidy(ctx context.Context) ([]string, error)
-}
-
 // RetainOnce removes what is past retention now, chunk by chunk, and
 // then, where autovacuum is off, vacuums the tables once autovacuum would
 // have (records.Store.Tidy): the rows it deleted and those the writes
@@ -43,11 +37,7 @@ func (l *Ledger) RetainOnce(ctx context.Context) {
 	if ctx.Err() != nil {
 		return
 	}
-	t, ok := l.links.Store.(tidier)
-	if !ok {
-		return
-	}
-	ran, err := t.Tidy(ctx)
+	ran, err := l.links.Store.Tidy(ctx)
 	if err != nil {
 		if ctx.Err() == nil {
 			l.log.Warn("retention: could not vacuum the records' tables; trying again later", "err", err)
