@@ -200,7 +200,7 @@ func publishBench(b *testing.B, top contracts.Topology, n int) {
 	batcher := contracts.NewEventBatcher(admin.Post, func(lost int) { failed.Add(int32(lost)) })
 	post := func(kind contracts.EventKind, ms []contracts.CommandMeta) {
 		for _, m := range ms {
-			if err := batcher.Post(top.EventsExchange(), "", contracts.Event(kind, m.CommandID, m.ClientID, m.DeviceID, m.MsgID, time.Now())); err != nil {
+			if err := batcher.Add(top.EventsExchange(), "", contracts.NewEvent(kind, m.CommandID, m.ClientID, m.DeviceID, m.MsgID, time.Now())); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -232,14 +232,14 @@ func TestBatchedEventsAreRecorded(t *testing.T) {
 	for i := range n {
 		m := r.command(fmt.Sprint(i + 1))
 		metas = append(metas, m)
-		if err := b.Post(r.top.EventsExchange(), "", contracts.Event(contracts.EventSent, m.CommandID, m.ClientID, m.DeviceID, m.MsgID, time.Now())); err != nil {
+		if err := b.Add(r.top.EventsExchange(), "", contracts.NewEvent(contracts.EventSent, m.CommandID, m.ClientID, m.DeviceID, m.MsgID, time.Now())); err != nil {
 			t.Fatal(err)
 		}
 	}
 	b.Flush()
 	for _, m := range metas {
 		r.result(m, fmt.Sprintf(`{"jsonrpc":"2.0","id":%s,"result":1}`, m.MsgID))
-		if err := b.Post(r.top.EventsExchange(), "", contracts.Event(contracts.EventDelivered, m.CommandID, m.ClientID, m.DeviceID, m.MsgID, time.Now())); err != nil {
+		if err := b.Add(r.top.EventsExchange(), "", contracts.NewEvent(contracts.EventDelivered, m.CommandID, m.ClientID, m.DeviceID, m.MsgID, time.Now())); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -470,7 +470,7 @@ func TestRefusalsAreRecordedFromCommandPublishersOnly(t *testing.T) {
 	for i := range 5 {
 		m := r.command(fmt.Sprint(i + 1))
 		refused = append(refused, m)
-		if err := b.Post(r.top.CommandsExchange(), contracts.RoutingKeyRefused, refusal(m)); err != nil {
+		if err := b.Add(r.top.CommandsExchange(), contracts.RoutingKeyRefused, contracts.NewEvent(contracts.EventRefused, m.CommandID, m.ClientID, m.DeviceID, m.MsgID, time.Now())); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -129,15 +129,19 @@ func steps(history []byte) ([]Step, error) {
 	return list, nil
 }
 
+// pendingRow is the one condition of a pending command c, for Pending and
+// PendingAmong ($3 StatusDone, $4 StatusQueued): not done yet, and not a
+// refused command that never got further.
+const pendingRow = `c.status < $3 AND NOT (c.status = $4 AND c.refused_at IS NOT NULL)`
+
 // Pending reports which of msgIDs client has a command for that is not
 // done yet. A refused command (refused_at set, never sent) is not pending:
 // RabbitMQ did not take it, so the app may send its id again.
 func (s *Store) Pending(ctx context.Context, client string, msgIDs []string) ([]string, error) {
 	var pending []string
 	err := s.do(ctx, func(conn *pgxpool.Conn) error {
-		rows, err := conn.Query(ctx, `SELECT DISTINCT msg_id FROM cafe_commands
-		WHERE client_id = $1 AND msg_id = ANY($2) AND status < $3
-		AND NOT (status = $4 AND refused_at IS NOT NULL)`, client, msgIDs, int16(StatusDone), int16(StatusQueued))
+		rows, err := conn.Query(ctx, `SELECT DISTINCT msg_id FROM cafe_commands c
+		WHERE client_id = $1 AND msg_id = ANY($2) AND `+pendingRow, client, msgIDs, int16(StatusDone), int16(StatusQueued))
 		if err == nil {
 			pending, err = pgx.CollectRows(rows, pgx.RowTo[string])
 		}
@@ -184,7 +188,7 @@ func (s *Store) PendingAmong(ctx context.Context, pairs []ClientMsg) ([]ClientMs
 	err := s.do(ctx, func(conn *pgxpool.Conn) error {
 		rows, err := conn.Query(ctx, `SELECT q.client_id, q.msg_id FROM (SELECT DISTINCT * FROM unnest($1::text[], $2::text[])) AS q (client_id, msg_id)
 		WHERE EXISTS (SELECT FROM cafe_commands c WHERE c.client_id = q.client_id AND c.msg_id = q.msg_id
-			AND c.status < $3 AND NOT (c.status = $4 AND c.refused_at IS NOT NULL))`, clients, ids, int16(StatusDone), int16(StatusQueued))
+			AND `+pendingRow+`)`, clients, ids, int16(StatusDone), int16(StatusQueued))
 		if err == nil {
 			pending, err = pgx.CollectRows(rows, pgx.RowToStructByPos[ClientMsg])
 		}
