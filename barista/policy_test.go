@@ -269,10 +269,7 @@ func benchHandle(b *testing.B, events barista.EventPoster) {
 			MsgID: `"3fa9c1.1.42"`, Deadline: now.Add(10 * time.Second), AcceptedAt: now}
 		return &amqp.Delivery{MessageId: meta.CommandID, UserId: string(identity.Cashier), Headers: meta.Headers(), Body: raw}
 	})
-	links := barista.Links{Commands: f, Results: &brokertest.Confirming{}, Devices: mq}
-	if events != nil {
-		links.Events = events
-	}
+	links := barista.Links{Commands: f, Results: &brokertest.Confirming{}, Devices: mq, Events: events}
 	bar, err := barista.New(barista.Config{}, top, links, prometheus.NewRegistry(), quiet())
 	if err != nil {
 		b.Fatal(err)

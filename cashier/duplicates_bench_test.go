@@ -23,7 +23,8 @@ import (
 // b.N submissions of one command each (every id new: the check clears
 // it), sent through the cashier's handler by submitters goroutines at
 // once, against a PostgreSQL server of the benchmark's own whose ledger
-// holds 20 000 commands. Per submission it reports the CPU of the
+// holds 40 000 commands (20 000 ids, each done for one app and pending
+// for the other). Per submission it reports the CPU of the
 // cashier's PostgreSQL backends (utime+stime from /proc, found by their
 // application_name) and the transactions the server counted
 // (pg_stat_database, read once the pool is closed and its backends have

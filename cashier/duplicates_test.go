@@ -138,9 +138,7 @@ func TestCoalescedChecksSeeOnlyTheirOwnApp(t *testing.T) {
 	ctx := context.Background()
 	first := make(chan answer)
 	go func() { first <- submitAs(ctx, s, tokenApp1, `{"jsonrpc":"2.0","method":"on","id":1}`) }() // its query waits at the gate
-	for len(r.seen()) == 0 {
-		time.Sleep(time.Millisecond)
-	}
+	brokertest.Eventually(t, 10*time.Second, "the first query sent", func() bool { return len(r.seen()) > 0 })
 	both := `[{"jsonrpc":"2.0","method":"on","id":7},{"jsonrpc":"2.0","method":"on","id":8}]`
 	answers := make([]chan answer, 2)
 	for i, token := range []string{tokenApp1, tokenApp2} {
@@ -222,9 +220,7 @@ func TestCheckGivesUpOnASlowQuery(t *testing.T) {
 	ctx := context.Background()
 	first := make(chan answer)
 	go func() { first <- submitAs(ctx, s, tokenApp1, `{"jsonrpc":"2.0","method":"on","id":1}`) }()
-	for len(r.seen()) == 0 {
-		time.Sleep(time.Millisecond)
-	}
+	brokertest.Eventually(t, 10*time.Second, "the first query sent", func() bool { return len(r.seen()) > 0 })
 	early, late, left := make(chan answer), make(chan answer), make(chan answer)
 	queued := time.Now()
 	go func() { early <- submitAs(ctx, s, tokenApp1, `{"jsonrpc":"2.0","method":"on","id":7}`) }()

@@ -12,7 +12,7 @@ import (
 // Defaults when the ledger is made (New).
 type Config struct {
 	Instance   string        // names this ledger in logs and its consumer tag
-	Retention  time.Duration // SettingRetention: how long commands and their history are kept, from their first event
+	Retention  time.Duration // SettingRetention: how long commands and their history are kept, from when they were first recorded
 	BatchSize  int           // SettingBatchSize: events written in one transaction (also the prefetch); a delivery's events are never split, so a batch may go over it by one delivery's
 	BatchWait  time.Duration // SettingBatchWait: how long the first event of a batch waits for others
 	Grace      time.Duration // SettingGrace: on shutdown, time to write the batch in hand

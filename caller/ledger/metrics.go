@@ -28,7 +28,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		writeTime:     ops.Histogram("cafe_ledger_write_seconds", "Time to write and commit one batch.", ops.LatencyBuckets),
 		lag:           ops.Histogram("cafe_ledger_lag_seconds", "Time from an event happening to its being committed to PostgreSQL (the ledger's lag).", ops.LatencyBuckets),
 		writeFailures: ops.Counter("cafe_ledger_write_failures_total", "Batch writes PostgreSQL refused, or did not commit within the write timeout (each is tried again)."),
-		deleted:       ops.Counter("cafe_ledger_deleted_rows_total", "Records removed past retention: commands and the events of their history."),
+		deleted:       ops.Counter("cafe_ledger_deleted_rows_total", "Commands removed past retention (one row each, its history in it)."),
 	}
 	if err := ops.Register(reg, m.events, m.batch, m.writeTime, m.lag, m.writeFailures, m.deleted); err != nil {
 		return nil, err

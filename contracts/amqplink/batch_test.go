@@ -205,10 +205,8 @@ func TestConsumeBatchesHandsBackABatchWhoseFlushFails(t *testing.T) {
 	cfg, count := batchCounted(t, amqplink.BatchConfig{Queue: top.CommandsQueue(), Tag: "t", Size: n, Prefetch: n, Wait: time.Second, Grace: 200 * time.Millisecond})
 	stop := consumeBatches(t, link, cfg, failing)
 	<-flushing
-	time.Sleep(100 * time.Millisecond) // time for a wrong ack to reach RabbitMQ
-	if got := brokertest.QueueDepth(t, top.CommandsQueue()); got != 0 {
-		t.Fatalf("%d messages ready while their batch is held, want 0 (all unacked, in the consumer's hands)", got)
-	}
+	// An ack while the batch is held would show below: counted, and the
+	// queue short of n once the batch is handed back.
 	begin := time.Now()
 	stop()
 	if took := time.Since(begin); took > 3*time.Second {

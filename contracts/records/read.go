@@ -265,10 +265,11 @@ func derefS(s *string) string {
 }
 
 // Footprint is how much the ledger's tables hold: rows, and bytes on disk
-// (pg_total_relation_size: the table, its indexes and TOAST).
+// (pg_total_relation_size of cafe_commands and cafe_results: the tables,
+// their indexes and TOAST).
 type Footprint struct {
 	Commands int64 // rows of cafe_commands (a command's history is in its row; cafe_events is a view of it)
-	Bytes    int64 // of the table, its indexes and TOAST
+	Bytes    int64 // of both tables, their indexes and TOAST
 }
 
 // Footprint measures the tables now (cafe bench reads it before and after
@@ -276,7 +277,8 @@ type Footprint struct {
 func (s *Store) Footprint(ctx context.Context) (Footprint, error) {
 	var f Footprint
 	err := s.do(ctx, func(conn *pgxpool.Conn) error {
-		return conn.QueryRow(ctx, `SELECT count(*), pg_total_relation_size('cafe_commands'::regclass) FROM cafe_commands`).Scan(&f.Commands, &f.Bytes)
+		return conn.QueryRow(ctx, `SELECT count(*), pg_total_relation_size('cafe_commands'::regclass) + pg_total_relation_size('cafe_results'::regclass)
+			FROM cafe_commands`).Scan(&f.Commands, &f.Bytes)
 	})
 	if err != nil {
 		return Footprint{}, fmt.Errorf("the ledger's tables: %w", err)

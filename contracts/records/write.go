@@ -242,8 +242,9 @@ func appendJSONString(b []byte, s string) []byte {
 }
 
 // DeleteBefore removes at most limit commands first recorded before
-// cutoff, with their history; it returns how many records went (the
-// commands and the events of their history, as cafe_events shows them).
+// cutoff, with their history and their result's number; it returns how
+// many commands went (so a caller deleting in chunks stops at the first
+// chunk short of limit).
 func (s *Store) DeleteBefore(ctx context.Context, cutoff time.Time, limit int) (int64, error) {
 	var n int64
 	err := s.do(ctx, func(c *pgxpool.Conn) error {
@@ -251,7 +252,7 @@ func (s *Store) DeleteBefore(ctx context.Context, cutoff time.Time, limit int) (
 			DELETE FROM cafe_commands WHERE command_id IN (SELECT command_id FROM cafe_commands WHERE recorded_at < $1 LIMIT $2)
 			RETURNING client_id, done_seq, history),
 		results AS (DELETE FROM cafe_results r USING gone WHERE r.client_id = gone.client_id AND r.done_seq = gone.done_seq)
-		SELECT coalesce(sum(1 + (SELECT count(*) FROM jsonb_object_keys(history))), 0)::bigint FROM gone`, cutoff, limit).Scan(&n)
+		SELECT count(*) FROM gone`, cutoff, limit).Scan(&n)
 	})
 	if err != nil {
 		return 0, fmt.Errorf("ledger retention: %w", err)

@@ -156,7 +156,9 @@ func BackendCPU(b testing.TB, db, app string) time.Duration {
 	b.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	rows, err := Conn(b, db).Query(ctx, "SELECT pid FROM pg_stat_activity WHERE application_name = $1", app)
+	conn := connect(b, ctx, db) // closed at once: a reading leaves no backend behind
+	defer conn.Close(ctx)
+	rows, err := conn.Query(ctx, "SELECT pid FROM pg_stat_activity WHERE application_name = $1", app)
 	if err != nil {
 		b.Fatal(err)
 	}
